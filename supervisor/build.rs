@@ -1,0 +1,53 @@
+//! Builds the hot-path BPF programs (`hotpath-ebpf`) for bpfel-unknown-none with
+//! aya-build, so `src/hotpath/loader.rs` can embed the object with
+//! `include_bytes_aligned!`. With `AYA_BUILD_SKIP=1` nothing is built and an
+//! empty object is embedded instead (for `cargo check`/clippy without the BPF
+//! toolchain); loading it then fails with a clear error.
+use std::{env, fs, path::PathBuf};
+
+use anyhow::{Context as _, anyhow};
+
+/// File name of the built BPF object inside `OUT_DIR` (the ebpf crate's bin name).
+const OBJECT: &str = "hotpath";
+
+fn main() -> anyhow::Result<()> {
+    println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
+    if skip_requested() {
+        let out = PathBuf::from(env::var("OUT_DIR")?).join(OBJECT);
+        fs::write(&out, b"").with_context(|| format!("writing {}", out.display()))?;
+        println!("cargo:rustc-cfg=hotpath_skipped");
+        println!("cargo:rustc-check-cfg=cfg(hotpath_skipped)");
+        return Ok(());
+    }
+    println!("cargo:rustc-check-cfg=cfg(hotpath_skipped)");
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .no_deps()
+        .exec()
+        .context("cargo metadata")?;
+    let package = metadata
+        .packages
+        .into_iter()
+        .find(|p| p.name.as_str() == "hotpath-ebpf")
+        .ok_or_else(|| anyhow!("hotpath-ebpf package not found in the workspace"))?;
+    let root_dir = package
+        .manifest_path
+        .parent()
+        .ok_or_else(|| anyhow!("no parent for {}", package.manifest_path))?;
+    // aya-build relays the nested cargo's progress as cargo warnings, which
+    // cargo replays on every build; keep only real diagnostics.
+    // SAFETY: build scripts are single-threaded.
+    unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
+    aya_build::build_ebpf(
+        [aya_build::Package {
+            name: "hotpath-ebpf",
+            root_dir: root_dir.as_str(),
+            ..Default::default()
+        }],
+        aya_build::Toolchain::default(),
+    )
+    .context("building hotpath-ebpf (run scripts/setup.sh for bpf-linker and rust-src)")
+}
+
+fn skip_requested() -> bool {
+    env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}

@@ -1,0 +1,19 @@
+//! The subcommands of `eunomia`, one module each, and [`dispatch`] which
+//! routes a parsed command line to them.
+
+pub mod run;
+pub mod status;
+pub mod tools;
+pub mod version;
+
+use crate::cli::{Cli, Command, ToolsCommand};
+
+/// Runs the command the user asked for.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Tools(ToolsCommand::List { json }) => tools::list(json),
+        Command::Status(args) => status::status(args),
+        Command::Version => version::version(),
+    }
+}

@@ -1,0 +1,11 @@
+//! The hot path: BPF programs compiled into the binary that aggregate in kernel
+//! maps, and the user-space side that loads them and polls the maps.
+//!
+//! - [`loader`] loads the embedded object and attaches programs; dropping it
+//!   detaches everything.
+//! - [`syscalls`] reads the per-syscall counters and turns them into deltas.
+
+pub mod loader;
+pub mod syscalls;
+
+pub use loader::{Hotpath, HotpathError};

@@ -1,0 +1,17 @@
+//! The eunomia agent as a library: the command-line interface, the hot-path
+//! loader, and the commands the `eunomia` binary dispatches to.
+//!
+//! Errors that mean "the user gave bad input" are wrapped in [`BadInput`] so the
+//! binary maps them to exit code 2; every other error is a runtime failure
+//! (exit code 1).
+
+pub mod cli;
+pub mod commands;
+pub mod hotpath;
+pub mod logging;
+
+/// An error caused by what the user gave us (arguments, config, manifest,
+/// rules): the binary exits with code 2 when one is anywhere in the chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);

@@ -1,0 +1,199 @@
+//! Helpers shared by the end-to-end tests: finding the built `eunomia`
+//! binary, running it as an agent, and deciding whether root-only tests run.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The built `eunomia` binary: `$EUNOMIA_BIN`, or `target/<profile>/eunomia`
+/// next to the running test executable.
+pub fn eunomia_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("EUNOMIA_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("eunomia");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (`cargo build -p eunomia`) or set EUNOMIA_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `Command` for the built binary.
+pub fn eunomia() -> Command {
+    Command::new(eunomia_bin())
+}
+
+/// Whether this test can use the kernel (needs root). Outside CI a test that
+/// cannot prints why and skips; in CI (`CI=true`) it fails instead.
+pub fn kernel_tests_can_run(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: kernel tests need root and must not skip in CI");
+    }
+    eprintln!("SKIP {test}: needs root to load BPF programs");
+    false
+}
+
+/// A running `eunomia` process whose stdout and stderr are read line by line
+/// on background threads.
+pub struct Agent {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+    /// Every stderr line seen so far (for failure messages).
+    pub stderr_seen: Vec<String>,
+}
+
+impl Agent {
+    /// Starts `eunomia ARGS...` with piped output.
+    pub fn start(args: &[&str]) -> Agent {
+        let mut child = eunomia()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn eunomia");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        Agent {
+            child,
+            stdout,
+            stderr,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until a stderr line contains `needle`; panics after `timeout`
+    /// with everything the agent printed.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.stderr_seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "agent did not print {needle:?} within {timeout:?}; stderr:\n{}",
+            self.stderr_seen.join("\n")
+        );
+    }
+
+    /// Sends a signal to the agent.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.child.id());
+    }
+
+    /// Waits for the agent to exit (at most `timeout`) and returns its exit
+    /// code with every stdout line it printed.
+    pub fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("agent did not exit within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let stdout: Vec<String> = self.stdout.iter().collect();
+        self.stderr_seen.extend(self.stderr.iter());
+        let code = status.code().unwrap_or(-1);
+        if code != 0 {
+            eprintln!("agent stderr:\n{}", self.stderr_seen.join("\n"));
+        }
+        (code, stdout)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends each line read from `r` to the returned channel.
+fn lines_of<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// IDs of the BPF programs that process `pid` holds open, from the
+/// `prog_id:` lines of `/proc/PID/fdinfo/*` (Debian's bpftool cannot show pids).
+pub fn bpf_programs_of(pid: u32) -> Vec<u64> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<u64> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Every loaded BPF program, as bpftool's JSON objects.
+pub fn bpf_programs() -> Vec<serde_json::Value> {
+    let out = Command::new("bpftool")
+        .args(["prog", "list", "-j"])
+        .output()
+        .expect("run bpftool (installed by scripts/setup.sh)");
+    assert!(out.status.success(), "bpftool prog list failed");
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("bpftool JSON")
+}
+
+/// Serialises the tests of one test binary that load BPF programs: several
+/// agents attached to the same hook at once compete for the 2 CPUs, and a
+/// program preempted mid-run makes the kernel skip that program's next runs
+/// on the CPU (recursion protection), which would make counts flaky.
+pub fn kernel_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
