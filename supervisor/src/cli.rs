@@ -54,9 +54,10 @@ pub struct RunArgs {
     /// Stop after this long (e.g. `5s`, `2m`); default: run until signalled.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub run_for: Option<Duration>,
-    /// How often to poll the kernel maps (e.g. `1s`, `10s`).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub interval: Duration,
+    /// How often to poll the kernel maps (e.g. `1s`); overrides the
+    /// configuration's `agent.poll_interval` (default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// How many syscalls to show in each interval's summary.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,

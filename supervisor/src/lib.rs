@@ -5,10 +5,15 @@
 //! binary maps them to exit code 2; every other error is a runtime failure
 //! (exit code 1).
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod hotpath;
 pub mod logging;
+pub mod pipeline;
+pub mod sinks;
+pub mod tools;
 
 /// An error caused by what the user gave us (arguments, config, manifest,
 /// rules): the binary exits with code 2 when one is anywhere in the chain.

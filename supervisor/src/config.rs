@@ -1,0 +1,166 @@
+//! The agent's configuration file (TOML, default `/etc/eunomia/eunomia.toml`).
+//! Every section denies unknown keys; errors name the file, line and column.
+//! Without a file the built-in defaults apply, so `eunomia run` works as is.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::{hotpath::HotpathConfig, tools::ToolsConfig};
+
+/// Where `eunomia run` looks for its configuration when `--config` is absent.
+pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Agent-wide settings.
+    pub agent: AgentConfig,
+    /// The hot-path probes compiled into the binary.
+    pub hotpath: HotpathConfig,
+    /// The supervised external tools.
+    pub tools: ToolsConfig,
+}
+
+/// Agent-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// How often kernel maps and other polled sources are read.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Messages the pipeline buffers between sources and sinks before it
+    /// drops (and counts) new ones.
+    pub channel_capacity: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(10),
+            channel_capacity: 8192,
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema; `message`
+    /// carries toml's line, column and the offending text.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A value is out of its range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file (or `<built-in defaults>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => Self::from_file(path),
+            None if Path::new(DEFAULT_PATH).exists() => Self::from_file(Path::new(DEFAULT_PATH)),
+            None => {
+                let config = Config::default();
+                config.validate(Path::new("<built-in defaults>"))?;
+                Ok(config)
+            }
+        }
+    }
+
+    /// Reads, parses and validates one file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in error messages.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.agent.poll_interval < Duration::from_millis(100) {
+            return Err(invalid(format!(
+                "agent.poll_interval = {:?} is too short (at least 100ms)",
+                self.agent.poll_interval
+            )));
+        }
+        if self.agent.channel_capacity == 0 {
+            return Err(invalid("agent.channel_capacity must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.agent.poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = parse("[agent]\npoll_interval = \"2s\"\n").unwrap();
+        assert_eq!(c.agent.poll_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let err = parse("[agent]\npoll_interval = \"2s\"\nbogus = 1\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("test.toml: "), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn too_short_interval_is_invalid() {
+        let err = parse("[agent]\npoll_interval = \"1ms\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+    }
+}

@@ -1,0 +1,149 @@
+//! What flows through the agent: sources (hot-path pollers, supervised tools,
+//! cgroup stats) send [`Message`]s over one bounded channel to the stages and
+//! sinks. Sending never blocks a source: when the channel is full the message
+//! is dropped and counted in [`PipelineStats`].
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tokio::sync::mpsc;
+
+/// One unit of work for the pipeline.
+#[derive(Debug)]
+pub enum Message {
+    /// A record parsed from a supervised tool's output.
+    Record(ToolRecord),
+    /// Values polled at one instant from one source.
+    Samples(SampleBatch),
+}
+
+/// A record from a supervised tool, tagged with the tool's manifest name.
+#[derive(Debug)]
+pub struct ToolRecord {
+    /// The manifest name of the tool that printed it.
+    pub tool: Arc<str>,
+    /// What the parser made of the output.
+    /// (Becomes `parsers::Record` when the parsers land.)
+    pub record: String,
+}
+
+/// Samples read at one poll from one source.
+#[derive(Debug)]
+pub struct SampleBatch {
+    /// The source, e.g. `hotpath.syscalls`, `hotpath.tcp`, `cgroups`.
+    pub source: &'static str,
+    /// How long the poll interval that these deltas cover was, in seconds.
+    pub interval_s: f64,
+    /// The values.
+    pub samples: Vec<Sample>,
+}
+
+/// One value of one metric with its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name, `eunomia_<area>_<name>_<unit>`.
+    pub metric: &'static str,
+    /// Label pairs, e.g. `("syscall", "read")`, `("cgroup.id", "1234")`.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: SampleValue,
+}
+
+/// The kinds of values sources produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleValue {
+    /// Increase of a monotonic counter since the previous poll.
+    Delta(u64),
+    /// A value at the poll instant.
+    Gauge(f64),
+    /// Increase of a log2 histogram since the previous poll: `counts[0]`
+    /// counts values below 1, `counts[i]` values in `[2^(i-1), 2^i)`.
+    Log2Histogram {
+        /// Unit of the observed values, e.g. `us`, `ms`, `bytes`.
+        unit: &'static str,
+        /// Bucket counts.
+        counts: Vec<u64>,
+    },
+}
+
+impl Sample {
+    /// The value of label `key`, if present.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Counters of the pipeline itself (self-observability).
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Messages accepted into the channel.
+    pub sent: AtomicU64,
+    /// Messages dropped because the channel was full.
+    pub dropped_full: AtomicU64,
+}
+
+/// The sending side handed to every source. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PipelineTx {
+    tx: mpsc::Sender<Message>,
+    stats: Arc<PipelineStats>,
+}
+
+impl PipelineTx {
+    /// Queues `msg` without waiting; returns false (and counts the drop)
+    /// when the pipeline is full or closed.
+    pub fn send(&self, msg: Message) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// The shared pipeline counters.
+    pub fn stats(&self) -> &Arc<PipelineStats> {
+        &self.stats
+    }
+}
+
+/// Creates the pipeline channel with room for `capacity` messages.
+pub fn channel(capacity: usize) -> (PipelineTx, mpsc::Receiver<Message>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let stats = Arc::new(PipelineStats::default());
+    (PipelineTx { tx, stats }, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Message {
+        Message::Samples(SampleBatch {
+            source: "test",
+            interval_s: 1.0,
+            samples: vec![],
+        })
+    }
+
+    #[test]
+    fn full_channel_drops_and_counts() {
+        let (tx, mut rx) = channel(2);
+        assert!(tx.send(batch()));
+        assert!(tx.send(batch()));
+        assert!(!tx.send(batch()));
+        assert_eq!(tx.stats().sent.load(Ordering::Relaxed), 2);
+        assert_eq!(tx.stats().dropped_full.load(Ordering::Relaxed), 1);
+        assert!(rx.try_recv().is_ok());
+        assert!(tx.send(batch()));
+    }
+}

@@ -1,0 +1,3 @@
+//! Where the pipeline's output goes. One module per sink.
+
+pub mod console;
