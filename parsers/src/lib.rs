@@ -1,2 +1,101 @@
 //! The common event model and the nom parsers that turn libbpf-tools' text
-//! output into it. A pure library: no I/O, no async.
+//! output into it. A pure library: no I/O, no async, no logging, and no
+//! panics on any input, so it can be fuzzed and benchmarked alone.
+//!
+//! # Model
+//!
+//! A parser emits [`Record`]s:
+//! - [`Event`]: one thing happened (exec, open, exit, TCP session, ...), with
+//!   the process members (`pid`, `tid`, `ppid`, `uid`, `comm`) and typed
+//!   [`Value`] fields under the stable names of [`fields`].
+//! - [`HistogramSnapshot`]: one log2 histogram block (biolatency, runqlat, ...).
+//! - [`TableSnapshot`]: one periodic top-style table (syscount, hardirqs, ...).
+//! - [`FoldedStack`]: one stack with its total (offcputime, wakeuptime).
+//!
+//! Records carry the time the tool printed ([`ToolTime`]) and a `ts_ns`
+//! the caller stamps with the wall-clock receive time ([`Record::set_ts_ns`]).
+//!
+//! # Use
+//!
+//! ```
+//! let mut p = parsers::builtin("execsnoop").unwrap();
+//! let mut out = Vec::new();
+//! p.feed(b"TIME     UID    PCOMM            PID    PPID   RET ARGS", &mut out).unwrap();
+//! p.feed(b"16:37:47 0     true             5907   5733     0 /bin/true x ", &mut out).unwrap();
+//! p.finish(&mut out);
+//! let ev = out[0].as_event().unwrap();
+//! assert_eq!(ev.pid, Some(5907));
+//! assert_eq!(ev.field("proc.args").and_then(|v| v.as_str()), Some("/bin/true x"));
+//! ```
+//!
+//! The caller feeds each line as the tool prints it, without the newline,
+//! counts and skips lines that return a [`ParseError`], and calls
+//! [`ToolParser::finish`] at EOF to flush a pending block. Banners
+//! (`Tracing ... Hit Ctrl-C to end.`), headers, blank lines, `Detaching...`
+//! and the time-stamp lines between blocks are recognised and skipped.
+//!
+//! Tools with a built-in parser: [`builtin_names`] (canonical flags in
+//! the table of the `tools` module docs, repeated in the README of each
+//! parser). Other tools: describe the output with a [`GenericSpec`].
+
+mod error;
+pub mod fields;
+mod generic;
+mod line;
+mod model;
+mod smallstr;
+mod stacks;
+mod summary;
+mod text;
+mod tools;
+
+pub use error::{MAX_ERROR_LINE, ParseError, SpecError};
+pub use generic::{ColumnSpec, Format, GenericSpec};
+pub use model::{
+    Bucket, Comm, Event, EventKind, Fields, FoldedStack, HistogramSnapshot, Label, Record,
+    TableSnapshot, ToolTime, Unit, Value, ValueRef,
+};
+pub use smallstr::SmallStr;
+pub use tools::{builtin, builtin_names};
+
+/// A stateful parser of one tool's stdout.
+///
+/// Fed one line at a time (without the trailing newline; a trailing `\r` is
+/// ignored). Never panics, whatever the bytes.
+pub trait ToolParser: Send {
+    /// Parses one line, appending any completed records to `out`. Lines that
+    /// carry no data (banner, header, blank, time stamp) append nothing and
+    /// return `Ok`. A line that cannot be parsed returns a [`ParseError`];
+    /// the parser stays usable.
+    fn feed(&mut self, line: &[u8], out: &mut Vec<Record>) -> Result<(), ParseError>;
+
+    /// At EOF: appends the pending histogram/table block, if any, and resets.
+    fn finish(&mut self, out: &mut Vec<Record>);
+
+    /// The tool name records are tagged with.
+    fn tool(&self) -> &str;
+}
+
+/// Feeds every line of `text` (split on `\n`) then calls
+/// [`ToolParser::finish`]; returns the records and the errors. A helper for
+/// tests, fuzzing and batch use.
+pub fn parse_all(parser: &mut dyn ToolParser, text: &[u8]) -> (Vec<Record>, Vec<ParseError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    if !text.is_empty() {
+        for line in body.split(|b| *b == b'\n') {
+            if let Err(e) = parser.feed(line, &mut out) {
+                errors.push(e);
+            }
+        }
+    }
+    parser.finish(&mut out);
+    (out, errors)
+}
+
+/// Parses a folded-stack line `frame;frame;frame count` into the stack text
+/// and the count; `None` if the line is not one.
+pub fn parse_folded_line(line: &[u8]) -> Option<(&[u8], u64)> {
+    stacks::parse_folded_line(line)
+}
