@@ -172,7 +172,6 @@ capture_tool() {
 	mountsnoop)
 		capture mountsnoop canonical -t & CAPTURES+=($!)
 		capture mountsnoop plain & CAPTURES+=($!)
-		capture mountsnoop detailed -d & CAPTURES+=($!)
 		;;
 	offcputime)
 		capture offcputime canonical -m 5000 & CAPTURES+=($!)

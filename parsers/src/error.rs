@@ -72,7 +72,9 @@ pub enum SpecError {
         why: &'static str,
     },
     /// A rest-of-line column that is not the last.
-    #[error("column `{column}`: type `rest` takes the rest of the line and must be the last column")]
+    #[error(
+        "column `{column}`: type `rest` takes the rest of the line and must be the last column"
+    )]
     RestNotLast {
         /// The column.
         column: String,

@@ -39,13 +39,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::ToolParser;
 use crate::error::{ParseError, SpecError};
 use crate::fields;
 use crate::model::{Event, EventKind, Record, ToolTime, Value};
 use crate::stacks::FoldedTool;
 use crate::summary::{NoTable, SummaryTool, TableSyntax};
 use crate::text::{self, Res, chomp, is_noise, trim, trim_end, ws0};
-use crate::ToolParser;
 
 /// The output format of a generic tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -237,7 +237,9 @@ impl GenericSpec {
                 }
                 return Ok(Vec::new());
             }
-            _ if self.columns.is_empty() => return Err(self.format_err("needs at least one column")),
+            _ if self.columns.is_empty() => {
+                return Err(self.format_err("needs at least one column"));
+            }
             _ => {}
         }
         let mut out: Vec<Col> = Vec::with_capacity(self.columns.len());
@@ -252,7 +254,11 @@ impl GenericSpec {
         if out.iter().filter(|c| c.ty.is_time()).count() > 1 {
             return Err(self.format_err("at most one clock/seconds column"));
         }
-        if self.format == Format::Table && out.iter().all(|c| matches!(c.target, Target::Skip | Target::Time)) {
+        if self.format == Format::Table
+            && out
+                .iter()
+                .all(|c| matches!(c.target, Target::Skip | Target::Time))
+        {
             return Err(self.format_err("a table needs a value column"));
         }
         Ok(out)
@@ -265,7 +271,10 @@ impl GenericSpec {
             expected: TYPES,
         })?;
         if !fields::is_valid_name(&c.name) {
-            return Err(bad_name(c, "not a valid field name (lowercase letters, digits, `_`, `.`)"));
+            return Err(bad_name(
+                c,
+                "not a valid field name (lowercase letters, digits, `_`, `.`)",
+            ));
         }
         if ty == ColType::Rest && !is_last {
             return Err(SpecError::RestNotLast {
@@ -340,7 +349,12 @@ fn target(c: &ColumnSpec, ty: ColType) -> Result<Target, SpecError> {
 }
 
 /// Splits `line` into one text slice per column.
-fn split<'a>(line: &'a [u8], cols: &[Col], fixed: bool, out: &mut Vec<&'a [u8]>) -> Result<(), &'static str> {
+fn split<'a>(
+    line: &'a [u8],
+    cols: &[Col],
+    fixed: bool,
+    out: &mut Vec<&'a [u8]>,
+) -> Result<(), &'static str> {
     out.clear();
     let mut i = line;
     for c in cols {

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::ToolParser;
 use crate::error::ParseError;
 use crate::model::{Event, EventKind, Record};
 use crate::text::{Res, chomp, fail_message, is_noise};
-use crate::ToolParser;
 
 /// How one event tool's lines look.
 pub(crate) trait EventSyntax: Send + 'static {

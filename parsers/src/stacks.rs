@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use crate::ToolParser;
 use crate::error::ParseError;
 use crate::model::{Comm, FoldedStack, Record};
 use crate::text::{self, chomp, is_noise, trim};
-use crate::ToolParser;
 
 /// At most this many frames are kept per stack (the tools print ≤ 127).
 const MAX_FRAMES: usize = 512;
@@ -136,11 +136,12 @@ impl StackTool {
             return Err("expected `target:`");
         }
         if self.waker.is_some() {
-            let (rest, n) = text::uint(t).map_err(|_| "expected the blocked time")?;
+            let (rest, n) = text::int(t).map_err(|_| "expected the blocked time")?;
             if !rest.is_empty() {
                 return Err("expected the blocked time");
             }
-            self.emit(n, out);
+            // wakeuptime prints its u64 total with %d: keep the low 32 bits
+            self.emit(u64::from(n as i32 as u32), out);
             return Ok(());
         }
         // `ADDR SYMBOL`

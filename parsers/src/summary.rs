@@ -21,11 +21,13 @@ use std::sync::Arc;
 
 use nom::Parser;
 
+use crate::ToolParser;
 use crate::error::ParseError;
 use crate::fields;
-use crate::model::{Bucket, Comm, HistogramSnapshot, Label, Record, TableSnapshot, ToolTime, Unit, Value};
+use crate::model::{
+    Bucket, Comm, HistogramSnapshot, Label, Record, TableSnapshot, ToolTime, Unit, Value,
+};
 use crate::text::{self, Res, chomp, expect, fail_message, is_noise, timestamp_line, trim, ws0};
-use crate::ToolParser;
 
 /// How a tool's tables look: recognises the header and parses rows.
 pub(crate) trait TableSyntax: Send + 'static {
@@ -34,7 +36,8 @@ pub(crate) trait TableSyntax: Send + 'static {
     /// `Some((columns, mode))` if `line` is a table header.
     fn header(&self, line: &[u8]) -> Option<(Vec<&'static str>, Self::Mode)>;
     /// Parses one row; returns the tool time if the row carries one.
-    fn row<'a>(&self, line: &'a [u8], mode: &Self::Mode) -> Res<'a, (Vec<Value>, Option<ToolTime>)>;
+    fn row<'a>(&self, line: &'a [u8], mode: &Self::Mode)
+    -> Res<'a, (Vec<Value>, Option<ToolTime>)>;
     /// Columns and mode of a table started by a row without a header line
     /// (generic tables without a `header`).
     fn implicit(&self) -> Option<(Vec<&'static str>, Self::Mode)> {

@@ -225,7 +225,11 @@ pub(crate) fn clock(i: In<'_>) -> Res<'_, ToolTime> {
     if i.len() < 8 || i[2] != b':' || i[5] != b':' {
         return fail("expected a time HH:MM:SS");
     }
-    match (two_digits(&i[0..2]), two_digits(&i[3..5]), two_digits(&i[6..8])) {
+    match (
+        two_digits(&i[0..2]),
+        two_digits(&i[3..5]),
+        two_digits(&i[6..8]),
+    ) {
         (Some(h), Some(m), Some(s)) if h < 24 && m < 60 && s < 61 => {
             Ok((&i[8..], ToolTime::Clock { h, m, s }))
         }
@@ -340,11 +344,7 @@ mod tests {
     fn times() {
         assert_eq!(
             timestamp_line(b"16:40:05  "),
-            Some(ToolTime::Clock {
-                h: 16,
-                m: 40,
-                s: 5
-            })
+            Some(ToolTime::Clock { h: 16, m: 40, s: 5 })
         );
         assert!(timestamp_line(b"[16:41:28]").is_some());
         assert!(timestamp_line(b"16:41").is_none());

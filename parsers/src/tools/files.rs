@@ -244,7 +244,9 @@ fn mount_args(a: &[u8], ev: &mut Event) -> Result<(), nom::Err<text::Fail>> {
         return bad();
     };
     let flags = &rest[..pos];
-    let data = rest[pos + 3..].strip_suffix(b"\"").unwrap_or(&rest[pos + 3..]);
+    let data = rest[pos + 3..]
+        .strip_suffix(b"\"")
+        .unwrap_or(&rest[pos + 3..]);
     ev.push(f::MOUNT_SOURCE, Value::str_lossy(parts[0]));
     ev.push(f::MOUNT_TARGET, Value::str_lossy(parts[1]));
     ev.push(f::MOUNT_FS, Value::str_lossy(parts[2]));

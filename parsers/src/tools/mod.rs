@@ -40,11 +40,11 @@ mod sched;
 mod signals;
 mod tables;
 
+use crate::ToolParser;
 use crate::line::EventTool;
 use crate::model::EventKind;
 use crate::stacks::{StackStyle, StackTool};
 use crate::summary::{NoTable, SummaryTool};
-use crate::ToolParser;
 
 /// Names accepted by [`builtin`], sorted.
 const NAMES: &[&str] = &[
@@ -89,16 +89,40 @@ pub fn builtin(name: &str) -> Option<Box<dyn ToolParser>> {
         "opensnoop" => Box::new(EventTool::new(name, files::Opensnoop)),
         "statsnoop" => Box::new(EventTool::new(name, files::Statsnoop)),
         "mountsnoop" => Box::new(EventTool::new(name, files::Mountsnoop)),
-        "killsnoop" => Box::new(EventTool::new(name, signals::SignalSnoop { kind: EventKind::Kill })),
-        "sigsnoop" => Box::new(EventTool::new(name, signals::SignalSnoop { kind: EventKind::Signal })),
+        "killsnoop" => Box::new(EventTool::new(
+            name,
+            signals::SignalSnoop {
+                kind: EventKind::Kill,
+            },
+        )),
+        "sigsnoop" => Box::new(EventTool::new(
+            name,
+            signals::SignalSnoop {
+                kind: EventKind::Signal,
+            },
+        )),
         "tcplife" => Box::new(EventTool::new(name, net::Tcplife)),
         "tcpstates" => Box::new(EventTool::new(name, net::Tcpstates)),
         "gethostlatency" => Box::new(EventTool::new(name, net::Gethostlatency)),
         "runqslower" => Box::new(EventTool::new(name, sched::Runqslower)),
         "drsnoop" => Box::new(EventTool::new(name, sched::Drsnoop)),
-        "biolatency" | "bitesize" | "cpudist" | "runqlat" => Box::new(SummaryTool::new(name, NoTable)),
-        "hardirqs" => Box::new(SummaryTool::new(name, tables::IrqTable { header: b"HARDIRQ", key: "irq" })),
-        "softirqs" => Box::new(SummaryTool::new(name, tables::IrqTable { header: b"SOFTIRQ", key: "softirq" })),
+        "biolatency" | "bitesize" | "cpudist" | "runqlat" => {
+            Box::new(SummaryTool::new(name, NoTable))
+        }
+        "hardirqs" => Box::new(SummaryTool::new(
+            name,
+            tables::IrqTable {
+                header: b"HARDIRQ",
+                key: "irq",
+            },
+        )),
+        "softirqs" => Box::new(SummaryTool::new(
+            name,
+            tables::IrqTable {
+                header: b"SOFTIRQ",
+                key: "softirq",
+            },
+        )),
         "syscount" => Box::new(SummaryTool::new(name, tables::SyscountTable)),
         "biopattern" => Box::new(SummaryTool::new(name, tables::BiopatternTable)),
         "offcputime" => Box::new(StackTool::new(name, StackStyle::Offcpu)),

@@ -8,8 +8,7 @@ use crate::fields as f;
 use crate::line::EventSyntax;
 use crate::model::{Event, EventKind, Value};
 use crate::text::{
-    self, Res, clock, comm, decimal, expect, has_token, id, padded, token, trim, trim_end, ws,
-    ws0,
+    self, Res, clock, comm, decimal, expect, has_token, id, padded, token, trim, trim_end, ws, ws0,
 };
 
 /// An IP address column.

@@ -7,7 +7,9 @@ use nom::Parser;
 use crate::fields as f;
 use crate::model::{ToolTime, Value};
 use crate::summary::TableSyntax;
-use crate::text::{self, Res, clock, comm, expect, first_token_is, has_token, id, padded, trim, ws0};
+use crate::text::{
+    self, Res, clock, comm, expect, first_token_is, has_token, id, padded, trim, ws0,
+};
 
 /// Nanoseconds per unit named in a header (`usecs`, `(us)`, ...).
 fn unit_ns(word: &[u8]) -> Option<f64> {
@@ -76,7 +78,10 @@ impl TableSyntax for IrqTable {
             Some(unit) => Value::Duration(text::to_ns(n as f64, *unit)),
             None => Value::Int(n as i64),
         };
-        Ok((&line[line.len()..], (vec![Value::str_lossy(name), value], None)))
+        Ok((
+            &line[line.len()..],
+            (vec![Value::str_lossy(name), value], None),
+        ))
     }
 }
 
@@ -195,7 +200,12 @@ impl TableSyntax for BiopatternTable {
         let (mut i, disk) = text::token(ws0(i))?;
         let mut row = Vec::with_capacity(5);
         row.push(Value::str_lossy(disk));
-        for what in ["expected %RND", "expected %SEQ", "expected COUNT", "expected KBYTES"] {
+        for what in [
+            "expected %RND",
+            "expected %SEQ",
+            "expected COUNT",
+            "expected KBYTES",
+        ] {
             let (r, v) = expect(what, text::int).parse(ws0(i))?;
             row.push(Value::Int(v));
             i = r;
