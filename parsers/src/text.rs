@@ -293,7 +293,7 @@ pub(crate) fn timestamp_line(line: &[u8]) -> Option<ToolTime> {
 pub(crate) fn is_noise(line: &[u8]) -> bool {
     let t = trim(line);
     t.is_empty()
-        || t.starts_with(b"Tracing ")
+        || t.starts_with(b"Tracing")
         || t.starts_with(b"Detaching")
         || t.starts_with(b"Lost ")
         || t.starts_with(b"Hit Ctrl-C")
