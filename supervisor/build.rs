@@ -7,14 +7,16 @@ use std::{env, fs, path::PathBuf};
 
 use anyhow::{Context as _, anyhow};
 
-/// File name of the built BPF object inside `OUT_DIR` (the ebpf crate's bin name).
-const OBJECT: &str = "hotpath";
+/// File names of the built BPF objects inside `OUT_DIR` (the ebpf crate's bin names).
+const OBJECTS: &[&str] = &["hotpath", "profiler"];
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     if skip_requested() {
-        let out = PathBuf::from(env::var("OUT_DIR")?).join(OBJECT);
-        fs::write(&out, b"").with_context(|| format!("writing {}", out.display()))?;
+        for object in OBJECTS {
+            let out = PathBuf::from(env::var("OUT_DIR")?).join(object);
+            fs::write(&out, b"").with_context(|| format!("writing {}", out.display()))?;
+        }
         println!("cargo:rustc-cfg=hotpath_skipped");
         println!("cargo:rustc-check-cfg=cfg(hotpath_skipped)");
         return Ok(());

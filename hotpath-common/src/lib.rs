@@ -11,3 +11,5 @@ pub const SYSCALL_COUNTS_MAP: &str = "SYSCALL_COUNTS";
 
 /// Name of the raw tracepoint program counting syscalls.
 pub const SYS_ENTER_PROG: &str = "count_sys_enter";
+
+pub mod profile;

@@ -43,6 +43,50 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the version of eunomia and of the kernel it runs on.
     Version,
+    /// Make a flame graph of where a process, a container or the host
+    /// spends its CPU time.
+    ///
+    /// Samples user and kernel stacks with a perf-event BPF program on the
+    /// software CPU clock (works in VMs), symbolizes them (ELF symbols, debug
+    /// info, demangled Rust and C++ names; kernel from /proc/kallsyms) and
+    /// renders an SVG with inferno. Without --pid, --cgroup or --container
+    /// the whole host is sampled.
+    Flamegraph(FlamegraphArgs),
+}
+
+/// Arguments of `eunomia flamegraph`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").args(["pid", "cgroup", "container"])))]
+pub struct FlamegraphArgs {
+    /// Profile this process (all its threads).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Profile every process of this cgroup v2 directory (absolute, or
+    /// relative to the v2 root, e.g. `system.slice/nginx.service`).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Profile the container whose id starts with ID (docker, containerd,
+    /// CRI-O, podman naming).
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+    /// How long to sample.
+    #[arg(long = "for", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Samples per second per CPU.
+    #[arg(long, value_name = "HZ", default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub freq: u64,
+    /// Off-CPU time (where it blocks) instead of on-CPU time.
+    #[arg(long)]
+    pub off_cpu: bool,
+    /// Only user-space frames (skip kernel stacks).
+    #[arg(long)]
+    pub user_only: bool,
+    /// Write folded stacks (`frame;frame count` lines) instead of SVG.
+    #[arg(long)]
+    pub folded: bool,
+    /// The output file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// Arguments of `eunomia run`.

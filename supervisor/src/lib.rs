@@ -9,6 +9,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
 pub mod pipeline;

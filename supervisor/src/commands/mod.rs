@@ -1,6 +1,7 @@
 //! The subcommands of `eunomia`, one module each, and [`dispatch`] which
 //! routes a parsed command line to them.
 
+pub mod flamegraph;
 pub mod run;
 pub mod status;
 pub mod tools;
@@ -15,5 +16,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tools(ToolsCommand::List { json }) => tools::list(json),
         Command::Status(args) => status::status(args),
         Command::Version => version::version(),
+        Command::Flamegraph(args) => flamegraph::flamegraph(args),
     }
 }

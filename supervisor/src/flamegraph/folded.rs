@@ -1,0 +1,117 @@
+//! Folds sampled stacks into the `frame;frame;frame count` lines that
+//! flame-graph tools read (root first: command, user frames, then kernel
+//! frames marked `_[k]`), and summarizes them.
+
+use std::collections::HashMap;
+
+use super::{sampler::RawProfile, symbolize::Symbolizer};
+
+/// Folded stacks with their counts, largest first.
+pub type FoldedLines = Vec<(String, u64)>;
+
+/// Symbolizes every sampled stack and folds equal stacks together.
+pub fn fold(profile: &RawProfile, sym: &mut Symbolizer) -> FoldedLines {
+    let mut folded: HashMap<String, u64> = HashMap::new();
+    for (key, count) in &profile.samples {
+        let mut frames = vec![comm(&key.comm)];
+        if let Some(ips) = stack(profile, key.user_stack) {
+            frames.extend(sym.user_frames(key.tgid, ips).into_iter().rev());
+        }
+        if let Some(ips) = stack(profile, key.kernel_stack) {
+            let kernel = sym.kernel_frames(ips);
+            frames.extend(kernel.into_iter().rev().map(|f| format!("{f}_[k]")));
+        }
+        let line = frames
+            .iter()
+            .map(|f| clean(f))
+            .collect::<Vec<_>>()
+            .join(";");
+        *folded.entry(line).or_default() += count;
+    }
+    let mut lines: FoldedLines = folded.into_iter().collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    lines
+}
+
+/// The folded lines as text, one `stack count` per line.
+pub fn to_text(lines: &FoldedLines) -> String {
+    lines.iter().map(|(s, n)| format!("{s} {n}\n")).collect()
+}
+
+/// What a flame graph shows, in numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Samples in all.
+    pub samples: u64,
+    /// Distinct folded stacks.
+    pub distinct: usize,
+    /// Functions by samples in which they were the innermost frame, largest first.
+    pub top_self: Vec<(String, u64)>,
+}
+
+/// Totals and the `n` functions with the most self samples.
+pub fn summarize(lines: &FoldedLines, n: usize) -> Summary {
+    let mut leaf: HashMap<&str, u64> = HashMap::new();
+    for (stack, count) in lines {
+        let name = stack.rsplit(';').next().unwrap_or(stack);
+        *leaf.entry(name).or_default() += count;
+    }
+    let mut top: Vec<(String, u64)> = leaf.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(n);
+    Summary {
+        samples: lines.iter().map(|(_, n)| n).sum(),
+        distinct: lines.len(),
+        top_self: top,
+    }
+}
+
+fn stack(profile: &RawProfile, id: i32) -> Option<&[u64]> {
+    u32::try_from(id)
+        .ok()
+        .and_then(|id| profile.stacks.get(&id))
+        .map(Vec::as_slice)
+}
+
+/// The command name of a sample, up to its first NUL.
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// A frame name safe inside a folded line (no `;`, no line breaks).
+fn clean(frame: &str) -> String {
+    frame.replace(';', ":").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_leaf_frames() {
+        let lines = vec![
+            ("app;main;spin".to_owned(), 90),
+            ("app;main;other".to_owned(), 5),
+            ("app;main;spin".to_owned(), 5),
+        ];
+        let s = summarize(&lines, 1);
+        assert_eq!(s.samples, 100);
+        assert_eq!(s.distinct, 3);
+        assert_eq!(s.top_self, vec![("spin".to_owned(), 95)]);
+    }
+
+    #[test]
+    fn frames_are_cleaned_and_comm_trimmed() {
+        assert_eq!(clean("a;b\nc"), "a:b c");
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(b"bash");
+        assert_eq!(comm(&raw), "bash");
+    }
+
+    #[test]
+    fn text_is_one_line_per_stack() {
+        let lines = vec![("a;b".to_owned(), 3), ("a;c".to_owned(), 1)];
+        assert_eq!(to_text(&lines), "a;b 3\na;c 1\n");
+    }
+}
