@@ -85,7 +85,7 @@ pub fn sample(
         .try_into()
         .map_err(|e| bpf_err("program type", &e))?;
     program.load().map_err(|e| bpf_err("loading program", &e))?;
-    let cpus = online_cpus().map_err(|(what, e)| bpf_err(&what, &e))?;
+    let cpus = online_cpus().map_err(|(what, e)| bpf_err(what, &e))?;
     for cpu in cpus {
         program
             .attach(
