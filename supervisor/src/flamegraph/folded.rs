@@ -110,6 +110,23 @@ mod tests {
     }
 
     #[test]
+    fn folded_text_round_trips_through_the_parser() {
+        let lines = vec![
+            ("app;main;<T as Foo>::bar baz".to_owned(), 42),
+            ("app;[libc.so.6];read_zero_[k]".to_owned(), 7),
+        ];
+        let text = to_text(&lines);
+        let parsed: FoldedLines = text
+            .lines()
+            .map(|l| {
+                let (stack, n) = parsers::parse_folded_line(l.as_bytes()).expect("parses");
+                (String::from_utf8(stack.to_vec()).unwrap(), n)
+            })
+            .collect();
+        assert_eq!(parsed, lines);
+    }
+
+    #[test]
     fn text_is_one_line_per_stack() {
         let lines = vec![("a;b".to_owned(), 3), ("a;c".to_owned(), 1)];
         assert_eq!(to_text(&lines), "a;b 3\na;c 1\n");
