@@ -18,6 +18,7 @@ PACKAGES=(
   prometheus prometheus-alertmanager  # real peers for the end-to-end tests
   protobuf-compiler               # tonic-build for the control API
   iproute2 procps                 # network namespaces and ps in tests
+  python3-yaml systemd            # deployment-file checks (YAML, systemd-analyze verify)
 )
 
 missing=()

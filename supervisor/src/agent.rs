@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, hotpath, pipeline, sinks::console::Console, tools};
+use crate::{config::Config, hotpath, pipeline, sinks::console::Console, systemd, tools};
 
 /// How `eunomia run` was asked to behave beyond its configuration.
 #[derive(Debug, Clone)]
@@ -45,6 +45,15 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     )?);
     let stats = tx.stats().clone();
     drop(tx);
+    systemd::ready();
+    systemd::spawn_watchdog(shutdown.clone());
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            systemd::stopping();
+        }
+    });
 
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
     while let Some(msg) = rx.recv().await {

@@ -43,6 +43,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the version of eunomia and of the kernel it runs on.
     Version,
+    /// Validate a configuration file, or print the documented default one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Make a flame graph of where a process, a container or the host
     /// spends its CPU time.
     ///
@@ -119,6 +122,19 @@ pub enum ToolsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `eunomia config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE (default: /etc/eunomia/eunomia.toml, or the built-in
+    /// defaults when it does not exist); errors name the line and column.
+    Check {
+        /// The configuration file.
+        file: Option<PathBuf>,
+    },
+    /// Print the documented default configuration file.
+    Default,
 }
 
 /// Arguments of `eunomia status`.

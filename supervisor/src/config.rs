@@ -14,6 +14,9 @@ use crate::{hotpath::HotpathConfig, tools::ToolsConfig};
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
 pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
 
+/// The documented default configuration file (`eunomia config default`).
+pub const DEFAULT_TEXT: &str = include_str!("../../deploy/eunomia.toml");
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -135,6 +138,15 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_str(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn documented_default_file_is_valid_and_matches_the_defaults() {
+        let c = parse(DEFAULT_TEXT).expect("deploy/eunomia.toml is valid");
+        let d = Config::default();
+        assert_eq!(c.agent.poll_interval, d.agent.poll_interval);
+        assert_eq!(c.agent.channel_capacity, d.agent.channel_capacity);
+        assert_eq!(c.tools.enabled, d.tools.enabled);
     }
 
     #[test]

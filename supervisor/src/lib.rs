@@ -14,6 +14,7 @@ pub mod hotpath;
 pub mod logging;
 pub mod pipeline;
 pub mod sinks;
+pub mod systemd;
 pub mod tools;
 
 /// An error caused by what the user gave us (arguments, config, manifest,

@@ -1,22 +1,34 @@
-//! Logging setup: `tracing` to stderr, filtered by `--log-level` or `RUST_LOG`.
+//! Logging setup: `tracing` to the systemd journal when systemd runs us
+//! (`JOURNAL_STREAM` is set), plain text on stderr otherwise; filtered by
+//! `--log-level` or `RUST_LOG` (default `info`).
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{
+    EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 /// Installs the global subscriber. `level` (from `--log-level`) wins over
-/// `RUST_LOG`; the default is `info`.
+/// `RUST_LOG`.
 pub fn init(level: Option<&str>) -> anyhow::Result<()> {
     let filter = match level {
         Some(level) => EnvFilter::try_new(level)
             .map_err(|e| crate::BadInput(format!("invalid --log-level {level:?}: {e}")))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
+    let journal = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|layer| layer.with_syslog_identifier("eunomia".to_owned()));
+    let stderr = journal.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+    });
+    tracing_subscriber::registry()
+        .with(journal.map(|j| j.boxed()))
+        .with(stderr)
+        .with(filter)
         .init();
     Ok(())
 }

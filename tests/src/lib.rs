@@ -62,8 +62,14 @@ pub struct Agent {
 impl Agent {
     /// Starts `eunomia ARGS...` with piped output.
     pub fn start(args: &[&str]) -> Agent {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts `eunomia ARGS...` with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut child = eunomia()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

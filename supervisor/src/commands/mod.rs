@@ -1,13 +1,14 @@
 //! The subcommands of `eunomia`, one module each, and [`dispatch`] which
 //! routes a parsed command line to them.
 
+pub mod config;
 pub mod flamegraph;
 pub mod run;
 pub mod status;
 pub mod tools;
 pub mod version;
 
-use crate::cli::{Cli, Command, ToolsCommand};
+use crate::cli::{Cli, Command, ConfigCommand, ToolsCommand};
 
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -16,6 +17,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tools(ToolsCommand::List { json }) => tools::list(json),
         Command::Status(args) => status::status(args),
         Command::Version => version::version(),
+        Command::Config(ConfigCommand::Check { file }) => config::check(file.as_deref()),
+        Command::Config(ConfigCommand::Default) => config::print_default(),
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
     }
 }
