@@ -1,1 +1,132 @@
-fn main() {}
+//! Parse throughput of the hot parsers against a baseline that only splits
+//! the same text into lines with `memchr`, measured in one run.
+//!
+//! `CARGO_TARGET_DIR=/work/target-parsers cargo bench -p parsers --bench throughput`
+//!
+//! Besides criterion's report, prints one summary line per workload:
+//! lines/s for the baseline and the parser, and their ratio.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parsers::{Record, ToolParser, builtin};
+
+/// Real lines from the captured fixtures (data lines only), repeated to
+/// about `n` lines.
+fn workload(tool: &str, variant: &str, n: usize) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(tool)
+        .join(format!("{variant}.txt"));
+    let text = std::fs::read(path).expect("fixture");
+    let mut out = Vec::with_capacity(n * 120);
+    let mut count = 0;
+    while count < n {
+        for line in text.split(|b| *b == b'\n') {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            count += 1;
+        }
+    }
+    out
+}
+
+/// The baseline: find every line, touch its first byte.
+fn split_only(text: &[u8]) -> usize {
+    let mut n = 0;
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', text) {
+        let line = &text[start..nl];
+        n += usize::from(line.first().copied().unwrap_or(0) & 1);
+        start = nl + 1;
+    }
+    n
+}
+
+/// Split and parse; records are dropped in batches as a consumer would.
+fn parse(p: &mut dyn ToolParser, text: &[u8], out: &mut Vec<Record>) -> usize {
+    let mut n = 0;
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', text) {
+        let _ = p.feed(&text[start..nl], out);
+        start = nl + 1;
+        if out.len() >= 256 {
+            n += out.len();
+            out.clear();
+        }
+    }
+    p.finish(out);
+    n += out.len();
+    out.clear();
+    n
+}
+
+fn lines_in(text: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', text).count() as u64
+}
+
+const WORKLOADS: &[(&str, &str, &str)] = &[
+    ("execsnoop", "execsnoop", "canonical"),
+    ("opensnoop", "opensnoop", "canonical"),
+    ("tcplife", "tcplife", "canonical"),
+    ("histogram", "runqlat", "pids"),
+];
+
+fn bench(c: &mut Criterion) {
+    for (name, tool, variant) in WORKLOADS {
+        let text = workload(tool, variant, 20_000);
+        let mut g = c.benchmark_group(*name);
+        g.throughput(Throughput::Elements(lines_in(&text)));
+        g.bench_function("memchr_split", |b| b.iter(|| split_only(black_box(&text))));
+        let mut p = builtin(tool).expect("builtin");
+        let mut out = Vec::with_capacity(512);
+        g.bench_function("parse", |b| {
+            b.iter(|| parse(p.as_mut(), black_box(&text), &mut out))
+        });
+        g.finish();
+    }
+    summary();
+}
+
+/// Lines per second of `f` over `text`, measured for about `budget`.
+fn rate(text: &[u8], budget: Duration, mut f: impl FnMut(&[u8]) -> usize) -> f64 {
+    let lines = lines_in(text) as f64;
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    while start.elapsed() < budget {
+        black_box(f(black_box(text)));
+        rounds += 1;
+    }
+    lines * f64::from(rounds) / start.elapsed().as_secs_f64()
+}
+
+/// One line per workload: baseline and parser rates and the ratio.
+fn summary() {
+    println!("\nworkload     memchr-split lines/s   parse lines/s   parse/split");
+    for (name, tool, variant) in WORKLOADS {
+        let text = workload(tool, variant, 20_000);
+        let base = rate(&text, Duration::from_secs(1), split_only);
+        let mut p = builtin(tool).expect("builtin");
+        let mut out = Vec::with_capacity(512);
+        let parsed = rate(&text, Duration::from_secs(2), |t| {
+            parse(p.as_mut(), t, &mut out)
+        });
+        println!(
+            "{name:<12} {:>20.2}M {:>14.2}M {:>12.3}",
+            base / 1e6,
+            parsed / 1e6,
+            parsed / base
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = bench
+}
+criterion_main!(benches);

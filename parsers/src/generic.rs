@@ -390,7 +390,7 @@ fn split<'a>(
 /// Converts a column's text by its type (None for skip/time columns).
 fn convert(ty: ColType, t: &[u8]) -> Result<Option<Value>, &'static str> {
     let whole = |r: Res<'_, i64>| match r {
-        Ok((rest, v)) if rest.is_empty() => Ok(v),
+        Ok(([], v)) => Ok(v),
         _ => Err("expected an integer"),
     };
     Ok(Some(match ty {
@@ -403,7 +403,7 @@ fn convert(ty: ColType, t: &[u8]) -> Result<Option<Value>, &'static str> {
             Value::Int(v as i64)
         }
         ColType::Float => match text::decimal(t) {
-            Ok((rest, v)) if rest.is_empty() => Value::Float(v),
+            Ok(([], v)) => Value::Float(v),
             _ => return Err("expected a number"),
         },
         ColType::Ip => {
@@ -411,7 +411,7 @@ fn convert(ty: ColType, t: &[u8]) -> Result<Option<Value>, &'static str> {
             Value::Ip(s.parse().map_err(|_| "expected an IP address")?)
         }
         ColType::Duration(unit) => match text::decimal(t) {
-            Ok((rest, v)) if rest.is_empty() => Value::Duration(text::to_ns(v, unit)),
+            Ok(([], v)) => Value::Duration(text::to_ns(v, unit)),
             _ => return Err("expected a duration"),
         },
         ColType::Clock | ColType::Seconds | ColType::Skip => return Ok(None),
@@ -425,7 +425,7 @@ fn tool_time(ty: ColType, t: &[u8]) -> Result<ToolTime, &'static str> {
         _ => text::rel_time(t),
     };
     match r {
-        Ok((rest, v)) if rest.is_empty() => Ok(v),
+        Ok(([], v)) => Ok(v),
         _ => Err("expected a time"),
     }
 }

@@ -265,6 +265,7 @@ impl Event {
     }
 
     /// Appends a field.
+    #[inline]
     pub fn push(&mut self, name: &'static str, value: Value) {
         self.fields.push((name, value));
     }

@@ -90,10 +90,10 @@ impl<T: TableSyntax> SummaryTool<T> {
         if let Some(h) = self.hist.take() {
             out.push(Record::Histogram(h));
         }
-        if let Some((t, _)) = self.table.take() {
-            if !t.rows.is_empty() {
-                out.push(Record::Table(t));
-            }
+        if let Some((t, _)) = self.table.take()
+            && !t.rows.is_empty()
+        {
+            out.push(Record::Table(t));
         }
     }
 
@@ -124,10 +124,10 @@ impl<T: TableSyntax> SummaryTool<T> {
     }
 
     fn table_row(&mut self, line: &[u8], out: &mut Vec<Record>) -> Result<(), ParseError> {
-        if self.table.is_none() {
-            if let Some((columns, mode)) = self.syntax.implicit() {
-                self.start_table(columns, mode);
-            }
+        if self.table.is_none()
+            && let Some((columns, mode)) = self.syntax.implicit()
+        {
+            self.start_table(columns, mode);
         }
         let Some((table, mode)) = self.table.as_mut() else {
             return Err(self.err("unrecognised line", line));

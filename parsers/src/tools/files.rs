@@ -268,11 +268,9 @@ fn umount_args(a: &[u8], ev: &mut Event) -> Result<(), nom::Err<text::Fail>> {
 
 /// `0`, `-2` or `-ENOENT`.
 fn mount_ret(ret: &[u8], ev: &mut Event) -> Result<(), nom::Err<text::Fail>> {
-    if let Ok((rest, v)) = int(ret) {
-        if rest.is_empty() {
-            ev.push(f::RET, Value::Int(v));
-            return Ok(());
-        }
+    if let Ok(([], v)) = int(ret) {
+        ev.push(f::RET, Value::Int(v));
+        return Ok(());
     }
     match ret.strip_prefix(b"-") {
         Some(name) if !name.is_empty() && name.iter().all(u8::is_ascii_alphanumeric) => {

@@ -53,7 +53,7 @@ impl EventSyntax for SignalSnoop {
         ev.comm = Some(c);
         ev.fields.reserve_exact(3);
         match int(sig) {
-            Ok((rest, n)) if rest.is_empty() => ev.push(f::SIGNAL_NUM, Value::Int(n)),
+            Ok(([], n)) => ev.push(f::SIGNAL_NUM, Value::Int(n)),
             _ => ev.push(f::SIGNAL_NAME, Value::str_lossy(sig)),
         }
         ev.push(f::TARGET_PID, Value::Int(tpid));
