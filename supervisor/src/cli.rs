@@ -117,11 +117,82 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
     /// List every tool of the manifest and whether it can run here.
+    ///
+    /// STATUS is `ready`, `missing binary` or `unsupported` (with the reason,
+    /// read from the running kernel: tracepoints, kprobes, fentry, BTF).
+    /// AGENT says whether the running agent has the tool started (`-` when
+    /// no agent answers).
     List {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        manifest: ManifestArgs,
     },
+    /// Run a tool and print its parsed events.
+    ///
+    /// Without a running agent, runs the tool in the foreground and prints
+    /// its parsed records (a table, or JSON lines with --json) until --for
+    /// ends or Ctrl-C; a tool that exits is restarted. Arguments after `--`
+    /// are passed to the tool.
+    Start(ToolsStartArgs),
+    /// Ask the running agent to stop a tool.
+    Stop {
+        /// The tool's manifest name.
+        name: String,
+        /// The running agent's control socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+/// The running agent's control socket.
+pub const DEFAULT_SOCKET: &str = "/run/eunomia/eunomia.sock";
+
+/// Where the tools manifest comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManifestArgs {
+    /// Configuration file whose `[tools]` section applies (default
+    /// /etc/eunomia/eunomia.toml when it exists).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Use this manifest instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Also read every `*.toml` in this directory (repeatable); entries
+    /// replace built-in ones of the same name.
+    #[arg(long = "manifest-dir", value_name = "DIR")]
+    pub manifest_dirs: Vec<PathBuf>,
+}
+
+/// Arguments of `eunomia tools start`.
+#[derive(Debug, Args)]
+pub struct ToolsStartArgs {
+    /// The tool's manifest name (see `eunomia tools list`).
+    pub name: String,
+    /// Stop after this long (e.g. `5s`); default: until Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub run_for: Option<Duration>,
+    /// One JSON object per record and line.
+    #[arg(long)]
+    pub json: bool,
+    /// The printing interval of histogram and table tools.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Run even when the tool looks unsupported on this kernel.
+    #[arg(long)]
+    pub force: bool,
+    /// Run in the foreground even when an agent is running.
+    #[arg(long)]
+    pub foreground: bool,
+    /// The running agent's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Arguments passed to the tool after the manifest's.
+    #[arg(last = true, value_name = "TOOL_ARGS")]
+    pub args: Vec<String>,
 }
 
 /// `eunomia config ...`.

@@ -25,8 +25,7 @@ pub struct ToolRecord {
     /// The manifest name of the tool that printed it.
     pub tool: Arc<str>,
     /// What the parser made of the output.
-    /// (Becomes `parsers::Record` when the parsers land.)
-    pub record: String,
+    pub record: parsers::Record,
 }
 
 /// Samples read at one poll from one source.

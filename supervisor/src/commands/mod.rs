@@ -14,7 +14,9 @@ use crate::cli::{Cli, Command, ConfigCommand, ToolsCommand};
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Tools(ToolsCommand::List { json }) => tools::list(json),
+        Command::Tools(ToolsCommand::List { json, manifest }) => tools::list(json, &manifest),
+        Command::Tools(ToolsCommand::Start(args)) => tools::start(args),
+        Command::Tools(ToolsCommand::Stop { name, socket }) => tools::stop(&name, &socket),
         Command::Status(args) => status::status(args),
         Command::Version => version::version(),
         Command::Config(ConfigCommand::Check { file }) => config::check(file.as_deref()),
