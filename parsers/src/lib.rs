@@ -34,9 +34,43 @@
 //! (`Tracing ... Hit Ctrl-C to end.`), headers, blank lines, `Detaching...`
 //! and the time-stamp lines between blocks are recognised and skipped.
 //!
-//! Tools with a built-in parser: [`builtin_names`] (canonical flags in
-//! the table of the `tools` module docs, repeated in the README of each
-//! parser). Other tools: describe the output with a [`GenericSpec`].
+//! # Built-in parsers and their canonical flags
+//!
+//! [`builtin`] knows these tools (Debian libbpf-tools 0.26). The manifest
+//! should pass the canonical flags; the no-flag variant and common subsets
+//! are accepted too (the header line tells which columns are present).
+//! INTERVAL, MIN_US and DURATION are the manifest's choice.
+//!
+//! | tool | canonical flags | records |
+//! |---|---|---|
+//! | biolatency | `-D -T INTERVAL` | histograms (`usecs`, label `disk`) |
+//! | biopattern | `-T INTERVAL` | one-row tables `disk random_pct sequential_pct count kbytes` |
+//! | bitesize | `-T INTERVAL` | histograms (`Kbytes`, label `comm`) |
+//! | cpudist | `-T INTERVAL` | histograms (`usecs`; label `pid`/`tid` with `-P`/`-L`) |
+//! | drsnoop | (none) | events `direct_reclaim` |
+//! | execsnoop | `-T -U -x` | events `exec` |
+//! | exitsnoop | `-t` | events `exit` |
+//! | gethostlatency | (none) | events `dns_lookup` |
+//! | hardirqs | `-T INTERVAL` | tables `irq total_time`; with `-d` histograms (label `irq`) |
+//! | killsnoop | (none) | events `kill` |
+//! | mountsnoop | `-t` | events `mount` |
+//! | offcputime | `-m MIN_US DURATION` | folded stacks |
+//! | opensnoop | `-T -U -e` | events `open` |
+//! | runqlat | `-P -T INTERVAL` | histograms (`usecs`, label `pid` + comm) |
+//! | runqslower | `-P MIN_US` | events `runq_latency` |
+//! | sigsnoop | (none) | events `signal` |
+//! | softirqs | `-T INTERVAL` | tables `softirq total_time`; with `-d` histograms (label `softirq`) |
+//! | statsnoop | `-t` | events `stat` |
+//! | syscount | `-L -i INTERVAL` | tables `syscall count total_time` (`proc.pid proc.comm ...` with `-P`) |
+//! | tcplife | `-T -w` | events `tcp_session` |
+//! | tcpstates | `-T -w` | events `tcp_state` |
+//! | wakeuptime | `-m MIN_US DURATION` | folded stacks |
+//!
+//! Every tool fully buffers stdout when it is a pipe: run it under
+//! `stdbuf -oL` (or a pty) to receive lines as they happen. The syscall
+//! tracepoints these tools use need tracefs mounted at /sys/kernel/tracing.
+//!
+//! Other tools: describe the output with a [`GenericSpec`].
 
 mod error;
 pub mod fields;

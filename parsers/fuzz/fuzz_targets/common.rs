@@ -15,6 +15,7 @@ pub fn run(p: &mut dyn ToolParser, data: &[u8]) {
 }
 
 /// Runs every builtin parser named in `names` over `data`.
+#[allow(dead_code)] // not every target uses it
 pub fn run_builtins(names: &[&str], data: &[u8]) {
     for name in names {
         if let Some(mut p) = parsers::builtin(name) {

@@ -79,9 +79,12 @@ pub fn builtin_names() -> &'static [&'static str] {
 
 /// A fresh parser for the tool `name`, or `None` if there is no built-in one.
 ///
-/// The biolatency, bitesize, cpudist and runqlat histograms are documented on
-/// [`SummaryTool`]: blocks `[HH:MM:SS]`, optional `KEY = VALUE` label,
-/// `UNIT : count distribution` header, `LOW -> HIGH : COUNT |bar|` rows.
+/// Canonical flags per tool: see the crate docs. The histogram tools
+/// (biolatency, bitesize, cpudist, runqlat, and hardirqs/softirqs `-d`) print
+/// blocks of an optional `HH:MM:SS` line, an optional `KEY = VALUE` label
+/// (`disk`, `flags`, `pid`, `tid`, `pidns`, `Process Name` → `comm`,
+/// `hardirq` → `irq`, `softirq`), a `UNIT : count distribution` header and
+/// `LOW -> HIGH : COUNT |bar|` rows.
 pub fn builtin(name: &str) -> Option<Box<dyn ToolParser>> {
     Some(match name {
         "execsnoop" => Box::new(EventTool::new(name, process::Execsnoop)),
