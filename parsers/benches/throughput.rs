@@ -89,33 +89,52 @@ fn bench(c: &mut Criterion) {
     summary();
 }
 
-/// Lines per second of `f` over `text`, measured for about `budget`.
-fn rate(text: &[u8], budget: Duration, mut f: impl FnMut(&[u8]) -> usize) -> f64 {
+/// This thread's CPU time in ns (first field of /proc/thread-self/schedstat),
+/// so rates stay meaningful on a machine busy with other work.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Lines per wall-clock second and per CPU-second of `f` over `text`,
+/// measured for about `budget`.
+fn rate(text: &[u8], budget: Duration, mut f: impl FnMut(&[u8]) -> usize) -> (f64, f64) {
     let lines = lines_in(text) as f64;
+    let cpu0 = cpu_ns();
     let start = Instant::now();
     let mut rounds = 0u32;
     while start.elapsed() < budget {
         black_box(f(black_box(text)));
         rounds += 1;
     }
-    lines * f64::from(rounds) / start.elapsed().as_secs_f64()
+    let total = lines * f64::from(rounds);
+    let wall = total / start.elapsed().as_secs_f64();
+    let cpu = match (cpu0, cpu_ns()) {
+        (Some(a), Some(b)) if b > a => total / ((b - a) as f64 / 1e9),
+        _ => wall,
+    };
+    (wall, cpu)
 }
 
-/// One line per workload: baseline and parser rates and the ratio.
+/// One line per workload: baseline and parser rates (per CPU-second, and
+/// per wall-clock second in brackets) and the ratio of the CPU rates.
 fn summary() {
-    println!("\nworkload     memchr-split lines/s   parse lines/s   parse/split");
+    println!("\nlines per CPU-second (per wall-clock second)");
+    println!("workload        memchr split                parse   parse/split");
     for (name, tool, variant) in WORKLOADS {
         let text = workload(tool, variant, 20_000);
-        let base = rate(&text, Duration::from_secs(1), split_only);
+        let (base_wall, base) = rate(&text, Duration::from_secs(1), split_only);
         let mut p = builtin(tool).expect("builtin");
         let mut out = Vec::with_capacity(512);
-        let parsed = rate(&text, Duration::from_secs(2), |t| {
+        let (parsed_wall, parsed) = rate(&text, Duration::from_secs(2), |t| {
             parse(p.as_mut(), t, &mut out)
         });
         println!(
-            "{name:<12} {:>20.2}M {:>14.2}M {:>12.3}",
+            "{name:<10} {:>7.2}M ({:>6.2}M) {:>7.2}M ({:>5.2}M) {:>9.4}",
             base / 1e6,
+            base_wall / 1e6,
             parsed / 1e6,
+            parsed_wall / 1e6,
             parsed / base
         );
     }

@@ -53,6 +53,13 @@
 //! | `mem.reclaimed_pages` | int | pages reclaimed | drsnoop |
 //! | `mem.free_kb` | int | free memory in KiB | drsnoop `-e` |
 //!
+//! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
+//! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),
+//! `proc.pid`, `proc.comm`, `count` (int), `total_time` (duration), `disk`
+//! (str), `random_pct`, `sequential_pct`, `kbytes` (int). Histogram label
+//! keys ([`Label::key`](crate::Label::key)): `disk`, `flags`, `pid`, `tid`,
+//! `pidns`, `comm`, `irq`, `softirq`, `cgroup`.
+//!
 //! Names given in a [`GenericSpec`](crate::GenericSpec) that are not listed
 //! here are interned once ([`intern`]) and behave the same.
 
