@@ -6,12 +6,14 @@
 //! (exit code 1).
 
 pub mod agent;
+pub mod aggregate;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod hotpath;
 pub mod logging;
 pub mod pipeline;
+pub mod selfmetrics;
 pub mod sinks;
 pub mod tools;
 
