@@ -8,7 +8,16 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, hotpath, pipeline, sinks::console::Console, systemd, tools};
+use crate::{
+    aggregate::Aggregator,
+    config::Config,
+    hotpath,
+    pipeline::{self, PipelineStats},
+    selfmetrics::{self, Registry},
+    sinks::{self, console::Console},
+    systemd,
+    tools,
+};
 
 /// How `eunomia run` was asked to behave beyond its configuration.
 #[derive(Debug, Clone)]
@@ -55,12 +64,30 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     });
 
+    let registry = selfmetrics::global().clone();
+    register_pipeline_stats(&registry, &stats);
+    let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
+    let sinks_stop = CancellationToken::new();
+    let sinks = sinks::start(&config.sinks, &aggregator, &registry, &sinks_stop)
+        .await
+        .context("starting the sinks")?;
+
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
     while let Some(msg) = rx.recv().await {
         console.handle(&msg).context("writing to stdout")?;
+        match aggregator.lock() {
+            Ok(mut a) => a.ingest(&msg),
+            Err(p) => p.into_inner().ingest(&msg),
+        }
     }
     for source in sources {
         source.await.context("a source task panicked")?;
+    }
+    // Sources are done and the pipeline is drained: sinks export one last time.
+    sinks_stop.cancel();
+    drop(sinks.otlp_logs);
+    for task in sinks.tasks {
+        task.await.context("a sink task panicked")?;
     }
     let dropped = stats
         .dropped_full
@@ -70,6 +97,28 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Exports the pipeline channel's counters as self-metrics.
+fn register_pipeline_stats(registry: &Registry, stats: &std::sync::Arc<PipelineStats>) {
+    let sent = stats.clone();
+    registry.observe_counter(
+        "eunomia_pipeline_messages_total",
+        "Messages sources put into the pipeline channel.",
+        &[],
+        move || sent.sent.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let dropped = stats.clone();
+    registry.observe_counter(
+        "eunomia_pipeline_dropped_total",
+        "Messages dropped before aggregation, by reason.",
+        &[("reason", "channel_full")],
+        move || {
+            dropped
+                .dropped_full
+                .load(std::sync::atomic::Ordering::Relaxed)
+        },
+    );
 }
 
 /// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for`.

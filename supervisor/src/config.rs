@@ -9,7 +9,9 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{hotpath::HotpathConfig, tools::ToolsConfig};
+use crate::{
+    aggregate::AggregateConfig, hotpath::HotpathConfig, sinks::SinksConfig, tools::ToolsConfig,
+};
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
 pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
@@ -27,6 +29,10 @@ pub struct Config {
     pub hotpath: HotpathConfig,
     /// The supervised external tools.
     pub tools: ToolsConfig,
+    /// Events and samples into metrics.
+    pub aggregate: AggregateConfig,
+    /// Where metrics and events go.
+    pub sinks: SinksConfig,
 }
 
 /// Agent-wide settings.
@@ -128,6 +134,8 @@ impl Config {
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
+        self.aggregate.validate().map_err(invalid)?;
+        self.sinks.validate().map_err(invalid)?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! (exit code 1).
 
 pub mod agent;
+pub mod aggregate;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
 pub mod pipeline;
+pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
 pub mod tools;

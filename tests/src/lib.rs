@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: finding the built `eunomia`
 //! binary, running it as an agent, and deciding whether root-only tests run.
 
+pub mod otlp;
+pub mod prom;
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,

@@ -1,3 +1,103 @@
-//! Where the pipeline's output goes. One module per sink.
+//! Where the pipeline's output goes. One module per sink; [`start`] starts
+//! every sink the `[sinks]` section enables.
 
 pub mod console;
+pub mod otlp;
+pub mod prometheus;
+pub mod remote_write;
+pub mod resource;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{aggregate::SharedAggregator, selfmetrics::Registry};
+
+/// `[sinks]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// OTLP/gRPC to a core.
+    pub otlp: otlp::OtlpConfig,
+    /// The Prometheus `/metrics` endpoint.
+    pub prometheus: prometheus::PrometheusConfig,
+    /// Prometheus remote write.
+    pub remote_write: remote_write::RemoteWriteConfig,
+}
+
+impl SinksConfig {
+    /// Checks every sink's values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.otlp.validate()?;
+        self.remote_write.validate()
+    }
+}
+
+/// A sink could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The OTLP sink.
+    #[error(transparent)]
+    Otlp(#[from] otlp::OtlpError),
+    /// The Prometheus endpoint.
+    #[error(transparent)]
+    Prometheus(#[from] prometheus::ListenError),
+    /// The remote-write client.
+    #[error(transparent)]
+    RemoteWrite(#[from] remote_write::RemoteWriteError),
+}
+
+/// The running sinks.
+#[derive(Debug, Default)]
+pub struct Sinks {
+    /// Where events go as OTLP logs, if anywhere.
+    pub otlp_logs: Option<otlp::LogSender>,
+    /// Tasks that end after `stop` (flushing first).
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts every enabled sink. They collect from `aggregator` and stop
+/// (after a last export) when `stop` is cancelled.
+pub async fn start(
+    config: &SinksConfig,
+    aggregator: &SharedAggregator,
+    registry: &Arc<Registry>,
+    stop: &CancellationToken,
+) -> Result<Sinks, SinkError> {
+    let mut sinks = Sinks::default();
+    if config.otlp.enabled {
+        let s = otlp::start(
+            &config.otlp,
+            aggregator.clone(),
+            resource::resource(),
+            registry.clone(),
+            stop.clone(),
+        )?;
+        tracing::info!(endpoint = %config.otlp.endpoint, "exporting OTLP");
+        sinks.otlp_logs = s.logs;
+        sinks.tasks.extend(s.tasks);
+    }
+    if config.prometheus.enabled {
+        let task = prometheus::start(
+            &config.prometheus,
+            aggregator.clone(),
+            registry.clone(),
+            stop.clone(),
+        )
+        .await?;
+        sinks.tasks.push(task);
+    }
+    if config.remote_write.enabled {
+        let task = remote_write::start(
+            &config.remote_write,
+            aggregator.clone(),
+            registry.clone(),
+            stop.clone(),
+        )?;
+        tracing::info!(url = %config.remote_write.url, "pushing Prometheus remote write");
+        sinks.tasks.push(task);
+    }
+    Ok(sinks)
+}

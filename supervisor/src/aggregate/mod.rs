@@ -1,0 +1,486 @@
+//! Aggregation: folds samples (hot path, cgroup stats, tools' histograms) and
+//! events (through configurable rules) into cumulative metrics of four kinds
+//! — Sum, Count, LastValue, Histogram — with a bounded number of series per
+//! metric, and hands the sinks a [`Snapshot`] on demand.
+//!
+//! The aggregator is shared by the pipeline's consume loop (which feeds it)
+//! and the sinks (which collect from it), behind a mutex held briefly.
+
+pub mod config;
+pub mod event;
+pub mod histogram;
+pub mod store;
+
+use std::{
+    fmt::Write as _,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use hashbrown::HashMap;
+
+pub use config::{AggregateConfig, EventRule, MetricKind};
+pub use event::{EventView, FieldValue};
+pub use histogram::Histogram;
+pub use store::{Labels, OVERFLOW_VALUE, Series, SeriesValue};
+use store::{MetricDesc, MetricStore};
+
+use crate::{
+    pipeline::{Message, SampleBatch, SampleValue},
+    selfmetrics::{Registry, SelfKind},
+};
+
+/// An aggregator shared between the consume loop and the sinks.
+pub type SharedAggregator = Arc<Mutex<Aggregator>>;
+
+/// The metrics at one instant, as every sink receives them.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Collection time, ns since the Unix epoch.
+    pub time_ns: u64,
+    /// The metrics, in a stable order (by name).
+    pub metrics: Vec<MetricSnapshot>,
+}
+
+/// One metric in a [`Snapshot`].
+#[derive(Debug, Clone)]
+pub struct MetricSnapshot {
+    /// Name.
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Kind.
+    pub kind: MetricKind,
+    /// Unit (UCUM, as OTLP wants it), derived from the name's suffix.
+    pub unit: &'static str,
+    /// One point per series.
+    pub points: Vec<Point>,
+}
+
+/// The cumulative value of one series at snapshot time.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Labels.
+    pub labels: Labels,
+    /// Start of the cumulative value (series creation), ns since the epoch.
+    pub start_ns: u64,
+    /// The value.
+    pub value: PointValue,
+}
+
+/// A point's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointValue {
+    /// Sum, count or gauge.
+    Number(f64),
+    /// A histogram.
+    Histogram(Histogram),
+}
+
+/// A compiled event rule.
+#[derive(Debug)]
+struct Rule {
+    metric: usize,
+    tool: Option<Box<str>>,
+    field: Option<Box<str>>,
+    labels: Vec<&'static str>,
+    scale: f64,
+}
+
+/// Folds samples and events into metrics.
+#[derive(Debug)]
+pub struct Aggregator {
+    config: AggregateConfig,
+    metrics: Vec<MetricStore>,
+    by_name: HashMap<&'static str, usize>,
+    rules: Vec<Rule>,
+    rules_by_kind: HashMap<Box<str>, Vec<usize>>,
+    any_kind: Vec<usize>,
+    registries: Vec<Arc<Registry>>,
+    keybuf: String,
+    now_ns: u64,
+    start_ns: u64,
+    /// Samples refused because their metric exists with another kind.
+    kind_conflicts: u64,
+}
+
+impl Aggregator {
+    /// An aggregator with `config`'s rules and bounds that also exports the
+    /// self-metrics of `registries`.
+    pub fn new(config: &AggregateConfig, registries: Vec<Arc<Registry>>) -> Aggregator {
+        let now = now_ns();
+        let mut a = Aggregator {
+            config: config.clone(),
+            metrics: Vec::new(),
+            by_name: HashMap::new(),
+            rules: Vec::new(),
+            rules_by_kind: HashMap::new(),
+            any_kind: Vec::new(),
+            registries,
+            keybuf: String::with_capacity(128),
+            now_ns: now,
+            start_ns: now,
+            kind_conflicts: 0,
+        };
+        for rule in config.effective_rules() {
+            a.compile(&rule);
+        }
+        a
+    }
+
+    /// Wraps `self` for sharing.
+    pub fn shared(self) -> SharedAggregator {
+        Arc::new(Mutex::new(self))
+    }
+
+    fn compile(&mut self, r: &EventRule) {
+        let bounds = (r.metric_type == MetricKind::Histogram).then(|| {
+            r.buckets
+                .as_ref()
+                .map(|b| Arc::from(b.as_slice()))
+                .unwrap_or_else(|| default_bounds(&r.metric))
+        });
+        let name = leak(&r.metric);
+        let help = leak(r.help.as_deref().unwrap_or(""));
+        let Some(metric) = self.metric_index(name, help, r.metric_type, bounds) else {
+            return;
+        };
+        let rule = Rule {
+            metric,
+            tool: r.tool.as_deref().map(Into::into),
+            field: r.field.as_deref().map(Into::into),
+            labels: r.labels.iter().map(|l| leak(l)).collect(),
+            scale: r.scale.unwrap_or(1.0),
+        };
+        self.rules.push(rule);
+        let i = self.rules.len() - 1;
+        if r.kind == "*" {
+            self.any_kind.push(i);
+        } else {
+            self.rules_by_kind
+                .entry(r.kind.as_str().into())
+                .or_default()
+                .push(i);
+        }
+    }
+
+    /// The index of metric `name`, created if new; `None` when it exists
+    /// with another kind.
+    fn metric_index(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricKind,
+        bounds: Option<Arc<[f64]>>,
+    ) -> Option<usize> {
+        if let Some(&i) = self.by_name.get(name) {
+            return (self.metrics[i].desc.kind == kind).then_some(i);
+        }
+        let desc = MetricDesc {
+            name,
+            help,
+            kind,
+            bounds,
+        };
+        self.metrics
+            .push(MetricStore::new(desc, self.config.limit_of(name)));
+        self.by_name.insert(name, self.metrics.len() - 1);
+        Some(self.metrics.len() - 1)
+    }
+
+    /// Takes one pipeline message.
+    pub fn ingest(&mut self, msg: &Message) {
+        self.now_ns = now_ns();
+        match msg {
+            Message::Samples(batch) => self.ingest_samples(batch),
+            Message::Record(_) => {}
+        }
+    }
+
+    /// Sets the clock used to stamp series (tests and benchmarks).
+    pub fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+    }
+
+    /// Folds one batch of samples: deltas into Sums, gauges into
+    /// LastValues, log2 histograms into Histograms with log2 bounds.
+    pub fn ingest_samples(&mut self, batch: &SampleBatch) {
+        for s in &batch.samples {
+            let kind = match s.value {
+                SampleValue::Delta(_) => MetricKind::Sum,
+                SampleValue::Gauge(_) => MetricKind::LastValue,
+                SampleValue::Log2Histogram { .. } => MetricKind::Histogram,
+            };
+            let Some(m) = self.metric_index(s.metric, help_of(s.metric), kind, None) else {
+                self.kind_conflicts += 1;
+                continue;
+            };
+            self.keybuf.clear();
+            for (k, v) in &s.labels {
+                let _ = write!(self.keybuf, "{k}={v}\x1f");
+            }
+            let series = self.metrics[m].series_mut(&self.keybuf, self.now_ns, || {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (*k, Box::from(v.as_str())))
+                    .collect()
+            });
+            match (&mut series.value, &s.value) {
+                (SeriesValue::Sum(x), SampleValue::Delta(d)) => *x += *d as f64,
+                (SeriesValue::Last(x), SampleValue::Gauge(g)) => *x = *g,
+                (SeriesValue::Histogram(h), SampleValue::Log2Histogram { counts, .. }) => {
+                    h.add_log2(counts)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Folds one event through every rule of its kind.
+    pub fn ingest_event(&mut self, ev: &dyn EventView) {
+        let kinds = self.rules_by_kind.get(ev.kind()).map(Vec::as_slice);
+        let mut cx = Apply {
+            metrics: &mut self.metrics,
+            keybuf: &mut self.keybuf,
+            now_ns: self.now_ns,
+        };
+        for &i in self.any_kind.iter().chain(kinds.unwrap_or_default()) {
+            cx.apply(&self.rules[i], ev);
+        }
+    }
+
+    /// Expires idle series, then returns every metric's current values
+    /// together with the self-metrics.
+    pub fn collect(&mut self) -> Snapshot {
+        let now = now_ns();
+        self.now_ns = now;
+        let cutoff = now.saturating_sub(self.config.series_ttl.as_nanos() as u64);
+        let mut metrics: Vec<MetricSnapshot> = Vec::with_capacity(self.metrics.len() + 8);
+        for m in &mut self.metrics {
+            m.expire(cutoff);
+            if m.is_empty() {
+                continue;
+            }
+            metrics.push(snapshot_of(m));
+        }
+        metrics.extend(self.own_metrics());
+        for r in &self.registries {
+            merge_self_points(&mut metrics, r, self.start_ns);
+        }
+        metrics.sort_by(|a, b| a.name.cmp(b.name));
+        Snapshot {
+            time_ns: now,
+            metrics,
+        }
+    }
+
+    /// The aggregator's self-metrics: series per metric, overflow and expiry counts.
+    fn own_metrics(&self) -> Vec<MetricSnapshot> {
+        let point = |metric: &'static str, v: f64| Point {
+            labels: Arc::from([("metric", Box::from(metric))]),
+            start_ns: self.start_ns,
+            value: PointValue::Number(v),
+        };
+        let mut series = Vec::new();
+        let mut overflow = Vec::new();
+        let mut expired = Vec::new();
+        for m in &self.metrics {
+            series.push(point(m.desc.name, m.len() as f64));
+            if m.overflowed > 0 {
+                overflow.push(point(m.desc.name, m.overflowed as f64));
+            }
+            if m.expired > 0 {
+                expired.push(point(m.desc.name, m.expired as f64));
+            }
+        }
+        let mk = |name, help, kind, points| MetricSnapshot {
+            name,
+            help,
+            kind,
+            unit: "1",
+            points,
+        };
+        let mut out = vec![mk(
+            "eunomia_aggregate_series",
+            "Series held per metric (without the overflow series).",
+            MetricKind::LastValue,
+            series,
+        )];
+        out.push(mk(
+            "eunomia_aggregate_overflow_total",
+            "Updates folded into a metric's overflow series because its series bound was reached.",
+            MetricKind::Sum,
+            overflow,
+        ));
+        out.push(mk(
+            "eunomia_aggregate_expired_series_total",
+            "Series dropped because they were not updated within aggregate.series_ttl.",
+            MetricKind::Sum,
+            expired,
+        ));
+        out.retain(|m| !m.points.is_empty());
+        out
+    }
+
+    /// The metric `name`'s store, if any (tests).
+    pub fn series_count(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).map(|&i| self.metrics[i].len())
+    }
+}
+
+/// What applying a rule needs mutably, borrowed apart from the rules.
+struct Apply<'a> {
+    metrics: &'a mut [MetricStore],
+    keybuf: &'a mut String,
+    now_ns: u64,
+}
+
+impl Apply<'_> {
+    fn apply(&mut self, r: &Rule, ev: &dyn EventView) {
+        if r.tool.as_deref().is_some_and(|t| t != ev.tool()) {
+            return;
+        }
+        let value = match &r.field {
+            Some(f) => match ev.get(f).and_then(|v| v.as_f64()) {
+                Some(v) => v * r.scale,
+                None => return,
+            },
+            None => 1.0,
+        };
+        self.keybuf.clear();
+        for l in &r.labels {
+            match label_of(ev, l) {
+                Some(FieldValue::Str(v)) => self.keybuf.push_str(v),
+                Some(v) => {
+                    let _ = write!(self.keybuf, "{v}");
+                }
+                None => self.keybuf.push('\x00'),
+            }
+            self.keybuf.push('\x1f');
+        }
+        let series = self.metrics[r.metric].series_mut(self.keybuf, self.now_ns, || {
+            r.labels
+                .iter()
+                .filter_map(|l| label_of(ev, l).map(|v| (*l, v.to_string().into_boxed_str())))
+                .collect()
+        });
+        match &mut series.value {
+            SeriesValue::Sum(x) => *x += value,
+            SeriesValue::Last(x) => *x = value,
+            SeriesValue::Histogram(h) => h.observe(value),
+        }
+    }
+}
+
+/// The label `name` of an event: a field, or the pseudo-fields `tool` and `kind`.
+fn label_of<'a>(ev: &'a dyn EventView, name: &str) -> Option<FieldValue<'a>> {
+    match ev.get(name) {
+        Some(v) => Some(v),
+        None if name == "tool" => Some(FieldValue::Str(ev.tool())),
+        None if name == "kind" => Some(FieldValue::Str(ev.kind())),
+        None => None,
+    }
+}
+
+fn snapshot_of(m: &MetricStore) -> MetricSnapshot {
+    let points = m
+        .iter()
+        .map(|s| Point {
+            labels: s.labels.clone(),
+            start_ns: s.start_ns,
+            value: match &s.value {
+                SeriesValue::Sum(x) | SeriesValue::Last(x) => PointValue::Number(*x),
+                SeriesValue::Histogram(h) => PointValue::Histogram(h.clone()),
+            },
+        })
+        .collect();
+    MetricSnapshot {
+        name: m.desc.name,
+        help: m.desc.help,
+        kind: m.desc.kind,
+        unit: unit_of(m.desc.name),
+        points,
+    }
+}
+
+/// Adds a registry's values, grouped by name, to `metrics`.
+fn merge_self_points(metrics: &mut Vec<MetricSnapshot>, registry: &Registry, start_ns: u64) {
+    for p in registry.read() {
+        let kind = match p.kind {
+            SelfKind::Counter => MetricKind::Sum,
+            SelfKind::Gauge => MetricKind::LastValue,
+        };
+        let point = Point {
+            labels: p
+                .labels
+                .iter()
+                .map(|(k, v)| (*k, Box::from(v.as_str())))
+                .collect(),
+            start_ns,
+            value: PointValue::Number(p.value),
+        };
+        match metrics.iter_mut().find(|m| m.name == p.name) {
+            Some(m) => m.points.push(point),
+            None => metrics.push(MetricSnapshot {
+                name: p.name,
+                help: p.help,
+                kind,
+                unit: unit_of(p.name),
+                points: vec![point],
+            }),
+        }
+    }
+}
+
+/// The UCUM unit of a metric, from its name's suffix.
+pub fn unit_of(name: &str) -> &'static str {
+    let base = name.strip_suffix("_total").unwrap_or(name);
+    match base.rsplit('_').next() {
+        Some("seconds") => "s",
+        Some("bytes") => "By",
+        Some("us") | Some("usecs") => "us",
+        Some("ns") | Some("nsecs") => "ns",
+        Some("ms") | Some("msecs") => "ms",
+        _ => "1",
+    }
+}
+
+/// Default histogram bounds by the unit suffix of `metric`.
+fn default_bounds(metric: &str) -> Arc<[f64]> {
+    match unit_of(metric) {
+        "By" => histogram::default_bytes_bounds(),
+        _ => histogram::default_seconds_bounds(),
+    }
+}
+
+/// Help texts of metrics that sources produce as samples.
+fn help_of(metric: &str) -> &'static str {
+    match metric {
+        "eunomia_syscalls_total" => "Syscalls made, by syscall (hot path).",
+        _ => "",
+    }
+}
+
+/// A `'static` copy of a configured name (bounded by the configuration;
+/// leaked once per distinct string).
+fn leak(s: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == s) {
+        return n;
+    }
+    let n: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    names.push(n);
+    n
+}
+
+/// Now, in ns since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

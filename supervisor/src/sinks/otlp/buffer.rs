@@ -1,0 +1,407 @@
+//! The bounded, ordered buffer between the OTLP exporter's producer (one
+//! batch per export interval, plus log batches) and its sender. When the core
+//! is unreachable, batches wait here in order; past the memory bound they
+//! spill to a directory (if configured), and past the last bound the oldest
+//! batches are dropped and counted. Pushing never waits.
+
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+};
+
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+};
+use prost::Message as _;
+use serde::Deserialize;
+
+use super::encode::{log_records, metric_points};
+
+/// `[sinks.otlp.buffer]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Batches kept in memory.
+    pub max_batches: usize,
+    /// Encoded bytes kept in memory.
+    pub max_bytes: usize,
+    /// Directory to spill to when memory is full (off when absent).
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes kept in the spill directory.
+    pub spill_max_bytes: u64,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            max_batches: 1000,
+            max_bytes: 64 << 20,
+            spill_dir: None,
+            spill_max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// One export request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// Metrics.
+    Metrics(ExportMetricsServiceRequest),
+    /// Logs.
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Batch {
+    /// `metrics` or `logs`.
+    pub fn signal(&self) -> &'static str {
+        match self {
+            Batch::Metrics(_) => "metrics",
+            Batch::Logs(_) => "logs",
+        }
+    }
+
+    /// Data points or log records in it.
+    pub fn items(&self) -> u64 {
+        match self {
+            Batch::Metrics(m) => metric_points(m),
+            Batch::Logs(l) => log_records(l),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Batch::Metrics(m) => m.encoded_len(),
+            Batch::Logs(l) => l.encoded_len(),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            Batch::Metrics(m) => (b'M', m.encode_to_vec()),
+            Batch::Logs(l) => (b'L', l.encode_to_vec()),
+        };
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(tag);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Batch> {
+        let (tag, body) = bytes.split_first()?;
+        match tag {
+            b'M' => ExportMetricsServiceRequest::decode(body)
+                .ok()
+                .map(Batch::Metrics),
+            b'L' => ExportLogsServiceRequest::decode(body).ok().map(Batch::Logs),
+            _ => None,
+        }
+    }
+}
+
+/// A batch taken from the buffer, to be confirmed ([`ExportBuffer::done`])
+/// or given back ([`ExportBuffer::give_back`]).
+#[derive(Debug)]
+pub struct Entry {
+    /// The batch.
+    pub batch: Batch,
+    bytes: usize,
+    file: Option<PathBuf>,
+}
+
+/// What was dropped to make room: signal and items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// `metrics` or `logs`.
+    pub signal: &'static str,
+    /// Data points or log records.
+    pub items: u64,
+}
+
+#[derive(Debug)]
+struct SpillFile {
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// The buffer.
+#[derive(Debug)]
+pub struct ExportBuffer {
+    config: BufferConfig,
+    mem: VecDeque<Entry>,
+    mem_bytes: usize,
+    disk: VecDeque<SpillFile>,
+    disk_bytes: u64,
+    next_seq: u64,
+}
+
+impl ExportBuffer {
+    /// An empty buffer; with a spill directory, batches spilled by an
+    /// earlier run are picked up (in order) first.
+    pub fn new(config: BufferConfig) -> std::io::Result<ExportBuffer> {
+        let mut b = ExportBuffer {
+            config,
+            mem: VecDeque::new(),
+            mem_bytes: 0,
+            disk: VecDeque::new(),
+            disk_bytes: 0,
+            next_seq: 0,
+        };
+        if let Some(dir) = b.config.spill_dir.clone() {
+            std::fs::create_dir_all(&dir)?;
+            b.load_spilled(&dir)?;
+        }
+        Ok(b)
+    }
+
+    fn load_spilled(&mut self, dir: &Path) -> std::io::Result<()> {
+        let mut files: Vec<(u64, PathBuf, u64)> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| {
+                let path = e.path();
+                let seq = path.file_stem()?.to_str()?.parse().ok()?;
+                (path.extension()? == "otlp").then_some(())?;
+                let len = e.metadata().ok()?.len();
+                Some((seq, path, len))
+            })
+            .collect();
+        files.sort();
+        for (seq, path, bytes) in files {
+            self.next_seq = self.next_seq.max(seq + 1);
+            self.disk_bytes += bytes;
+            self.disk.push_back(SpillFile { path, bytes });
+        }
+        Ok(())
+    }
+
+    /// Appends `batch`; returns what had to be dropped for it (oldest first).
+    pub fn push(&mut self, batch: Batch) -> Vec<Dropped> {
+        let bytes = batch.encoded_len();
+        let mut dropped = Vec::new();
+        let mem_full = self.mem.len() >= self.config.max_batches
+            || self.mem_bytes + bytes > self.config.max_bytes;
+        if (mem_full || !self.disk.is_empty()) && self.config.spill_dir.is_some() {
+            match self.spill(&batch) {
+                Ok(()) => {
+                    self.trim_disk(&mut dropped);
+                    return dropped;
+                }
+                Err(err) => tracing::warn!("spilling an OTLP batch to disk: {err}"),
+            }
+        }
+        while !self.mem.is_empty()
+            && (self.mem.len() >= self.config.max_batches
+                || self.mem_bytes + bytes > self.config.max_bytes)
+        {
+            if let Some(old) = self.mem.pop_front() {
+                self.mem_bytes -= old.bytes;
+                dropped.push(dropped_of(&old.batch));
+            }
+        }
+        self.mem_bytes += bytes;
+        self.mem.push_back(Entry {
+            batch,
+            bytes,
+            file: None,
+        });
+        dropped
+    }
+
+    fn spill(&mut self, batch: &Batch) -> std::io::Result<()> {
+        let dir = self.config.spill_dir.as_ref().expect("spill_dir checked");
+        let path = dir.join(format!("{:020}.otlp", self.next_seq));
+        let data = batch.encode();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &data)?;
+        std::fs::rename(&tmp, &path)?;
+        self.next_seq += 1;
+        self.disk_bytes += data.len() as u64;
+        self.disk.push_back(SpillFile {
+            path,
+            bytes: data.len() as u64,
+        });
+        Ok(())
+    }
+
+    fn trim_disk(&mut self, dropped: &mut Vec<Dropped>) {
+        while self.disk_bytes > self.config.spill_max_bytes && self.disk.len() > 1 {
+            let Some(old) = self.disk.pop_front() else {
+                break;
+            };
+            self.disk_bytes -= old.bytes;
+            if let Some(batch) = std::fs::read(&old.path)
+                .ok()
+                .and_then(|b| Batch::decode(&b))
+            {
+                dropped.push(dropped_of(&batch));
+            }
+            let _ = std::fs::remove_file(&old.path);
+        }
+    }
+
+    /// Takes the oldest batch (from memory, else from disk).
+    pub fn take(&mut self) -> Option<Entry> {
+        if let Some(e) = self.mem.pop_front() {
+            self.mem_bytes -= e.bytes;
+            return Some(e);
+        }
+        while let Some(f) = self.disk.pop_front() {
+            self.disk_bytes -= f.bytes;
+            match std::fs::read(&f.path).ok().and_then(|b| Batch::decode(&b)) {
+                Some(batch) => {
+                    return Some(Entry {
+                        batch,
+                        bytes: f.bytes as usize,
+                        file: Some(f.path),
+                    });
+                }
+                None => {
+                    tracing::warn!("unreadable spilled batch {} removed", f.path.display());
+                    let _ = std::fs::remove_file(&f.path);
+                }
+            }
+        }
+        None
+    }
+
+    /// Puts a taken batch back at the front (its export failed).
+    pub fn give_back(&mut self, e: Entry) {
+        if e.file.is_some() {
+            self.disk_bytes += e.bytes as u64;
+            self.disk.push_front(SpillFile {
+                path: e.file.clone().expect("checked"),
+                bytes: e.bytes as u64,
+            });
+        } else {
+            self.mem_bytes += e.bytes;
+            self.mem.push_front(e);
+        }
+    }
+
+    /// Confirms a taken batch was delivered (removes its spill file).
+    pub fn done(&mut self, e: Entry) {
+        if let Some(path) = e.file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Batches held (memory and disk).
+    pub fn len(&self) -> usize {
+        self.mem.len() + self.disk.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held (memory and disk).
+    pub fn bytes(&self) -> u64 {
+        self.mem_bytes as u64 + self.disk_bytes
+    }
+}
+
+fn dropped_of(b: &Batch) -> Dropped {
+    Dropped {
+        signal: b.signal(),
+        items: b.items(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::otlp::encode::{kv, logs_request};
+    use opentelemetry_proto::tonic::{logs::v1::LogRecord, resource::v1::Resource};
+
+    fn batch(n: usize) -> Batch {
+        let records = (0..n)
+            .map(|i| LogRecord {
+                attributes: vec![kv("i", i.to_string())],
+                ..Default::default()
+            })
+            .collect();
+        Batch::Logs(logs_request(records, &Resource::default()))
+    }
+
+    fn drain(b: &mut ExportBuffer) -> Vec<u64> {
+        std::iter::from_fn(|| {
+            let e = b.take()?;
+            let n = e.batch.items();
+            b.done(e);
+            Some(n)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn memory_bound_drops_oldest_and_reports_it() {
+        let mut b = ExportBuffer::new(BufferConfig {
+            max_batches: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(b.push(batch(1)).is_empty());
+        assert!(b.push(batch(2)).is_empty());
+        let dropped = b.push(batch(3));
+        assert_eq!(
+            dropped,
+            vec![Dropped {
+                signal: "logs",
+                items: 1
+            }]
+        );
+        assert_eq!(drain(&mut b), vec![2, 3]);
+    }
+
+    #[test]
+    fn given_back_batch_comes_first() {
+        let mut b = ExportBuffer::new(BufferConfig::default()).unwrap();
+        b.push(batch(1));
+        b.push(batch(2));
+        let e = b.take().unwrap();
+        b.push(batch(3));
+        b.give_back(e);
+        assert_eq!(drain(&mut b), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn spills_to_disk_in_order_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BufferConfig {
+            max_batches: 2,
+            spill_dir: Some(dir.path().to_owned()),
+            ..Default::default()
+        };
+        let mut b = ExportBuffer::new(config.clone()).unwrap();
+        for n in 1..=5 {
+            assert!(b.push(batch(n)).is_empty());
+        }
+        assert_eq!(b.len(), 5);
+        let first = b.take().unwrap();
+        assert_eq!(first.batch.items(), 1);
+        b.done(first);
+        drop(b);
+        // A new run finds the spilled batches (3, 4, 5); memory ones are gone.
+        let mut again = ExportBuffer::new(config).unwrap();
+        assert_eq!(drain(&mut again), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn disk_bound_drops_oldest_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = batch(1).encode().len() as u64;
+        let mut b = ExportBuffer::new(BufferConfig {
+            max_batches: 1,
+            spill_dir: Some(dir.path().to_owned()),
+            spill_max_bytes: one * 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut dropped = Vec::new();
+        for _ in 0..5 {
+            dropped.extend(b.push(batch(1)));
+        }
+        assert_eq!(dropped.len(), 2);
+        assert_eq!(drain(&mut b).len(), 3);
+    }
+}

@@ -1,0 +1,264 @@
+//! Snapshots and events to OTLP protobuf messages (`opentelemetry-proto`'s
+//! generated types): metrics with cumulative temporality, events as log
+//! records whose attributes are the event's fields.
+
+use opentelemetry_proto::tonic::{
+    collector::{logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest},
+    common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
+    logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber},
+    metrics::v1::{
+        AggregationTemporality, Gauge, Histogram as OtlpHistogram, HistogramDataPoint, Metric,
+        NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
+    },
+    resource::v1::Resource,
+};
+
+use crate::aggregate::{
+    EventView, FieldValue, Histogram, MetricKind, MetricSnapshot, Point, PointValue, Snapshot,
+};
+
+/// The instrumentation scope name of everything eunomia exports.
+pub const SCOPE: &str = "eunomia";
+
+/// A string attribute.
+pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+/// The export request for one snapshot.
+pub fn metrics_request(snap: &Snapshot, resource: &Resource) -> ExportMetricsServiceRequest {
+    let metrics = snap
+        .metrics
+        .iter()
+        .map(|m| metric(m, snap.time_ns))
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource.clone()),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn metric(m: &MetricSnapshot, time_ns: u64) -> Metric {
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let data = match m.kind {
+        MetricKind::Sum | MetricKind::Count => Data::Sum(Sum {
+            data_points: m.points.iter().map(|p| number_point(p, time_ns)).collect(),
+            aggregation_temporality: cumulative,
+            is_monotonic: true,
+        }),
+        MetricKind::LastValue => Data::Gauge(Gauge {
+            data_points: m.points.iter().map(|p| number_point(p, time_ns)).collect(),
+        }),
+        MetricKind::Histogram => Data::Histogram(OtlpHistogram {
+            data_points: m
+                .points
+                .iter()
+                .filter_map(|p| histogram_point(p, time_ns))
+                .collect(),
+            aggregation_temporality: cumulative,
+        }),
+    };
+    Metric {
+        name: m.name.into(),
+        description: m.help.into(),
+        unit: m.unit.into(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+fn attributes(p: &Point) -> Vec<KeyValue> {
+    p.labels.iter().map(|(k, v)| kv(k, &**v)).collect()
+}
+
+fn number_point(p: &Point, time_ns: u64) -> NumberDataPoint {
+    let v = match &p.value {
+        PointValue::Number(x) => *x,
+        PointValue::Histogram(h) => h.count() as f64,
+    };
+    NumberDataPoint {
+        attributes: attributes(p),
+        start_time_unix_nano: p.start_ns,
+        time_unix_nano: time_ns,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    }
+}
+
+fn histogram_point(p: &Point, time_ns: u64) -> Option<HistogramDataPoint> {
+    let PointValue::Histogram(h) = &p.value else {
+        return None;
+    };
+    Some(HistogramDataPoint {
+        attributes: attributes(p),
+        start_time_unix_nano: p.start_ns,
+        time_unix_nano: time_ns,
+        count: h.count(),
+        sum: exact_sum(h),
+        bucket_counts: h.counts().to_vec(),
+        explicit_bounds: h.bounds().to_vec(),
+        ..Default::default()
+    })
+}
+
+/// OTLP's sum is optional: sent only when exact.
+fn exact_sum(h: &Histogram) -> Option<f64> {
+    h.sum_exact().then_some(h.sum())
+}
+
+/// One event as a log record: body and `event_name` are the kind, the
+/// attributes are `tool`, `kind` and every field.
+pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
+    let mut attributes = vec![kv("tool", ev.tool()), kv("kind", ev.kind())];
+    ev.for_each_field(&mut |name, value| {
+        attributes.push(KeyValue {
+            key: name.to_owned(),
+            value: Some(any_value(value)),
+            ..Default::default()
+        });
+    });
+    LogRecord {
+        time_unix_nano: ev.ts_ns(),
+        observed_time_unix_nano: observed_ns,
+        severity_number: SeverityNumber::Info as i32,
+        severity_text: "INFO".into(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(ev.kind().to_owned())),
+        }),
+        attributes,
+        event_name: format!("eunomia.{}", ev.kind()),
+        ..Default::default()
+    }
+}
+
+fn any_value(v: FieldValue<'_>) -> AnyValue {
+    use any_value::Value as V;
+    let value = match v {
+        FieldValue::Str(s) => V::StringValue(s.to_owned()),
+        FieldValue::Int(i) => V::IntValue(i),
+        FieldValue::Float(f) => V::DoubleValue(f),
+        FieldValue::Bool(b) => V::BoolValue(b),
+        FieldValue::Ip(ip) => V::StringValue(ip.to_string()),
+        FieldValue::Duration(ns) => V::IntValue(ns.min(i64::MAX as u64) as i64),
+    };
+    AnyValue { value: Some(value) }
+}
+
+/// The export request for a batch of log records.
+pub fn logs_request(records: Vec<LogRecord>, resource: &Resource) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource.clone()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Number of data points in a metrics request.
+pub fn metric_points(req: &ExportMetricsServiceRequest) -> u64 {
+    req.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            _ => 0,
+        } as u64)
+        .sum()
+}
+
+/// Number of log records in a logs request.
+pub fn log_records(req: &ExportLogsServiceRequest) -> u64 {
+    req.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len() as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{
+        AggregateConfig, Aggregator,
+        event::{OwnedEvent, OwnedValue},
+    };
+
+    fn exec() -> OwnedEvent {
+        OwnedEvent {
+            tool: "execsnoop".into(),
+            kind: "exec".into(),
+            ts_ns: 42,
+            fields: vec![
+                ("proc.comm".into(), OwnedValue::Str("sh".into())),
+                ("proc.pid".into(), OwnedValue::Int(7)),
+            ],
+        }
+    }
+
+    #[test]
+    fn counts_become_cumulative_monotonic_sums() {
+        let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+        a.ingest_event(&exec());
+        let req = metrics_request(&a.collect(), &Resource::default());
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let m = metrics
+            .iter()
+            .find(|m| m.name == "eunomia_process_execs_total")
+            .unwrap();
+        let Some(Data::Sum(s)) = &m.data else {
+            panic!("not a sum: {m:?}")
+        };
+        assert!(s.is_monotonic);
+        assert_eq!(
+            s.aggregation_temporality,
+            AggregationTemporality::Cumulative as i32
+        );
+        assert_eq!(
+            s.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(1.0))
+        );
+        assert!(metric_points(&req) >= 2);
+    }
+
+    #[test]
+    fn events_become_log_records_with_typed_attributes() {
+        let r = log_record(&exec(), 50);
+        assert_eq!(r.time_unix_nano, 42);
+        assert_eq!(r.event_name, "eunomia.exec");
+        let pid = r.attributes.iter().find(|a| a.key == "proc.pid").unwrap();
+        assert_eq!(
+            pid.value.as_ref().unwrap().value,
+            Some(any_value::Value::IntValue(7))
+        );
+        assert_eq!(log_records(&logs_request(vec![r], &Resource::default())), 1);
+    }
+}

@@ -1,0 +1,605 @@
+//! The OTLP/gRPC sink, the primary way data leaves the host: every export
+//! interval the aggregator's snapshot becomes one metrics request; events
+//! become log records, batched. Requests wait in an ordered, bounded
+//! [`buffer::ExportBuffer`] and a sender delivers them one at a time, retrying
+//! with exponential backoff while the core is unreachable, so what was kept
+//! arrives in order once it is back.
+
+pub mod buffer;
+pub mod encode;
+
+use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+
+use opentelemetry_proto::tonic::{
+    collector::{
+        logs::v1::logs_service_client::LogsServiceClient,
+        metrics::v1::metrics_service_client::MetricsServiceClient,
+    },
+    logs::v1::LogRecord,
+    resource::v1::Resource,
+};
+use serde::Deserialize;
+use tokio::{
+    sync::{Mutex, Notify, mpsc},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Code, Request, Status,
+    codec::CompressionEncoding,
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+
+use self::buffer::{Batch, BufferConfig, ExportBuffer};
+use crate::{
+    aggregate::{EventView, SharedAggregator, now_ns},
+    selfmetrics::{Counter, Registry},
+};
+
+/// Compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// None.
+    None,
+    /// gzip.
+    #[default]
+    Gzip,
+}
+
+/// `[sinks.otlp.tls]`: for `https://` endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM CA bundle to trust (in addition to the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key (mutual TLS).
+    pub key_file: Option<PathBuf>,
+    /// Server name to verify instead of the endpoint's host.
+    pub domain: Option<String>,
+}
+
+/// `[sinks.otlp]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Export over OTLP/gRPC.
+    pub enabled: bool,
+    /// `http://host:port` or `https://host:port` (default port 4317).
+    pub endpoint: String,
+    /// Extra gRPC metadata sent with every request (e.g. an API key).
+    pub headers: BTreeMap<String, String>,
+    /// TLS settings for `https://` endpoints.
+    pub tls: TlsConfig,
+    /// Request compression.
+    pub compression: Compression,
+    /// How often metrics are exported (and log batches flushed).
+    #[serde(with = "humantime_serde")]
+    pub export_interval: Duration,
+    /// Deadline of one export request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Export events as OTLP logs.
+    pub logs: bool,
+    /// Log records per logs request (a full batch is sent before the interval ends).
+    pub max_logs_per_batch: usize,
+    /// Log records queued between the pipeline and the sink.
+    pub logs_queue: usize,
+    /// First retry delay after a failed export; doubles up to `max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// What is kept while the core is unreachable.
+    pub buffer: BufferConfig,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: "http://localhost:4317".into(),
+            headers: BTreeMap::new(),
+            tls: TlsConfig::default(),
+            compression: Compression::Gzip,
+            export_interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            logs: true,
+            max_logs_per_batch: 1000,
+            logs_queue: 10_000,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            buffer: BufferConfig::default(),
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// Checks values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let uri = tonic::codegen::http::Uri::from_str(&self.endpoint)
+            .map_err(|e| format!("sinks.otlp.endpoint {:?}: {e}", self.endpoint))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!(
+                "sinks.otlp.endpoint {:?}: expected http://host:port or https://host:port",
+                self.endpoint
+            ));
+        }
+        for (k, v) in &self.headers {
+            MetadataKey::<tonic::metadata::Ascii>::from_str(&k.to_ascii_lowercase())
+                .map_err(|_| format!("sinks.otlp.headers: invalid header name {k:?}"))?;
+            MetadataValue::<tonic::metadata::Ascii>::from_str(v)
+                .map_err(|_| format!("sinks.otlp.headers.{k}: invalid header value"))?;
+        }
+        if self.export_interval < Duration::from_millis(100) {
+            return Err("sinks.otlp.export_interval must be at least 100ms".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("sinks.otlp.timeout must be positive".into());
+        }
+        if self.initial_backoff.is_zero() || self.max_backoff < self.initial_backoff {
+            return Err("sinks.otlp: need 0 < initial_backoff <= max_backoff".into());
+        }
+        if self.max_logs_per_batch == 0 || self.logs_queue == 0 {
+            return Err("sinks.otlp.max_logs_per_batch and logs_queue must be at least 1".into());
+        }
+        if self.buffer.max_batches == 0 || self.buffer.max_bytes == 0 {
+            return Err("sinks.otlp.buffer.max_batches and max_bytes must be at least 1".into());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("sinks.otlp.tls: cert_file and key_file go together".into());
+        }
+        Ok(())
+    }
+}
+
+/// The OTLP sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    /// A TLS file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The endpoint or TLS settings are unusable.
+    #[error("OTLP endpoint {endpoint}: {source}")]
+    Endpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The spill directory cannot be used.
+    #[error("OTLP spill directory: {0}")]
+    Spill(#[source] std::io::Error),
+}
+
+/// Self-metric handles of the sink.
+#[derive(Debug, Clone)]
+struct Stats {
+    registry: Arc<Registry>,
+}
+
+impl Stats {
+    fn export(&self, signal: &str, outcome: &str) -> Counter {
+        self.registry.counter(
+            "eunomia_sink_exports_total",
+            "Export requests by sink, signal and outcome (success, failure, rejected).",
+            &[("sink", "otlp"), ("signal", signal), ("outcome", outcome)],
+        )
+    }
+
+    fn dropped(&self, signal: &str, reason: &str) -> Counter {
+        self.registry.counter(
+            "eunomia_sink_dropped_items_total",
+            "Data points and log records a sink dropped, by reason.",
+            &[("sink", "otlp"), ("signal", signal), ("reason", reason)],
+        )
+    }
+}
+
+/// The handle the consume loop uses to hand events to the sink.
+#[derive(Debug, Clone)]
+pub struct LogSender {
+    tx: mpsc::Sender<LogRecord>,
+    queue_full: Counter,
+}
+
+impl LogSender {
+    /// Queues `ev` as a log record without waiting; drops and counts it
+    /// when the queue is full.
+    pub fn send(&self, ev: &dyn EventView) {
+        if self.tx.try_send(encode::log_record(ev, now_ns())).is_err() {
+            self.queue_full.inc();
+        }
+    }
+}
+
+/// A started OTLP sink.
+#[derive(Debug)]
+pub struct OtlpSink {
+    /// Where events go, when logs are on.
+    pub logs: Option<LogSender>,
+    /// The producer and sender tasks; they end after `stop` is cancelled
+    /// and the buffer is flushed (or the timeout passes).
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts the sink's producer and sender tasks.
+pub fn start(
+    config: &OtlpConfig,
+    aggregator: SharedAggregator,
+    resource: Resource,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) -> Result<OtlpSink, OtlpError> {
+    let channel = channel(config)?;
+    let buffer = ExportBuffer::new(config.buffer.clone()).map_err(OtlpError::Spill)?;
+    let shared = Arc::new(Shared {
+        buffer: Mutex::new(buffer),
+        wake: Notify::new(),
+        produced_all: CancellationToken::new(),
+    });
+    let stats = Stats {
+        registry: registry.clone(),
+    };
+    register_buffer_gauges(&registry, &shared);
+    let (logs_tx, logs_rx) = mpsc::channel(config.logs_queue);
+    let logs = config.logs.then(|| LogSender {
+        tx: logs_tx,
+        queue_full: stats.dropped("logs", "queue_full"),
+    });
+    let producer = Producer {
+        config: config.clone(),
+        aggregator,
+        resource,
+        shared: shared.clone(),
+        stats: stats.clone(),
+    };
+    let sender = Sender {
+        config: config.clone(),
+        metrics: metrics_client(channel.clone(), config.compression),
+        logs: logs_client(channel, config.compression),
+        headers: headers(config),
+        shared,
+        stats,
+        stopping_since: None,
+    };
+    let producer_stop = stop.clone();
+    let tasks = vec![
+        tokio::spawn(producer.run(logs_rx, producer_stop)),
+        tokio::spawn(sender.run(stop)),
+    ];
+    Ok(OtlpSink { logs, tasks })
+}
+
+fn register_buffer_gauges(registry: &Registry, shared: &Arc<Shared>) {
+    let s = Arc::downgrade(shared);
+    registry.observe_gauge(
+        "eunomia_sink_buffer_batches",
+        "Export requests waiting in a sink's buffer.",
+        &[("sink", "otlp")],
+        move || {
+            s.upgrade()
+                .and_then(|s| s.buffer.try_lock().ok().map(|b| b.len() as f64))
+                .unwrap_or(0.0)
+        },
+    );
+    let s = Arc::downgrade(shared);
+    registry.observe_gauge(
+        "eunomia_sink_buffer_bytes",
+        "Encoded bytes waiting in a sink's buffer (memory and disk).",
+        &[("sink", "otlp")],
+        move || {
+            s.upgrade()
+                .and_then(|s| s.buffer.try_lock().ok().map(|b| b.bytes() as f64))
+                .unwrap_or(0.0)
+        },
+    );
+}
+
+/// State shared by producer and sender.
+#[derive(Debug)]
+struct Shared {
+    buffer: Mutex<ExportBuffer>,
+    wake: Notify,
+    /// Cancelled by the producer after its last batch.
+    produced_all: CancellationToken,
+}
+
+fn channel(config: &OtlpConfig) -> Result<Channel, OtlpError> {
+    let endpoint_err = |source| OtlpError::Endpoint {
+        endpoint: config.endpoint.clone(),
+        source,
+    };
+    let mut ep = Endpoint::from_shared(config.endpoint.clone())
+        .map_err(endpoint_err)?
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout);
+    if config.endpoint.starts_with("https://") {
+        ep = ep.tls_config(tls(&config.tls)?).map_err(endpoint_err)?;
+    }
+    Ok(ep.connect_lazy())
+}
+
+fn tls(t: &TlsConfig) -> Result<ClientTlsConfig, OtlpError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| OtlpError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut tls = ClientTlsConfig::new().with_native_roots();
+    if let Some(ca) = &t.ca_file {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    if let Some(domain) = &t.domain {
+        tls = tls.domain_name(domain.clone());
+    }
+    Ok(tls)
+}
+
+fn metrics_client(ch: Channel, c: Compression) -> MetricsServiceClient<Channel> {
+    let client = MetricsServiceClient::new(ch).max_decoding_message_size(16 << 20);
+    match c {
+        Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+        Compression::None => client,
+    }
+}
+
+fn logs_client(ch: Channel, c: Compression) -> LogsServiceClient<Channel> {
+    let client = LogsServiceClient::new(ch);
+    match c {
+        Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+        Compression::None => client,
+    }
+}
+
+fn headers(config: &OtlpConfig) -> MetadataMap {
+    let mut map = MetadataMap::new();
+    for (k, v) in &config.headers {
+        // Validated on load.
+        if let (Ok(k), Ok(v)) = (
+            MetadataKey::from_str(&k.to_ascii_lowercase()),
+            MetadataValue::from_str(v),
+        ) {
+            map.insert(k, v);
+        }
+    }
+    map
+}
+
+/// Makes batches: a metrics request per interval, log requests as records come.
+struct Producer {
+    config: OtlpConfig,
+    aggregator: SharedAggregator,
+    resource: Resource,
+    shared: Arc<Shared>,
+    stats: Stats,
+}
+
+impl Producer {
+    async fn run(self, mut logs: mpsc::Receiver<LogRecord>, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.config.export_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let mut pending: Vec<LogRecord> = Vec::new();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.flush_logs(&mut pending).await;
+                    self.push_metrics().await;
+                }
+                Some(r) = logs.recv() => {
+                    pending.push(r);
+                    if pending.len() >= self.config.max_logs_per_batch {
+                        self.flush_logs(&mut pending).await;
+                    }
+                }
+                _ = stop.cancelled() => break,
+            }
+        }
+        // The pipeline has drained: take what is left, then a last snapshot.
+        while let Ok(r) = logs.try_recv() {
+            pending.push(r);
+        }
+        self.flush_logs(&mut pending).await;
+        self.push_metrics().await;
+        self.shared.produced_all.cancel();
+    }
+
+    async fn push_metrics(&self) {
+        let snap = match self.aggregator.lock() {
+            Ok(mut a) => a.collect(),
+            Err(p) => p.into_inner().collect(),
+        };
+        let req = encode::metrics_request(&snap, &self.resource);
+        self.push(Batch::Metrics(req)).await;
+    }
+
+    async fn flush_logs(&self, pending: &mut Vec<LogRecord>) {
+        if pending.is_empty() {
+            return;
+        }
+        let records = std::mem::take(pending);
+        self.push(Batch::Logs(encode::logs_request(records, &self.resource)))
+            .await;
+    }
+
+    async fn push(&self, batch: Batch) {
+        let dropped = self.shared.buffer.lock().await.push(batch);
+        for d in dropped {
+            self.stats.dropped(d.signal, "buffer_full").add(d.items);
+        }
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Delivers batches in order, retrying with backoff.
+struct Sender {
+    config: OtlpConfig,
+    metrics: MetricsServiceClient<Channel>,
+    logs: LogsServiceClient<Channel>,
+    headers: MetadataMap,
+    shared: Arc<Shared>,
+    stats: Stats,
+    /// When retrying began after the agent was asked to stop.
+    stopping_since: Option<tokio::time::Instant>,
+}
+
+/// What became of one export attempt.
+enum Outcome {
+    Delivered,
+    Retry(Status),
+    Rejected(Status),
+}
+
+impl Sender {
+    async fn run(mut self, stop: CancellationToken) {
+        let mut backoff = self.config.initial_backoff;
+        loop {
+            let entry = self.shared.buffer.lock().await.take();
+            let Some(entry) = entry else {
+                if self.shared.produced_all.is_cancelled() {
+                    return;
+                }
+                tokio::select! {
+                    _ = self.shared.wake.notified() => {}
+                    _ = self.shared.produced_all.cancelled() => {}
+                }
+                continue;
+            };
+            let signal = entry.batch.signal();
+            match self.export(&entry.batch).await {
+                Outcome::Delivered => {
+                    self.stats.export(signal, "success").inc();
+                    self.shared.buffer.lock().await.done(entry);
+                    backoff = self.config.initial_backoff;
+                }
+                Outcome::Rejected(status) => {
+                    tracing::warn!(signal, "OTLP export rejected, batch dropped: {status}");
+                    self.stats.export(signal, "rejected").inc();
+                    self.stats
+                        .dropped(signal, "rejected")
+                        .add(entry.batch.items());
+                    self.shared.buffer.lock().await.done(entry);
+                }
+                Outcome::Retry(status) => {
+                    tracing::debug!(signal, ?backoff, "OTLP export failed, will retry: {status}");
+                    self.stats.export(signal, "failure").inc();
+                    self.shared.buffer.lock().await.give_back(entry);
+                    if self.wait(backoff, &stop).await {
+                        self.give_up().await;
+                        return;
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d`; true when the agent is stopping and a final grace period
+    /// (one timeout) has passed since, so the sender should give up.
+    async fn wait(&mut self, d: Duration, stop: &CancellationToken) -> bool {
+        if stop.is_cancelled() && self.shared.produced_all.is_cancelled() {
+            let since = *self
+                .stopping_since
+                .get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= self.config.timeout {
+                return true;
+            }
+        }
+        tokio::time::sleep(d).await;
+        false
+    }
+
+    /// Counts what is still buffered as dropped (it stays on disk if spilled).
+    async fn give_up(&self) {
+        let mut buffer = self.shared.buffer.lock().await;
+        let spilled = self.config.buffer.spill_dir.is_some();
+        tracing::warn!(
+            batches = buffer.len(),
+            "OTLP core unreachable at shutdown; {}",
+            if spilled {
+                "spilled batches stay on disk"
+            } else {
+                "buffered batches are dropped"
+            }
+        );
+        if !spilled {
+            while let Some(e) = buffer.take() {
+                self.stats
+                    .dropped(e.batch.signal(), "shutdown")
+                    .add(e.batch.items());
+            }
+        }
+    }
+
+    async fn export(&mut self, batch: &Batch) -> Outcome {
+        let result = match batch {
+            Batch::Metrics(m) => {
+                let mut req = Request::new(m.clone());
+                *req.metadata_mut() = self.headers.clone();
+                req.set_timeout(self.config.timeout);
+                self.metrics.export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_data_points, p.error_message))
+                })
+            }
+            Batch::Logs(l) => {
+                let mut req = Request::new(l.clone());
+                *req.metadata_mut() = self.headers.clone();
+                req.set_timeout(self.config.timeout);
+                self.logs.export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_log_records, p.error_message))
+                })
+            }
+        };
+        match result {
+            Ok(partial) => {
+                if let Some((rejected, msg)) = partial.filter(|(n, _)| *n > 0) {
+                    tracing::warn!(rejected, "OTLP partial success: {msg}");
+                    self.stats
+                        .dropped(batch.signal(), "rejected")
+                        .add(rejected as u64);
+                }
+                Outcome::Delivered
+            }
+            Err(s) if retryable(s.code()) => Outcome::Retry(s),
+            Err(s) => Outcome::Rejected(s),
+        }
+    }
+}
+
+/// OTLP's retryable codes, plus `Unknown` (transport errors surface as it).
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+            | Code::ResourceExhausted
+            | Code::Unknown
+    )
+}

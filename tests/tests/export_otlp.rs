@@ -1,0 +1,211 @@
+//! OTLP export end to end: the agent with the hot path exports to a receiver
+//! built from the official protocol definitions; the receiver checks names,
+//! kinds, labels, values and the resource, and — stopped for a while —
+//! that everything produced meanwhile arrives afterwards, in order.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use eunomia_tests::{
+    Agent, kernel_lock, kernel_tests_can_run,
+    otlp::{OtlpReceiver, Received, attr, metrics_named, number_points},
+};
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Data};
+
+const CALLS: u64 = 100_000;
+const ATTACHED: &str = "hot path attached";
+
+fn config_file(body: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(f.path(), body).unwrap();
+    f
+}
+
+fn otlp_config(endpoint: &str, interval: &str, extra: &str) -> String {
+    format!(
+        "[agent]\npoll_interval = \"{interval}\"\n\n[sinks.otlp]\nenabled = true\nendpoint = \"{endpoint}\"\nexport_interval = \"{interval}\"\ntimeout = \"2s\"\ninitial_backoff = \"100ms\"\nmax_backoff = \"500ms\"\n{extra}"
+    )
+}
+
+/// The last value of `name`'s point whose attribute `key` is `value`.
+fn last_value(r: &Received, name: &str, key: &str, value: &str) -> Option<f64> {
+    let requests = r.metrics.iter().map(|(_, m)| m);
+    metrics_named(requests, name)
+        .into_iter()
+        .flat_map(number_points)
+        .filter(|(_, attrs, _)| attr(attrs, key) == Some(value))
+        .map(|(_, _, v)| v)
+        .next_back()
+}
+
+#[test]
+fn otlp_receives_hot_path_metrics_self_metrics_and_resource() {
+    if !kernel_tests_can_run("otlp_receives_hot_path_metrics_self_metrics_and_resource") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let receiver = OtlpReceiver::start();
+    let config = config_file(&otlp_config(&receiver.endpoint(), "1s", ""));
+    let mut agent = Agent::start(&[
+        "run",
+        "--config",
+        config.path().to_str().unwrap(),
+        "--for",
+        "5s",
+    ]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let out = Command::new(env!("CARGO_BIN_EXE_syscall-loop"))
+        .arg(CALLS.to_string())
+        .output()
+        .expect("run syscall-loop");
+    assert!(out.status.success());
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+
+    let r = receiver.received();
+    assert!(
+        r.metrics.len() >= 3,
+        "only {} metrics requests",
+        r.metrics.len()
+    );
+    let (_, first) = &r.metrics[0];
+    let resource = first.resource_metrics[0]
+        .resource
+        .as_ref()
+        .expect("resource");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(attr(&resource.attributes, "host.name"), Some(host.trim()));
+    assert_eq!(attr(&resource.attributes, "service.name"), Some("eunomia"));
+    assert!(attr(&resource.attributes, "service.version").is_some());
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        assert_eq!(attr(&resource.attributes, "host.id"), Some(id.trim()));
+    }
+
+    let syscalls = metrics_named(r.metrics.iter().map(|(_, m)| m), "eunomia_syscalls_total");
+    let Some(Data::Sum(sum)) = &syscalls.last().expect("eunomia_syscalls_total").data else {
+        panic!("eunomia_syscalls_total is not a Sum");
+    };
+    assert!(sum.is_monotonic);
+    assert_eq!(
+        sum.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let getppid =
+        last_value(&r, "eunomia_syscalls_total", "syscall", "getppid").expect("getppid point");
+    assert!(getppid >= CALLS as f64, "getppid {getppid} < {CALLS}");
+    assert!(
+        getppid < (CALLS + CALLS / 10) as f64,
+        "getppid {getppid} far above {CALLS}"
+    );
+
+    let sent = last_value(&r, "eunomia_sink_exports_total", "outcome", "success")
+        .expect("exports self-metric");
+    assert!(sent >= 2.0, "successful exports {sent}");
+    let series = last_value(
+        &r,
+        "eunomia_aggregate_series",
+        "metric",
+        "eunomia_syscalls_total",
+    )
+    .expect("series self-metric");
+    assert!(series >= 1.0);
+    let messages = metrics_named(
+        r.metrics.iter().map(|(_, m)| m),
+        "eunomia_pipeline_messages_total",
+    );
+    assert!(!messages.is_empty(), "no pipeline self-metric");
+}
+
+/// How long the receiver is down in the gap test (`EUNOMIA_TEST_OTLP_GAP`, default 6s).
+fn gap() -> Duration {
+    std::env::var("EUNOMIA_TEST_OTLP_GAP")
+        .ok()
+        .and_then(|s| humantime_like(&s))
+        .unwrap_or(Duration::from_secs(6))
+}
+
+fn humantime_like(s: &str) -> Option<Duration> {
+    let secs: u64 = s.trim_end_matches('s').parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// The collection time of each metrics request, in arrival order.
+fn batch_times(r: &Received) -> Vec<u64> {
+    r.metrics
+        .iter()
+        .map(|(_, m)| {
+            let all = metrics_named(std::iter::once(m), "eunomia_pipeline_messages_total");
+            number_points(all[0])[0].0
+        })
+        .collect()
+}
+
+#[test]
+fn otlp_outage_loses_nothing_and_keeps_order() {
+    if !kernel_tests_can_run("otlp_outage_loses_nothing_and_keeps_order") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let interval = Duration::from_millis(500);
+    let mut receiver = OtlpReceiver::start();
+    let config = config_file(&otlp_config(&receiver.endpoint(), "500ms", ""));
+    let mut agent = Agent::start(&["run", "--config", config.path().to_str().unwrap()]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    receiver.wait_for("a first batch", Duration::from_secs(10), |r| {
+        !r.metrics.is_empty()
+    });
+
+    receiver.stop();
+    let down = Instant::now();
+    let before = receiver.received().metrics.len();
+    std::thread::sleep(gap());
+    receiver.restart();
+    let produced_in_gap = (down.elapsed().as_millis() / interval.as_millis()) as usize;
+    receiver.wait_for("the batches of the gap", Duration::from_secs(30), |r| {
+        r.metrics.len() >= before + produced_in_gap
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+
+    let r = receiver.received();
+    let times = batch_times(&r);
+    for w in times.windows(2) {
+        assert!(w[1] > w[0], "batches out of order or duplicated: {times:?}");
+        let step = Duration::from_nanos(w[1] - w[0]);
+        assert!(
+            step < interval * 8 / 5,
+            "a batch is missing: {step:?} between two collections (interval {interval:?}); {times:?}"
+        );
+    }
+    // The last batch reports how many exports succeeded before it: all the others.
+    let last = r.metrics.last().map(|(_, m)| m);
+    let ok_metrics = metrics_named(last, "eunomia_sink_exports_total")
+        .into_iter()
+        .flat_map(number_points)
+        .find(|(_, a, _)| {
+            attr(a, "signal") == Some("metrics") && attr(a, "outcome") == Some("success")
+        })
+        .map(|(_, _, v)| v as usize)
+        .expect("successful metrics exports self-metric");
+    assert_eq!(
+        ok_metrics,
+        r.metrics.len() - 1,
+        "exports counted vs received"
+    );
+    let failures =
+        last_value(&r, "eunomia_sink_exports_total", "outcome", "failure").unwrap_or(0.0);
+    assert!(failures >= 1.0, "the outage caused no failed export");
+    let dropped = metrics_named(last, "eunomia_sink_dropped_items_total");
+    assert!(
+        dropped
+            .iter()
+            .flat_map(|m| number_points(m))
+            .all(|(_, _, v)| v == 0.0),
+        "items were dropped"
+    );
+    assert!(r.metrics.len() > before + produced_in_gap / 2);
+}
