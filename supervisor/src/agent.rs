@@ -10,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     aggregate::Aggregator,
+    cgroups,
     config::Config,
+    enrich::{Enricher, Resolver},
     hotpath,
     pipeline::{self, PipelineStats},
     selfmetrics::{self, Registry},
     sinks::{self, console::Console},
-    systemd,
-    tools,
+    systemd, tools,
 };
 
 /// How `eunomia run` was asked to behave beyond its configuration.
@@ -47,6 +48,12 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         )
         .context("loading the hot-path probes")?,
     );
+    sources.extend(cgroups::start(
+        &config.enrich,
+        config.agent.poll_interval,
+        tx.clone(),
+        shutdown.clone(),
+    ));
     sources.extend(tools::start_enabled(
         &config.tools,
         tx.clone(),
@@ -72,8 +79,15 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         .await
         .context("starting the sinks")?;
 
+    let mut enricher = config
+        .enrich
+        .enabled
+        .then(|| Enricher::new(Resolver::new(&config.enrich)));
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
-    while let Some(msg) = rx.recv().await {
+    while let Some(mut msg) = rx.recv().await {
+        if let Some(enricher) = enricher.as_mut() {
+            enricher.enrich(&mut msg);
+        }
         console.handle(&msg).context("writing to stdout")?;
         match aggregator.lock() {
             Ok(mut a) => a.ingest(&msg),

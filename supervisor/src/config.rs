@@ -10,7 +10,8 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, hotpath::HotpathConfig, sinks::SinksConfig, tools::ToolsConfig,
+    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, sinks::SinksConfig,
+    tools::ToolsConfig,
 };
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
@@ -33,6 +34,8 @@ pub struct Config {
     pub aggregate: AggregateConfig,
     /// Where metrics and events go.
     pub sinks: SinksConfig,
+    /// Container, pod and service labels; container resource metrics.
+    pub enrich: EnrichConfig,
 }
 
 /// Agent-wide settings.
@@ -136,6 +139,7 @@ impl Config {
         }
         self.aggregate.validate().map_err(invalid)?;
         self.sinks.validate().map_err(invalid)?;
+        self.enrich.validate().map_err(invalid)?;
         Ok(())
     }
 }

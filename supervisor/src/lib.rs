@@ -7,9 +7,11 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
