@@ -13,6 +13,7 @@ pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
 pub mod pipeline;
+pub mod rules;
 pub mod sinks;
 pub mod systemd;
 pub mod tools;
