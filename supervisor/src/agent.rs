@@ -8,7 +8,14 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, hotpath, pipeline, sinks::console::Console, systemd, tools};
+use crate::{
+    config::Config,
+    hotpath, pipeline,
+    pipeline::Message,
+    rules::{ConsoleAlerts, NoLabels, RulesStage, stage::MaybeEvent},
+    sinks::{alertmanager, console::Console},
+    systemd, tools,
+};
 
 /// How `eunomia run` was asked to behave beyond its configuration.
 #[derive(Debug, Clone)]
@@ -27,6 +34,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // Handlers first, so a signal that arrives while loading still ends us cleanly.
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
+    let (mut rules, mut sink_tasks) = start_rules(&config, &opts, &shutdown)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let mut sources = Vec::new();
     sources.extend(
@@ -57,8 +65,32 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
     while let Some(msg) = rx.recv().await {
+        // Rules run after enrichment. Until the enrichment stage attaches
+        // container/pod labels here, events are evaluated without them.
+        if let Message::Record(r) = &msg
+            && let Some(event) = r.record.event()
+        {
+            rules.on_event(event, &NoLabels);
+        }
         console.handle(&msg).context("writing to stdout")?;
     }
+    let rule_stats = rules.engine().stats();
+    drop(rules);
+    for task in sink_tasks.drain(..) {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an alert sink did not finish flushing in 10s");
+        }
+    }
+    tracing::info!(
+        events = rule_stats.events,
+        alerts = rule_stats.alerts,
+        duplicates = rule_stats.limits.duplicates,
+        rate_limited = rule_stats.limits.rate_limited,
+        "rules stage"
+    );
     for source in sources {
         source.await.context("a source task panicked")?;
     }
@@ -70,6 +102,40 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Compiles the rules, starts their reloader and the alert sinks.
+///
+/// OTLP logs: the export sink plugs in here by implementing
+/// [`crate::rules::AlertSink`] and being added with [`RulesStage::add_sink`].
+fn start_rules(
+    config: &Config,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(RulesStage, Vec<tokio::task::JoinHandle<()>>)> {
+    let set = config
+        .rules
+        .load()
+        .map_err(|e| crate::BadInput(format!("the rules have errors:\n{e}")))?;
+    tracing::info!(rules = set.rules().len(), "rules loaded");
+    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window);
+    let mut tasks = Vec::new();
+    if config.rules.enabled {
+        let (rx, task) =
+            crate::rules::stage::spawn_reloader(config.rules.clone(), set, shutdown.clone())
+                .context("installing the SIGHUP handler")?;
+        stage.follow(rx);
+        tasks.push(task);
+    }
+    if config.rules.console {
+        stage.add_sink(Box::new(ConsoleAlerts::new(std::io::stdout(), opts.json)));
+    }
+    if let Some(am) = &config.sinks.alertmanager {
+        let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
+        stage.add_sink(Box::new(sink));
+        tasks.push(task);
+    }
+    Ok((stage, tasks))
 }
 
 /// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for`.

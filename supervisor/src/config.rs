@@ -9,7 +9,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{hotpath::HotpathConfig, tools::ToolsConfig};
+use crate::{
+    hotpath::HotpathConfig, rules::RulesConfig, sinks::alertmanager::AlertmanagerConfig,
+    tools::ToolsConfig,
+};
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
 pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
@@ -27,6 +30,18 @@ pub struct Config {
     pub hotpath: HotpathConfig,
     /// The supervised external tools.
     pub tools: ToolsConfig,
+    /// The security rules.
+    pub rules: RulesConfig,
+    /// Where alerts, metrics and events go.
+    pub sinks: SinksConfig,
+}
+
+/// `[sinks]`: the optional destinations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// `[sinks.alertmanager]`: post alerts to Alertmanager.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 /// Agent-wide settings.
@@ -128,6 +143,10 @@ impl Config {
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
+        if let Some(am) = &self.sinks.alertmanager {
+            am.validate()
+                .map_err(|e| invalid(format!("sinks.alertmanager: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -168,6 +187,20 @@ mod tests {
         assert!(msg.starts_with("test.toml: "), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn rules_and_alertmanager_sections() {
+        let c = parse(
+            "[rules]\nfiles = [\"/etc/eunomia/rules.d\"]\ndedup_window = \"5m\"\n[sinks.alertmanager]\nurl = \"http://127.0.0.1:9093\"\nresolve_timeout = \"10m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.rules.dedup_window, Duration::from_secs(300));
+        assert!(c.rules.defaults);
+        let am = c.sinks.alertmanager.unwrap();
+        assert_eq!(am.resolve_timeout, Duration::from_secs(600));
+        let err = parse("[sinks.alertmanager]\nurl = \"https://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("sinks.alertmanager"), "{err}");
     }
 
     #[test]

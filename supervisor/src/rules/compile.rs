@@ -232,7 +232,14 @@ impl<'d> Compiler<'d> {
     fn in_set(&self, field: &Ident, items: &[Item], src: &Src) -> Result<Node, RuleError> {
         let (f, ty) = resolve(field, src)?;
         if matches!(ty, Ty::Float | Ty::Bool) {
-            return Err(src.error(field.span, format!("`in` does not apply to `{}`, which is {}", field.name, ty.describe())));
+            return Err(src.error(
+                field.span,
+                format!(
+                    "`in` does not apply to `{}`, which is {}",
+                    field.name,
+                    ty.describe()
+                ),
+            ));
         }
         let values = self.expand(items, ty, src)?;
         if values.is_empty() {

@@ -9,6 +9,7 @@
 //! - [`load`]: rules files and directories into a [`RuleSet`].
 //! - [`limit`]: rate limits and deduplication.
 //! - [`alert`]: alerts and the [`AlertSink`] trait.
+//! - [`stage`]: the agent's rules stage, its configuration and reloads.
 //!
 //! The [`Engine`] is the pipeline stage: it takes events one by one, tries
 //! only the rules whose event kinds can match, and emits alerts.
@@ -21,6 +22,7 @@ pub mod fields;
 pub mod glob;
 pub mod limit;
 pub mod load;
+pub mod stage;
 pub mod syntax;
 pub mod template;
 
@@ -37,6 +39,7 @@ pub use alert::{Alert, AlertSink, ConsoleAlerts, Severity};
 pub use diag::{RuleError, RuleErrors};
 pub use eval::{Ctx, Labels, Lineage, NoLabels};
 pub use load::{Loaded, load_paths, load_sources, load_str};
+pub use stage::{RulesConfig, RulesStage};
 
 use self::{
     eval::{KindSet, Node},

@@ -331,7 +331,10 @@ fn macro_errors_point_into_the_macro() {
     // the cycle, at its closing reference; then the rule's use of `a`
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert_eq!(errs[0].message, "macro cycle: a -> b -> a");
-    assert_eq!(errs[1].message, "macro `a` has errors (reported at its definition)");
+    assert_eq!(
+        errs[1].message,
+        "macro `a` has errors (reported at its definition)"
+    );
     assert_eq!((errs[0].line, errs[0].col), (3, 6));
     let unused = "[macros]\nu = 'bogus.field = 1'\n";
     assert_eq!(error_of(unused), "2:6: unknown field `bogus.field` [11]");
@@ -380,7 +383,10 @@ fn rule_field_errors() {
 #[test]
 fn positions_in_multiline_conditions() {
     let text = "[[rule]]\nname = \"r\"\ncondition = '''\n  event.kind = exec\n  and proc.bogus = 1'''\nseverity = \"info\"\noutput = \"o\"\n";
-    assert_eq!(error_of(text), "5:7: unknown field `proc.bogus` (did you mean `proc.args`?) [10]");
+    assert_eq!(
+        error_of(text),
+        "5:7: unknown field `proc.bogus` (did you mean `proc.args`?) [10]"
+    );
 }
 
 #[test]

@@ -1,3 +1,4 @@
 //! Where the pipeline's output goes. One module per sink.
 
+pub mod alertmanager;
 pub mod console;
