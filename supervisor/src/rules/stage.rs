@@ -87,12 +87,6 @@ impl MaybeEvent for parsers::Record {
     }
 }
 
-impl MaybeEvent for String {
-    fn event(&self) -> Option<&Event> {
-        None
-    }
-}
-
 /// The engine, its sinks and the receiving end of reloads.
 pub struct RulesStage {
     engine: Engine,
