@@ -1,22 +1,29 @@
-//! The agent: starts every configured source (hot path, supervised tools),
-//! runs the pipeline until SIGINT, SIGTERM or the end of `--for`, then stops
-//! the sources, lets them flush their last interval, and drains the pipeline.
+//! The agent: starts the sinks, the rules and every configured source (hot
+//! path, cgroup statistics, supervised tools), then runs each pipeline
+//! message through the stages — enrich → rules → aggregate → console/logs —
+//! until SIGINT, SIGTERM or the end of `--for`. On shutdown the sources
+//! flush their last interval, the pipeline drains, and the sinks export one
+//! last time.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    aggregate::Aggregator,
+    aggregate::{Aggregator, SharedAggregator},
     cgroups,
     config::Config,
     enrich::{Enricher, Resolver},
     hotpath,
-    pipeline::{self, PipelineStats},
+    pipeline::{self, Message, PipelineStats},
+    rules::{ConsoleAlerts, NoLabels, RulesStage},
     selfmetrics::{self, Registry},
-    sinks::{self, console::Console},
+    sinks::{self, alertmanager, console::Console},
     systemd, tools,
 };
 
@@ -37,20 +44,90 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // Handlers first, so a signal that arrives while loading still ends us cleanly.
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
+    let (rules, alert_tasks) = start_rules(&config, &opts, &shutdown)?;
+    let registry = selfmetrics::global().clone();
+    let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
+    let sinks_stop = CancellationToken::new();
+    let sinks = sinks::start(&config.sinks, &aggregator, &registry, &sinks_stop)
+        .await
+        .context("starting the sinks")?;
+
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
+    register_pipeline_stats(&registry, tx.stats());
+    let stats = tx.stats().clone();
+    let sources = start_sources(&config, &tx, &shutdown)?;
+    drop(tx);
+    notify_systemd(&shutdown);
+
+    let mut stages = Stages {
+        enricher: config
+            .enrich
+            .enabled
+            .then(|| Enricher::new(Resolver::new(&config.enrich))),
+        rules,
+        aggregator,
+        console: Console::new(std::io::stdout().lock(), opts.json, opts.top),
+        logs: sinks.otlp_logs.clone(),
+    };
+    while let Some(mut msg) = rx.recv().await {
+        stages.handle(&mut msg)?;
+    }
+    for source in sources {
+        source.await.context("a source task panicked")?;
+    }
+    finish(stages, sinks, sinks_stop, alert_tasks, &stats).await
+}
+
+/// The stages every message goes through, in order.
+struct Stages<W: std::io::Write> {
+    enricher: Option<Enricher>,
+    rules: RulesStage,
+    aggregator: SharedAggregator,
+    console: Console<W>,
+    logs: Option<sinks::otlp::LogSender>,
+}
+
+impl<W: std::io::Write> Stages<W> {
+    fn handle(&mut self, msg: &mut Message) -> anyhow::Result<()> {
+        if let Some(enricher) = self.enricher.as_mut() {
+            enricher.enrich(msg);
+        }
+        if let Message::Record(r) = &*msg
+            && let Some(event) = r.record.as_event()
+        {
+            match r.workload.as_deref() {
+                Some(workload) => self.rules.on_event(event, workload),
+                None => self.rules.on_event(event, &NoLabels),
+            }
+        }
+        match self.aggregator.lock() {
+            Ok(mut a) => a.ingest(msg),
+            Err(poisoned) => poisoned.into_inner().ingest(msg),
+        }
+        if let (Some(logs), Message::Record(r)) = (&self.logs, &*msg)
+            && r.record.as_event().is_some()
+        {
+            logs.send(r);
+        }
+        self.console.handle(msg).context("writing to stdout")
+    }
+}
+
+/// Starts the hot path, the cgroup statistics and the enabled tools.
+fn start_sources(
+    config: &Config,
+    tx: &pipeline::PipelineTx,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let interval = config.agent.poll_interval;
     let mut sources = Vec::new();
     sources.extend(
-        hotpath::poller::start(
-            &config.hotpath,
-            config.agent.poll_interval,
-            tx.clone(),
-            shutdown.clone(),
-        )
-        .context("loading the hot-path probes")?,
+        hotpath::poller::start(&config.hotpath, interval, tx.clone(), shutdown.clone())
+            .context("loading the hot-path probes")?,
     );
     sources.extend(cgroups::start(
         &config.enrich,
-        config.agent.poll_interval,
+        interval,
         tx.clone(),
         shutdown.clone(),
     ));
@@ -59,45 +136,45 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         tx.clone(),
         shutdown.clone(),
     )?);
-    let stats = tx.stats().clone();
-    drop(tx);
+    Ok(sources)
+}
+
+/// READY now, STOPPING on shutdown, and watchdog pings in between.
+fn notify_systemd(shutdown: &CancellationToken) {
     systemd::ready();
     systemd::spawn_watchdog(shutdown.clone());
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown.cancelled().await;
-            systemd::stopping();
-        }
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        systemd::stopping();
     });
+}
 
-    let registry = selfmetrics::global().clone();
-    register_pipeline_stats(&registry, &stats);
-    let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
-    let sinks_stop = CancellationToken::new();
-    let sinks = sinks::start(&config.sinks, &aggregator, &registry, &sinks_stop)
-        .await
-        .context("starting the sinks")?;
-
-    let mut enricher = config
-        .enrich
-        .enabled
-        .then(|| Enricher::new(Resolver::new(&config.enrich)));
-    let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
-    while let Some(mut msg) = rx.recv().await {
-        if let Some(enricher) = enricher.as_mut() {
-            enricher.enrich(&mut msg);
-        }
-        console.handle(&msg).context("writing to stdout")?;
-        match aggregator.lock() {
-            Ok(mut a) => a.ingest(&msg),
-            Err(p) => p.into_inner().ingest(&msg),
+/// After the pipeline drained: flush the alert sinks and the exporters.
+async fn finish<W: std::io::Write>(
+    stages: Stages<W>,
+    sinks: sinks::Sinks,
+    sinks_stop: CancellationToken,
+    alert_tasks: Vec<JoinHandle<()>>,
+    stats: &Arc<PipelineStats>,
+) -> anyhow::Result<()> {
+    let rule_stats = stages.rules.engine().stats();
+    drop(stages);
+    for task in alert_tasks {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an alert sink did not finish flushing in 10s");
         }
     }
-    for source in sources {
-        source.await.context("a source task panicked")?;
-    }
-    // Sources are done and the pipeline is drained: sinks export one last time.
+    tracing::info!(
+        events = rule_stats.events,
+        alerts = rule_stats.alerts,
+        duplicates = rule_stats.limits.duplicates,
+        rate_limited = rule_stats.limits.rate_limited,
+        "rules stage"
+    );
     sinks_stop.cancel();
     drop(sinks.otlp_logs);
     for task in sinks.tasks {
@@ -111,6 +188,37 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Compiles the rules, starts their reloader and the alert sinks.
+fn start_rules(
+    config: &Config,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(RulesStage, Vec<tokio::task::JoinHandle<()>>)> {
+    let set = config
+        .rules
+        .load()
+        .map_err(|e| crate::BadInput(format!("the rules have errors:\n{e}")))?;
+    tracing::info!(rules = set.rules().len(), "rules loaded");
+    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window);
+    let mut tasks = Vec::new();
+    if config.rules.enabled {
+        let (rx, task) =
+            crate::rules::stage::spawn_reloader(config.rules.clone(), set, shutdown.clone())
+                .context("installing the SIGHUP handler")?;
+        stage.follow(rx);
+        tasks.push(task);
+    }
+    if config.rules.console {
+        stage.add_sink(Box::new(ConsoleAlerts::new(std::io::stdout(), opts.json)));
+    }
+    if let Some(am) = &config.sinks.alertmanager {
+        let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
+        stage.add_sink(Box::new(sink));
+        tasks.push(task);
+    }
+    Ok((stage, tasks))
 }
 
 /// Exports the pipeline channel's counters as self-metrics.

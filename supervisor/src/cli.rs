@@ -55,6 +55,32 @@ pub enum Command {
     /// renders an SVG with inferno. Without --pid, --cgroup or --container
     /// the whole host is sampled.
     Flamegraph(FlamegraphArgs),
+    /// Validate and list security rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `eunomia rules ...`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rules files: print each error as `file:line:col: message` with
+    /// the offending text underlined (exit code 2), or list the rules loaded.
+    Check(RulesCheckArgs),
+}
+
+/// Arguments of `eunomia rules check`.
+#[derive(Debug, Args)]
+pub struct RulesCheckArgs {
+    /// Rules files or directories (their `*.toml` files, in name order).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Load the built-in default rules first, as the agent does, so the
+    /// files may use their lists and macros.
+    #[arg(long)]
+    pub with_defaults: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `eunomia flamegraph`.

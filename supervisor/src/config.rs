@@ -10,8 +10,8 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, sinks::SinksConfig,
-    tools::ToolsConfig,
+    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, rules::RulesConfig,
+    sinks::SinksConfig, tools::ToolsConfig,
 };
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
@@ -32,10 +32,12 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Events and samples into metrics.
     pub aggregate: AggregateConfig,
-    /// Where metrics and events go.
+    /// Where alerts, metrics and events go.
     pub sinks: SinksConfig,
     /// Container, pod and service labels; container resource metrics.
     pub enrich: EnrichConfig,
+    /// The security rules.
+    pub rules: RulesConfig,
 }
 
 /// Agent-wide settings.
@@ -180,6 +182,20 @@ mod tests {
         assert!(msg.starts_with("test.toml: "), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn rules_and_alertmanager_sections() {
+        let c = parse(
+            "[rules]\nfiles = [\"/etc/eunomia/rules.d\"]\ndedup_window = \"5m\"\n[sinks.alertmanager]\nurl = \"http://127.0.0.1:9093\"\nresolve_timeout = \"10m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.rules.dedup_window, Duration::from_secs(300));
+        assert!(c.rules.defaults);
+        let am = c.sinks.alertmanager.unwrap();
+        assert_eq!(am.resolve_timeout, Duration::from_secs(600));
+        let err = parse("[sinks.alertmanager]\nurl = \"https://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("sinks.alertmanager"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
 pub mod pipeline;
+pub mod rules;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;

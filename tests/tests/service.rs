@@ -102,8 +102,7 @@ fn agent_notifies_systemd_ready_then_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut agent =
-        Agent::start_with_env(&["run"], &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let agent = Agent::start_with_env(&["run"], &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("READY notification");
     assert_eq!(buf[..n].trim_ascii(), b"READY=1");

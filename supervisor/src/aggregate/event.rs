@@ -123,3 +123,60 @@ impl EventView for OwnedEvent {
         }
     }
 }
+
+impl<'a> From<parsers::ValueRef<'a>> for FieldValue<'a> {
+    fn from(v: parsers::ValueRef<'a>) -> Self {
+        use parsers::ValueRef as V;
+        match v {
+            V::Str(s) => FieldValue::Str(s),
+            V::Int(i) => FieldValue::Int(i),
+            V::Float(f) => FieldValue::Float(f),
+            V::Bool(b) => FieldValue::Bool(b),
+            V::Ip(ip) => FieldValue::Ip(ip),
+            V::Duration(ns) => FieldValue::Duration(ns),
+        }
+    }
+}
+
+/// A tool's record seen as an event: the parsed event's fields, then the
+/// enrichment labels (`container.id`, `k8s.pod.name`, ...). Records that are
+/// not events (histograms, tables, stacks) have no fields.
+impl EventView for crate::pipeline::ToolRecord {
+    fn tool(&self) -> &str {
+        &self.tool
+    }
+    fn kind(&self) -> &str {
+        self.record.as_event().map_or("", |e| e.kind.as_str())
+    }
+    fn ts_ns(&self) -> u64 {
+        self.record.as_event().map_or(0, |e| e.ts_ns)
+    }
+    fn get(&self, name: &str) -> Option<FieldValue<'_>> {
+        if let Some(v) = self.record.as_event().and_then(|e| e.get(name)) {
+            return Some(v.into());
+        }
+        self.workload
+            .as_deref()
+            .and_then(|w| w.label(name))
+            .map(FieldValue::Str)
+    }
+    fn for_each_field(&self, f: &mut dyn FnMut(&str, FieldValue<'_>)) {
+        let Some(event) = self.record.as_event() else {
+            return;
+        };
+        use parsers::fields::{PROC_COMM, PROC_PID, PROC_PPID, PROC_TID, PROC_UID};
+        for name in [PROC_PID, PROC_TID, PROC_PPID, PROC_UID, PROC_COMM] {
+            if let Some(v) = event.get(name) {
+                f(name, v.into());
+            }
+        }
+        for (name, v) in &event.fields {
+            f(name, v.as_ref().into());
+        }
+        if let Some(w) = self.workload.as_deref() {
+            for (k, v) in w.labels() {
+                f(k, FieldValue::Str(v));
+            }
+        }
+    }
+}

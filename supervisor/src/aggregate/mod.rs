@@ -207,7 +207,7 @@ impl Aggregator {
     pub fn ingest_samples(&mut self, batch: &SampleBatch) {
         for s in &batch.samples {
             let kind = match s.value {
-                SampleValue::Delta(_) => MetricKind::Sum,
+                SampleValue::Delta(_) | SampleValue::DeltaF64(_) => MetricKind::Sum,
                 SampleValue::Gauge(_) => MetricKind::LastValue,
                 SampleValue::Log2Histogram { .. } => MetricKind::Histogram,
             };
@@ -227,6 +227,7 @@ impl Aggregator {
             });
             match (&mut series.value, &s.value) {
                 (SeriesValue::Sum(x), SampleValue::Delta(d)) => *x += *d as f64,
+                (SeriesValue::Sum(x), SampleValue::DeltaF64(d)) => *x += *d,
                 (SeriesValue::Last(x), SampleValue::Gauge(g)) => *x = *g,
                 (SeriesValue::Histogram(h), SampleValue::Log2Histogram { counts, .. }) => {
                     h.add_log2(counts)

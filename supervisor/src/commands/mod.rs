@@ -3,12 +3,13 @@
 
 pub mod config;
 pub mod flamegraph;
+pub mod rules;
 pub mod run;
 pub mod status;
 pub mod tools;
 pub mod version;
 
-use crate::cli::{Cli, Command, ConfigCommand, ToolsCommand};
+use crate::cli::{Cli, Command, ConfigCommand, RulesCommand, ToolsCommand};
 
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -22,5 +23,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check { file }) => config::check(file.as_deref()),
         Command::Config(ConfigCommand::Default) => config::print_default(),
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
+        Command::Rules(RulesCommand::Check(args)) => rules::check(args),
     }
 }

@@ -103,6 +103,18 @@ impl Workload {
     }
 }
 
+/// Rules read a workload's labels (`container.id`, `k8s.namespace`, ...).
+impl crate::rules::Labels for Workload {
+    fn label(&self, name: &str) -> Option<&str> {
+        Workload::label(self, name)
+    }
+    fn for_each(&self, f: &mut dyn FnMut(&str, &str)) {
+        for (k, v) in self.labels() {
+            f(k, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Where the pipeline's output goes. One module per sink; [`start`] starts
 //! every sink the `[sinks]` section enables.
 
+pub mod alertmanager;
 pub mod console;
 pub mod otlp;
 pub mod prometheus;
@@ -25,13 +26,20 @@ pub struct SinksConfig {
     pub prometheus: prometheus::PrometheusConfig,
     /// Prometheus remote write.
     pub remote_write: remote_write::RemoteWriteConfig,
+    /// `[sinks.alertmanager]`: post alerts to Alertmanager.
+    pub alertmanager: Option<alertmanager::AlertmanagerConfig>,
 }
 
 impl SinksConfig {
     /// Checks every sink's values; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         self.otlp.validate()?;
-        self.remote_write.validate()
+        self.remote_write.validate()?;
+        if let Some(am) = &self.alertmanager {
+            am.validate()
+                .map_err(|e| format!("sinks.alertmanager: {e}"))?;
+        }
+        Ok(())
     }
 }
 

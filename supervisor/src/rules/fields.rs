@@ -1,0 +1,277 @@
+//! The fields a condition or output template may name, their types, and
+//! where each is read from: the event's own members, its typed fields
+//! ([`parsers::fields`]), the enrichment labels (container, pod) or the
+//! rules engine's own process table (`parent.*`, `proc.prev_uid`,
+//! `target.uid`, and `proc.uid` for tools that do not print it).
+//!
+//! Names resolve to a [`FieldRef`] once, when rules compile; evaluation never
+//! looks a name up in a map.
+
+use parsers::{EventKind, fields as pf};
+
+/// The type of a field, which decides what literals and operators fit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// Text.
+    Str,
+    /// Integer.
+    Int,
+    /// Floating point.
+    Float,
+    /// true/false.
+    Bool,
+    /// IPv4 or IPv6 address.
+    Ip,
+    /// Duration (nanoseconds; literals like `10ms`).
+    Duration,
+    /// The event kind (`exec`, `open`, ...).
+    Kind,
+}
+
+impl Ty {
+    /// The name used in error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Ty::Str => "text",
+            Ty::Int => "an integer",
+            Ty::Float => "a number",
+            Ty::Bool => "a boolean",
+            Ty::Ip => "an IP address",
+            Ty::Duration => "a duration",
+            Ty::Kind => "an event kind",
+        }
+    }
+
+    /// Whether `<`, `<=`, `>`, `>=` apply.
+    pub fn is_ordered(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float | Ty::Duration)
+    }
+}
+
+/// Where a field's value comes from, resolved at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRef {
+    /// `event.kind`.
+    Kind,
+    /// `event.tool`: the tool's manifest name.
+    Tool,
+    /// `proc.pid`.
+    Pid,
+    /// `proc.tid`.
+    Tid,
+    /// `proc.ppid`.
+    Ppid,
+    /// `proc.uid`.
+    Uid,
+    /// `proc.comm`.
+    Comm,
+    /// A typed field of [`parsers::Event::fields`], by its interned name.
+    Event(&'static str),
+    /// An enrichment label (container, pod), by name.
+    Label(&'static str),
+    /// `parent.uid`: the uid the parent process had at its last exec.
+    ParentUid,
+    /// `parent.comm`: the parent's name at its last exec.
+    ParentComm,
+    /// `proc.prev_uid`: the uid this pid had at its previous exec.
+    PrevUid,
+    /// `target.uid`: the uid the target of a signal had at its last exec.
+    TargetUid,
+    /// `file.writable`: `file.flags` asks for write access (`O_WRONLY`,
+    /// `O_RDWR`, `O_CREAT` or `O_TRUNC`).
+    FileWritable,
+}
+
+/// Enrichment labels a rule may name (container and pod identity).
+///
+/// Provisional until the enrichment stage lands: these are the names its
+/// issue announces; a label missing from an event reads as absent.
+pub const LABELS: &[&str] = &[
+    "container.id",
+    "container.name",
+    "container.runtime",
+    "container.image",
+    "k8s.namespace",
+    "k8s.pod.name",
+    "k8s.pod.uid",
+    "k8s.container.name",
+    "cgroup.id",
+    "cgroup.path",
+    "systemd.unit",
+];
+
+/// Every event kind, in declaration order (the index used by rule dispatch).
+pub const KINDS: &[EventKind] = &[
+    EventKind::Exec,
+    EventKind::Exit,
+    EventKind::Open,
+    EventKind::Stat,
+    EventKind::Signal,
+    EventKind::Kill,
+    EventKind::Mount,
+    EventKind::TcpState,
+    EventKind::TcpSession,
+    EventKind::DnsLookup,
+    EventKind::BlockIo,
+    EventKind::RunqLatency,
+    EventKind::DirectReclaim,
+    EventKind::Generic,
+];
+
+/// The position of `kind` in [`KINDS`].
+pub fn kind_index(kind: EventKind) -> usize {
+    kind as usize
+}
+
+/// The kind named `name` (`exec`, `tcp_state`, ...).
+pub fn kind_by_name(name: &str) -> Option<EventKind> {
+    KINDS.iter().copied().find(|k| k.as_str() == name)
+}
+
+/// The type of a typed event field of [`parsers::fields`].
+fn event_field_type(name: &str) -> Option<Ty> {
+    let ty = match name {
+        pf::PROC_ARGS
+        | pf::ERROR_NAME
+        | pf::FILE_PATH
+        | pf::SIGNAL_NAME
+        | pf::MOUNT_OP
+        | pf::MOUNT_SOURCE
+        | pf::MOUNT_TARGET
+        | pf::MOUNT_FS
+        | pf::MOUNT_FLAGS
+        | pf::MOUNT_DATA
+        | pf::NET_OLD_STATE
+        | pf::NET_NEW_STATE
+        | pf::NET_SKADDR
+        | pf::DNS_HOST
+        | pf::PREV_COMM => Ty::Str,
+        pf::PROC_EXIT_CODE
+        | pf::RET
+        | pf::ERROR
+        | pf::FILE_FLAGS
+        | pf::SIGNAL_NUM
+        | pf::TARGET_PID
+        | pf::MOUNT_NS
+        | pf::NET_SPORT
+        | pf::NET_DPORT
+        | pf::NET_TX_BYTES
+        | pf::NET_RX_BYTES
+        | pf::NET_IP_VERSION
+        | pf::PREV_TID
+        | pf::MEM_RECLAIMED_PAGES
+        | pf::MEM_FREE_KB => Ty::Int,
+        pf::PROC_AGE | pf::LATENCY | pf::DURATION => Ty::Duration,
+        pf::PROC_CORE_DUMPED => Ty::Bool,
+        pf::NET_SADDR | pf::NET_DADDR => Ty::Ip,
+        _ => return None,
+    };
+    Some(ty)
+}
+
+/// Resolves a field name to where it is read from and its type.
+pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
+    let r = match name {
+        "event.kind" => (FieldRef::Kind, Ty::Kind),
+        "event.tool" => (FieldRef::Tool, Ty::Str),
+        pf::PROC_PID => (FieldRef::Pid, Ty::Int),
+        pf::PROC_TID => (FieldRef::Tid, Ty::Int),
+        pf::PROC_PPID => (FieldRef::Ppid, Ty::Int),
+        pf::PROC_UID => (FieldRef::Uid, Ty::Int),
+        pf::PROC_COMM => (FieldRef::Comm, Ty::Str),
+        "parent.uid" => (FieldRef::ParentUid, Ty::Int),
+        "parent.comm" => (FieldRef::ParentComm, Ty::Str),
+        "proc.prev_uid" => (FieldRef::PrevUid, Ty::Int),
+        "target.uid" => (FieldRef::TargetUid, Ty::Int),
+        "file.writable" => (FieldRef::FileWritable, Ty::Bool),
+        _ => {
+            if let Some(ty) = event_field_type(name) {
+                (FieldRef::Event(pf::intern(name)), ty)
+            } else if let Some(label) = LABELS.iter().find(|l| **l == name) {
+                (FieldRef::Label(label), Ty::Str)
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(r)
+}
+
+/// Fields the rules engine derives (not in the event model).
+pub const DERIVED: [&str; 7] = [
+    "event.kind",
+    "event.tool",
+    "parent.uid",
+    "parent.comm",
+    "proc.prev_uid",
+    "target.uid",
+    "file.writable",
+];
+
+/// Every name [`resolve`] accepts, for "did you mean" suggestions and docs.
+pub fn all_names() -> impl Iterator<Item = &'static str> {
+    DERIVED
+        .into_iter()
+        .chain(pf::ALL.iter().copied())
+        .chain(LABELS.iter().copied())
+}
+
+/// The known name closest to `name` (edit distance ≤ 3), if any.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    all_names()
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over bytes (names are ASCII).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_field_has_a_type() {
+        for name in pf::ALL {
+            assert!(resolve(name).is_some(), "{name} has no type for rules");
+        }
+    }
+
+    #[test]
+    fn kinds_are_indexed_in_order() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(kind_index(*k), i);
+            assert_eq!(kind_by_name(k.as_str()), Some(*k));
+        }
+    }
+
+    #[test]
+    fn resolves_members_fields_and_labels() {
+        assert_eq!(resolve("proc.pid"), Some((FieldRef::Pid, Ty::Int)));
+        assert_eq!(
+            resolve("net.dport"),
+            Some((FieldRef::Event(pf::NET_DPORT), Ty::Int))
+        );
+        assert_eq!(
+            resolve("container.id"),
+            Some((FieldRef::Label("container.id"), Ty::Str))
+        );
+        assert_eq!(resolve("proc.bogus"), None);
+        assert_eq!(suggest("proc.comn"), Some("proc.comm"));
+        assert_eq!(suggest("zzzzzzzzzz"), None);
+    }
+}

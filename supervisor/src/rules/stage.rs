@@ -1,0 +1,217 @@
+//! The rules stage of the agent: the [`Engine`] with its alert sinks, and
+//! the reload task that recompiles the rules on SIGHUP or when a rules file
+//! changes. A reload with errors keeps the rules in force and logs every
+//! error (`file:line:col: message`).
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use parsers::Event;
+use serde::Deserialize;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Alert, AlertSink, Engine, Labels, RuleErrors, RuleSet, load, load_paths, load_with_defaults,
+};
+
+/// `[rules]` of the agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Evaluate rules at all.
+    pub enabled: bool,
+    /// Load the built-in default rules before `files`.
+    pub defaults: bool,
+    /// Rules files and directories (`*.toml`), loaded in order after the
+    /// defaults.
+    pub files: Vec<PathBuf>,
+    /// Alerts of the same finding within this window are counted, not sent.
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// How often to look for changed rules files (`0s`: only on SIGHUP).
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+    /// Print alerts on stdout (JSON lines with `--json`).
+    pub console: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            enabled: true,
+            defaults: true,
+            files: Vec::new(),
+            dedup_window: Duration::from_secs(60),
+            watch_interval: Duration::from_secs(2),
+            console: true,
+        }
+    }
+}
+
+impl RulesConfig {
+    /// Compiles the configured rules.
+    pub fn load(&self) -> Result<Arc<RuleSet>, RuleErrors> {
+        if !self.enabled {
+            return Ok(Arc::new(RuleSet::empty()));
+        }
+        let loaded = if self.defaults {
+            load_with_defaults(&self.files)?
+        } else {
+            load_paths(&self.files)?
+        };
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(Arc::new(loaded.set))
+    }
+}
+
+/// Something the rules can be evaluated on: a pipeline record that may be
+/// an event.
+pub trait MaybeEvent {
+    /// The event, if this is one.
+    fn event(&self) -> Option<&Event>;
+}
+
+impl MaybeEvent for parsers::Record {
+    fn event(&self) -> Option<&Event> {
+        self.as_event()
+    }
+}
+
+/// The engine, its sinks and the receiving end of reloads.
+pub struct RulesStage {
+    engine: Engine,
+    sinks: Vec<Box<dyn AlertSink>>,
+    updates: Option<watch::Receiver<Arc<RuleSet>>>,
+    buf: Vec<Alert>,
+}
+
+impl RulesStage {
+    /// A stage evaluating `set`.
+    pub fn new(set: Arc<RuleSet>, dedup_window: Duration) -> Self {
+        RulesStage {
+            engine: Engine::new(set, dedup_window),
+            sinks: Vec::new(),
+            updates: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds a destination for alerts (console, Alertmanager, OTLP logs).
+    pub fn add_sink(&mut self, sink: Box<dyn AlertSink>) {
+        self.sinks.push(sink);
+    }
+
+    /// Takes reloaded rule sets from `rx`.
+    pub fn follow(&mut self, rx: watch::Receiver<Arc<RuleSet>>) {
+        self.updates = Some(rx);
+    }
+
+    /// The engine (rules in force, counters).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Evaluates the rules on `event` and hands the alerts to every sink.
+    pub fn on_event(&mut self, event: &Event, labels: &dyn Labels) {
+        if let Some(rx) = &mut self.updates
+            && rx.has_changed().unwrap_or(false)
+        {
+            let set = rx.borrow_and_update().clone();
+            self.engine.replace(set);
+        }
+        self.engine
+            .on_event(event, labels, Instant::now(), &mut self.buf);
+        for alert in self.buf.drain(..) {
+            let alert = Arc::new(alert);
+            for sink in &mut self.sinks {
+                sink.send(&alert);
+            }
+        }
+    }
+}
+
+/// Starts the task that reloads the rules on SIGHUP and, every
+/// `watch_interval`, when a rules file changed; reloaded sets arrive on the
+/// returned receiver.
+pub fn spawn_reloader(
+    config: RulesConfig,
+    initial: Arc<RuleSet>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(watch::Receiver<Arc<RuleSet>>, JoinHandle<()>)> {
+    let (tx, rx) = watch::channel(initial);
+    let mut hup = signal(SignalKind::hangup())?;
+    let task = tokio::spawn(async move {
+        let mut stamp = files_stamp(&config.files);
+        let poll = (!config.watch_interval.is_zero()).then_some(config.watch_interval);
+        loop {
+            let why = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = hup.recv() => "SIGHUP",
+                _ = sleep_or_forever(poll) => {
+                    let now = files_stamp(&config.files);
+                    if now == stamp {
+                        continue;
+                    }
+                    stamp = now;
+                    "a rules file changed"
+                }
+            };
+            reload(&config, &tx, why).await;
+        }
+    });
+    Ok((rx, task))
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Recompiles the rules; installs them or logs why not.
+async fn reload(config: &RulesConfig, tx: &watch::Sender<Arc<RuleSet>>, why: &str) {
+    let cfg = config.clone();
+    match tokio::task::spawn_blocking(move || cfg.load()).await {
+        Ok(Ok(set)) => {
+            tracing::info!(rules = set.rules().len(), reason = why, "rules reloaded");
+            let _ = tx.send(set);
+        }
+        Ok(Err(errors)) => {
+            for e in &errors.0 {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                errors = errors.0.len(),
+                reason = why,
+                "rules reload failed: keeping the rules in force"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "rules reload panicked"),
+    }
+}
+
+/// The names, sizes and modification times of the rules files (cheap to
+/// compare, catches edits, additions and removals).
+fn files_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let files = load::expand_paths(paths).unwrap_or_default();
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let mtime = meta.and_then(|m| m.modified().ok());
+            (f, len, mtime)
+        })
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! Output templates: `"Shell {proc.comm} (pid {proc.pid})"`. Placeholders
+//! name fields and are resolved when the rule loads; `{{` and `}}` are
+//! literal braces; a field the event lacks renders as `<NA>`.
+
+use std::fmt::Write as _;
+
+use super::{
+    diag::{RuleError, Src},
+    eval::Ctx,
+    fields::{self, FieldRef},
+    syntax::Span,
+};
+
+/// What a missing field renders as.
+pub const MISSING: &str = "<NA>";
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(Box<str>),
+    Field(FieldRef),
+}
+
+/// A compiled output template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pieces: Box<[Piece]>,
+}
+
+impl Template {
+    /// Compiles `text`, found at `src`.
+    pub fn compile(text: &str, src: &Src) -> Result<Template, RuleError> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(n) = rest.find(['{', '}']) {
+            lit.push_str(&rest[..n]);
+            let at = text.len() - rest.len() + n;
+            let tail = &rest[n..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                lit.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err(src.error(
+                    Span::new(at, at + 1),
+                    "unmatched `}` in output (write `}}` for a brace)",
+                ));
+            }
+            let Some(close) = tail.find('}') else {
+                return Err(src.error(
+                    Span::new(at, text.len()),
+                    "unclosed `{` in output (write `{{` for a brace)",
+                ));
+            };
+            let name = tail[1..close].trim();
+            let span = Span::new(at + 1, at + close);
+            let (f, _) = fields::resolve(name).ok_or_else(|| {
+                let hint = fields::suggest(name)
+                    .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+                src.error(span, format!("unknown field `{name}` in output{hint}"))
+            })?;
+            if !lit.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut lit).into()));
+            }
+            pieces.push(Piece::Field(f));
+            rest = &tail[close + 1..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            pieces.push(Piece::Text(lit.into()));
+        }
+        Ok(Template {
+            pieces: pieces.into(),
+        })
+    }
+
+    /// The fields the template shows.
+    pub fn fields(&self) -> impl Iterator<Item = FieldRef> + '_ {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Field(f) => Some(*f),
+            Piece::Text(_) => None,
+        })
+    }
+
+    /// Renders the template for the event in `ctx`.
+    pub fn render(&self, ctx: &Ctx<'_>) -> String {
+        let mut out = String::with_capacity(64);
+        for p in self.pieces.iter() {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(f) => match ctx.get(*f) {
+                    Some(v) => {
+                        let _ = write!(out, "{v}");
+                    }
+                    None => out.push_str(MISSING),
+                },
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,736 @@
+//! Unit tests of the rules engine: every operator, precedence, every error
+//! message, and the default rules on events parsed by the real parsers from
+//! lines in the real tools' output format.
+
+use std::time::{Duration, Instant};
+
+use parsers::{Event, EventKind, Value, fields as pf};
+
+use super::*;
+
+// ---------------------------------------------------------------- helpers
+
+/// Compiles one rule with `cond` (plus optional extra TOML) and returns the set.
+fn set_with(extra: &str, cond: &str) -> RuleSet {
+    let text = format!(
+        "{extra}\n[[rule]]\nname = \"r\"\ncondition = '''{cond}'''\nseverity = \"info\"\noutput = \"o\"\n"
+    );
+    match load_str("t.toml", &text) {
+        Ok(l) => l.set,
+        Err(e) => panic!("{cond}: {e}"),
+    }
+}
+
+/// Whether `cond` holds for `ev` (with `labels`).
+fn holds_l(cond: &str, ev: &Event, labels: &[(&str, &str)]) -> bool {
+    let set = set_with(LISTS, cond);
+    let labels = labels.to_vec();
+    let ctx = Ctx {
+        event: ev,
+        labels: &labels,
+        lineage: Lineage::default(),
+    };
+    set.rules()[0].condition.eval(&ctx)
+}
+
+fn holds(cond: &str, ev: &Event) -> bool {
+    holds_l(cond, ev, &[])
+}
+
+const LISTS: &str = "[lists]\nshells = [\"sh\", \"bash\"]\nports = [22, 443]\n[macros]\nis_exec = 'event.kind = exec'\nis_shell = 'is_exec and proc.comm in shells'\n";
+
+/// An exec event as execsnoop -T -U -x prints it, through the real parser.
+fn exec_line(line: &str) -> Event {
+    parse(
+        "execsnoop",
+        "TIME     UID    PCOMM            PID    PPID   RET ARGS",
+        line,
+    )
+}
+
+/// One event from `line` of `tool`'s output after its `header`.
+fn parse(tool: &str, header: &str, line: &str) -> Event {
+    let mut p = parsers::builtin(tool).expect("builtin parser");
+    let mut out = Vec::new();
+    p.feed(header.as_bytes(), &mut out).expect("header");
+    p.feed(line.as_bytes(), &mut out)
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    p.finish(&mut out);
+    let rec = out
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no record from {line:?}"));
+    match rec {
+        parsers::Record::Event(e) => e,
+        other => panic!("not an event: {other:?}"),
+    }
+}
+
+fn sample() -> Event {
+    exec_line("16:44:23 1000  bash             25313  25258    0 /bin/bash -c echo hi ")
+}
+
+fn net_event() -> Event {
+    let mut e = Event::new("tcpstates".into(), EventKind::TcpState);
+    e.pid = Some(9);
+    e.push(pf::NET_DADDR, Value::Ip("10.1.2.3".parse().unwrap()));
+    e.push(pf::NET_DPORT, Value::Int(4444));
+    e.push(pf::DURATION, Value::Duration(1_500_000));
+    e.push(pf::NET_NEW_STATE, Value::Str("SYN_SENT".into()));
+    e
+}
+
+// ---------------------------------------------------------------- operators
+
+#[test]
+fn comparisons_on_integers() {
+    let e = sample();
+    assert!(holds("proc.uid = 1000", &e));
+    assert!(holds("proc.uid == 1000", &e));
+    assert!(!holds("proc.uid != 1000", &e));
+    assert!(holds("proc.uid != 0", &e));
+    assert!(holds("proc.uid < 1001", &e));
+    assert!(!holds("proc.uid < 1000", &e));
+    assert!(holds("proc.uid <= 1000", &e));
+    assert!(holds("proc.uid > 999", &e));
+    assert!(!holds("proc.uid > 1000", &e));
+    assert!(holds("proc.uid >= 1000", &e));
+    assert!(holds("proc.pid = 0x62e1", &e));
+    assert!(holds("ret = 0", &e));
+    assert!(holds("ret > -1", &e));
+}
+
+#[test]
+fn comparisons_on_text_kind_ip_and_durations() {
+    let e = sample();
+    assert!(holds("proc.comm = bash", &e));
+    assert!(holds("proc.comm = \"bash\"", &e));
+    assert!(holds("proc.comm != sh", &e));
+    assert!(holds("event.kind = exec", &e));
+    assert!(holds("event.kind != open", &e));
+    assert!(holds("event.tool = execsnoop", &e));
+    let n = net_event();
+    assert!(holds("net.daddr = 10.1.2.3", &n));
+    assert!(holds("net.daddr != \"10.1.2.4\"", &n));
+    assert!(holds("duration > 1ms", &n));
+    assert!(holds("duration < 2ms", &n));
+    assert!(holds("duration = 1500000", &n));
+    assert!(!holds("duration >= 1s", &n));
+}
+
+#[test]
+fn membership() {
+    let e = sample();
+    assert!(holds("proc.comm in shells", &e));
+    assert!(holds("proc.comm in (shells)", &e));
+    assert!(holds("proc.comm in (\"zsh\", \"bash\")", &e));
+    assert!(!holds("proc.comm in (\"zsh\", 'fish')", &e));
+    assert!(holds("proc.comm in (\"zsh\", shells)", &e));
+    assert!(!holds("proc.comm in ()", &e));
+    assert!(holds("event.kind in (open, exec)", &e));
+    assert!(!holds("event.kind in (open, stat)", &e));
+    assert!(holds("proc.uid in (0, 1000)", &e));
+    let n = net_event();
+    assert!(holds("net.dport in (4444, 1337)", &n));
+    assert!(!holds("net.dport in ports", &n));
+    assert!(holds("net.daddr in (\"10.1.2.3\", \"::1\")", &n));
+    // large sets are hashed
+    let many: Vec<String> = (0..100).map(|i| format!("\"c{i}\"")).collect();
+    assert!(!holds(&format!("proc.comm in ({})", many.join(",")), &e));
+    assert!(holds(
+        &format!("proc.comm in ({}, bash)", many.join(",")).replace(", bash)", ", \"bash\")"),
+        &e
+    ));
+}
+
+#[test]
+fn text_matching() {
+    let e = sample();
+    assert!(holds("proc.args contains \"-c echo\"", &e));
+    assert!(!holds("proc.args contains zsh", &e));
+    assert!(holds("proc.args startswith /bin/", &e));
+    assert!(!holds("proc.args startswith /usr/", &e));
+    assert!(holds("proc.args endswith \"echo hi\"", &e));
+    assert!(holds("proc.args glob \"/bin/*sh -c *\"", &e));
+    assert!(!holds("proc.args glob \"/bin/?sh*\"", &e));
+    assert!(holds("proc.args glob \"/bin/[a-c]ash*\"", &e));
+}
+
+#[test]
+fn exists_and_absent_fields() {
+    let e = sample();
+    assert!(holds("proc.args exists", &e));
+    assert!(!holds("file.path exists", &e));
+    assert!(holds("not file.path exists", &e));
+    // comparisons on absent fields are false, whatever the operator
+    assert!(!holds("file.path = x", &e));
+    assert!(!holds("file.path != x", &e));
+    assert!(!holds("container.id != \"\"", &e));
+    assert!(holds_l(
+        "container.id != \"\"",
+        &e,
+        &[("container.id", "abc")]
+    ));
+    assert!(!holds_l(
+        "container.id != \"\"",
+        &e,
+        &[("container.id", "")]
+    ));
+    assert!(holds_l(
+        "k8s.namespace = prod",
+        &e,
+        &[("k8s.namespace", "prod")]
+    ));
+}
+
+#[test]
+fn boolean_logic_and_precedence() {
+    let e = sample();
+    assert!(holds("proc.comm = bash and proc.uid = 1000", &e));
+    assert!(!holds("proc.comm = bash and proc.uid = 0", &e));
+    assert!(holds("proc.comm = sh or proc.uid = 1000", &e));
+    assert!(!holds("proc.comm = sh or proc.uid = 0", &e));
+    assert!(holds("not proc.comm = sh", &e));
+    assert!(!holds("not not proc.comm = sh", &e));
+    // and binds tighter than or: true or (false and false)
+    assert!(holds(
+        "proc.uid = 1000 or proc.comm = sh and proc.pid = 1",
+        &e
+    ));
+    // parentheses override: (true or false) and false
+    assert!(!holds(
+        "(proc.uid = 1000 or proc.comm = sh) and proc.pid = 1",
+        &e
+    ));
+    // not binds tighter than and
+    assert!(!holds("not proc.comm = bash and proc.uid = 1000", &e));
+    assert!(holds("not (proc.comm = bash and proc.uid = 0)", &e));
+    assert!(holds("is_shell", &e));
+    assert!(holds("is_shell and not proc.uid = 0", &e));
+}
+
+#[test]
+fn fields_compare_with_fields() {
+    let e = sample();
+    assert!(holds("proc.pid > proc.ppid", &e));
+    assert!(!holds("proc.pid = proc.ppid", &e));
+    assert!(holds("proc.comm != event.tool", &e));
+}
+
+#[test]
+fn kind_index_only_tries_matching_rules() {
+    let set = set_with(LISTS, "is_shell or (event.kind = open and file.path = x)");
+    let r = &set.rules()[0];
+    assert_eq!(r.kinds.names(), vec!["exec", "open"]);
+    assert_eq!(set.candidates(EventKind::Exec), &[0]);
+    assert!(set.candidates(EventKind::Mount).is_empty());
+    let set = set_with("", "not event.kind = exec and proc.pid = 1");
+    assert!(!set.rules()[0].kinds.contains(EventKind::Exec));
+    assert!(set.rules()[0].kinds.contains(EventKind::Open));
+}
+
+#[test]
+fn derived_fields() {
+    let mut e = Event::new("opensnoop".into(), EventKind::Open);
+    e.push(pf::FILE_FLAGS, Value::Int(0o1101));
+    assert!(holds("file.writable = true", &e));
+    e.fields[0].1 = Value::Int(0o2000000);
+    assert!(holds("file.writable = false", &e));
+}
+
+// ---------------------------------------------------------------- errors
+
+/// The single error of loading `text`, as `line:col: message`.
+fn error_of(text: &str) -> String {
+    let errs = load_str("t.toml", text).expect_err("must fail").0;
+    let e = &errs[0];
+    format!("{}:{}: {} [{}]", e.line, e.col, e.message, e.width)
+}
+
+fn rule_error(cond: &str) -> String {
+    error_of(&format!(
+        "{LISTS}[[rule]]\nname = \"r\"\ncondition = '{cond}'\nseverity = \"info\"\noutput = \"o\"\n"
+    ))
+}
+
+#[test]
+fn compile_errors_point_at_the_text() {
+    // The condition starts at line 9, column 14 of the generated file.
+    let cases = [
+        (
+            "proc.comn = x",
+            "9:14: unknown field `proc.comn` (did you mean `proc.comm`?) [9]",
+        ),
+        (
+            "proc.comm in shellz",
+            "9:27: unknown list `shellz` (to match the text itself, quote it) [6]",
+        ),
+        (
+            "proc.comm in is_exec",
+            "9:27: unknown list `is_exec` (`is_exec` is a macro, not a list) [7]",
+        ),
+        ("nosuch", "9:14: unknown macro `nosuch` [6]"),
+        (
+            "shells",
+            "9:14: unknown macro `shells` (`shells` is a list: use it as `FIELD in shells`) [6]",
+        ),
+        (
+            "event.kind = exce",
+            "9:27: unknown event kind `exce` (expected one of exec, exit, open, stat, signal, kill, mount, tcp_state, tcp_session, dns_lookup, block_io, runq_latency, direct_reclaim, generic) [4]",
+        ),
+        ("net.dport = http", "9:26: `http` is not an integer [4]"),
+        (
+            "duration > soon",
+            "9:25: `soon` is not a duration (e.g. 10ms, 2s) [4]",
+        ),
+        (
+            "net.daddr = 1.2.3",
+            "9:26: `1.2.3` is not an IP address [5]",
+        ),
+        (
+            "proc.core_dumped = yes",
+            "9:33: `yes` is not a boolean (true or false) [3]",
+        ),
+        (
+            "proc.comm < b",
+            "9:14: operator `<` needs a numeric field; `proc.comm` is text [9]",
+        ),
+        (
+            "net.dport contains 4",
+            "9:14: `contains` needs a text field; `net.dport` is an integer [9]",
+        ),
+        (
+            "proc.core_dumped in (true)",
+            "9:14: `in` does not apply to `proc.core_dumped`, which is a boolean [16]",
+        ),
+        (
+            "file.path glob \"[ab\"",
+            "9:29: unclosed `[` in glob pattern [5]",
+        ),
+        ("net.dport in shells", "9:27: `sh` is not an integer [6]"),
+        (
+            "proc.pid = proc.comm",
+            "9:25: cannot compare `proc.pid` (an integer) with `proc.comm` (text) [9]",
+        ),
+        (
+            "proc.comm = bash and",
+            "9:34: expected a field, macro, `not` or `(`, found the end of the condition [1]",
+        ),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(rule_error(cond), want, "{cond}");
+    }
+}
+
+#[test]
+fn macro_errors_point_into_the_macro() {
+    let text = "[macros]\na = 'b'\nb = 'proc.pid > x'\n[[rule]]\nname = \"r\"\ncondition = 'a'\nseverity = \"info\"\noutput = \"o\"\n";
+    assert_eq!(error_of(text), "3:17: `x` is not an integer [1]");
+    let cycle = "[macros]\na = 'b and proc.pid = 1'\nb = 'a'\n[[rule]]\nname = \"r\"\ncondition = 'a'\nseverity = \"info\"\noutput = \"o\"\n";
+    let errs = load_str("t.toml", cycle).unwrap_err().0;
+    // the cycle, at its closing reference; then the rule's use of `a`
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].message, "macro cycle: a -> b -> a");
+    assert_eq!(
+        errs[1].message,
+        "macro `a` has errors (reported at its definition)"
+    );
+    assert_eq!((errs[0].line, errs[0].col), (3, 6));
+    let unused = "[macros]\nu = 'bogus.field = 1'\n";
+    assert_eq!(error_of(unused), "2:6: unknown field `bogus.field` [11]");
+}
+
+#[test]
+fn rule_field_errors() {
+    let rule = |body: &str| error_of(&format!("[[rule]]\n{body}\n"));
+    let ok = "name = \"r\"\ncondition = 'event.kind = exec'\noutput = \"o\"";
+    assert_eq!(
+        rule(&format!("{ok}\nseverity = \"high\"")),
+        "5:12: unknown severity `high` (expected one of debug, info, notice, warning, error, critical, alert, emergency) [6]"
+    );
+    assert_eq!(
+        rule(
+            "name = \"r\"\ncondition = 'event.kind = exec'\nseverity = \"info\"\noutput = \"pid {proc.pdi}\""
+        ),
+        "5:16: unknown field `proc.pdi` in output (did you mean `proc.pid`?) [8]"
+    );
+    assert_eq!(
+        rule(
+            "name = \"r\"\ncondition = 'event.kind = exec'\nseverity = \"info\"\noutput = \"pid {proc.pid\""
+        ),
+        "5:15: unclosed `{` in output (write `{{` for a brace) [9]"
+    );
+    assert_eq!(
+        rule(&format!("{ok}\nseverity = \"info\"\nrate_limit = \"fast\"")),
+        "6:14: invalid rate limit `fast`: expected COUNT/DURATION, e.g. \"10/1m\" [6]"
+    );
+    assert_eq!(
+        rule(&format!("{ok}\nseverity = \"info\"\ndedup_by = [\"nope\"]")),
+        "6:13: unknown field `nope` in dedup_by [6]"
+    );
+    assert_eq!(
+        rule(&format!("{ok}\nseverity = \"info\"\ncolour = 1")),
+        "6:1: unknown field `colour`, expected one of `name`, `description`, `condition`, `output`, `severity`, `tags`, `rate_limit`, `dedup_by`, `enabled` [6]"
+    );
+    assert!(rule("name = \"r\"").contains("missing field"));
+    assert_eq!(
+        error_of("[lists]\nx = [1.5]\n"),
+        "2:6: list `x`: members must be strings or integers, not float [3]"
+    );
+    assert!(error_of("[[rule]\n").starts_with("1:"));
+}
+
+#[test]
+fn positions_in_multiline_conditions() {
+    let text = "[[rule]]\nname = \"r\"\ncondition = '''\n  event.kind = exec\n  and proc.bogus = 1'''\nseverity = \"info\"\noutput = \"o\"\n";
+    assert_eq!(
+        error_of(text),
+        "5:7: unknown field `proc.bogus` (did you mean `proc.args`?) [10]"
+    );
+}
+
+#[test]
+fn later_files_override_and_disable() {
+    let a = diag::SourceFile {
+        path: "a.toml".into(),
+        text: "[lists]\nl = [\"x\"]\n[[rule]]\nname = \"one\"\ncondition = 'event.kind = exec and proc.comm in l'\nseverity = \"info\"\noutput = \"o\"\n[[rule]]\nname = \"two\"\ncondition = 'event.kind = exec'\nseverity = \"info\"\noutput = \"o\"\n".into(),
+    };
+    let b = diag::SourceFile {
+        path: "b.toml".into(),
+        text: "[lists]\nl = [\"bash\"]\n[[rule]]\nname = \"two\"\ncondition = 'event.kind = exec'\nseverity = \"info\"\noutput = \"o\"\nenabled = false\n".into(),
+    };
+    let set = load_sources(vec![a, b]).unwrap().set;
+    let names: Vec<&str> = set.rules().iter().map(|r| &*r.name).collect();
+    assert_eq!(names, ["one"]);
+    let ev = sample();
+    let ctx = Ctx::bare(&ev);
+    assert!(set.rules()[0].condition.eval(&ctx));
+}
+
+#[test]
+fn warns_about_rules_without_kind() {
+    let l = load_str(
+        "t.toml",
+        "[[rule]]\nname = \"r\"\ncondition = 'proc.uid = 0'\nseverity = \"info\"\noutput = \"o\"\n",
+    )
+    .unwrap();
+    assert_eq!(l.warnings.len(), 1);
+    assert!(l.warnings[0].message.contains("every event"));
+}
+
+// ---------------------------------------------------------------- engine
+
+#[test]
+fn engine_renders_fingerprints_and_deduplicates() {
+    let set = Arc::new(set_with(LISTS, "is_shell"));
+    let mut rules = set.rules().to_vec();
+    rules[0].output = template::Template::compile(
+        "shell {proc.comm} pid {proc.pid} in {container.id} {file.path}",
+        &diag::Src::new(
+            Arc::new(diag::SourceFile {
+                path: "x".into(),
+                text: String::new(),
+            }),
+            0..0,
+            "",
+        ),
+    )
+    .unwrap();
+    rules[0].dedup_by = vec![
+        fields::FieldRef::Comm,
+        fields::FieldRef::Label("container.id"),
+    ]
+    .into();
+    let set = Arc::new(RuleSet::new(rules, vec![]));
+    let mut engine = Engine::new(set, Duration::from_secs(60));
+    let labels = vec![("container.id", "c1")];
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let e1 = sample();
+    let mut e2 = sample();
+    e2.pid = Some(777);
+    engine.on_event(&e1, &labels, t0, &mut out);
+    engine.on_event(&e2, &labels, t0 + Duration::from_secs(1), &mut out);
+    assert_eq!(
+        out.len(),
+        1,
+        "second shell in the same container is a duplicate"
+    );
+    let a = &out[0];
+    assert_eq!(a.output, "shell bash pid 25313 in c1 <NA>");
+    assert_eq!(a.labels.get("container.id").map(String::as_str), Some("c1"));
+    assert_eq!(a.fields.get("proc.pid"), Some(&serde_json::json!(25313)));
+    assert_eq!(a.kind, "exec");
+    engine.on_event(
+        &e2,
+        &vec![("container.id", "c2")],
+        t0 + Duration::from_secs(2),
+        &mut out,
+    );
+    assert_eq!(out.len(), 2, "another container is another finding");
+    assert_ne!(out[0].fingerprint, out[1].fingerprint);
+    engine.on_event(&e1, &labels, t0 + Duration::from_secs(70), &mut out);
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].suppressed, 1);
+    let s = engine.stats();
+    assert_eq!(
+        (s.events, s.matches, s.alerts, s.limits.duplicates),
+        (4, 4, 3, 1)
+    );
+    let json = serde_json::to_value(&out[0]).unwrap();
+    assert_eq!(json["severity"], "info");
+    assert_eq!(json["fingerprint"].as_str().map(str::len), Some(16));
+}
+
+// ---------------------------------------------------------------- default rules
+
+/// The default rules' alerts for `events` (in order), by rule name.
+fn default_alerts(events: &[(Event, Vec<(&str, &str)>)]) -> Vec<String> {
+    let loaded = load_str(DEFAULT_RULES_NAME, DEFAULT_RULES).expect("default rules load");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let mut engine = Engine::new(Arc::new(loaded.set), Duration::ZERO);
+    let mut out = Vec::new();
+    for (e, labels) in events {
+        engine.on_event(e, labels, Instant::now(), &mut out);
+    }
+    out.into_iter().map(|a| a.rule.to_string()).collect()
+}
+
+const CONTAINER: &[(&str, &str)] = &[
+    ("container.id", "4f1d0c2a9b3e"),
+    ("container.runtime", "containerd"),
+    ("k8s.namespace", "default"),
+    ("k8s.pod.name", "web-0"),
+];
+
+fn host(e: Event) -> (Event, Vec<(&'static str, &'static str)>) {
+    (e, vec![])
+}
+
+fn in_container(e: Event) -> (Event, Vec<(&'static str, &'static str)>) {
+    (e, CONTAINER.to_vec())
+}
+
+const OPEN_HEADER: &str = "TIME     UID     PID    COMM              FD ERR FLAGS    PATH";
+const TCPSTATES_HEADER: &str = "TIME(s)  SKADDR           PID     COMM             IP LADDR                      LPORT RADDR                      RPORT OLDSTATE    -> NEWSTATE    MS";
+const MOUNT_HEADER: &str = "TIME     COMM             PID     TID     MNT_NS      CALL";
+const KILL_HEADER: &str = "TIME     PID     COMM             SIG       TPID    RESULT";
+
+fn open_line(line: &str) -> Event {
+    parse("opensnoop", OPEN_HEADER, line)
+}
+
+#[test]
+fn default_shell_in_container() {
+    let sh = || exec_line("16:44:23 0     sh               25313  25258    0 /bin/sh -c id ");
+    assert_eq!(
+        default_alerts(&[in_container(sh())]),
+        ["Shell spawned in a container"]
+    );
+    assert!(
+        default_alerts(&[host(sh())]).is_empty(),
+        "a shell on the host is normal"
+    );
+    let cat =
+        exec_line("16:44:23 0     cat              25314  25258    0 /usr/bin/cat /etc/hostname ");
+    assert!(default_alerts(&[in_container(cat)]).is_empty());
+}
+
+#[test]
+fn default_sensitive_files() {
+    for path in [
+        "/etc/shadow",
+        "/root/.ssh/id_ed25519",
+        "/home/alice/.ssh/id_rsa",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ] {
+        let e = open_line(&format!(
+            "16:44:56 0       28118  cat                3   0 00000000 {path}"
+        ));
+        assert_eq!(
+            default_alerts(&[host(e)]),
+            ["Sensitive file opened"],
+            "{path}"
+        );
+    }
+    let by_login =
+        open_line("16:44:56 0       28118  unix_chkpwd        3   0 00000000 /etc/shadow");
+    let failed = open_line("16:44:56 1000    28118  cat               -1  13 00000000 /etc/shadow");
+    let passwd = open_line("16:44:56 0       28118  cat                3   0 00000000 /etc/passwd");
+    let pubkey = open_line(
+        "16:44:56 0       28118  cat                3   0 00000000 /root/.ssh/id_rsa.pub",
+    );
+    let alerts = default_alerts(&[host(by_login), host(failed), host(passwd)]);
+    assert!(alerts.is_empty(), "{alerts:?}");
+    // `id_*` also matches public keys: documented as a known noise source
+    assert_eq!(default_alerts(&[host(pubkey)]).len(), 1);
+}
+
+#[test]
+fn default_write_below_binary_dir() {
+    let write =
+        open_line("16:44:56 0       28118  python3            3   0 01101    /usr/bin/evil");
+    assert_eq!(
+        default_alerts(&[host(write)]),
+        ["Write below a binary directory"]
+    );
+    let read =
+        open_line("16:44:56 0       28118  python3            3   0 02000000 /usr/bin/python3");
+    let dpkg = open_line("16:44:56 0       28118  dpkg               3   0 01101    /usr/bin/tool");
+    assert!(default_alerts(&[host(read), host(dpkg)]).is_empty());
+}
+
+#[test]
+fn default_exec_from_tmp() {
+    let tmp = exec_line("16:44:23 0     x                25313  25258    0 /tmp/x --mine ");
+    let shm = exec_line("16:44:23 0     y                25313  25258    0 /dev/shm/y ");
+    assert_eq!(
+        default_alerts(&[host(tmp), host(shm)]),
+        ["Process executed from a temporary directory"; 2]
+    );
+    let ok = exec_line("16:44:23 0     true             25313  25258    0 /usr/bin/true /tmp/x ");
+    assert!(default_alerts(&[host(ok)]).is_empty());
+}
+
+#[test]
+fn default_suspicious_outbound_port() {
+    let syn = |port: u16| {
+        parse(
+            "tcpstates",
+            TCPSTATES_HEADER,
+            &format!(
+                "16:45:33 ffff8881026cb780 31251   bash             4  10.0.0.5                   0     203.0.113.9                {port:<5} CLOSE       -> SYN_SENT    0.000"
+            ),
+        )
+    };
+    assert_eq!(
+        default_alerts(&[host(syn(4444))]),
+        ["Outbound connection to a suspicious port"]
+    );
+    assert!(default_alerts(&[host(syn(443))]).is_empty());
+    let established = parse(
+        "tcpstates",
+        TCPSTATES_HEADER,
+        "16:45:33 ffff8881026cb780 31251   bash             4  10.0.0.5                   42416 203.0.113.9                4444  SYN_SENT    -> ESTABLISHED 0.084",
+    );
+    assert!(
+        default_alerts(&[host(established)]).is_empty(),
+        "one alert per connection, at SYN_SENT"
+    );
+}
+
+#[test]
+fn default_listen_in_container() {
+    let listen = || {
+        parse(
+            "tcpstates",
+            TCPSTATES_HEADER,
+            "16:45:33 ffff8881026cdc80 31251   nc               4  0.0.0.0                    4444  0.0.0.0                    0     CLOSE       -> LISTEN      0.000",
+        )
+    };
+    assert_eq!(
+        default_alerts(&[in_container(listen())]),
+        ["New listening socket in a container"]
+    );
+    assert!(default_alerts(&[host(listen())]).is_empty());
+}
+
+#[test]
+fn default_setuid_privilege_change() {
+    // setpriv as uid 65534 execs a setuid-root copy of setpriv, which sets
+    // uid 0 and execs `id`: same pid, uid 65534 then 0.
+    let as_nobody = exec_line(
+        "16:44:23 65534 setpriv-suid     4000   3999     0 /opt/t/setpriv-suid --reuid=0 id ",
+    );
+    let as_root = exec_line("16:44:23 0     id               4000   3999     0 /usr/bin/id ");
+    assert_eq!(
+        default_alerts(&[host(as_nobody.clone()), host(as_root.clone())]),
+        ["Privilege change via setuid binary"]
+    );
+    // child of a non-root parent running as root
+    let parent = exec_line("16:44:23 1000  bash             5000   1        0 /bin/bash ");
+    let child = exec_line("16:44:23 0     id               5001   5000     0 /usr/bin/id ");
+    assert_eq!(
+        default_alerts(&[host(parent), host(child)]),
+        ["Privilege change via setuid binary"]
+    );
+    // root all along, or a uid drop: nothing
+    let root1 = exec_line("16:44:23 0     bash             6000   1        0 /bin/bash ");
+    let root2 = exec_line("16:44:23 0     id               6001   6000     0 /usr/bin/id ");
+    let drop = exec_line("16:44:23 1000  id               6000   1        0 /usr/bin/id ");
+    assert!(default_alerts(&[host(root1), host(root2), host(drop)]).is_empty());
+}
+
+#[test]
+fn default_mount_in_container() {
+    let mount = || {
+        parse(
+            "mountsnoop",
+            MOUNT_HEADER,
+            "16:44:47 mount            27615   27615   4026531832  mount(\"/dev/sda1\", \"/mnt/host\", \"ext4\", 0x0, \"\") = 0",
+        )
+    };
+    assert_eq!(
+        default_alerts(&[in_container(mount())]),
+        ["Mount inside a container"]
+    );
+    assert!(default_alerts(&[host(mount())]).is_empty());
+    let umount = parse(
+        "mountsnoop",
+        MOUNT_HEADER,
+        "16:44:47 umount           27616   27616   4026531832  umount(\"/mnt/host\", 0x0) = 0",
+    );
+    assert!(default_alerts(&[in_container(umount)]).is_empty());
+}
+
+#[test]
+fn default_kill_other_users_process() {
+    let victim = exec_line("16:44:23 1001  sleep            7000   1        0 /usr/bin/sleep 100 ");
+    let killer =
+        exec_line("16:44:23 65534 kill             7100   1        0 /usr/bin/kill -TERM 7000 ");
+    let kill = parse(
+        "killsnoop",
+        KILL_HEADER,
+        "16:44:42 7100    kill             15        7000    -1    ",
+    );
+    assert_eq!(
+        default_alerts(&[host(victim.clone()), host(killer), host(kill)]),
+        ["Kill signal to another user's process"]
+    );
+    // the same user, or root, or an unknown target: nothing
+    let own =
+        exec_line("16:44:23 1001  kill             7200   1        0 /usr/bin/kill -TERM 7000 ");
+    let own_kill = parse(
+        "killsnoop",
+        KILL_HEADER,
+        "16:44:42 7200    kill             15        7000    0     ",
+    );
+    let root =
+        exec_line("16:44:23 0     kill             7300   1        0 /usr/bin/kill -TERM 7000 ");
+    let root_kill = parse(
+        "killsnoop",
+        KILL_HEADER,
+        "16:44:42 7300    kill             15        7000    0     ",
+    );
+    let unknown = parse(
+        "killsnoop",
+        KILL_HEADER,
+        "16:44:42 7100    kill             15        9999    -3    ",
+    );
+    let alerts = default_alerts(&[
+        host(victim),
+        host(own),
+        host(own_kill),
+        host(root),
+        host(root_kill),
+        host(unknown),
+    ]);
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn default_rules_file_is_the_built_in_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.toml");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), DEFAULT_RULES);
+    assert!(load_with_defaults(&[]).unwrap().set.rules().len() >= 9);
+}

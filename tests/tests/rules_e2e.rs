@@ -1,0 +1,630 @@
+//! The rules end to end: the agent runs the real libbpf-tools, the default
+//! rules fire on real actions on this machine (and stay quiet on their
+//! benign twins), alerts reach the real Alertmanager (Debian's
+//! `prometheus-alertmanager`) through its API v2, and rules reload on SIGHUP
+//! while a reload with errors keeps the rules in force.
+//!
+//! The container rules (shell, listening socket, mount in a container) need
+//! the enrichment stage; their evaluator tests run on parsed tool output in
+//! `supervisor/src/rules/tests.rs`.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use eunomia_tests::{eunomia, kernel_lock, kernel_tests_can_run};
+use serde_json::Value;
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+// ------------------------------------------------------------ helpers
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(base: &str, tag: &str) -> TempDir {
+        let p = PathBuf::from(base).join(format!("eunomia-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.0 (no chunking); returns status and body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Some((status, body))
+}
+
+/// The real Alertmanager on a free port, with clustering off.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        let dir = TempDir::new("/tmp", "am");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus-alertmanager");
+        let am = Alertmanager {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(20), "Alertmanager ready", || {
+            http_get(port, "/-/ready").is_some_and(|(s, _)| s == 200)
+        });
+        am
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The active alerts (GET /api/v2/alerts).
+    fn alerts(&self) -> Vec<Value> {
+        http_get(self.port, "/api/v2/alerts")
+            .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `eunomia run` with a config file; stdout and stderr collected as they come.
+struct AgentRun {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl AgentRun {
+    fn start(config: &Path) -> AgentRun {
+        let mut child = eunomia()
+            .args(["run", "--json", "--for", "120s", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn eunomia run");
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        AgentRun {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The alerts printed so far (JSON lines with `"record": "alert"`).
+    fn alerts(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["record"] == "alert")
+            .collect()
+    }
+
+    fn stderr_has(&self, needle: &str) -> bool {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout.lock().unwrap().join("\n"),
+            self.stderr.lock().unwrap().join("\n")
+        )
+    }
+
+    fn hup(&self) {
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) },
+            0
+        );
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(mut self) -> i32 {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop:\n{}",
+                self.dump()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect<R: std::io::Read + Send + 'static>(r: R) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let _ = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn tools_present(tools: &[&str]) -> bool {
+    tools
+        .iter()
+        .all(|t| Path::new("/usr/sbin").join(t).exists())
+}
+
+/// Whether the kernel tests can run here and the tools and peers exist.
+fn can_run(test: &str, tools: &[&str], alertmanager: bool) -> bool {
+    if !kernel_tests_can_run(test) {
+        return false;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !tools_present(&[t]))
+        .chain((alertmanager && !Path::new(ALERTMANAGER).exists()).then_some(ALERTMANAGER))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !ci,
+        "{test}: missing {missing:?} (install libbpf-tools and prometheus-alertmanager)"
+    );
+    eprintln!("SKIP {test}: missing {missing:?}");
+    false
+}
+
+fn has_alert(alerts: &[Value], rule: &str, field: &str, value: &Value) -> bool {
+    alerts
+        .iter()
+        .any(|a| a["rule"] == rule && &a["fields"][field] == value)
+}
+
+// ------------------------------------------------------------ tests
+
+#[test]
+fn alert_reaches_the_real_alertmanager() {
+    if !can_run("alert_reaches_the_real_alertmanager", &["opensnoop"], true) {
+        return;
+    }
+    let _serial = kernel_lock();
+    let am = Alertmanager::start();
+    let dir = TempDir::new("/tmp", "rules-am");
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = [\"opensnoop\"]\n[rules]\nwatch_interval = \"0s\"\n[sinks.alertmanager]\nurl = \"{}\"\nflush_interval = \"200ms\"\nresolve_timeout = \"10m\"\n",
+            am.url()
+        ),
+    )
+    .unwrap();
+    let agent = AgentRun::start(&config);
+    let mut found = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while found.is_none() && Instant::now() < deadline {
+        run("cat", &["/etc/shadow"]);
+        run("cat", &["/etc/hostname"]);
+        thread::sleep(Duration::from_millis(500));
+        found = am
+            .alerts()
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "Sensitive file opened");
+    }
+    let alert = found.unwrap_or_else(|| panic!("no alert in Alertmanager\n{}", agent.dump()));
+    let labels = &alert["labels"];
+    assert_eq!(labels["severity"], "error", "{alert}");
+    assert_eq!(labels["source"], "eunomia");
+    assert_eq!(labels["fingerprint"].as_str().map(str::len), Some(16));
+    assert!(labels["instance"].as_str().is_some_and(|s| !s.is_empty()));
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("/etc/shadow") && summary.contains("cat"),
+        "{summary}"
+    );
+    let event: Value =
+        serde_json::from_str(alert["annotations"]["event"].as_str().unwrap()).unwrap();
+    assert_eq!(event["file.path"], "/etc/shadow");
+    let span = rfc3339_secs(alert["endsAt"].as_str().unwrap())
+        - rfc3339_secs(alert["startsAt"].as_str().unwrap());
+    assert!(
+        (590..=610).contains(&span),
+        "endsAt - startsAt = {span}s, want the 10m resolve timeout"
+    );
+    assert!(
+        !am.alerts().iter().any(|a| a["annotations"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/etc/hostname")),
+        "a benign open alerted"
+    );
+    // the console got it too
+    assert!(has_alert(
+        &agent.alerts(),
+        "Sensitive file opened",
+        "file.path",
+        &"/etc/shadow".into()
+    ));
+    assert_eq!(agent.stop(), 0);
+}
+
+/// Seconds since the epoch of `2026-12-01T16:53:30.123Z`-style times (UTC).
+fn rfc3339_secs(t: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let (hh, mm, ss) = (n(11..13), n(14..16), n(17..19));
+    // days from civil (Howard Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
+}
+
+#[test]
+fn default_rules_fire_on_real_actions() {
+    let tools = ["execsnoop", "opensnoop", "killsnoop", "tcpstates"];
+    if !can_run("default_rules_fire_on_real_actions", &tools, false) {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = TempDir::new("/tmp", "rules-e2e");
+    let suid_dir = TempDir::new("/usr/local/libexec", "rules-e2e");
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(
+        &config,
+        "[tools]\nenabled = [\"execsnoop\", \"opensnoop\", \"killsnoop\", \"tcpstates\"]\n[rules]\nwatch_interval = \"0s\"\n",
+    )
+    .unwrap();
+    // a payload in /tmp, and a setuid-root copy of setpriv
+    let payload = dir.path().join("payload");
+    std::fs::copy("/bin/true", &payload).unwrap();
+    let suid = suid_dir.path().join("suid-setpriv");
+    std::fs::copy("/usr/bin/setpriv", &suid).unwrap();
+    run("chmod", &["4755", suid.to_str().unwrap()]);
+    let bin_file = format!("/usr/local/bin/eunomia-e2e-{}", std::process::id());
+
+    let agent = AgentRun::start(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wanted = |alerts: &[Value]| -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let checks: [(&str, &str, Value); 6] = [
+            ("Sensitive file opened", "file.path", "/etc/shadow".into()),
+            (
+                "Write below a binary directory",
+                "file.path",
+                bin_file.clone().into(),
+            ),
+            (
+                "Process executed from a temporary directory",
+                "proc.comm",
+                "payload".into(),
+            ),
+            (
+                "Outbound connection to a suspicious port",
+                "net.dport",
+                4444.into(),
+            ),
+            (
+                "Privilege change via setuid binary",
+                "proc.comm",
+                "true".into(),
+            ),
+            (
+                "Kill signal to another user's process",
+                "signal.num",
+                15.into(),
+            ),
+        ];
+        for (rule, field, value) in checks {
+            if !has_alert(alerts, rule, field, &value) {
+                missing.push(rule);
+            }
+        }
+        missing
+    };
+    let mut missing = vec!["(not run)"];
+    while !missing.is_empty() && Instant::now() < deadline {
+        act(&payload, &suid, &bin_file);
+        thread::sleep(Duration::from_millis(700));
+        missing = wanted(&agent.alerts());
+    }
+    let _ = std::fs::remove_file(&bin_file);
+    let alerts = agent.alerts();
+    assert!(
+        missing.is_empty(),
+        "rules that did not fire: {missing:?}\n{}",
+        agent.dump()
+    );
+    // the benign twins stayed quiet
+    assert!(!has_alert(
+        &alerts,
+        "Sensitive file opened",
+        "file.path",
+        &"/etc/hostname".into()
+    ));
+    assert!(!has_alert(
+        &alerts,
+        "Write below a binary directory",
+        "file.path",
+        &"/usr/bin/true".into()
+    ));
+    assert!(!has_alert(
+        &alerts,
+        "Process executed from a temporary directory",
+        "proc.comm",
+        &"true".into()
+    ));
+    assert!(!has_alert(
+        &alerts,
+        "Outbound connection to a suspicious port",
+        "net.dport",
+        &443.into()
+    ));
+    assert!(
+        !alerts
+            .iter()
+            .any(|a| a["rule"] == "Privilege change via setuid binary"
+                && a["fields"]["proc.uid"] != 0),
+        "a uid drop alerted"
+    );
+    assert_eq!(agent.stop(), 0);
+}
+
+/// One round of real actions: each rule's trigger and its benign twin.
+fn act(payload: &Path, suid: &Path, bin_file: &str) {
+    // sensitive file / benign file
+    run("cat", &["/etc/shadow"]);
+    run("cat", &["/etc/hostname"]);
+    // write below a binary directory / read one
+    run("sh", &["-c", &format!("echo x > {bin_file}")]);
+    run("cat", &["/usr/bin/true"]);
+    // exec from /tmp / exec with /tmp only as an argument
+    run(payload.to_str().unwrap(), &[]);
+    run("/bin/true", &["/tmp/x"]);
+    // outbound connection to 4444 / to 443 (refused either way)
+    let _ = TcpStream::connect_timeout(
+        &"127.0.0.1:4444".parse().unwrap(),
+        Duration::from_millis(200),
+    );
+    let _ = TcpStream::connect_timeout(
+        &"127.0.0.1:443".parse().unwrap(),
+        Duration::from_millis(200),
+    );
+    // nobody runs a setuid-root binary that becomes root / root drops to nobody
+    run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            suid.to_str().unwrap(),
+            "--reuid=0",
+            "--regid=0",
+            "--clear-groups",
+            "/bin/true",
+        ],
+    );
+    run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/bin/true",
+        ],
+    );
+    // nobody signals a process of uid 1001 / root does
+    let mut victim = Command::new("setpriv")
+        .args([
+            "--reuid=1001",
+            "--regid=1001",
+            "--clear-groups",
+            "sleep",
+            "30",
+        ])
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let pid = victim.id().to_string();
+    run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "kill",
+            "-TERM",
+            &pid,
+        ],
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_reload_keeps_the_rules() {
+    if !can_run(
+        "sighup_reloads_and_a_bad_reload_keeps_the_rules",
+        &["execsnoop"],
+        false,
+    ) {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = TempDir::new("/tmp", "rules-reload");
+    let rules = dir.path().join("mine.toml");
+    let rule = |comm: &str| {
+        format!(
+            "[[rule]]\nname = \"marker {comm}\"\ncondition = 'event.kind = exec and proc.comm = \"{comm}\"'\nseverity = \"notice\"\noutput = \"{{proc.comm}} ran\"\n"
+        )
+    };
+    std::fs::write(&rules, rule("mark-a")).unwrap();
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = [\"execsnoop\"]\n[rules]\ndefaults = false\nfiles = [\"{}\"]\ndedup_window = \"0s\"\nwatch_interval = \"0s\"\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    for m in ["mark-a", "mark-b"] {
+        std::fs::copy("/bin/true", dir.path().join(m)).unwrap();
+    }
+    let exec = |m: &str| run(dir.path().join(m).to_str().unwrap(), &[]);
+    let count =
+        |agent: &AgentRun, rule: &str| agent.alerts().iter().filter(|a| a["rule"] == rule).count();
+
+    let agent = AgentRun::start(&config);
+    wait_until(Duration::from_secs(30), "the first marker alert", || {
+        exec("mark-a");
+        count(&agent, "marker mark-a") > 0
+    });
+
+    // a broken file: the reload fails, with file:line:col, and mark-a still alerts
+    std::fs::write(&rules, "[[rule]]\nname = \"x\"\ncondition = 'event.kind = exec and'\nseverity = \"notice\"\noutput = \"o\"\n").unwrap();
+    agent.hup();
+    wait_until(Duration::from_secs(10), "the failed reload", || {
+        agent.stderr_has("rules reload failed")
+    });
+    let place = format!("{}:3:35: expected a field", rules.display());
+    assert!(
+        agent.stderr_has(&place),
+        "no `{place}` in\n{}",
+        agent.dump()
+    );
+    let before = count(&agent, "marker mark-a");
+    wait_until(
+        Duration::from_secs(10),
+        "mark-a alerts after the failed reload",
+        || {
+            exec("mark-a");
+            count(&agent, "marker mark-a") > before
+        },
+    );
+
+    // a good file: the new rule replaces the old one
+    std::fs::write(&rules, rule("mark-b")).unwrap();
+    agent.hup();
+    wait_until(Duration::from_secs(10), "the reload", || {
+        agent.stderr_has("rules reloaded")
+    });
+    wait_until(Duration::from_secs(10), "mark-b alerts", || {
+        exec("mark-b");
+        count(&agent, "marker mark-b") > 0
+    });
+    let a_before = count(&agent, "marker mark-a");
+    exec("mark-a");
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count(&agent, "marker mark-a"),
+        a_before,
+        "the old rule is gone"
+    );
+    assert_eq!(agent.stop(), 0);
+}
