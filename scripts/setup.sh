@@ -40,6 +40,14 @@ else
   log "Debian packages: already installed"
 fi
 
+# The libbpf-tools attach tracepoints through tracefs; some hosts boot without it.
+for fs in tracefs:/sys/kernel/tracing debugfs:/sys/kernel/debug; do
+  if ! mountpoint -q "${fs#*:}"; then
+    log "mounting ${fs%%:*} on ${fs#*:}"
+    mount -t "${fs%%:*}" nodev "${fs#*:}" || fail "mount -t ${fs%%:*} nodev ${fs#*:}"
+  fi
+done
+
 export PATH="$HOME/.cargo/bin:$PATH"
 if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
   log "nightly rust-src: already installed"
