@@ -8,7 +8,14 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, hotpath, pipeline, sinks::console::Console, systemd, tools};
+use crate::{
+    cgroups,
+    config::Config,
+    enrich::{Enricher, Resolver},
+    hotpath, pipeline,
+    sinks::console::Console,
+    systemd, tools,
+};
 
 /// How `eunomia run` was asked to behave beyond its configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +45,12 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         )
         .context("loading the hot-path probes")?,
     );
+    sources.extend(cgroups::start(
+        &config.enrich,
+        config.agent.poll_interval,
+        tx.clone(),
+        shutdown.clone(),
+    ));
     sources.extend(tools::start_enabled(
         &config.tools,
         tx.clone(),
@@ -55,8 +68,15 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     });
 
+    let mut enricher = config
+        .enrich
+        .enabled
+        .then(|| Enricher::new(Resolver::new(&config.enrich)));
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
-    while let Some(msg) = rx.recv().await {
+    while let Some(mut msg) = rx.recv().await {
+        if let Some(enricher) = enricher.as_mut() {
+            enricher.enrich(&mut msg);
+        }
         console.handle(&msg).context("writing to stdout")?;
     }
     for source in sources {

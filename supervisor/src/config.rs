@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{hotpath::HotpathConfig, tools::ToolsConfig};
+use crate::{enrich::EnrichConfig, hotpath::HotpathConfig, tools::ToolsConfig};
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
 pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
@@ -27,6 +27,8 @@ pub struct Config {
     pub hotpath: HotpathConfig,
     /// The supervised external tools.
     pub tools: ToolsConfig,
+    /// Container, pod and service labels; container resource metrics.
+    pub enrich: EnrichConfig,
 }
 
 /// Agent-wide settings.
@@ -128,6 +130,7 @@ impl Config {
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
+        self.enrich.validate().map_err(invalid)?;
         Ok(())
     }
 }

@@ -6,9 +6,11 @@
 //! (exit code 1).
 
 pub mod agent;
+pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;

@@ -10,6 +10,8 @@ use std::sync::{
 
 use tokio::sync::mpsc;
 
+use crate::enrich::Workload;
+
 /// One unit of work for the pipeline.
 #[derive(Debug)]
 pub enum Message {
@@ -26,6 +28,29 @@ pub struct ToolRecord {
     pub tool: Arc<str>,
     /// What the parser made of the output.
     pub record: parsers::Record,
+    /// Who it came from: set by the enrichment stage from the record's pid.
+    pub workload: Option<Arc<Workload>>,
+}
+
+impl ToolRecord {
+    /// A record not enriched yet.
+    pub fn new(tool: Arc<str>, record: parsers::Record) -> ToolRecord {
+        ToolRecord {
+            tool,
+            record,
+            workload: None,
+        }
+    }
+
+    /// The pid of the process the record is about: an event's `proc.pid`,
+    /// a folded stack's pid; histograms and tables name none.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.record {
+            parsers::Record::Event(event) => event.pid,
+            parsers::Record::Stack(stack) => stack.pid,
+            _ => None,
+        }
+    }
 }
 
 /// Samples read at one poll from one source.
@@ -55,6 +80,9 @@ pub struct Sample {
 pub enum SampleValue {
     /// Increase of a monotonic counter since the previous poll.
     Delta(u64),
+    /// Increase of a monotonic counter with a fractional value (e.g. CPU
+    /// seconds) since the previous poll.
+    DeltaF64(f64),
     /// A value at the poll instant.
     Gauge(f64),
     /// Increase of a log2 histogram since the previous poll: `counts[0]`

@@ -584,10 +584,9 @@ impl<'a> Output<'a> {
         for mut record in self.records.drain(..) {
             record.set_ts_ns(now);
             self.stats.records.fetch_add(1, Ordering::Relaxed);
-            let sent = self.tx.send(Message::Record(ToolRecord {
-                tool: self.tool.clone(),
-                record,
-            }));
+            let sent = self
+                .tx
+                .send(Message::Record(ToolRecord::new(self.tool.clone(), record)));
             if !sent {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }

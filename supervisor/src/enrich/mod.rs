@@ -1,0 +1,33 @@
+//! Enrichment: who did it. Every event and sample is tied to the container,
+//! Kubernetes pod or systemd service it came from, resolved from the kernel
+//! and the cgroup tree alone, so it works on any host without a runtime API.
+//!
+//! pid → cgroup id (the hot path's kernel map, then `/proc/PID/cgroup`) →
+//! cgroup path ([`cgroupfs`]) → container, pod and service ([`naming`]) →
+//! names ([`pods`]) → one shared [`Workload`] whose labels the [`stage`]
+//! attaches.
+//!
+//! - [`mounts`] finds the v2 and v1 hierarchies (pure v1, hybrid, pure v2).
+//! - [`cgroupfs`] maps cgroup v2 ids to paths and back.
+//! - [`procfs`] reads `/proc/PID/cgroup`.
+//! - [`naming`] classifies cgroup paths by the runtimes' naming schemes.
+//! - [`pods`] finds pod and container names in the node's files.
+//! - [`resolver`] ties these together behind bounded caches.
+//! - [`stage`] is the pipeline stage.
+//! - [`config`] is the `[enrich]` configuration section.
+
+pub mod cgroupfs;
+pub mod config;
+pub mod mounts;
+pub mod naming;
+pub mod pods;
+pub mod procfs;
+pub mod resolver;
+pub mod stage;
+pub mod workload;
+
+pub use config::EnrichConfig;
+pub use naming::{QosClass, Runtime};
+pub use resolver::{PidCgroupLookup, Resolver};
+pub use stage::Enricher;
+pub use workload::{Container, Pod, Workload};

@@ -1,0 +1,289 @@
+//! Names for pods and containers from the node's own files.
+//!
+//! The kubelet keeps one log directory per pod,
+//! `/var/log/pods/<namespace>_<name>_<uid>/`, with one subdirectory per
+//! container name, and one symlink per container,
+//! `/var/log/containers/<pod>_<namespace>_<container>-<id>.log`, which ties a
+//! container id to its name. Docker keeps `config.v2.json` per container
+//! under `/var/lib/docker/containers/<id>/`. Namespace and pod names cannot
+//! contain `_` (they are DNS labels and subdomains), so the splits are exact.
+//!
+//! The directories are listed again when a lookup finds the listing older
+//! than `min_rescan`, so what is kept is bounded by what is on disk and a pod
+//! whose directory is gone is simply not found.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+/// A pod's namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodName {
+    /// The namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+}
+
+/// One pod log directory.
+#[derive(Debug, Clone)]
+struct PodDir {
+    pod: PodName,
+    /// Container names (subdirectories).
+    containers: Vec<String>,
+}
+
+/// Pod and container names from `/var/log/pods`, `/var/log/containers` and
+/// Docker's container directory.
+#[derive(Debug)]
+pub struct PodDirectory {
+    pod_logs: Option<PathBuf>,
+    container_logs: Option<PathBuf>,
+    docker_root: Option<PathBuf>,
+    min_rescan: Duration,
+    pods: HashMap<String, PodDir>,
+    /// container id → (pod name, container name)
+    containers: HashMap<String, (String, String)>,
+    scanned_at: Option<Instant>,
+}
+
+impl PodDirectory {
+    /// A directory over these roots (any may be absent).
+    pub fn new(
+        pod_logs: Option<PathBuf>,
+        container_logs: Option<PathBuf>,
+        docker_root: Option<PathBuf>,
+        min_rescan: Duration,
+    ) -> PodDirectory {
+        PodDirectory {
+            pod_logs,
+            container_logs,
+            docker_root,
+            min_rescan,
+            pods: HashMap::new(),
+            containers: HashMap::new(),
+            scanned_at: None,
+        }
+    }
+
+    /// The namespace and name of pod `uid`, if its log directory exists.
+    pub fn pod(&mut self, uid: &str) -> Option<PodName> {
+        self.rescan_if_due();
+        self.pods.get(uid).map(|d| d.pod.clone())
+    }
+
+    /// The name of container `id` in pod `pod_uid`: exactly from
+    /// `/var/log/containers`; else, when the pod has a single container
+    /// directory and `/var/log/containers` knows none of the pod's
+    /// containers, that one.
+    pub fn container_name(&mut self, pod_uid: &str, id: &str) -> Option<String> {
+        self.rescan_if_due();
+        if let Some((_, name)) = self.containers.get(id) {
+            return Some(name.clone());
+        }
+        let dir = self.pods.get(pod_uid)?;
+        let pod_listed = self
+            .containers
+            .values()
+            .any(|(pod, _)| *pod == dir.pod.name);
+        match (pod_listed, dir.containers.as_slice()) {
+            (false, [only]) => Some(only.clone()),
+            _ => None,
+        }
+    }
+
+    /// The name Docker gave container `id` (`docker run --name`).
+    pub fn docker_name(&self, id: &str) -> Option<String> {
+        let file = self.docker_root.as_ref()?.join(id).join("config.v2.json");
+        let text = std::fs::read(file).ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        let name = config.get("Name")?.as_str()?.trim_start_matches('/');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    /// Whether Docker's container directory is a source of names here.
+    pub fn knows_docker(&self) -> bool {
+        self.docker_root.is_some()
+    }
+
+    /// How many pods are known (for bounds checks and status).
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether no pod is known.
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    fn rescan_if_due(&mut self) {
+        if self
+            .scanned_at
+            .is_some_and(|t| t.elapsed() < self.min_rescan)
+        {
+            return;
+        }
+        self.scanned_at = Some(Instant::now());
+        self.pods = self.pod_logs.as_deref().map(scan_pods).unwrap_or_default();
+        self.containers = self
+            .container_logs
+            .as_deref()
+            .map(scan_containers)
+            .unwrap_or_default();
+    }
+}
+
+/// Reads every `<namespace>_<name>_<uid>` directory under `root`.
+fn scan_pods(root: &Path) -> HashMap<String, PodDir> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let (namespace, name, uid) = split3(file_name.to_str()?)?;
+            let containers = subdirectories(&entry.path());
+            let pod = PodName {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            };
+            Some((uid.to_owned(), PodDir { pod, containers }))
+        })
+        .collect()
+}
+
+/// Reads every `<pod>_<namespace>_<container>-<id>.log` under `root` into
+/// id → (pod, container).
+fn scan_containers(root: &Path) -> HashMap<String, (String, String)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let stem = file_name.to_str()?.strip_suffix(".log")?;
+            let (rest, id) = stem.rsplit_once('-')?;
+            let (pod, _namespace, container) = split3(rest)?;
+            Some((id.to_owned(), (pod.to_owned(), container.to_owned())))
+        })
+        .collect()
+}
+
+/// `a_b_c` → (a, b, c); anything else → None.
+fn split3(s: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = s.split('_');
+    let out = (parts.next()?, parts.next()?, parts.next()?);
+    let all_set = !out.0.is_empty() && !out.1.is_empty() && !out.2.is_empty();
+    (parts.next().is_none() && all_set).then_some(out)
+}
+
+/// Names of the subdirectories of `dir`, sorted.
+fn subdirectories(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("eunomia-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    #[test]
+    fn pods_and_containers_from_log_directories() {
+        let root = temp("pods");
+        let pods = root.0.join("pods");
+        let containers = root.0.join("containers");
+        std::fs::create_dir_all(
+            pods.join("shop_web-7d9f_5a1b2c3d-0000-1111-2222-333344445555/nginx"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(pods.join("shop_db-0_aaaa2c3d-0000-1111-2222-333344445555/pg"))
+            .unwrap();
+        std::fs::create_dir_all(pods.join("not-a-pod")).unwrap();
+        std::fs::create_dir_all(&containers).unwrap();
+        std::fs::write(
+            containers.join("web-7d9f_shop_nginx-0123abcd0123abcd.log"),
+            b"",
+        )
+        .unwrap();
+        let mut dir = PodDirectory::new(Some(pods.clone()), Some(containers), None, Duration::ZERO);
+        let web = dir.pod("5a1b2c3d-0000-1111-2222-333344445555").unwrap();
+        assert_eq!(
+            (web.namespace.as_str(), web.name.as_str()),
+            ("shop", "web-7d9f")
+        );
+        assert_eq!(dir.len(), 2);
+        assert_eq!(
+            dir.container_name("5a1b2c3d-0000-1111-2222-333344445555", "0123abcd0123abcd")
+                .as_deref(),
+            Some("nginx")
+        );
+        // web's containers are listed, so an unlisted id (the pause
+        // container) gets no name.
+        assert_eq!(
+            dir.container_name("5a1b2c3d-0000-1111-2222-333344445555", "ffff"),
+            None
+        );
+        // db has one container directory and none listed: that one.
+        assert_eq!(
+            dir.container_name("aaaa2c3d-0000-1111-2222-333344445555", "eeee")
+                .as_deref(),
+            Some("pg")
+        );
+        // A pod that disappears is not found any more.
+        std::fs::remove_dir_all(pods.join("shop_db-0_aaaa2c3d-0000-1111-2222-333344445555"))
+            .unwrap();
+        assert_eq!(dir.pod("aaaa2c3d-0000-1111-2222-333344445555"), None);
+    }
+
+    #[test]
+    fn absent_roots_find_nothing() {
+        let mut dir = PodDirectory::new(
+            Some("/nonexistent/eunomia".into()),
+            None,
+            None,
+            Duration::ZERO,
+        );
+        assert_eq!(dir.pod("x"), None);
+        assert_eq!(dir.container_name("x", "y"), None);
+        assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn docker_names_from_config() {
+        let root = temp("docker");
+        std::fs::create_dir_all(root.0.join("abc")).unwrap();
+        std::fs::write(
+            root.0.join("abc/config.v2.json"),
+            br#"{"Name":"/web-1","ID":"abc"}"#,
+        )
+        .unwrap();
+        let dir = PodDirectory::new(None, None, Some(root.0.clone()), Duration::ZERO);
+        assert_eq!(dir.docker_name("abc").as_deref(), Some("web-1"));
+        assert_eq!(dir.docker_name("def"), None);
+    }
+}

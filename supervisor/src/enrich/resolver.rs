@@ -1,0 +1,333 @@
+//! Resolution with bounded caches: cgroup id → [`Workload`], cgroup path →
+//! [`Workload`] (for v1-only paths) and pid → [`Workload`].
+//!
+//! A pid is resolved through the hot path's kernel map pid → cgroup id first
+//! (filled at fork and exec, so it knows processes that already exited), then
+//! through `/proc/PID/cgroup`. The kernel lookup is a trait object so the
+//! resolver works with or without the hot path.
+
+use std::{
+    num::NonZeroUsize,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use lru::LruCache;
+
+use super::{
+    EnrichConfig,
+    cgroupfs::{IdLookup, V2Hierarchy},
+    mounts::CgroupMounts,
+    naming::{Classification, Runtime, classify},
+    pods::PodDirectory,
+    procfs::ProcCgroups,
+    workload::{Container, Pod, Workload},
+};
+
+/// Looks up the cgroup id a pid was last seen in by the kernel.
+pub trait PidCgroupLookup: Send + Sync {
+    /// The cgroup v2 id of `pid`, if the kernel map has it.
+    fn cgroup_of_pid(&self, pid: u32) -> Option<u64>;
+}
+
+impl<F> PidCgroupLookup for F
+where
+    F: Fn(u32) -> Option<u64> + Send + Sync,
+{
+    fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
+        self(pid)
+    }
+}
+
+/// Counters of the resolver (self-observability).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResolverStats {
+    /// Cgroup lookups answered from the cache.
+    pub cache_hits: u64,
+    /// Cgroup lookups that had to ask cgroupfs.
+    pub cache_misses: u64,
+    /// Cgroup ids that resolved to no cgroup (gone).
+    pub gone: u64,
+    /// Pids resolved through the kernel map.
+    pub pid_from_kernel: u64,
+    /// Pids resolved through `/proc/PID/cgroup`.
+    pub pid_from_proc: u64,
+    /// Pids that could not be resolved at all.
+    pub pid_unknown: u64,
+}
+
+/// How full the caches are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Entries keyed by cgroup id.
+    pub by_id: usize,
+    /// Entries keyed by cgroup path.
+    pub by_path: usize,
+    /// Entries keyed by pid.
+    pub by_pid: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    workload: Arc<Workload>,
+    at: Instant,
+    /// A name could still appear (a pod or container not named yet).
+    pending: bool,
+}
+
+/// Resolves cgroup ids, paths and pids to workloads.
+pub struct Resolver {
+    v2: Option<V2Hierarchy>,
+    pods: PodDirectory,
+    kernel: Option<Arc<dyn PidCgroupLookup>>,
+    by_id: LruCache<u64, Cached>,
+    by_path: LruCache<Arc<str>, Cached>,
+    by_pid: LruCache<u32, Cached>,
+    pid_ttl: Duration,
+    refresh: Duration,
+    unknown: Arc<Workload>,
+    stats: ResolverStats,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("v2", &self.v2)
+            .field("sizes", &self.cache_sizes())
+            .field("kernel_lookup", &self.kernel.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    /// A resolver for this host. Without a v2 hierarchy, ids resolve to
+    /// unknown and pids through their v1 paths; nothing here fails.
+    pub fn new(config: &EnrichConfig) -> Resolver {
+        let v2_mount = config
+            .cgroup_root
+            .clone()
+            .or_else(|| CgroupMounts::detect().v2);
+        let v2 = v2_mount.and_then(|m| match V2Hierarchy::open(&m) {
+            Ok(h) => Some(h),
+            Err(err) => {
+                tracing::warn!("cannot open the cgroup v2 hierarchy {}: {err}", m.display());
+                None
+            }
+        });
+        let pods = PodDirectory::new(
+            EnrichConfig::optional(&config.pod_logs_root),
+            EnrichConfig::optional(&config.container_logs_root),
+            EnrichConfig::optional(&config.docker_root),
+            config.refresh,
+        );
+        let cap = |n: usize| NonZeroUsize::new(n.max(1)).expect("at least 1");
+        Resolver {
+            v2,
+            pods,
+            kernel: None,
+            by_id: LruCache::new(cap(config.cache_capacity)),
+            by_path: LruCache::new(cap(config.cache_capacity)),
+            by_pid: LruCache::new(cap(config.pid_cache_capacity)),
+            pid_ttl: config.pid_cache_ttl,
+            refresh: config.refresh,
+            unknown: Arc::new(Workload::unknown(None)),
+            stats: ResolverStats::default(),
+        }
+    }
+
+    /// Uses `lookup` (the hot path's pid → cgroup id map) before `/proc`.
+    pub fn set_pid_lookup(&mut self, lookup: Arc<dyn PidCgroupLookup>) {
+        self.kernel = Some(lookup);
+    }
+
+    /// The v2 hierarchy, if one is mounted and open.
+    pub fn v2(&self) -> Option<&V2Hierarchy> {
+        self.v2.as_ref()
+    }
+
+    /// The workload of the cgroup with v2 id `id`; unknown when it is gone.
+    pub fn by_cgroup_id(&mut self, id: u64) -> Arc<Workload> {
+        if let Some(hit) = self.by_id.get(&id)
+            && is_fresh(hit, self.refresh)
+        {
+            self.stats.cache_hits += 1;
+            return hit.workload.clone();
+        }
+        self.stats.cache_misses += 1;
+        let lookup = match self.v2.as_mut() {
+            Some(v2) => v2.path_of(id),
+            None => IdLookup::Gone,
+        };
+        let entry = match lookup {
+            IdLookup::Found(path) => self.build(Some(id), path),
+            IdLookup::Gone => {
+                self.stats.gone += 1;
+                cached(Workload::unknown(Some(id)), false)
+            }
+        };
+        let workload = entry.workload.clone();
+        self.by_id.put(id, entry);
+        workload
+    }
+
+    /// The workload of a cgroup known only by its path (v1 hierarchies, or
+    /// sources that read cgroupfs by path).
+    pub fn by_path(&mut self, path: &str) -> Arc<Workload> {
+        if let Some(hit) = self.by_path.get(path)
+            && is_fresh(hit, self.refresh)
+        {
+            self.stats.cache_hits += 1;
+            return hit.workload.clone();
+        }
+        self.stats.cache_misses += 1;
+        let path: Arc<str> = Arc::from(path);
+        let entry = self.build(None, path.clone());
+        let workload = entry.workload.clone();
+        self.by_path.put(path, entry);
+        workload
+    }
+
+    /// The workload process `pid` runs (or ran) in.
+    pub fn by_pid(&mut self, pid: u32) -> Arc<Workload> {
+        if let Some(hit) = self.by_pid.get(&pid)
+            && hit.at.elapsed() < self.pid_ttl
+        {
+            return hit.workload.clone();
+        }
+        let workload = self.resolve_pid(pid);
+        self.by_pid.put(
+            pid,
+            Cached {
+                workload: workload.clone(),
+                at: Instant::now(),
+                pending: false,
+            },
+        );
+        workload
+    }
+
+    /// The current cache sizes.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        CacheSizes {
+            by_id: self.by_id.len(),
+            by_path: self.by_path.len(),
+            by_pid: self.by_pid.len(),
+        }
+    }
+
+    /// The resolver's counters.
+    pub fn stats(&self) -> &ResolverStats {
+        &self.stats
+    }
+
+    fn resolve_pid(&mut self, pid: u32) -> Arc<Workload> {
+        if let Some(id) = self.kernel.as_ref().and_then(|k| k.cgroup_of_pid(pid)) {
+            let workload = self.by_cgroup_id(id);
+            if workload.is_known() {
+                self.stats.pid_from_kernel += 1;
+                return workload;
+            }
+        }
+        let Some(proc) = ProcCgroups::read(pid) else {
+            self.stats.pid_unknown += 1;
+            return self.unknown.clone();
+        };
+        self.stats.pid_from_proc += 1;
+        self.resolve_proc(&proc)
+    }
+
+    /// The v2 path decides, unless it names nothing and a v1 path names a
+    /// container (runtimes on hybrid hosts that only manage v1 cgroups).
+    fn resolve_proc(&mut self, proc: &ProcCgroups) -> Arc<Workload> {
+        let from_v2 =
+            proc.v2.as_deref().map(
+                |path| match self.v2.as_ref().and_then(|v2| v2.id_of(path)) {
+                    Some(id) => self.by_cgroup_id(id),
+                    None => self.by_path(path),
+                },
+            );
+        if let Some(w) = &from_v2
+            && (w.container.is_some() || w.pod.is_some() || w.service.is_some())
+        {
+            return w.clone();
+        }
+        let candidates: Vec<String> = proc.v1_candidates().map(str::to_owned).collect();
+        for path in &candidates {
+            let w = self.by_path(path);
+            if w.container.is_some() || w.pod.is_some() {
+                return w;
+            }
+        }
+        match (from_v2, candidates.first()) {
+            (Some(w), _) => w,
+            (None, Some(path)) => self.by_path(path),
+            (None, None) => self.unknown.clone(),
+        }
+    }
+
+    /// The workload of the cgroup at `path`, with names where known.
+    fn build(&mut self, cgroup_id: Option<u64>, path: Arc<str>) -> Cached {
+        let Classification {
+            container,
+            pod,
+            service,
+        } = classify(&path);
+        let pod = pod.map(|(uid, qos)| {
+            let name = self.pods.pod(&uid);
+            Pod {
+                qos,
+                namespace: name.as_ref().map(|n| n.namespace.clone()),
+                name: name.map(|n| n.name),
+                uid,
+            }
+        });
+        let container = container.map(|(runtime, id)| Container {
+            name: self.container_name(runtime, &id, pod.as_ref()),
+            runtime,
+            id,
+        });
+        // Outside pods only Docker's files can name a container later.
+        let pending = match (&pod, &container) {
+            (Some(_), _) => !is_named(pod.as_ref(), container.as_ref()),
+            (None, Some(c)) => {
+                c.runtime == Runtime::Docker && c.name.is_none() && self.pods.knows_docker()
+            }
+            (None, None) => false,
+        };
+        let workload = Workload {
+            cgroup_id,
+            cgroup_path: Some(path),
+            container,
+            pod,
+            service,
+        };
+        cached(workload, pending)
+    }
+
+    fn container_name(&mut self, runtime: Runtime, id: &str, pod: Option<&Pod>) -> Option<String> {
+        match pod {
+            Some(pod) => self.pods.container_name(&pod.uid, id),
+            None if runtime == Runtime::Docker => self.pods.docker_name(id),
+            None => None,
+        }
+    }
+}
+
+/// Whether the pod and container (where present) have names.
+fn is_named(pod: Option<&Pod>, container: Option<&Container>) -> bool {
+    pod.is_none_or(|p| p.name.is_some()) && container.is_none_or(|c| c.name.is_some())
+}
+
+fn cached(workload: Workload, pending: bool) -> Cached {
+    Cached {
+        workload: Arc::new(workload),
+        at: Instant::now(),
+        pending,
+    }
+}
+
+/// Resolutions stay valid (cgroup ids are never reused) unless a name may
+/// still appear; those are retried after `refresh`.
+fn is_fresh(entry: &Cached, refresh: Duration) -> bool {
+    !entry.pending || entry.at.elapsed() < refresh
+}
