@@ -11,13 +11,15 @@
 //! - [`cgroupfs`] maps cgroup v2 ids to paths and back.
 //! - [`procfs`] reads `/proc/PID/cgroup`.
 //! - [`naming`] classifies cgroup paths by the runtimes' naming schemes.
-//! - [`pods`] finds pod and container names in the node's files.
+//! - [`pods`] finds pod and container names in the node's files, and
+//!   [`kubelet`] in the kubelet's pod list.
 //! - [`resolver`] ties these together behind bounded caches.
 //! - [`stage`] is the pipeline stage.
 //! - [`config`] is the `[enrich]` configuration section.
 
 pub mod cgroupfs;
 pub mod config;
+pub mod kubelet;
 pub mod mounts;
 pub mod naming;
 pub mod pods;

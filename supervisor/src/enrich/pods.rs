@@ -18,6 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::{kubelet::SharedKubeletPods, naming::Runtime};
+
 /// A pod's namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodName {
@@ -35,10 +37,11 @@ struct PodDir {
     containers: Vec<String>,
 }
 
-/// Pod and container names from `/var/log/pods`, `/var/log/containers` and
-/// Docker's container directory.
+/// Pod and container names from the kubelet's pod list (when configured),
+/// `/var/log/pods`, `/var/log/containers` and Docker's container directory.
 #[derive(Debug)]
 pub struct PodDirectory {
+    kubelet: Option<SharedKubeletPods>,
     pod_logs: Option<PathBuf>,
     container_logs: Option<PathBuf>,
     docker_root: Option<PathBuf>,
@@ -58,6 +61,7 @@ impl PodDirectory {
         min_rescan: Duration,
     ) -> PodDirectory {
         PodDirectory {
+            kubelet: None,
             pod_logs,
             container_logs,
             docker_root,
@@ -68,8 +72,17 @@ impl PodDirectory {
         }
     }
 
-    /// The namespace and name of pod `uid`, if its log directory exists.
+    /// Consults `pods` (kept current by the kubelet task) before the files.
+    pub fn set_kubelet(&mut self, pods: SharedKubeletPods) {
+        self.kubelet = Some(pods);
+    }
+
+    /// The namespace and name of pod `uid`, from the kubelet or the pod's
+    /// log directory.
     pub fn pod(&mut self, uid: &str) -> Option<PodName> {
+        if let Some(pod) = self.ask_kubelet(|k| k.pods.get(uid).cloned()) {
+            return Some(pod);
+        }
         self.rescan_if_due();
         self.pods.get(uid).map(|d| d.pod.clone())
     }
@@ -79,6 +92,9 @@ impl PodDirectory {
     /// directory and `/var/log/containers` knows none of the pod's
     /// containers, that one.
     pub fn container_name(&mut self, pod_uid: &str, id: &str) -> Option<String> {
+        if let Some(name) = self.ask_kubelet(|k| k.containers.get(id).map(|c| c.1.clone())) {
+            return Some(name);
+        }
         self.rescan_if_due();
         if let Some((_, name)) = self.containers.get(id) {
             return Some(name.clone());
@@ -92,6 +108,21 @@ impl PodDirectory {
             (false, [only]) => Some(only.clone()),
             _ => None,
         }
+    }
+
+    /// The runtime the kubelet reports for container `id` (its
+    /// `containerID` scheme), which the cgroup name alone may not tell.
+    pub fn container_runtime(&self, id: &str) -> Option<Runtime> {
+        self.ask_kubelet(|k| k.containers.get(id).and_then(|c| c.0))
+    }
+
+    fn ask_kubelet<T>(
+        &self,
+        f: impl FnOnce(&super::kubelet::KubeletPods) -> Option<T>,
+    ) -> Option<T> {
+        let snapshot = self.kubelet.as_ref()?;
+        let pods = snapshot.read().unwrap_or_else(|p| p.into_inner());
+        f(&pods)
     }
 
     /// The name Docker gave container `id` (`docker run --name`).
@@ -258,6 +289,30 @@ mod tests {
         std::fs::remove_dir_all(pods.join("shop_db-0_aaaa2c3d-0000-1111-2222-333344445555"))
             .unwrap();
         assert_eq!(dir.pod("aaaa2c3d-0000-1111-2222-333344445555"), None);
+    }
+
+    #[test]
+    fn the_kubelet_answers_first() {
+        let snapshot = SharedKubeletPods::default();
+        {
+            let mut k = snapshot.write().unwrap();
+            k.pods.insert(
+                "u1".into(),
+                PodName {
+                    namespace: "ns".into(),
+                    name: "p".into(),
+                },
+            );
+            k.containers
+                .insert("c1".into(), (Some(Runtime::CriO), "app".into()));
+        }
+        let mut dir = PodDirectory::new(None, None, None, Duration::ZERO);
+        assert_eq!(dir.pod("u1"), None);
+        dir.set_kubelet(snapshot);
+        assert_eq!(dir.pod("u1").unwrap().name, "p");
+        assert_eq!(dir.container_name("u1", "c1").as_deref(), Some("app"));
+        assert_eq!(dir.container_runtime("c1"), Some(Runtime::CriO));
+        assert_eq!(dir.container_runtime("c2"), None);
     }
 
     #[test]

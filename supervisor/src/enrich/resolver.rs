@@ -140,6 +140,12 @@ impl Resolver {
         self.kernel = Some(lookup);
     }
 
+    /// Takes pod and container names from `pods` (the kubelet's list, kept
+    /// current by [`super::kubelet`]'s task) before the node's files.
+    pub fn set_kubelet(&mut self, pods: super::kubelet::SharedKubeletPods) {
+        self.pods.set_kubelet(pods);
+    }
+
     /// The v2 hierarchy, if one is mounted and open.
     pub fn v2(&self) -> Option<&V2Hierarchy> {
         self.v2.as_ref()
@@ -281,10 +287,14 @@ impl Resolver {
                 uid,
             }
         });
-        let container = container.map(|(runtime, id)| Container {
-            name: self.container_name(runtime, &id, pod.as_ref()),
-            runtime,
-            id,
+        let container = container.map(|(runtime, id)| {
+            // A bare id under a pod could be any CRI runtime's.
+            let runtime = self.pods.container_runtime(&id).unwrap_or(runtime);
+            Container {
+                name: self.container_name(runtime, &id, pod.as_ref()),
+                runtime,
+                id,
+            }
         });
         // Outside pods only Docker's files can name a container later.
         let pending = match (&pod, &container) {
