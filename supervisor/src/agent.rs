@@ -76,6 +76,11 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     while let Some(mut msg) = rx.recv().await {
         if let Some(enricher) = enricher.as_mut() {
             enricher.enrich(&mut msg);
+            if let Some(own) = enricher.self_batch_due(config.agent.poll_interval) {
+                console
+                    .handle(&pipeline::Message::Samples(own))
+                    .context("writing to stdout")?;
+            }
         }
         console.handle(&msg).context("writing to stdout")?;
     }
