@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     cgroups,
     config::Config,
-    enrich::{Enricher, Resolver},
+    enrich::{EnrichConfig, Enricher, Resolver, kubelet},
     hotpath, pipeline,
     sinks::console::Console,
     systemd, tools,
@@ -68,10 +68,14 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     });
 
-    let mut enricher = config
-        .enrich
-        .enabled
-        .then(|| Enricher::new(Resolver::new(&config.enrich)));
+    let mut enricher = match config.enrich.enabled {
+        true => Some(start_enricher(
+            &config.enrich,
+            &mut sources,
+            shutdown.clone(),
+        )?),
+        false => None,
+    };
     let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
     while let Some(mut msg) = rx.recv().await {
         if let Some(enricher) = enricher.as_mut() {
@@ -95,6 +99,22 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The enrichment stage, with the kubelet's pod list kept current by a
+/// background task when a kubelet URL is configured.
+fn start_enricher(
+    config: &EnrichConfig,
+    sources: &mut Vec<tokio::task::JoinHandle<()>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Enricher> {
+    let mut resolver = Resolver::new(config);
+    let pods = kubelet::SharedKubeletPods::default();
+    if let Some(task) = kubelet::start(config, pods.clone(), shutdown).context("enrich.kubelet")? {
+        sources.push(task);
+        resolver.set_kubelet(pods);
+    }
+    Ok(Enricher::new(resolver))
 }
 
 /// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for`.
