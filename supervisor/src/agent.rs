@@ -18,7 +18,7 @@ use crate::{
     aggregate::{Aggregator, SharedAggregator},
     cgroups,
     config::Config,
-    enrich::{Enricher, Resolver},
+    enrich::{EnrichConfig, Enricher, Resolver, kubelet},
     hotpath,
     pipeline::{self, Message, PipelineStats},
     rules::{ConsoleAlerts, NoLabels, RulesStage},
@@ -55,15 +55,17 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     register_pipeline_stats(&registry, tx.stats());
     let stats = tx.stats().clone();
-    let sources = start_sources(&config, &tx, &shutdown)?;
+    let mut sources = start_sources(&config, &tx, &shutdown)?;
     drop(tx);
+    let enricher = match config.enrich.enabled {
+        true => Some(start_enricher(&config.enrich, &mut sources, &shutdown)?),
+        false => None,
+    };
     notify_systemd(&shutdown);
 
     let mut stages = Stages {
-        enricher: config
-            .enrich
-            .enabled
-            .then(|| Enricher::new(Resolver::new(&config.enrich))),
+        enricher,
+        self_interval: config.agent.poll_interval,
         rules,
         aggregator,
         console: Console::new(std::io::stdout().lock(), opts.json, opts.top),
@@ -81,6 +83,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
 /// The stages every message goes through, in order.
 struct Stages<W: std::io::Write> {
     enricher: Option<Enricher>,
+    /// How often the enricher reports its own counters.
+    self_interval: Duration,
     rules: RulesStage,
     aggregator: SharedAggregator,
     console: Console<W>,
@@ -91,6 +95,9 @@ impl<W: std::io::Write> Stages<W> {
     fn handle(&mut self, msg: &mut Message) -> anyhow::Result<()> {
         if let Some(enricher) = self.enricher.as_mut() {
             enricher.enrich(msg);
+            if let Some(own) = enricher.self_batch_due(self.self_interval) {
+                self.aggregate(&Message::Samples(own));
+            }
         }
         if let Message::Record(r) = &*msg
             && let Some(event) = r.record.as_event()
@@ -100,10 +107,7 @@ impl<W: std::io::Write> Stages<W> {
                 None => self.rules.on_event(event, &NoLabels),
             }
         }
-        match self.aggregator.lock() {
-            Ok(mut a) => a.ingest(msg),
-            Err(poisoned) => poisoned.into_inner().ingest(msg),
-        }
+        self.aggregate(msg);
         if let (Some(logs), Message::Record(r)) = (&self.logs, &*msg)
             && r.record.as_event().is_some()
         {
@@ -111,6 +115,31 @@ impl<W: std::io::Write> Stages<W> {
         }
         self.console.handle(msg).context("writing to stdout")
     }
+
+    fn aggregate(&self, msg: &Message) {
+        match self.aggregator.lock() {
+            Ok(mut a) => a.ingest(msg),
+            Err(poisoned) => poisoned.into_inner().ingest(msg),
+        }
+    }
+}
+
+/// The enrichment stage, with the kubelet's pod list kept current by a
+/// background task when a kubelet URL is configured.
+fn start_enricher(
+    config: &EnrichConfig,
+    sources: &mut Vec<JoinHandle<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Enricher> {
+    let mut resolver = Resolver::new(config);
+    let pods = kubelet::SharedKubeletPods::default();
+    if let Some(task) =
+        kubelet::start(config, pods.clone(), shutdown.clone()).context("enrich.kubelet")?
+    {
+        sources.push(task);
+        resolver.set_kubelet(pods);
+    }
+    Ok(Enricher::new(resolver))
 }
 
 /// Starts the hot path, the cgroup statistics and the enabled tools.

@@ -37,8 +37,17 @@ pub struct EnrichConfig {
     /// The kubelet's pod list, e.g. `https://127.0.0.1:10250/pods`; unset
     /// means the local files are the only source of pod names.
     pub kubelet_url: Option<String>,
-    /// Bearer token for the kubelet (a service account token).
+    /// Bearer token for the kubelet (a service account token), read before
+    /// every request (tokens rotate).
     pub kubelet_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the kubelet's serving certificate.
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet certificate (kubelets often serve a self-signed
+    /// one); off by default.
+    pub kubelet_insecure_tls: bool,
+    /// How often the kubelet's pod list is fetched.
+    #[serde(with = "humantime_serde")]
+    pub kubelet_refresh: Duration,
     /// Poll per-container and per-service resource usage from cgroupfs.
     pub container_stats: bool,
     /// At most this many cgroups are polled for resource usage.
@@ -59,6 +68,9 @@ impl Default for EnrichConfig {
             docker_root: "/var/lib/docker/containers".into(),
             kubelet_url: None,
             kubelet_token_file: None,
+            kubelet_ca_file: None,
+            kubelet_insecure_tls: false,
+            kubelet_refresh: Duration::from_secs(30),
             container_stats: true,
             max_stats_cgroups: 2048,
         }

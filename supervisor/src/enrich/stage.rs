@@ -3,23 +3,105 @@
 //! `cgroup.path`) label get the workload's labels appended; records from
 //! tools that name a pid get the workload attached.
 
-use crate::pipeline::{Message, Sample, SampleBatch, ToolRecord};
+use std::time::{Duration, Instant};
+
+use crate::pipeline::{Message, Sample, SampleBatch, SampleValue, ToolRecord};
 
 use super::{
-    resolver::Resolver,
+    resolver::{Resolver, ResolverStats},
     workload::{CGROUP_ID, CGROUP_PATH, CONTAINER_ID, SERVICE},
 };
+
+/// Source name of the stage's own counters.
+pub const SELF_SOURCE: &str = "enrich.self";
+/// Entries in the resolver's caches (gauge), label `cache`.
+pub const CACHE_ENTRIES: &str = "eunomia_enrich_cache_entries";
+/// Cgroup lookups (counter), label `result` = `hit` | `miss`.
+pub const LOOKUPS: &str = "eunomia_enrich_lookups_total";
+/// Lookups that found nothing (counter), label `what` = `cgroup` | `pid`.
+pub const UNRESOLVED: &str = "eunomia_enrich_unresolved_total";
+/// Pid lookups (counter), label `via` = `kernel` | `proc`.
+pub const PID_LOOKUPS: &str = "eunomia_enrich_pid_lookups_total";
 
 /// The stage; owns the resolver and its caches.
 #[derive(Debug)]
 pub struct Enricher {
     resolver: Resolver,
+    reported: ResolverStats,
+    reported_at: Instant,
 }
 
 impl Enricher {
     /// A stage resolving through `resolver`.
     pub fn new(resolver: Resolver) -> Enricher {
-        Enricher { resolver }
+        Enricher {
+            resolver,
+            reported: ResolverStats::default(),
+            reported_at: Instant::now(),
+        }
+    }
+
+    /// The stage's own counters since the last report, once `every` has
+    /// passed since then (self-observability); `None` before.
+    pub fn self_batch_due(&mut self, every: Duration) -> Option<SampleBatch> {
+        let elapsed = self.reported_at.elapsed();
+        if elapsed < every {
+            return None;
+        }
+        self.reported_at = Instant::now();
+        let now = self.resolver.stats().clone();
+        let before = std::mem::replace(&mut self.reported, now.clone());
+        let sizes = self.resolver.cache_sizes();
+        let gauge = |cache: &str, n: usize| Sample {
+            metric: CACHE_ENTRIES,
+            labels: vec![("cache", cache.to_owned())],
+            value: SampleValue::Gauge(n as f64),
+        };
+        let delta = |metric, key: &'static str, value: &str, n: u64, m: u64| Sample {
+            metric,
+            labels: vec![(key, value.to_owned())],
+            value: SampleValue::Delta(n.saturating_sub(m)),
+        };
+        let samples = vec![
+            gauge("cgroup", sizes.by_id),
+            gauge("path", sizes.by_path),
+            gauge("pid", sizes.by_pid),
+            delta(LOOKUPS, "result", "hit", now.cache_hits, before.cache_hits),
+            delta(
+                LOOKUPS,
+                "result",
+                "miss",
+                now.cache_misses,
+                before.cache_misses,
+            ),
+            delta(UNRESOLVED, "what", "cgroup", now.gone, before.gone),
+            delta(
+                UNRESOLVED,
+                "what",
+                "pid",
+                now.pid_unknown,
+                before.pid_unknown,
+            ),
+            delta(
+                PID_LOOKUPS,
+                "via",
+                "kernel",
+                now.pid_from_kernel,
+                before.pid_from_kernel,
+            ),
+            delta(
+                PID_LOOKUPS,
+                "via",
+                "proc",
+                now.pid_from_proc,
+                before.pid_from_proc,
+            ),
+        ];
+        Some(SampleBatch {
+            source: SELF_SOURCE,
+            interval_s: elapsed.as_secs_f64(),
+            samples,
+        })
     }
 
     /// The resolver, e.g. to wire the hot path's pid lookup.
@@ -68,5 +150,38 @@ impl Enricher {
         if let Some(pid) = record.pid() {
             record.workload = Some(self.resolver.by_pid(pid));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::EnrichConfig;
+
+    #[test]
+    fn samples_without_cgroup_labels_pass_unchanged_and_self_counters_report() {
+        let mut enricher = Enricher::new(Resolver::new(&EnrichConfig::default()));
+        let mut sample = Sample {
+            metric: "m",
+            labels: vec![("syscall", "read".into())],
+            value: SampleValue::Delta(1),
+        };
+        enricher.enrich_sample(&mut sample);
+        assert_eq!(sample.labels.len(), 1);
+        // An id no cgroup has: resolves to unknown, adds nothing.
+        let mut sample = Sample {
+            labels: vec![(CGROUP_ID, u64::MAX.to_string())],
+            ..sample
+        };
+        enricher.enrich_sample(&mut sample);
+        assert_eq!(sample.labels.len(), 1);
+        let batch = enricher.self_batch_due(Duration::ZERO).unwrap();
+        let miss = batch
+            .samples
+            .iter()
+            .find(|s| s.metric == LOOKUPS && s.label("result") == Some("miss"))
+            .unwrap();
+        assert_eq!(miss.value, SampleValue::Delta(1));
+        assert!(enricher.self_batch_due(Duration::from_secs(3600)).is_none());
     }
 }

@@ -103,7 +103,7 @@ impl Workload {
     }
 }
 
-/// Rules read a workload's labels (`container.id`, `k8s.namespace`, ...).
+/// Rules read a workload's labels (`container.id`, `k8s.pod.name`, ...).
 impl crate::rules::Labels for Workload {
     fn label(&self, name: &str) -> Option<&str> {
         Workload::label(self, name)
