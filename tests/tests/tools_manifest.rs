@@ -285,3 +285,22 @@ fn stop_without_agent_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent is running"));
 }
+
+#[test]
+fn tools_subcommands_have_help_and_reject_unknown_flags() {
+    for path in [
+        &["tools", "start"][..],
+        &["tools", "stop"],
+        &["tools", "list"],
+    ] {
+        let out = eunomia().args(path).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{path:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: eunomia tools"));
+        let out = eunomia()
+            .args(path)
+            .args(["x", "--no-such-flag"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path:?}: {out:?}");
+    }
+}

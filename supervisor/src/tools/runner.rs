@@ -661,6 +661,46 @@ mod tests {
         }
     }
 
+    /// A tool printing as fast as it can into a pipeline nobody reads: it
+    /// is never blocked, records beyond the queue are dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pipeline_drops_and_counts_without_blocking_the_tool() {
+        let text = r#"
+[[tool]]
+name = "flood"
+description = "prints numbered lines as fast as it can, then exits"
+binary = "/bin/sh"
+args = ["-c", "i=0; while [ $i -lt 20000 ]; do echo \"$i x\"; i=$((i+1)); done"]
+output = "events"
+[tool.format]
+format = "columns"
+columns = [{ name = "n", type = "int" }, { name = "proc.comm", type = "str" }]
+"#;
+        let m = crate::tools::Manifest::parse(text, "t.toml").unwrap();
+        let spec = m.get("flood").unwrap().clone();
+        let (tx, rx) = crate::pipeline::channel(16);
+        let stop = CancellationToken::new();
+        let o = RunnerOptions {
+            max_failed_starts: 1,
+            min_uptime: Duration::from_millis(1),
+            ..opts()
+        };
+        let h = spawn(spec, "/bin/sh".into(), o, tx, stop.clone());
+        // The tool exits after its 20000 lines; wait for that, then stop.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while h.stats.lines.load(Ordering::Relaxed) < 20000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        h.task.await.unwrap();
+        let s = &h.stats;
+        assert_eq!(s.lines.load(Ordering::Relaxed), 20000);
+        assert_eq!(s.records.load(Ordering::Relaxed), 20000);
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 20000 - 16);
+        assert_eq!(s.parse_errors.load(Ordering::Relaxed), 0);
+        assert_eq!(rx.len(), 16);
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         let o = opts();
