@@ -206,3 +206,108 @@ pub fn kernel_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+impl Agent {
+    /// The next stdout line, waiting at most `timeout`.
+    pub fn next_stdout(&mut self, timeout: Duration) -> Option<String> {
+        self.stdout.recv_timeout(timeout).ok()
+    }
+
+    /// Every stdout line until `done` returns true for the lines so far (or
+    /// `timeout` passes); returns all lines read.
+    pub fn stdout_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    lines.push(line);
+                    if done(&lines) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        lines
+    }
+
+    /// Like [`Agent::finish`], also returning every stderr line.
+    pub fn finish_with_stderr(mut self, timeout: Duration) -> (i32, Vec<String>, Vec<String>) {
+        let seen = std::mem::take(&mut self.stderr_seen);
+        let stderr = std::mem::replace(&mut self.stderr, mpsc::channel().1);
+        let (code, stdout) = self.finish(timeout);
+        let mut all = seen;
+        all.extend(stderr.iter());
+        (code, stdout, all)
+    }
+
+    /// Stderr lines seen so far plus any that arrive within `wait`.
+    pub fn stderr_lines(&mut self, wait: Duration) -> &[String] {
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(_) => break,
+            }
+        }
+        &self.stderr_seen
+    }
+}
+
+/// Direct children of `pid` (all its threads'), from
+/// `/proc/PID/task/*/children`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut kids: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    kids.sort_unstable();
+    kids.dedup();
+    kids
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// The pids of processes whose executable is `exe` (from /proc/*/exe).
+pub fn pids_of_exe(exe: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|p| p.to_str().is_some_and(|p| p == exe))
+        })
+        .filter(|pid| process_alive(*pid))
+        .collect()
+}
+
+/// A fresh, empty temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eunomia-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}

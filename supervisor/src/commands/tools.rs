@@ -147,8 +147,8 @@ async fn foreground(
     let supervisor = Supervisor::new(manifest, tools.clone(), tx.clone(), shutdown.clone());
     let opts = RunnerOptions {
         interval: args.interval,
-        // In the foreground a tool that dies at once is reported at once.
-        max_failed_starts: 1,
+        // In the foreground a tool that cannot attach is reported at once.
+        fail_fast: true,
         ..RunnerOptions::from_config(&tools)
     };
     let handle = supervisor

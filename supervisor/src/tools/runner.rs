@@ -57,6 +57,10 @@ pub struct RunnerOptions {
     pub min_uptime: Duration,
     /// Failed starts in a row before the tool is marked failed.
     pub max_failed_starts: u32,
+    /// Mark the tool failed at once when its first run exits without
+    /// printing anything (it could not attach): for the foreground, where
+    /// retrying only delays the error.
+    pub fail_fast: bool,
 }
 
 impl RunnerOptions {
@@ -69,6 +73,7 @@ impl RunnerOptions {
             restart_backoff_max: c.restart_backoff_max,
             min_uptime: c.min_uptime,
             max_failed_starts: c.max_failed_starts,
+            fail_fast: false,
         }
     }
 }
@@ -171,7 +176,10 @@ async fn supervise(
     let argv = spec.argv(opts.interval, &opts.extra_args);
     let mut failed_starts = 0u32;
     let mut consecutive_restarts = 0u32;
+    let mut runs = 0u32;
     loop {
+        runs = runs.saturating_add(1);
+        let lines_before = stats.lines.load(Ordering::Relaxed);
         stats.set_state(ToolState::Starting);
         let started = Instant::now();
         let outcome = run_once(&spec, &binary, &argv, &tx, &stop, &stats).await;
@@ -183,9 +191,22 @@ async fn supervise(
                 return;
             }
             Outcome::SpawnFailed(e) => (format!("cannot start {}: {e}", binary.display()), vec![]),
-            Outcome::Exited { status, stderr } => (status, stderr),
+            Outcome::Exited {
+                clean: true,
+                status,
+                ..
+            } if spec.rerun && uptime >= opts.min_uptime => {
+                // One report done (its duration was the interval): next run.
+                tracing::debug!(tool = %spec.name, "{status}: report done, running again");
+                failed_starts = 0;
+                continue;
+            }
+            Outcome::Exited { status, stderr, .. } => (status, stderr),
         };
-        if uptime < opts.min_uptime {
+        let silent = stats.lines.load(Ordering::Relaxed) == lines_before;
+        if opts.fail_fast && runs == 1 && silent {
+            failed_starts = opts.max_failed_starts;
+        } else if uptime < opts.min_uptime {
             failed_starts += 1;
         } else {
             failed_starts = 0;
@@ -242,6 +263,8 @@ enum Outcome {
     SpawnFailed(std::io::Error),
     /// Exited on its own.
     Exited {
+        /// With status 0.
+        clean: bool,
         /// How, in words.
         status: String,
         /// Its last stderr lines.
@@ -305,8 +328,16 @@ async fn run_once(
         let tool = spec.name.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(err).lines();
+            let mut n = 0u32;
             while let Ok(Some(line)) = lines.next_line().await {
-                tracing::warn!(tool = %tool, "stderr: {line}");
+                n = n.saturating_add(1);
+                // Enough to see why a tool fails, without flooding the log
+                // when a tool warns on every event.
+                if n <= STDERR_TAIL as u32 {
+                    tracing::warn!(tool = %tool, "stderr: {line}");
+                } else {
+                    tracing::debug!(tool = %tool, "stderr: {line}");
+                }
                 let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
                 if t.len() == STDERR_TAIL {
                     t.pop_front();
@@ -350,6 +381,7 @@ async fn run_once(
     if stopped {
         return Outcome::Stopped;
     }
+    let clean = status.is_some_and(|s| s.success());
     let status = match status {
         Some(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
             (Some(c), _) => format!("exited with status {c}"),
@@ -367,7 +399,11 @@ async fn run_once(
         .iter()
         .cloned()
         .collect();
-    Outcome::Exited { status, stderr }
+    Outcome::Exited {
+        clean,
+        status,
+        stderr,
+    }
 }
 
 /// Reads the pty until the tool's output ends. On `stop`, sends the stop
@@ -504,6 +540,8 @@ struct Output<'a> {
     skipping: bool,
     records: Vec<pa::Record>,
     logged_errors: u32,
+    started: Instant,
+    seen_output: bool,
 }
 
 impl<'a> Output<'a> {
@@ -517,6 +555,8 @@ impl<'a> Output<'a> {
             skipping: false,
             records: Vec::new(),
             logged_errors: 0,
+            started: Instant::now(),
+            seen_output: false,
         }
     }
 
@@ -552,6 +592,16 @@ impl<'a> Output<'a> {
 
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !self.seen_output {
+            // Tools print their banner or header once their programs are
+            // attached: from here on, what happens is seen.
+            self.seen_output = true;
+            tracing::info!(
+                tool = %self.tool,
+                "first output after {:.2}s",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
         self.stats.lines.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.parser.feed(line, &mut self.records) {
             self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
@@ -606,7 +656,48 @@ mod tests {
             restart_backoff_max: Duration::from_secs(4),
             min_uptime: Duration::from_secs(2),
             max_failed_starts: 3,
+            fail_fast: false,
         }
+    }
+
+    /// A tool printing as fast as it can into a pipeline nobody reads: it
+    /// is never blocked, records beyond the queue are dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pipeline_drops_and_counts_without_blocking_the_tool() {
+        let text = r#"
+[[tool]]
+name = "flood"
+description = "prints numbered lines as fast as it can, then exits"
+binary = "/bin/sh"
+args = ["-c", "i=0; while [ $i -lt 20000 ]; do echo \"$i x\"; i=$((i+1)); done"]
+output = "events"
+[tool.format]
+format = "columns"
+columns = [{ name = "n", type = "int" }, { name = "proc.comm", type = "str" }]
+"#;
+        let m = crate::tools::Manifest::parse(text, "t.toml").unwrap();
+        let spec = m.get("flood").unwrap().clone();
+        let (tx, rx) = crate::pipeline::channel(16);
+        let stop = CancellationToken::new();
+        let o = RunnerOptions {
+            max_failed_starts: 1,
+            min_uptime: Duration::from_millis(1),
+            ..opts()
+        };
+        let h = spawn(spec, "/bin/sh".into(), o, tx, stop.clone());
+        // The tool exits after its 20000 lines; wait for that, then stop.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while h.stats.lines.load(Ordering::Relaxed) < 20000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        h.task.await.unwrap();
+        let s = &h.stats;
+        assert_eq!(s.lines.load(Ordering::Relaxed), 20000);
+        assert_eq!(s.records.load(Ordering::Relaxed), 20000);
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 20000 - 16);
+        assert_eq!(s.parse_errors.load(Ordering::Relaxed), 0);
+        assert_eq!(rx.len(), 16);
     }
 
     #[test]
