@@ -17,6 +17,8 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_POD_NAME: &str = "k8s.pod.name";
 /// Label key of the pod's namespace (OpenTelemetry `k8s.namespace.name`).
 pub const K8S_NAMESPACE: &str = "k8s.namespace.name";
+/// Short alias of [`K8S_NAMESPACE`] that rules may use (`k8s.namespace`).
+pub const K8S_NAMESPACE_ALIAS: &str = "k8s.namespace";
 /// Label key of the systemd service (unit name without `.service`).
 pub const SERVICE: &str = "service";
 /// Label key of the cgroup v2 id, as the hot path and cgroup stats set it.
@@ -97,9 +99,14 @@ impl Workload {
         .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 
-    /// The value of one label, if set.
+    /// The value of one label, if set (`k8s.namespace` is accepted for
+    /// `k8s.namespace.name`; `cgroup.id` and `cgroup.path` too).
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels().find(|(k, _)| *k == key).map(|(_, v)| v)
+        match key {
+            K8S_NAMESPACE_ALIAS => self.label(K8S_NAMESPACE),
+            CGROUP_PATH => self.cgroup_path.as_deref(),
+            _ => self.labels().find(|(k, _)| *k == key).map(|(_, v)| v),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! Names resolve to a [`FieldRef`] once, when rules compile; evaluation never
 //! looks a name up in a map.
 
+use crate::enrich::workload;
 use parsers::{EventKind, fields as pf};
 
 /// The type of a field, which decides what literals and operators fit it.
@@ -82,22 +83,20 @@ pub enum FieldRef {
     FileWritable,
 }
 
-/// Enrichment labels a rule may name (container and pod identity).
-///
-/// Provisional until the enrichment stage lands: these are the names its
-/// issue announces; a label missing from an event reads as absent.
+/// Enrichment labels a rule may name: what the enrichment stage attaches
+/// (see `enrich::workload`), plus `k8s.namespace` as a short alias of
+/// `k8s.namespace.name`.
 pub const LABELS: &[&str] = &[
-    "container.id",
-    "container.name",
-    "container.runtime",
-    "container.image",
-    "k8s.namespace",
-    "k8s.pod.name",
-    "k8s.pod.uid",
-    "k8s.container.name",
-    "cgroup.id",
-    "cgroup.path",
-    "systemd.unit",
+    workload::CONTAINER_ID,
+    workload::CONTAINER_NAME,
+    workload::CONTAINER_RUNTIME,
+    workload::K8S_NAMESPACE,
+    workload::K8S_NAMESPACE_ALIAS,
+    workload::K8S_POD_NAME,
+    workload::K8S_POD_UID,
+    workload::SERVICE,
+    workload::CGROUP_ID,
+    workload::CGROUP_PATH,
 ];
 
 /// Every event kind, in declaration order (the index used by rule dispatch).
