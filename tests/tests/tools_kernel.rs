@@ -70,7 +70,7 @@ fn execsnoop_sees_50_execs_of_true() {
         return;
     }
     let _serial = kernel_lock();
-    let agent = start("execsnoop", &["--for", "3s"]);
+    let agent = start("execsnoop", &["--for", "6s"]);
     let pids = run_true(50);
     let (code, lines) = agent.finish(Duration::from_secs(20));
     assert_eq!(code, 0);
@@ -107,7 +107,7 @@ fn opensnoop_sees_a_unique_path() {
             .as_nanos()
     ));
     std::fs::write(&path, b"x").unwrap();
-    let agent = start("opensnoop", &["--for", "3s"]);
+    let agent = start("opensnoop", &["--for", "5s"]);
     for _ in 0..3 {
         drop(std::fs::File::open(&path).unwrap());
     }
