@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub run_for: Option<Duration>,
     /// Print summaries as JSON lines.
     pub json: bool,
+    /// Also print every sample batch as a JSON line.
+    pub samples: bool,
     /// Syscalls per summary.
     pub top: usize,
 }
@@ -55,7 +57,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     });
 
-    let mut console = Console::new(std::io::stdout().lock(), opts.json, opts.top);
+    let mut console =
+        Console::new(std::io::stdout().lock(), opts.json, opts.top).with_samples(opts.samples);
     while let Some(msg) = rx.recv().await {
         console.handle(&msg).context("writing to stdout")?;
     }
