@@ -3,13 +3,306 @@
 //! Everything here is `#[repr(C)]` and `no_std`.
 #![no_std]
 
-/// Number of slots in the per-syscall maps; x86_64 syscall numbers are below this.
+// ---------------------------------------------------------------------------
+// Syscalls per cgroup
+// ---------------------------------------------------------------------------
+
+/// Number of syscall numbers counted per cgroup; x86_64 syscall numbers are
+/// below this. Must be a power of two (the BPF side masks with it).
 pub const MAX_SYSCALLS: u32 = 512;
 
-/// Name of the per-CPU array counting `sys_enter` by syscall number.
-pub const SYSCALL_COUNTS_MAP: &str = "SYSCALL_COUNTS";
+/// Default number of cgroup slots (including the overflow slot 0).
+pub const DEFAULT_CGROUP_SLOTS: u32 = 256;
 
-/// Name of the raw tracepoint program counting syscalls.
-pub const SYS_ENTER_PROG: &str = "count_sys_enter";
+/// Slot 0 collects the syscalls of cgroups that found no free slot (the
+/// slot table was full); such lookups are counted in [`Counter::CgroupSlotsFull`].
+pub const OVERFLOW_SLOT: u32 = 0;
+
+/// The counters of one cgroup slot on one CPU: `calls[nr]` syscalls returned,
+/// `errors[nr]` of them with an error (`-4095..=-1`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SlotCounters {
+    /// Syscalls by number.
+    pub calls: [u64; MAX_SYSCALLS as usize],
+    /// Failed syscalls by number.
+    pub errors: [u64; MAX_SYSCALLS as usize],
+}
+
+/// `SYSCALL_COUNTERS`: `BPF_F_MMAPABLE` array of [`SlotCounters`] indexed by
+/// `cpu * slots + slot`; each CPU writes only its own elements, so plain
+/// increments are race free, and the supervisor reads it through mmap
+/// (no syscall per poll).
+pub const SYSCALL_COUNTERS_MAP: &str = "SYSCALL_COUNTERS";
+/// `SLOT_OWNERS`: mmapable array, slot → cgroup id (0: free).
+pub const SLOT_OWNERS_MAP: &str = "SLOT_OWNERS";
+/// `CGROUP_SLOTS`: hash, cgroup id → slot.
+pub const CGROUP_SLOTS_MAP: &str = "CGROUP_SLOTS";
+/// `FREE_SLOTS`: queue of free slot numbers, filled by the supervisor.
+pub const FREE_SLOTS_MAP: &str = "FREE_SLOTS";
+/// Name of the read-only global holding the number of cgroup slots.
+pub const SLOTS_GLOBAL: &str = "CGROUP_SLOT_COUNT";
+
+/// The per-CPU "current cgroup's slot" cache entry.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct SlotCache {
+    /// The cgroup whose slot is cached.
+    pub cgroup_id: u64,
+    /// Its slot.
+    pub slot: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `tp_btf/sys_exit` program counting syscalls and errors per cgroup.
+pub const SYS_EXIT_PROG: &str = "count_sys_exit";
+
+// ---------------------------------------------------------------------------
+// Self-observability counters
+// ---------------------------------------------------------------------------
+
+/// `COUNTERS`: mmapable array of u64 indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+
+/// Kernel-side counters of conditions that lose or divert data.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A new cgroup found no free syscall slot (counted in the overflow slot).
+    CgroupSlotsFull = 0,
+    /// A TCP socket could not be tracked (`TCP_SOCKS` full).
+    TcpSocksFull = 1,
+    /// A TCP flow key found `TCP_FLOWS` full (counted in the overflow key).
+    TcpFlowsFull = 2,
+    /// A pid could not be recorded in `PID_CGROUPS`.
+    PidCgroupsFull = 3,
+    /// A TCP session ended that was not tracked (opened before the agent).
+    TcpUntracked = 4,
+}
+
+/// Number of entries of `COUNTERS`.
+pub const COUNTERS_LEN: u32 = 8;
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; 5] = [
+        Counter::CgroupSlotsFull,
+        Counter::TcpSocksFull,
+        Counter::TcpFlowsFull,
+        Counter::PidCgroupsFull,
+        Counter::TcpUntracked,
+    ];
+
+    /// The map or condition it counts, as exported in the `map` label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::CgroupSlotsFull => "cgroup_slots",
+            Counter::TcpSocksFull => "tcp_socks",
+            Counter::TcpFlowsFull => "tcp_flows",
+            Counter::PidCgroupsFull => "pid_cgroups",
+            Counter::TcpUntracked => "tcp_untracked",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Offsets computed at load time (tracepoint formats, kernel BTF)
+// ---------------------------------------------------------------------------
+
+/// `OFFSETS`: array of u32 indexed by [`Offset`], filled by the loader before
+/// attaching. A value of [`OFFSET_UNKNOWN`] means "not available here".
+pub const OFFSETS_MAP: &str = "OFFSETS";
+/// Marks an offset the loader could not find.
+pub const OFFSET_UNKNOWN: u32 = u32::MAX;
+
+/// The offsets the BPF programs need.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offset {
+    /// `sched_process_fork`: `child_pid`.
+    ForkChildPid = 0,
+    /// `inet_sock_set_state`: `skaddr`.
+    StateSkaddr = 1,
+    /// `inet_sock_set_state`: `oldstate`.
+    StateOld = 2,
+    /// `inet_sock_set_state`: `newstate`.
+    StateNew = 3,
+    /// `inet_sock_set_state`: `sport`.
+    StateSport = 4,
+    /// `inet_sock_set_state`: `dport`.
+    StateDport = 5,
+    /// `inet_sock_set_state`: `family`.
+    StateFamily = 6,
+    /// `inet_sock_set_state`: `protocol`.
+    StateProtocol = 7,
+    /// `inet_sock_set_state`: `daddr` (4 bytes).
+    StateDaddr = 8,
+    /// `inet_sock_set_state`: `daddr_v6` (16 bytes).
+    StateDaddrV6 = 9,
+    /// `tcp_receive_reset`: `skaddr`.
+    RecvResetSkaddr = 10,
+    /// `tcp_send_reset`: `skaddr`.
+    SendResetSkaddr = 11,
+    /// BTF: `struct tcp_sock`, `bytes_acked`.
+    TcpBytesAcked = 12,
+    /// BTF: `struct tcp_sock`, `bytes_received`.
+    TcpBytesReceived = 13,
+    /// BTF: `struct sock`, `sk_cgrp_data.cgroup`.
+    SockCgroup = 14,
+    /// BTF: `struct cgroup`, `kn`.
+    CgroupKn = 15,
+    /// BTF: `struct kernfs_node`, `id`.
+    KernfsId = 16,
+}
+
+/// Number of entries of `OFFSETS`.
+pub const OFFSETS_LEN: u32 = 24;
+
+// ---------------------------------------------------------------------------
+// TCP
+// ---------------------------------------------------------------------------
+
+/// `TCP_SOCKS`: hash, socket address → [`SockInfo`] for sockets in flight.
+pub const TCP_SOCKS_MAP: &str = "TCP_SOCKS";
+/// `TCP_FLOWS`: hash, [`FlowKey`] → [`FlowStats`].
+pub const TCP_FLOWS_MAP: &str = "TCP_FLOWS";
+/// Default capacity of `TCP_SOCKS`.
+pub const TCP_SOCKS_MAX: u32 = 65_536;
+/// Default capacity of `TCP_FLOWS` (including the overflow key).
+pub const TCP_FLOWS_MAX: u32 = 8_192;
+
+/// `FlowKey::direction` of connections this host opened (`connect`).
+pub const DIR_ACTIVE: u8 = 0;
+/// `FlowKey::direction` of connections this host accepted.
+pub const DIR_PASSIVE: u8 = 1;
+/// `FlowKey::direction` of the overflow key (flows that found the map full).
+pub const DIR_OVERFLOW: u8 = 255;
+
+/// Number of buckets of the session-duration histogram: bucket 0 counts
+/// durations below 1 µs, bucket `i` durations in `[2^(i-1), 2^i)` µs, the
+/// last one everything longer.
+pub const DURATION_BUCKETS: usize = 40;
+
+/// What TCP sessions are aggregated by. Outbound (`DIR_ACTIVE`): the remote
+/// address and port, `lport` 0. Inbound (`DIR_PASSIVE`): the local port,
+/// remote address and port zero.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// cgroup v2 id of the socket's owner (0 when unknown).
+    pub cgroup_id: u64,
+    /// Remote address (IPv4 in the first 4 bytes when `family` is AF_INET).
+    pub daddr: [u8; 16],
+    /// Remote port (outbound only).
+    pub dport: u16,
+    /// Local port (inbound only).
+    pub lport: u16,
+    /// `DIR_ACTIVE`, `DIR_PASSIVE` or `DIR_OVERFLOW`.
+    pub direction: u8,
+    /// AF_INET (2) or AF_INET6 (10).
+    pub family: u8,
+    /// Padding.
+    pub _pad: [u8; 2],
+}
+
+/// Counters of one flow key (updated with atomic adds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Connections established.
+    pub opened: u64,
+    /// Connect attempts that failed (SYN_SENT → CLOSE).
+    pub failed: u64,
+    /// Resets sent or received on tracked sockets.
+    pub resets: u64,
+    /// Established sessions that closed.
+    pub closed: u64,
+    /// Bytes sent and acknowledged, of closed sessions.
+    pub bytes_tx: u64,
+    /// Bytes received, of closed sessions.
+    pub bytes_rx: u64,
+    /// Session durations (established to close), log2 µs buckets.
+    pub duration_us: [u64; DURATION_BUCKETS],
+}
+
+impl FlowStats {
+    /// All zero.
+    pub const ZERO: FlowStats = FlowStats {
+        opened: 0,
+        failed: 0,
+        resets: 0,
+        closed: 0,
+        bytes_tx: 0,
+        bytes_rx: 0,
+        duration_us: [0; DURATION_BUCKETS],
+    };
+}
+
+/// A socket between its first state change and its close.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct SockInfo {
+    /// The flow it counts in.
+    pub key: FlowKey,
+    /// When it became ESTABLISHED (0: not yet).
+    pub established_ns: u64,
+}
+
+/// The `sock:inet_sock_set_state` program.
+pub const TCP_STATE_PROG: &str = "tcp_set_state";
+/// The `tcp:tcp_receive_reset` program.
+pub const TCP_RECV_RESET_PROG: &str = "tcp_recv_reset";
+/// The `tcp:tcp_send_reset` program.
+pub const TCP_SEND_RESET_PROG: &str = "tcp_send_reset";
+
+// ---------------------------------------------------------------------------
+// pid → cgroup
+// ---------------------------------------------------------------------------
+
+/// `PID_CGROUPS`: LRU hash, pid (thread id) → [`PidInfo`].
+pub const PID_CGROUPS_MAP: &str = "PID_CGROUPS";
+/// Default capacity of `PID_CGROUPS`.
+pub const PID_CGROUPS_MAX: u32 = 32_768;
+
+/// Where a process was, and whether it is gone.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct PidInfo {
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// `bpf_ktime_get_ns()` at exit, 0 while alive.
+    pub exited_ns: u64,
+}
+
+/// The `sched_process_fork` program.
+pub const FORK_PROG: &str = "pid_fork";
+/// The `sched_process_exec` program.
+pub const EXEC_PROG: &str = "pid_exec";
+/// The `sched_process_exit` program.
+pub const EXIT_PROG: &str = "pid_exit";
+
+// ---------------------------------------------------------------------------
+// Benchmark-only programs
+// ---------------------------------------------------------------------------
+
+/// An empty raw tracepoint program for `sys_enter`: the cost floor of any
+/// syscall probe (never attached by the agent).
+pub const BENCH_FLOOR_PROG: &str = "bench_floor";
+/// An empty tp_btf program for `sys_exit` (where the syscall probe runs), for
+/// the benchmark's comparison of the two hooks.
+pub const BENCH_EXIT_FLOOR_PROG: &str = "bench_exit_floor";
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these are #[repr(C)] plain data with no padding holes that
+    // could leak uninitialised bytes (padding is explicit).
+    unsafe impl aya::Pod for super::SlotCounters {}
+    unsafe impl aya::Pod for super::SlotCache {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowStats {}
+    unsafe impl aya::Pod for super::SockInfo {}
+    unsafe impl aya::Pod for super::PidInfo {}
+}
 
 pub mod profile;

@@ -1,26 +1,497 @@
 //! eunomia's hot-path BPF programs. Each program aggregates in kernel maps;
 //! nothing is sent to user space per event. The supervisor polls the maps.
+//!
+//! - `count_sys_exit` (tp_btf `sys_exit`): syscalls and errors per (cgroup,
+//!   syscall number). One program on the exit side sees both the number
+//!   (`regs->orig_ax`) and the result, so one program run per syscall does
+//!   it all. The current cgroup's slot is cached per CPU, so the common case
+//!   is: one helper call (cgroup id), two inlined array lookups, two adds.
+//! - `tcp_set_state`, `tcp_recv_reset`, `tcp_send_reset`: TCP sessions per
+//!   (cgroup, direction, port/peer), durations and bytes at close.
+//! - `pid_fork`, `pid_exec`, `pid_exit`: the pid → cgroup LRU map.
+//! - `bench_floor`: an empty `sys_enter` program, only for the benchmark.
 #![no_std]
 #![no_main]
+// Atomic adds: BPF has `lock xadd` but core's atomics need CAS on this target.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    macros::{map, raw_tracepoint},
-    maps::PerCpuArray,
-    programs::RawTracePointContext,
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
+    macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
-use hotpath_common::MAX_SYSCALLS;
+use hotpath_common::{
+    COUNTERS_LEN, Counter, DEFAULT_CGROUP_SLOTS, DIR_ACTIVE, DIR_OVERFLOW, DIR_PASSIVE,
+    DURATION_BUCKETS, FlowKey, FlowStats, MAX_SYSCALLS, OFFSET_UNKNOWN, OFFSETS_LEN, OVERFLOW_SLOT,
+    Offset, PID_CGROUPS_MAX, PidInfo, SlotCache, SlotCounters, SockInfo, TCP_FLOWS_MAX,
+    TCP_SOCKS_MAX,
+};
 
-/// Syscalls entered, by syscall number, one counter per CPU.
+// ---------------------------------------------------------------------------
+// Maps
+// ---------------------------------------------------------------------------
+
+/// Number of cgroup slots; set by the loader (`set_global`), so the verifier
+/// sees a constant.
+#[unsafe(no_mangle)]
+static CGROUP_SLOT_COUNT: u32 = DEFAULT_CGROUP_SLOTS;
+
+/// `cpu * slots + slot` → counters. The loader sets max_entries.
 #[map]
-static SYSCALL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
+static SYSCALL_COUNTERS: Array<SlotCounters> =
+    Array::with_max_entries(2 * DEFAULT_CGROUP_SLOTS, BPF_F_MMAPABLE);
 
-/// `raw_syscalls:sys_enter`: args are `(struct pt_regs *regs, long id)`.
+/// slot → cgroup id.
+#[map]
+static SLOT_OWNERS: Array<u64> = Array::with_max_entries(DEFAULT_CGROUP_SLOTS, BPF_F_MMAPABLE);
+
+/// cgroup id → slot.
+#[map]
+static CGROUP_SLOTS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_CGROUP_SLOTS, 0);
+
+/// Free slots, pushed by the supervisor at start and when it evicts a dead cgroup.
+#[map]
+static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_CGROUP_SLOTS, 0);
+
+/// The slot of the cgroup that last made a syscall on this CPU.
+#[map]
+static SLOT_CACHE: PerCpuArray<SlotCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// Self-observability counters, indexed by `Counter`.
+#[map]
+static COUNTERS: Array<u64> = Array::with_max_entries(COUNTERS_LEN, BPF_F_MMAPABLE);
+
+/// Field offsets, indexed by `Offset`, filled by the loader.
+#[map]
+static OFFSETS: Array<u32> = Array::with_max_entries(OFFSETS_LEN, 0);
+
+#[map]
+static TCP_SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(TCP_SOCKS_MAX, 0);
+
+#[map]
+static TCP_FLOWS: HashMap<FlowKey, FlowStats> = HashMap::with_max_entries(TCP_FLOWS_MAX, 0);
+
+#[map]
+static PID_CGROUPS: LruHashMap<u32, PidInfo> = LruHashMap::with_max_entries(PID_CGROUPS_MAX, 0);
+
+#[inline(always)]
+fn count(counter: Counter) {
+    if let Some(p) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: p points into the map's value; atomic because every CPU adds.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+    }
+}
+
+#[inline(always)]
+fn offset(which: Offset) -> Option<usize> {
+    match OFFSETS.get(which as u32) {
+        Some(&off) if off != OFFSET_UNKNOWN => Some(off as usize),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Syscalls
+// ---------------------------------------------------------------------------
+
+/// `raw_syscalls:sys_exit` (BTF): args are `(struct pt_regs *regs, long ret)`.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
+    let regs: *const u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    // SAFETY: regs is a BTF pointer to struct pt_regs; orig_ax is its 16th
+    // u64 on x86_64 and the verifier checks the access against BTF.
+    let nr = (unsafe { *regs.add(15) } as u32) & (MAX_SYSCALLS - 1);
+    let slot = current_slot();
+    // SAFETY: reading a read-only global the loader may have set.
+    let slots = unsafe { core::ptr::read_volatile(&CGROUP_SLOT_COUNT) };
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(c) = SYSCALL_COUNTERS.get_ptr_mut(cpu * slots + slot) else {
+        return 0;
+    };
+    // SAFETY: this CPU's element; the kernel never runs this program twice
+    // at once on one CPU (recursion protection), so plain adds do not race.
+    unsafe {
+        (*c).calls[nr as usize] += 1;
+        if (-4095..0).contains(&ret) {
+            (*c).errors[nr as usize] += 1;
+        }
+    }
+    0
+}
+
+/// The current cgroup's slot, from the per-CPU cache or the slot table.
+#[inline(always)]
+fn current_slot() -> u32 {
+    // SAFETY: helper without preconditions.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let Some(cache) = SLOT_CACHE.get_ptr_mut(0) else {
+        return OVERFLOW_SLOT;
+    };
+    // SAFETY: this CPU's cache entry.
+    unsafe {
+        if (*cache).cgroup_id == cgroup_id {
+            return (*cache).slot;
+        }
+        let slot = slot_of(cgroup_id);
+        (*cache).cgroup_id = cgroup_id;
+        (*cache).slot = slot;
+        slot
+    }
+}
+
+/// Looks up (or allocates) the slot of `cgroup_id`.
+#[inline(never)]
+fn slot_of(cgroup_id: u64) -> u32 {
+    // SAFETY: the value is copied out at once.
+    if let Some(&slot) = unsafe { CGROUP_SLOTS.get(&cgroup_id) } {
+        return slot;
+    }
+    let Ok(Some(slot)) = FREE_SLOTS.pop() else {
+        count(Counter::CgroupSlotsFull);
+        return OVERFLOW_SLOT;
+    };
+    if let Some(owner) = SLOT_OWNERS.get_ptr_mut(slot) {
+        // SAFETY: we popped the slot, nobody else owns it.
+        unsafe { *owner = cgroup_id };
+    }
+    if CGROUP_SLOTS
+        .insert(&cgroup_id, &slot, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        return slot;
+    }
+    // Another CPU allocated a slot for this cgroup at the same time (or the
+    // table is full): give ours back.
+    if let Some(owner) = SLOT_OWNERS.get_ptr_mut(slot) {
+        unsafe { *owner = 0 };
+    }
+    let _ = FREE_SLOTS.push(&slot, 0);
+    // SAFETY: copied out at once.
+    match unsafe { CGROUP_SLOTS.get(&cgroup_id) } {
+        Some(&s) => s,
+        None => {
+            count(Counter::CgroupSlotsFull);
+            OVERFLOW_SLOT
+        }
+    }
+}
+
+/// An empty `sys_enter` program: the floor cost of any syscall probe.
+/// Only the benchmark attaches it.
 #[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn count_sys_enter(ctx: RawTracePointContext) -> i32 {
-    let id: u64 = ctx.arg(1);
-    if let Some(slot) = SYSCALL_COUNTS.get_ptr_mut(id as u32) {
-        // Per-CPU slot: no other CPU writes it, and preemption is off in BPF.
-        unsafe { *slot += 1 };
+pub fn bench_floor(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+/// An empty `sys_exit` (BTF) program: the floor on the exit side, where
+/// `count_sys_exit` runs. Only the benchmark attaches it.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn bench_exit_floor(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
+// ---------------------------------------------------------------------------
+// TCP
+// ---------------------------------------------------------------------------
+
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
+const TCP_CLOSE: i32 = 7;
+const TCP_LISTEN: i32 = 10;
+const IPPROTO_TCP: u16 = 6;
+const AF_INET: u16 = 2;
+
+#[inline(always)]
+fn field<T: Copy>(ctx: &TracePointContext, which: Offset) -> Option<T> {
+    let off = offset(which)?;
+    if off > 256 {
+        return None;
+    }
+    // SAFETY: tracepoint records are readable; bpf_probe_read_kernel checks.
+    unsafe { ctx.read_at::<T>(off).ok() }
+}
+
+/// Reads a `T` at `base + off` in kernel memory.
+#[inline(always)]
+fn kread<T>(base: u64, off: usize) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel validates the address.
+    unsafe { bpf_probe_read_kernel((base as usize + off) as *const T).ok() }
+}
+
+/// The cgroup v2 id of the socket's owner: `sk->sk_cgrp_data.cgroup->kn->id`.
+#[inline(always)]
+fn sock_cgroup(sk: u64) -> u64 {
+    let (Some(o1), Some(o2), Some(o3)) = (
+        offset(Offset::SockCgroup),
+        offset(Offset::CgroupKn),
+        offset(Offset::KernfsId),
+    ) else {
+        return 0;
+    };
+    let Some(cgrp) = kread::<u64>(sk, o1) else {
+        return 0;
+    };
+    let Some(kn) = kread::<u64>(cgrp, o2) else {
+        return 0;
+    };
+    kread::<u64>(kn, o3).unwrap_or(0)
+}
+
+/// The stats of `key`, creating them; the overflow key when the map is full.
+#[inline(always)]
+fn flow(key: &FlowKey) -> Option<*mut FlowStats> {
+    if let Some(p) = TCP_FLOWS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    let _ = TCP_FLOWS.insert(key, &FlowStats::ZERO, BPF_NOEXIST as u64);
+    if let Some(p) = TCP_FLOWS.get_ptr_mut(key) {
+        // ours, or another CPU's that won the race
+        return Some(p);
+    }
+    count(Counter::TcpFlowsFull);
+    let overflow = FlowKey {
+        direction: DIR_OVERFLOW,
+        ..FlowKey::default()
+    };
+    TCP_FLOWS.get_ptr_mut(&overflow)
+}
+
+#[inline(always)]
+fn add(p: *mut u64, n: u64) {
+    // SAFETY: p points into a map value; other CPUs add too.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, n) };
+}
+
+#[inline(always)]
+fn log2_bucket(v: u64) -> usize {
+    if v == 0 {
+        return 0;
+    }
+    // floor(log2 v) + 1, without a loop.
+    let mut v = v;
+    let mut r = 1usize;
+    if v >= 1 << 32 {
+        v >>= 32;
+        r += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        r += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        r += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        r += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        r += 2;
+    }
+    if v >= 1 << 1 {
+        r += 1;
+    }
+    if r >= DURATION_BUCKETS {
+        DURATION_BUCKETS - 1
+    } else {
+        r
+    }
+}
+
+/// `sock:inet_sock_set_state`.
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn tcp_set_state(ctx: TracePointContext) -> i32 {
+    let _ = try_tcp_set_state(&ctx);
+    0
+}
+
+fn try_tcp_set_state(ctx: &TracePointContext) -> Option<()> {
+    if field::<u16>(ctx, Offset::StateProtocol)? != IPPROTO_TCP {
+        return None;
+    }
+    let sk: u64 = field(ctx, Offset::StateSkaddr)?;
+    let old: i32 = field(ctx, Offset::StateOld)?;
+    let new: i32 = field(ctx, Offset::StateNew)?;
+    match (old, new) {
+        (TCP_CLOSE, TCP_SYN_SENT) => {
+            // connect(), in the connecting task's context.
+            let family: u16 = field(ctx, Offset::StateFamily)?;
+            let mut key = FlowKey {
+                // SAFETY: helper without preconditions.
+                cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+                dport: field(ctx, Offset::StateDport)?,
+                direction: DIR_ACTIVE,
+                family: family as u8,
+                ..FlowKey::default()
+            };
+            if family == AF_INET {
+                let a: [u8; 4] = field(ctx, Offset::StateDaddr)?;
+                key.daddr[..4].copy_from_slice(&a);
+            } else {
+                key.daddr = field(ctx, Offset::StateDaddrV6)?;
+            }
+            let info = SockInfo {
+                key,
+                established_ns: 0,
+            };
+            if TCP_SOCKS.insert(&sk, &info, 0).is_err() {
+                count(Counter::TcpSocksFull);
+            }
+        }
+        (TCP_SYN_SENT, TCP_ESTABLISHED) => {
+            let info = TCP_SOCKS.get_ptr_mut(&sk)?;
+            // SAFETY: our entry; only this socket's (serialised) state changes touch it.
+            unsafe {
+                (*info).established_ns = bpf_ktime_get_ns();
+                let f = flow(&(*info).key)?;
+                add(&raw mut (*f).opened, 1);
+            }
+        }
+        (TCP_SYN_SENT, TCP_CLOSE) => {
+            // SAFETY: copied out at once.
+            let key = unsafe { TCP_SOCKS.get(&sk)?.key };
+            let _ = TCP_SOCKS.remove(&sk);
+            let f = flow(&key)?;
+            add(unsafe { &raw mut (*f).failed }, 1);
+        }
+        (TCP_SYN_RECV, TCP_ESTABLISHED) => {
+            // A passive open, usually in softirq context: the owner is the
+            // cgroup recorded in the socket (inherited from the listener).
+            let family: u16 = field(ctx, Offset::StateFamily)?;
+            let key = FlowKey {
+                cgroup_id: sock_cgroup(sk),
+                lport: field(ctx, Offset::StateSport)?,
+                direction: DIR_PASSIVE,
+                family: family as u8,
+                ..FlowKey::default()
+            };
+            let info = SockInfo {
+                key,
+                // SAFETY: helper without preconditions.
+                established_ns: unsafe { bpf_ktime_get_ns() },
+            };
+            if TCP_SOCKS.insert(&sk, &info, 0).is_err() {
+                count(Counter::TcpSocksFull);
+            }
+            let f = flow(&key)?;
+            add(unsafe { &raw mut (*f).opened }, 1);
+        }
+        (_, TCP_CLOSE) if old != TCP_LISTEN && old != TCP_CLOSE && old != TCP_SYN_RECV => {
+            // SAFETY: copied out at once.
+            let Some(info) = (unsafe { TCP_SOCKS.get(&sk) }).copied() else {
+                count(Counter::TcpUntracked);
+                return None;
+            };
+            let _ = TCP_SOCKS.remove(&sk);
+            if info.established_ns == 0 {
+                return None;
+            }
+            // SAFETY: helper without preconditions.
+            let now = unsafe { bpf_ktime_get_ns() };
+            let us = now.saturating_sub(info.established_ns) / 1000;
+            let tx = offset(Offset::TcpBytesAcked)
+                .and_then(|o| kread::<u64>(sk, o))
+                .unwrap_or(0);
+            let rx = offset(Offset::TcpBytesReceived)
+                .and_then(|o| kread::<u64>(sk, o))
+                .unwrap_or(0);
+            let f = flow(&info.key)?;
+            // SAFETY: pointers into the flow's map value.
+            unsafe {
+                add(&raw mut (*f).closed, 1);
+                add(&raw mut (*f).bytes_tx, tx);
+                add(&raw mut (*f).bytes_rx, rx);
+                let b = log2_bucket(us);
+                if b < DURATION_BUCKETS {
+                    add(&raw mut (*f).duration_us[b], 1);
+                }
+            }
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+fn count_reset(ctx: &TracePointContext, which: Offset) -> Option<()> {
+    let sk: u64 = field(ctx, which)?;
+    if sk == 0 {
+        return None;
+    }
+    // SAFETY: copied out at once.
+    let key = unsafe { TCP_SOCKS.get(&sk)?.key };
+    let f = flow(&key)?;
+    add(unsafe { &raw mut (*f).resets }, 1);
+    Some(())
+}
+
+/// `tcp:tcp_receive_reset`.
+#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
+pub fn tcp_recv_reset(ctx: TracePointContext) -> i32 {
+    let _ = count_reset(&ctx, Offset::RecvResetSkaddr);
+    0
+}
+
+/// `tcp:tcp_send_reset`.
+#[tracepoint(category = "tcp", name = "tcp_send_reset")]
+pub fn tcp_send_reset(ctx: TracePointContext) -> i32 {
+    let _ = count_reset(&ctx, Offset::SendResetSkaddr);
+    0
+}
+
+// ---------------------------------------------------------------------------
+// pid → cgroup
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+fn record_pid(pid: u32) {
+    let info = PidInfo {
+        // SAFETY: helper without preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        exited_ns: 0,
+    };
+    if PID_CGROUPS.insert(&pid, &info, 0).is_err() {
+        count(Counter::PidCgroupsFull);
+    }
+}
+
+/// `sched:sched_process_fork`, in the parent's context: the child starts in
+/// the parent's cgroup (CLONE_INTO_CGROUP children are fixed at exec).
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn pid_fork(ctx: TracePointContext) -> i32 {
+    if let Some(pid) = field::<i32>(&ctx, Offset::ForkChildPid) {
+        record_pid(pid as u32);
+    }
+    0
+}
+
+/// `sched:sched_process_exec`, in the new program's context.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn pid_exec(_ctx: TracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    record_pid(tgid);
+    0
+}
+
+/// `sched:sched_process_exit`: marks the entry; the supervisor removes it
+/// after a grace period so late lookups still resolve.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn pid_exit(_ctx: TracePointContext) -> i32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if let Some(p) = PID_CGROUPS.get_ptr_mut(&tid) {
+        // SAFETY: pointer into the map value.
+        unsafe { (*p).exited_ns = bpf_ktime_get_ns() };
     }
     0
 }

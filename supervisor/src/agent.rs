@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub run_for: Option<Duration>,
     /// Print summaries as JSON lines.
     pub json: bool,
+    /// Also print every sample batch as a JSON line.
+    pub samples: bool,
     /// Syscalls per summary.
     pub top: usize,
 }
@@ -68,7 +70,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         self_interval: config.agent.poll_interval,
         rules,
         aggregator,
-        console: Console::new(std::io::stdout().lock(), opts.json, opts.top),
+        console: Console::new(std::io::stdout().lock(), opts.json, opts.top)
+            .with_samples(opts.samples),
         logs: sinks.otlp_logs.clone(),
     };
     while let Some(mut msg) = rx.recv().await {
@@ -132,6 +135,10 @@ fn start_enricher(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Enricher> {
     let mut resolver = Resolver::new(config);
+    // Exited processes resolve through the hot path's pid -> cgroup map.
+    if let Some(pids) = hotpath::PID_CGROUPS.get().cloned() {
+        resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+    }
     let pods = kubelet::SharedKubeletPods::default();
     if let Some(task) =
         kubelet::start(config, pods.clone(), shutdown.clone()).context("enrich.kubelet")?

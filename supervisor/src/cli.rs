@@ -137,6 +137,11 @@ pub struct RunArgs {
     /// Print each interval's summary as one JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Also print every sample batch the sources produce (per-cgroup
+    /// syscalls, TCP sessions, hot-path drop counters) as one JSON object
+    /// per line: `{"source", "interval_s", "samples": [...]}`.
+    #[arg(long)]
+    pub samples: bool,
 }
 
 /// `eunomia tools ...`.

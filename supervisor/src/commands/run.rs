@@ -19,6 +19,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = RunOptions {
         run_for: args.run_for,
         json: args.json,
+        samples: args.samples,
         top: args.top,
     };
     tokio::runtime::Builder::new_multi_thread()

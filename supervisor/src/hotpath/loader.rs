@@ -1,10 +1,24 @@
 //! Loads the BPF object embedded at build time (see `build.rs`) into the kernel
-//! and attaches its programs. Every program stays attached while the
-//! [`Hotpath`] lives; dropping it closes the links and programs, so nothing of
-//! eunomia's remains loaded after the agent exits.
+//! and attaches the configured programs. Every program stays attached while
+//! the [`Hotpath`] lives; dropping it closes the links and programs, so
+//! nothing of eunomia's remains loaded after the agent exits.
 
-use aya::{Ebpf, programs::RawTracePoint};
-use hotpath_common::SYS_ENTER_PROG;
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{Array, HashMap as BpfHashMap, MapData, Queue},
+    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint},
+};
+use hotpath_common::{
+    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN, COUNTERS_MAP,
+    DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey, FlowStats,
+    MAX_SYSCALLS, OFFSETS_MAP, PID_CGROUPS_MAP, SLOT_OWNERS_MAP, SLOTS_GLOBAL, SYS_EXIT_PROG,
+    SYSCALL_COUNTERS_MAP, SlotCounters, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
+    TCP_STATE_PROG,
+};
+
+use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
 
 /// The BPF object built from `hotpath-ebpf` (empty when built with AYA_BUILD_SKIP=1).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hotpath"));
@@ -27,7 +41,7 @@ pub enum HotpathError {
         program: &'static str,
         /// What the kernel or aya said.
         #[source]
-        source: aya::programs::ProgramError,
+        source: ProgramError,
     },
     /// A map the loader expected is missing or has the wrong type.
     #[error("map {map}: {source}")]
@@ -38,50 +52,332 @@ pub enum HotpathError {
         #[source]
         source: aya::maps::MapError,
     },
+    /// Mapping a map into memory failed.
+    #[error("mmap of map {map}: {source}")]
+    Mmap {
+        /// The map's name.
+        map: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every requested probe failed to attach.
+    #[error("no hot-path probe could be attached: {0}")]
+    NothingAttached(String),
 }
+
+/// Which probe a program belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Syscalls per cgroup.
+    Syscalls,
+    /// TCP sessions.
+    Tcp,
+    /// pid → cgroup.
+    Pids,
+}
+
+/// Where a program attaches.
+#[derive(Clone, Copy)]
+enum Hook {
+    BtfTp(&'static str),
+    Tp(&'static str, &'static str),
+    RawTp(&'static str),
+}
+
+/// Every program the agent may attach, with its probe and hook.
+const PROGRAMS: [(&str, Probe, Hook); 7] = [
+    (SYS_EXIT_PROG, Probe::Syscalls, Hook::BtfTp("sys_exit")),
+    (
+        TCP_STATE_PROG,
+        Probe::Tcp,
+        Hook::Tp("sock", "inet_sock_set_state"),
+    ),
+    (
+        TCP_RECV_RESET_PROG,
+        Probe::Tcp,
+        Hook::Tp("tcp", "tcp_receive_reset"),
+    ),
+    (
+        TCP_SEND_RESET_PROG,
+        Probe::Tcp,
+        Hook::Tp("tcp", "tcp_send_reset"),
+    ),
+    (
+        FORK_PROG,
+        Probe::Pids,
+        Hook::Tp("sched", "sched_process_fork"),
+    ),
+    (
+        EXEC_PROG,
+        Probe::Pids,
+        Hook::Tp("sched", "sched_process_exec"),
+    ),
+    (
+        EXIT_PROG,
+        Probe::Pids,
+        Hook::Tp("sched", "sched_process_exit"),
+    ),
+];
 
 /// The loaded hot-path programs and their maps.
 pub struct Hotpath {
     ebpf: Ebpf,
+    /// Number of cgroup slots of the syscall table.
+    pub slots: u32,
+    /// Number of possible CPUs (the syscall table has `cpus * slots` elements).
+    pub cpus: u32,
+    /// The programs attached, with their probe.
+    pub attached: Vec<(&'static str, Probe)>,
+    /// Programs that could not be attached here, and why.
+    pub unavailable: Vec<(&'static str, String)>,
+    pids: Option<PidCgroups>,
 }
 
 impl Hotpath {
-    /// Loads the embedded object and attaches the syscall counter to
-    /// `raw_syscalls:sys_enter`.
-    pub fn load() -> Result<Self, HotpathError> {
+    /// Loads the embedded object and attaches the programs of every probe
+    /// `config` turns on. A program whose hook this kernel lacks is
+    /// reported in [`Hotpath::unavailable`], not fatal.
+    pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
+        let mut hp = Self::load_object(config.cgroup_slots)?;
+        let btf = Btf::from_sys_fs().ok();
+        let wanted = |p: Probe| match p {
+            Probe::Syscalls => config.syscalls,
+            Probe::Tcp => config.tcp,
+            Probe::Pids => config.pids,
+        };
+        for (name, probe, hook) in PROGRAMS {
+            if !wanted(probe) {
+                continue;
+            }
+            match attach(&mut hp.ebpf, name, hook, btf.as_ref()) {
+                Ok(()) => hp.attached.push((name, probe)),
+                Err(err) => {
+                    tracing::warn!("hot-path program {name} is not available here: {err}");
+                    hp.unavailable.push((name, err.to_string()));
+                }
+            }
+        }
+        if hp.attached.is_empty() && !hp.unavailable.is_empty() {
+            let why: Vec<String> = hp
+                .unavailable
+                .iter()
+                .map(|(n, e)| format!("{n}: {e}"))
+                .collect();
+            return Err(HotpathError::NothingAttached(why.join("; ")));
+        }
+        if config.pids && hp.attached.iter().any(|(_, p)| *p == Probe::Pids) {
+            let map = hp
+                .ebpf
+                .take_map(PID_CGROUPS_MAP)
+                .ok_or_else(|| missing(PID_CGROUPS_MAP))?;
+            let map = BpfHashMap::try_from(map).map_err(map_err(PID_CGROUPS_MAP))?;
+            hp.pids = Some(PidCgroups::new(map));
+        }
+        Ok(hp)
+    }
+
+    /// Loads the object and attaches only one of the benchmark's empty
+    /// programs: `bench_floor` (raw tracepoint `sys_enter`, the floor of any
+    /// syscall probe) or `bench_exit_floor` (tp_btf `sys_exit`), for
+    /// `scripts/bench-overhead.sh`.
+    pub fn load_bench(program: &str) -> Result<Self, HotpathError> {
+        let (name, hook) = match program {
+            BENCH_EXIT_FLOOR_PROG => (BENCH_EXIT_FLOOR_PROG, Hook::BtfTp("sys_exit")),
+            _ => (BENCH_FLOOR_PROG, Hook::RawTp("sys_enter")),
+        };
+        let mut hp = Self::load_object(2)?;
+        let btf = Btf::from_sys_fs().ok();
+        attach(&mut hp.ebpf, name, hook, btf.as_ref()).map_err(|source| HotpathError::Program {
+            program: name,
+            source,
+        })?;
+        hp.attached.push((name, Probe::Syscalls));
+        Ok(hp)
+    }
+
+    fn load_object(slots: u32) -> Result<Self, HotpathError> {
         if OBJECT.is_empty() {
             return Err(HotpathError::NotBuilt);
         }
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(OBJECT)?;
-        attach_raw_tracepoint(&mut ebpf, SYS_ENTER_PROG, "sys_enter")?;
-        Ok(Self { ebpf })
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(SLOTS_GLOBAL, &slots, true)
+            .map_max_entries(SYSCALL_COUNTERS_MAP, cpus * slots)
+            .map_max_entries(SLOT_OWNERS_MAP, slots)
+            .map_max_entries(CGROUP_SLOTS_MAP, slots)
+            .map_max_entries(FREE_SLOTS_MAP, slots)
+            .load(OBJECT)?;
+        // Offsets first: programs read them from their first run on.
+        {
+            let mut offsets: Array<&mut MapData, u32> = Array::try_from(
+                ebpf.map_mut(OFFSETS_MAP)
+                    .ok_or_else(|| missing(OFFSETS_MAP))?,
+            )
+            .map_err(map_err(OFFSETS_MAP))?;
+            for (i, v) in offsets::compute().into_iter().enumerate() {
+                offsets.set(i as u32, v, 0).map_err(map_err(OFFSETS_MAP))?;
+            }
+        }
+        // Every slot but the overflow slot 0 is free.
+        {
+            let mut free: Queue<&mut MapData, u32> = Queue::try_from(
+                ebpf.map_mut(FREE_SLOTS_MAP)
+                    .ok_or_else(|| missing(FREE_SLOTS_MAP))?,
+            )
+            .map_err(map_err(FREE_SLOTS_MAP))?;
+            for slot in 1..slots {
+                free.push(slot, 0).map_err(map_err(FREE_SLOTS_MAP))?;
+            }
+        }
+        // The overflow flow key always exists, so a full map diverts there.
+        {
+            let mut flows: BpfHashMap<&mut MapData, FlowKey, FlowStats> = BpfHashMap::try_from(
+                ebpf.map_mut(TCP_FLOWS_MAP)
+                    .ok_or_else(|| missing(TCP_FLOWS_MAP))?,
+            )
+            .map_err(map_err(TCP_FLOWS_MAP))?;
+            let overflow = FlowKey {
+                direction: DIR_OVERFLOW,
+                ..FlowKey::default()
+            };
+            flows
+                .insert(overflow, FlowStats::ZERO, 0)
+                .map_err(map_err(TCP_FLOWS_MAP))?;
+        }
+        Ok(Self {
+            ebpf,
+            slots,
+            cpus,
+            attached: Vec::new(),
+            unavailable: Vec::new(),
+            pids: None,
+        })
     }
 
     /// The loaded object, for the pollers that read its maps.
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
     }
+
+    /// The loaded object, mutably (for map updates).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Whether any program of `probe` is attached.
+    pub fn has(&self, probe: Probe) -> bool {
+        self.attached.iter().any(|(_, p)| *p == probe)
+    }
+
+    /// A cloneable handle on the pid → cgroup map (None when the pid probe is off).
+    pub fn pid_cgroups(&self) -> Option<PidCgroups> {
+        self.pids.clone()
+    }
+
+    /// The cgroup v2 id of `pid`: from the kernel's pid map (which keeps
+    /// exited processes for a grace period), else from /proc.
+    pub fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
+        match &self.pids {
+            Some(p) => p.cgroup_of_pid(pid),
+            None => super::pids::cgroup_of_pid_from_proc(pid),
+        }
+    }
+
+    /// mmap of the syscall counters (`cpus * slots` [`SlotCounters`]).
+    pub fn map_syscall_counters(&self) -> Result<MmapArray<SlotCounters>, HotpathError> {
+        self.mmap(SYSCALL_COUNTERS_MAP, (self.cpus * self.slots) as usize)
+    }
+
+    /// mmap of slot → cgroup id.
+    pub fn map_slot_owners(&self) -> Result<MmapArray<u64>, HotpathError> {
+        self.mmap(SLOT_OWNERS_MAP, self.slots as usize)
+    }
+
+    /// mmap of the self-observability counters.
+    pub fn map_counters(&self) -> Result<MmapArray<u64>, HotpathError> {
+        self.mmap(COUNTERS_MAP, COUNTERS_LEN as usize)
+    }
+
+    fn mmap<T: Copy>(&self, name: &'static str, len: usize) -> Result<MmapArray<T>, HotpathError> {
+        let map = self.ebpf.map(name).ok_or_else(|| missing(name))?;
+        let data: &MapData = match map {
+            aya::maps::Map::Array(d) => d,
+            _ => {
+                return Err(HotpathError::Map {
+                    map: name,
+                    source: aya::maps::MapError::InvalidName { name: name.into() },
+                });
+            }
+        };
+        MmapArray::new(data.fd().as_fd(), len)
+            .map_err(|source| HotpathError::Mmap { map: name, source })
+    }
+
+    /// The recursion misses of every attached program (the kernel skipped
+    /// the program because it was already running on that CPU, e.g. when
+    /// a task was preempted inside it), from `/proc/self/fdinfo`.
+    pub fn recursion_misses(&self) -> Vec<(&'static str, u64)> {
+        self.attached
+            .iter()
+            .filter_map(|&(name, _)| {
+                let fd = self.ebpf.program(name)?.fd().ok()?.as_fd().as_raw_fd();
+                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+                let misses = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("recursion_misses:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((name, misses))
+            })
+            .collect()
+    }
 }
 
-/// Loads program `name` and attaches it to the raw tracepoint `tracepoint`.
-fn attach_raw_tracepoint(
+const _: () = assert!(MAX_SYSCALLS.is_power_of_two());
+
+fn missing(map: &'static str) -> HotpathError {
+    HotpathError::Map {
+        map,
+        source: aya::maps::MapError::InvalidName { name: map.into() },
+    }
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> HotpathError {
+    move |source| HotpathError::Map { map, source }
+}
+
+/// Loads program `name` and attaches it to `hook`.
+fn attach(
     ebpf: &mut Ebpf,
     name: &'static str,
-    tracepoint: &str,
-) -> Result<(), HotpathError> {
-    let err = |source| HotpathError::Program {
-        program: name,
-        source,
-    };
-    let program: &mut RawTracePoint = ebpf
+    hook: Hook,
+    btf: Option<&Btf>,
+) -> Result<(), ProgramError> {
+    let program = ebpf
         .program_mut(name)
-        .ok_or(err(aya::programs::ProgramError::UnexpectedProgramType))?
-        .try_into()
-        .map_err(err)?;
-    program.load().map_err(err)?;
-    program.attach(tracepoint).map_err(err)?;
-    tracing::debug!(program = name, tracepoint, "attached");
+        .ok_or(ProgramError::UnexpectedProgramType)?;
+    match hook {
+        Hook::BtfTp(tp) => {
+            let btf = btf.ok_or(ProgramError::UnexpectedProgramType)?;
+            let p: &mut BtfTracePoint = program.try_into()?;
+            p.load(tp, btf)?;
+            p.attach()?;
+        }
+        Hook::Tp(category, tp) => {
+            let p: &mut TracePoint = program.try_into()?;
+            p.load()?;
+            p.attach(category, tp)?;
+        }
+        Hook::RawTp(tp) => {
+            let p: &mut RawTracePoint = program.try_into()?;
+            p.load()?;
+            p.attach(tp)?;
+        }
+    }
+    tracing::debug!(program = name, "attached");
     Ok(())
 }
 

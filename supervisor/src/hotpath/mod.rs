@@ -3,14 +3,42 @@
 //!
 //! - [`loader`] loads the embedded object and attaches programs; dropping it
 //!   detaches everything.
-//! - [`syscalls`] reads the per-syscall counters and turns them into deltas.
+//! - [`syscalls`] reads the per-cgroup syscall table (through mmap) and
+//!   turns it into deltas; it frees the slots of dead cgroups.
+//! - [`tcp`] reads the TCP flow table.
+//! - [`pids`] is the pid → cgroup map and its lookup handle.
 //! - [`poller`] is the pipeline source that polls them every interval.
+//! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
 pub mod config;
 pub mod loader;
+pub mod mmap;
+pub mod offsets;
+pub mod pids;
 pub mod poller;
 pub mod syscalls;
+pub mod tcp;
+
+use std::sync::OnceLock;
 
 pub use config::HotpathConfig;
-pub use loader::{Hotpath, HotpathError};
+pub use loader::{Hotpath, HotpathError, Probe};
+pub use pids::PidCgroups;
+
+static PID_CGROUPS: OnceLock<PidCgroups> = OnceLock::new();
+
+/// The running agent's pid → cgroup handle, once the hot path is loaded
+/// with its pid probe (for enrichment and other tasks).
+pub fn pid_cgroups() -> Option<PidCgroups> {
+    PID_CGROUPS.get().cloned()
+}
+
+/// The cgroup v2 id of `pid`: from the kernel's pid map when the hot path
+/// runs (it remembers exited processes for `hotpath.pid_grace`), else /proc.
+pub fn cgroup_of_pid(pid: u32) -> Option<u64> {
+    match PID_CGROUPS.get() {
+        Some(p) => p.cgroup_of_pid(pid),
+        None => pids::cgroup_of_pid_from_proc(pid),
+    }
+}

@@ -2,22 +2,51 @@
 //! every poll interval and sends the deltas into the pipeline as samples. On
 //! shutdown it polls once more (the last, partial interval), then drops the
 //! programs, which detaches them.
+//!
+//! Each poll sends up to three batches, the syscall batch last (the console
+//! prints an interval's summary when it arrives): `hotpath.self` (map-full
+//! and recursion-miss counters, map sizes, evictions), `hotpath.tcp`, and
+//! `hotpath.syscalls`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use hotpath_common::{Counter, SockInfo, TCP_SOCKS_MAP};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Hotpath, HotpathConfig, HotpathError,
-    syscalls::{SyscallCounts, SyscallReader},
+    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe,
+    mmap::MmapArray,
+    pids::live_cgroups,
+    syscalls::{SyscallTable, syscall_name},
+    tcp::TcpTable,
 };
 use crate::pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue};
 
 /// Source name of the syscall samples.
 pub const SYSCALLS_SOURCE: &str = "hotpath.syscalls";
-/// Metric of the per-syscall counts.
+/// Source name of the TCP samples.
+pub const TCP_SOURCE: &str = "hotpath.tcp";
+/// Source name of the hot path's own counters.
+pub const SELF_SOURCE: &str = "hotpath.self";
+/// Syscalls per cgroup and syscall.
 pub const SYSCALLS_METRIC: &str = "eunomia_syscalls_total";
+/// Failed syscalls per cgroup and syscall.
+pub const SYSCALL_ERRORS_METRIC: &str = "eunomia_syscall_errors_total";
+/// Kernel-side map-full conditions, by map.
+pub const MAP_FULL_METRIC: &str = "eunomia_hotpath_map_full_total";
+/// Runs the kernel skipped because the program was already running on the CPU.
+pub const RECURSION_MISSES_METRIC: &str = "eunomia_hotpath_recursion_misses_total";
+/// Entries in a kernel map (gauge).
+pub const MAP_ENTRIES_METRIC: &str = "eunomia_hotpath_map_entries";
+/// Entries removed by the supervisor (dead cgroups, idle flows, exited pids).
+pub const EVICTIONS_METRIC: &str = "eunomia_hotpath_evictions_total";
+/// TCP sessions that closed without having been seen opening.
+pub const TCP_UNTRACKED_METRIC: &str = "eunomia_tcp_untracked_sessions_total";
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
 /// `None` when every probe is turned off.
@@ -27,20 +56,231 @@ pub fn start(
     tx: PipelineTx,
     shutdown: CancellationToken,
 ) -> Result<Option<JoinHandle<()>>, HotpathError> {
-    if !config.syscalls {
+    if !config.any() {
         return Ok(None);
     }
-    let hotpath = Hotpath::load()?;
-    let first = SyscallReader::new(&hotpath)?.read()?;
-    tracing::info!(?interval, "hot path attached; polling");
+    let poller = Poller::new(Hotpath::load(config)?, config.pid_grace, interval)?;
+    if let Some(p) = &poller.pids {
+        let _ = super::PID_CGROUPS.set(p.clone());
+    }
+    let names: Vec<&str> = poller.hotpath.attached.iter().map(|(n, _)| *n).collect();
+    tracing::info!(?interval, programs = ?names, "hot path attached; polling");
     Ok(Some(tokio::spawn(poll_loop(
-        hotpath, first, interval, tx, shutdown,
+        poller, interval, tx, shutdown,
     ))))
 }
 
-async fn poll_loop(
+/// Everything one poll needs, and the previous values for the deltas.
+pub struct Poller {
     hotpath: Hotpath,
-    mut previous: SyscallCounts,
+    syscalls: Option<SyscallTable>,
+    tcp: Option<TcpTable>,
+    pids: Option<PidCgroups>,
+    counters: MmapArray<u64>,
+    prev_counters: Vec<u64>,
+    prev_misses: HashMap<&'static str, u64>,
+    pid_grace: Duration,
+    sweep_every: u64,
+    polls: u64,
+    pid_entries: Option<usize>,
+    tcp_socks: Option<usize>,
+    pids_evicted: u64,
+    prev_evicted: [u64; 3],
+}
+
+impl Poller {
+    /// Prepares the readers of a loaded hot path.
+    pub fn new(
+        hotpath: Hotpath,
+        pid_grace: Duration,
+        interval: Duration,
+    ) -> Result<Self, HotpathError> {
+        let syscalls = if hotpath.has(Probe::Syscalls) {
+            Some(SyscallTable::new(&hotpath)?)
+        } else {
+            None
+        };
+        let tcp = hotpath.has(Probe::Tcp).then(TcpTable::default);
+        let counters = hotpath.map_counters()?;
+        let prev_counters = vec![0; counters.len()];
+        // Sweep exited pids about twice per grace period.
+        let sweep_every = (pid_grace.as_secs_f64() / 2.0 / interval.as_secs_f64().max(0.1))
+            .ceil()
+            .max(1.0) as u64;
+        Ok(Self {
+            pids: hotpath.pid_cgroups(),
+            hotpath,
+            syscalls,
+            tcp,
+            counters,
+            prev_counters,
+            prev_misses: HashMap::new(),
+            pid_grace,
+            sweep_every,
+            polls: 0,
+            pid_entries: None,
+            tcp_socks: None,
+            pids_evicted: 0,
+            prev_evicted: [0; 3],
+        })
+    }
+
+    /// The loaded programs.
+    pub fn hotpath(&self) -> &Hotpath {
+        &self.hotpath
+    }
+
+    /// Reads every map once; returns the batches to send, syscalls last.
+    pub fn poll(&mut self, interval_s: f64) -> Vec<SampleBatch> {
+        self.polls += 1;
+        let mut batches = Vec::new();
+        let mut tcp_samples = Vec::new();
+        if let Some(tcp) = &mut self.tcp {
+            match tcp.poll(&mut self.hotpath) {
+                Ok(s) => tcp_samples = s,
+                Err(err) => tracing::warn!("polling the TCP flows: {err}"),
+            }
+        }
+        let mut sys_samples = Vec::new();
+        if let Some(table) = &mut self.syscalls {
+            let (deltas, idle) = table.poll();
+            for d in deltas {
+                let cgroup = d.cgroup_id.map_or("other".to_owned(), |c| c.to_string());
+                let labels = vec![
+                    ("cgroup.id", cgroup),
+                    ("syscall", syscall_name(d.nr).to_owned()),
+                ];
+                if d.calls > 0 {
+                    sys_samples.push(Sample {
+                        metric: SYSCALLS_METRIC,
+                        labels: labels.clone(),
+                        value: SampleValue::Delta(d.calls),
+                    });
+                }
+                if d.errors > 0 {
+                    sys_samples.push(Sample {
+                        metric: SYSCALL_ERRORS_METRIC,
+                        labels,
+                        value: SampleValue::Delta(d.errors),
+                    });
+                }
+            }
+            if !idle.is_empty() {
+                let live = live_cgroups();
+                for (slot, cgroup) in idle {
+                    if !live.contains(&cgroup)
+                        && let Err(err) = table.evict(&mut self.hotpath, slot, cgroup)
+                    {
+                        tracing::warn!("freeing the syscall slot of cgroup {cgroup}: {err}");
+                    }
+                }
+            }
+        }
+        if self.polls.is_multiple_of(self.sweep_every) {
+            self.sweep();
+        }
+        batches.push(SampleBatch {
+            source: SELF_SOURCE,
+            interval_s,
+            samples: self.self_samples(),
+        });
+        if self.tcp.is_some() {
+            batches.push(SampleBatch {
+                source: TCP_SOURCE,
+                interval_s,
+                samples: tcp_samples,
+            });
+        }
+        batches.push(SampleBatch {
+            source: SYSCALLS_SOURCE,
+            interval_s,
+            samples: sys_samples,
+        });
+        batches
+    }
+
+    /// Removes exited pids past their grace period; counts TCP sockets in flight.
+    fn sweep(&mut self) {
+        if let Some(p) = &self.pids {
+            let (left, removed) = p.sweep(self.pid_grace);
+            self.pid_entries = Some(left);
+            self.pids_evicted += removed as u64;
+        }
+        if self.tcp.is_some()
+            && let Some(map) = self.hotpath.ebpf().map(TCP_SOCKS_MAP)
+            && let Ok(socks) = BpfHashMap::<&MapData, u64, SockInfo>::try_from(map)
+        {
+            self.tcp_socks = Some(socks.keys().filter_map(Result::ok).count());
+        }
+    }
+
+    fn self_samples(&mut self) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for c in Counter::ALL {
+            let i = c as usize;
+            let now = self.counters.get(i);
+            let d = now.wrapping_sub(self.prev_counters[i]);
+            self.prev_counters[i] = now;
+            let (metric, labels) = match c {
+                Counter::TcpUntracked => (TCP_UNTRACKED_METRIC, vec![]),
+                _ => (MAP_FULL_METRIC, vec![("map", c.name().to_owned())]),
+            };
+            out.push(Sample {
+                metric,
+                labels,
+                value: SampleValue::Delta(d),
+            });
+        }
+        for (program, now) in self.hotpath.recursion_misses() {
+            let before = self.prev_misses.insert(program, now).unwrap_or(0);
+            out.push(Sample {
+                metric: RECURSION_MISSES_METRIC,
+                labels: vec![("program", program.to_owned())],
+                value: SampleValue::Delta(now.wrapping_sub(before)),
+            });
+        }
+        let mut gauge = |map: &str, n: usize| {
+            out.push(Sample {
+                metric: MAP_ENTRIES_METRIC,
+                labels: vec![("map", map.to_owned())],
+                value: SampleValue::Gauge(n as f64),
+            })
+        };
+        if let Some(t) = &self.syscalls {
+            gauge("cgroup_slots", t.used_slots());
+        }
+        if let Some(t) = &self.tcp {
+            gauge("tcp_flows", t.entries);
+        }
+        if let Some(n) = self.tcp_socks {
+            gauge("tcp_socks", n);
+        }
+        if let Some(n) = self.pid_entries {
+            gauge("pid_cgroups", n);
+        }
+        let evicted = [
+            (
+                "cgroup_slots",
+                self.syscalls.as_ref().map_or(0, |t| t.evicted),
+            ),
+            ("tcp_flows", self.tcp.as_ref().map_or(0, |t| t.evicted)),
+            ("pid_cgroups", self.pids_evicted),
+        ];
+        for (i, (map, now)) in evicted.into_iter().enumerate() {
+            let d = now - self.prev_evicted[i];
+            self.prev_evicted[i] = now;
+            out.push(Sample {
+                metric: EVICTIONS_METRIC,
+                labels: vec![("map", map.to_owned())],
+                value: SampleValue::Delta(d),
+            });
+        }
+        out
+    }
+}
+
+async fn poll_loop(
+    mut poller: Poller,
     interval: Duration,
     tx: PipelineTx,
     shutdown: CancellationToken,
@@ -53,37 +293,16 @@ async fn poll_loop(
             _ = ticker.tick() => false,
             _ = shutdown.cancelled() => true,
         };
-        match SyscallReader::new(&hotpath).and_then(|r| r.read()) {
-            Ok(now) => {
-                let delta = now.delta_since(&previous);
-                tx.send(Message::Samples(syscall_batch(&delta, since.elapsed())));
-                previous = now;
-            }
-            Err(err) => tracing::warn!("polling the syscall counters: {err}"),
-        }
+        let elapsed = since.elapsed().as_secs_f64();
         since = Instant::now();
+        let batches = poller.poll(elapsed);
+        for batch in batches {
+            tx.send(Message::Samples(batch));
+        }
         if last {
             break;
         }
     }
-    drop(hotpath);
+    drop(poller);
     tracing::info!("hot path detached");
-}
-
-/// One sample per syscall that happened in the interval.
-fn syscall_batch(delta: &SyscallCounts, elapsed: Duration) -> SampleBatch {
-    let samples = delta
-        .top(usize::MAX)
-        .into_iter()
-        .map(|(name, count)| Sample {
-            metric: SYSCALLS_METRIC,
-            labels: vec![("syscall", name.to_owned())],
-            value: SampleValue::Delta(count),
-        })
-        .collect();
-    SampleBatch {
-        source: SYSCALLS_SOURCE,
-        interval_s: elapsed.as_secs_f64(),
-        samples,
-    }
 }

@@ -7,8 +7,16 @@ use std::{collections::BTreeMap, io::Write};
 use serde::Serialize;
 
 use crate::{
-    hotpath::poller::{SYSCALLS_METRIC, SYSCALLS_SOURCE},
-    pipeline::{Message, SampleBatch, SampleValue},
+    hotpath::{
+        poller::{
+            MAP_FULL_METRIC, RECURSION_MISSES_METRIC, SELF_SOURCE, SYSCALL_ERRORS_METRIC,
+            SYSCALLS_METRIC, SYSCALLS_SOURCE, TCP_SOURCE,
+        },
+        tcp::{
+            BYTES_METRIC, CLOSED_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, RESETS_METRIC,
+        },
+    },
+    pipeline::{Message, Sample, SampleBatch, SampleValue},
 };
 
 /// Prints interval summaries to a writer (stdout in the agent).
@@ -18,6 +26,42 @@ pub struct Console<W: Write> {
     top: usize,
     /// Records received per tool since the last summary.
     records: BTreeMap<String, u64>,
+    /// Print every sample batch as a JSON line too.
+    samples: bool,
+    /// TCP figures received since the last summary.
+    tcp: Option<TcpSummary>,
+    /// Hot-path losses (map full, recursion misses) since the last summary.
+    hotpath_losses: u64,
+}
+
+/// TCP figures of one interval.
+#[derive(Debug, Default, Serialize)]
+pub struct TcpSummary {
+    /// Connections this host opened (connect).
+    pub active: u64,
+    /// Connections this host accepted.
+    pub passive: u64,
+    /// Connect attempts that failed.
+    pub failed: u64,
+    /// Resets sent or received.
+    pub resets: u64,
+    /// Sessions closed.
+    pub closed: u64,
+    /// Bytes sent by closed sessions.
+    pub tx_bytes: u64,
+    /// Bytes received by closed sessions.
+    pub rx_bytes: u64,
+}
+
+/// One cgroup's syscalls in an interval.
+#[derive(Debug, Serialize)]
+pub struct CgroupEntry {
+    /// cgroup v2 id (or `other`).
+    pub cgroup_id: String,
+    /// Syscalls.
+    pub syscalls: u64,
+    /// Syscalls that failed.
+    pub errors: u64,
 }
 
 /// One interval's summary, as printed with `--json`.
@@ -31,9 +75,24 @@ pub struct IntervalSummary {
     pub syscalls_per_s: f64,
     /// The most frequent syscalls.
     pub top: Vec<TopEntry>,
+    /// Syscalls that returned an error.
+    pub syscall_errors_total: u64,
+    /// The cgroups that made the most syscalls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupEntry>,
+    /// TCP sessions (when the TCP probe runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpSummary>,
+    /// Counts the hot path lost or diverted (map full, recursion misses).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hotpath_losses: u64,
     /// Records received per supervised tool in the interval.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tools: BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One syscall and its count.
@@ -53,7 +112,16 @@ impl<W: Write> Console<W> {
             json,
             top,
             records: BTreeMap::new(),
+            samples: false,
+            tcp: None,
+            hotpath_losses: 0,
         }
+    }
+
+    /// Also print every sample batch as one JSON line (`--samples`).
+    pub fn with_samples(mut self, samples: bool) -> Self {
+        self.samples = samples;
+        self
     }
 
     /// Takes one pipeline message; prints when it completes an interval.
@@ -63,26 +131,83 @@ impl<W: Write> Console<W> {
                 *self.records.entry(r.tool.to_string()).or_default() += 1;
                 Ok(())
             }
-            Message::Samples(batch) if batch.source == SYSCALLS_SOURCE => {
-                let summary = self.summarize(batch);
-                self.print(&summary)
+            Message::Samples(batch) => {
+                if self.samples {
+                    serde_json::to_writer(&mut self.out, &batch_json(batch))?;
+                    writeln!(self.out)?;
+                }
+                match batch.source {
+                    SYSCALLS_SOURCE => {
+                        let summary = self.summarize(batch);
+                        self.print(&summary)
+                    }
+                    TCP_SOURCE => {
+                        self.add_tcp(&batch.samples);
+                        Ok(())
+                    }
+                    SELF_SOURCE => {
+                        self.hotpath_losses += batch
+                            .samples
+                            .iter()
+                            .filter(|s| {
+                                s.metric == MAP_FULL_METRIC || s.metric == RECURSION_MISSES_METRIC
+                            })
+                            .map(delta_of)
+                            .sum::<u64>();
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
             }
-            Message::Samples(_) => Ok(()),
+        }
+    }
+
+    fn add_tcp(&mut self, samples: &[Sample]) {
+        let t = self.tcp.get_or_insert_with(TcpSummary::default);
+        for s in samples {
+            let n = delta_of(s);
+            match (s.metric, s.label("direction")) {
+                (CONNECTIONS_METRIC, Some("active")) => t.active += n,
+                (CONNECTIONS_METRIC, Some("passive")) => t.passive += n,
+                (CONNECT_FAILURES_METRIC, _) => t.failed += n,
+                (RESETS_METRIC, _) => t.resets += n,
+                (CLOSED_METRIC, _) => t.closed += n,
+                (BYTES_METRIC, Some("tx")) => t.tx_bytes += n,
+                (BYTES_METRIC, Some("rx")) => t.rx_bytes += n,
+                _ => {}
+            }
         }
     }
 
     fn summarize(&mut self, batch: &SampleBatch) -> IntervalSummary {
-        let mut counts: Vec<(&str, u64)> = batch
-            .samples
-            .iter()
-            .filter(|s| s.metric == SYSCALLS_METRIC)
-            .filter_map(|s| match s.value {
-                SampleValue::Delta(n) => Some((s.label("syscall").unwrap_or("unknown"), n)),
-                _ => None,
-            })
-            .collect();
+        let mut by_syscall: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_cgroup: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut errors_total = 0;
+        for s in &batch.samples {
+            let n = delta_of(s);
+            match s.metric {
+                SYSCALLS_METRIC => {
+                    *by_syscall
+                        .entry(s.label("syscall").unwrap_or("unknown"))
+                        .or_default() += n;
+                    if let Some(c) = s.label("cgroup.id") {
+                        by_cgroup.entry(c).or_default().0 += n;
+                    }
+                }
+                SYSCALL_ERRORS_METRIC => {
+                    errors_total += n;
+                    if let Some(c) = s.label("cgroup.id") {
+                        by_cgroup.entry(c).or_default().1 += n;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut counts: Vec<(&str, u64)> = by_syscall.into_iter().collect();
         let total = counts.iter().map(|(_, n)| n).sum();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut cgroups: Vec<(&str, (u64, u64))> = by_cgroup.into_iter().collect();
+        cgroups.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
         let secs = batch.interval_s.max(1e-3);
         IntervalSummary {
             interval_s: secs,
@@ -96,6 +221,18 @@ impl<W: Write> Console<W> {
                     count,
                 })
                 .collect(),
+            syscall_errors_total: errors_total,
+            cgroups: cgroups
+                .into_iter()
+                .take(self.top)
+                .map(|(id, (syscalls, errors))| CgroupEntry {
+                    cgroup_id: id.to_owned(),
+                    syscalls,
+                    errors,
+                })
+                .collect(),
+            tcp: self.tcp.take(),
+            hotpath_losses: std::mem::take(&mut self.hotpath_losses),
             tools: std::mem::take(&mut self.records),
         }
     }
@@ -118,11 +255,67 @@ impl<W: Write> Console<W> {
             s.syscalls_per_s,
             top.join(", ")
         )?;
+        if !s.cgroups.is_empty() {
+            let cg: Vec<String> = s
+                .cgroups
+                .iter()
+                .map(|c| format!("{} {} ({} err)", c.cgroup_id, c.syscalls, c.errors))
+                .collect();
+            write!(self.out, " | cgroups: {}", cg.join(", "))?;
+        }
+        if let Some(t) = &s.tcp {
+            write!(
+                self.out,
+                " | tcp: {} connect, {} accept, {} failed, {} resets, {} closed, tx {} B, rx {} B",
+                t.active, t.passive, t.failed, t.resets, t.closed, t.tx_bytes, t.rx_bytes
+            )?;
+        }
+        if s.hotpath_losses > 0 {
+            write!(self.out, " | hot-path losses: {}", s.hotpath_losses)?;
+        }
         for (tool, n) in &s.tools {
             write!(self.out, " | {tool}: {n} records")?;
         }
         writeln!(self.out)
     }
+}
+
+/// A counter sample's increase (0 for other kinds).
+fn delta_of(s: &Sample) -> u64 {
+    match s.value {
+        SampleValue::Delta(n) => n,
+        _ => 0,
+    }
+}
+
+/// A sample batch as one JSON object (`--samples`).
+pub fn batch_json(batch: &SampleBatch) -> serde_json::Value {
+    let samples: Vec<serde_json::Value> = batch
+        .samples
+        .iter()
+        .map(|s| {
+            let labels: serde_json::Map<String, serde_json::Value> = s
+                .labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.as_str())))
+                .collect();
+            let mut o = serde_json::json!({ "metric": s.metric, "labels": labels });
+            match &s.value {
+                SampleValue::Delta(n) => o["delta"] = (*n).into(),
+                SampleValue::DeltaF64(d) => o["delta"] = (*d).into(),
+                SampleValue::Gauge(g) => o["gauge"] = (*g).into(),
+                SampleValue::Log2Histogram { unit, counts } => {
+                    o["histogram"] = serde_json::json!({ "unit": unit, "log2_counts": counts })
+                }
+            }
+            o
+        })
+        .collect();
+    serde_json::json!({
+        "source": batch.source,
+        "interval_s": batch.interval_s,
+        "samples": samples,
+    })
 }
 
 #[cfg(test)]

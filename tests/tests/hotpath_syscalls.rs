@@ -1,0 +1,99 @@
+//! The syscall probe per cgroup: a workload in a cgroup the test creates is
+//! counted under that cgroup's id, with its errors, and the samples say so.
+
+mod hotpath_support;
+
+use std::time::Duration;
+
+use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run};
+use hotpath_support::{TestCgroup, samples, sum};
+
+const ATTACHED: &str = "hot path attached";
+
+#[test]
+fn counts_syscalls_and_errors_per_cgroup() {
+    if !kernel_tests_can_run("counts_syscalls_and_errors_per_cgroup") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let cgroup = TestCgroup::create("syscalls");
+    let id = cgroup.id.to_string();
+    const CALLS: u64 = 200_000;
+    const FAILS: u64 = 3;
+
+    let mut agent = Agent::start(&[
+        "run",
+        "--interval",
+        "1s",
+        "--for",
+        "5s",
+        "--json",
+        "--samples",
+    ]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let out = cgroup
+        .command(env!("CARGO_BIN_EXE_syscall-loop"), &[&CALLS.to_string()])
+        .output()
+        .expect("run syscall-loop");
+    assert!(out.status.success(), "{out:?}");
+    for _ in 0..FAILS {
+        // execs cat, whose openat of a missing file fails with ENOENT
+        let st = cgroup
+            .command("cat", &["/nonexistent/eunomia-test"])
+            .output()
+            .expect("run cat");
+        assert!(!st.status.success());
+    }
+    let (code, lines) = agent.finish(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    let s = samples(&lines);
+    assert!(!s.is_empty(), "no --samples output: {lines:?}");
+
+    let getppid = sum(
+        &s,
+        "eunomia_syscalls_total",
+        &[("cgroup.id", &id), ("syscall", "getppid")],
+    );
+    assert!(
+        (CALLS..CALLS + 100).contains(&getppid),
+        "cgroup {id}: counted {getppid} getppid, made {CALLS}"
+    );
+    let openat_errors = sum(
+        &s,
+        "eunomia_syscall_errors_total",
+        &[("cgroup.id", &id), ("syscall", "openat")],
+    );
+    assert!(
+        openat_errors >= FAILS,
+        "cgroup {id}: {openat_errors} failed openat, expected >= {FAILS}"
+    );
+    // the syscalls of the test's own cgroup are not attributed to the new one
+    let elsewhere = s
+        .iter()
+        .filter(|x| x["metric"] == "eunomia_syscalls_total" && x["labels"]["syscall"] == "getppid")
+        .filter(|x| x["labels"]["cgroup.id"] != id.as_str())
+        .map(|x| x["delta"].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert!(
+        elsewhere < CALLS / 100,
+        "{elsewhere} getppid counted elsewhere"
+    );
+
+    // the summary still aggregates per syscall, and lists the cgroup
+    let summaries: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("top").is_some())
+        .collect();
+    assert!(!summaries.is_empty());
+    assert!(
+        summaries
+            .iter()
+            .flat_map(|v| v["cgroups"].as_array().cloned().unwrap_or_default())
+            .any(|c| c["cgroup_id"] == id.as_str()),
+        "cgroup {id} missing from the summaries"
+    );
+    // nothing was lost
+    let lost = sum(&s, "eunomia_hotpath_map_full_total", &[]);
+    assert_eq!(lost, 0, "map-full counted");
+}
