@@ -136,7 +136,7 @@ fn start_enricher(
 ) -> anyhow::Result<Enricher> {
     let mut resolver = Resolver::new(config);
     // Exited processes resolve through the hot path's pid -> cgroup map.
-    if let Some(pids) = hotpath::PID_CGROUPS.get().cloned() {
+    if let Some(pids) = hotpath::pid_cgroups() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
     }
     let pods = kubelet::SharedKubeletPods::default();
