@@ -122,24 +122,18 @@ pub const OFFSET_UNKNOWN: u32 = u32::MAX;
 pub enum Offset {
     /// `sched_process_fork`: `child_pid`.
     ForkChildPid = 0,
-    /// `inet_sock_set_state`: `skaddr`.
-    StateSkaddr = 1,
-    /// `inet_sock_set_state`: `oldstate`.
-    StateOld = 2,
-    /// `inet_sock_set_state`: `newstate`.
-    StateNew = 3,
-    /// `inet_sock_set_state`: `sport`.
-    StateSport = 4,
-    /// `inet_sock_set_state`: `dport`.
-    StateDport = 5,
-    /// `inet_sock_set_state`: `family`.
-    StateFamily = 6,
-    /// `inet_sock_set_state`: `protocol`.
-    StateProtocol = 7,
-    /// `inet_sock_set_state`: `daddr` (4 bytes).
-    StateDaddr = 8,
-    /// `inet_sock_set_state`: `daddr_v6` (16 bytes).
-    StateDaddrV6 = 9,
+    /// BTF: `struct sock`, `__sk_common.skc_family`.
+    SockFamily = 1,
+    /// BTF: `struct sock`, `__sk_common.skc_dport` (network order).
+    SockDport = 2,
+    /// BTF: `struct sock`, `__sk_common.skc_num` (local port, host order).
+    SockNum = 3,
+    /// BTF: `struct sock`, `__sk_common.skc_daddr`.
+    SockDaddr = 4,
+    /// BTF: `struct sock`, `__sk_common.skc_v6_daddr`.
+    SockDaddrV6 = 5,
+    /// BTF: `struct sock`, `sk_protocol`.
+    SockProtocol = 6,
     /// `tcp_receive_reset`: `skaddr`.
     RecvResetSkaddr = 10,
     /// `tcp_send_reset`: `skaddr`.
@@ -249,7 +243,8 @@ pub struct SockInfo {
     pub established_ns: u64,
 }
 
-/// The `sock:inet_sock_set_state` program.
+/// The `inet_sock_set_state` program (tp_btf: typed `struct sock *`, no
+/// trace record to fill, state filter before any read).
 pub const TCP_STATE_PROG: &str = "tcp_set_state";
 /// The `tcp:tcp_receive_reset` program.
 pub const TCP_RECV_RESET_PROG: &str = "tcp_recv_reset";

@@ -310,37 +310,51 @@ fn log2_bucket(v: u64) -> usize {
     }
 }
 
-/// `sock:inet_sock_set_state`.
-#[tracepoint(category = "sock", name = "inet_sock_set_state")]
-pub fn tcp_set_state(ctx: TracePointContext) -> i32 {
-    let _ = try_tcp_set_state(&ctx);
+/// `inet_sock_set_state` (BTF): args are `(const struct sock *sk, int
+/// oldstate, int newstate)`. Most transitions (FIN_WAIT*, CLOSE_WAIT, ...)
+/// are filtered out before any memory read.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn tcp_set_state(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let old: i32 = ctx.arg(1);
+    let new: i32 = ctx.arg(2);
+    let _ = on_tcp_state(sk, old, new);
     0
 }
 
-fn try_tcp_set_state(ctx: &TracePointContext) -> Option<()> {
-    if field::<u16>(ctx, Offset::StateProtocol)? != IPPROTO_TCP {
-        return None;
-    }
-    let sk: u64 = field(ctx, Offset::StateSkaddr)?;
-    let old: i32 = field(ctx, Offset::StateOld)?;
-    let new: i32 = field(ctx, Offset::StateNew)?;
+/// Reads a field of `sk` at the BTF offset `which`.
+#[inline(always)]
+fn sk_field<T>(sk: u64, which: Offset) -> Option<T> {
+    kread(sk, offset(which)?)
+}
+
+#[inline(always)]
+fn is_tcp(sk: u64) -> bool {
+    sk_field::<u16>(sk, Offset::SockProtocol) == Some(IPPROTO_TCP)
+}
+
+fn on_tcp_state(sk: u64, old: i32, new: i32) -> Option<()> {
     match (old, new) {
         (TCP_CLOSE, TCP_SYN_SENT) => {
             // connect(), in the connecting task's context.
-            let family: u16 = field(ctx, Offset::StateFamily)?;
+            if !is_tcp(sk) {
+                return None;
+            }
+            let family: u16 = sk_field(sk, Offset::SockFamily)?;
+            let dport: u16 = sk_field(sk, Offset::SockDport)?;
             let mut key = FlowKey {
                 // SAFETY: helper without preconditions.
                 cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-                dport: field(ctx, Offset::StateDport)?,
+                dport: u16::from_be(dport),
                 direction: DIR_ACTIVE,
                 family: family as u8,
                 ..FlowKey::default()
             };
             if family == AF_INET {
-                let a: [u8; 4] = field(ctx, Offset::StateDaddr)?;
+                let a: [u8; 4] = sk_field(sk, Offset::SockDaddr)?;
                 key.daddr[..4].copy_from_slice(&a);
             } else {
-                key.daddr = field(ctx, Offset::StateDaddrV6)?;
+                key.daddr = sk_field(sk, Offset::SockDaddrV6)?;
             }
             let info = SockInfo {
                 key,
@@ -369,10 +383,13 @@ fn try_tcp_set_state(ctx: &TracePointContext) -> Option<()> {
         (TCP_SYN_RECV, TCP_ESTABLISHED) => {
             // A passive open, usually in softirq context: the owner is the
             // cgroup recorded in the socket (inherited from the listener).
-            let family: u16 = field(ctx, Offset::StateFamily)?;
+            if !is_tcp(sk) {
+                return None;
+            }
+            let family: u16 = sk_field(sk, Offset::SockFamily)?;
             let key = FlowKey {
                 cgroup_id: sock_cgroup(sk),
-                lport: field(ctx, Offset::StateSport)?,
+                lport: sk_field(sk, Offset::SockNum)?,
                 direction: DIR_PASSIVE,
                 family: family as u8,
                 ..FlowKey::default()

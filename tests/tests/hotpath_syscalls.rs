@@ -67,18 +67,6 @@ fn counts_syscalls_and_errors_per_cgroup() {
         openat_errors >= FAILS,
         "cgroup {id}: {openat_errors} failed openat, expected >= {FAILS}"
     );
-    // the syscalls of the test's own cgroup are not attributed to the new one
-    let elsewhere = s
-        .iter()
-        .filter(|x| x["metric"] == "eunomia_syscalls_total" && x["labels"]["syscall"] == "getppid")
-        .filter(|x| x["labels"]["cgroup.id"] != id.as_str())
-        .map(|x| x["delta"].as_u64().unwrap_or(0))
-        .sum::<u64>();
-    assert!(
-        elsewhere < CALLS / 100,
-        "{elsewhere} getppid counted elsewhere"
-    );
-
     // the summary still aggregates per syscall, and lists the cgroup
     let summaries: Vec<serde_json::Value> = lines
         .iter()

@@ -91,7 +91,7 @@ const PROGRAMS: [(&str, Probe, Hook); 7] = [
     (
         TCP_STATE_PROG,
         Probe::Tcp,
-        Hook::Tp("sock", "inet_sock_set_state"),
+        Hook::BtfTp("inet_sock_set_state"),
     ),
     (
         TCP_RECV_RESET_PROG,

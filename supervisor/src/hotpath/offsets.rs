@@ -49,20 +49,10 @@ pub fn compute() -> Vec<u32> {
             tracing::debug!(?which, "offset not found");
         }
     };
-    let state = |f| tracepoint_field("sock", "inet_sock_set_state", f);
     set(
         Offset::ForkChildPid,
         tracepoint_field("sched", "sched_process_fork", "child_pid"),
     );
-    set(Offset::StateSkaddr, state("skaddr"));
-    set(Offset::StateOld, state("oldstate"));
-    set(Offset::StateNew, state("newstate"));
-    set(Offset::StateSport, state("sport"));
-    set(Offset::StateDport, state("dport"));
-    set(Offset::StateFamily, state("family"));
-    set(Offset::StateProtocol, state("protocol"));
-    set(Offset::StateDaddr, state("daddr"));
-    set(Offset::StateDaddrV6, state("daddr_v6"));
     set(
         Offset::RecvResetSkaddr,
         tracepoint_field("tcp", "tcp_receive_reset", "skaddr"),
@@ -89,6 +79,16 @@ pub fn compute() -> Vec<u32> {
                 btf.member_offset("sock", &["sk_cgrp_data", "cgroup"]),
             );
             set(Offset::CgroupKn, btf.member_offset("cgroup", &["kn"]));
+            let common = |m| btf.member_offset("sock", &["__sk_common", m]);
+            set(Offset::SockFamily, common("skc_family"));
+            set(Offset::SockDport, common("skc_dport"));
+            set(Offset::SockNum, common("skc_num"));
+            set(Offset::SockDaddr, common("skc_daddr"));
+            set(Offset::SockDaddrV6, common("skc_v6_daddr"));
+            set(
+                Offset::SockProtocol,
+                btf.member_offset("sock", &["sk_protocol"]),
+            );
             set(Offset::KernfsId, btf.member_offset("kernfs_node", &["id"]));
         }
         None => tracing::warn!(
@@ -276,6 +276,16 @@ mod tests {
                 .is_some()
         );
         assert!(btf.member_offset("kernfs_node", &["id"]).is_some());
+        // inside anonymous unions of sock_common
+        assert_eq!(
+            btf.member_offset("sock", &["__sk_common", "skc_daddr"]),
+            Some(0)
+        );
+        assert!(
+            btf.member_offset("sock", &["__sk_common", "skc_dport"])
+                .is_some()
+        );
+        assert!(btf.member_offset("sock", &["sk_protocol"]).is_some());
         assert!(btf.member_offset("tcp_sock", &["no_such_member"]).is_none());
     }
 }
