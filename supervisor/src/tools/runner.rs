@@ -113,6 +113,9 @@ pub struct ToolStats {
     pub starts: AtomicU64,
     /// Times the tool was restarted after an unexpected exit.
     pub restarts: AtomicU64,
+    /// Events the tool itself reported lost (`Lost N events` on stderr:
+    /// its perf buffer overflowed before it could read them).
+    pub lost_events: AtomicU64,
     state: Mutex<ToolState>,
 }
 
@@ -127,7 +130,71 @@ impl ToolStats {
             dropped: AtomicU64::new(0),
             starts: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            lost_events: AtomicU64::new(0),
             state: Mutex::new(ToolState::Starting),
+        }
+    }
+
+    /// The counters of tool `name`: one set per name for the agent's life,
+    /// so a tool stopped and started again keeps counting (monotonic
+    /// counters) and is exported once as self-metrics.
+    pub fn for_tool(name: &Arc<str>) -> Arc<ToolStats> {
+        static ALL: Mutex<Vec<Arc<ToolStats>>> = Mutex::new(Vec::new());
+        let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = all.iter().find(|s| s.tool == *name) {
+            return s.clone();
+        }
+        let stats = Arc::new(ToolStats::new(name.clone()));
+        stats.register(crate::selfmetrics::global());
+        all.push(stats.clone());
+        stats
+    }
+
+    /// Exports the counters as `eunomia_tool_*_total{tool}` self-metrics.
+    fn register(self: &Arc<Self>, registry: &crate::selfmetrics::Registry) {
+        type Field = fn(&ToolStats) -> &AtomicU64;
+        const COUNTERS: [(&str, &str, Field); 7] = [
+            (
+                "eunomia_tool_lines_total",
+                "Lines read from a tool's stdout.",
+                |s| &s.lines,
+            ),
+            (
+                "eunomia_tool_records_total",
+                "Records parsed from a tool's output.",
+                |s| &s.records,
+            ),
+            (
+                "eunomia_tool_parse_errors_total",
+                "Output lines that did not parse (skipped).",
+                |s| &s.parse_errors,
+            ),
+            (
+                "eunomia_tool_dropped_total",
+                "Records dropped because the pipeline was full.",
+                |s| &s.dropped,
+            ),
+            (
+                "eunomia_tool_lost_events_total",
+                "Events a tool reported lost (its perf buffer overflowed).",
+                |s| &s.lost_events,
+            ),
+            (
+                "eunomia_tool_starts_total",
+                "Times a tool was started.",
+                |s| &s.starts,
+            ),
+            (
+                "eunomia_tool_restarts_total",
+                "Times a tool was restarted after it exited unexpectedly.",
+                |s| &s.restarts,
+            ),
+        ];
+        for (name, help, field) in COUNTERS {
+            let me = self.clone();
+            registry.observe_counter(name, help, &[("tool", &self.tool)], move || {
+                field(&me).load(Ordering::Relaxed)
+            });
         }
     }
 
@@ -151,6 +218,16 @@ pub struct ToolHandle {
     pub task: JoinHandle<()>,
 }
 
+/// The count of a libbpf-tools `Lost N events on CPU #C!` stderr line.
+fn lost_events(line: &str) -> Option<u64> {
+    line.trim_start()
+        .strip_prefix("Lost ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Starts supervising `spec` (binary at `binary`): records go to `tx` until
 /// `stop` is cancelled.
 pub fn spawn(
@@ -160,7 +237,7 @@ pub fn spawn(
     tx: PipelineTx,
     stop: CancellationToken,
 ) -> ToolHandle {
-    let stats = Arc::new(ToolStats::new(spec.name.clone()));
+    let stats = ToolStats::for_tool(&spec.name);
     let task = tokio::spawn(supervise(spec, binary, opts, tx, stop, stats.clone()));
     ToolHandle { stats, task }
 }
@@ -278,7 +355,7 @@ async fn run_once(
     argv: &[String],
     tx: &PipelineTx,
     stop: &CancellationToken,
-    stats: &ToolStats,
+    stats: &Arc<ToolStats>,
 ) -> Outcome {
     if stop.is_cancelled() {
         return Outcome::Stopped;
@@ -326,10 +403,15 @@ async fn run_once(
     let stderr_task = child.stderr.take().map(|err| {
         let tail = tail.clone();
         let tool = spec.name.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(err).lines();
             let mut n = 0u32;
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(lost) = lost_events(&line) {
+                    stats.lost_events.fetch_add(lost, Ordering::Relaxed);
+                    continue;
+                }
                 n = n.saturating_add(1);
                 // Enough to see why a tool fails, without flooding the log
                 // when a tool warns on every event.
@@ -647,6 +729,30 @@ impl<'a> Output<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_event_lines_are_counted() {
+        assert_eq!(lost_events("Lost 17 events on CPU #1!"), Some(17));
+        assert_eq!(lost_events("  Lost 3 events"), Some(3));
+        assert_eq!(lost_events("Lost track of time"), None);
+        assert_eq!(lost_events("failed to attach"), None);
+    }
+
+    #[test]
+    fn stats_are_one_set_per_tool_and_exported() {
+        let name: Arc<str> = Arc::from("stats-test-tool");
+        let a = ToolStats::for_tool(&name);
+        a.records.fetch_add(5, Ordering::Relaxed);
+        let b = ToolStats::for_tool(&name);
+        assert!(Arc::ptr_eq(&a, &b));
+        let exported = crate::selfmetrics::global()
+            .read()
+            .into_iter()
+            .filter(|p| p.name == "eunomia_tool_records_total")
+            .filter(|p| p.labels.iter().any(|(_, v)| v == "stats-test-tool"))
+            .count();
+        assert_eq!(exported, 1);
+    }
 
     fn opts() -> RunnerOptions {
         RunnerOptions {
