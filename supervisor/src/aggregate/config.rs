@@ -32,7 +32,7 @@ impl MetricKind {
 }
 
 /// `[aggregate]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregateConfig {
     /// Series kept per metric; beyond it, new label sets fold into one

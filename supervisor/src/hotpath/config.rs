@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 /// Which hot-path probes to load.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HotpathConfig {
     /// Count syscalls and their errors per cgroup (tp_btf `sys_exit`).

@@ -23,7 +23,7 @@ use super::{
 };
 
 /// `[rules]` of the agent's configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// Evaluate rules at all.

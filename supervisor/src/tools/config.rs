@@ -8,8 +8,20 @@ use serde::Deserialize;
 /// Where users drop their own manifest files by default.
 pub const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
 
+/// The tools `eunomia run` supervises out of the box: low-frequency tracers
+/// that feed the default security rules (process execs and exits, listening
+/// sockets, signals, mounts). opensnoop, which the file rules need, reports
+/// every open(2) and is left for the user to enable where that is affordable.
+pub const DEFAULT_TOOLS: &[&str] = &[
+    "execsnoop",
+    "exitsnoop",
+    "tcpstates",
+    "killsnoop",
+    "mountsnoop",
+];
+
 /// Which external tools the agent supervises, and how.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolsConfig {
     /// Manifest names of the tools started with `eunomia run`.
@@ -43,7 +55,7 @@ pub struct ToolsConfig {
 impl Default for ToolsConfig {
     fn default() -> Self {
         Self {
-            enabled: Vec::new(),
+            enabled: DEFAULT_TOOLS.iter().map(|t| (*t).to_owned()).collect(),
             manifest: None,
             manifest_dirs: vec![PathBuf::from(DEFAULT_MANIFEST_DIR)],
             search_dirs: Vec::new(),
