@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Workload overhead: nginx serving a small static file on loopback, loaded by
+# wrk, (a) with nothing else running, (b) with `eunomia run` in its default
+# configuration, (c) with the hot path alone. Alternating runs, REPS
+# repetitions, medians. Prints one JSON object on stdout.
+#
+# Env: REPS (default 3), DURATION seconds per run (default 10), EUNOMIA
+# (binary, default target/release/eunomia), DEFAULT_CONFIG (config file for
+# mode b, default deploy/eunomia.toml), HOTPATH_CONFIG (mode c).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
+
+REPS=${REPS:-3}
+DURATION=${DURATION:-10}
+EUNOMIA=${EUNOMIA:-target/release/eunomia}
+DEFAULT_CONFIG=${DEFAULT_CONFIG:-deploy/eunomia.toml}
+HOTPATH_CONFIG=${HOTPATH_CONFIG:-scripts/bench/hotpath-only.toml}
+PORT=18080
+WORK=$(mktemp -d /tmp/eunomia-bench.XXXXXX)
+
+bench_ensure_packages nginx-light wrk
+
+start_nginx() {
+  mkdir -p "$WORK/www" "$WORK/nginx"
+  head -c 1024 /dev/urandom | base64 > "$WORK/www/index.html"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $WORK/www;
+  }
+}
+CONF
+  nginx -c "$WORK/nginx/nginx.conf"
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/index.html" >/dev/null 2>&1 && return; sleep 0.1; done
+}
+
+stop_all() {
+  [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+  [ -n "${AGENT:-}" ] && kill -INT "$AGENT" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap stop_all EXIT
+
+# Starts eunomia with CONFIG in a fresh cgroup; sets AGENT and CG.
+start_agent() {
+  CG=$(bench_cgroup agent)
+  ( echo $BASHPID > "$CG/cgroup.procs"; exec "$EUNOMIA" run --config "$1" >/dev/null 2>"$WORK/agent.log" ) &
+  AGENT=$!
+  sleep 2 # probes attached, tools started
+  kill -0 "$AGENT" 2>/dev/null || { cat "$WORK/agent.log" >&2; exit 1; }
+}
+
+stop_agent() {
+  kill -INT "$AGENT"; wait "$AGENT" || true; AGENT=""
+  bench_cgroup_remove "$CG"
+}
+
+# One wrk run; prints "rps p99_ms".
+load() {
+  wrk -t1 -c32 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/index.html" | awk '
+    /Requests\/sec:/ { rps = $2 }
+    /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } p99 = v }
+    END { print rps, p99 }'
+}
+
+# One measured run of MODE (none, default, hotpath); prints
+# "rps p99_ms eunomia_cpu_s machine_busy_s". eunomia's own CPU (its cgroup,
+# tools included) misses the cost of its BPF programs, which run in the
+# context of the traced processes; the machine's busy time catches both.
+run_mode() {
+  local cpu0=0 cpu1=0 busy0 busy1 result
+  case $1 in
+    default|hotpath)
+      start_agent "$([ "$1" = default ] && echo "$DEFAULT_CONFIG" || echo "$HOTPATH_CONFIG")"
+      cpu0=$(bench_cgroup_cpu_us "$CG") ;;
+  esac
+  busy0=$(bench_machine_busy_s)
+  result=$(load)
+  busy1=$(bench_machine_busy_s)
+  if [ "$1" != none ]; then cpu1=$(bench_cgroup_cpu_us "$CG"); stop_agent; fi
+  echo "$result $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') \
+$(awk -v a="$busy0" -v b="$busy1" 'BEGIN { printf "%.2f", b - a }')"
+}
+
+start_nginx
+declare -A RPS P99 CPU BUSY
+for rep in $(seq "$REPS"); do
+  # Alternate the order so drift in the machine does not favour one mode.
+  if [ $((rep % 2)) -eq 1 ]; then order="none hotpath default"; else order="default hotpath none"; fi
+  for mode in $order; do
+    read -r rps p99 cpu busy < <(run_mode "$mode")
+    echo "bench: rep $rep $mode: $rps req/s, p99 $p99 ms, eunomia cpu ${cpu}s, machine busy ${busy}s" >&2
+    RPS[$mode]+="$rps "; P99[$mode]+="$p99 "; CPU[$mode]+="$cpu "
+    BUSY[$mode]+="$(awk -v b="$busy" -v r="$rps" -v d="$DURATION" 'BEGIN { printf "%.4f", b / (r * d / 1e6) }') "
+  done
+done
+
+json_mode() {
+  local m=$1 rps p99 cpu cpu_per_m busy_per_m
+  rps=$(bench_median ${RPS[$m]}); p99=$(bench_median ${P99[$m]}); cpu=$(bench_median ${CPU[$m]})
+  cpu_per_m=$(awk -v c="$cpu" -v r="$rps" -v d="$DURATION" 'BEGIN { printf "%.4f", c / (r * d / 1e6) }')
+  busy_per_m=$(bench_median ${BUSY[$m]})
+  printf '"%s": {"rps": %s, "p99_ms": %s, "eunomia_cpu_s": %s, "eunomia_cpu_s_per_million_requests": %s, "machine_cpu_s_per_million_requests": %s}' \
+    "$m" "$rps" "$p99" "$cpu" "$cpu_per_m" "$busy_per_m"
+}
+base=$(bench_median ${RPS[none]})
+def=$(bench_median ${RPS[default]})
+hot=$(bench_median ${RPS[hotpath]})
+printf '{"reps": %s, "duration_s": %s, %s, %s, %s, "rps_ratio_default": %s, "rps_ratio_hotpath": %s}\n' \
+  "$REPS" "$DURATION" "$(json_mode none)" "$(json_mode default)" "$(json_mode hotpath)" \
+  "$(awk -v a="$def" -v b="$base" 'BEGIN { printf "%.4f", a / b }')" \
+  "$(awk -v a="$hot" -v b="$base" 'BEGIN { printf "%.4f", a / b }')"
