@@ -35,14 +35,23 @@ fn can_run(test: &str, tool: &str) -> bool {
     true
 }
 
-/// Starts `eunomia tools start TOOL ARGS...` and waits until the tool's
-/// programs are attached (its first output line).
+/// Starts `eunomia tools start TOOL ARGS...` and waits until the tool can
+/// report events: its first output line (the header, printed once its
+/// programs are attached) and then [`settle`].
 fn start(tool: &str, args: &[&str]) -> Agent {
     let mut argv = vec!["tools", "start", tool, "--json"];
     argv.extend_from_slice(args);
     let mut agent = Agent::start(&argv);
     agent.wait_for_stderr("first output", Duration::from_secs(20));
+    settle();
     agent
+}
+
+/// libbpf-tools print their header after attaching but before they open
+/// their perf buffer; an event in between has nowhere to go and is lost
+/// (on a busy machine that window lasts a while). Waits it out.
+fn settle() {
+    std::thread::sleep(Duration::from_secs(1));
 }
 
 fn run_true(n: usize) -> Vec<u32> {
@@ -214,13 +223,14 @@ fn a_sigkilled_tool_is_restarted_and_events_resume() {
         return;
     }
     let _serial = kernel_lock();
-    let mut agent = start("execsnoop", &["--for", "8s"]);
+    let mut agent = start("execsnoop", &["--for", "10s"]);
     let kids = children_of(agent.pid());
     assert_eq!(kids.len(), 1, "{kids:?}");
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(kids[0] as i32, libc::SIGKILL) }, 0);
     agent.wait_for_stderr("; restarting in", Duration::from_secs(5));
     agent.wait_for_stderr("first output", Duration::from_secs(20));
+    settle();
     let new_kids = children_of(agent.pid());
     assert_eq!(new_kids.len(), 1);
     assert_ne!(new_kids, kids);
