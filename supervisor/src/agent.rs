@@ -72,7 +72,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         aggregator,
         console: Console::new(std::io::stdout().lock(), opts.json, opts.top)
             .with_samples(opts.samples),
-        logs: sinks.otlp_logs.clone(),
+        events: sinks.event_sinks(),
     };
     while let Some(mut msg) = rx.recv().await {
         stages.handle(&mut msg)?;
@@ -91,7 +91,7 @@ struct Stages<W: std::io::Write> {
     rules: RulesStage,
     aggregator: SharedAggregator,
     console: Console<W>,
-    logs: Option<sinks::otlp::LogSender>,
+    events: sinks::EventSinks,
 }
 
 impl<W: std::io::Write> Stages<W> {
@@ -111,11 +111,7 @@ impl<W: std::io::Write> Stages<W> {
             }
         }
         self.aggregate(msg);
-        if let (Some(logs), Message::Record(r)) = (&self.logs, &*msg)
-            && r.record.as_event().is_some()
-        {
-            logs.send(r);
-        }
+        self.events.offer(msg);
         self.console.handle(msg).context("writing to stdout")
     }
 
@@ -213,6 +209,7 @@ async fn finish<W: std::io::Write>(
     );
     sinks_stop.cancel();
     drop(sinks.otlp_logs);
+    drop(sinks.jsonl);
     for task in sinks.tasks {
         task.await.context("a sink task panicked")?;
     }

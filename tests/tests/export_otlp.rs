@@ -10,9 +10,12 @@ use std::{
 
 use eunomia_tests::{
     Agent, kernel_lock, kernel_tests_can_run,
-    otlp::{OtlpReceiver, Received, attr, metrics_named, number_points},
+    otlp::{OtlpReceiver, Received, attr, attr_text, metrics_named, number_points},
 };
-use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Data};
+use opentelemetry_proto::tonic::{
+    logs::v1::LogRecord,
+    metrics::v1::{AggregationTemporality, metric::Data},
+};
 
 const CALLS: u64 = 100_000;
 const ATTACHED: &str = "hot path attached";
@@ -149,22 +152,34 @@ fn otlp_outage_loses_nothing_and_keeps_order() {
     }
     let _serial = kernel_lock();
     let interval = Duration::from_millis(500);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_binary(dir.path());
     let mut receiver = OtlpReceiver::start();
-    let config = config_file(&otlp_config(&receiver.endpoint(), "500ms", ""));
+    let config = config_file(&format!(
+        "{EXECSNOOP}\n{}",
+        otlp_config(&receiver.endpoint(), "500ms", "")
+    ));
     let mut agent = Agent::start(&["run", "--config", config.path().to_str().unwrap()]);
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
     receiver.wait_for("a first batch", Duration::from_secs(10), |r| {
         !r.metrics.is_empty()
     });
+    let logs_before = wait_until_execsnoop_reports(&receiver, &probe);
 
     receiver.stop();
     let down = Instant::now();
     let before = receiver.received().metrics.len();
-    std::thread::sleep(gap());
+    let mut runs_in_gap = 0;
+    while down.elapsed() < gap() {
+        run_probe(&probe);
+        runs_in_gap += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
     receiver.restart();
     let produced_in_gap = (down.elapsed().as_millis() / interval.as_millis()) as usize;
     receiver.wait_for("the batches of the gap", Duration::from_secs(30), |r| {
         r.metrics.len() >= before + produced_in_gap
+            && probe_logs(r).len() >= logs_before + runs_in_gap
     });
     std::thread::sleep(Duration::from_secs(1));
     agent.signal(libc::SIGTERM);
@@ -208,4 +223,127 @@ fn otlp_outage_loses_nothing_and_keeps_order() {
         "items were dropped"
     );
     assert!(r.metrics.len() > before + produced_in_gap / 2);
+
+    // Every exec of the gap arrived once, in order.
+    let logs = probe_logs(&r);
+    assert_eq!(logs.len(), logs_before + runs_in_gap, "exec log records");
+    let times: Vec<u64> = logs.iter().map(|l| l.time_unix_nano).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "logs out of order: {times:?}"
+    );
+    let mut pids: Vec<String> = logs
+        .iter()
+        .filter_map(|l| attr_text(&l.attributes, "proc.pid"))
+        .collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), logs.len(), "duplicate exec log records");
+    let execs = last_value(&r, "eunomia_process_execs_total", "proc.comm", PROBE).unwrap();
+    assert_eq!(execs as usize, logs.len(), "execs counted vs logged");
+}
+
+/// The process name of the probe binary whose execs the tests count.
+const PROBE: &str = "eunomia-probe";
+
+/// A copy of /bin/true named [`PROBE`], so its execs are recognisable.
+fn probe_binary(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join(PROBE);
+    std::fs::copy("/bin/true", &path).expect("copy /bin/true");
+    path
+}
+
+fn run_probe(path: &std::path::Path) {
+    let status = Command::new(path).status().expect("run probe");
+    assert!(status.success());
+}
+
+/// Log records of the probe's execs, in arrival order.
+fn probe_logs(r: &Received) -> Vec<&LogRecord> {
+    r.logs
+        .iter()
+        .flat_map(|l| &l.resource_logs)
+        .flat_map(|l| &l.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter(|l| {
+            l.event_name == "eunomia.exec" && attr(&l.attributes, "proc.comm") == Some(PROBE)
+        })
+        .collect()
+}
+
+/// Runs the probe until execsnoop reports it (the tool is attached).
+fn wait_until_execsnoop_reports(receiver: &OtlpReceiver, probe: &std::path::Path) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        run_probe(probe);
+        std::thread::sleep(Duration::from_millis(300));
+        let seen = probe_logs(&receiver.received()).len();
+        if seen > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+            return probe_logs(&receiver.received()).len();
+        }
+    }
+    panic!("execsnoop events never reached the receiver");
+}
+
+const EXECSNOOP: &str = "[tools]\nenabled = [\"execsnoop\"]\n";
+
+#[test]
+fn otlp_receives_tool_events_as_logs_and_metrics() {
+    if !kernel_tests_can_run("otlp_receives_tool_events_as_logs_and_metrics") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_binary(dir.path());
+    let receiver = OtlpReceiver::start();
+    let config = config_file(&format!(
+        "{EXECSNOOP}\n{}",
+        otlp_config(&receiver.endpoint(), "500ms", "")
+    ));
+    let mut agent = Agent::start(&["run", "--config", config.path().to_str().unwrap()]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let before = wait_until_execsnoop_reports(&receiver, &probe);
+    const RUNS: usize = 20;
+    for _ in 0..RUNS {
+        run_probe(&probe);
+    }
+    receiver.wait_for("the probe's exec logs", Duration::from_secs(20), |r| {
+        probe_logs(r).len() >= before + RUNS
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+
+    let r = receiver.received();
+    let logs = probe_logs(&r);
+    assert_eq!(logs.len(), before + RUNS, "exactly one log record per exec");
+    let log = logs[logs.len() - 1];
+    assert_eq!(attr(&log.attributes, "tool"), Some("execsnoop"));
+    assert_eq!(attr(&log.attributes, "kind"), Some("exec"));
+    assert!(attr_text(&log.attributes, "proc.pid").is_some_and(|p| p.parse::<u32>().is_ok()));
+    assert!(log.time_unix_nano > 0);
+
+    let execs = last_value(&r, "eunomia_process_execs_total", "proc.comm", PROBE)
+        .expect("execs of the probe");
+    assert_eq!(execs as usize, before + RUNS, "eunomia_process_execs_total");
+    let events = metrics_named(r.metrics.iter().map(|(_, m)| m), "eunomia_events_total");
+    let Some(Data::Sum(sum)) = &events.last().expect("eunomia_events_total").data else {
+        panic!("eunomia_events_total is not a Sum");
+    };
+    let exec_events = sum
+        .data_points
+        .iter()
+        .find(|p| {
+            attr(&p.attributes, "tool") == Some("execsnoop")
+                && attr(&p.attributes, "kind") == Some("exec")
+        })
+        .expect("events_total{tool=execsnoop,kind=exec}");
+    assert!(
+        number_points(events.last().unwrap())
+            .iter()
+            .any(|(_, _, v)| *v >= (before + RUNS) as f64)
+    );
+    assert!(exec_events.start_time_unix_nano > 0);
 }

@@ -180,3 +180,29 @@ impl EventView for crate::pipeline::ToolRecord {
         }
     }
 }
+
+impl EventView for parsers::Event {
+    fn tool(&self) -> &str {
+        &self.tool
+    }
+    fn kind(&self) -> &str {
+        self.kind.as_str()
+    }
+    fn ts_ns(&self) -> u64 {
+        self.ts_ns
+    }
+    fn get(&self, name: &str) -> Option<FieldValue<'_>> {
+        parsers::Event::get(self, name).map(Into::into)
+    }
+    fn for_each_field(&self, f: &mut dyn FnMut(&str, FieldValue<'_>)) {
+        use parsers::fields::{PROC_COMM, PROC_PID, PROC_PPID, PROC_TID, PROC_UID};
+        for name in [PROC_PID, PROC_TID, PROC_PPID, PROC_UID, PROC_COMM] {
+            if let Some(v) = parsers::Event::get(self, name) {
+                f(name, v.into());
+            }
+        }
+        for (name, v) in &self.fields {
+            f(name, v.as_ref().into());
+        }
+    }
+}

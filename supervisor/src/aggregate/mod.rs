@@ -193,8 +193,86 @@ impl Aggregator {
         self.now_ns = now_ns();
         match msg {
             Message::Samples(batch) => self.ingest_samples(batch),
-            Message::Record(_) => {}
+            Message::Record(r) => match &r.record {
+                parsers::Record::Event(_) => self.ingest_event(r),
+                parsers::Record::Histogram(h) => self.ingest_tool_histogram(h),
+                parsers::Record::Table(t) => self.ingest_table(t),
+                parsers::Record::Stack(_) => {}
+            },
         }
+    }
+
+    /// Folds a histogram a tool printed for one interval (libbpf-tools clear
+    /// their maps every interval, so the counts are deltas) into
+    /// `eunomia_tool_<tool>_<unit>`, keeping the printed bucket bounds, in the
+    /// printed unit, labelled by the per-key label (`disk`, `pid`, ...).
+    pub fn ingest_tool_histogram(&mut self, h: &parsers::HistogramSnapshot) {
+        let name = tool_metric_name(&h.tool, unit_word(&h.unit));
+        let help = leak(&format!(
+            "Histogram printed by {} (bounds in its unit).",
+            h.tool
+        ));
+        let Some(m) = self.metric_index(name, help, MetricKind::Histogram, None) else {
+            self.kind_conflicts += 1;
+            return;
+        };
+        self.keybuf.clear();
+        if let Some(l) = &h.label {
+            let _ = write!(self.keybuf, "{}={}\x1f", l.key, l.value);
+        }
+        let labels = || -> Labels { h.label.iter().map(|l| (l.key, l.value.clone())).collect() };
+        let series = self.metrics[m].series_mut(&self.keybuf, self.now_ns, labels);
+        if let SeriesValue::Histogram(hist) = &mut series.value {
+            hist.add_buckets(
+                h.buckets
+                    .iter()
+                    .map(|b| (b.low as f64, b.high as f64, b.count)),
+            );
+        }
+    }
+
+    /// Folds a periodic table (syscount, hardirqs, softirqs, biopattern):
+    /// every numeric column becomes the LastValue `eunomia_tool_<tool>_<column>`
+    /// labelled by the row's text columns.
+    pub fn ingest_table(&mut self, t: &parsers::TableSnapshot) {
+        for row in &t.rows {
+            let labels: Vec<(&'static str, Box<str>)> = t
+                .columns
+                .iter()
+                .zip(row)
+                .filter_map(|(c, v)| v.as_str().map(|s| (*c, Box::from(s))))
+                .collect();
+            for (col, v) in t.columns.iter().zip(row) {
+                let Some(x) = FieldValue::from(v.as_ref())
+                    .as_f64()
+                    .filter(|_| v.as_str().is_none())
+                else {
+                    continue;
+                };
+                self.set_table_cell(&t.tool, col, &labels, x);
+            }
+        }
+    }
+
+    fn set_table_cell(
+        &mut self,
+        tool: &str,
+        col: &str,
+        labels: &[(&'static str, Box<str>)],
+        x: f64,
+    ) {
+        let name = tool_metric_name(tool, col);
+        let help = leak(&format!("Column {col} of {tool}'s periodic table."));
+        let Some(m) = self.metric_index(name, help, MetricKind::LastValue, None) else {
+            self.kind_conflicts += 1;
+            return;
+        };
+        self.keybuf.clear();
+        for (k, v) in labels {
+            let _ = write!(self.keybuf, "{k}={v}\x1f");
+        }
+        let series = self.metrics[m].series_mut(&self.keybuf, self.now_ns, || labels.into());
+        series.value = SeriesValue::Last(x);
     }
 
     /// Sets the clock used to stamp series (tests and benchmarks).
@@ -442,6 +520,10 @@ pub fn unit_of(name: &str) -> &'static str {
         Some("us") | Some("usecs") => "us",
         Some("ns") | Some("nsecs") => "ns",
         Some("ms") | Some("msecs") => "ms",
+        Some("microseconds") => "us",
+        Some("nanoseconds") => "ns",
+        Some("milliseconds") => "ms",
+        Some("kibibytes") => "KiBy",
         _ => "1",
     }
 }
@@ -451,6 +533,35 @@ fn default_bounds(metric: &str) -> Arc<[f64]> {
     match unit_of(metric) {
         "By" => histogram::default_bytes_bounds(),
         _ => histogram::default_seconds_bounds(),
+    }
+}
+
+/// `eunomia_tool_<tool>_<suffix>`, with characters outside `[a-z0-9_]` as `_`.
+fn tool_metric_name(tool: &str, suffix: &str) -> &'static str {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    leak(&format!("eunomia_tool_{}_{}", clean(tool), clean(suffix)))
+}
+
+/// The metric-name unit of a printed histogram unit.
+fn unit_word(u: &parsers::Unit) -> &str {
+    match u {
+        parsers::Unit::Nsecs => "nanoseconds",
+        parsers::Unit::Usecs => "microseconds",
+        parsers::Unit::Msecs => "milliseconds",
+        parsers::Unit::Secs => "seconds",
+        parsers::Unit::Bytes => "bytes",
+        parsers::Unit::Kbytes => "kibibytes",
+        parsers::Unit::Other(w) => w,
     }
 }
 

@@ -211,3 +211,88 @@ fn units_follow_the_name() {
     assert_eq!(unit_of("eunomia_tcp_sent_bytes_total"), "By");
     assert_eq!(unit_of("eunomia_syscalls_total"), "1");
 }
+
+#[test]
+fn tool_histograms_keep_printed_bounds_and_labels() {
+    let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+    let snap = parsers::HistogramSnapshot {
+        ts_ns: 1,
+        tool_time: None,
+        tool: "biolatency".into(),
+        unit: parsers::Unit::Usecs,
+        label: Some(parsers::Label {
+            key: "disk",
+            value: "vda".into(),
+            comm: None,
+        }),
+        buckets: vec![
+            parsers::Bucket {
+                low: 0,
+                high: 1,
+                count: 2,
+            },
+            parsers::Bucket {
+                low: 2,
+                high: 3,
+                count: 0,
+            },
+            parsers::Bucket {
+                low: 4,
+                high: 7,
+                count: 5,
+            },
+        ],
+    };
+    a.ingest_tool_histogram(&snap);
+    a.ingest_tool_histogram(&snap);
+    let s = a.collect();
+    let m = metric(&s, "eunomia_tool_biolatency_microseconds");
+    assert_eq!(m.unit, "us");
+    assert_eq!(label(&m.points[0], "disk"), Some("vda"));
+    let PointValue::Histogram(h) = &m.points[0].value else {
+        panic!("not a histogram")
+    };
+    assert_eq!(h.count(), 14);
+    assert_eq!(h.counts()[1], 4);
+    assert_eq!(h.counts()[3], 10);
+    assert_eq!(h.bounds()[3], 7.0);
+}
+
+#[test]
+fn tables_become_gauges_labelled_by_text_columns() {
+    let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+    a.ingest_table(&parsers::TableSnapshot {
+        ts_ns: 1,
+        tool_time: None,
+        tool: "syscount".into(),
+        columns: vec!["syscall", "count"],
+        rows: vec![
+            vec![parsers::Value::Str("read".into()), parsers::Value::Int(10)],
+            vec![parsers::Value::Str("write".into()), parsers::Value::Int(4)],
+        ],
+    });
+    let s = a.collect();
+    let m = metric(&s, "eunomia_tool_syscount_count");
+    assert_eq!(m.kind, MetricKind::LastValue);
+    let read = m
+        .points
+        .iter()
+        .find(|p| label(p, "syscall") == Some("read"))
+        .unwrap();
+    assert_eq!(number(read), 10.0);
+}
+
+#[test]
+fn parser_events_aggregate_and_expose_proc_fields() {
+    let mut e = parsers::Event::new("execsnoop".into(), parsers::EventKind::Exec);
+    e.comm = Some("bash".into());
+    e.pid = Some(9);
+    let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+    a.ingest_event(&e);
+    let s = a.collect();
+    let m = metric(&s, "eunomia_process_execs_total");
+    assert_eq!(label(&m.points[0], "proc.comm"), Some("bash"));
+    let mut names = Vec::new();
+    EventView::for_each_field(&e, &mut |n, _| names.push(n.to_owned()));
+    assert_eq!(names, ["proc.pid", "proc.comm"]);
+}

@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 pub mod console;
+pub mod jsonl;
 pub mod otlp;
 pub mod prometheus;
 pub mod remote_write;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{aggregate::SharedAggregator, selfmetrics::Registry};
+use crate::{aggregate::SharedAggregator, pipeline::Message, selfmetrics::Registry};
 
 /// `[sinks]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -28,6 +29,8 @@ pub struct SinksConfig {
     pub remote_write: remote_write::RemoteWriteConfig,
     /// `[sinks.alertmanager]`: post alerts to Alertmanager.
     pub alertmanager: Option<alertmanager::AlertmanagerConfig>,
+    /// JSON lines to stdout or a file.
+    pub jsonl: jsonl::JsonlConfig,
 }
 
 impl SinksConfig {
@@ -39,7 +42,7 @@ impl SinksConfig {
             am.validate()
                 .map_err(|e| format!("sinks.alertmanager: {e}"))?;
         }
-        Ok(())
+        self.jsonl.validate()
     }
 }
 
@@ -55,6 +58,9 @@ pub enum SinkError {
     /// The remote-write client.
     #[error(transparent)]
     RemoteWrite(#[from] remote_write::RemoteWriteError),
+    /// The JSON-lines output.
+    #[error(transparent)]
+    Jsonl(#[from] jsonl::JsonlError),
 }
 
 /// The running sinks.
@@ -62,8 +68,46 @@ pub enum SinkError {
 pub struct Sinks {
     /// Where events go as OTLP logs, if anywhere.
     pub otlp_logs: Option<otlp::LogSender>,
+    /// Where events go as JSON lines, if anywhere.
+    pub jsonl: Option<jsonl::JsonlSender>,
     /// Tasks that end after `stop` (flushing first).
     pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sinks {
+    /// The handles the consume loop gives events to.
+    pub fn event_sinks(&self) -> EventSinks {
+        EventSinks {
+            otlp_logs: self.otlp_logs.clone(),
+            jsonl: self.jsonl.clone(),
+        }
+    }
+}
+
+/// The sinks that export events one by one (OTLP logs, JSON lines).
+#[derive(Debug, Clone, Default)]
+pub struct EventSinks {
+    otlp_logs: Option<otlp::LogSender>,
+    jsonl: Option<jsonl::JsonlSender>,
+}
+
+impl EventSinks {
+    /// Hands a pipeline message's event, with its enrichment labels, to the
+    /// sinks that export events (never waits: full queues drop and count).
+    pub fn offer(&self, msg: &Message) {
+        let Message::Record(r) = msg else {
+            return;
+        };
+        if r.record.as_event().is_none() {
+            return;
+        }
+        if let Some(logs) = &self.otlp_logs {
+            logs.send(r);
+        }
+        if let Some(j) = &self.jsonl {
+            j.send_event(r);
+        }
+    }
 }
 
 /// Starts every enabled sink. They collect from `aggregator` and stop
@@ -105,6 +149,17 @@ pub async fn start(
             stop.clone(),
         )?;
         tracing::info!(url = %config.remote_write.url, "pushing Prometheus remote write");
+        sinks.tasks.push(task);
+    }
+    if config.jsonl.enabled {
+        let (sender, task) = jsonl::start(
+            &config.jsonl,
+            aggregator.clone(),
+            registry.clone(),
+            stop.clone(),
+        )
+        .await?;
+        sinks.jsonl = Some(sender);
         sinks.tasks.push(task);
     }
     Ok(sinks)

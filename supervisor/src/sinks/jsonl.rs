@@ -1,0 +1,299 @@
+//! The JSON-lines sink, for piping and debugging: every event as one JSON
+//! object per line (the parsers' flat shape plus `"type":"event"`), and every
+//! interval one line per metric point (`"type":"metric"`). Writes happen on
+//! a task of their own behind a bounded queue; a full queue drops and counts.
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    aggregate::{MetricKind, PointValue, SharedAggregator, Snapshot},
+    selfmetrics::{Counter, Registry},
+};
+
+/// `[sinks.jsonl]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonlConfig {
+    /// Write JSON lines.
+    pub enabled: bool,
+    /// A file to append to, or `-` for stdout.
+    pub path: PathBuf,
+    /// Write every event.
+    pub events: bool,
+    /// Write the metrics every `interval`.
+    pub metrics: bool,
+    /// How often metrics are written.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Lines queued before new ones are dropped (and counted).
+    pub queue: usize,
+}
+
+impl Default for JsonlConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: PathBuf::from("-"),
+            events: true,
+            metrics: true,
+            interval: Duration::from_secs(10),
+            queue: 10_000,
+        }
+    }
+}
+
+impl JsonlConfig {
+    /// Checks values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.enabled && (self.queue == 0 || self.interval < Duration::from_millis(100)) {
+            return Err("sinks.jsonl: queue must be at least 1 and interval at least 100ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// One metric point as a JSON line.
+#[derive(Debug, Serialize)]
+struct MetricLine<'a> {
+    r#type: &'static str,
+    time_ns: u64,
+    name: &'a str,
+    kind: &'static str,
+    labels: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bounds: Option<&'a [f64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buckets: Option<&'a [u64]>,
+}
+
+/// The lines of one snapshot.
+pub fn metric_lines(snap: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &snap.metrics {
+        for p in &m.points {
+            let mut line = MetricLine {
+                r#type: "metric",
+                time_ns: snap.time_ns,
+                name: m.name,
+                kind: m.kind.as_str(),
+                labels: p.labels.iter().map(|(k, v)| (*k, &**v)).collect(),
+                value: None,
+                count: None,
+                sum: None,
+                bounds: None,
+                buckets: None,
+            };
+            match &p.value {
+                PointValue::Number(v) => line.value = Some(*v),
+                PointValue::Histogram(h) if m.kind == MetricKind::Histogram => {
+                    line.count = Some(h.count());
+                    line.sum = Some(h.sum());
+                    line.bounds = Some(h.bounds());
+                    line.buckets = Some(h.counts());
+                }
+                PointValue::Histogram(h) => line.value = Some(h.count() as f64),
+            }
+            if let Ok(s) = serde_json::to_string(&line) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// One event as a JSON line: `"type":"event"`, the parsers' flat object,
+/// then the enrichment labels (`container.id`, `k8s.pod.name`, ...).
+pub fn event_line(r: &crate::pipeline::ToolRecord) -> Option<String> {
+    let e = r.record.as_event()?;
+    let mut obj = serde_json::Map::new();
+    obj.insert("type".into(), "event".into());
+    if let serde_json::Value::Object(fields) = serde_json::to_value(e).ok()? {
+        obj.extend(fields);
+    }
+    if let Some(w) = r.workload.as_deref() {
+        for (k, v) in w.labels() {
+            obj.insert(k.to_owned(), v.into());
+        }
+    }
+    serde_json::to_string(&obj).ok()
+}
+
+/// The handle the consume loop uses.
+#[derive(Debug, Clone)]
+pub struct JsonlSender {
+    tx: mpsc::Sender<String>,
+    events: bool,
+    dropped: Counter,
+}
+
+impl JsonlSender {
+    /// Queues an event line without waiting.
+    pub fn send_event(&self, e: &crate::pipeline::ToolRecord) {
+        if !self.events {
+            return;
+        }
+        if let Some(line) = event_line(e)
+            && self.tx.try_send(line).is_err()
+        {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// The sink could not open its file.
+#[derive(Debug, thiserror::Error)]
+#[error("opening {path} for JSON lines: {source}")]
+pub struct JsonlError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Opens the output and starts the writer; returns the sender and the task.
+pub async fn start(
+    config: &JsonlConfig,
+    aggregator: SharedAggregator,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) -> Result<(JsonlSender, JoinHandle<()>), JsonlError> {
+    let out: Box<dyn AsyncWrite + Send + Unpin> = if config.path.as_os_str() == "-" {
+        Box::new(tokio::io::stdout())
+    } else {
+        let f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.path)
+            .await
+            .map_err(|source| JsonlError {
+                path: config.path.clone(),
+                source,
+            })?;
+        Box::new(f)
+    };
+    let (tx, rx) = mpsc::channel(config.queue);
+    let dropped = registry.counter(
+        "eunomia_sink_dropped_items_total",
+        "Data points and log records a sink dropped, by reason.",
+        &[
+            ("sink", "jsonl"),
+            ("signal", "logs"),
+            ("reason", "queue_full"),
+        ],
+    );
+    let sender = JsonlSender {
+        tx,
+        events: config.events,
+        dropped,
+    };
+    let writer = Writer {
+        out: tokio::io::BufWriter::new(out),
+        aggregator,
+        interval: config.interval,
+        metrics: config.metrics,
+    };
+    Ok((sender, tokio::spawn(writer.run(rx, stop))))
+}
+
+struct Writer {
+    out: tokio::io::BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    aggregator: SharedAggregator,
+    interval: Duration,
+    metrics: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<String>, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.tick().await;
+        loop {
+            let result = tokio::select! {
+                Some(line) = rx.recv() => self.line(&line).await,
+                _ = ticker.tick() => self.snapshot().await,
+                _ = stop.cancelled() => break,
+            };
+            if let Err(err) = result {
+                tracing::warn!("JSON lines sink: {err}; stopping it");
+                return;
+            }
+        }
+        while let Ok(line) = rx.try_recv() {
+            let _ = self.line(&line).await;
+        }
+        let _ = self.snapshot().await;
+        let _ = self.out.flush().await;
+    }
+
+    async fn line(&mut self, line: &str) -> std::io::Result<()> {
+        self.out.write_all(line.as_bytes()).await?;
+        self.out.write_all(b"\n").await?;
+        if self.out.buffer().len() > 32 << 10 {
+            self.out.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&mut self) -> std::io::Result<()> {
+        if self.metrics {
+            let snap = match self.aggregator.lock() {
+                Ok(mut a) => a.collect(),
+                Err(p) => p.into_inner().collect(),
+            };
+            for line in metric_lines(&snap) {
+                self.out.write_all(line.as_bytes()).await?;
+                self.out.write_all(b"\n").await?;
+            }
+        }
+        self.out.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{AggregateConfig, Aggregator};
+
+    #[test]
+    fn events_are_flat_objects_tagged_event() {
+        let mut e = parsers::Event::new("execsnoop".into(), parsers::EventKind::Exec);
+        e.pid = Some(3);
+        let r = crate::pipeline::ToolRecord::new("execsnoop".into(), parsers::Record::Event(e));
+        let v: serde_json::Value = serde_json::from_str(&event_line(&r).unwrap()).unwrap();
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["kind"], "exec");
+        assert_eq!(v["proc.pid"], 3);
+    }
+
+    #[test]
+    fn metrics_are_one_line_per_point() {
+        let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+        let e = parsers::Event::new("execsnoop".into(), parsers::EventKind::Exec);
+        a.ingest_event(&e);
+        let lines = metric_lines(&a.collect());
+        let v: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let execs = v
+            .iter()
+            .find(|l| l["name"] == "eunomia_process_execs_total")
+            .unwrap();
+        assert_eq!(execs["kind"], "count");
+        assert_eq!(execs["value"], 1.0);
+    }
+}
