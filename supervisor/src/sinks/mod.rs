@@ -164,3 +164,87 @@ pub async fn start(
     }
     Ok(sinks)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, time::Duration};
+
+    use crate::config::{Config, ConfigError};
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn full_sinks_section_parses() {
+        let c = parse(
+            r#"
+[aggregate]
+max_series = 500
+series_ttl = "10m"
+series_limits = { eunomia_process_execs_total = 100 }
+
+[[aggregate.rules]]
+kind = "open"
+metric = "eunomia_file_open_errors_total"
+type = "count"
+labels = ["container.name", "error"]
+
+[sinks.otlp]
+enabled = true
+endpoint = "https://core.example:4317"
+headers = { "x-api-key" = "secret" }
+compression = "gzip"
+export_interval = "15s"
+timeout = "5s"
+tls = { ca_file = "/etc/ssl/ca.pem" }
+buffer = { max_batches = 50, spill_dir = "/var/lib/eunomia/otlp" }
+
+[sinks.prometheus]
+enabled = true
+listen = "127.0.0.1:9464"
+
+[sinks.remote_write]
+enabled = true
+url = "http://127.0.0.1:9090/api/v1/write"
+interval = "30s"
+
+[sinks.jsonl]
+enabled = true
+path = "/var/log/eunomia.jsonl"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.aggregate.limit_of("eunomia_process_execs_total"), 100);
+        assert_eq!(c.aggregate.limit_of("other"), 500);
+        assert_eq!(c.sinks.otlp.export_interval, Duration::from_secs(15));
+        assert_eq!(c.sinks.otlp.buffer.max_batches, 50);
+        assert!(c.sinks.prometheus.enabled);
+    }
+
+    #[test]
+    fn sinks_are_off_by_default() {
+        let c = parse("").unwrap();
+        assert!(!c.sinks.otlp.enabled && !c.sinks.prometheus.enabled);
+        assert!(c.sinks.prometheus.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn unknown_sink_key_names_the_line() {
+        let err = parse("[sinks.prometheus]\nenabled = true\nport = 1\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3") && msg.contains("port"), "{msg}");
+    }
+
+    #[test]
+    fn bad_endpoint_and_rule_are_invalid() {
+        let err = parse("[sinks.otlp]\nenabled = true\nendpoint = \"ftp://x\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("sinks.otlp.endpoint"), "{err}");
+        let err = parse(
+            "[[aggregate.rules]]\nkind = \"exec\"\nmetric = \"bad name\"\ntype = \"count\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("aggregate.rules[0]"), "{err}");
+    }
+}
