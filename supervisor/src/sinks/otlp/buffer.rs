@@ -42,6 +42,10 @@ impl Default for BufferConfig {
     }
 }
 
+/// The first spill file number of an empty directory; numbers below it are
+/// for memory batches persisted at shutdown (older than every spilled one).
+const FIRST_SEQ: u64 = 1 << 40;
+
 /// One export request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Batch {
@@ -144,7 +148,8 @@ impl ExportBuffer {
             mem_bytes: 0,
             disk: VecDeque::new(),
             disk_bytes: 0,
-            next_seq: 0,
+            // Leaves room below for batches persisted from memory at shutdown.
+            next_seq: FIRST_SEQ,
         };
         if let Some(dir) = b.config.spill_dir.clone() {
             std::fs::create_dir_all(&dir)?;
@@ -238,6 +243,34 @@ impl ExportBuffer {
         }
     }
 
+    /// Writes the batches held in memory to the spill directory, ahead of
+    /// the spilled ones, so the next run sends them first; returns how many
+    /// were written. Without a spill directory nothing happens.
+    pub fn persist(&mut self) -> std::io::Result<usize> {
+        let Some(dir) = self.config.spill_dir.clone() else {
+            return Ok(0);
+        };
+        let first_disk = self
+            .disk
+            .iter()
+            .filter_map(|f| seq_of(&f.path))
+            .min()
+            .unwrap_or(self.next_seq);
+        let n = self.mem.len() as u64;
+        let mut seq = first_disk.saturating_sub(n);
+        let mut written = 0;
+        while let Some(e) = self.mem.pop_front() {
+            self.mem_bytes -= e.bytes;
+            let path = dir.join(format!("{seq:020}.otlp"));
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, e.batch.encode())?;
+            std::fs::rename(&tmp, &path)?;
+            seq += 1;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// Takes the oldest batch (from memory, else from disk).
     pub fn take(&mut self) -> Option<Entry> {
         if let Some(e) = self.mem.pop_front() {
@@ -298,6 +331,10 @@ impl ExportBuffer {
     pub fn bytes(&self) -> u64 {
         self.mem_bytes as u64 + self.disk_bytes
     }
+}
+
+fn seq_of(path: &Path) -> Option<u64> {
+    path.file_stem()?.to_str()?.parse().ok()
 }
 
 fn dropped_of(b: &Batch) -> Dropped {
@@ -381,9 +418,18 @@ mod tests {
         assert_eq!(first.batch.items(), 1);
         b.done(first);
         drop(b);
-        // A new run finds the spilled batches (3, 4, 5); memory ones are gone.
-        let mut again = ExportBuffer::new(config).unwrap();
+        // Without persist, a new run finds only the spilled batches.
+        let mut again = ExportBuffer::new(config.clone()).unwrap();
         assert_eq!(drain(&mut again), vec![3, 4, 5]);
+        // With persist, memory batches go first.
+        let mut b = ExportBuffer::new(config.clone()).unwrap();
+        for n in 1..=4 {
+            b.push(batch(n));
+        }
+        assert_eq!(b.persist().unwrap(), 2);
+        drop(b);
+        let mut again = ExportBuffer::new(config).unwrap();
+        assert_eq!(drain(&mut again), vec![1, 2, 3, 4]);
     }
 
     #[test]

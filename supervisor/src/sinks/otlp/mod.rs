@@ -528,25 +528,31 @@ impl Sender {
         false
     }
 
-    /// Counts what is still buffered as dropped (it stays on disk if spilled).
+    /// At shutdown with the core unreachable: keeps what is buffered on disk
+    /// when a spill directory is configured (the next run sends it first),
+    /// otherwise counts it as dropped.
     async fn give_up(&self) {
         let mut buffer = self.shared.buffer.lock().await;
-        let spilled = self.config.buffer.spill_dir.is_some();
+        match buffer.persist() {
+            Ok(n) if self.config.buffer.spill_dir.is_some() => {
+                tracing::warn!(
+                    persisted = n,
+                    held = buffer.len(),
+                    "OTLP core unreachable at shutdown; buffered batches kept in the spill directory"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!("persisting the OTLP buffer: {err}"),
+        }
         tracing::warn!(
             batches = buffer.len(),
-            "OTLP core unreachable at shutdown; {}",
-            if spilled {
-                "spilled batches stay on disk"
-            } else {
-                "buffered batches are dropped"
-            }
+            "OTLP core unreachable at shutdown; buffered batches dropped"
         );
-        if !spilled {
-            while let Some(e) = buffer.take() {
-                self.stats
-                    .dropped(e.batch.signal(), "shutdown")
-                    .add(e.batch.items());
-            }
+        while let Some(e) = buffer.take() {
+            self.stats
+                .dropped(e.batch.signal(), "shutdown")
+                .add(e.batch.items());
         }
     }
 
