@@ -95,8 +95,14 @@ fn otlp_receives_hot_path_metrics_self_metrics_and_resource() {
         sum.aggregation_temporality,
         AggregationTemporality::Cumulative as i32
     );
-    let getppid =
-        last_value(&r, "eunomia_syscalls_total", "syscall", "getppid").expect("getppid point");
+    // One series per cgroup: the child's calls are in the sum over cgroups.
+    let last = r.metrics.last().map(|(_, m)| m);
+    let getppid: f64 = metrics_named(last, "eunomia_syscalls_total")
+        .into_iter()
+        .flat_map(number_points)
+        .filter(|(_, a, _)| attr(a, "syscall") == Some("getppid"))
+        .map(|(_, _, v)| v)
+        .sum();
     assert!(getppid >= CALLS as f64, "getppid {getppid} < {CALLS}");
     assert!(
         getppid < (CALLS + CALLS / 10) as f64,

@@ -27,7 +27,8 @@ fn run_syscall_loop() {
 }
 
 fn assert_getppid_counted(prom: &Prometheus, selector: &str) {
-    let q = format!("eunomia_syscalls_total{{syscall=\"getppid\"{selector}}}");
+    // One series per cgroup: the child's calls are in the sum over cgroups.
+    let q = format!("sum(eunomia_syscalls_total{{syscall=\"getppid\"{selector}}})");
     let r = prom.wait_for(&q, Duration::from_secs(30), |r| {
         r.len() == 1 && value_of(&r[0]) >= CALLS as f64
     });

@@ -53,7 +53,7 @@ pub struct AggregateConfig {
 impl Default for AggregateConfig {
     fn default() -> Self {
         Self {
-            max_series: 2000,
+            max_series: 5000,
             series_limits: BTreeMap::new(),
             series_ttl: Duration::from_secs(300),
             default_rules: true,
