@@ -14,7 +14,10 @@ use std::{
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("numeric arguments: RATE SECONDS [WORKERS]"))
+        .map(|a| {
+            a.parse()
+                .expect("numeric arguments: RATE SECONDS [WORKERS]")
+        })
         .collect();
     let rate = args.first().copied().unwrap_or(0);
     let seconds = args.get(1).copied().unwrap_or(10);
