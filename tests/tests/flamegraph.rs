@@ -120,6 +120,77 @@ fn process_exiting_during_sampling_still_renders() {
     assert!(std::fs::read_to_string(&svg).unwrap().contains(HOT));
 }
 
+/// Builds tests/fixtures/sleepy.c with frame pointers into `dir`.
+fn build_sleepy(dir: &Path) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sleepy.c");
+    let bin = dir.join("sleepy");
+    let out = Command::new("cc")
+        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("cc (gcc, from build-essential)");
+    assert!(
+        out.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+#[test]
+fn off_cpu_graph_shows_where_a_process_sleeps() {
+    if !kernel_tests_can_run("off_cpu_graph_shows_where_a_process_sleeps") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = tempdir();
+    let mut child = Command::new(build_sleepy(&dir))
+        .arg("15")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start sleepy");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line.trim().to_owned();
+    let svg = dir.join("off.svg");
+    let folded = dir.join("off.folded");
+    let (code, stdout, stderr) =
+        flamegraph(&["--off-cpu", "--pid", &pid, "--for", "2s", "-o", s(&svg)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("microseconds blocked"), "{stdout}");
+    let (code, _, stderr) = flamegraph(&[
+        "--off-cpu",
+        "--pid",
+        &pid,
+        "--for",
+        "2s",
+        "--folded",
+        "-o",
+        s(&folded),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg") && text.contains("eunomia_test_sleepy_outer"));
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    let (stack, us) = folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(st, n)| (st, n.parse::<u64>().unwrap()))
+        .max_by_key(|(_, n)| *n)
+        .expect("some stacks");
+    assert!(
+        stack.contains("main;eunomia_test_sleepy_outer;clock_nanosleep"),
+        "heaviest stack: {stack}"
+    );
+    // It sleeps nearly all the time: most of the 2 s are in that stack.
+    assert!(us > 1_000_000, "only {us} us blocked in {stack}");
+}
+
 #[test]
 fn missing_pid_is_bad_input() {
     let (code, _, stderr) = flamegraph(&["--pid", "4194303", "-o", "/dev/null"]);

@@ -13,7 +13,7 @@ use crate::{
     BadInput,
     cli::FlamegraphArgs,
     flamegraph::{
-        FlameError, Target, folded, render,
+        FlameError, Target, folded, offcpu, render,
         sampler::{self, SampleOptions},
         symbolize::Symbolizer,
     },
@@ -23,10 +23,7 @@ use crate::{
 pub fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
     let target = target_of(&args).map_err(|e| BadInput(e.to_string()))?;
     if args.off_cpu {
-        anyhow::bail!(BadInput(
-            "--off-cpu needs the supervised offcputime tool, which this build cannot run yet"
-                .into()
-        ));
+        return off_cpu(&args, &target);
     }
     let mut symbolizer = Symbolizer::new();
     if let Target::Pid(pid) = target {
@@ -52,7 +49,26 @@ pub fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
     }
     let lines = folded::fold(&profile, &mut symbolizer);
     write_output(&args, &target, &lines, &profile)?;
-    print_summary(&args, &lines);
+    print_summary(&args, &lines, "samples");
+    Ok(())
+}
+
+/// Off-CPU: where the target blocks, from the supervised offcputime tool.
+fn off_cpu(args: &FlamegraphArgs, target: &Target) -> anyhow::Result<()> {
+    let what = target.describe();
+    let lines = offcpu::sample(target, args.duration, |left| show_progress(&what, left))?;
+    clear_progress();
+    if lines.is_empty() {
+        return Err(
+            FlameError::Empty(format!("{what} did not block during {:?}", args.duration)).into(),
+        );
+    }
+    let title = format!(
+        "eunomia off-CPU: {what} — {:.0}s (microseconds blocked)",
+        args.duration.as_secs_f64()
+    );
+    write_lines(args, &lines, &title, "us")?;
+    print_summary(args, &lines, "microseconds blocked");
     Ok(())
 }
 
@@ -72,25 +88,35 @@ fn write_output(
     lines: &folded::FoldedLines,
     profile: &sampler::RawProfile,
 ) -> anyhow::Result<()> {
+    let title = format!(
+        "eunomia on-CPU: {} — {:.0}s at {} Hz",
+        target.describe(),
+        profile.elapsed.as_secs_f64(),
+        args.freq
+    );
+    write_lines(args, lines, &title, "samples")
+}
+
+/// Writes folded text (`--folded`) or the SVG to the output file.
+fn write_lines(
+    args: &FlamegraphArgs,
+    lines: &folded::FoldedLines,
+    title: &str,
+    count_name: &str,
+) -> anyhow::Result<()> {
     let file = File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let mut out = BufWriter::new(file);
     if args.folded {
         out.write_all(folded::to_text(lines).as_bytes())?;
     } else {
-        let title = format!(
-            "eunomia on-CPU: {} — {:.0}s at {} Hz",
-            target.describe(),
-            profile.elapsed.as_secs_f64(),
-            args.freq
-        );
-        render::svg(lines, &title, "samples", &mut out)?;
+        render::svg(lines, title, count_name, &mut out)?;
     }
     out.flush()
         .with_context(|| format!("writing {}", args.output.display()))
 }
 
-fn print_summary(args: &FlamegraphArgs, lines: &folded::FoldedLines) {
+fn print_summary(args: &FlamegraphArgs, lines: &folded::FoldedLines, unit: &str) {
     let s = folded::summarize(lines, 5);
     let top: Vec<String> = s
         .top_self
@@ -98,7 +124,7 @@ fn print_summary(args: &FlamegraphArgs, lines: &folded::FoldedLines) {
         .map(|(f, n)| format!("{f} {:.1}%", 100.0 * *n as f64 / s.samples as f64))
         .collect();
     println!(
-        "wrote {}: {} samples, {} distinct stacks; top functions: {}",
+        "wrote {}: {} {unit}, {} distinct stacks; top functions: {}",
         args.output.display(),
         s.samples,
         s.distinct,

@@ -1,9 +1,11 @@
 //! `eunomia flamegraph`: where a process, a container or the host spends its
 //! time. On-CPU stacks come from the hot path's sampling profiler ([`sampler`]),
 //! are symbolized ([`symbolize`]), folded ([`folded`]) and rendered with
-//! inferno ([`render`]).
+//! inferno ([`render`]). Off-CPU stacks come from the supervised offcputime
+//! tool ([`offcpu`]).
 
 pub mod folded;
+pub mod offcpu;
 pub mod render;
 pub mod sampler;
 pub mod symbolize;
