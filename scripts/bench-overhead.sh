@@ -44,12 +44,24 @@ cat >"$WORK/syscalls.toml" <<'EOF'
 syscalls = true
 tcp = false
 pids = false
+[tools]
+enabled = []
+[rules]
+enabled = false
+[enrich]
+container_stats = false
 EOF
 cat >"$WORK/tcp.toml" <<'EOF'
 [hotpath]
 syscalls = false
 tcp = true
 pids = false
+[tools]
+enabled = []
+[rules]
+enabled = false
+[enrich]
+container_stats = false
 EOF
 
 pin() {
