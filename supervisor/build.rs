@@ -11,6 +11,7 @@ use anyhow::{Context as _, anyhow};
 const OBJECTS: &[&str] = &["hotpath", "profiler"];
 
 fn main() -> anyhow::Result<()> {
+    compile_control_proto()?;
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     if skip_requested() {
         for object in OBJECTS {
@@ -48,6 +49,15 @@ fn main() -> anyhow::Result<()> {
         aya_build::Toolchain::default(),
     )
     .context("building hotpath-ebpf (run scripts/setup.sh for bpf-linker and rust-src)")
+}
+
+/// Generates the control API's messages and tonic client/server from
+/// `proto/control.proto` (needs `protoc`, installed by scripts/setup.sh).
+fn compile_control_proto() -> anyhow::Result<()> {
+    println!("cargo:rerun-if-changed=proto/control.proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/control.proto"], &["proto"])
+        .context("compiling proto/control.proto (is protoc installed? scripts/setup.sh)")
 }
 
 fn skip_requested() -> bool {

@@ -5,11 +5,12 @@
 //! flush their last interval, the pipeline drains, and the sinks export one
 //! last time.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{
     signal::unix::{SignalKind, signal},
+    sync::watch,
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -18,13 +19,16 @@ use crate::{
     aggregate::{Aggregator, SharedAggregator},
     cgroups,
     config::Config,
+    control::{self, events::EventHub, server::ControlContext, socket::SocketError},
     enrich::{EnrichConfig, Enricher, Resolver, kubelet},
     hotpath,
     pipeline::{self, Message, PipelineStats},
-    rules::{ConsoleAlerts, NoLabels, RulesStage},
+    reload::{self, Overrides, Reloader},
+    rules::{ConsoleAlerts, NoLabels, RulesConfig, RulesStage},
     selfmetrics::{self, Registry},
     sinks::{self, alertmanager, console::Console},
-    systemd, tools,
+    systemd,
+    tools::{self, Supervisor},
 };
 
 /// How `eunomia run` was asked to behave beyond its configuration.
@@ -38,6 +42,11 @@ pub struct RunOptions {
     pub samples: bool,
     /// Syscalls per summary.
     pub top: usize,
+    /// The configuration file given (`None`: default path or defaults);
+    /// read again on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// Command-line overrides, applied again on reload.
+    pub overrides: Overrides,
 }
 
 /// Runs the agent to completion.
@@ -46,7 +55,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // Handlers first, so a signal that arrives while loading still ends us cleanly.
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
-    let (rules, alert_tasks) = start_rules(&config, &opts, &shutdown)?;
+    let started = std::time::Instant::now();
+    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
     let registry = selfmetrics::global().clone();
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
     let sinks_stop = CancellationToken::new();
@@ -57,12 +67,30 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     register_pipeline_stats(&registry, tx.stats());
     let stats = tx.stats().clone();
-    let mut sources = start_sources(&config, &tx, &shutdown)?;
+    let (mut sources, supervisor) = start_sources(&config, &tx, &shutdown)?;
     drop(tx);
     let enricher = match config.enrich.enabled {
         true => Some(start_enricher(&config.enrich, &mut sources, &shutdown)?),
         false => None,
     };
+    // --- control API and SIGHUP reload (issue 9) ---
+    let events = EventHub::default();
+    let control = start_control(
+        &config,
+        &opts,
+        ControlContext {
+            supervisor: supervisor.clone(),
+            events: events.clone(),
+            registry: registry.clone(),
+            pipeline: stats.clone(),
+            started,
+            config_path: opts.config_path.clone(),
+            sources: source_names(&config),
+            shutdown: shutdown.clone(),
+        },
+        rules_tx,
+    )?;
+    // --- end control API ---
     notify_systemd(&shutdown);
 
     let mut stages = Stages {
@@ -73,12 +101,16 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         console: Console::new(std::io::stdout().lock(), opts.json, opts.top)
             .with_samples(opts.samples),
         events: sinks.event_sinks(),
+        live: events,
     };
     while let Some(mut msg) = rx.recv().await {
         stages.handle(&mut msg)?;
     }
     for source in sources {
         source.await.context("a source task panicked")?;
+    }
+    if let Some(control) = control {
+        control.await.context("the control API panicked")?;
     }
     finish(stages, sinks, sinks_stop, alert_tasks, &stats).await
 }
@@ -92,6 +124,8 @@ struct Stages<W: std::io::Write> {
     aggregator: SharedAggregator,
     console: Console<W>,
     events: sinks::EventSinks,
+    /// Live events for the control API's subscribers.
+    live: EventHub,
 }
 
 impl<W: std::io::Write> Stages<W> {
@@ -101,6 +135,9 @@ impl<W: std::io::Write> Stages<W> {
             if let Some(own) = enricher.self_batch_due(self.self_interval) {
                 self.aggregate(&Message::Samples(own));
             }
+        }
+        if let Message::Record(r) = &*msg {
+            self.live.publish(r);
         }
         if let Message::Record(r) = &*msg
             && let Some(event) = r.record.as_event()
@@ -145,12 +182,13 @@ fn start_enricher(
     Ok(Enricher::new(resolver))
 }
 
-/// Starts the hot path, the cgroup statistics and the enabled tools.
+/// Starts the hot path, the cgroup statistics and the enabled tools; the
+/// supervisor lets go of the pipeline on shutdown.
 fn start_sources(
     config: &Config,
     tx: &pipeline::PipelineTx,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+) -> anyhow::Result<(Vec<JoinHandle<()>>, Supervisor)> {
     let interval = config.agent.poll_interval;
     let mut sources = Vec::new();
     sources.extend(
@@ -163,12 +201,60 @@ fn start_sources(
         tx.clone(),
         shutdown.clone(),
     ));
-    sources.extend(tools::start_enabled(
-        &config.tools,
-        tx.clone(),
-        shutdown.clone(),
-    )?);
-    Ok(sources)
+    let (supervisor, tasks) = tools::start_enabled(&config.tools, tx.clone(), shutdown.clone())?;
+    sources.extend(tasks);
+    let closing = supervisor.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        closing.close();
+    });
+    Ok((sources, supervisor))
+}
+
+/// The sources the configuration turns on, for `eunomia status`.
+fn source_names(config: &Config) -> Vec<String> {
+    let h = &config.hotpath;
+    [
+        (h.syscalls, "hotpath.syscalls"),
+        (h.tcp, "hotpath.tcp"),
+        (h.pids, "hotpath.pids"),
+        (config.enrich.enabled, "cgroups"),
+        (true, "tools"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect()
+}
+
+/// Serves the control API (unless another agent already does on the same
+/// socket) and installs the SIGHUP reloader. The returned task ends, and
+/// removes the socket, on shutdown.
+fn start_control(
+    config: &Config,
+    opts: &RunOptions,
+    ctx: ControlContext,
+    rules_tx: Option<watch::Sender<RulesConfig>>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let shutdown = ctx.shutdown.clone();
+    let reloader = Reloader {
+        path: opts.config_path.clone(),
+        overrides: opts.overrides.clone(),
+        current: config.clone(),
+        supervisor: ctx.supervisor.clone(),
+        rules: rules_tx,
+    };
+    reload::spawn(reloader, shutdown.clone()).context("installing the SIGHUP handler")?;
+    let path = &config.agent.control_socket;
+    match control::server::spawn(path, ctx, shutdown) {
+        Ok(task) => Ok(Some(task)),
+        Err(e @ SocketError::InUse(_)) => {
+            tracing::warn!("{e}: running without a control API");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("creating the control socket (agent.control_socket, --socket)"),
+    }
 }
 
 /// READY now, STOPPING on shutdown, and watchdog pings in between.
@@ -224,11 +310,16 @@ async fn finish<W: std::io::Write>(
 }
 
 /// Compiles the rules, starts their reloader and the alert sinks.
+#[allow(clippy::type_complexity)]
 fn start_rules(
     config: &Config,
     opts: &RunOptions,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(RulesStage, Vec<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<(
+    RulesStage,
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<watch::Sender<RulesConfig>>,
+)> {
     let set = config
         .rules
         .load()
@@ -236,12 +327,19 @@ fn start_rules(
     tracing::info!(rules = set.rules().len(), "rules loaded");
     let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window);
     let mut tasks = Vec::new();
+    let mut trigger = None;
     if config.rules.enabled {
-        let (rx, task) =
-            crate::rules::stage::spawn_reloader(config.rules.clone(), set, shutdown.clone())
-                .context("installing the SIGHUP handler")?;
+        // The configuration reloader sends the `[rules]` section on SIGHUP.
+        let (tx, rules_rx) = watch::channel(config.rules.clone());
+        let (rx, task) = crate::rules::stage::spawn_reloader(
+            config.rules.clone(),
+            set,
+            rules_rx,
+            shutdown.clone(),
+        );
         stage.follow(rx);
         tasks.push(task);
+        trigger = Some(tx);
     }
     if config.rules.console {
         stage.add_sink(Box::new(ConsoleAlerts::new(std::io::stdout(), opts.json)));
@@ -251,7 +349,7 @@ fn start_rules(
         stage.add_sink(Box::new(sink));
         tasks.push(task);
     }
-    Ok((stage, tasks))
+    Ok((stage, tasks, trigger))
 }
 
 /// Exports the pipeline channel's counters as self-metrics.

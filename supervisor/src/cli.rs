@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// per line: `{"source", "interval_s", "samples": [...]}`.
     #[arg(long)]
     pub samples: bool,
+    /// The control API's socket; overrides `agent.control_socket`
+    /// (default /run/eunomia/eunomia.sock).
+    #[arg(long, value_name = "PATH", env = "EUNOMIA_SOCKET")]
+    pub socket: Option<PathBuf>,
 }
 
 /// `eunomia tools ...`.
@@ -159,20 +163,25 @@ pub enum ToolsCommand {
         json: bool,
         #[command(flatten)]
         manifest: ManifestArgs,
+        /// The running agent's control socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
+        socket: PathBuf,
     },
-    /// Run a tool and print its parsed events.
+    /// Start a tool in the running agent, or run it here.
     ///
-    /// Without a running agent, runs the tool in the foreground and prints
-    /// its parsed records (a table, or JSON lines with --json) until --for
-    /// ends or Ctrl-C; a tool that exits is restarted. Arguments after `--`
-    /// are passed to the tool.
+    /// With a running agent, asks it to start the tool (its events then
+    /// flow through the agent's pipeline; --follow also prints them here).
+    /// Without one, or with --foreground, runs the tool in the foreground
+    /// and prints its parsed records (a table, or JSON lines with --json)
+    /// until --for ends or Ctrl-C; a tool that exits is restarted. Arguments
+    /// after `--` are passed to the tool.
     Start(ToolsStartArgs),
     /// Ask the running agent to stop a tool.
     Stop {
         /// The tool's manifest name.
         name: String,
         /// The running agent's control socket.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
         socket: PathBuf,
     },
 }
@@ -216,8 +225,12 @@ pub struct ToolsStartArgs {
     /// Run in the foreground even when an agent is running.
     #[arg(long)]
     pub foreground: bool,
+    /// With an agent: after starting the tool, print its live events (JSON
+    /// lines with --json) until --for ends or Ctrl-C.
+    #[arg(long, conflicts_with = "foreground")]
+    pub follow: bool,
     /// The running agent's control socket.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
     pub socket: PathBuf,
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -246,7 +259,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// The running agent's control socket.
-    #[arg(long, value_name = "PATH", default_value = "/run/eunomia/eunomia.sock")]
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
     pub socket: PathBuf,
 }
 

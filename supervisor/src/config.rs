@@ -50,6 +50,8 @@ pub struct AgentConfig {
     /// Messages the pipeline buffers between sources and sinks before it
     /// drops (and counts) new ones.
     pub channel_capacity: usize,
+    /// The control API's Unix socket (`eunomia tools`, `eunomia status`).
+    pub control_socket: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -57,6 +59,7 @@ impl Default for AgentConfig {
         Self {
             poll_interval: Duration::from_secs(10),
             channel_capacity: 8192,
+            control_socket: PathBuf::from(crate::cli::DEFAULT_SOCKET),
         }
     }
 }
@@ -75,10 +78,14 @@ pub enum ConfigError {
     },
     /// The file is not valid TOML or does not fit the schema; `message`
     /// carries toml's line, column and the offending text.
-    #[error("{path}: {message}")]
+    #[error("{}:{line}:{col}: {message}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
+        /// The line of the error (1-based).
+        line: usize,
+        /// The column of the error (1-based).
+        col: usize,
         /// What is wrong and where.
         message: String,
     },
@@ -117,9 +124,14 @@ impl Config {
 
     /// Parses and validates `text`; `path` is only used in error messages.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                col,
+                message: e.to_string().trim_end().to_owned(),
+            }
         })?;
         config.validate(path)?;
         Ok(config)
@@ -144,6 +156,14 @@ impl Config {
         self.enrich.validate().map_err(invalid)?;
         Ok(())
     }
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 #[cfg(test)]
@@ -180,7 +200,7 @@ mod tests {
     fn unknown_key_names_file_and_line() {
         let err = parse("[agent]\npoll_interval = \"2s\"\nbogus = 1\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("test.toml: "), "{msg}");
+        assert!(msg.starts_with("test.toml:3:1: "), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
     }

@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     }
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): not a failure.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("eunomia: error: {err:#}");
             ExitCode::from(exit_code(&err))
@@ -28,4 +30,13 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     } else {
         1
     }
+}
+
+/// Whether writing to stdout failed because its reader closed the pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

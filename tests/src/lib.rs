@@ -33,9 +33,20 @@ pub fn eunomia_bin() -> PathBuf {
     bin
 }
 
-/// A `Command` for the built binary.
+/// A `Command` for the built binary. Its control socket (`EUNOMIA_SOCKET`)
+/// is private to this test process, so tests never talk to, or collide
+/// with, an agent of the host or of another test run; `--socket` still wins.
 pub fn eunomia() -> Command {
-    Command::new(eunomia_bin())
+    let mut cmd = Command::new(eunomia_bin());
+    cmd.env("EUNOMIA_SOCKET", test_socket());
+    cmd
+}
+
+/// The control socket of the agents this test process starts.
+pub fn test_socket() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("eunomia-tests-{}", std::process::id()))
+        .join("eunomia.sock")
 }
 
 /// Whether this test can use the kernel (needs root). Outside CI a test that
@@ -70,9 +81,14 @@ impl Agent {
 
     /// Starts `eunomia ARGS...` with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut child = eunomia()
-            .args(args)
-            .envs(env.iter().copied())
+        let mut cmd = eunomia();
+        cmd.args(args).envs(env.iter().copied());
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd` (made with [`eunomia`]) with piped output.
+    pub fn spawn(mut cmd: Command) -> Agent {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

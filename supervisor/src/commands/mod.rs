@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod flamegraph;
+pub mod remote;
 pub mod rules;
 pub mod run;
 pub mod status;
@@ -15,7 +16,11 @@ use crate::cli::{Cli, Command, ConfigCommand, RulesCommand, ToolsCommand};
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Tools(ToolsCommand::List { json, manifest }) => tools::list(json, &manifest),
+        Command::Tools(ToolsCommand::List {
+            json,
+            manifest,
+            socket,
+        }) => tools::list(json, &manifest, &socket),
         Command::Tools(ToolsCommand::Start(args)) => tools::start(args),
         Command::Tools(ToolsCommand::Stop { name, socket }) => tools::stop(&name, &socket),
         Command::Status(args) => status::status(args),

@@ -8,15 +8,20 @@ use crate::{
     agent::{self, RunOptions},
     cli::RunArgs,
     config::Config,
+    reload::Overrides,
 };
 
 /// Runs the agent until a signal or the end of `--for`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref()).map_err(|e| BadInput(e.to_string()))?;
-    if let Some(interval) = args.interval {
-        config.agent.poll_interval = interval;
-    }
+    let overrides = Overrides {
+        interval: args.interval,
+        socket: args.socket.clone(),
+    };
+    overrides.apply(&mut config);
     let opts = RunOptions {
+        config_path: args.config.clone(),
+        overrides,
         run_for: args.run_for,
         json: args.json,
         samples: args.samples,

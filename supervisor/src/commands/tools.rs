@@ -7,10 +7,15 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::remote;
 use crate::{
     BadInput,
     cli::{ManifestArgs, ToolsStartArgs},
     config::Config,
+    control::{
+        client::{self, ClientError},
+        proto,
+    },
     pipeline::{self, Message},
     tools::{
         Manifest, RunnerOptions, Supervisor, ToolState, ToolsConfig,
@@ -44,14 +49,41 @@ fn load_manifest(tools: &ToolsConfig) -> anyhow::Result<Manifest> {
     Ok(Manifest::load(tools).map_err(|e| BadInput(e.to_string()))?)
 }
 
-/// Lists the manifest's tools and whether each can run here.
-pub fn list(json: bool, args: &ManifestArgs) -> anyhow::Result<()> {
+/// Which tools the agent at `socket` runs; `None` (with a warning when an
+/// agent should be there) when it cannot be asked.
+fn agent_running(socket: &Path) -> Option<Vec<String>> {
+    let asked = remote::block_on(async {
+        let Some(mut client) = remote::connect_if_running(socket).await? else {
+            return Ok(None);
+        };
+        let tools = client
+            .list_tools(proto::ListToolsRequest {})
+            .await
+            .map_err(remote::answer_error)?
+            .into_inner()
+            .tools;
+        Ok(Some(
+            tools
+                .into_iter()
+                .filter(|t| t.running)
+                .map(|t| t.name)
+                .collect(),
+        ))
+    });
+    asked.unwrap_or_else(|e| {
+        eprintln!("eunomia: warning: AGENT column unknown: {e:#}");
+        None
+    })
+}
+
+/// Lists the manifest's tools, whether each can run here and whether the
+/// running agent runs it.
+pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()> {
     let (_, config) = tools_config(args)?;
     let manifest = load_manifest(&config)?;
     let kernel = Kernel::new();
-    // The control API (a later issue) will say which tools the agent runs;
-    // until then `running` is unknown.
-    let running: Option<&[String]> = None;
+    let running = agent_running(socket);
+    let running = running.as_deref();
     let mut out = std::io::stdout().lock();
     if !json {
         writeln!(
@@ -107,15 +139,26 @@ pub fn list(json: bool, args: &ManifestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a tool in the foreground (no agent) and prints its records.
+/// Asks the running agent to start a tool, or (no agent, or
+/// `--foreground`) runs it here and prints its records.
 pub fn start(args: ToolsStartArgs) -> anyhow::Result<()> {
-    if !args.foreground && args.socket.exists() {
-        anyhow::bail!(
-            "an agent's control socket exists at {}, but this build cannot ask the agent to \
-             start `{}` yet; use --foreground to run it here",
-            args.socket.display(),
-            args.name
-        );
+    if !args.foreground {
+        let socket = args.socket.clone();
+        let probe = remote::block_on(async move { Ok(client::connect(&socket).await) })?;
+        match probe {
+            Ok(_) => return remote::block_on(start_in_agent(args)),
+            Err(ClientError::NoAgent(_)) => {}
+            // No agent after all: run here, as without one.
+            Err(e @ ClientError::Stale(_)) => {
+                eprintln!(
+                    "eunomia: warning: {e}; running `{}` in the foreground",
+                    args.name
+                );
+            }
+            Err(e) => {
+                return Err(e).context("use --foreground to run the tool here without the agent");
+            }
+        }
     }
     let (config, tools) = tools_config(&args.manifest)?;
     let manifest = load_manifest(&tools)?;
@@ -228,17 +271,96 @@ fn watch_signals(shutdown: CancellationToken, run_for: Option<Duration>) -> anyh
     Ok(())
 }
 
-/// Asks the running agent to stop a tool.
+/// Asks the running agent to stop a tool and prints the state it ended in.
 pub fn stop(name: &str, socket: &Path) -> anyhow::Result<()> {
-    if !socket.exists() {
-        anyhow::bail!(
-            "no agent is running (no control socket at {}), so no `{name}` to stop; \
-             a foreground `eunomia tools start` stops with Ctrl-C",
-            socket.display()
-        );
+    remote::block_on(async {
+        let mut client = remote::connect(socket).await?;
+        let r = client
+            .stop_tool(proto::StopToolRequest { name: name.into() })
+            .await
+            .map_err(remote::answer_error)?
+            .into_inner();
+        let state = r.tool.map_or_else(|| "stopped".into(), |t| t.state);
+        println!("{name}: {state}");
+        Ok(())
+    })
+}
+
+/// `tools start` with an agent: asks it to start the tool, then (with
+/// `--follow`) prints the tool's live events until `--for` or Ctrl-C.
+async fn start_in_agent(args: ToolsStartArgs) -> anyhow::Result<()> {
+    let mut client = remote::connect(&args.socket).await?;
+    let started = client
+        .start_tool(proto::StartToolRequest {
+            name: args.name.clone(),
+            args: args.args.clone(),
+            force: args.force,
+        })
+        .await
+        .map_err(remote::answer_error)?
+        .into_inner();
+    let state = started.tool.map_or_else(String::new, |t| t.state);
+    eprintln!("eunomia: `{}` started in the agent ({state})", args.name);
+    if !args.follow {
+        return Ok(());
     }
-    anyhow::bail!(
-        "a control socket exists at {}, but this build cannot ask the agent to stop `{name}` yet",
-        socket.display()
-    )
+    let mut stream = client
+        .stream_events(proto::StreamEventsRequest {
+            tools: vec![args.name.clone()],
+            ..Default::default()
+        })
+        .await
+        .map_err(remote::answer_error)?
+        .into_inner();
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone(), args.run_for)?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = stream.message() => match m.map_err(remote::answer_error)? {
+                Some(line) => line,
+                None => return Ok(()),
+            },
+        };
+        if line.lagged > 0 {
+            eprintln!(
+                "eunomia: {} events missed (this reader was too slow)",
+                line.lagged
+            );
+        }
+        let written = match args.json {
+            true => writeln!(out, "{}", line.json),
+            false => writeln!(out, "{}", event_text(&line.json)),
+        };
+        match written.and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e).context("writing to stdout"),
+        }
+    }
+}
+
+/// One event of the stream as `kind key=value ...` (JSON keys in order,
+/// without the timestamp and tool).
+fn event_text(json: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) else {
+        return json.to_owned();
+    };
+    let mut words = vec![
+        map.get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("event")
+            .to_owned(),
+    ];
+    for (k, v) in &map {
+        if matches!(k.as_str(), "ts_ns" | "tool" | "kind") {
+            continue;
+        }
+        match v {
+            serde_json::Value::String(s) => words.push(format!("{k}={s}")),
+            other => words.push(format!("{k}={other}")),
+        }
+    }
+    words.join(" ")
 }

@@ -11,11 +11,7 @@ use std::{
 
 use parsers::Event;
 use serde::Deserialize;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::watch,
-    task::JoinHandle,
-};
+use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -140,23 +136,35 @@ impl RulesStage {
     }
 }
 
-/// Starts the task that reloads the rules on SIGHUP and, every
-/// `watch_interval`, when a rules file changed; reloaded sets arrive on the
-/// returned receiver.
+/// Starts the task that reloads the rules whenever `trigger` sees a new
+/// `[rules]` configuration (the agent's reloader sends one per SIGHUP) and,
+/// every `watch_interval`, when a rules file changed; reloaded sets arrive
+/// on the returned receiver.
 pub fn spawn_reloader(
     config: RulesConfig,
     initial: Arc<RuleSet>,
+    mut trigger: watch::Receiver<RulesConfig>,
     shutdown: CancellationToken,
-) -> std::io::Result<(watch::Receiver<Arc<RuleSet>>, JoinHandle<()>)> {
+) -> (watch::Receiver<Arc<RuleSet>>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(initial);
-    let mut hup = signal(SignalKind::hangup())?;
     let task = tokio::spawn(async move {
+        let mut config = config;
         let mut stamp = files_stamp(&config.files);
-        let poll = (!config.watch_interval.is_zero()).then_some(config.watch_interval);
+        let mut triggered = true;
         loop {
+            let poll = (!config.watch_interval.is_zero()).then_some(config.watch_interval);
             let why = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = hup.recv() => "SIGHUP",
+                changed = trigger.changed(), if triggered => {
+                    if changed.is_err() {
+                        // The agent's reloader is gone: only file changes from here on.
+                        triggered = false;
+                        continue;
+                    }
+                    config = trigger.borrow_and_update().clone();
+                    stamp = files_stamp(&config.files);
+                    "SIGHUP"
+                }
                 _ = sleep_or_forever(poll) => {
                     let now = files_stamp(&config.files);
                     if now == stamp {
@@ -169,7 +177,7 @@ pub fn spawn_reloader(
             reload(&config, &tx, why).await;
         }
     });
-    Ok((rx, task))
+    (rx, task)
 }
 
 async fn sleep_or_forever(d: Option<Duration>) {

@@ -252,6 +252,11 @@ struct RawTool {
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Manifest {
+    /// The manifest embedded in the binary.
+    pub fn builtin() -> Manifest {
+        Manifest::parse(BUILTIN, BUILTIN_NAME).expect("the built-in manifest is valid")
+    }
+
     /// Loads the manifest `config` describes: the embedded one (or
     /// `config.manifest`), then every `*.toml` of `config.manifest_dirs`
     /// in name order. Missing directories are skipped.

@@ -13,7 +13,7 @@ pub(crate) use ::parsers as pa;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
 };
 
 pub use config::ToolsConfig;
@@ -42,6 +42,9 @@ pub enum StartError {
         /// `missing binary` or `unsupported: ...`.
         status: String,
     },
+    /// The agent is stopping.
+    #[error("the agent is shutting down")]
+    ShuttingDown,
     /// The tool needs arguments the caller did not give.
     #[error("tool `{name}` needs arguments: {what} (pass them after `--`)")]
     NeedsArgs {
@@ -53,18 +56,19 @@ pub enum StartError {
 }
 
 /// The tools the agent supervises: starts and stops them by name and keeps
-/// their counters. Shared (cheap to clone) so the control API of a later
-/// issue can start and stop tools in a running agent.
+/// their counters. Shared (cheap to clone) between the agent, its control
+/// API and its configuration reloader.
 #[derive(Clone)]
 pub struct Supervisor {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    manifest: Manifest,
-    config: ToolsConfig,
+    /// The manifest and `[tools]` settings that tools started from now on use.
+    setup: RwLock<(Arc<Manifest>, ToolsConfig)>,
     kernel: avail::Kernel,
-    tx: PipelineTx,
+    /// `None` once closed: the pipeline can then end.
+    tx: Mutex<Option<PipelineTx>>,
     shutdown: CancellationToken,
     running: Mutex<HashMap<String, Running>>,
 }
@@ -84,10 +88,9 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
-                manifest,
-                config,
+                setup: RwLock::new((Arc::new(manifest), config)),
                 kernel: avail::Kernel::new(),
-                tx,
+                tx: Mutex::new(Some(tx)),
                 shutdown,
                 running: Mutex::new(HashMap::new()),
             }),
@@ -95,8 +98,26 @@ impl Supervisor {
     }
 
     /// The manifest in use.
-    pub fn manifest(&self) -> &Manifest {
-        &self.inner.manifest
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.setup().0
+    }
+
+    /// The manifest and `[tools]` settings in use.
+    pub fn setup(&self) -> (Arc<Manifest>, ToolsConfig) {
+        let s = self.inner.setup.read().unwrap_or_else(|p| p.into_inner());
+        (s.0.clone(), s.1.clone())
+    }
+
+    /// Replaces the manifest and settings for tools started from now on
+    /// (running tools keep theirs).
+    pub fn reconfigure(&self, manifest: Manifest, config: ToolsConfig) {
+        *self.inner.setup.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(manifest), config);
+    }
+
+    /// Whether `name` can run here, with its reason when it cannot.
+    pub fn availability(&self, spec: &ToolSpec) -> avail::Availability {
+        let (_, config) = self.setup();
+        self.inner.kernel.check(spec, &config.search_dirs)
     }
 
     /// Starts `name` with `extra` arguments; `force` skips the availability
@@ -108,9 +129,8 @@ impl Supervisor {
         opts: RunnerOptions,
         force: bool,
     ) -> Result<ToolHandle, StartError> {
-        let inner = &self.inner;
-        let spec = inner
-            .manifest
+        let (manifest, config) = self.setup();
+        let spec = manifest
             .get(name)
             .ok_or_else(|| StartError::Unknown(name.to_owned()))?;
         if let (Some(what), true) = (&spec.needs_args, extra.is_empty()) {
@@ -119,10 +139,10 @@ impl Supervisor {
                 what: what.clone(),
             });
         }
-        let binary = match inner.kernel.check(spec, &inner.config.search_dirs) {
+        let binary = match self.inner.kernel.check(spec, &config.search_dirs) {
             avail::Availability::Ready(path) => path,
             avail::Availability::Unsupported(_) if force => {
-                avail::find_binary(&spec.binary, &inner.config.search_dirs).expect("found by check")
+                avail::find_binary(&spec.binary, &config.search_dirs).expect("found by check")
             }
             other => {
                 return Err(StartError::Unavailable {
@@ -131,18 +151,23 @@ impl Supervisor {
                 });
             }
         };
-        let mut running = inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = running.get(name)
-            && !matches!(r.stats.state(), ToolState::Stopped | ToolState::Failed(_))
-        {
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(name).is_some_and(|r| r.stats.is_active()) {
             return Err(StartError::AlreadyRunning(name.to_owned()));
         }
-        let stop = inner.shutdown.child_token();
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StartError::ShuttingDown)?;
+        let stop = self.inner.shutdown.child_token();
         let opts = RunnerOptions {
             extra_args: extra.to_vec(),
             ..opts
         };
-        let handle = runner::spawn(spec.clone(), binary, opts, inner.tx.clone(), stop.clone());
+        let handle = runner::spawn(spec.clone(), binary, opts, tx, stop.clone());
         running.insert(
             name.to_owned(),
             Running {
@@ -153,36 +178,55 @@ impl Supervisor {
         Ok(handle)
     }
 
-    /// Asks `name` to stop; false when it is not running.
-    pub fn stop(&self, name: &str) -> bool {
+    /// Asks `name` to stop; its counters when it was active, `None` when it
+    /// was not running.
+    pub fn stop(&self, name: &str) -> Option<Arc<ToolStats>> {
         let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        match running.get(name) {
-            Some(r) => {
-                r.stop.cancel();
-                true
-            }
-            None => false,
-        }
+        let r = running.get(name).filter(|r| r.stats.is_active())?;
+        r.stop.cancel();
+        Some(r.stats.clone())
     }
 
-    /// Counters of every tool started so far.
+    /// Counters of every tool started so far, by name.
     pub fn stats(&self) -> Vec<Arc<ToolStats>> {
         let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.values().map(|r| r.stats.clone()).collect()
+        let mut all: Vec<_> = running.values().map(|r| r.stats.clone()).collect();
+        all.sort_by(|a, b| a.tool.cmp(&b.tool));
+        all
+    }
+
+    /// Counters of `name`, if it was ever started.
+    pub fn tool_stats(&self, name: &str) -> Option<Arc<ToolStats>> {
+        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(name).map(|r| r.stats.clone())
+    }
+
+    /// Names of the tools starting, running or restarting now.
+    pub fn active(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .stats()
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| s.tool.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Refuses further starts and lets go of the pipeline, so it can end
+    /// once the running tools have stopped.
+    pub fn close(&self) {
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
-/// Starts every tool the configuration enables; each runs until `shutdown`.
-/// An unknown name or a bad manifest is bad input (exit 2); a tool that
-/// cannot run here is logged and skipped so the rest of the agent runs.
-pub fn start_enabled(
-    config: &ToolsConfig,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    if config.enabled.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Loads the manifest of `config` and checks every name of `enabled` in it.
+/// Errors are bad input (exit code 2 at start-up).
+pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
     config
         .validate()
         .map_err(|e| BadInput(format!("configuration: {e}")))?;
@@ -192,10 +236,31 @@ pub fn start_enabled(
             return Err(BadInput(format!(
                 "configuration: tools.enabled names `{name}`, which is not in the manifest ({})",
                 manifest.files.join(", ")
-            ))
-            .into());
+            )));
         }
     }
+    Ok(manifest)
+}
+
+/// Makes the agent's supervisor and starts every tool the configuration
+/// enables; each runs until `shutdown`. An unknown name or a bad manifest is
+/// bad input (exit 2); a tool that cannot run here is logged and skipped so
+/// the rest of the agent runs.
+pub fn start_enabled(
+    config: &ToolsConfig,
+    tx: PipelineTx,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Supervisor, Vec<JoinHandle<()>>)> {
+    let manifest = if config.enabled.is_empty() {
+        // Tools may still be started through the control API; a broken
+        // manifest then shows in its answers, not at start-up.
+        Manifest::load(config).unwrap_or_else(|e| {
+            tracing::warn!("tools manifest: {e}");
+            Manifest::builtin()
+        })
+    } else {
+        load_checked(config)?
+    };
     let supervisor = Supervisor::new(manifest, config.clone(), tx, shutdown);
     let mut tasks = Vec::new();
     for name in &config.enabled {
@@ -204,5 +269,5 @@ pub fn start_enabled(
             Err(e) => tracing::error!("{e}; not started"),
         }
     }
-    Ok(tasks)
+    Ok((supervisor, tasks))
 }

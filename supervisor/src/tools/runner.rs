@@ -203,6 +203,12 @@ impl ToolStats {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether the tool is starting, running or restarting (not stopped
+    /// and not given up on).
+    pub fn is_active(&self) -> bool {
+        !matches!(self.state(), ToolState::Stopped | ToolState::Failed(_))
+    }
+
     fn set_state(&self, s: ToolState) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }

@@ -1,0 +1,81 @@
+//! Helpers of the commands that talk to a running agent over its control
+//! socket (`tools list|start|stop`, `status`).
+
+use std::{future::Future, path::Path};
+
+use crate::{
+    BadInput,
+    control::{
+        client::{self, Client, ClientError},
+        proto,
+    },
+};
+
+/// Runs `f` on a small single-threaded runtime.
+pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
+        .block_on(f)
+}
+
+/// Connects to the agent at `socket`; every failure is an error.
+pub async fn connect(socket: &Path) -> anyhow::Result<Client> {
+    Ok(client::connect(socket).await?)
+}
+
+/// Connects to the agent at `socket`, or `None` when no agent runs there
+/// (no socket file). A stale socket or a permission problem is an error.
+pub async fn connect_if_running(socket: &Path) -> anyhow::Result<Option<Client>> {
+    match client::connect(socket).await {
+        Ok(c) => Ok(Some(c)),
+        Err(ClientError::NoAgent(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An error the agent answered with, as the CLI reports it: the agent's
+/// message; a request naming an unknown tool or lacking arguments is bad
+/// input (exit 2).
+pub fn answer_error(status: tonic::Status) -> anyhow::Error {
+    let msg = status.message().to_owned();
+    match status.code() {
+        tonic::Code::NotFound | tonic::Code::InvalidArgument => BadInput(msg).into(),
+        tonic::Code::Unavailable if msg.is_empty() => {
+            anyhow::anyhow!("the agent went away: {status}")
+        }
+        _ => anyhow::anyhow!("the agent refused: {msg}"),
+    }
+}
+
+/// A tool's counters as one JSON object.
+pub fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
+    serde_json::json!({
+        "name": c.name,
+        "state": c.state,
+        "detail": (!c.detail.is_empty()).then_some(&c.detail),
+        "lines": c.lines,
+        "records": c.records,
+        "parse_errors": c.parse_errors,
+        "dropped": c.dropped,
+        "starts": c.starts,
+        "restarts": c.restarts,
+    })
+}
+
+/// The header of [`counters_row`].
+pub const COUNTERS_HEADER: &str =
+    "TOOL             STATE            LINES      RECORDS    PARSE_ERR  DROPPED    RESTARTS";
+
+/// A tool's counters as one table row.
+pub fn counters_row(c: &proto::ToolCounters) -> String {
+    let state = match (c.state.as_str(), c.detail.as_str()) {
+        ("running", pid) => format!("running({pid})"),
+        (s, _) => s.to_owned(),
+    };
+    format!(
+        "{:<16} {state:<16} {:<10} {:<10} {:<10} {:<10} {}",
+        c.name, c.lines, c.records, c.parse_errors, c.dropped, c.restarts
+    )
+}
