@@ -240,11 +240,32 @@ fn control_tools_start_follow_stop_and_status() {
         text(&out.stderr)
     );
 
-    // Start it again and leave it running: SIGTERM must stop it too.
-    let out = cli(&socket, &["tools", "start", "execsnoop"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Start it again, followed, and leave both running: SIGTERM stops the
+    // tool and ends the follower's stream.
+    let mut follow = Agent::start(&[
+        "tools",
+        "start",
+        "execsnoop",
+        "--follow",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    follow.wait_for_stderr("started in the agent", Duration::from_secs(10));
     wait_tool_state(&socket, "execsnoop", "running", Duration::from_secs(10));
+    let up = status(&socket)["self_metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "eunomia_tool_up" && m["labels"]["tool"] == "execsnoop")
+        .cloned();
+    assert_eq!(
+        up.map(|m| m["value"].clone()),
+        Some(1.0.into()),
+        "eunomia_tool_up"
+    );
     stop_agent(agent, &socket);
+    let (code, _) = follow.finish(Duration::from_secs(10));
+    assert_eq!(code, 0, "the follower ends with the agent");
 }
 
 #[test]

@@ -128,6 +128,13 @@ impl RulesStage {
         self.engine
             .on_event(event, labels, Instant::now(), &mut self.buf);
         for alert in self.buf.drain(..) {
+            crate::selfmetrics::global()
+                .counter(
+                    "eunomia_rules_alerts_total",
+                    "Alerts the rules emitted (after deduplication and rate limits).",
+                    &[("rule", &alert.rule), ("severity", alert.severity.as_str())],
+                )
+                .inc();
             let alert = Arc::new(alert);
             for sink in &mut self.sinks {
                 sink.send(&alert);

@@ -190,6 +190,20 @@ impl ToolStats {
                 |s| &s.restarts,
             ),
         ];
+        let me = self.clone();
+        registry.observe_gauge(
+            "eunomia_tool_up",
+            "1 while a tool runs, 0 when stopped, restarting or given up on.",
+            &[("tool", &self.tool)],
+            move || f64::from(u8::from(matches!(me.state(), ToolState::Running(_)))),
+        );
+        let me = self.clone();
+        registry.observe_gauge(
+            "eunomia_tool_failed",
+            "1 when the agent gave up restarting a tool (it kept dying at start).",
+            &[("tool", &self.tool)],
+            move || f64::from(u8::from(matches!(me.state(), ToolState::Failed(_)))),
+        );
         for (name, help, field) in COUNTERS {
             let me = self.clone();
             registry.observe_counter(name, help, &[("tool", &self.tool)], move || {
