@@ -18,21 +18,45 @@ use eunomia_tests::{
 const LISTENING: &str = "control API listening";
 
 /// A configuration for a test agent: fast polling, no console alerts, the
-/// control socket in `dir`, `enabled` tools.
+/// control socket in `dir`, manifest additions from `dir/tools.d`, `enabled`
+/// tools.
 fn write_config(dir: &Path, enabled: &[&str]) -> PathBuf {
+    write_config_polling(dir, enabled, "1s")
+}
+
+fn write_config_polling(dir: &Path, enabled: &[&str], poll: &str) -> PathBuf {
     let path = dir.join("eunomia.toml");
     let enabled: Vec<String> = enabled.iter().map(|t| format!("{t:?}")).collect();
     std::fs::write(
         &path,
         format!(
-            "[agent]\npoll_interval = \"1s\"\ncontrol_socket = {:?}\n\n[tools]\nenabled = [{}]\n\n[rules]\nconsole = false\n",
+            "[agent]\npoll_interval = {poll:?}\ncontrol_socket = {:?}\n\n[tools]\nenabled = [{}]\nmanifest_dirs = [{:?}]\n\n[rules]\nconsole = false\n",
             dir.join("eunomia.sock").display().to_string(),
-            enabled.join(", ")
+            enabled.join(", "),
+            dir.join("tools.d").display().to_string(),
         ),
     )
     .unwrap();
     path
 }
+
+/// A manifest entry of a script printing a numbered line every 100 ms.
+const TICKER: &str = r#"
+[[tool]]
+name = "ticker"
+description = "A script that prints a numbered line every 100 ms"
+binary = "/bin/sh"
+args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done"]
+output = "events"
+[tool.format]
+format = "columns"
+header = "PID"
+columns = [
+  { name = "proc.pid", type = "int" },
+  { name = "proc.comm", type = "str" },
+  { name = "ticker.n", type = "int" },
+]
+"#;
 
 /// `eunomia run --config CONFIG`, its socket from the configuration.
 fn start_agent(config: &Path) -> Agent {
@@ -409,10 +433,29 @@ fn control_sighup_reloads_tools_and_keeps_state_on_errors() {
     );
     wait_tool_state(&socket, "execsnoop", "running", Duration::from_secs(1));
 
-    // Removed from enabled: stopped.
-    write_config(&dir, &[]);
+    // Removed from enabled: stopped. A setting that needs a restart is
+    // named as such.
+    write_config_polling(&dir, &[], "2s");
     agent.signal(libc::SIGHUP);
     agent.wait_for_stderr("no longer enabled", Duration::from_secs(10));
     wait_tool_state(&socket, "execsnoop", "stopped", Duration::from_secs(10));
+    agent.wait_for_stderr("configuration reloaded", Duration::from_secs(10));
+    let restart = "[agent] changed: takes effect after a restart";
+    assert!(
+        agent.stderr_seen.iter().any(|l| l.contains(restart)),
+        "no {restart:?} in:\n{}",
+        agent.stderr_seen.join("\n")
+    );
+
+    // A manifest entry added: unknown before the reload, startable after.
+    std::fs::create_dir_all(dir.join("tools.d")).unwrap();
+    std::fs::write(dir.join("tools.d/ticker.toml"), TICKER).unwrap();
+    let out = cli(&socket, &["tools", "start", "ticker"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_stderr("configuration reloaded", Duration::from_secs(10));
+    let out = cli(&socket, &["tools", "start", "ticker"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_tool_state(&socket, "ticker", "running", Duration::from_secs(10));
     stop_agent(agent, &socket);
 }
