@@ -114,7 +114,8 @@ impl Supervisor {
         *self.inner.setup.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(manifest), config);
     }
 
-    /// Whether `name` can run here, with its reason when it cannot.
+    /// Whether the tool `spec` describes can run here, with the reason when
+    /// it cannot.
     pub fn availability(&self, spec: &ToolSpec) -> avail::Availability {
         let (_, config) = self.setup();
         self.inner.kernel.check(spec, &config.search_dirs)
