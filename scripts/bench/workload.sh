@@ -90,6 +90,7 @@ $(awk -v a="$busy0" -v b="$busy1" 'BEGIN { printf "%.2f", b - a }')"
 }
 
 start_nginx
+load >/dev/null # warm-up: the first run of a cold nginx and page cache is slow
 declare -A RPS P99 CPU BUSY
 for rep in $(seq "$REPS"); do
   # Alternate the order so drift in the machine does not favour one mode.
