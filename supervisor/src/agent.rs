@@ -374,8 +374,9 @@ fn register_pipeline_stats(registry: &Registry, stats: &std::sync::Arc<PipelineS
     );
 }
 
-/// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for`.
-fn spawn_signal_watch(
+/// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for` (also used by
+/// the foreground commands).
+pub(crate) fn spawn_signal_watch(
     shutdown: CancellationToken,
     run_for: Option<Duration>,
 ) -> anyhow::Result<()> {

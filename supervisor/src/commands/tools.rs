@@ -1,10 +1,9 @@
 //! `eunomia tools ...`: the supervised libbpf-tools: list them with their
 //! status on this machine, run one in the foreground, stop one in the agent.
 
-use std::{io::Write as _, path::Path, time::Duration};
+use std::{io::Write as _, path::Path};
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::remote;
@@ -185,7 +184,7 @@ async fn foreground(
     manifest: Manifest,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone(), args.run_for)?;
+    crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let supervisor = Supervisor::new(manifest, tools.clone(), tx.clone(), shutdown.clone());
     let opts = RunnerOptions {
@@ -250,27 +249,6 @@ fn print<W: std::io::Write>(p: &mut RecordPrinter<W>, msg: Message) -> anyhow::R
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT, SIGTERM or after `run_for`.
-fn watch_signals(shutdown: CancellationToken, run_for: Option<Duration>) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    tokio::spawn(async move {
-        let deadline = async {
-            match run_for {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = sigint.recv() => tracing::info!("SIGINT: stopping"),
-            _ = sigterm.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = deadline => tracing::debug!("--for elapsed: stopping"),
-        }
-        shutdown.cancel();
-    });
-    Ok(())
-}
-
 /// Asks the running agent to stop a tool and prints the state it ended in.
 pub fn stop(name: &str, socket: &Path) -> anyhow::Result<()> {
     remote::block_on(async {
@@ -313,7 +291,7 @@ async fn start_in_agent(args: ToolsStartArgs) -> anyhow::Result<()> {
         .map_err(remote::answer_error)?
         .into_inner();
     let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone(), args.run_for)?;
+    crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let mut out = std::io::stdout().lock();
     loop {
         let line = tokio::select! {
