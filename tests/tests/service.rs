@@ -104,13 +104,24 @@ fn agent_notifies_systemd_ready_then_stopping() {
         .unwrap();
     let agent = Agent::start_with_env(&["run"], &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
     let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).expect("READY notification");
+    let n = recv(&sock, &mut buf).expect("READY notification");
     assert_eq!(buf[..n].trim_ascii(), b"READY=1");
     agent.signal(libc::SIGTERM);
-    let n = sock.recv(&mut buf).expect("STOPPING notification");
+    let n = recv(&sock, &mut buf).expect("STOPPING notification");
     assert_eq!(buf[..n].trim_ascii(), b"STOPPING=1");
     let (code, _) = agent.finish(Duration::from_secs(20));
     assert_eq!(code, 0);
+}
+
+/// `recv`, retried when a signal meant for another part of the test process
+/// interrupts it (EINTR).
+fn recv(sock: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match sock.recv(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 #[test]
