@@ -111,7 +111,9 @@ fn otlp_receives_hot_path_metrics_self_metrics_and_resource() {
 
     let sent = last_value(&r, "eunomia_sink_exports_total", "outcome", "success")
         .expect("exports self-metric");
-    assert!(sent >= 2.0, "successful exports {sent}");
+    // Requests are encoded into the retry buffer ahead of being acknowledged,
+    // so the count a request carries lags the ones still in flight.
+    assert!(sent >= 1.0, "successful exports {sent}");
     let series = last_value(
         &r,
         "eunomia_aggregate_series",
