@@ -327,3 +327,23 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
+
+/// A manifest entry for a tool that exists only as manifest data: a shell
+/// script printing a `PID COMM N` header, then a numbered line every 100 ms,
+/// described by a generic columns format.
+pub const TICKER_TOOL: &str = r#"
+[[tool]]
+name = "ticker"
+description = "A script that prints a numbered line every 100 ms"
+binary = "/bin/sh"
+args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done"]
+output = "events"
+[tool.format]
+format = "columns"
+header = "PID"
+columns = [
+  { name = "proc.pid", type = "int" },
+  { name = "proc.comm", type = "str" },
+  { name = "ticker.n", type = "int" },
+]
+"#;

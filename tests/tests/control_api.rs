@@ -40,24 +40,6 @@ fn write_config_polling(dir: &Path, enabled: &[&str], poll: &str) -> PathBuf {
     path
 }
 
-/// A manifest entry of a script printing a numbered line every 100 ms.
-const TICKER: &str = r#"
-[[tool]]
-name = "ticker"
-description = "A script that prints a numbered line every 100 ms"
-binary = "/bin/sh"
-args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done"]
-output = "events"
-[tool.format]
-format = "columns"
-header = "PID"
-columns = [
-  { name = "proc.pid", type = "int" },
-  { name = "proc.comm", type = "str" },
-  { name = "ticker.n", type = "int" },
-]
-"#;
-
 /// `eunomia run --config CONFIG`, its socket from the configuration.
 fn start_agent(config: &Path) -> Agent {
     let mut cmd = eunomia();
@@ -449,7 +431,7 @@ fn control_sighup_reloads_tools_and_keeps_state_on_errors() {
 
     // A manifest entry added: unknown before the reload, startable after.
     std::fs::create_dir_all(dir.join("tools.d")).unwrap();
-    std::fs::write(dir.join("tools.d/ticker.toml"), TICKER).unwrap();
+    std::fs::write(dir.join("tools.d/ticker.toml"), eunomia_tests::TICKER_TOOL).unwrap();
     let out = cli(&socket, &["tools", "start", "ticker"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     agent.signal(libc::SIGHUP);

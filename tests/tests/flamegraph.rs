@@ -7,7 +7,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use eunomia_tests::{eunomia, kernel_lock, kernel_tests_can_run};
+use eunomia_tests::{eunomia, kernel_lock, kernel_tests_can_run, temp_dir};
 
 const HOT: &str = "eunomia_test_hot_spin";
 
@@ -59,7 +59,7 @@ fn hot_function_has_the_largest_share() {
         return;
     }
     let _serial = kernel_lock();
-    let dir = tempdir();
+    let dir = temp_dir("flame-hot");
     let svg = dir.join("hot.svg");
     let folded = dir.join("hot.folded");
     let (mut child, pid) = start_hot_loop(10);
@@ -110,7 +110,7 @@ fn process_exiting_during_sampling_still_renders() {
         return;
     }
     let _serial = kernel_lock();
-    let dir = tempdir();
+    let dir = temp_dir("flame-exit");
     let svg = dir.join("short.svg");
     let (mut child, pid) = start_hot_loop(1);
     let (code, _, stderr) = flamegraph(&["--pid", &pid.to_string(), "--for", "5s", "-o", s(&svg)]);
@@ -144,7 +144,7 @@ fn off_cpu_graph_shows_where_a_process_sleeps() {
         return;
     }
     let _serial = kernel_lock();
-    let dir = tempdir();
+    let dir = temp_dir("flame-off");
     let mut child = Command::new(build_sleepy(&dir))
         .arg("15")
         .stdout(Stdio::piped())
@@ -202,16 +202,6 @@ fn missing_pid_is_bad_input() {
 fn two_targets_are_refused() {
     let (code, _, stderr) = flamegraph(&["--pid", "1", "--cgroup", "/", "-o", "/dev/null"]);
     assert_eq!(code, 2, "{stderr}");
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "eunomia-flame-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn s(p: &Path) -> &str {

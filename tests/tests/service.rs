@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use eunomia_tests::{Agent, eunomia, eunomia_bin, kernel_lock, kernel_tests_can_run};
+use eunomia_tests::{Agent, eunomia, eunomia_bin, kernel_lock, kernel_tests_can_run, temp_dir};
 
 /// The repository root (this crate lives in `tests/`).
 fn repo() -> PathBuf {
@@ -16,13 +16,6 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eunomia-service-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -46,7 +39,7 @@ fn config_default_prints_the_shipped_file() {
 
 #[test]
 fn config_errors_exit_2_with_file_line_and_problem() {
-    let dir = temp("badconfig");
+    let dir = temp_dir("service-badconfig");
     let cases = [
         (
             "unknown.toml",
@@ -97,7 +90,7 @@ fn agent_notifies_systemd_ready_then_stopping() {
         return;
     }
     let _serial = kernel_lock();
-    let dir = temp("notify");
+    let dir = temp_dir("service-notify");
     let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -127,7 +120,7 @@ fn recv(sock: &UnixDatagram, buf: &mut [u8]) -> std::io::Result<usize> {
 #[test]
 fn unit_file_verifies() {
     let unit = std::fs::read_to_string(repo().join("deploy/eunomia.service")).unwrap();
-    let dir = temp("unit");
+    let dir = temp_dir("service-unit");
     let path = dir.join("eunomia.service");
     let bin = eunomia_bin();
     std::fs::write(
@@ -150,7 +143,7 @@ fn unit_file_verifies() {
 
 #[test]
 fn install_script_installs_and_uninstalls_into_a_staging_root() {
-    let root = temp("install");
+    let root = temp_dir("service-install");
     let run = |args: &[&str]| {
         Command::new("bash")
             .arg(repo().join("scripts/install.sh"))
@@ -236,7 +229,7 @@ fn daemonset_config_map_is_a_valid_agent_config() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let dir = temp("cm");
+    let dir = temp_dir("service-cm");
     let path = dir.join("eunomia.toml");
     std::fs::write(&path, &out.stdout).unwrap();
     let check = eunomia()

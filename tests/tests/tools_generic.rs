@@ -8,24 +8,9 @@ use std::{path::PathBuf, time::Duration};
 
 use eunomia_tests::{Agent, children_of, eunomia, process_alive, temp_dir};
 
-/// A tool that exists only as manifest data: a script printing a header,
-/// then `PID COMM N` every 100 ms.
-const TICKER: &str = r#"
-[[tool]]
-name = "ticker"
-description = "A script that prints a numbered line every 100 ms"
-binary = "/bin/sh"
-args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done"]
-output = "events"
-[tool.format]
-format = "columns"
-header = "PID"
-columns = [
-  { name = "proc.pid", type = "int" },
-  { name = "proc.comm", type = "str" },
-  { name = "ticker.n", type = "int" },
-]
-
+/// A tool that fails at once, saying why on stderr (written beside
+/// [`eunomia_tests::TICKER_TOOL`] in the test's manifest directory).
+const BROKEN_TOOL: &str = r#"
 [[tool]]
 name = "broken"
 description = "Fails at once, saying why on stderr"
@@ -39,7 +24,11 @@ columns = [{ name = "text", type = "rest" }]
 
 fn manifest_dir(test: &str) -> PathBuf {
     let dir = temp_dir(test);
-    std::fs::write(dir.join("ticker.toml"), TICKER).unwrap();
+    std::fs::write(
+        dir.join("ticker.toml"),
+        format!("{}{BROKEN_TOOL}", eunomia_tests::TICKER_TOOL),
+    )
+    .unwrap();
     dir
 }
 
