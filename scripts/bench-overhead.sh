@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Overhead of eunomia's hot path, measured in one run, alternating the
-# configurations, several repetitions, median (run as root):
+# configurations, several repetitions, each figure computed within its
+# repetition against its own baseline, median over repetitions (run as root):
 #
 #   syscalls: a tight loop of N getppid() calls (default 10 million), timed by
 #     the loop itself (ns per call), with
@@ -11,20 +12,25 @@
 #       syscount  /usr/sbin/syscount (libbpf-tools)
 #     and reports the added ns per syscall of each against `none`.
 #     Targets: eunomia <= 1.5 x floor, and <= 0.5 x syscount.
-#   tcp: connections per second on loopback (tests' tcp-churn: connect,
-#     100 bytes each way, close) without and with eunomia's TCP probe.
-#     Target: under 5% fewer connections per second.
+#   tcp: connections per second on loopback (connect, 100 bytes each way,
+#     close; client and server pinned to one CPU) without and with eunomia's
+#     TCP probe, by tests' bench-tcp: it loads the probe once and toggles it
+#     in alternating 250 ms windows, one drop figure per neighbouring pair,
+#     median over TCP_PAIRS pairs. The same with an empty program on the
+#     same hook gives the hook's floor. Target: under 5% fewer connections
+#     per second.
 #
 # Prints a table and writes JSON to target/bench-overhead.json.
-# Environment: REPS (default 5), CALLS (default 10000000), TCP_SECS (default 3),
-# CPU (pin the workload to this CPU, default 1), OUT (JSON path).
+# Environment: REPS (default 5), CALLS (default 10000000), TCP_PAIRS (default
+# 120), CPU (pin the workload to this CPU, default 1), OUT (JSON path),
+# TCP=0 to skip the TCP part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 REPS=${REPS:-5}
 CALLS=${CALLS:-10000000}
-TCP_SECS=${TCP_SECS:-3}
+TCP_PAIRS=${TCP_PAIRS:-120}
 CPU=${CPU:-1}
 OUT=${OUT:-target/bench-overhead.json}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -43,18 +49,6 @@ cat >"$WORK/syscalls.toml" <<'EOF'
 [hotpath]
 syscalls = true
 tcp = false
-pids = false
-[tools]
-enabled = []
-[rules]
-enabled = false
-[enrich]
-container_stats = false
-EOF
-cat >"$WORK/tcp.toml" <<'EOF'
-[hotpath]
-syscalls = false
-tcp = true
 pids = false
 [tools]
 enabled = []
@@ -98,11 +92,6 @@ start() {
         PID=$!
         wait_for "$WORK/agent.log" "hot path attached"
         ;;
-    eunomia-tcp)
-        "$BIN/eunomia" run --config "$WORK/tcp.toml" --interval 10s >/dev/null 2>"$WORK/agent.log" &
-        PID=$!
-        wait_for "$WORK/agent.log" "hot path attached"
-        ;;
     syscount)
         # line-buffered, so its "Tracing syscalls" banner shows when attached
         stdbuf -oL /usr/sbin/syscount -i 3600 >"$WORK/syscount.log" 2>&1 &
@@ -125,57 +114,70 @@ stop() {
 
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 
+# Each rep measures every mode once, in an order that alternates between
+# reps (forward, then backward), and each figure is computed within its rep
+# (added ns against that rep's `none`); the reported figure is the median
+# over reps. On a shared VM whose speed
+# drifts by tens of percent over a minute, comparing neighbours cancels the
+# drift that comparing medians of separate runs would not.
 mkfifo "$WORK/fifo"
 # MODES can add exit-floor (an empty program on sys_exit, where eunomia's
 # probe runs) to the comparison.
 read -r -a MODES <<<"${MODES:-none floor eunomia syscount}"
 TCP=${TCP:-1}
+reverse() { local i; for ((i = $# ; i > 0; i--)); do printf '%s ' "${!i}"; done; }
 for rep in $(seq "$REPS"); do
-    for mode in "${MODES[@]}"; do
+    order=("${MODES[@]}")
+    [ $((rep % 2)) = 0 ] && read -r -a order <<<"$(reverse "${MODES[@]}")"
+    declare -A NS=()
+    for mode in "${order[@]}"; do
         start "$mode"
-        ns=$(pin "$BIN/bench-getppid" "$CALLS")
+        NS[$mode]=$(pin "$BIN/bench-getppid" "$CALLS")
         stop
-        echo "$ns" >>"$WORK/sys.$mode"
-        printf '  rep %d %-9s %8.2f ns/call\n' "$rep" "$mode" "$ns" >&2
+        echo "${NS[$mode]}" >>"$WORK/sys.$mode"
+        printf '  rep %d %-9s %8.2f ns/call\n' "$rep" "$mode" "${NS[$mode]}" >&2
     done
-    [ "$TCP" = 1 ] || continue
-    for mode in none eunomia-tcp; do
-        start "$mode"
-        cps=$(pin "$BIN/tcp-churn" --secs "$TCP_SECS" --bytes 100 | sed 's/.*"per_sec":\([0-9.]*\).*/\1/')
-        stop
-        echo "$cps" >>"$WORK/tcp.$mode"
-        printf '  rep %d %-11s %8.0f conn/s\n' "$rep" "$mode" "$cps" >&2
+    for mode in "${MODES[@]}"; do
+        awk -v a="${NS[$mode]}" -v b="${NS[none]}" 'BEGIN {printf "%.2f\n", a-b}' >>"$WORK/add.$mode"
     done
 done
 
-base=$(median <"$WORK/sys.none")
 declare -A MED ADD
 for mode in "${MODES[@]}"; do
     MED[$mode]=$(median <"$WORK/sys.$mode")
-    ADD[$mode]=$(awk -v a="${MED[$mode]}" -v b="$base" 'BEGIN {printf "%.2f", a-b}')
+    ADD[$mode]=$(median <"$WORK/add.$mode")
 done
-tcp_none=null tcp_on=null tcp_drop=null
+tcp_floor=null tcp_probe=null
 if [ "$TCP" = 1 ]; then
-    tcp_none=$(median <"$WORK/tcp.none")
-    tcp_on=$(median <"$WORK/tcp.eunomia-tcp")
-    tcp_drop=$(awk -v a="$tcp_on" -v b="$tcp_none" 'BEGIN {printf "%.2f", (b-a)*100/b}')
+    echo "  tcp: empty program on the hook, $TCP_PAIRS pairs" >&2
+    tcp_floor=$("$BIN/bench-tcp" --floor --pairs "$TCP_PAIRS" --cpu "$CPU")
+    echo "  tcp: eunomia's TCP probe, $TCP_PAIRS pairs" >&2
+    tcp_probe=$("$BIN/bench-tcp" --pairs "$TCP_PAIRS" --cpu "$CPU")
 fi
+# tcp_fig JSON SERIES FIELD: one figure of bench-tcp's output
+tcp_fig() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])' "$@"; }
 ratio() { awk -v c="${ADD[eunomia]:-0}" -v b="${ADD[$1]:-0}" 'BEGIN {if (b>0) printf "%.2f", c/b; else printf "null"}'; }
 ratio_floor=$(ratio floor)
 ratio_syscount=$(ratio syscount)
 echo
-echo "getppid x $CALLS, median of $REPS, workload pinned to CPU $CPU"
-printf '%-10s %12s %14s\n' mode "ns/call" "added ns/call"
+echo "getppid x $CALLS, $REPS reps (order alternating), workload pinned to CPU $CPU"
+printf '%-10s %12s %28s\n' mode "ns/call" "added ns/call (median of reps)"
 for mode in "${MODES[@]}"; do
-    printf '%-10s %12s %14s\n' "$mode" "${MED[$mode]}" "${ADD[$mode]}"
+    printf '%-10s %12s %28s\n' "$mode" "${MED[$mode]}" "${ADD[$mode]}"
 done
 echo "eunomia / floor    = $ratio_floor (target <= 1.5)"
 echo "eunomia / syscount = $ratio_syscount (target <= 0.5)"
 if [ "$TCP" = 1 ]; then
     echo
-    echo "tcp loopback connections/s, median of $REPS x ${TCP_SECS}s"
-    printf '%-10s %12s\n' none "$tcp_none" eunomia "$tcp_on"
-    echo "fewer connections/s with the TCP probe: ${tcp_drop}% (target < 5%)"
+    echo "tcp loopback connections/s, $TCP_PAIRS pairs of 250 ms windows, probe toggled (median of pair drops)"
+    printf '%-22s %10s %10s %14s %26s\n' "" off on "drop %" "drop % per CPU-second"
+    for row in "hook floor (empty):tcp_floor" "eunomia TCP probe:tcp_probe"; do
+        j=${!row#*:}
+        printf '%-22s %10s %10s %14s %26s\n' "${row%:*}" "$(tcp_fig "$j" per_wall_s off)" \
+            "$(tcp_fig "$j" per_wall_s on)" "$(tcp_fig "$j" per_wall_s drop_percent)" \
+            "$(tcp_fig "$j" per_cpu_s drop_percent)"
+    done
+    echo "fewer connections/s with the TCP probe: $(tcp_fig "$tcp_probe" per_wall_s drop_percent)% (target < 5%)"
 fi
 
 json_modes() {
@@ -193,8 +195,9 @@ cat >"$OUT" <<EOF
   "syscall_added_ns": {$(json_modes ADD)},
   "eunomia_over_floor": $ratio_floor,
   "eunomia_over_syscount": $ratio_syscount,
-  "tcp_connections_per_s": {"none": $tcp_none, "eunomia": $tcp_on},
-  "tcp_drop_percent": $tcp_drop
+  "tcp_floor": $tcp_floor,
+  "tcp_probe": $tcp_probe,
+  "tcp_drop_percent": $( [ "$TCP" = 1 ] && tcp_fig "$tcp_probe" per_wall_s drop_percent || echo null)
 }
 EOF
 echo "wrote $OUT"

@@ -20,7 +20,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 OUT=target/bench
 mkdir -p "$OUT"
 if [ "${QUICK:-0}" = 1 ]; then
-  export REPS=1 DURATION=3 RUN_S=5 SECONDS_STORM=3 CALLS=2000000 TCP_SECS=1
+  export REPS=1 DURATION=3 RUN_S=5 SECONDS_STORM=3 CALLS=2000000 TCP_PAIRS=10
 fi
 export EUNOMIA=target/release/eunomia BIN=target/release
 

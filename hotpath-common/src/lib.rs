@@ -110,9 +110,10 @@ impl Counter {
 // Offsets computed at load time (tracepoint formats, kernel BTF)
 // ---------------------------------------------------------------------------
 
-/// `OFFSETS`: array of u32 indexed by [`Offset`], filled by the loader before
-/// attaching. A value of [`OFFSET_UNKNOWN`] means "not available here".
-pub const OFFSETS_MAP: &str = "OFFSETS";
+/// `OFFSETS`: a read-only global array of u32 indexed by [`Offset`], set by
+/// the loader before the programs are loaded (so the verifier sees constants).
+/// A value of [`OFFSET_UNKNOWN`] means "not available here".
+pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 /// Marks an offset the loader could not find.
 pub const OFFSET_UNKNOWN: u32 = u32::MAX;
 
@@ -233,13 +234,13 @@ impl FlowStats {
     };
 }
 
-/// A socket between its first state change and its close.
+/// An established socket, from ESTABLISHED to its close.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct SockInfo {
     /// The flow it counts in.
     pub key: FlowKey,
-    /// When it became ESTABLISHED (0: not yet).
+    /// When it became ESTABLISHED.
     pub established_ns: u64,
 }
 
@@ -287,6 +288,9 @@ pub const BENCH_FLOOR_PROG: &str = "bench_floor";
 /// An empty tp_btf program for `sys_exit` (where the syscall probe runs), for
 /// the benchmark's comparison of the two hooks.
 pub const BENCH_EXIT_FLOOR_PROG: &str = "bench_exit_floor";
+/// An empty `inet_sock_set_state` (tp_btf) program: the floor of the TCP
+/// probe, only for the benchmark.
+pub const BENCH_TCP_FLOOR_PROG: &str = "bench_tcp_floor";
 
 #[cfg(feature = "user")]
 mod pod {

@@ -122,3 +122,57 @@ fn tcp_sessions_per_cgroup_port_and_peer() {
     let lost = sum(&s, "eunomia_hotpath_map_full_total", &[]);
     assert_eq!(lost, 0, "map-full counted");
 }
+
+/// Detaching the TCP probe pauses counting and re-attaching resumes it, the
+/// maps intact: what `bench-tcp` relies on to compare with and without the
+/// probe in one run.
+#[test]
+fn tcp_probe_pauses_and_resumes() {
+    use std::net::{Ipv4Addr, TcpListener};
+
+    use aya::maps::{HashMap as BpfHashMap, MapData};
+    use eunomia::hotpath::{Hotpath, HotpathConfig, Probe};
+    use eunomia_tests::churn::{connect_once, spawn_echo_server};
+    use hotpath_common::{DIR_ACTIVE, FlowKey, FlowStats, TCP_FLOWS_MAP};
+
+    if !kernel_tests_can_run("tcp_probe_pauses_and_resumes") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let config = HotpathConfig {
+        syscalls: false,
+        tcp: true,
+        pids: false,
+        ..HotpathConfig::default()
+    };
+    let mut hotpath = Hotpath::load(&config).expect("load the TCP probe");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    spawn_echo_server(listener, 10);
+    let connect = |n: u64| {
+        let mut back = [0u8; 10];
+        for _ in 0..n {
+            connect_once(addr, &[b'x'; 10], &mut back, Duration::ZERO);
+        }
+    };
+    // connects to our server the probe counted so far
+    let counted = |hotpath: &mut Hotpath| -> u64 {
+        let map = hotpath.ebpf_mut().map_mut(TCP_FLOWS_MAP).expect("flows");
+        let flows = BpfHashMap::<&mut MapData, FlowKey, FlowStats>::try_from(map).expect("flows");
+        flows
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.direction == DIR_ACTIVE && k.dport == addr.port())
+            .map(|(_, s)| s.opened)
+            .sum()
+    };
+
+    connect(5);
+    assert_eq!(counted(&mut hotpath), 5, "attached: counts");
+    hotpath.set_attached(Probe::Tcp, false).expect("detach");
+    connect(7);
+    assert_eq!(counted(&mut hotpath), 5, "detached: nothing counted");
+    hotpath.set_attached(Probe::Tcp, true).expect("re-attach");
+    connect(9);
+    assert_eq!(counted(&mut hotpath), 14, "re-attached: counts again");
+}

@@ -7,15 +7,19 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, MapData, Queue},
-    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint},
+    maps::{HashMap as BpfHashMap, MapData, Queue},
+    programs::{
+        BtfTracePoint, ProgramError, RawTracePoint, TracePoint,
+        raw_trace_point::RawTracePointLinkId, tp_btf::BtfTracePointLinkId,
+        trace_point::TracePointLinkId,
+    },
 };
 use hotpath_common::{
-    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN, COUNTERS_MAP,
-    DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey, FlowStats,
-    MAX_SYSCALLS, OFFSETS_MAP, PID_CGROUPS_MAP, SLOT_OWNERS_MAP, SLOTS_GLOBAL, SYS_EXIT_PROG,
-    SYSCALL_COUNTERS_MAP, SlotCounters, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
-    TCP_STATE_PROG,
+    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
+    COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
+    FlowStats, MAX_SYSCALLS, OFFSETS_GLOBAL, PID_CGROUPS_MAP, SLOT_OWNERS_MAP, SLOTS_GLOBAL,
+    SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG,
+    TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -85,6 +89,13 @@ enum Hook {
     RawTp(&'static str),
 }
 
+/// An attachment, kept so that it can be undone ([`Hotpath::set_attached`]).
+enum Link {
+    BtfTp(BtfTracePointLinkId),
+    Tp(TracePointLinkId),
+    RawTp(RawTracePointLinkId),
+}
+
 /// Every program the agent may attach, with its probe and hook.
 const PROGRAMS: [(&str, Probe, Hook); 7] = [
     (SYS_EXIT_PROG, Probe::Syscalls, Hook::BtfTp("sys_exit")),
@@ -131,6 +142,9 @@ pub struct Hotpath {
     pub attached: Vec<(&'static str, Probe)>,
     /// Programs that could not be attached here, and why.
     pub unavailable: Vec<(&'static str, String)>,
+    /// The programs in `attached` with their hook and live attachment
+    /// (None while detached by [`Hotpath::set_attached`]).
+    links: Vec<(&'static str, Hook, Option<Link>)>,
     pids: Option<PidCgroups>,
 }
 
@@ -150,7 +164,7 @@ impl Hotpath {
             if !wanted(probe) {
                 continue;
             }
-            match attach(&mut hp.ebpf, name, hook, btf.as_ref()) {
+            match hp.attach(name, hook, btf.as_ref()) {
                 Ok(()) => hp.attached.push((name, probe)),
                 Err(err) => {
                     tracing::warn!("hot-path program {name} is not available here: {err}");
@@ -179,20 +193,31 @@ impl Hotpath {
 
     /// Loads the object and attaches only one of the benchmark's empty
     /// programs: `bench_floor` (raw tracepoint `sys_enter`, the floor of any
-    /// syscall probe) or `bench_exit_floor` (tp_btf `sys_exit`), for
-    /// `scripts/bench-overhead.sh`.
+    /// syscall probe), `bench_exit_floor` (tp_btf `sys_exit`) or
+    /// `bench_tcp_floor` (tp_btf `inet_sock_set_state`, the floor of the
+    /// TCP probe), for `scripts/bench-overhead.sh`.
     pub fn load_bench(program: &str) -> Result<Self, HotpathError> {
-        let (name, hook) = match program {
-            BENCH_EXIT_FLOOR_PROG => (BENCH_EXIT_FLOOR_PROG, Hook::BtfTp("sys_exit")),
-            _ => (BENCH_FLOOR_PROG, Hook::RawTp("sys_enter")),
+        let (name, probe, hook) = match program {
+            BENCH_EXIT_FLOOR_PROG => (
+                BENCH_EXIT_FLOOR_PROG,
+                Probe::Syscalls,
+                Hook::BtfTp("sys_exit"),
+            ),
+            BENCH_TCP_FLOOR_PROG => (
+                BENCH_TCP_FLOOR_PROG,
+                Probe::Tcp,
+                Hook::BtfTp("inet_sock_set_state"),
+            ),
+            _ => (BENCH_FLOOR_PROG, Probe::Syscalls, Hook::RawTp("sys_enter")),
         };
         let mut hp = Self::load_object(2)?;
         let btf = Btf::from_sys_fs().ok();
-        attach(&mut hp.ebpf, name, hook, btf.as_ref()).map_err(|source| HotpathError::Program {
-            program: name,
-            source,
-        })?;
-        hp.attached.push((name, Probe::Syscalls));
+        hp.attach(name, hook, btf.as_ref())
+            .map_err(|source| HotpathError::Program {
+                program: name,
+                source,
+            })?;
+        hp.attached.push((name, probe));
         Ok(hp)
     }
 
@@ -202,24 +227,16 @@ impl Hotpath {
         }
         raise_memlock_limit();
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
+        // Offsets are read-only globals, constants to the verifier.
+        let offsets = offsets::compute();
         let mut ebpf = EbpfLoader::new()
             .override_global(SLOTS_GLOBAL, &slots, true)
+            .override_global(OFFSETS_GLOBAL, &offsets, true)
             .map_max_entries(SYSCALL_COUNTERS_MAP, cpus * slots)
             .map_max_entries(SLOT_OWNERS_MAP, slots)
             .map_max_entries(CGROUP_SLOTS_MAP, slots)
             .map_max_entries(FREE_SLOTS_MAP, slots)
             .load(OBJECT)?;
-        // Offsets first: programs read them from their first run on.
-        {
-            let mut offsets: Array<&mut MapData, u32> = Array::try_from(
-                ebpf.map_mut(OFFSETS_MAP)
-                    .ok_or_else(|| missing(OFFSETS_MAP))?,
-            )
-            .map_err(map_err(OFFSETS_MAP))?;
-            for (i, v) in offsets::compute().into_iter().enumerate() {
-                offsets.set(i as u32, v, 0).map_err(map_err(OFFSETS_MAP))?;
-            }
-        }
         // Every slot but the overflow slot 0 is free.
         {
             let mut free: Queue<&mut MapData, u32> = Queue::try_from(
@@ -252,8 +269,54 @@ impl Hotpath {
             cpus,
             attached: Vec::new(),
             unavailable: Vec::new(),
+            links: Vec::new(),
             pids: None,
         })
+    }
+
+    /// Loads program `name` and attaches it to `hook`.
+    fn attach(
+        &mut self,
+        name: &'static str,
+        hook: Hook,
+        btf: Option<&Btf>,
+    ) -> Result<(), ProgramError> {
+        load_program(&mut self.ebpf, name, hook, btf)?;
+        let link = link(&mut self.ebpf, name, hook)?;
+        self.links.push((name, hook, Some(link)));
+        Ok(())
+    }
+
+    /// Detaches (`on = false`) or re-attaches (`on = true`) the programs of
+    /// `probe`, which stay loaded with their maps intact: counting pauses
+    /// and resumes. `scripts/bench-overhead.sh` (through `bench-tcp`)
+    /// toggles the TCP probe this way to compare with and without it in
+    /// alternating windows of one run.
+    pub fn set_attached(&mut self, probe: Probe, on: bool) -> Result<(), HotpathError> {
+        let Self {
+            ebpf,
+            attached,
+            links,
+            ..
+        } = self;
+        for (name, hook, live) in links.iter_mut() {
+            if !attached.contains(&(*name, probe)) {
+                continue;
+            }
+            let result = match (on, live.take()) {
+                (false, Some(l)) => unlink(ebpf, name, l),
+                (true, None) => link(ebpf, name, *hook).map(|l| *live = Some(l)),
+                (_, l) => {
+                    *live = l;
+                    Ok(())
+                }
+            };
+            result.map_err(|source| HotpathError::Program {
+                program: name,
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The loaded object, for the pollers that read its maps.
@@ -349,8 +412,8 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> HotpathError {
     move |source| HotpathError::Map { map, source }
 }
 
-/// Loads program `name` and attaches it to `hook`.
-fn attach(
+/// Loads program `name` for `hook` (the verifier runs here).
+fn load_program(
     ebpf: &mut Ebpf,
     name: &'static str,
     hook: Hook,
@@ -364,21 +427,39 @@ fn attach(
             let btf = btf.ok_or(ProgramError::UnexpectedProgramType)?;
             let p: &mut BtfTracePoint = program.try_into()?;
             p.load(tp, btf)?;
-            p.attach()?;
         }
-        Hook::Tp(category, tp) => {
-            let p: &mut TracePoint = program.try_into()?;
-            p.load()?;
-            p.attach(category, tp)?;
-        }
-        Hook::RawTp(tp) => {
-            let p: &mut RawTracePoint = program.try_into()?;
-            p.load()?;
-            p.attach(tp)?;
-        }
+        Hook::Tp(..) => <&mut TracePoint>::try_from(program)?.load()?,
+        Hook::RawTp(_) => <&mut RawTracePoint>::try_from(program)?.load()?,
     }
-    tracing::debug!(program = name, "attached");
     Ok(())
+}
+
+/// Attaches the loaded program `name` to `hook`.
+fn link(ebpf: &mut Ebpf, name: &'static str, hook: Hook) -> Result<Link, ProgramError> {
+    let program = ebpf
+        .program_mut(name)
+        .ok_or(ProgramError::UnexpectedProgramType)?;
+    let link = match hook {
+        Hook::BtfTp(_) => Link::BtfTp(<&mut BtfTracePoint>::try_from(program)?.attach()?),
+        Hook::Tp(category, tp) => {
+            Link::Tp(<&mut TracePoint>::try_from(program)?.attach(category, tp)?)
+        }
+        Hook::RawTp(tp) => Link::RawTp(<&mut RawTracePoint>::try_from(program)?.attach(tp)?),
+    };
+    tracing::debug!(program = name, "attached");
+    Ok(link)
+}
+
+/// Undoes `link` of program `name`; the program stays loaded.
+fn unlink(ebpf: &mut Ebpf, name: &'static str, link: Link) -> Result<(), ProgramError> {
+    let program = ebpf
+        .program_mut(name)
+        .ok_or(ProgramError::UnexpectedProgramType)?;
+    match link {
+        Link::BtfTp(id) => <&mut BtfTracePoint>::try_from(program)?.detach(id),
+        Link::Tp(id) => <&mut TracePoint>::try_from(program)?.detach(id),
+        Link::RawTp(id) => <&mut RawTracePoint>::try_from(program)?.detach(id),
+    }
 }
 
 /// Older kernels charge BPF memory to RLIMIT_MEMLOCK; newer ones (like this

@@ -2,7 +2,7 @@
 //! tracepoint records (from tracefs `format` files, which change between
 //! kernels) and members of kernel structs (from the kernel's BTF,
 //! `/sys/kernel/btf/vmlinux`). Computed at load time and written into the
-//! `OFFSETS` map before any program is attached.
+//! `OFFSETS` global (read-only data) before any program is loaded.
 
 use std::collections::HashMap;
 
@@ -40,8 +40,8 @@ fn parse_format_field(format: &str, field: &str) -> Option<u32> {
 }
 
 /// Every offset of [`Offset`], [`OFFSET_UNKNOWN`] where not found.
-pub fn compute() -> Vec<u32> {
-    let mut out = vec![OFFSET_UNKNOWN; OFFSETS_LEN as usize];
+pub fn compute() -> [u32; OFFSETS_LEN as usize] {
+    let mut out = [OFFSET_UNKNOWN; OFFSETS_LEN as usize];
     let mut set = |which: Offset, v: Option<u32>| {
         if let Some(v) = v {
             out[which as usize] = v;

@@ -8,11 +8,12 @@
 //! keeps each connection open H ms after the echo).
 
 use std::{
-    io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, TcpListener, TcpStream},
     thread,
     time::{Duration, Instant},
 };
+
+use eunomia_tests::churn::{connect_once, spawn_echo_server};
 
 fn main() {
     let mut conns: Option<u64> = None;
@@ -39,21 +40,7 @@ fn main() {
     }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind");
     let addr = listener.local_addr().expect("local_addr");
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        let cap = buf.len();
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut got = 0;
-            while got < bytes {
-                match s.read(&mut buf[..(bytes - got).min(cap)]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got += n,
-                }
-            }
-            let _ = s.write_all(&vec![b'y'; got]);
-        }
-    });
+    spawn_echo_server(listener, bytes);
     let mut refused_seen = 0;
     for _ in 0..refused {
         // a port nobody listens on: bind one, take its number, close it
@@ -74,7 +61,7 @@ fn main() {
         {
             break;
         }
-        one(addr, &payload, &mut back, hold);
+        connect_once(addr, &payload, &mut back, hold);
         made += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -86,13 +73,4 @@ fn main() {
     );
     // let the server finish its last close before the process exits
     thread::sleep(Duration::from_millis(50));
-}
-
-fn one(addr: SocketAddr, payload: &[u8], back: &mut [u8], hold: Duration) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.write_all(payload).expect("write");
-    s.read_exact(back).expect("read echo");
-    if !hold.is_zero() {
-        thread::sleep(hold);
-    }
 }
