@@ -172,7 +172,8 @@ if [ "$TCP" = 1 ]; then
     echo "tcp loopback connections/s, $TCP_PAIRS pairs of 250 ms windows, probe toggled (median of pair drops)"
     printf '%-22s %10s %10s %14s %26s\n' "" off on "drop %" "drop % per CPU-second"
     for row in "hook floor (empty):tcp_floor" "eunomia TCP probe:tcp_probe"; do
-        j=${!row#*:}
+        var=${row#*:}
+        j=${!var}
         printf '%-22s %10s %10s %14s %26s\n' "${row%:*}" "$(tcp_fig "$j" per_wall_s off)" \
             "$(tcp_fig "$j" per_wall_s on)" "$(tcp_fig "$j" per_wall_s drop_percent)" \
             "$(tcp_fig "$j" per_cpu_s drop_percent)"

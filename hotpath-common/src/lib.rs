@@ -43,7 +43,10 @@ pub const FREE_SLOTS_MAP: &str = "FREE_SLOTS";
 /// Name of the read-only global holding the number of cgroup slots.
 pub const SLOTS_GLOBAL: &str = "CGROUP_SLOT_COUNT";
 
-/// The per-CPU "current cgroup's slot" cache entry.
+/// The per-CPU "current cgroup's slot" cache entry. It remembers the last
+/// task that made a syscall on the CPU by its `pt_regs` address (free in
+/// the `sys_exit` arguments) and the tasks generation at that time, so a
+/// task's repeated syscalls need neither a helper call nor a cgroup lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct SlotCache {
@@ -53,7 +56,20 @@ pub struct SlotCache {
     pub slot: u32,
     /// Padding.
     pub _pad: u32,
+    /// The `pt_regs` address of the task last seen (its kernel stack).
+    pub regs: u64,
+    /// `TASKS_GENERATION` when that task was seen.
+    pub generation: u64,
 }
+
+/// The global that is bumped whenever a `pt_regs` address may start to
+/// stand for another cgroup: a task is created (it may reuse a dead task's
+/// stack) or moved between cgroups.
+pub const GENERATION_GLOBAL: &str = "TASKS_GENERATION";
+/// The programs that bump it (`sched_process_fork`, `cgroup_attach_task`).
+pub const TASK_CREATED_PROG: &str = "syscalls_task_created";
+/// See [`TASK_CREATED_PROG`].
+pub const TASK_MOVED_PROG: &str = "syscalls_task_moved";
 
 /// `tp_btf/sys_exit` program counting syscalls and errors per cgroup.
 pub const SYS_EXIT_PROG: &str = "count_sys_exit";
@@ -149,6 +165,10 @@ pub enum Offset {
     CgroupKn = 15,
     /// BTF: `struct kernfs_node`, `id`.
     KernfsId = 16,
+    /// BTF: `struct task_struct`, `cgroups`.
+    TaskCgroups = 17,
+    /// BTF: `struct css_set`, `dfl_cgrp`.
+    CssSetDflCgrp = 18,
 }
 
 /// Number of entries of `OFFSETS`.

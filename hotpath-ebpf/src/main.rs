@@ -4,8 +4,9 @@
 //! - `count_sys_exit` (tp_btf `sys_exit`): syscalls and errors per (cgroup,
 //!   syscall number). One program on the exit side sees both the number
 //!   (`regs->orig_ax`) and the result, so one program run per syscall does
-//!   it all. The current cgroup's slot is cached per CPU, so the common case
-//!   is: one helper call (cgroup id), two inlined array lookups, two adds.
+//!   it all. The current task's slot is cached per CPU by its `pt_regs`
+//!   address (`syscalls_task_created`/`_moved` invalidate the caches), so
+//!   the common case is: two inlined array lookups, a global read, two adds.
 //! - `tcp_set_state`, `tcp_recv_reset`, `tcp_send_reset`: TCP sessions per
 //!   (cgroup, direction, port/peer), durations and bytes at close.
 //! - `pid_fork`, `pid_exec`, `pid_exit`: the pid → cgroup LRU map.
@@ -23,7 +24,8 @@ use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns, generated::bpf_skc_to_tcp_sock,
+        bpf_ktime_get_ns,
+        generated::{bpf_get_current_task_btf, bpf_skc_to_tcp_sock},
     },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
@@ -62,7 +64,12 @@ static CGROUP_SLOTS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_CGROU
 #[map]
 static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_CGROUP_SLOTS, 0);
 
-/// The slot of the cgroup that last made a syscall on this CPU.
+/// Bumped by `syscalls_task_created` and `syscalls_task_moved`; a per-CPU
+/// slot cache entry is only trusted while it is unchanged.
+#[unsafe(no_mangle)]
+static mut TASKS_GENERATION: u64 = 0;
+
+/// The slot of the task (and cgroup) that last made a syscall on this CPU.
 #[map]
 static SLOT_CACHE: PerCpuArray<SlotCache> = PerCpuArray::with_max_entries(1, 0);
 
@@ -115,7 +122,7 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
     // SAFETY: regs is a BTF pointer to struct pt_regs; orig_ax is its 16th
     // u64 on x86_64 and the verifier checks the access against BTF.
     let nr = (unsafe { *regs.add(15) } as u32) & (MAX_SYSCALLS - 1);
-    let slot = current_slot();
+    let slot = current_slot(regs as u64);
     // SAFETY: reading a read-only global the loader may have set.
     let slots = unsafe { core::ptr::read_volatile(&CGROUP_SLOT_COUNT) };
     let cpu = unsafe { bpf_get_smp_processor_id() };
@@ -133,24 +140,79 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// The current cgroup's slot, from the per-CPU cache or the slot table.
+/// The current task's cgroup v2 id: `current->cgroups->dfl_cgrp->kn->id`,
+/// what `bpf_get_current_cgroup_id()` returns, but as four direct loads
+/// from `bpf_get_current_task_btf()` (which the x86-64 JIT inlines): no
+/// helper call on the per-syscall path. Falls back to the helper where the
+/// loader found no offsets.
 #[inline(always)]
-fn current_slot() -> u32 {
-    // SAFETY: helper without preconditions.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+fn current_cgroup_id() -> u64 {
+    let (Some(o1), Some(o2), Some(o3), Some(o4)) = (
+        offset(Offset::TaskCgroups),
+        offset(Offset::CssSetDflCgrp),
+        offset(Offset::CgroupKn),
+        offset(Offset::KernfsId),
+    ) else {
+        // SAFETY: helper without preconditions.
+        return unsafe { bpf_get_current_cgroup_id() };
+    };
+    // SAFETY: helper without preconditions; returns a trusted task pointer.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let cset: u64 = load(task, o1);
+    let cgrp: u64 = load(cset, o2);
+    let kn: u64 = load(cgrp, o3);
+    load(kn, o4)
+}
+
+/// The current task's slot. Fast path: the same task (same `pt_regs`
+/// address) as the last syscall on this CPU, and no task created or moved
+/// since: nothing but the cache is read. Otherwise the cgroup id is read,
+/// and only a cgroup other than the cached one needs the slot table.
+#[inline(always)]
+fn current_slot(regs: u64) -> u32 {
     let Some(cache) = SLOT_CACHE.get_ptr_mut(0) else {
         return OVERFLOW_SLOT;
     };
+    // Read before the cgroup id: a move racing with this syscall bumps it
+    // afterwards, so the entry stored below is stale at the next syscall.
+    // SAFETY: a plain read of a global other CPUs add to atomically.
+    let generation = unsafe { core::ptr::read_volatile(&raw const TASKS_GENERATION) };
     // SAFETY: this CPU's cache entry.
     unsafe {
-        if (*cache).cgroup_id == cgroup_id {
+        if (*cache).regs == regs && (*cache).generation == generation {
             return (*cache).slot;
         }
-        let slot = slot_of(cgroup_id);
-        (*cache).cgroup_id = cgroup_id;
-        (*cache).slot = slot;
-        slot
+        let cgroup_id = current_cgroup_id();
+        if (*cache).cgroup_id != cgroup_id || (*cache).regs == 0 {
+            (*cache).slot = slot_of(cgroup_id);
+            (*cache).cgroup_id = cgroup_id;
+        }
+        (*cache).regs = regs;
+        (*cache).generation = generation;
+        (*cache).slot
     }
+}
+
+/// Invalidates every CPU's slot cache.
+#[inline(always)]
+fn bump_generation() {
+    // SAFETY: an atomic add to a global.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut TASKS_GENERATION, 1) };
+}
+
+/// `sched_process_fork` (BTF): a new task, whose kernel stack (and so
+/// `pt_regs` address) may be a dead task's. Fires before the child runs.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn syscalls_task_created(_ctx: BtfTracePointContext) -> i32 {
+    bump_generation();
+    0
+}
+
+/// `cgroup_attach_task` (BTF): tasks moved to another cgroup.
+#[btf_tracepoint(function = "cgroup_attach_task")]
+pub fn syscalls_task_moved(_ctx: BtfTracePointContext) -> i32 {
+    bump_generation();
+    0
 }
 
 /// Looks up (or allocates) the slot of `cgroup_id`.

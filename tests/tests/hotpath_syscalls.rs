@@ -85,3 +85,62 @@ fn counts_syscalls_and_errors_per_cgroup() {
     let lost = sum(&s, "eunomia_hotpath_map_full_total", &[]);
     assert_eq!(lost, 0, "map-full counted");
 }
+
+/// A process that moves itself to another cgroup between two bursts of
+/// syscalls is counted in each cgroup for its own burst: the per-CPU cache
+/// of the current task's slot is invalidated by the move.
+#[test]
+fn a_task_moving_between_cgroups_is_counted_in_each() {
+    if !kernel_tests_can_run("a_task_moving_between_cgroups_is_counted_in_each") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let first = TestCgroup::create("move-from");
+    let second = TestCgroup::create("move-to");
+    const BEFORE: u64 = 150_000;
+    const AFTER: u64 = 70_000;
+
+    let mut agent = Agent::start(&[
+        "run",
+        "--interval",
+        "1s",
+        "--for",
+        "4s",
+        "--json",
+        "--samples",
+    ]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let second_dir = second.path.to_string_lossy().into_owned();
+    let out = first
+        .command(
+            env!("CARGO_BIN_EXE_syscall-loop"),
+            &[
+                &BEFORE.to_string(),
+                "--then-move-to",
+                &second_dir,
+                &AFTER.to_string(),
+            ],
+        )
+        .output()
+        .expect("run syscall-loop");
+    assert!(out.status.success(), "{out:?}");
+    let (code, lines) = agent.finish(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    let s = samples(&lines);
+    let getppid = |c: &TestCgroup| {
+        sum(
+            &s,
+            "eunomia_syscalls_total",
+            &[("cgroup.id", &c.id.to_string()), ("syscall", "getppid")],
+        )
+    };
+    let (a, b) = (getppid(&first), getppid(&second));
+    assert!(
+        (BEFORE..BEFORE + 100).contains(&a),
+        "before the move: counted {a}, made {BEFORE}"
+    );
+    assert!(
+        (AFTER..AFTER + 100).contains(&b),
+        "after the move: counted {b}, made {AFTER}"
+    );
+}

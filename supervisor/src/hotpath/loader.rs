@@ -18,8 +18,8 @@ use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
     COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
     FlowStats, MAX_SYSCALLS, OFFSETS_GLOBAL, PID_CGROUPS_MAP, SLOT_OWNERS_MAP, SLOTS_GLOBAL,
-    SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG,
-    TCP_SEND_RESET_PROG, TCP_STATE_PROG,
+    SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters, TASK_CREATED_PROG, TASK_MOVED_PROG,
+    TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -97,7 +97,18 @@ enum Link {
 }
 
 /// Every program the agent may attach, with its probe and hook.
-const PROGRAMS: [(&str, Probe, Hook); 7] = [
+const PROGRAMS: [(&str, Probe, Hook); 9] = [
+    // the cache invalidators first, so the cache is never trusted unguarded
+    (
+        TASK_CREATED_PROG,
+        Probe::Syscalls,
+        Hook::BtfTp("sched_process_fork"),
+    ),
+    (
+        TASK_MOVED_PROG,
+        Probe::Syscalls,
+        Hook::BtfTp("cgroup_attach_task"),
+    ),
     (SYS_EXIT_PROG, Probe::Syscalls, Hook::BtfTp("sys_exit")),
     (
         TCP_STATE_PROG,
@@ -162,6 +173,18 @@ impl Hotpath {
         };
         for (name, probe, hook) in PROGRAMS {
             if !wanted(probe) {
+                continue;
+            }
+            if name == SYS_EXIT_PROG
+                && let Some((guard, _)) = hp
+                    .unavailable
+                    .iter()
+                    .find(|(n, _)| [TASK_CREATED_PROG, TASK_MOVED_PROG].contains(n))
+            {
+                // its per-CPU cache would never be invalidated
+                let why = format!("needs {guard}, which is not available");
+                tracing::warn!("hot-path program {name} is not available here: {why}");
+                hp.unavailable.push((name, why));
                 continue;
             }
             match hp.attach(name, hook, btf.as_ref()) {

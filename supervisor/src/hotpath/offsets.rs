@@ -90,6 +90,14 @@ pub fn compute() -> [u32; OFFSETS_LEN as usize] {
                 btf.member_offset("sock", &["sk_protocol"]),
             );
             set(Offset::KernfsId, btf.member_offset("kernfs_node", &["id"]));
+            set(
+                Offset::TaskCgroups,
+                btf.member_offset("task_struct", &["cgroups"]),
+            );
+            set(
+                Offset::CssSetDflCgrp,
+                btf.member_offset("css_set", &["dfl_cgrp"]),
+            );
         }
         None => tracing::warn!(
             "no usable kernel BTF: TCP bytes and the cgroup of accepted connections are not available"
