@@ -9,9 +9,8 @@ mod hotpath_support;
 use std::time::Duration;
 
 use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run};
-use hotpath_support::{TestCgroup, last_gauge, matching, samples, sum};
+use hotpath_support::{ATTACHED, TestCgroup, last_gauge, matching, samples, sum};
 
-const ATTACHED: &str = "hot path attached";
 const CGROUPS: usize = 40;
 const PER_CGROUP: usize = 250; // 40 x 250 = 10,000 processes
 const CALLS: u64 = 10; // getppid per process

@@ -5,10 +5,8 @@ mod hotpath_support;
 
 use std::time::Duration;
 
-use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run};
-use hotpath_support::{TestCgroup, samples, sum};
-
-const ATTACHED: &str = "hot path attached";
+use eunomia_tests::{kernel_lock, kernel_tests_can_run};
+use hotpath_support::{TestCgroup, samples, start_sampling_agent, sum};
 
 #[test]
 fn counts_syscalls_and_errors_per_cgroup() {
@@ -21,16 +19,7 @@ fn counts_syscalls_and_errors_per_cgroup() {
     const CALLS: u64 = 200_000;
     const FAILS: u64 = 3;
 
-    let mut agent = Agent::start(&[
-        "run",
-        "--interval",
-        "1s",
-        "--for",
-        "5s",
-        "--json",
-        "--samples",
-    ]);
-    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let agent = start_sampling_agent(5);
     let out = cgroup
         .command(env!("CARGO_BIN_EXE_syscall-loop"), &[&CALLS.to_string()])
         .output()
@@ -100,16 +89,7 @@ fn a_task_moving_between_cgroups_is_counted_in_each() {
     const BEFORE: u64 = 150_000;
     const AFTER: u64 = 70_000;
 
-    let mut agent = Agent::start(&[
-        "run",
-        "--interval",
-        "1s",
-        "--for",
-        "4s",
-        "--json",
-        "--samples",
-    ]);
-    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let agent = start_sampling_agent(4);
     let second_dir = second.path.to_string_lossy().into_owned();
     let out = first
         .command(

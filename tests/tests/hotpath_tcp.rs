@@ -7,10 +7,8 @@ mod hotpath_support;
 
 use std::time::Duration;
 
-use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run};
-use hotpath_support::{TestCgroup, histogram, samples, sum};
-
-const ATTACHED: &str = "hot path attached";
+use eunomia_tests::{kernel_lock, kernel_tests_can_run};
+use hotpath_support::{TestCgroup, histogram, samples, start_sampling_agent, sum};
 
 #[test]
 fn tcp_sessions_per_cgroup_port_and_peer() {
@@ -24,16 +22,7 @@ fn tcp_sessions_per_cgroup_port_and_peer() {
     const M: u64 = 3000;
     const HOLD_MS: u64 = 20;
 
-    let mut agent = Agent::start(&[
-        "run",
-        "--interval",
-        "1s",
-        "--for",
-        "6s",
-        "--json",
-        "--samples",
-    ]);
-    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    let agent = start_sampling_agent(6);
     let out = cgroup
         .command(
             env!("CARGO_BIN_EXE_tcp-churn"),

@@ -10,7 +10,28 @@ use std::{
     time::{Duration, Instant},
 };
 
+use eunomia_tests::Agent;
 use serde_json::Value;
+
+/// What `eunomia run` prints once its hot path is attached.
+pub const ATTACHED: &str = "hot path attached";
+
+/// Starts `eunomia run --interval 1s --for <secs>s --json --samples` and
+/// waits until its hot path is attached.
+pub fn start_sampling_agent(secs: u32) -> Agent {
+    let for_arg = format!("{secs}s");
+    let mut agent = Agent::start(&[
+        "run",
+        "--interval",
+        "1s",
+        "--for",
+        &for_arg,
+        "--json",
+        "--samples",
+    ]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
+    agent
+}
 
 /// Where the cgroup v2 hierarchy is: `/sys/fs/cgroup/unified` on hybrid
 /// hosts, else `/sys/fs/cgroup`.
