@@ -117,9 +117,9 @@ median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1
 # Each rep measures every mode once, in an order that alternates between
 # reps (forward, then backward), and each figure is computed within its rep
 # (added ns against that rep's `none`); the reported figure is the median
-# over reps. On a shared VM whose speed
-# drifts by tens of percent over a minute, comparing neighbours cancels the
-# drift that comparing medians of separate runs would not.
+# over reps. On a shared VM whose speed drifts by tens of percent over a
+# minute, comparing neighbours cancels the drift that comparing medians of
+# separate runs would not.
 mkfifo "$WORK/fifo"
 # MODES can add exit-floor (an empty program on sys_exit, where eunomia's
 # probe runs) to the comparison.

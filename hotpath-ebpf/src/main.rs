@@ -141,27 +141,20 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
 }
 
 /// The current task's cgroup v2 id: `current->cgroups->dfl_cgrp->kn->id`,
-/// what `bpf_get_current_cgroup_id()` returns, but as four direct loads
-/// from `bpf_get_current_task_btf()` (which the x86-64 JIT inlines): no
-/// helper call on the per-syscall path. Falls back to the helper where the
-/// loader found no offsets.
+/// what `bpf_get_current_cgroup_id()` returns, read with direct loads from
+/// `bpf_get_current_task_btf()`. Only the slot cache's miss path needs it.
+/// Falls back to the helper where the loader found no offsets.
 #[inline(always)]
 fn current_cgroup_id() -> u64 {
-    let (Some(o1), Some(o2), Some(o3), Some(o4)) = (
-        offset(Offset::TaskCgroups),
-        offset(Offset::CssSetDflCgrp),
-        offset(Offset::CgroupKn),
-        offset(Offset::KernfsId),
-    ) else {
+    let (Some(o1), Some(o2)) = (offset(Offset::TaskCgroups), offset(Offset::CssSetDflCgrp)) else {
         // SAFETY: helper without preconditions.
         return unsafe { bpf_get_current_cgroup_id() };
     };
     // SAFETY: helper without preconditions; returns a trusted task pointer.
     let task = unsafe { bpf_get_current_task_btf() } as u64;
     let cset: u64 = load(task, o1);
-    let cgrp: u64 = load(cset, o2);
-    let kn: u64 = load(cgrp, o3);
-    load(kn, o4)
+    // SAFETY: helper without preconditions.
+    cgroup_v2_id(load(cset, o2)).unwrap_or_else(|| unsafe { bpf_get_current_cgroup_id() })
 }
 
 /// The current task's slot. Fast path: the same task (same `pt_regs`
@@ -305,25 +298,27 @@ fn load<T: Copy>(base: u64, off: usize) -> T {
     unsafe { core::ptr::read((base as usize + off) as *const T) }
 }
 
+/// The id of the cgroup `cgrp` points to: `cgrp->kn->id` (0 for a null
+/// pointer); None where the loader found no offsets.
+#[inline(always)]
+fn cgroup_v2_id(cgrp: u64) -> Option<u64> {
+    let (kn_off, id_off) = (offset(Offset::CgroupKn)?, offset(Offset::KernfsId)?);
+    if cgrp == 0 {
+        return Some(0);
+    }
+    let kn: u64 = load(cgrp, kn_off);
+    if kn == 0 {
+        return Some(0);
+    }
+    Some(load(kn, id_off))
+}
+
 /// The cgroup v2 id of the socket's owner: `sk->sk_cgrp_data.cgroup->kn->id`.
 #[inline(always)]
 fn sock_cgroup(sk: u64) -> u64 {
-    let (Some(o1), Some(o2), Some(o3)) = (
-        offset(Offset::SockCgroup),
-        offset(Offset::CgroupKn),
-        offset(Offset::KernfsId),
-    ) else {
-        return 0;
-    };
-    let cgrp: u64 = load(sk, o1);
-    if cgrp == 0 {
-        return 0;
-    }
-    let kn: u64 = load(cgrp, o2);
-    if kn == 0 {
-        return 0;
-    }
-    load(kn, o3)
+    offset(Offset::SockCgroup)
+        .and_then(|o| cgroup_v2_id(load(sk, o)))
+        .unwrap_or(0)
 }
 
 /// The stats of `key`, creating them; the overflow key when the map is full.

@@ -53,3 +53,23 @@ pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Outbound connections eunomia's TCP probe has counted as opened in
+/// `hotpath`'s flow table, to port `dport` or (None) to any port.
+pub fn counted_connects(hotpath: &mut eunomia::hotpath::Hotpath, dport: Option<u16>) -> u64 {
+    use aya::maps::{HashMap as BpfHashMap, MapData};
+    use hotpath_common::{DIR_ACTIVE, FlowKey, FlowStats, TCP_FLOWS_MAP};
+
+    let map = hotpath
+        .ebpf_mut()
+        .map_mut(TCP_FLOWS_MAP)
+        .expect("the TCP flow map");
+    let flows = BpfHashMap::<&mut MapData, FlowKey, FlowStats>::try_from(map)
+        .expect("the TCP flow map is a hash of FlowKey → FlowStats");
+    flows
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(k, _)| k.direction == DIR_ACTIVE && dport.is_none_or(|p| k.dport == p))
+        .map(|(_, s)| s.opened)
+        .sum()
+}

@@ -119,10 +119,8 @@ fn tcp_sessions_per_cgroup_port_and_peer() {
 fn tcp_probe_pauses_and_resumes() {
     use std::net::{Ipv4Addr, TcpListener};
 
-    use aya::maps::{HashMap as BpfHashMap, MapData};
     use eunomia::hotpath::{Hotpath, HotpathConfig, Probe};
-    use eunomia_tests::churn::{connect_once, spawn_echo_server};
-    use hotpath_common::{DIR_ACTIVE, FlowKey, FlowStats, TCP_FLOWS_MAP};
+    use eunomia_tests::churn::{connect_once, counted_connects, spawn_echo_server};
 
     if !kernel_tests_can_run("tcp_probe_pauses_and_resumes") {
         return;
@@ -144,17 +142,7 @@ fn tcp_probe_pauses_and_resumes() {
             connect_once(addr, &[b'x'; 10], &mut back, Duration::ZERO);
         }
     };
-    // connects to our server the probe counted so far
-    let counted = |hotpath: &mut Hotpath| -> u64 {
-        let map = hotpath.ebpf_mut().map_mut(TCP_FLOWS_MAP).expect("flows");
-        let flows = BpfHashMap::<&mut MapData, FlowKey, FlowStats>::try_from(map).expect("flows");
-        flows
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(k, _)| k.direction == DIR_ACTIVE && k.dport == addr.port())
-            .map(|(_, s)| s.opened)
-            .sum()
-    };
+    let counted = |hotpath: &mut Hotpath| counted_connects(hotpath, Some(addr.port()));
 
     connect(5);
     assert_eq!(counted(&mut hotpath), 5, "attached: counts");

@@ -153,9 +153,9 @@ pub struct Hotpath {
     pub attached: Vec<(&'static str, Probe)>,
     /// Programs that could not be attached here, and why.
     pub unavailable: Vec<(&'static str, String)>,
-    /// The programs in `attached` with their hook and live attachment
-    /// (None while detached by [`Hotpath::set_attached`]).
-    links: Vec<(&'static str, Hook, Option<Link>)>,
+    /// The programs in `attached` with their probe, hook and live
+    /// attachment (None while detached by [`Hotpath::set_attached`]).
+    links: Vec<(&'static str, Probe, Hook, Option<Link>)>,
     pids: Option<PidCgroups>,
 }
 
@@ -187,12 +187,9 @@ impl Hotpath {
                 hp.unavailable.push((name, why));
                 continue;
             }
-            match hp.attach(name, hook, btf.as_ref()) {
-                Ok(()) => hp.attached.push((name, probe)),
-                Err(err) => {
-                    tracing::warn!("hot-path program {name} is not available here: {err}");
-                    hp.unavailable.push((name, err.to_string()));
-                }
+            if let Err(err) = hp.attach(name, probe, hook, btf.as_ref()) {
+                tracing::warn!("hot-path program {name} is not available here: {err}");
+                hp.unavailable.push((name, err.to_string()));
             }
         }
         if hp.attached.is_empty() && !hp.unavailable.is_empty() {
@@ -235,12 +232,11 @@ impl Hotpath {
         };
         let mut hp = Self::load_object(2)?;
         let btf = Btf::from_sys_fs().ok();
-        hp.attach(name, hook, btf.as_ref())
+        hp.attach(name, probe, hook, btf.as_ref())
             .map_err(|source| HotpathError::Program {
                 program: name,
                 source,
             })?;
-        hp.attached.push((name, probe));
         Ok(hp)
     }
 
@@ -297,16 +293,19 @@ impl Hotpath {
         })
     }
 
-    /// Loads program `name` and attaches it to `hook`.
+    /// Loads program `name` of `probe`, attaches it to `hook` and records it
+    /// in `attached`.
     fn attach(
         &mut self,
         name: &'static str,
+        probe: Probe,
         hook: Hook,
         btf: Option<&Btf>,
     ) -> Result<(), ProgramError> {
         load_program(&mut self.ebpf, name, hook, btf)?;
         let link = link(&mut self.ebpf, name, hook)?;
-        self.links.push((name, hook, Some(link)));
+        self.links.push((name, probe, hook, Some(link)));
+        self.attached.push((name, probe));
         Ok(())
     }
 
@@ -316,16 +315,8 @@ impl Hotpath {
     /// toggles the TCP probe this way to compare with and without it in
     /// alternating windows of one run.
     pub fn set_attached(&mut self, probe: Probe, on: bool) -> Result<(), HotpathError> {
-        let Self {
-            ebpf,
-            attached,
-            links,
-            ..
-        } = self;
-        for (name, hook, live) in links.iter_mut() {
-            if !attached.contains(&(*name, probe)) {
-                continue;
-            }
+        let Self { ebpf, links, .. } = self;
+        for (name, _, hook, live) in links.iter_mut().filter(|l| l.1 == probe) {
             let result = match (on, live.take()) {
                 (false, Some(l)) => unlink(ebpf, name, l),
                 (true, None) => link(ebpf, name, *hook).map(|l| *live = Some(l)),

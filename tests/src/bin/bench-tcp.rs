@@ -34,10 +34,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
 use eunomia::hotpath::{Hotpath, HotpathConfig, Probe};
-use eunomia_tests::churn::{connect_once, pin_to_cpu, spawn_echo_server};
-use hotpath_common::{BENCH_TCP_FLOOR_PROG, DIR_ACTIVE, FlowKey, FlowStats, TCP_FLOWS_MAP};
+use eunomia_tests::churn::{connect_once, counted_connects, pin_to_cpu, spawn_echo_server};
+use hotpath_common::BENCH_TCP_FLOOR_PROG;
 
 struct Args {
     pairs: usize,
@@ -128,7 +127,7 @@ fn main() {
     }
     set(false);
     done.store(true, Ordering::Relaxed);
-    let counted = counted_connects(&mut hotpath);
+    let counted = counted_connects(&mut hotpath, None);
     println!(
         "{{\"pairs\":{},\"window_ms\":{},\"per_wall_s\":{},\"per_cpu_s\":{},\"probe_counted_connects\":{counted}}}",
         args.pairs,
@@ -240,22 +239,6 @@ fn measure(made: &AtomicU64, clocks: &[libc::clockid_t; 2], window: Duration) ->
         per_wall_s: n / (t1 - t0).as_secs_f64(),
         per_cpu_s: n / (u1 - u0),
     }
-}
-
-/// Connections the probe counted as opened (outbound), over the whole run.
-fn counted_connects(hotpath: &mut Hotpath) -> u64 {
-    let Some(map) = hotpath.ebpf_mut().map_mut(TCP_FLOWS_MAP) else {
-        return 0;
-    };
-    let Ok(flows) = BpfHashMap::<&mut MapData, FlowKey, FlowStats>::try_from(map) else {
-        return 0;
-    };
-    flows
-        .iter()
-        .filter_map(Result::ok)
-        .filter(|(k, _)| k.direction == DIR_ACTIVE)
-        .map(|(_, s)| s.opened)
-        .sum()
 }
 
 fn median(v: &[f64]) -> f64 {
