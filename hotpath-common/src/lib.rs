@@ -316,6 +316,9 @@ pub struct PidInfo {
     /// `comm` after the last rename (`prctl(PR_SET_NAME)`, `/proc/PID/comm`);
     /// equal to `comm` when never renamed.
     pub comm_now: [u8; 16],
+    /// The name another thread of this process (keyed by its tid) last
+    /// gave itself: tools print a thread's `comm` with the process id.
+    pub comm_thread: [u8; 16],
 }
 
 /// [`PidInfo::flags`]: the task renamed itself since its exec.

@@ -570,6 +570,7 @@ fn pid_entry(pid: u32, ppid: u32) -> Option<*mut PidInfo> {
         comm,
         comm_prev: comm,
         comm_now: comm,
+        comm_thread: comm,
         ..PidInfo::default()
     };
     if PID_CGROUPS.insert(&pid, &info, 0).is_err() {
@@ -673,19 +674,25 @@ pub fn pid_renamed(ctx: BtfTracePointContext) -> i32 {
         Some(off) if task != 0 => load::<i32>(task, off) as u32,
         _ => bpf_get_current_pid_tgid() as u32,
     };
-    let Some(p) = PID_CGROUPS.get_ptr_mut(&pid) else {
-        return 0;
-    };
     let mut buf = [0u8; 16];
     // SAFETY: reads at most 16 bytes of a kernel string into buf.
     if unsafe { bpf_probe_read_kernel_str_bytes(comm as *const u8, &mut buf) }.is_err() {
         return 0;
     }
-    // SAFETY: pointer into the map value.
-    unsafe {
-        (*p).comm_now = buf;
-        (*p).flags |= PID_FLAG_RENAMED;
-        (*p).uid_last = bpf_get_current_uid_gid() as u32;
+    if let Some(p) = PID_CGROUPS.get_ptr_mut(&pid) {
+        // SAFETY: pointer into the map value.
+        unsafe {
+            (*p).comm_now = buf;
+            (*p).flags |= PID_FLAG_RENAMED;
+            (*p).uid_last = bpf_get_current_uid_gid() as u32;
+        }
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid != pid
+        && let Some(p) = PID_CGROUPS.get_ptr_mut(&tgid)
+    {
+        // SAFETY: pointer into the map value.
+        unsafe { (*p).comm_thread = buf };
     }
     0
 }

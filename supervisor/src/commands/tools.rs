@@ -231,6 +231,8 @@ async fn foreground(
         lines = load(&s.lines),
         records = load(&s.records),
         parse_errors = load(&s.parse_errors),
+        rejected = s.rejected.iter().map(load).sum::<u64>(),
+        continued = load(&s.continued_lines),
         restarts = load(&s.restarts),
         dropped = load(&s.dropped),
         "done"

@@ -15,12 +15,14 @@
 //! - A line that does not parse may be the head of a record split by a
 //!   newline in its `comm` (or any field before the last): it is kept, and
 //!   joined with the next line (`head\ntail`) if the joined record verifies.
-//! - Anything between two accepted records that is not itself an accepted
-//!   record continues the text of the last field of the record before it
+//! - A line between two accepted records that is a record of no known
+//!   process continues the text of the last field of the record before it
 //!   (`file.path`, `proc.args`, the last text column of a generic format):
 //!   the record is held until the next line (or [`HOLD`]) to append it,
 //!   escaped (`\n`).
-//! - What is none of these is rejected and counted per [`Reject`] reason.
+//! - What is none of these is rejected and counted per [`Reject`] reason (a
+//!   record of a real process that does not match is never appended to
+//!   another process's record).
 //!
 //! No line can thus become an event that names a pid, uid or comm the kernel
 //! does not confirm, and a newline never hides the rest of a string.
@@ -117,22 +119,34 @@ pub struct Facts {
 
 /// Where process facts come from.
 pub trait ProcessFacts: Send + Sync {
-    /// The facts of `pid`, if any process of that pid is known.
-    fn facts(&self, pid: u32) -> Option<Facts>;
-    /// Other names the threads of `pid` have now (tools print the thread's
-    /// `comm` with the process id).
-    fn thread_comms(&self, pid: u32) -> Vec<String>;
+    /// What the kernel recorded of `pid` (cheap: a map lookup).
+    fn recorded(&self, pid: u32) -> Option<Facts>;
+    /// What `/proc` says of a live `pid`, with every thread's name (tools
+    /// print the thread's `comm` with the process id). Only asked when the
+    /// record does not match [`ProcessFacts::recorded`]: reading `/proc` is
+    /// itself an open that opensnoop reports.
+    fn live(&self, pid: u32) -> Option<Facts>;
 }
 
-/// The hot path's pid map, then `/proc`.
+/// The hot path's pid map, then `/proc`; the agent's own process from what
+/// it read of itself at start (its own reads must not make more reads).
 pub struct KernelFacts {
     pids: Option<PidCgroups>,
+    me: (u32, Option<Facts>),
 }
 
 impl KernelFacts {
     /// Facts from `pids` (the running hot path's map) and `/proc`.
     pub fn new(pids: Option<PidCgroups>) -> KernelFacts {
-        KernelFacts { pids }
+        let me = std::process::id();
+        let mut facts = proc_facts(me);
+        if let Some(f) = &mut facts {
+            f.comms.extend(thread_comms(me));
+        }
+        KernelFacts {
+            pids,
+            me: (me, facts),
+        }
     }
 }
 
@@ -143,42 +157,52 @@ pub fn comm_text(raw: &[u8]) -> String {
 }
 
 impl ProcessFacts for KernelFacts {
-    fn facts(&self, pid: u32) -> Option<Facts> {
-        let mut facts = Facts::default();
-        let mut found = false;
-        if let Some(info) = self.pids.as_ref().and_then(|p| p.process(pid)) {
-            found = true;
-            facts.execs_known = true;
-            let (now, prev) = (comm_text(&info.comm), comm_text(&info.comm_prev));
-            facts.comms = vec![now.clone(), comm_text(&info.comm_now), prev.clone()];
-            facts.uids = vec![info.uid, info.uid_last];
-            facts.execs = [(info.exec_ns, now), (info.exec_prev_ns, prev)]
+    fn recorded(&self, pid: u32) -> Option<Facts> {
+        if pid == self.me.0 {
+            return self.me.1.clone();
+        }
+        let info = self.pids.as_ref()?.process(pid)?;
+        let (now, prev) = (comm_text(&info.comm), comm_text(&info.comm_prev));
+        Some(Facts {
+            comms: vec![
+                now.clone(),
+                comm_text(&info.comm_now),
+                comm_text(&info.comm_thread),
+                prev.clone(),
+            ],
+            uids: vec![info.uid, info.uid_last],
+            execs: [(info.exec_ns, now), (info.exec_prev_ns, prev)]
                 .into_iter()
                 .filter(|(ns, _)| *ns != 0)
-                .collect();
-        }
-        if let Some((comm, uids)) = proc_facts(pid) {
-            found = true;
-            facts.comms.push(comm);
-            facts.uids.extend(uids);
-        }
-        found.then_some(facts)
+                .collect(),
+            execs_known: true,
+        })
     }
 
-    fn thread_comms(&self, pid: u32) -> Vec<String> {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return Vec::new();
-        };
-        dir.filter_map(Result::ok)
-            .take(4096)
-            .filter_map(|t| std::fs::read(t.path().join("comm")).ok())
-            .map(|c| comm_text(c.strip_suffix(b"\n").unwrap_or(&c)))
-            .collect()
+    fn live(&self, pid: u32) -> Option<Facts> {
+        if pid == self.me.0 {
+            return None;
+        }
+        let mut facts = proc_facts(pid)?;
+        facts.comms.extend(thread_comms(pid));
+        Some(facts)
     }
 }
 
+/// The names of the threads of a live `pid`.
+fn thread_comms(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .take(4096)
+        .filter_map(|t| std::fs::read(t.path().join("comm")).ok())
+        .map(|c| comm_text(c.strip_suffix(b"\n").unwrap_or(&c)))
+        .collect()
+}
+
 /// `comm` and the four uids (real, effective, saved, fs) of a live process.
-fn proc_facts(pid: u32) -> Option<(String, Vec<u32>)> {
+fn proc_facts(pid: u32) -> Option<Facts> {
     let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let uids = status
@@ -190,7 +214,11 @@ fn proc_facts(pid: u32) -> Option<(String, Vec<u32>)> {
                 .collect()
         })
         .unwrap_or_default();
-    Some((comm_text(comm.strip_suffix(b"\n").unwrap_or(&comm)), uids))
+    Some(Facts {
+        comms: vec![comm_text(comm.strip_suffix(b"\n").unwrap_or(&comm))],
+        uids,
+        ..Facts::default()
+    })
 }
 
 /// The field whose text a newline may continue onto the next lines: the
@@ -281,9 +309,13 @@ impl Checker {
             }
             Parsed::Empty => {}
             Parsed::Verified(recs, claims) => self.commit(recs, claims, out, note),
-            Parsed::Unverified(reason) => {
-                self.continue_or(line, Verdict::Rejected(reason), note);
+            // A record of no known process may be text a process printed
+            // after a newline; one of a real process that does not match is
+            // rejected (never appended to another process's record).
+            Parsed::Unverified(Reject::UnknownPid) => {
+                self.continue_or(line, Verdict::Rejected(Reject::UnknownPid), note);
             }
+            Parsed::Unverified(reason) => note(Verdict::Rejected(reason)),
         }
     }
 
@@ -396,26 +428,44 @@ impl Checker {
                 Some(_) => Err(Reject::CommMismatch),
             };
         }
-        let facts = self.facts.facts(pid).ok_or(Reject::UnknownPid)?;
+        let recorded = self.facts.recorded(pid);
+        let first = match &recorded {
+            Some(facts) => self.check(ev, pid, facts, pending),
+            None => Err(Reject::UnknownPid),
+        };
+        if first.is_ok() {
+            return first;
+        }
+        // Not what the kernel recorded (or not recorded): a live process may
+        // have been renamed by a thread, changed uid, or predate the agent.
+        match self.facts.live(pid) {
+            Some(live) => self.check(ev, pid, &live, pending).or(first),
+            None => first,
+        }
+    }
+
+    /// Whether `facts` confirm `ev`; the exec it claims, if any.
+    fn check(
+        &self,
+        ev: &Event,
+        pid: u32,
+        facts: &Facts,
+        pending: &[(u32, u64)],
+    ) -> Result<Option<(u32, u64)>, Reject> {
         if let Some(uid) = ev.uid
             && !facts.uids.contains(&uid)
         {
             return Err(Reject::UidMismatch);
         }
+        let comm = ev.comm.as_deref();
         let exec_ok = ev.kind == EventKind::Exec
             && ev.field(f::RET).and_then(Value::as_int) == Some(0)
             && facts.execs_known;
         if exec_ok {
-            return self.exec_claim(pid, comm, &facts, pending).map(Some);
+            return self.exec_claim(pid, comm, facts, pending).map(Some);
         }
         match comm {
-            Some(c) if !facts.comms.iter().any(|k| k == c) => {
-                if self.facts.thread_comms(pid).iter().any(|k| k == c) {
-                    Ok(None)
-                } else {
-                    Err(Reject::CommMismatch)
-                }
-            }
+            Some(c) if !facts.comms.iter().any(|k| k == c) => Err(Reject::CommMismatch),
             _ => Ok(None),
         }
     }

@@ -9,7 +9,7 @@ use super::*;
 struct Fake(HashMap<u32, (&'static str, u32, Option<&'static str>)>, u64);
 
 impl ProcessFacts for Fake {
-    fn facts(&self, pid: u32) -> Option<Facts> {
+    fn recorded(&self, pid: u32) -> Option<Facts> {
         let (comm, uid, exec) = *self.0.get(&pid)?;
         let now = self.1;
         Some(Facts {
@@ -22,8 +22,8 @@ impl ProcessFacts for Fake {
             execs_known: true,
         })
     }
-    fn thread_comms(&self, _pid: u32) -> Vec<String> {
-        Vec::new()
+    fn live(&self, _pid: u32) -> Option<Facts> {
+        None
     }
 }
 
@@ -103,6 +103,21 @@ fn a_forged_record_with_no_record_before_it_is_rejected() {
 }
 
 #[test]
+fn a_mismatched_record_of_a_real_process_is_rejected_not_appended() {
+    let (evs, notes) = run(
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            b"03:11:30 0       200    sshd-fake          3   0 00000000 /etc/shadow",
+        ],
+    );
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].field("file.path").and_then(Value::as_str), Some("y"));
+    assert_eq!(notes, ["comm_mismatch"]);
+}
+
+#[test]
 fn real_records_pass_and_split_comms_are_joined() {
     let header: &[u8] = b"TIME     UID    PCOMM            PID    PPID   RET ARGS";
     let (evs, notes) = run(
@@ -131,10 +146,10 @@ fn an_exec_is_claimed_once_and_only_if_the_kernel_saw_it() {
     let (evs, notes) = run("execsnoop", &[header, line, RELEASE, line]);
     assert_eq!(evs.len(), 1);
     assert_eq!(notes, ["exec_claimed"]);
-    // right after it, the same line is taken as the text of its arguments
+    // right after it too: a record of a real process never continues another
     let (evs, notes) = run("execsnoop", &[header, line, line]);
     assert_eq!(evs.len(), 1);
-    assert_eq!(notes, ["continued"]);
+    assert_eq!(notes, ["exec_claimed"]);
     let (evs, notes) = run(
         "execsnoop",
         &[
