@@ -308,6 +308,13 @@ pub struct PidInfo {
     pub ppid: u32,
     /// Bit flags: [`PID_FLAG_RENAMED`].
     pub flags: u32,
+    /// Newlines in the paths this process passed to the traced open and
+    /// stat syscalls (kept by `tgid`; see [`NEWLINES_MAP`]).
+    pub path_newlines: u32,
+    /// Newlines in the strings this process passed to mount and umount.
+    pub mount_newlines: u32,
+    /// `bpf_ktime_get_ns()` of the last such string with a newline.
+    pub newline_ns: u64,
     /// `comm` at exec (inherited from the parent at fork).
     pub comm: [u8; 16],
     /// `comm` before the last exec (a wrapper such as `env` execs again at
@@ -320,6 +327,27 @@ pub struct PidInfo {
     /// gave itself: tools print a thread's `comm` with the process id.
     pub comm_thread: [u8; 16],
 }
+
+/// `NEWLINES`: array of [`NEWLINE_FAMILIES`] u64, newlines seen in the
+/// strings of the traced syscalls per family, in total. A tool's record
+/// that spans several lines is believed only as far as these counts allow.
+pub const NEWLINES_MAP: &str = "NEWLINES";
+/// Families of string syscalls: [`FAMILY_PATHS`], [`FAMILY_MOUNTS`].
+pub const NEWLINE_FAMILIES: u32 = 2;
+/// open, openat, newfstatat, statx: what opensnoop and statsnoop print.
+pub const FAMILY_PATHS: u32 = 0;
+/// mount, umount: what mountsnoop prints.
+pub const FAMILY_MOUNTS: u32 = 1;
+/// The string-checking programs, with their tracepoint (`syscalls/NAME`)
+/// and family.
+pub const STRING_PROGS: [(&str, &str, u32); 6] = [
+    ("strings_openat", "sys_enter_openat", FAMILY_PATHS),
+    ("strings_open", "sys_enter_open", FAMILY_PATHS),
+    ("strings_newfstatat", "sys_enter_newfstatat", FAMILY_PATHS),
+    ("strings_statx", "sys_enter_statx", FAMILY_PATHS),
+    ("strings_mount", "sys_enter_mount", FAMILY_MOUNTS),
+    ("strings_umount", "sys_enter_umount", FAMILY_MOUNTS),
+];
 
 /// [`PidInfo::flags`]: the task renamed itself since its exec.
 pub const PID_FLAG_RENAMED: u32 = 1;

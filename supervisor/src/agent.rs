@@ -191,8 +191,10 @@ fn start_sources(
 ) -> anyhow::Result<(Vec<JoinHandle<()>>, Supervisor)> {
     let interval = config.agent.poll_interval;
     let mut sources = Vec::new();
+    let mut hotpath = config.hotpath.clone();
+    hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
     sources.extend(
-        hotpath::poller::start(&config.hotpath, interval, tx.clone(), shutdown.clone())
+        hotpath::poller::start(&hotpath, interval, tx.clone(), shutdown.clone())
             .context("loading the hot-path probes")?,
     );
     sources.extend(cgroups::start(

@@ -330,14 +330,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// A manifest entry for a tool that exists only as manifest data: a shell
-/// script printing a `PID COMM N` header, then a numbered line every 100 ms,
-/// described by a generic columns format.
+/// script printing a `PID COMM N` header, then a numbered line every 100 ms
+/// naming itself (its pid and its comm, `sh`: records are checked against
+/// the kernel), described by a generic columns format.
 pub const TICKER_TOOL: &str = r#"
 [[tool]]
 name = "ticker"
 description = "A script that prints a numbered line every 100 ms"
 binary = "/bin/sh"
-args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done"]
+args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ sh $i\"; i=$((i+1)); sleep 0.1; done"]
 output = "events"
 [tool.format]
 format = "columns"

@@ -66,7 +66,7 @@ fn a_generic_tool_from_a_user_directory_prints_events() {
     assert!(evs.len() >= 8, "only {} events: {lines:?}", evs.len());
     for (i, e) in evs.iter().enumerate() {
         assert_eq!(e["tool"], "ticker");
-        assert_eq!(e["proc.comm"], "ticker");
+        assert_eq!(e["proc.comm"], "sh");
         assert_eq!(e["ticker.n"], i as u64, "events in order, none lost");
         assert!(e["proc.pid"].as_u64().unwrap() > 1);
     }

@@ -97,7 +97,7 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
     std::fs::write(
         &config,
         format!(
-            "[tools]\nenabled = [\"execsnoop\", \"opensnoop\", \"exitsnoop\"]\n\
+            "[tools]\nenabled = [\"execsnoop\", \"opensnoop\", \"exitsnoop\", \"mountsnoop\"]\n\
              [sinks.jsonl]\nenabled = true\npath = \"{}\"\nmetrics = false\nqueue = 200000\n",
             sink.display()
         ),
@@ -111,13 +111,33 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    for _ in 0..3 {
+    for _ in 0..4 {
         agent.wait_for_stderr("first output", Duration::from_secs(30));
     }
     // a payload whose name (and so comm at exec) holds a newline
     let comm_exe = dir.join(FORGED_COMM);
     std::fs::copy("/bin/true", &comm_exe).unwrap();
     let open_path = dir.join(FORGED_OPEN);
+    // lines that name a real process (pid 1) with its real comm and uid
+    let init = std::fs::read_to_string("/proc/1/comm")
+        .unwrap()
+        .trim()
+        .to_owned();
+    let real_open = dir.join(format!(
+        "z\n03:11:30 0       1      {init:<16}   3   0 00000000 /etc/shadow"
+    ));
+    let mnt_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let mnt_ns = mnt_ns
+        .to_str()
+        .unwrap()
+        .trim_start_matches("mnt:[")
+        .trim_end_matches(']');
+    let real_umount =
+        format!("c\n05:00:00 {init:<16} 1       1       {mnt_ns:<11} umount(\"/\", 0x0) = 0\nd");
+    let umount = format!(
+        "import ctypes; ctypes.CDLL(None).umount({:?}.encode())",
+        real_umount
+    );
     let rename = format!(
         "import ctypes; ctypes.CDLL(None).prctl(15, {:?}.encode(), 0, 0, 0)",
         RENAMED
@@ -127,28 +147,31 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
         as_attacker(uid, &["/bin/cat", open_path.to_str().unwrap()]);
         as_attacker(uid, &[comm_exe.to_str().unwrap()]);
         as_attacker(uid, &["/usr/bin/python3", "-c", &rename]);
+        as_attacker(uid, &["/bin/cat", real_open.to_str().unwrap()]);
+        // umount(8) refuses a user before the syscall; umount(2) is traced
+        as_attacker(uid, &["/usr/bin/python3", "-c", &umount]);
     };
     let esc = |s: &str| s.replace('\n', "\\n");
-    let (exec_args, open_esc, comm_esc, renamed_esc) = (
+    let (exec_args, open_esc, comm_esc, renamed_esc, real_open_esc, umount_esc) = (
         format!("/bin/echo {}", esc(FORGED_EXEC)),
         esc(open_path.to_str().unwrap()),
         esc(FORGED_COMM),
         esc(RENAMED),
+        esc(real_open.to_str().unwrap()),
+        esc(&real_umount),
     );
-    let mine = |evs: &[Value]| -> [bool; 4] {
+    let mine = |evs: &[Value]| -> [bool; 6] {
         let by_me = |e: &&Value| e["proc.uid"].as_u64().is_none_or(|u| u == u64::from(uid));
+        let has = |key: &str, want: &str| evs.iter().filter(by_me).any(|e| str_of(e, key) == want);
         [
-            evs.iter()
-                .filter(by_me)
-                .any(|e| str_of(e, "proc.args") == exec_args),
-            evs.iter()
-                .filter(by_me)
-                .any(|e| str_of(e, "file.path") == open_esc),
-            evs.iter()
-                .filter(by_me)
-                .any(|e| str_of(e, "proc.comm") == comm_esc),
+            has("proc.args", &exec_args),
+            has("file.path", &open_esc),
+            has("proc.comm", &comm_esc),
             evs.iter()
                 .any(|e| e["kind"] == "exit" && str_of(e, "proc.comm") == renamed_esc),
+            has("file.path", &real_open_esc),
+            evs.iter()
+                .any(|e| str_of(e, "mount.target") == umount_esc && e["proc.pid"] != 1),
         ]
     };
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -164,13 +187,17 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
     }
     assert_eq!(
         mine(&evs),
-        [true; 4],
-        "the attacker's own events, whole and escaped (exec args, open path, exec comm, renamed exit)"
+        [true; 6],
+        "the attacker's own events, whole and escaped (exec args, open path, exec comm, renamed \
+         exit, a path and a umount target forging records of pid 1)"
     );
     // nothing names the forged pids, comms or uid 0 for the attacker's lines
     for e in &evs {
         let pid = e["proc.pid"].as_u64();
         assert!(!matches!(pid, Some(4242 | 4244)), "forged event: {e}");
+        let forged_init = pid == Some(1)
+            && (str_of(e, "file.path") == "/etc/shadow" || str_of(e, "mount.target") == "/");
+        assert!(!forged_init, "forged event of pid 1: {e}");
         let comm = str_of(e, "proc.comm");
         assert!(
             !["forged-by-nobo", "sshd-fake2", "a", "forged-exit"].contains(&comm),
@@ -188,10 +215,18 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
     let names: Vec<String> = (0..1000)
         .map(|i| format!("{marker} {i} it's \"quoted\" ünï\tcode"))
         .collect();
-    let script = format!(
-        "for i in $(seq 0 999); do /bin/true \"{marker} $i\" \"it's\" '\"quoted\"' $'\\xc3\\xbcn\\xc3\\xaf\\tcode'; done"
+    // paced, as the opens below: execsnoop's perf buffer would overflow (and
+    // count) in a burst on a busy machine
+    let spawner = format!(
+        "import subprocess, time\nfor i in range(1000):\n    subprocess.run(['/bin/true', '{marker} %d' % i, \"it's\", '\"quoted\"', '\\u00fcn\\u00ef\\tcode']); time.sleep(0.003)\n"
     );
-    Command::new("bash").args(["-c", &script]).status().unwrap();
+    assert!(
+        Command::new("python3")
+            .args(["-c", &spawner])
+            .status()
+            .unwrap()
+            .success()
+    );
     let files = dir.join("files");
     std::fs::create_dir(&files).unwrap();
     // paced: opensnoop's perf buffer would overflow (and count) in a burst
@@ -238,13 +273,14 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
         .filter(|p| p.contains(&marker) && !want_paths.contains(*p))
         .collect();
     agent.signal(libc::SIGTERM);
-    let (code, _) = agent.finish(Duration::from_secs(30));
+    let (code, _, stderr) = agent.finish_with_stderr(Duration::from_secs(30));
+    let warnings: Vec<&String> = stderr.iter().filter(|l| l.contains("WARN")).collect();
     assert!(odd.is_empty(), "paths not as created: {odd:?}");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         (execs, opens),
         (1000, 1000),
-        "ordinary execs and opens that arrived intact"
+        "ordinary execs and opens that arrived intact; agent warnings: {warnings:#?}"
     );
     assert_eq!(code, 0);
 }

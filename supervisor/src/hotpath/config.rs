@@ -23,6 +23,14 @@ pub struct HotpathConfig {
     /// How long an exited process stays resolvable in the pid map.
     #[serde(with = "humantime_serde")]
     pub pid_grace: Duration,
+    /// Count newlines in the paths of open/stat syscalls (set by the agent
+    /// when opensnoop or statsnoop runs: their records are checked with it).
+    #[serde(skip)]
+    pub path_strings: bool,
+    /// Count newlines in the strings of mount/umount (set when mountsnoop
+    /// runs).
+    #[serde(skip)]
+    pub mount_strings: bool,
 }
 
 impl Default for HotpathConfig {
@@ -33,12 +41,27 @@ impl Default for HotpathConfig {
             pids: true,
             cgroup_slots: hotpath_common::DEFAULT_CGROUP_SLOTS,
             pid_grace: Duration::from_secs(60),
+            path_strings: false,
+            mount_strings: false,
         }
     }
 }
 
 impl HotpathConfig {
     /// Whether any probe is on.
+    /// Turns on the string checks that records of tools of these event
+    /// kinds need.
+    pub fn check_strings_of(&mut self, kinds: impl IntoIterator<Item = parsers::EventKind>) {
+        use parsers::EventKind as K;
+        for kind in kinds {
+            match kind {
+                K::Open | K::Stat => self.path_strings = true,
+                K::Mount => self.mount_strings = true,
+                _ => {}
+            }
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.syscalls || self.tcp || self.pids
     }

@@ -16,11 +16,11 @@ use aya::{
 };
 use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
-    COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
-    FlowStats, MAX_SYSCALLS, OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG,
-    SLOT_OWNERS_MAP, SLOTS_GLOBAL, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters,
-    TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
-    TCP_STATE_PROG,
+    COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP,
+    FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP,
+    PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
+    SYSCALL_COUNTERS_MAP, SlotCounters, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP,
+    TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -80,6 +80,11 @@ pub enum Probe {
     Tcp,
     /// pid → cgroup.
     Pids,
+    /// Newlines in the paths of open and stat syscalls (for opensnoop and
+    /// statsnoop records).
+    PathStrings,
+    /// Newlines in the strings of mount and umount (for mountsnoop).
+    MountStrings,
 }
 
 /// Where a program attaches.
@@ -98,7 +103,7 @@ enum Link {
 }
 
 /// Every program the agent may attach, with its probe and hook.
-const PROGRAMS: [(&str, Probe, Hook); 11] = [
+const PROGRAMS: [(&str, Probe, Hook); 20] = [
     // the cache invalidators first, so the cache is never trusted unguarded
     (
         TASK_CREATED_PROG,
@@ -147,7 +152,39 @@ const PROGRAMS: [(&str, Probe, Hook); 11] = [
         Hook::BtfTp("cgroup_attach_task"),
     ),
     (PID_RENAMED_PROG, Probe::Pids, Hook::BtfTp("task_rename")),
+    (
+        "uid_setuid",
+        Probe::Pids,
+        Hook::Tp("syscalls", "sys_exit_setuid"),
+    ),
+    (
+        "uid_setreuid",
+        Probe::Pids,
+        Hook::Tp("syscalls", "sys_exit_setreuid"),
+    ),
+    (
+        "uid_setresuid",
+        Probe::Pids,
+        Hook::Tp("syscalls", "sys_exit_setresuid"),
+    ),
+    string_prog(0),
+    string_prog(1),
+    string_prog(2),
+    string_prog(3),
+    string_prog(4),
+    string_prog(5),
 ];
+
+/// Entry `i` of [`STRING_PROGS`] as a program of [`PROGRAMS`].
+const fn string_prog(i: usize) -> (&'static str, Probe, Hook) {
+    let (name, tracepoint, family) = STRING_PROGS[i];
+    let probe = if family == FAMILY_PATHS {
+        Probe::PathStrings
+    } else {
+        Probe::MountStrings
+    };
+    (name, probe, Hook::Tp("syscalls", tracepoint))
+}
 
 /// The loaded hot-path programs and their maps.
 pub struct Hotpath {
@@ -177,6 +214,8 @@ impl Hotpath {
             Probe::Syscalls => config.syscalls,
             Probe::Tcp => config.tcp,
             Probe::Pids => config.pids,
+            Probe::PathStrings => config.pids && config.path_strings,
+            Probe::MountStrings => config.pids && config.mount_strings,
         };
         for (name, probe, hook) in PROGRAMS {
             if !wanted(probe) {
@@ -213,7 +252,14 @@ impl Hotpath {
                 .take_map(PID_CGROUPS_MAP)
                 .ok_or_else(|| missing(PID_CGROUPS_MAP))?;
             let map = BpfHashMap::try_from(map).map_err(map_err(PID_CGROUPS_MAP))?;
-            hp.pids = Some(PidCgroups::new(map));
+            let families = [Probe::PathStrings, Probe::MountStrings]
+                .map(|f| hp.attached.iter().any(|(_, p)| *p == f));
+            let newlines = hp
+                .ebpf
+                .take_map(NEWLINES_MAP)
+                .ok_or_else(|| missing(NEWLINES_MAP))?;
+            let newlines = aya::maps::Array::try_from(newlines).map_err(map_err(NEWLINES_MAP))?;
+            hp.pids = Some(PidCgroups::new(map, newlines, families));
         }
         Ok(hp)
     }

@@ -11,20 +11,40 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use hotpath_common::PidInfo;
 
 /// A handle on the kernel's pid → cgroup map.
 #[derive(Clone)]
 pub struct PidCgroups {
     map: Arc<Mutex<BpfHashMap<MapData, u32, PidInfo>>>,
+    newlines: Arc<Mutex<Array<MapData, u64>>>,
+    /// Which newline families are counted (paths, mounts).
+    families: [bool; 2],
 }
 
 impl PidCgroups {
-    pub(crate) fn new(map: BpfHashMap<MapData, u32, PidInfo>) -> Self {
+    pub(crate) fn new(
+        map: BpfHashMap<MapData, u32, PidInfo>,
+        newlines: Array<MapData, u64>,
+        families: [bool; 2],
+    ) -> Self {
         Self {
             map: Arc::new(Mutex::new(map)),
+            newlines: Arc::new(Mutex::new(newlines)),
+            families,
         }
+    }
+
+    /// Newlines the kernel saw in the strings of `family`'s syscalls
+    /// (`hotpath_common::FAMILY_*`) since the probe was attached; None when
+    /// that family is not counted.
+    pub fn newlines(&self, family: u32) -> Option<u64> {
+        if !*self.families.get(family as usize)? {
+            return None;
+        }
+        let map = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&family, 0).ok()
     }
 
     /// The cgroup v2 id of `pid` (a process or thread id), from the map,

@@ -5,6 +5,7 @@
 
 pub mod avail;
 pub mod config;
+pub mod facts;
 pub mod manifest;
 pub mod print;
 pub mod runner;
@@ -248,6 +249,19 @@ pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
 /// enables; each runs until `shutdown`. An unknown name or a bad manifest is
 /// bad input (exit 2); a tool that cannot run here is logged and skipped so
 /// the rest of the agent runs.
+/// The event kinds the enabled tools report (which string checks the hot
+/// path must make for them); tools the manifest does not have are left out.
+pub fn enabled_event_kinds(config: &ToolsConfig) -> Vec<pa::EventKind> {
+    let Ok(manifest) = Manifest::load(config) else {
+        return Vec::new();
+    };
+    config
+        .enabled
+        .iter()
+        .filter_map(|name| manifest.get(name)?.event_kind)
+        .collect()
+}
+
 pub fn start_enabled(
     config: &ToolsConfig,
     tx: PipelineTx,

@@ -685,7 +685,10 @@ impl<'a> Output<'a> {
             pending: Vec::with_capacity(4096),
             skipping: false,
             records: Vec::new(),
-            checker: Checker::new(Arc::new(KernelFacts::new(crate::hotpath::pid_cgroups()))),
+            checker: Checker::new(
+                Arc::new(KernelFacts::new(crate::hotpath::pid_cgroups())),
+                spec.event_kind,
+            ),
             logged_errors: 0,
             started: Instant::now(),
             seen_output: false,
@@ -748,7 +751,9 @@ impl<'a> Output<'a> {
     fn release(&mut self) {
         let mut notes = Vec::new();
         self.checker
-            .release(&mut self.records, &mut |o| notes.push(o));
+            .release_with(self.parser.as_mut(), &mut self.records, &mut |o| {
+                notes.push(o)
+            });
         self.count(notes);
         self.flush();
     }
@@ -757,9 +762,9 @@ impl<'a> Output<'a> {
     fn count(&mut self, notes: Vec<Verdict>) {
         for note in notes {
             match note {
-                Verdict::Rejected(r) => {
+                Verdict::Rejected(r, line) => {
                     self.stats.rejected[r.index()].fetch_add(1, Ordering::Relaxed);
-                    self.log(format_args!("record rejected ({})", r.as_str()));
+                    self.log(format_args!("record rejected ({}): {line}", r.as_str()));
                 }
                 Verdict::Continued | Verdict::Joined => {
                     self.stats.continued_lines.fetch_add(1, Ordering::Relaxed);

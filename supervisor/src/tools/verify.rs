@@ -28,14 +28,17 @@
 //! does not confirm, and a newline never hides the rest of a string.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    cell::Cell,
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
 
 use parsers::{Event, EventKind, ParseError, Record, ToolParser, Value, escape, fields as f};
 
-use crate::hotpath::PidCgroups;
+use hotpath_common::{FAMILY_MOUNTS, FAMILY_PATHS};
+
+pub use super::facts::{Facts, KernelFacts, ProcessFacts};
 
 /// How long an accepted record waits for a continuation line. A record and
 /// its continuation are one `printf` of the tool, written within
@@ -44,6 +47,10 @@ pub const HOLD: Duration = Duration::from_millis(20);
 
 /// How recent an exec must be for a record of it to be accepted.
 const EXEC_WINDOW_NS: u64 = 60_000_000_000;
+
+/// How long after a process passed a string with a newline its records may
+/// continue on the next lines (the tool prints within milliseconds).
+const NEWLINE_WINDOW_NS: u64 = 10_000_000_000;
 
 /// How many (pid, exec time) claims are remembered.
 const CLAIMS: usize = 8192;
@@ -93,132 +100,15 @@ impl Reject {
 /// What the checker did with a line, for the tool's counters.
 #[derive(Debug)]
 pub enum Verdict {
-    /// A parsed record that the kernel does not confirm: dropped.
-    Rejected(Reject),
+    /// A parsed record that the kernel does not confirm: dropped (with the
+    /// start of its line, escaped, for the log).
+    Rejected(Reject, String),
     /// The line continued the text of the record before it.
     Continued,
     /// The line completed a record split by a newline.
     Joined,
     /// A line that does not parse and continues nothing: dropped.
     Unparsable(ParseError),
-}
-
-/// What the kernel knows of one process.
-#[derive(Debug, Clone, Default)]
-pub struct Facts {
-    /// Its names (at exec, before the last exec, after renames), escaped
-    /// and trimmed as the parsers leave a printed `comm`.
-    pub comms: Vec<String>,
-    /// Its real uids (at fork or exec, later, and `/proc`'s four).
-    pub uids: Vec<u32>,
-    /// Recent execs as (monotonic ns, comm after it); empty when unknown.
-    pub execs: Vec<(u64, String)>,
-    /// Whether the kernel's exec record is known (the pid map has it).
-    pub execs_known: bool,
-}
-
-/// Where process facts come from.
-pub trait ProcessFacts: Send + Sync {
-    /// What the kernel recorded of `pid` (cheap: a map lookup).
-    fn recorded(&self, pid: u32) -> Option<Facts>;
-    /// What `/proc` says of a live `pid`, with every thread's name (tools
-    /// print the thread's `comm` with the process id). Only asked when the
-    /// record does not match [`ProcessFacts::recorded`]: reading `/proc` is
-    /// itself an open that opensnoop reports.
-    fn live(&self, pid: u32) -> Option<Facts>;
-}
-
-/// The hot path's pid map, then `/proc`; the agent's own process from what
-/// it read of itself at start (its own reads must not make more reads).
-pub struct KernelFacts {
-    pids: Option<PidCgroups>,
-    me: (u32, Option<Facts>),
-}
-
-impl KernelFacts {
-    /// Facts from `pids` (the running hot path's map) and `/proc`.
-    pub fn new(pids: Option<PidCgroups>) -> KernelFacts {
-        let me = std::process::id();
-        let mut facts = proc_facts(me);
-        if let Some(f) = &mut facts {
-            f.comms.extend(thread_comms(me));
-        }
-        KernelFacts {
-            pids,
-            me: (me, facts),
-        }
-    }
-}
-
-/// A kernel `comm` buffer as the parsers leave a printed one.
-pub fn comm_text(raw: &[u8]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    escape::escape_lossy(&raw[..end]).trim_end().to_owned()
-}
-
-impl ProcessFacts for KernelFacts {
-    fn recorded(&self, pid: u32) -> Option<Facts> {
-        if pid == self.me.0 {
-            return self.me.1.clone();
-        }
-        let info = self.pids.as_ref()?.process(pid)?;
-        let (now, prev) = (comm_text(&info.comm), comm_text(&info.comm_prev));
-        Some(Facts {
-            comms: vec![
-                now.clone(),
-                comm_text(&info.comm_now),
-                comm_text(&info.comm_thread),
-                prev.clone(),
-            ],
-            uids: vec![info.uid, info.uid_last],
-            execs: [(info.exec_ns, now), (info.exec_prev_ns, prev)]
-                .into_iter()
-                .filter(|(ns, _)| *ns != 0)
-                .collect(),
-            execs_known: true,
-        })
-    }
-
-    fn live(&self, pid: u32) -> Option<Facts> {
-        if pid == self.me.0 {
-            return None;
-        }
-        let mut facts = proc_facts(pid)?;
-        facts.comms.extend(thread_comms(pid));
-        Some(facts)
-    }
-}
-
-/// The names of the threads of a live `pid`.
-fn thread_comms(pid: u32) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .take(4096)
-        .filter_map(|t| std::fs::read(t.path().join("comm")).ok())
-        .map(|c| comm_text(c.strip_suffix(b"\n").unwrap_or(&c)))
-        .collect()
-}
-
-/// `comm` and the four uids (real, effective, saved, fs) of a live process.
-fn proc_facts(pid: u32) -> Option<Facts> {
-    let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uids = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|u| u.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(Facts {
-        comms: vec![comm_text(comm.strip_suffix(b"\n").unwrap_or(&comm))],
-        uids,
-        ..Facts::default()
-    })
 }
 
 /// The field whose text a newline may continue onto the next lines: the
@@ -244,6 +134,33 @@ fn trailing_text(ev: &mut Event) -> Option<&mut Value> {
         .map(|(_, v)| v)
 }
 
+/// Appends a continuation line to the event's trailing text, escaped.
+fn append_line(ev: &mut Event, line: &[u8]) {
+    if let Some(Value::Str(text)) = trailing_text(ev) {
+        let mut s = String::with_capacity(text.len() + line.len() + 2);
+        s.push_str(text);
+        s.push_str("\\n");
+        s.push_str(&escape::escape_lossy(line));
+        *text = s.into();
+    }
+}
+
+/// The start of a line, escaped, for a log message.
+fn excerpt(line: &[u8]) -> String {
+    escape::escape_lossy(&line[..line.len().min(160)]).into_owned()
+}
+
+/// Whether every event of `recs` is a record of process `pid`.
+fn records_of(recs: &[Record], pid: u32) -> bool {
+    recs.iter()
+        .filter_map(Record::as_event)
+        .all(|e| e.pid == Some(pid))
+}
+
+/// A split record is given up past this many bytes (mountsnoop's longest
+/// record is about 9 KiB).
+const MAX_CHAIN: usize = 64 * 1024;
+
 /// A line, parsed and checked.
 enum Parsed {
     Unparsable(ParseError),
@@ -253,24 +170,68 @@ enum Parsed {
     Unverified(Reject),
 }
 
+/// The newline family of a tool's records, when the kernel counts it.
+fn family_of(kind: Option<EventKind>) -> Option<u32> {
+    match kind? {
+        EventKind::Open | EventKind::Stat => Some(FAMILY_PATHS),
+        EventKind::Mount => Some(FAMILY_MOUNTS),
+        _ => None,
+    }
+}
+
+/// Lines of a record split by newlines, waiting for the line that
+/// completes it.
+struct Chain {
+    lines: Vec<Vec<u8>>,
+    bytes: usize,
+    /// Why the first line alone did not parse.
+    err: ParseError,
+    /// The longest join of its first lines that verified so far.
+    best: Option<Joined>,
+}
+
+/// A record joined from several lines.
+struct Joined {
+    recs: Vec<Record>,
+    claims: Vec<(u32, u64)>,
+    pid: u32,
+    splits: u32,
+}
+
 /// Checks one tool's lines against the kernel; see the module docs.
 pub struct Checker {
     facts: Arc<dyn ProcessFacts>,
-    /// The last accepted event that ends in text, awaiting continuations.
-    held: Option<Record>,
-    /// The last line that did not parse, and why.
-    orphan: Option<(Vec<u8>, ParseError)>,
+    /// The family whose newlines the kernel counts for this tool.
+    family: Option<u32>,
+    /// The last accepted event that ends in text, awaiting continuations,
+    /// with how many more lines the kernel's count allows it.
+    held: Option<(Record, u32)>,
+    /// A line that did not parse, and the lines after it.
+    chain: Option<Chain>,
+    /// Newlines accounted for, per pid and in all (since `base`).
+    consumed: HashMap<u32, u32>,
+    consumed_total: u64,
+    base: u64,
+    /// The newline count of the last verified process (see `check`).
+    last_newlines: Cell<u32>,
     claims: HashSet<(u32, u64)>,
     claim_order: VecDeque<(u32, u64)>,
 }
 
 impl Checker {
-    /// A checker asking `facts`.
-    pub fn new(facts: Arc<dyn ProcessFacts>) -> Checker {
+    /// A checker asking `facts` about the records of a tool of `kind`.
+    pub fn new(facts: Arc<dyn ProcessFacts>, kind: Option<EventKind>) -> Checker {
+        let counted = family_of(kind).and_then(|f| Some((f, facts.newlines(f)?)));
+        let (family, base) = (counted.map(|(f, _)| f), counted.map_or(0, |(_, n)| n));
         Checker {
             facts,
+            family,
             held: None,
-            orphan: None,
+            chain: None,
+            consumed: HashMap::new(),
+            consumed_total: 0,
+            base,
+            last_newlines: Cell::new(0),
             claims: HashSet::new(),
             claim_order: VecDeque::new(),
         }
@@ -279,7 +240,7 @@ impl Checker {
     /// Whether a record or line waits for the next line (release it after
     /// [`HOLD`] without one).
     pub fn holding(&self) -> bool {
-        self.held.is_some() || self.orphan.is_some()
+        self.held.is_some() || self.chain.is_some()
     }
 
     /// Takes one line: accepted records go to `out`, everything else to
@@ -291,32 +252,180 @@ impl Checker {
         out: &mut Vec<Record>,
         note: &mut dyn FnMut(Verdict),
     ) {
-        if let Some((head, err)) = self.orphan.take() {
-            let mut joined = head.clone();
-            joined.push(b'\n');
-            joined.extend_from_slice(line);
-            if let Parsed::Verified(recs, claims) = self.parse_verify(parser, &joined) {
-                self.commit(recs, claims, out, note);
-                note(Verdict::Joined);
-                return;
+        if self.family.is_some() && self.continue_counted(parser, line, note) {
+            return;
+        }
+        if let Some(chain) = self.chain.take() {
+            match self.extend_chain(parser, chain, line, out, note) {
+                Ok(()) => return,
+                Err(rest) => {
+                    for l in rest {
+                        self.line(parser, &l, out, note);
+                    }
+                }
             }
-            self.continue_or(&head, Verdict::Unparsable(err), note);
+            return;
         }
         match self.parse_verify(parser, line) {
-            Parsed::Unparsable(e) => self.orphan = Some((line.to_vec(), e)),
-            Parsed::Empty if self.held.is_some() => {
+            Parsed::Unparsable(err) => {
+                self.chain = Some(Chain {
+                    lines: vec![line.to_vec()],
+                    bytes: line.len(),
+                    err,
+                    best: None,
+                });
+            }
+            Parsed::Empty if self.held.is_some() && self.family.is_none() => {
                 self.continue_or(line, Verdict::Continued, note);
             }
             Parsed::Empty => {}
             Parsed::Verified(recs, claims) => self.commit(recs, claims, out, note),
-            // A record of no known process may be text a process printed
-            // after a newline; one of a real process that does not match is
-            // rejected (never appended to another process's record).
-            Parsed::Unverified(Reject::UnknownPid) => {
-                self.continue_or(line, Verdict::Rejected(Reject::UnknownPid), note);
+            // Where the kernel does not count newlines, a record of no known
+            // process may be text printed after one; a record of a real
+            // process that does not match is never appended to another's.
+            Parsed::Unverified(Reject::UnknownPid) if self.family.is_none() => {
+                let verdict = Verdict::Rejected(Reject::UnknownPid, excerpt(line));
+                self.continue_or(line, verdict, note);
             }
-            Parsed::Unverified(reason) => note(Verdict::Rejected(reason)),
+            Parsed::Unverified(reason) => note(Verdict::Rejected(reason, excerpt(line))),
         }
+    }
+
+    /// Where newlines are counted: while the held record's process has
+    /// newlines the kernel counted and no line accounted for, `line`
+    /// continues it unless it is a record of that same process (which the
+    /// process could print anyway). A record of another process there is
+    /// ambiguous (it may be genuine, or text after a newline): it is
+    /// appended, never accepted, and leaves the count as it was, so a decoy
+    /// record before the real one cannot use it up.
+    fn continue_counted(
+        &mut self,
+        parser: &mut dyn ToolParser,
+        line: &[u8],
+        note: &mut dyn FnMut(Verdict),
+    ) -> bool {
+        let Some((Record::Event(ev), left)) = &self.held else {
+            return false;
+        };
+        if *left == 0 {
+            return false;
+        }
+        let pid = ev.pid.unwrap_or(0);
+        let consume = match self.parse_verify(parser, line) {
+            Parsed::Verified(recs, _) if records_of(&recs, pid) => return false,
+            Parsed::Verified(..) => false,
+            _ => true,
+        };
+        if let Some((Record::Event(ev), left)) = &mut self.held {
+            append_line(ev, line);
+            if consume {
+                *left -= 1;
+            }
+        }
+        if consume {
+            self.consume(pid, 1);
+        }
+        note(Verdict::Continued);
+        true
+    }
+
+    /// A split record's next line: the joined record is accepted if it
+    /// verifies (and the kernel counted its newlines); the chain grows while
+    /// the kernel counted newlines not yet accounted for; otherwise the first
+    /// line is unparsable and the others are returned to be taken one by one.
+    fn extend_chain(
+        &mut self,
+        parser: &mut dyn ToolParser,
+        mut chain: Chain,
+        line: &[u8],
+        out: &mut Vec<Record>,
+        note: &mut dyn FnMut(Verdict),
+    ) -> Result<(), Vec<Vec<u8>>> {
+        chain.lines.push(line.to_vec());
+        chain.bytes += line.len() + 1;
+        let joined = chain.lines.join(&b'\n');
+        let splits = chain.lines.len() as u32 - 1;
+        let room = self.pending() > u64::from(splits) && chain.bytes < MAX_CHAIN;
+        if let Parsed::Verified(recs, claims) = self.parse_verify(parser, &joined)
+            && let Some((pid, more)) = self.newlines_allowed(&recs, splits)
+        {
+            // The process passed more newlines than this join holds: a
+            // longer join may be the whole record (the best so far waits).
+            chain.best = Some(Joined {
+                recs,
+                claims,
+                pid,
+                splits,
+            });
+            if more && room {
+                self.chain = Some(chain);
+                return Ok(());
+            }
+        }
+        if chain.best.is_none() && room {
+            self.chain = Some(chain);
+            return Ok(());
+        }
+        self.end_chain(chain, out, note)
+    }
+
+    /// Ends a chain: its best join is accepted and the lines after it are
+    /// returned; without one, the first line is unparsable and the others
+    /// are returned, to be taken one by one.
+    fn end_chain(
+        &mut self,
+        mut chain: Chain,
+        out: &mut Vec<Record>,
+        note: &mut dyn FnMut(Verdict),
+    ) -> Result<(), Vec<Vec<u8>>> {
+        match chain.best.take() {
+            Some(j) => {
+                self.consume(j.pid, j.splits);
+                self.commit(j.recs, j.claims, out, note);
+                note(Verdict::Joined);
+                let rest = chain.lines.split_off(j.splits as usize + 1);
+                if rest.is_empty() { Ok(()) } else { Err(rest) }
+            }
+            None => {
+                self.continue_or(&chain.lines[0], Verdict::Unparsable(chain.err), note);
+                Err(chain.lines.split_off(1))
+            }
+        }
+    }
+
+    /// The pid of a joined record if its `splits` newlines are allowed (by
+    /// its `comm`, verified, and where counted by its process's strings),
+    /// and whether its process passed more newlines than that.
+    fn newlines_allowed(&self, recs: &[Record], splits: u32) -> Option<(u32, bool)> {
+        let ev = recs.iter().find_map(Record::as_event)?;
+        let pid = ev.pid.unwrap_or(0);
+        let in_comm = ev.comm.as_deref().map_or(0, |c| c.matches("\\n").count()) as u32;
+        let needed = splits.saturating_sub(in_comm);
+        if self.family.is_none() {
+            return Some((pid, false));
+        }
+        let used = self.consumed.get(&pid).copied().unwrap_or(0);
+        let left = self.last_newlines.get().saturating_sub(used);
+        (left >= needed).then_some((pid, left > needed))
+    }
+
+    /// Newlines the kernel counted in this family that no record accounted
+    /// for yet.
+    fn pending(&self) -> u64 {
+        let Some(total) = self.family.and_then(|f| self.facts.newlines(f)) else {
+            return 0;
+        };
+        total
+            .saturating_sub(self.base)
+            .saturating_sub(self.consumed_total)
+    }
+
+    fn consume(&mut self, pid: u32, n: u32) {
+        if self.consumed.len() >= CLAIMS {
+            self.consumed.clear();
+        }
+        *self.consumed.entry(pid).or_default() += n;
+        self.consumed_total += u64::from(n);
     }
 
     /// Parses and checks `line`, changing nothing but the parser.
@@ -344,50 +453,53 @@ impl Checker {
     ) {
         self.claim(claims);
         self.release(out, note);
-        self.accept(&mut recs, out);
+        let Some(last) = recs.pop() else {
+            return;
+        };
+        out.append(&mut recs);
+        match &last {
+            Record::Event(ev) if trailing_name(ev).is_some() => {
+                let pid = ev.pid.unwrap_or(0);
+                let used = self.consumed.get(&pid).copied().unwrap_or(0);
+                let left = self.last_newlines.get().saturating_sub(used);
+                self.held = Some((last, left));
+            }
+            _ => out.push(last),
+        }
     }
 
     /// `line` continues the held record's text if there is one; otherwise
     /// `otherwise` is noted.
     fn continue_or(&mut self, line: &[u8], otherwise: Verdict, note: &mut dyn FnMut(Verdict)) {
-        let held = self.held.as_mut().and_then(|r| match r {
-            Record::Event(ev) => trailing_text(ev),
-            _ => None,
-        });
-        match held {
-            Some(Value::Str(text)) => {
-                let mut s = String::with_capacity(text.len() + line.len() + 2);
-                s.push_str(text);
-                s.push_str("\\n");
-                s.push_str(&escape::escape_lossy(line));
-                *text = s.into();
+        match &mut self.held {
+            Some((Record::Event(ev), _)) if self.family.is_none() => {
+                append_line(ev, line);
                 note(Verdict::Continued);
             }
             _ => note(otherwise),
         }
     }
 
-    /// Sends the accepted records; the last one waits if it ends in text.
-    fn accept(&mut self, recs: &mut Vec<Record>, out: &mut Vec<Record>) {
-        let last = recs.pop();
-        out.append(recs);
-        if let Some(last) = last {
-            let continues = matches!(&last, Record::Event(ev) if trailing_name(ev).is_some());
-            if continues {
-                self.held = Some(last);
-            } else {
-                out.push(last);
+    /// Sends what waits: the held record, and a chain's lines one by one.
+    pub fn release_with(
+        &mut self,
+        parser: &mut dyn ToolParser,
+        out: &mut Vec<Record>,
+        note: &mut dyn FnMut(Verdict),
+    ) {
+        while let Some(chain) = self.chain.take() {
+            if let Err(rest) = self.end_chain(chain, out, note) {
+                for l in rest {
+                    self.line(parser, &l, out, note);
+                }
             }
         }
+        self.release(out, note);
     }
 
-    /// Sends what waits: the held record, and the orphan line as a
-    /// continuation of it or as unparsable.
-    pub fn release(&mut self, out: &mut Vec<Record>, note: &mut dyn FnMut(Verdict)) {
-        if let Some((head, err)) = self.orphan.take() {
-            self.continue_or(&head, Verdict::Unparsable(err), note);
-        }
-        out.extend(self.held.take());
+    /// Sends the held record.
+    fn release(&mut self, out: &mut Vec<Record>, _note: &mut dyn FnMut(Verdict)) {
+        out.extend(self.held.take().map(|(r, _)| r));
     }
 
     fn verify_all(&self, recs: &[Record]) -> Result<Vec<(u32, u64)>, Reject> {
@@ -429,6 +541,17 @@ impl Checker {
             };
         }
         let recorded = self.facts.recorded(pid);
+        let counted = recorded.as_ref().zip(self.family);
+        let recent = |f: &Facts| {
+            crate::hotpath::pids::monotonic_ns().saturating_sub(f.newline_ns) < NEWLINE_WINDOW_NS
+        };
+        self.last_newlines.set(counted.map_or(0, |(f, family)| {
+            if recent(f) {
+                f.newlines[family as usize]
+            } else {
+                0
+            }
+        }));
         let first = match &recorded {
             Some(facts) => self.check(ev, pid, facts, pending),
             None => Err(Reject::UnknownPid),

@@ -4,14 +4,20 @@ use std::collections::HashMap;
 
 use super::*;
 
-/// Processes by pid: (comm, uid, exec comm if it exec'd just now), and when
-/// "now" was.
-struct Fake(HashMap<u32, (&'static str, u32, Option<&'static str>)>, u64);
+/// Processes by pid: (comm, uid, exec comm if it exec'd just now), when
+/// "now" was, and newline counts per pid and family when the kernel counts.
+struct Fake(
+    HashMap<u32, (&'static str, u32, Option<&'static str>)>,
+    u64,
+    Option<HashMap<u32, [u32; 2]>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl ProcessFacts for Fake {
     fn recorded(&self, pid: u32) -> Option<Facts> {
         let (comm, uid, exec) = *self.0.get(&pid)?;
         let now = self.1;
+        let newlines = self.2.as_ref().and_then(|n| n.get(&pid).copied());
         Some(Facts {
             comms: vec![comm.to_owned()],
             uids: vec![uid],
@@ -20,14 +26,28 @@ impl ProcessFacts for Fake {
                 .into_iter()
                 .collect(),
             execs_known: true,
+            newlines: newlines.unwrap_or_default(),
+            newline_ns: now - 1_000,
         })
     }
     fn live(&self, _pid: u32) -> Option<Facts> {
         None
     }
+    fn newlines(&self, family: u32) -> Option<u64> {
+        let counts = self.2.as_ref()?;
+        // the checker's first question is at its start, before any string
+        if !self.3.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return Some(0);
+        }
+        Some(counts.values().map(|c| u64::from(c[family as usize])).sum())
+    }
 }
 
 fn facts() -> Arc<dyn ProcessFacts> {
+    fake(None)
+}
+
+fn fake(counts: Option<HashMap<u32, [u32; 2]>>) -> Arc<dyn ProcessFacts> {
     Arc::new(Fake(
         HashMap::from([
             (100, ("attacker", 65534, None)),
@@ -36,6 +56,8 @@ fn facts() -> Arc<dyn ProcessFacts> {
             (300, ("true", 0, Some("true"))),
         ]),
         crate::hotpath::pids::monotonic_ns(),
+        counts,
+        Default::default(),
     ))
 }
 
@@ -44,12 +66,22 @@ const RELEASE: &[u8] = b"\0release";
 
 /// Runs `lines` through a checker and a `tool` parser.
 fn run(tool: &str, lines: &[&[u8]]) -> (Vec<Event>, Vec<String>) {
+    run_with(facts(), None, tool, lines)
+}
+
+/// [`run`] with these facts, for a tool of `kind`.
+fn run_with(
+    facts: Arc<dyn ProcessFacts>,
+    kind: Option<EventKind>,
+    tool: &str,
+    lines: &[&[u8]],
+) -> (Vec<Event>, Vec<String>) {
     let mut parser = parsers::builtin(tool).unwrap();
-    let mut checker = Checker::new(facts());
+    let mut checker = Checker::new(facts, kind);
     let (mut out, mut notes) = (Vec::new(), Vec::new());
     let mut note = |o: Verdict| {
         notes.push(match o {
-            Verdict::Rejected(r) => r.as_str().to_owned(),
+            Verdict::Rejected(r, _) => r.as_str().to_owned(),
             Verdict::Continued => "continued".to_owned(),
             Verdict::Joined => "joined".to_owned(),
             Verdict::Unparsable(_) => "unparsable".to_owned(),
@@ -57,12 +89,12 @@ fn run(tool: &str, lines: &[&[u8]]) -> (Vec<Event>, Vec<String>) {
     };
     for line in lines {
         if *line == RELEASE {
-            checker.release(&mut out, &mut note);
+            checker.release_with(parser.as_mut(), &mut out, &mut note);
         } else {
             checker.line(parser.as_mut(), line, &mut out, &mut note);
         }
     }
-    checker.release(&mut out, &mut note);
+    checker.release_with(parser.as_mut(), &mut out, &mut note);
     let evs = out.iter().filter_map(|r| r.as_event().cloned()).collect();
     (evs, notes)
 }
@@ -166,4 +198,96 @@ fn junk_with_nothing_before_it_is_unparsable() {
     let (evs, notes) = run("opensnoop", &[OPEN_HEADER, b"garbage", b"more garbage"]);
     assert!(evs.is_empty());
     assert_eq!(notes, ["unparsable", "unparsable"]);
+}
+
+#[test]
+fn counted_newlines_decide_what_continues_a_path() {
+    // the attacker passed one newline in a path; the victim is real
+    let counts = HashMap::from([(100, [1, 0]), (200, [0, 0])]);
+    let forged: &[u8] = b"03:11:30 0       200    sshd               3   0 00000000 /etc/shadow";
+    let (evs, notes) = run_with(
+        fake(Some(counts.clone())),
+        Some(EventKind::Open),
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            forged,
+        ],
+    );
+    assert_eq!(notes, ["continued"]);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].pid, Some(100));
+    // the same line after a record whose process passed no newline is real
+    let (evs, notes) = run_with(
+        fake(Some(counts)),
+        Some(EventKind::Open),
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 0       200    sshd               3   0 00000000 /etc/hosts",
+            forged,
+        ],
+    );
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(
+        evs.iter().map(|e| e.pid).collect::<Vec<_>>(),
+        [Some(200); 2]
+    );
+}
+
+#[test]
+fn a_mount_string_with_newlines_is_joined_whole() {
+    let counts = HashMap::from([(100, [0, 2]), (200, [0, 0])]);
+    let (evs, notes) = run_with(
+        fake(Some(counts)),
+        Some(EventKind::Mount),
+        "mountsnoop",
+        &[
+            b"TIME     COMM             PID     TID     MNT_NS      CALL",
+            b"05:00:00 attacker         100     100     4026531832  umount(\"c",
+            b"05:00:00 sshd             200     200     4026531832  umount(\"/\", 0x0) = 0",
+            b"d\", 0x0) = -ENOENT",
+        ],
+    );
+    assert_eq!(notes, ["joined"], "{evs:?}");
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].pid, Some(100));
+    let target = evs[0]
+        .field("mount.target")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(
+        target.starts_with("c\\n05:00:00 sshd") && target.ends_with("\\nd"),
+        "{target}"
+    );
+    assert_eq!(evs[0].field("ret").and_then(Value::as_int), Some(-1));
+}
+
+#[test]
+fn a_decoy_record_cannot_use_up_the_newline_count() {
+    let counts = HashMap::from([(100, [1, 0]), (200, [0, 0])]);
+    let victim: &[u8] = b"03:11:30 0       200    sshd               3   0 00000000 /etc/shadow";
+    let (evs, notes) = run_with(
+        fake(Some(counts)),
+        Some(EventKind::Open),
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 /tmp/decoy",
+            victim,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            victim,
+        ],
+    );
+    assert_eq!(notes, ["continued", "continued"]);
+    assert!(evs.iter().all(|e| e.pid == Some(100)), "{evs:?}");
+    let paths: Vec<_> = evs
+        .iter()
+        .filter_map(|e| e.field("file.path")?.as_str())
+        .collect();
+    assert!(
+        paths[1].starts_with("y\\n03:11:30 0       200"),
+        "{paths:?}"
+    );
 }
