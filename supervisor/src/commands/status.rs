@@ -94,7 +94,15 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
 
 /// Self-metrics about trouble: drops, errors, failures, restarts.
 fn is_health(name: &str) -> bool {
-    ["drop", "error", "fail", "restart", "overflow", "lost"]
-        .iter()
-        .any(|w| name.contains(w))
+    [
+        "drop",
+        "error",
+        "fail",
+        "restart",
+        "overflow",
+        "lost",
+        "truncated",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }
