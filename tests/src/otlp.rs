@@ -67,11 +67,19 @@ pub struct OtlpReceiver {
     runtime: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The largest request accepted (gRPC's message limit).
+    limit: usize,
 }
 
 impl OtlpReceiver {
     /// Starts on a free loopback port.
     pub fn start() -> OtlpReceiver {
+        Self::start_with_limit(64 << 20)
+    }
+
+    /// Starts on a free loopback port, refusing requests larger than
+    /// `limit` bytes as a core with a small message limit does.
+    pub fn start_with_limit(limit: usize) -> OtlpReceiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -83,6 +91,7 @@ impl OtlpReceiver {
             runtime,
             stop: None,
             server: None,
+            limit,
         };
         r.serve();
         r
@@ -96,18 +105,19 @@ impl OtlpReceiver {
         self.addr = listener.local_addr().expect("local_addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rec = self.recorder.clone();
+        let limit = self.limit;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         self.server = Some(self.runtime.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(
                     MetricsServiceServer::new(rec.clone())
                         .accept_compressed(CompressionEncoding::Gzip)
-                        .max_decoding_message_size(64 << 20),
+                        .max_decoding_message_size(limit),
                 )
                 .add_service(
                     LogsServiceServer::new(rec)
                         .accept_compressed(CompressionEncoding::Gzip)
-                        .max_decoding_message_size(64 << 20),
+                        .max_decoding_message_size(limit),
                 )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
