@@ -270,6 +270,7 @@ impl Manifest {
         };
         let mut user: HashMap<Arc<str>, Origin> = HashMap::new();
         for dir in &config.manifest_dirs {
+            trusted(dir)?;
             let entries = match std::fs::read_dir(dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -537,7 +538,18 @@ impl Manifest {
     }
 }
 
+/// Refuses a manifest file or directory others than root could change.
+fn trusted(path: &Path) -> Result<(), ManifestError> {
+    crate::trust::check(path).map_err(|e| ManifestError {
+        file: path.display().to_string(),
+        line: 0,
+        col: 0,
+        message: e.advice(),
+    })
+}
+
 fn read(path: &Path) -> Result<String, ManifestError> {
+    trusted(path)?;
     std::fs::read_to_string(path).map_err(|e| ManifestError {
         file: path.display().to_string(),
         line: 0,
