@@ -1,0 +1,591 @@
+//! The fault suite: the real agent, inside a memory cgroup (so a memory
+//! regression fails the test instead of the host), against tools that flood
+//! or corrupt their stderr, report lost events, are missing or planted, a
+//! stdout that closes, files others could write, and an OTLP core that is
+//! down at stop or refuses large batches. Each test prints its figures
+//! (`FAULT <scenario>: ...`: delivered / counted lost / made, peak memory).
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use eunomia_tests::{
+    Agent, eunomia, kernel_tests_can_run,
+    memcg::{MemCgroup, mb},
+    otlp::OtlpReceiver,
+    temp_dir,
+};
+
+/// The memory the agent (and its tools) may use in these tests.
+const LIMIT: u64 = 256 << 20;
+/// The peak asserted: far above the agent's ~25 MB, far below a flood's GBs.
+const PEAK_MAX: u64 = 128 << 20;
+
+/// A manifest entry running `script` with `/bin/sh -c`, its stdout parsed as
+/// `PID COMM N` columns.
+fn tool(name: &str, script: &str) -> String {
+    format!(
+        r#"
+[[tool]]
+name = "{name}"
+description = "fault-suite tool"
+binary = "/bin/sh"
+args = ["-c", {script:?}]
+output = "events"
+stop_signal = "SIGKILL"
+[tool.format]
+format = "columns"
+columns = [
+  {{ name = "proc.pid", type = "int" }},
+  {{ name = "proc.comm", type = "str" }},
+  {{ name = "n", type = "int" }},
+]
+"#
+    )
+}
+
+/// A test directory with `tools.d/faults.toml` holding `manifest` and a
+/// configuration enabling `enabled`, with `extra` appended; no hot path.
+fn setup(test: &str, manifest: &str, enabled: &[&str], extra: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(test);
+    let tools_d = dir.join("tools.d");
+    std::fs::create_dir(&tools_d).unwrap();
+    std::fs::write(tools_d.join("faults.toml"), manifest).unwrap();
+    let enabled: Vec<String> = enabled.iter().map(|e| format!("{e:?}")).collect();
+    let config = dir.join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\npoll_interval = \"500ms\"\ncontrol_socket = {:?}\n\n[hotpath]\nsyscalls = false\ntcp = false\npids = false\n\n[tools]\nenabled = [{}]\nmanifest_dirs = [{:?}]\nmin_uptime = \"500ms\"\n\n[rules]\nconsole = false\n{extra}",
+            dir.join("eunomia.sock").display().to_string(),
+            enabled.join(", "),
+            tools_d.display().to_string()
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+/// `eunomia run --config CONFIG ARGS...` inside `cg`.
+fn start_in(cg: &MemCgroup, config: &Path, args: &[&str]) -> Agent {
+    let mut cmd = eunomia();
+    // The socket of the configuration (one per test), not the process's.
+    cmd.env_remove("EUNOMIA_SOCKET");
+    cmd.arg("run").arg("--config").arg(config).args(args);
+    cg.enter(&mut cmd);
+    Agent::spawn(cmd)
+}
+
+/// `eunomia status --json` of the agent whose socket is in `dir` (waits
+/// up to 10 s for the agent to serve it).
+fn status(dir: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = eunomia()
+            .args(["status", "--json", "--socket"])
+            .arg(dir.join("eunomia.sock"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("status JSON");
+        }
+        assert!(Instant::now() < deadline, "status: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of self-metric `name` whose labels include every pair of `labels`.
+fn metric(status: &serde_json::Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    status["self_metrics"].as_array()?.iter().find_map(|m| {
+        let ok = m["name"] == name && labels.iter().all(|(k, v)| m["labels"][*k] == *v);
+        ok.then(|| m["value"].as_f64()).flatten()
+    })
+}
+
+/// The agent's peak resident memory (VmHWM), in bytes.
+fn peak_rss(agent: &Agent) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", agent.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Polls the status until `pred` holds (panics after `timeout`).
+fn wait_status(
+    dir: &Path,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = status(dir);
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not seen within {timeout:?}: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Fault 1: A tool writing stderr without ever ending the line: memory stays
+/// bounded, the cut is counted and exported, `--for` is honoured.
+#[test]
+fn stderr_flood_without_newlines_is_bounded_cut_and_counted() {
+    if !kernel_tests_can_run("stderr_flood_without_newlines_is_bounded_cut_and_counted") {
+        return;
+    }
+    let manifest = tool("flood", "echo \"$$ flood 0\"; yes | tr -d '\\n' >&2");
+    let (dir, config) = setup("fault-stderr-flood", &manifest, &["flood"], "");
+    let cg = MemCgroup::new("stderr-flood", LIMIT);
+    let started = Instant::now();
+    let mut agent = start_in(&cg, &config, &["--for", "6s"]);
+    agent.wait_for_stderr("[cut]", Duration::from_secs(10));
+    let s = wait_status(&dir, "a cut stderr line", Duration::from_secs(5), |s| {
+        metric(
+            s,
+            "eunomia_tool_truncated_lines_total",
+            &[("tool", "flood"), ("stream", "stderr")],
+        )
+        .is_some_and(|v| v >= 1.0)
+    });
+    assert_eq!(
+        metric(
+            &s,
+            "eunomia_tool_truncated_lines_total",
+            &[("tool", "flood"), ("stream", "stdout")]
+        ),
+        Some(0.0),
+        "the stdout count is exported too"
+    );
+    let rss = peak_rss(&agent);
+    let (code, _) = agent.finish(Duration::from_secs(20));
+    let took = started.elapsed();
+    let peak = cg.peak();
+    println!(
+        "FAULT stderr-flood: ran {:.1}s (--for 6s), agent peak RSS {:.1} MB, cgroup peak {:.1} MB, oom kills {}",
+        took.as_secs_f64(),
+        mb(rss),
+        mb(peak),
+        cg.oom_kills()
+    );
+    assert!(rss < PEAK_MAX, "agent peak RSS {:.1} MB", mb(rss));
+    assert_eq!(code, 0, "the agent exits 0 at the end of --for");
+    assert!(took < Duration::from_secs(15), "--for 6s took {took:?}");
+    assert_eq!(cg.oom_kills(), 0);
+    assert!(peak < PEAK_MAX, "peak {:.1} MB", mb(peak));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 2: Non-UTF-8 bytes and lost-events lines (both spellings) on stderr: the
+/// tool keeps running (never marked failed, never restarted), the bytes are
+/// decoded lossily, every lost event is counted.
+#[test]
+fn invalid_utf8_and_lost_events_on_stderr() {
+    if !kernel_tests_can_run("invalid_utf8_and_lost_events_on_stderr") {
+        return;
+    }
+    let script = "i=0; while :; do printf 'bad \\377\\376 byte %d\\n' $i >&2; \
+                  echo \"$$ junk $i\"; i=$((i+1)); \
+                  if [ $i = 5 ]; then echo 'lost 12857 events on CPU #0' >&2; echo 'Lost 3 events on CPU #1!' >&2; fi; \
+                  sleep 0.05; done";
+    let (dir, config) = setup("fault-utf8", &tool("junk", script), &["junk"], "");
+    let cg = MemCgroup::new("utf8", LIMIT);
+    let mut agent = start_in(&cg, &config, &["--for", "6s"]);
+    agent.wait_for_stderr("first output", Duration::from_secs(10));
+    let s = wait_status(&dir, "40 stderr lines", Duration::from_secs(10), |s| {
+        metric(s, "eunomia_tool_stderr_lines_total", &[("tool", "junk")]).is_some_and(|v| v >= 40.0)
+    });
+    let t = s["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "junk")
+        .cloned()
+        .unwrap();
+    assert_eq!(t["state"], "running", "{t}");
+    assert_eq!(t["starts"], 1, "never restarted: {t}");
+    let lost = metric(&s, "eunomia_tool_lost_events_total", &[("tool", "junk")]);
+    let stderr_lines = metric(&s, "eunomia_tool_stderr_lines_total", &[("tool", "junk")]);
+    let rss = peak_rss(&agent);
+    let (code, _, log) = agent.finish_with_stderr(Duration::from_secs(20));
+    println!(
+        "FAULT invalid-utf8: stderr lines {stderr_lines:?}, lost counted {lost:?} of 12860 made, agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert_eq!(code, 0);
+    assert_eq!(lost, Some(12860.0), "both spellings counted");
+    assert!(
+        log.iter().any(|l| l.contains("bad \u{fffd}\u{fffd} byte")),
+        "decoded lossily in the log"
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("stderr: lost") || l.contains("stderr: Lost")),
+        "lost lines are counted, not logged"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 3: A tool whose binary is missing is a `failed` row of the status and
+/// `eunomia_tool_failed{tool} = 1` (`eunomia_tool_up = 0`) from the start.
+#[test]
+fn a_missing_tool_is_a_status_row_and_a_series() {
+    if !kernel_tests_can_run("a_missing_tool_is_a_status_row_and_a_series") {
+        return;
+    }
+    let manifest = tool(
+        "ticker",
+        "i=0; while :; do echo \"$$ ticker $i\"; i=$((i+1)); sleep 0.1; done",
+    ) + &tool("ghost", "exit 0").replace("/bin/sh", "/nonexistent/ghost-tool");
+    let (dir, config) = setup("fault-missing", &manifest, &["ticker", "ghost"], "");
+    let cg = MemCgroup::new("missing", LIMIT);
+    let mut agent = start_in(&cg, &config, &["--for", "4s"]);
+    agent.wait_for_stderr("first output", Duration::from_secs(10));
+    let s = status(&dir);
+    let ghost = s["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ghost")
+        .cloned();
+    let ghost = ghost.unwrap_or_else(|| panic!("no ghost row: {s:#}"));
+    assert_eq!(ghost["state"], "failed", "{ghost}");
+    assert!(
+        ghost["detail"].as_str().unwrap().contains("missing binary"),
+        "{ghost}"
+    );
+    assert_eq!(
+        metric(&s, "eunomia_tool_failed", &[("tool", "ghost")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&s, "eunomia_tool_up", &[("tool", "ghost")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&s, "eunomia_tool_up", &[("tool", "ticker")]),
+        Some(1.0)
+    );
+    let text = eunomia()
+        .args(["status", "--socket"])
+        .arg(dir.join("eunomia.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ghost") && l.contains("failed")),
+        "{text}"
+    );
+    let (code, _) = agent.finish(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 4: `eunomia run | head -c 100`: the closed stdout is logged and the
+/// agent exits 1, so a service manager restarts it.
+#[test]
+fn a_closed_stdout_is_logged_and_exits_1() {
+    if !kernel_tests_can_run("a_closed_stdout_is_logged_and_exits_1") {
+        return;
+    }
+    let (dir, config) = setup("fault-stdout", "", &[], "");
+    // As `eunomia run | head -c 100`: read 100 bytes, close the pipe.
+    let mut cmd = eunomia();
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .args(["--samples", "--json"]);
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the agent kept running with its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("stdout was closed"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 5: Files others could write are refused, naming the path and why
+/// (exit 2): a world-writable `tools.d`, a manifest owned by an ordinary
+/// user, a group-writable configuration.
+#[test]
+fn files_others_can_write_are_refused() {
+    if !kernel_tests_can_run("files_others_can_write_are_refused") {
+        return;
+    }
+    let manifest = tool("evil", "id > /tmp/eunomia-evil-ran");
+    let (dir, config) = setup("fault-trust", &manifest, &["evil"], "");
+    let tools_d = dir.join("tools.d");
+    let run = |extra: &[&str]| {
+        eunomia()
+            .args(extra)
+            .args(["run", "--for", "1s", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let refused = |out: &std::process::Output, path: &Path, why: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(why),
+            "{err}"
+        );
+    };
+    std::fs::set_permissions(&tools_d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    refused(&run(&[]), &tools_d, "writable by its group and others");
+    std::fs::set_permissions(&tools_d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = tools_d.join("faults.toml");
+    std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+    refused(&run(&[]), &file, "owned by uid 65534");
+    // The development switch relaxes it.
+    let out = run(&["--insecure-files"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o664)).unwrap();
+    refused(&run(&[]), &config, "writable by its group");
+    let _ = std::fs::remove_file("/tmp/eunomia-evil-ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 6: A planted `execsnoop` in a world-writable directory on the search
+/// path is refused, and `tools list` says so with the reason.
+#[test]
+fn a_planted_tool_binary_is_refused() {
+    if !kernel_tests_can_run("a_planted_tool_binary_is_refused") {
+        return;
+    }
+    let dir = temp_dir("fault-planted");
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let planted = bin.join("execsnoop");
+    std::fs::write(&planted, "#!/bin/sh\nid > /tmp/eunomia-planted-ran\n").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = eunomia()
+        .args(["tools", "list", "--json"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let row = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|r| r["name"] == "execsnoop")
+        .expect("an execsnoop row");
+    assert_eq!(row["status"], "refused", "{row}");
+    let reason = row["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&bin.display().to_string()) && reason.contains("writable by"),
+        "{row}"
+    );
+    let out = eunomia()
+        .args(["tools", "start", "execsnoop", "--foreground", "--for", "1s"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(
+        !Path::new("/tmp/eunomia-planted-ran").exists(),
+        "the planted binary ran"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tool printing `count` numbered events, one every millisecond or so.
+fn counter_tool(count: u32) -> String {
+    tool(
+        "burst",
+        &format!(
+            "i=0; while [ $i -lt {count} ]; do echo \"$$ burst $i\"; i=$((i+1)); done; sleep 3600"
+        ),
+    )
+}
+
+fn otlp_extra(endpoint: &str, more: &str) -> String {
+    format!(
+        "\n[sinks.otlp]\nenabled = true\nendpoint = {endpoint:?}\nexport_interval = \"500ms\"\ntimeout = \"2s\"\ncompression = \"none\"\ninitial_backoff = \"200ms\"\nmax_backoff = \"30s\"\n{more}"
+    )
+}
+
+fn burst_logs(r: &eunomia_tests::otlp::Received) -> usize {
+    r.logs
+        .iter()
+        .flat_map(|l| &l.resource_logs)
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter(|rec| eunomia_tests::otlp::attr(&rec.attributes, "tool") == Some("burst"))
+        .count()
+}
+
+/// Fault 7: The core is down at stop: the stop is bounded by `shutdown_timeout`
+/// (not the backoff), what was not delivered is in the spill directory
+/// (files 0600), and the next run delivers it all.
+#[test]
+fn a_stop_with_the_core_down_is_bounded_and_spills() {
+    if !kernel_tests_can_run("a_stop_with_the_core_down_is_bounded_and_spills") {
+        return;
+    }
+    let made = 2000;
+    let mut core = OtlpReceiver::start();
+    core.stop();
+    let endpoint = core.endpoint();
+    let spill = temp_dir("fault-spill-dir").join("otlp");
+    let extra = otlp_extra(
+        &endpoint,
+        &format!(
+            "shutdown_timeout = \"2s\"\n\n[sinks.otlp.buffer]\nspill_dir = {:?}\n",
+            spill.display().to_string()
+        ),
+    );
+    let (dir, config) = setup("fault-spill", &counter_tool(made), &["burst"], &extra);
+    let cg = MemCgroup::new("spill", LIMIT);
+    let mut agent = start_in(&cg, &config, &[]);
+    agent.wait_for_stderr("first output", Duration::from_secs(10));
+    // Long enough for the backoff to grow past the shutdown timeout.
+    let s = wait_status(&dir, "all events read", Duration::from_secs(60), |s| {
+        metric(s, "eunomia_tool_records_total", &[("tool", "burst")])
+            .is_some_and(|v| v >= made as f64)
+    });
+    assert_eq!(
+        metric(&s, "eunomia_tool_dropped_total", &[("tool", "burst")]),
+        Some(0.0)
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let rss = peak_rss(&agent);
+    let stopping = Instant::now();
+    agent.signal(libc::SIGTERM);
+    let (code, _, log) = agent.finish_with_stderr(Duration::from_secs(30));
+    let stop_took = stopping.elapsed();
+    assert_eq!(code, 0);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("OTLP export failed") && l.contains(&endpoint)),
+        "the first failure is a WARN naming the endpoint"
+    );
+    let files: Vec<_> = std::fs::read_dir(&spill).unwrap().flatten().collect();
+    assert!(!files.is_empty(), "nothing spilled: {log:#?}");
+    for f in &files {
+        let mode = f.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.path().display());
+    }
+    // The tools stop (SIGKILL) and the sender waits at most 2 s.
+    assert!(
+        stop_took < Duration::from_secs(6),
+        "stop took {stop_took:?}"
+    );
+
+    // The next run, with the core up, delivers what was spilled.
+    core.restart();
+    let no_tools = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("enabled = [\"burst\"]", "enabled = []");
+    std::fs::write(&config, no_tools).unwrap();
+    let agent = start_in(&cg, &config, &["--for", "4s"]);
+    core.wait_for("the spilled events", Duration::from_secs(20), |r| {
+        burst_logs(r) >= made as usize
+    });
+    let (code, _) = agent.finish(Duration::from_secs(20));
+    let delivered = burst_logs(&core.received());
+    println!(
+        "FAULT core-down-at-stop: stop took {:.1}s (shutdown_timeout 2s), spilled {} files, delivered {delivered} / lost 0 / made {made}, agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        stop_took.as_secs_f64(),
+        files.len(),
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert_eq!(code, 0);
+    assert_eq!(delivered, made as usize, "each event once");
+    let _ = std::fs::remove_dir_all(spill.parent().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fault 8: A core whose message limit is smaller than a batch: batches are split
+/// until they fit, every event arrives once, and metrics keep flowing.
+#[test]
+fn batches_too_large_for_the_core_are_split_and_never_block() {
+    if !kernel_tests_can_run("batches_too_large_for_the_core_are_split_and_never_block") {
+        return;
+    }
+    let made = 3000;
+    let core = OtlpReceiver::start_with_limit(64 << 10);
+    let extra = otlp_extra(&core.endpoint(), "max_logs_per_batch = 1000\n");
+    let (dir, config) = setup("fault-too-large", &counter_tool(made), &["burst"], &extra);
+    let cg = MemCgroup::new("too-large", LIMIT);
+    let mut agent = start_in(&cg, &config, &[]);
+    agent.wait_for_stderr("first output", Duration::from_secs(10));
+    core.wait_for("every event", Duration::from_secs(30), |r| {
+        burst_logs(r) >= made as usize
+    });
+    let metrics_before = core.received().metrics.len();
+    core.wait_for(
+        "metrics after the large batches",
+        Duration::from_secs(10),
+        |r| r.metrics.len() >= metrics_before + 2,
+    );
+    let s = status(&dir);
+    let too_large = metric(
+        &s,
+        "eunomia_sink_exports_total",
+        &[
+            ("sink", "otlp"),
+            ("signal", "logs"),
+            ("outcome", "too_large"),
+        ],
+    );
+    let rss = peak_rss(&agent);
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(20));
+    let delivered = burst_logs(&core.received());
+    println!(
+        "FAULT too-large: delivered {delivered} / lost 0 / made {made}, batches refused as too large {too_large:?}, agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert_eq!(code, 0);
+    assert!(
+        too_large.is_some_and(|n| n >= 1.0),
+        "the core refused some batch: {too_large:?}"
+    );
+    assert_eq!(delivered, made as usize, "each event exactly once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
