@@ -589,3 +589,81 @@ fn batches_too_large_for_the_core_are_split_and_never_block() {
     assert_eq!(delivered, made as usize, "each event exactly once");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The self-metric `name{tool}` of the agent in `dir` (0 when absent).
+fn tool_metric(s: &serde_json::Value, name: &str, tool: &str) -> f64 {
+    metric(s, name, &[("tool", tool)]).unwrap_or(0.0)
+}
+
+/// Fault 9: the real execsnoop and exitsnoop while the agent is stalled
+/// (SIGSTOP) during an exec storm: their perf buffers overflow and each
+/// reports lost events (`Lost N events on CPU #c!` and `lost N events on
+/// CPU #c`); both are counted, so what was delivered plus what was counted
+/// lost covers what was made.
+#[test]
+fn lost_events_of_real_tools_are_counted_when_the_agent_stalls() {
+    if !kernel_tests_can_run("lost_events_of_real_tools_are_counted_when_the_agent_stalls") {
+        return;
+    }
+    let _kernel = eunomia_tests::kernel_lock();
+    let (dir, config) = setup("fault-stall", "", &["execsnoop", "exitsnoop"], "");
+    let cg = MemCgroup::new("stall", LIMIT);
+    let mut agent = start_in(&cg, &config, &[]);
+    for _ in 0..2 {
+        agent.wait_for_stderr("first output", Duration::from_secs(30));
+    }
+    let before = status(&dir);
+    agent.signal(libc::SIGSTOP);
+    let storm = std::process::Command::new(env!("CARGO_BIN_EXE_exec-storm"))
+        .args(["0", "10", "4"])
+        .output()
+        .unwrap();
+    agent.signal(libc::SIGCONT);
+    let report: serde_json::Value = serde_json::from_slice(&storm.stdout).expect("exec-storm JSON");
+    let made = report["started"].as_f64().unwrap();
+    // Let the tools drain what their buffers kept.
+    let mut last = (0.0, 0.0);
+    let mut s = status(&dir);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        s = status(&dir);
+        let now = (
+            tool_metric(&s, "eunomia_tool_records_total", "execsnoop"),
+            tool_metric(&s, "eunomia_tool_records_total", "exitsnoop"),
+        );
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let rss = peak_rss(&agent);
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    let mut figures = Vec::new();
+    for tool in ["execsnoop", "exitsnoop"] {
+        let delta = |name: &str| tool_metric(&s, name, tool) - tool_metric(&before, name, tool);
+        let (delivered, lost) = (
+            delta("eunomia_tool_records_total"),
+            delta("eunomia_tool_lost_events_total"),
+        );
+        figures.push(format!(
+            "{tool} delivered {delivered} / counted lost {lost} / made {made}"
+        ));
+        assert!(
+            lost > 0.0,
+            "{tool}: nothing counted lost with the agent stalled: {figures:?}"
+        );
+        assert!(
+            delivered + lost >= made * 0.99,
+            "{tool}: delivered + lost short of made: {figures:?}"
+        );
+    }
+    println!(
+        "FAULT stalled-agent storm: {}, agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        figures.join("; "),
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert_eq!(code, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
