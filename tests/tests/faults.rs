@@ -670,3 +670,63 @@ fn lost_events_of_real_tools_are_counted_when_the_agent_stalls() {
     assert_eq!(code, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Fault 10: SIGKILL of the agent with its hot path and real tools running
+/// leaves nothing behind: no tool process, no BPF program of the agent (the
+/// kernel frees them with its descriptors), and the memory cgroup empties.
+#[test]
+fn sigkill_leaves_no_tool_and_no_program_behind() {
+    if !kernel_tests_can_run("sigkill_leaves_no_tool_and_no_program_behind") {
+        return;
+    }
+    let _kernel = eunomia_tests::kernel_lock();
+    let (dir, config) = setup("fault-sigkill", "", &["execsnoop", "exitsnoop"], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("syscalls = false", "syscalls = true")
+            .replace("pids = false", "pids = true"),
+    )
+    .unwrap();
+    let cg = MemCgroup::new("sigkill", LIMIT);
+    let mut agent = start_in(&cg, &config, &[]);
+    for _ in 0..2 {
+        agent.wait_for_stderr("first output", Duration::from_secs(30));
+    }
+    let tools = eunomia_tests::children_of(agent.pid());
+    let progs = eunomia_tests::bpf_programs_of(agent.pid());
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert!(!progs.is_empty(), "the hot path holds programs");
+    let rss = peak_rss(&agent);
+    agent.signal(libc::SIGKILL);
+    let _ = agent.finish(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let loaded = || -> Vec<u64> {
+        eunomia_tests::bpf_programs()
+            .iter()
+            .filter_map(|p| p["id"].as_u64())
+            .filter(|id| progs.contains(id))
+            .collect()
+    };
+    while (tools.iter().any(|t| eunomia_tests::process_alive(*t)) || !loaded().is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alive: Vec<_> = tools
+        .iter()
+        .filter(|t| eunomia_tests::process_alive(**t))
+        .collect();
+    println!(
+        "FAULT sigkill: {} tools and {} programs before, {} tools and {} programs after, agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        tools.len(),
+        progs.len(),
+        alive.len(),
+        loaded().len(),
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert!(alive.is_empty(), "tools outlived the agent: {alive:?}");
+    assert!(loaded().is_empty(), "programs left: {:?}", loaded());
+    let _ = std::fs::remove_dir_all(&dir);
+}
