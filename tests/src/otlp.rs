@@ -35,7 +35,18 @@ pub struct Received {
 }
 
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Received>>);
+struct Recorder(Arc<Mutex<Received>>, Arc<Mutex<Duration>>);
+
+impl Recorder {
+    /// A slow core: it takes the request, then answers after the delay (so
+    /// an agent that gave up waiting may send it again).
+    async fn answer_late(&self) {
+        let delay = *self.1.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl MetricsService for Recorder {
@@ -43,8 +54,12 @@ impl MetricsService for Recorder {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let mut r = self.0.lock().unwrap();
-        r.metrics.push((Instant::now(), req.into_inner()));
+        self.0
+            .lock()
+            .unwrap()
+            .metrics
+            .push((Instant::now(), req.into_inner()));
+        self.answer_late().await;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -56,6 +71,7 @@ impl LogsService for Recorder {
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.0.lock().unwrap().logs.push(req.into_inner());
+        self.answer_late().await;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -148,6 +164,11 @@ impl OtlpReceiver {
     /// Serves again on the same port.
     pub fn restart(&mut self) {
         self.serve();
+    }
+
+    /// Answers every request `delay` after taking it (a slow core).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.recorder.1.lock().unwrap() = delay;
     }
 
     /// A copy of everything received so far.

@@ -147,3 +147,44 @@ fn batches_too_large_for_the_core_are_split_and_never_block() {
     assert_eq!(delivered, made as usize, "each event exactly once");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Fault 11: a slow core (it takes each request, then answers 3 s later)
+/// with a 2 s request deadline: after a timeout the agent waits longer
+/// instead of sending the same batch again and again, so each batch arrives
+/// at most twice (before: once per timeout, without end).
+#[test]
+fn a_slow_core_gets_each_batch_at_most_twice() {
+    if !kernel_tests_can_run("a_slow_core_gets_each_batch_at_most_twice") {
+        return;
+    }
+    let made = 200;
+    let core = OtlpReceiver::start();
+    core.set_delay(Duration::from_secs(3));
+    let extra = otlp_extra(&core.endpoint(), "")
+        .replace("export_interval = \"500ms\"", "export_interval = \"5s\"");
+    let (dir, config) = setup("fault-slow-core", &counter_tool(made), &["burst"], &extra);
+    let cg = MemCgroup::new("slow-core", LIMIT);
+    let mut agent = start_in(&cg, &config, &[]);
+    agent.wait_for_stderr("first output", Duration::from_secs(10));
+    core.wait_for("every event", Duration::from_secs(40), |r| {
+        burst_logs(r) >= made as usize
+    });
+    // Time for any further copy to arrive.
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = peak_rss(&agent);
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    let received = burst_logs(&core.received());
+    println!(
+        "FAULT slow-core: made {made}, received {received} ({:.1} copies each), agent peak RSS {:.1} MB, cgroup peak {:.1} MB",
+        received as f64 / made as f64,
+        mb(rss),
+        mb(cg.peak())
+    );
+    assert_eq!(code, 0);
+    assert!(
+        received <= 2 * made as usize,
+        "{received} records for {made} made"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

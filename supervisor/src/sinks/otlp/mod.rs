@@ -79,7 +79,8 @@ pub struct OtlpConfig {
     /// How often metrics are exported (and log batches flushed).
     #[serde(with = "humantime_serde")]
     pub export_interval: Duration,
-    /// Deadline of one export request.
+    /// Deadline of one export request (doubled, up to 4x, after a request
+    /// timed out: a slow core is not sent the same batch again and again).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Export events as OTLP logs.
@@ -332,9 +333,9 @@ fn channel(config: &OtlpConfig) -> Result<Channel, OtlpError> {
         endpoint: config.endpoint.clone(),
         source,
     };
+    // The request deadline is set per request (longer for a slow core).
     let mut ep = Endpoint::from_shared(config.endpoint.clone())
         .map_err(endpoint_err)?
-        .timeout(config.timeout)
         .connect_timeout(config.timeout);
     if config.endpoint.starts_with("https://") {
         ep = ep.tls_config(tls(&config.tls)?).map_err(endpoint_err)?;

@@ -16,6 +16,10 @@
 //!   for at most `shutdown_timeout` (an export in flight and a backoff sleep
 //!   included); then what is left is written to the spill directory (files
 //!   0600) or, without one, counted as dropped (`shutdown`) — never neither.
+//! - **A slow core** is not sent the same batch again and again: after a
+//!   request times out, the next attempts wait twice as long (up to
+//!   [`SLOW_CORE_FACTOR`] times `timeout`), back to `timeout` once one is
+//!   delivered.
 //! - The first failed export is a WARN naming the endpoint and the error;
 //!   later ones are a WARN at most once a minute, and the recovery an INFO.
 
@@ -30,6 +34,25 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, metadata::MetadataMap, transport::Channel};
 
 use super::{OtlpConfig, Shared, Stats, buffer::Batch};
+
+/// The longest request deadline, as a multiple of `timeout`.
+pub const SLOW_CORE_FACTOR: u32 = 4;
+
+/// Whether a request ended because its deadline passed: the server's
+/// `DEADLINE_EXCEEDED`, or tonic's own `CANCELLED: Timeout expired`.
+fn timed_out(s: &Status) -> bool {
+    s.code() == Code::DeadlineExceeded
+        || (s.code() == Code::Cancelled && s.message().contains("Timeout expired"))
+}
+
+/// The deadline of the next request after one that ended with `status`.
+fn next_deadline(current: Duration, status: &Status, timeout: Duration) -> Duration {
+    if timed_out(status) {
+        (current * 2).min(timeout * SLOW_CORE_FACTOR)
+    } else {
+        current
+    }
+}
 
 /// How often a core that keeps failing is logged at WARN.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -128,6 +151,7 @@ impl Sender {
             at: None,
         };
         let mut backoff = self.config.initial_backoff;
+        let mut deadline = self.config.timeout;
         let mut log = FailureLog::default();
         let endpoint = self.config.endpoint.clone();
         loop {
@@ -152,7 +176,7 @@ impl Sender {
                 continue;
             };
             let signal = entry.batch.signal();
-            let Some(outcome) = clock.bound(self.export(&entry.batch)).await else {
+            let Some(outcome) = clock.bound(self.export(&entry.batch, deadline)).await else {
                 self.shared.buffer.lock().await.give_back(entry);
                 self.give_up().await;
                 return;
@@ -162,6 +186,7 @@ impl Sender {
                     self.stats.export(signal, "success").inc();
                     self.shared.buffer.lock().await.done(entry);
                     backoff = self.config.initial_backoff;
+                    deadline = self.config.timeout;
                     log.delivered(&endpoint);
                 }
                 Outcome::Rejected(status) => {
@@ -206,6 +231,7 @@ impl Sender {
                 }
                 Outcome::Retry(status) => {
                     self.stats.export(signal, "failure").inc();
+                    deadline = next_deadline(deadline, &status, self.config.timeout);
                     log.failed(&endpoint, signal, &status, backoff);
                     self.shared.buffer.lock().await.give_back(entry);
                     if clock.bound(tokio::time::sleep(backoff)).await.is_none() {
@@ -258,12 +284,12 @@ impl Sender {
         );
     }
 
-    async fn export(&self, batch: &Batch) -> Outcome {
+    async fn export(&self, batch: &Batch, deadline: Duration) -> Outcome {
         let result = match batch {
             Batch::Metrics(m) => {
                 let mut req = Request::new(m.clone());
                 *req.metadata_mut() = self.headers.clone();
-                req.set_timeout(self.config.timeout);
+                req.set_timeout(deadline);
                 self.metrics.clone().export(req).await.map(|r| {
                     r.into_inner()
                         .partial_success
@@ -273,7 +299,7 @@ impl Sender {
             Batch::Logs(l) => {
                 let mut req = Request::new(l.clone());
                 *req.metadata_mut() = self.headers.clone();
-                req.set_timeout(self.config.timeout);
+                req.set_timeout(deadline);
                 self.logs.clone().export(req).await.map(|r| {
                     r.into_inner()
                         .partial_success
@@ -369,6 +395,20 @@ mod tests {
                 .into(),
         );
         assert_eq!(kind(with_retry), "retry");
+    }
+
+    #[test]
+    fn a_slow_core_gets_longer_deadlines_not_more_copies() {
+        let t = Duration::from_secs(10);
+        let late = Status::deadline_exceeded("late");
+        let d = next_deadline(t, &late, t);
+        assert_eq!(d, Duration::from_secs(20));
+        // tonic's own deadline.
+        let d = next_deadline(d, &Status::cancelled("Timeout expired"), t);
+        let d = next_deadline(d, &late, t);
+        assert_eq!(d, Duration::from_secs(40));
+        assert_eq!(next_deadline(d, &Status::unavailable("down"), t), d);
+        assert_eq!(next_deadline(t, &Status::cancelled("by peer"), t), t);
     }
 
     #[tokio::test]
