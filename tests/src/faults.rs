@@ -136,7 +136,7 @@ pub fn counter_tool(count: u32) -> String {
     tool(
         "burst",
         &format!(
-            "i=0; while [ $i -lt {count} ]; do echo \"burst $i\"; i=$((i+1)); done; sleep 3600"
+            "i=0; while [ $i -lt {count} ]; do echo \"burst $i\"; i=$((i+1)); done; exec sleep 3600"
         ),
     )
 }

@@ -126,9 +126,17 @@ impl MemCgroup {
 }
 
 impl Drop for MemCgroup {
+    /// Kills what the test left in the cgroup (all of it started by the
+    /// test: the agent and its tools, also when the test failed), then
+    /// removes it.
     fn drop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
