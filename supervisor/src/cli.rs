@@ -22,6 +22,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// Load configuration, manifests and rules and run tool binaries even
+    /// when they are not owned by root or are writable by group or others
+    /// (for development; also `EUNOMIA_INSECURE_FILES=1`).
+    #[arg(long, global = true)]
+    pub insecure_files: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

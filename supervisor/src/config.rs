@@ -76,6 +76,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file may be changed by others than root.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trust::Untrusted),
     /// The file is not valid TOML or does not fit the schema; `message`
     /// carries toml's line, column and the offending text.
     #[error("{}:{line}:{col}: {message}", path.display())]
@@ -115,6 +118,7 @@ impl Config {
 
     /// Reads, parses and validates one file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        crate::trust::check(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,

@@ -23,6 +23,7 @@ pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
 pub mod tools;
+pub mod trust;
 
 /// An error caused by what the user gave us (arguments, config, manifest,
 /// rules): the binary exits with code 2 when one is anywhere in the chain.

@@ -12,6 +12,9 @@ fn main() -> ExitCode {
         eprintln!("eunomia: {err:#}");
         return ExitCode::from(2);
     }
+    if cli.insecure_files {
+        eunomia::trust::relax();
+    }
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): not a failure.

@@ -2,6 +2,8 @@
 //! binary, running it as an agent, and deciding whether root-only tests run.
 
 pub mod churn;
+pub mod faults;
+pub mod memcg;
 pub mod otlp;
 pub mod prom;
 

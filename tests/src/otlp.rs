@@ -35,7 +35,18 @@ pub struct Received {
 }
 
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Received>>);
+struct Recorder(Arc<Mutex<Received>>, Arc<Mutex<Duration>>);
+
+impl Recorder {
+    /// A slow core: it takes the request, then answers after the delay (so
+    /// an agent that gave up waiting may send it again).
+    async fn answer_late(&self) {
+        let delay = *self.1.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl MetricsService for Recorder {
@@ -43,8 +54,12 @@ impl MetricsService for Recorder {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let mut r = self.0.lock().unwrap();
-        r.metrics.push((Instant::now(), req.into_inner()));
+        self.0
+            .lock()
+            .unwrap()
+            .metrics
+            .push((Instant::now(), req.into_inner()));
+        self.answer_late().await;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -56,6 +71,7 @@ impl LogsService for Recorder {
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.0.lock().unwrap().logs.push(req.into_inner());
+        self.answer_late().await;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -67,11 +83,19 @@ pub struct OtlpReceiver {
     runtime: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The largest request accepted (gRPC's message limit).
+    limit: usize,
 }
 
 impl OtlpReceiver {
     /// Starts on a free loopback port.
     pub fn start() -> OtlpReceiver {
+        Self::start_with_limit(64 << 20)
+    }
+
+    /// Starts on a free loopback port, refusing requests larger than
+    /// `limit` bytes as a core with a small message limit does.
+    pub fn start_with_limit(limit: usize) -> OtlpReceiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -83,6 +107,7 @@ impl OtlpReceiver {
             runtime,
             stop: None,
             server: None,
+            limit,
         };
         r.serve();
         r
@@ -96,18 +121,19 @@ impl OtlpReceiver {
         self.addr = listener.local_addr().expect("local_addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rec = self.recorder.clone();
+        let limit = self.limit;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         self.server = Some(self.runtime.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(
                     MetricsServiceServer::new(rec.clone())
                         .accept_compressed(CompressionEncoding::Gzip)
-                        .max_decoding_message_size(64 << 20),
+                        .max_decoding_message_size(limit),
                 )
                 .add_service(
                     LogsServiceServer::new(rec)
                         .accept_compressed(CompressionEncoding::Gzip)
-                        .max_decoding_message_size(64 << 20),
+                        .max_decoding_message_size(limit),
                 )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
@@ -138,6 +164,11 @@ impl OtlpReceiver {
     /// Serves again on the same port.
     pub fn restart(&mut self) {
         self.serve();
+    }
+
+    /// Answers every request `delay` after taking it (a slow core).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.recorder.1.lock().unwrap() = delay;
     }
 
     /// A copy of everything received so far.

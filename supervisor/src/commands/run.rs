@@ -33,4 +33,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?
         .block_on(agent::run(config, opts))
+        .map_err(stdout_closed_is_a_failure)
+}
+
+/// The agent's stdout closing (`eunomia run | head`) stops it: that is a
+/// failure (exit 1, logged, so a supervisor restarts it), unlike for the
+/// one-shot commands where the reader going away is the user's choice.
+fn stdout_closed_is_a_failure(err: anyhow::Error) -> anyhow::Error {
+    let closed = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if !closed {
+        return err;
+    }
+    tracing::error!("stdout was closed by its reader: {err:#}; stopping");
+    anyhow::anyhow!("stdout was closed by its reader ({err:#})")
 }

@@ -74,6 +74,11 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
         writeln!(out, "\n{COUNTERS_HEADER}")?;
         for t in &s.tools {
             writeln!(out, "{}", counters_row(t))?;
+            if t.state == "failed"
+                && let Some(why) = t.detail.lines().next()
+            {
+                writeln!(out, "  {}: {}", t.name, why.escape_debug())?;
+            }
         }
     }
     let health: Vec<_> = s.metrics.iter().filter(|m| is_health(&m.name)).collect();
@@ -94,7 +99,15 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
 
 /// Self-metrics about trouble: drops, errors, failures, restarts.
 fn is_health(name: &str) -> bool {
-    ["drop", "error", "fail", "restart", "overflow", "lost"]
-        .iter()
-        .any(|w| name.contains(w))
+    [
+        "drop",
+        "error",
+        "fail",
+        "restart",
+        "overflow",
+        "lost",
+        "truncated",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }

@@ -100,7 +100,9 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
                 description: spec.description.clone(),
                 status: avail.code(),
                 reason: match &avail {
-                    Availability::Unsupported(why) => Some(why.clone()),
+                    Availability::Unsupported(why) | Availability::Refused(why) => {
+                        Some(why.clone())
+                    }
                     _ => None,
                 },
                 binary: match &avail {
@@ -120,6 +122,7 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
             Availability::Ready(_) => "ready",
             Availability::MissingBinary => "missing binary",
             Availability::Unsupported(_) => "unsupported",
+            Availability::Refused(_) => "refused",
         };
         let agent = match agent {
             Some(true) => "yes",
@@ -131,7 +134,7 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
             "{:<16} {word:<15} {agent:<5} {}",
             spec.name, spec.description
         )?;
-        if let Availability::Unsupported(why) = &avail {
+        if let Availability::Unsupported(why) | Availability::Refused(why) = &avail {
             writeln!(out, "{:<16} └ {why}", "")?;
         }
     }

@@ -127,7 +127,7 @@ impl proto::control_server::Control for ControlContext {
                         description: spec.description.clone(),
                         availability: avail.code().into(),
                         reason: match avail {
-                            Availability::Unsupported(why) => why,
+                            Availability::Unsupported(why) | Availability::Refused(why) => why,
                             _ => String::new(),
                         },
                         running: stats.as_ref().is_some_and(|s| s.is_active()),

@@ -91,7 +91,9 @@ pub struct Loaded {
 /// `*.toml` files in name order.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
     let mut out = Vec::new();
+    let trusted = |p: &PathBuf| crate::trust::check(p).map_err(|e| RuleError::file(p, e.advice()));
     for p in paths {
+        trusted(p)?;
         if p.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| RuleError::file(p, format!("cannot read directory: {e}")))?
@@ -99,6 +101,9 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
                 .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
                 .collect();
             files.sort();
+            for f in &files {
+                trusted(f)?;
+            }
             out.extend(files);
         } else {
             out.push(p.clone());

@@ -29,6 +29,9 @@ pub enum Availability {
     MissingBinary,
     /// The kernel lacks something the tool needs.
     Unsupported(String),
+    /// The binary, or the directory it was found in, could be changed by
+    /// others than root: not run (the reason says which and why).
+    Refused(String),
 }
 
 impl Availability {
@@ -38,6 +41,7 @@ impl Availability {
             Availability::Ready(_) => "ready".into(),
             Availability::MissingBinary => "missing binary".into(),
             Availability::Unsupported(why) => format!("unsupported: {why}"),
+            Availability::Refused(why) => format!("refused: {why}"),
         }
     }
 
@@ -47,6 +51,7 @@ impl Availability {
             Availability::Ready(_) => "ready",
             Availability::MissingBinary => "missing_binary",
             Availability::Unsupported(_) => "unsupported",
+            Availability::Refused(_) => "refused",
         }
     }
 }
@@ -95,6 +100,9 @@ impl Kernel {
         let Some(path) = find_binary(&spec.binary, extra_dirs) else {
             return Availability::MissingBinary;
         };
+        if let Err(e) = crate::trust::check_with_dir(&path) {
+            return Availability::Refused(format!("{}: {}", e.path.display(), e.why));
+        }
         match self.unmet(&spec.requires) {
             Some(why) => Availability::Unsupported(why),
             None => Availability::Ready(path),

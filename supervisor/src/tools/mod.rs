@@ -9,6 +9,7 @@ pub mod facts;
 pub mod manifest;
 pub mod print;
 pub mod runner;
+pub mod stderr;
 pub mod verify;
 
 pub(crate) use ::parsers as pa;
@@ -190,6 +191,18 @@ impl Supervisor {
         Some(r.stats.clone())
     }
 
+    /// Records `name` as failed with `reason` without starting it (its
+    /// binary is missing or the kernel lacks what it needs), so it is a row
+    /// of `eunomia status` and `eunomia_tool_failed{tool} = 1` from the start.
+    pub fn mark_failed(&self, name: &str, reason: String) {
+        let stats = ToolStats::for_tool(&Arc::from(name));
+        stats.fail(reason);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.insert(name.to_owned(), Running { stop, stats });
+    }
+
     /// Counters of every tool started so far, by name.
     pub fn stats(&self) -> Vec<Arc<ToolStats>> {
         let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -282,7 +295,10 @@ pub fn start_enabled(
     for name in &config.enabled {
         match supervisor.start(name, &[], RunnerOptions::from_config(config), false) {
             Ok(h) => tasks.push(h.task),
-            Err(e) => tracing::error!("{e}; not started"),
+            Err(e) => {
+                tracing::error!("{e}; not started");
+                supervisor.mark_failed(name, e.to_string());
+            }
         }
     }
     Ok((supervisor, tasks))

@@ -13,7 +13,6 @@
 //! `PR_SET_PDEATHSIG = SIGKILL`, and is killed when its runner is dropped.
 
 use std::{
-    collections::VecDeque,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     path::PathBuf,
     process::Stdio,
@@ -26,10 +25,7 @@ use std::{
 
 use nix::{sys::signal::Signal, unistd::Pid};
 use serde::Serialize;
-use tokio::{
-    io::{AsyncBufReadExt as _, BufReader, unix::AsyncFd},
-    task::JoinHandle,
-};
+use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -41,8 +37,7 @@ use crate::pipeline::{Message, PipelineTx, ToolRecord};
 
 /// Longest line passed to a parser; longer lines are cut (and counted).
 pub const MAX_LINE: usize = 64 * 1024;
-/// How many stderr lines are kept for failure messages.
-pub const STDERR_TAIL: usize = 20;
+pub use super::stderr::STDERR_TAIL;
 /// A run at least this long resets the restart backoff.
 const STABLE_RUN: Duration = Duration::from_secs(60);
 
@@ -115,14 +110,19 @@ pub struct ToolStats {
     pub continued_lines: AtomicU64,
     /// Lines longer than [`MAX_LINE`] (cut).
     pub truncated_lines: AtomicU64,
+    /// Lines read from stderr.
+    pub stderr_lines: AtomicU64,
+    /// Stderr lines longer than [`super::stderr::MAX_STDERR_LINE`] (cut).
+    pub stderr_truncated_lines: AtomicU64,
     /// Records dropped because the pipeline was full.
     pub dropped: AtomicU64,
     /// Times the tool was started.
     pub starts: AtomicU64,
     /// Times the tool was restarted after an unexpected exit.
     pub restarts: AtomicU64,
-    /// Events the tool itself reported lost (`Lost N events` on stderr:
-    /// its perf buffer overflowed before it could read them).
+    /// Events the tool itself reported lost (`Lost N events` or `lost N
+    /// events` on stderr: its perf buffer overflowed before it could read
+    /// them).
     pub lost_events: AtomicU64,
     state: Mutex<ToolState>,
 }
@@ -137,6 +137,8 @@ impl ToolStats {
             rejected: Default::default(),
             continued_lines: AtomicU64::new(0),
             truncated_lines: AtomicU64::new(0),
+            stderr_lines: AtomicU64::new(0),
+            stderr_truncated_lines: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             starts: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -163,7 +165,7 @@ impl ToolStats {
     /// Exports the counters as `eunomia_tool_*_total{tool}` self-metrics.
     fn register(self: &Arc<Self>, registry: &crate::selfmetrics::Registry) {
         type Field = fn(&ToolStats) -> &AtomicU64;
-        const COUNTERS: [(&str, &str, Field); 7] = [
+        const COUNTERS: [(&str, &str, Field); 8] = [
             (
                 "eunomia_tool_lines_total",
                 "Lines read from a tool's stdout.",
@@ -188,6 +190,11 @@ impl ToolStats {
                 "eunomia_tool_lost_events_total",
                 "Events a tool reported lost (its perf buffer overflowed).",
                 |s| &s.lost_events,
+            ),
+            (
+                "eunomia_tool_stderr_lines_total",
+                "Lines read from a tool's stderr.",
+                |s| &s.stderr_lines,
             ),
             (
                 "eunomia_tool_starts_total",
@@ -236,6 +243,19 @@ impl ToolStats {
                 field(&me).load(Ordering::Relaxed)
             });
         }
+        let cut: [(&str, Field); 2] = [
+            ("stdout", |s| &s.truncated_lines),
+            ("stderr", |s| &s.stderr_truncated_lines),
+        ];
+        for (stream, field) in cut {
+            let me = self.clone();
+            registry.observe_counter(
+                "eunomia_tool_truncated_lines_total",
+                "Over-long lines of a tool's stdout or stderr, cut to the limit.",
+                &[("tool", &self.tool), ("stream", stream)],
+                move || field(&me).load(Ordering::Relaxed),
+            );
+        }
     }
 
     /// The current state.
@@ -247,6 +267,11 @@ impl ToolStats {
     /// and not given up on).
     pub fn is_active(&self) -> bool {
         !matches!(self.state(), ToolState::Stopped | ToolState::Failed(_))
+    }
+
+    /// Marks the tool failed with `reason` (it could not be started).
+    pub fn fail(&self, reason: String) {
+        self.set_state(ToolState::Failed(reason));
     }
 
     fn set_state(&self, s: ToolState) {
@@ -262,16 +287,6 @@ pub struct ToolHandle {
     pub stats: Arc<ToolStats>,
     /// Ends when the tool is stopped or marked failed.
     pub task: JoinHandle<()>,
-}
-
-/// The count of a libbpf-tools `Lost N events on CPU #C!` stderr line.
-fn lost_events(line: &str) -> Option<u64> {
-    line.trim_start()
-        .strip_prefix("Lost ")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Starts supervising `spec` (binary at `binary`): records go to `tx` until
@@ -445,34 +460,14 @@ async fn run_once(
     stats.set_state(ToolState::Running(pid));
     tracing::info!(tool = %spec.name, pid, argv = ?argv, "started {}", binary.display());
 
-    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+    let tail: super::stderr::Tail = Arc::default();
     let stderr_task = child.stderr.take().map(|err| {
-        let tail = tail.clone();
-        let tool = spec.name.clone();
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            let mut n = 0u32;
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(lost) = lost_events(&line) {
-                    stats.lost_events.fetch_add(lost, Ordering::Relaxed);
-                    continue;
-                }
-                n = n.saturating_add(1);
-                // Enough to see why a tool fails, without flooding the log
-                // when a tool warns on every event.
-                if n <= STDERR_TAIL as u32 {
-                    tracing::warn!(tool = %tool, "stderr: {line}");
-                } else {
-                    tracing::debug!(tool = %tool, "stderr: {line}");
-                }
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                if t.len() == STDERR_TAIL {
-                    t.pop_front();
-                }
-                t.push_back(line);
-            }
-        })
+        tokio::spawn(super::stderr::read(
+            err,
+            spec.name.clone(),
+            stats.clone(),
+            tail.clone(),
+        ))
     });
 
     let mut out = Output::new(spec, tx, stats);
@@ -820,14 +815,6 @@ impl<'a> Output<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lost_event_lines_are_counted() {
-        assert_eq!(lost_events("Lost 17 events on CPU #1!"), Some(17));
-        assert_eq!(lost_events("  Lost 3 events"), Some(3));
-        assert_eq!(lost_events("Lost track of time"), None);
-        assert_eq!(lost_events("failed to attach"), None);
-    }
 
     #[test]
     fn stats_are_one_set_per_tool_and_exported() {

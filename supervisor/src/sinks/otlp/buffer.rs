@@ -6,6 +6,7 @@
 
 use std::{
     collections::VecDeque,
+    os::unix::fs::DirBuilderExt as _,
     path::{Path, PathBuf},
 };
 
@@ -72,6 +73,19 @@ impl Batch {
         }
     }
 
+    /// Two halves of the batch (in order), or the batch itself when it is
+    /// one item (or one metric) that cannot be split.
+    pub fn split(self) -> Result<(Batch, Batch), Batch> {
+        match self {
+            Batch::Metrics(m) => split_metrics(m)
+                .map(|(a, b)| (Batch::Metrics(a), Batch::Metrics(b)))
+                .map_err(Batch::Metrics),
+            Batch::Logs(l) => split_logs(l)
+                .map(|(a, b)| (Batch::Logs(a), Batch::Logs(b)))
+                .map_err(Batch::Logs),
+        }
+    }
+
     fn encoded_len(&self) -> usize {
         match self {
             Batch::Metrics(m) => m.encoded_len(),
@@ -100,6 +114,96 @@ impl Batch {
             _ => None,
         }
     }
+}
+
+/// Halves a logs request at the outermost list with more than one entry.
+fn split_logs(
+    mut req: ExportLogsServiceRequest,
+) -> Result<(ExportLogsServiceRequest, ExportLogsServiceRequest), ExportLogsServiceRequest> {
+    let rs = &mut req.resource_logs;
+    if rs.len() > 1 {
+        let tail = rs.split_off(rs.len() / 2);
+        return Ok((
+            req,
+            ExportLogsServiceRequest {
+                resource_logs: tail,
+            },
+        ));
+    }
+    let Some(r) = rs.first_mut() else {
+        return Err(req);
+    };
+    let mut other = r.clone();
+    if r.scope_logs.len() > 1 {
+        other.scope_logs = r.scope_logs.split_off(r.scope_logs.len() / 2);
+    } else if let Some(s) = r.scope_logs.first_mut()
+        && s.log_records.len() > 1
+    {
+        let tail = s.log_records.split_off(s.log_records.len() / 2);
+        other.scope_logs[0].log_records = tail;
+    } else {
+        return Err(req);
+    }
+    Ok((
+        req,
+        ExportLogsServiceRequest {
+            resource_logs: vec![other],
+        },
+    ))
+}
+
+/// Halves a metrics request at the outermost list with more than one entry
+/// (a single metric is not split).
+fn split_metrics(
+    mut req: ExportMetricsServiceRequest,
+) -> Result<(ExportMetricsServiceRequest, ExportMetricsServiceRequest), ExportMetricsServiceRequest>
+{
+    let rs = &mut req.resource_metrics;
+    if rs.len() > 1 {
+        let tail = rs.split_off(rs.len() / 2);
+        return Ok((
+            req,
+            ExportMetricsServiceRequest {
+                resource_metrics: tail,
+            },
+        ));
+    }
+    let Some(r) = rs.first_mut() else {
+        return Err(req);
+    };
+    let mut other = r.clone();
+    if r.scope_metrics.len() > 1 {
+        other.scope_metrics = r.scope_metrics.split_off(r.scope_metrics.len() / 2);
+    } else if let Some(s) = r.scope_metrics.first_mut()
+        && s.metrics.len() > 1
+    {
+        let tail = s.metrics.split_off(s.metrics.len() / 2);
+        other.scope_metrics[0].metrics = tail;
+    } else {
+        return Err(req);
+    }
+    Ok((
+        req,
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![other],
+        },
+    ))
+}
+
+/// Writes `data` to `path` through a temporary file, readable by root only
+/// (spilled batches hold command lines).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
 }
 
 /// A batch taken from the buffer, to be confirmed ([`ExportBuffer::done`])
@@ -152,7 +256,10 @@ impl ExportBuffer {
             next_seq: FIRST_SEQ,
         };
         if let Some(dir) = b.config.spill_dir.clone() {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
             b.load_spilled(&dir)?;
         }
         Ok(b)
@@ -215,9 +322,7 @@ impl ExportBuffer {
         let dir = self.config.spill_dir.as_ref().expect("spill_dir checked");
         let path = dir.join(format!("{:020}.otlp", self.next_seq));
         let data = batch.encode();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &data)?;
-        std::fs::rename(&tmp, &path)?;
+        write_private(&path, &data)?;
         self.next_seq += 1;
         self.disk_bytes += data.len() as u64;
         self.disk.push_back(SpillFile {
@@ -262,9 +367,7 @@ impl ExportBuffer {
         while let Some(e) = self.mem.pop_front() {
             self.mem_bytes -= e.bytes;
             let path = dir.join(format!("{seq:020}.otlp"));
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, e.batch.encode())?;
-            std::fs::rename(&tmp, &path)?;
+            write_private(&path, &e.batch.encode())?;
             seq += 1;
             written += 1;
         }
@@ -308,6 +411,18 @@ impl ExportBuffer {
             self.mem_bytes += e.bytes;
             self.mem.push_front(e);
         }
+    }
+
+    /// Puts `batch` at the front of the queue, in memory (the halves of a
+    /// batch the core found too large); nothing is dropped for it.
+    pub fn put_front(&mut self, batch: Batch) {
+        let bytes = batch.encoded_len();
+        self.mem_bytes += bytes;
+        self.mem.push_front(Entry {
+            batch,
+            bytes,
+            file: None,
+        });
     }
 
     /// Confirms a taken batch was delivered (removes its spill file).
@@ -449,5 +564,46 @@ mod tests {
         }
         assert_eq!(dropped.len(), 2);
         assert_eq!(drain(&mut b).len(), 3);
+    }
+
+    #[test]
+    fn a_batch_splits_in_ordered_halves_down_to_one_record() {
+        let Ok((a, b)) = batch(5).split() else {
+            panic!("5 records split")
+        };
+        assert_eq!((a.items(), b.items()), (2, 3));
+        let Ok((c, d)) = a.split() else {
+            panic!("2 records split")
+        };
+        assert_eq!((c.items(), d.items()), (1, 1));
+        assert!(c.split().is_err());
+        let mut buf = ExportBuffer::new(BufferConfig::default()).unwrap();
+        buf.push(batch(7));
+        buf.put_front(d);
+        buf.put_front(batch(3));
+        assert_eq!(drain(&mut buf), vec![3, 1, 7]);
+    }
+
+    #[test]
+    fn spill_files_and_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let spill = dir.path().join("spill");
+        let mut b = ExportBuffer::new(BufferConfig {
+            max_batches: 1,
+            spill_dir: Some(spill.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        b.push(batch(1));
+        b.push(batch(2));
+        b.persist().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&spill), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&spill).unwrap().flatten().collect();
+        assert_eq!(files.len(), 2);
+        for f in files {
+            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod buffer;
 pub mod encode;
+mod sender;
 
 use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
@@ -25,7 +26,6 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{
-    Code, Request, Status,
     codec::CompressionEncoding,
     metadata::{MetadataKey, MetadataMap, MetadataValue},
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
@@ -79,7 +79,8 @@ pub struct OtlpConfig {
     /// How often metrics are exported (and log batches flushed).
     #[serde(with = "humantime_serde")]
     pub export_interval: Duration,
-    /// Deadline of one export request.
+    /// Deadline of one export request (doubled, up to 4x, after a request
+    /// timed out: a slow core is not sent the same batch again and again).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Export events as OTLP logs.
@@ -94,6 +95,11 @@ pub struct OtlpConfig {
     /// Longest retry delay.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// How long the agent's stop may wait for the core: the batches still
+    /// undelivered then are spilled (with a spill directory) or dropped and
+    /// counted. Keep it below the service manager's stop timeout.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// What is kept while the core is unreachable.
     pub buffer: BufferConfig,
 }
@@ -113,6 +119,7 @@ impl Default for OtlpConfig {
             logs_queue: 10_000,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
             buffer: BufferConfig::default(),
         }
     }
@@ -140,6 +147,9 @@ impl OtlpConfig {
         }
         if self.export_interval < Duration::from_millis(100) {
             return Err("sinks.otlp.export_interval must be at least 100ms".into());
+        }
+        if self.shutdown_timeout > Duration::from_secs(300) {
+            return Err("sinks.otlp.shutdown_timeout must be at most 5m".into());
         }
         if self.timeout.is_zero() {
             return Err("sinks.otlp.timeout must be positive".into());
@@ -268,14 +278,13 @@ pub fn start(
         shared: shared.clone(),
         stats: stats.clone(),
     };
-    let sender = Sender {
+    let sender = sender::Sender {
         config: config.clone(),
         metrics: metrics_client(channel.clone(), config.compression),
         logs: logs_client(channel, config.compression),
         headers: headers(config),
         shared,
         stats,
-        stopping_since: None,
     };
     let producer_stop = stop.clone();
     let tasks = vec![
@@ -324,9 +333,9 @@ fn channel(config: &OtlpConfig) -> Result<Channel, OtlpError> {
         endpoint: config.endpoint.clone(),
         source,
     };
+    // The request deadline is set per request (longer for a slow core).
     let mut ep = Endpoint::from_shared(config.endpoint.clone())
         .map_err(endpoint_err)?
-        .timeout(config.timeout)
         .connect_timeout(config.timeout);
     if config.endpoint.starts_with("https://") {
         ep = ep.tls_config(tls(&config.tls)?).map_err(endpoint_err)?;
@@ -448,164 +457,4 @@ impl Producer {
         }
         self.shared.wake.notify_one();
     }
-}
-
-/// Delivers batches in order, retrying with backoff.
-struct Sender {
-    config: OtlpConfig,
-    metrics: MetricsServiceClient<Channel>,
-    logs: LogsServiceClient<Channel>,
-    headers: MetadataMap,
-    shared: Arc<Shared>,
-    stats: Stats,
-    /// When retrying began after the agent was asked to stop.
-    stopping_since: Option<tokio::time::Instant>,
-}
-
-/// What became of one export attempt.
-enum Outcome {
-    Delivered,
-    Retry(Status),
-    Rejected(Status),
-}
-
-impl Sender {
-    async fn run(mut self, stop: CancellationToken) {
-        let mut backoff = self.config.initial_backoff;
-        loop {
-            let entry = self.shared.buffer.lock().await.take();
-            let Some(entry) = entry else {
-                if self.shared.produced_all.is_cancelled() {
-                    return;
-                }
-                tokio::select! {
-                    _ = self.shared.wake.notified() => {}
-                    _ = self.shared.produced_all.cancelled() => {}
-                }
-                continue;
-            };
-            let signal = entry.batch.signal();
-            match self.export(&entry.batch).await {
-                Outcome::Delivered => {
-                    self.stats.export(signal, "success").inc();
-                    self.shared.buffer.lock().await.done(entry);
-                    backoff = self.config.initial_backoff;
-                }
-                Outcome::Rejected(status) => {
-                    tracing::warn!(signal, "OTLP export rejected, batch dropped: {status}");
-                    self.stats.export(signal, "rejected").inc();
-                    self.stats
-                        .dropped(signal, "rejected")
-                        .add(entry.batch.items());
-                    self.shared.buffer.lock().await.done(entry);
-                }
-                Outcome::Retry(status) => {
-                    tracing::debug!(signal, ?backoff, "OTLP export failed, will retry: {status}");
-                    self.stats.export(signal, "failure").inc();
-                    self.shared.buffer.lock().await.give_back(entry);
-                    if self.wait(backoff, &stop).await {
-                        self.give_up().await;
-                        return;
-                    }
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                }
-            }
-        }
-    }
-
-    /// Sleeps `d`; true when the agent is stopping and a final grace period
-    /// (one timeout) has passed since, so the sender should give up.
-    async fn wait(&mut self, d: Duration, stop: &CancellationToken) -> bool {
-        if stop.is_cancelled() && self.shared.produced_all.is_cancelled() {
-            let since = *self
-                .stopping_since
-                .get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= self.config.timeout {
-                return true;
-            }
-        }
-        tokio::time::sleep(d).await;
-        false
-    }
-
-    /// At shutdown with the core unreachable: keeps what is buffered on disk
-    /// when a spill directory is configured (the next run sends it first),
-    /// otherwise counts it as dropped.
-    async fn give_up(&self) {
-        let mut buffer = self.shared.buffer.lock().await;
-        match buffer.persist() {
-            Ok(n) if self.config.buffer.spill_dir.is_some() => {
-                tracing::warn!(
-                    persisted = n,
-                    held = buffer.len(),
-                    "OTLP core unreachable at shutdown; buffered batches kept in the spill directory"
-                );
-                return;
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!("persisting the OTLP buffer: {err}"),
-        }
-        tracing::warn!(
-            batches = buffer.len(),
-            "OTLP core unreachable at shutdown; buffered batches dropped"
-        );
-        while let Some(e) = buffer.take() {
-            self.stats
-                .dropped(e.batch.signal(), "shutdown")
-                .add(e.batch.items());
-        }
-    }
-
-    async fn export(&mut self, batch: &Batch) -> Outcome {
-        let result = match batch {
-            Batch::Metrics(m) => {
-                let mut req = Request::new(m.clone());
-                *req.metadata_mut() = self.headers.clone();
-                req.set_timeout(self.config.timeout);
-                self.metrics.export(req).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map(|p| (p.rejected_data_points, p.error_message))
-                })
-            }
-            Batch::Logs(l) => {
-                let mut req = Request::new(l.clone());
-                *req.metadata_mut() = self.headers.clone();
-                req.set_timeout(self.config.timeout);
-                self.logs.export(req).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map(|p| (p.rejected_log_records, p.error_message))
-                })
-            }
-        };
-        match result {
-            Ok(partial) => {
-                if let Some((rejected, msg)) = partial.filter(|(n, _)| *n > 0) {
-                    tracing::warn!(rejected, "OTLP partial success: {msg}");
-                    self.stats
-                        .dropped(batch.signal(), "rejected")
-                        .add(rejected as u64);
-                }
-                Outcome::Delivered
-            }
-            Err(s) if retryable(s.code()) => Outcome::Retry(s),
-            Err(s) => Outcome::Rejected(s),
-        }
-    }
-}
-
-/// OTLP's retryable codes, plus `Unknown` (transport errors surface as it).
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-            | Code::ResourceExhausted
-            | Code::Unknown
-    )
 }
