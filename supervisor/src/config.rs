@@ -130,7 +130,7 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 col,
-                message: e.to_string().trim_end().to_owned(),
+                message: toml_message(&e),
             }
         })?;
         config.validate(path)?;
@@ -159,6 +159,21 @@ impl Config {
 }
 
 /// The 1-based line and column of byte `offset` in `text`.
+/// toml's message first, then its excerpt of the file underlined, without
+/// its own `TOML parse error at line L, column C` (the error says `file:L:C`).
+fn toml_message(e: &toml::de::Error) -> String {
+    let full = e.to_string();
+    let excerpt: Vec<&str> = full
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with('|') || l.contains(" | "))
+        .collect();
+    match excerpt.is_empty() {
+        true => e.message().trim_end().to_owned(),
+        false => format!("{}\n{}", e.message().trim_end(), excerpt.join("\n")),
+    }
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
