@@ -56,6 +56,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
     let started = std::time::Instant::now();
+    // The manifest first: its generic tools' columns are fields of the rules.
+    crate::tools::load_checked(&config.tools)?;
     let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
     let registry = selfmetrics::global().clone();
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();

@@ -385,3 +385,67 @@ fn completions_and_man_page_are_generated_from_the_command_line() {
         assert!(dir.join(page).exists(), "{page} not written");
     }
 }
+
+#[test]
+fn a_manifest_column_misspelling_a_standard_field_is_refused_at_its_place() {
+    let dir = temp_dir("conventions-manifest-field");
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[[tool]]\nname = \"t\"\ndescription = \"d\"\nbinary = \"/bin/true\"\n\
+         output = \"events\"\n[tool.format]\nformat = \"columns\"\n\
+         columns = [{ name = \"proc.pidd\", type = \"int\" }]\n",
+    )
+    .unwrap();
+    let out = eunomia()
+        .args(["tools", "list", "--manifest-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.toml:8:21") && err.contains("`proc.pid`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_test_the_columns_of_a_tool_added_through_a_manifest() {
+    let test = "rules_test_the_columns_of_a_tool_added_through_a_manifest";
+    if !kernel_tests_can_run(test) {
+        return;
+    }
+    let _serial = kernel_lock();
+    let tools = ticker_dir("conventions-manifest-tools");
+    let dir = temp_dir("conventions-manifest-rule");
+    let rules = dir.join("ticker-rule.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ticker counted\"\ncondition = 'event.kind = generic and ticker.n = 3'\n\
+         severity = \"info\"\noutput = \"ticker at {ticker.n}\"\n",
+    )
+    .unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "enabled = [\"ticker\"]\nmanifest_dirs = [{:?}]\n\n[rules]\nconsole = true\nfiles = [{:?}]\n",
+            tools.display().to_string(),
+            rules.display().to_string()
+        ),
+    );
+    let out = eunomia()
+        .env_remove("EUNOMIA_SOCKET")
+        .args(["run", "--json", "--for", "4s", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    let alerts: Vec<Value> = json_lines(&stdout, "run --json")
+        .into_iter()
+        .filter(|v| v["type"] == "alert" && v["rule"] == "ticker counted")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{stdout:?}\n{}", text(&out.stderr));
+    assert_eq!(alerts[0]["output"], "ticker at 3");
+    assert_eq!(alerts[0]["ticker.n"], 3);
+}
