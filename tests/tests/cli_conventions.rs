@@ -275,10 +275,30 @@ fn run_json_and_the_json_lines_sink_share_one_schema_and_keep_stdout_json() {
     );
 }
 
-/// A manifest directory holding [`eunomia_tests::TICKER_TOOL`].
+/// A tool added through a manifest: a shell printing its pid, its comm
+/// (`sh`, as the kernel knows it, so its records are verified) and a
+/// counter every 100 ms.
+const COUNTER_TOOL: &str = r#"
+[[tool]]
+name = "ticker"
+description = "A script that prints a numbered line every 100 ms"
+binary = "/bin/sh"
+args = ["-c", "echo 'PID COMM N'; i=0; while :; do echo \"$$ sh $i\"; i=$((i+1)); sleep 0.1; done"]
+output = "events"
+[tool.format]
+format = "columns"
+header = "PID"
+columns = [
+  { name = "proc.pid", type = "int" },
+  { name = "proc.comm", type = "str" },
+  { name = "ticker.n", type = "int" },
+]
+"#;
+
+/// A manifest directory holding [`COUNTER_TOOL`].
 fn ticker_dir(test: &str) -> PathBuf {
     let dir = temp_dir(test);
-    std::fs::write(dir.join("ticker.toml"), eunomia_tests::TICKER_TOOL).unwrap();
+    std::fs::write(dir.join("ticker.toml"), COUNTER_TOOL).unwrap();
     dir
 }
 
@@ -295,7 +315,7 @@ fn foreground_commands_log_no_info_unless_asked() {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
-            text(&out.stdout).contains("ticker"),
+            text(&out.stdout).contains("TICKER.N"),
             "{}",
             text(&out.stdout)
         );
