@@ -56,6 +56,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
     let started = std::time::Instant::now();
+    // The manifest first: its generic tools' columns are fields of the rules.
+    crate::tools::load_checked(&config.tools)?;
     let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
     let registry = selfmetrics::global().clone();
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
@@ -98,8 +100,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         self_interval: config.agent.poll_interval,
         rules,
         aggregator,
-        console: Console::new(std::io::stdout().lock(), opts.json, opts.top)
-            .with_samples(opts.samples),
+        console: Console::new(console_out(&config), opts.json, opts.top).with_samples(opts.samples),
         events: sinks.event_sinks(),
         live: events,
     };
@@ -311,6 +312,15 @@ async fn finish<W: std::io::Write>(
     Ok(())
 }
 
+/// Where the console summaries and alerts go: stdout, unless the JSON-lines
+/// sink writes there (then stderr, so stdout stays JSON lines for `jq`).
+fn console_out(config: &Config) -> Box<dyn std::io::Write + Send> {
+    match config.sinks.jsonl.writes_stdout() {
+        true => Box::new(std::io::stderr()),
+        false => Box::new(std::io::stdout()),
+    }
+}
+
 /// Compiles the rules, starts their reloader and the alert sinks.
 #[allow(clippy::type_complexity)]
 fn start_rules(
@@ -344,7 +354,7 @@ fn start_rules(
         trigger = Some(tx);
     }
     if config.rules.console {
-        stage.add_sink(Box::new(ConsoleAlerts::new(std::io::stdout(), opts.json)));
+        stage.add_sink(Box::new(ConsoleAlerts::new(console_out(config), opts.json)));
     }
     if let Some(am) = &config.sinks.alertmanager {
         let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;

@@ -64,6 +64,27 @@ pub enum Command {
     /// Validate and list security rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell), generated from this command line's definition.
+    ///
+    /// e.g. `eunomia completions bash > /etc/bash_completion.d/eunomia`
+    /// (scripts/install.sh installs them).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of eunomia and its subcommands, generated
+    /// from this command line's definition.
+    ///
+    /// e.g. `eunomia man > /usr/local/share/man/man1/eunomia.1`, or with
+    /// --dir one page per subcommand too (scripts/install.sh installs them).
+    Man {
+        /// Write `eunomia.1` and `eunomia-SUBCOMMAND.1` pages into DIR
+        /// instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `eunomia rules ...`.

@@ -134,7 +134,7 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 col,
-                message: e.to_string().trim_end().to_owned(),
+                message: toml_message(&e),
             }
         })?;
         config.validate(path)?;
@@ -163,6 +163,21 @@ impl Config {
 }
 
 /// The 1-based line and column of byte `offset` in `text`.
+/// toml's message first, then its excerpt of the file underlined, without
+/// its own `TOML parse error at line L, column C` (the error says `file:L:C`).
+fn toml_message(e: &toml::de::Error) -> String {
+    let full = e.to_string();
+    let excerpt: Vec<&str> = full
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with('|') || l.contains(" | "))
+        .collect();
+    match excerpt.is_empty() {
+        true => e.message().trim_end().to_owned(),
+        false => format!("{}\n{}", e.message().trim_end(), excerpt.join("\n")),
+    }
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -205,7 +220,7 @@ mod tests {
         let err = parse("[agent]\npoll_interval = \"2s\"\nbogus = 1\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("test.toml:3:1: "), "{msg}");
-        assert!(msg.contains("line 3"), "{msg}");
+        assert!(!msg.contains("at line"), "the position said twice: {msg}");
         assert!(msg.contains("bogus"), "{msg}");
     }
 

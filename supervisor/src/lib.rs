@@ -19,6 +19,7 @@ pub mod logging;
 pub mod pipeline;
 pub mod reload;
 pub mod rules;
+pub mod schema;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;

@@ -1,20 +1,33 @@
 //! Logging setup: `tracing` to the systemd journal when systemd runs us
 //! (`JOURNAL_STREAM` is set), plain text on stderr otherwise; filtered by
-//! `--log-level` or `RUST_LOG` (default `info`).
+//! `--log-level` or `RUST_LOG`. The default is `info` for the agent
+//! (`eunomia run`) and `warn` for the commands a person runs in a terminal,
+//! whose output is their answer, not a log.
 
 use std::io::IsTerminal as _;
+
+use crate::cli::{Cli, Command};
 
 use tracing_subscriber::{
     EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
 };
 
+/// The log level when neither `--log-level` nor `RUST_LOG` says one:
+/// `info` for the agent, `warn` for every other command.
+pub fn default_level(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    }
+}
+
 /// Installs the global subscriber. `level` (from `--log-level`) wins over
-/// `RUST_LOG`.
-pub fn init(level: Option<&str>) -> anyhow::Result<()> {
+/// `RUST_LOG`, which wins over `default`.
+pub fn init(level: Option<&str>, default: &str) -> anyhow::Result<()> {
     let filter = match level {
         Some(level) => EnvFilter::try_new(level)
             .map_err(|e| crate::BadInput(format!("invalid --log-level {level:?}: {e}")))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     let journal = std::env::var_os("JOURNAL_STREAM")
         .and_then(|_| tracing_journald::layer().ok())

@@ -155,14 +155,14 @@ impl AgentRun {
         }
     }
 
-    /// The alerts printed so far (JSON lines with `"record": "alert"`).
+    /// The alerts printed so far (JSON lines with `"type": "alert"`).
     fn alerts(&self) -> Vec<Value> {
         self.stdout
             .lock()
             .unwrap()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["record"] == "alert")
+            .filter(|v| v["type"] == "alert")
             .collect()
     }
 
@@ -279,7 +279,7 @@ fn can_run(test: &str, tools: &[&str], alertmanager: bool) -> bool {
 fn has_alert(alerts: &[Value], rule: &str, field: &str, value: &Value) -> bool {
     alerts
         .iter()
-        .any(|a| a["rule"] == rule && &a["fields"][field] == value)
+        .any(|a| a["rule"] == rule && &a[field] == value)
 }
 
 // ------------------------------------------------------------ tests
@@ -468,8 +468,7 @@ fn default_rules_fire_on_real_actions() {
     assert!(
         !alerts
             .iter()
-            .any(|a| a["rule"] == "Privilege change via setuid binary"
-                && a["fields"]["proc.uid"] != 0),
+            .any(|a| a["rule"] == "Privilege change via setuid binary" && a["proc.uid"] != 0),
         "a uid drop alerted"
     );
     assert_eq!(agent.stop(), 0);

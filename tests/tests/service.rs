@@ -44,14 +44,14 @@ fn config_errors_exit_2_with_file_line_and_problem() {
         (
             "unknown.toml",
             "[agent]\npoll_interval = \"5s\"\nflavour = 1\n",
-            "line 3",
+            "unknown.toml:3:1: unknown field",
         ),
         (
             "type.toml",
             "[agent]\nchannel_capacity = \"big\"\n",
-            "line 2",
+            "type.toml:2:",
         ),
-        ("syntax.toml", "[agent\n", "line 1"),
+        ("syntax.toml", "[agent\n", "syntax.toml:1:"),
         (
             "range.toml",
             "[agent]\npoll_interval = \"1ms\"\n",
@@ -167,6 +167,27 @@ fn install_script_installs_and_uninstalls_into_a_staging_root() {
     ] {
         assert!(root.join(f).exists(), "{f} not installed");
     }
+    // Completions and man pages, generated from the command line: each
+    // names the subcommands.
+    for f in [
+        "usr/local/share/bash-completion/completions/eunomia",
+        "usr/local/share/zsh/site-functions/_eunomia",
+        "usr/local/share/fish/vendor_completions.d/eunomia.fish",
+        "usr/local/share/man/man1/eunomia.1",
+    ] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        for sub in ["run", "tools", "status", "flamegraph", "rules"] {
+            assert!(text.contains(sub), "{f} does not mention `{sub}`");
+        }
+    }
+    assert!(
+        root.join("usr/local/share/man/man1/eunomia-tools-start.1")
+            .exists()
+            || root
+                .join("usr/local/share/man/man1/eunomia-tools.1")
+                .exists(),
+        "no subcommand man page"
+    );
     // A user's config survives a reinstall.
     std::fs::write(
         root.join("etc/eunomia/eunomia.toml"),

@@ -36,7 +36,7 @@ fn events(lines: &[String]) -> Vec<serde_json::Value> {
     lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["record"] == "event")
+        .filter(|v| v["type"] == "event")
         .collect()
 }
 
@@ -85,7 +85,10 @@ fn a_generic_tool_from_a_user_directory_prints_events() {
 #[test]
 fn a_killed_tool_is_restarted_and_events_resume() {
     let dir = manifest_dir("generic-restart");
+    // INFO lines (`first output`) only when asked.
     let mut agent = Agent::start(&[
+        "--log-level",
+        "info",
         "tools",
         "start",
         "ticker",
@@ -139,7 +142,10 @@ fn a_tool_that_fails_at_start_is_reported_with_its_stderr() {
 #[test]
 fn no_child_is_left_when_eunomia_is_killed() {
     let dir = manifest_dir("generic-orphan");
+    // INFO lines (`first output`) only when asked.
     let mut agent = Agent::start(&[
+        "--log-level",
+        "info",
         "tools",
         "start",
         "ticker",
@@ -161,7 +167,10 @@ fn no_child_is_left_when_eunomia_is_killed() {
 #[test]
 fn ctrl_c_stops_the_tool_and_exits_0() {
     let dir = manifest_dir("generic-sigint");
+    // INFO lines (`first output`) only when asked.
     let mut agent = Agent::start(&[
+        "--log-level",
+        "info",
         "tools",
         "start",
         "ticker",

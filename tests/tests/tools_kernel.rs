@@ -39,7 +39,8 @@ fn can_run(test: &str, tool: &str) -> bool {
 /// report events: its first output line (the header, printed once its
 /// programs are attached) and then [`settle`].
 fn start(tool: &str, args: &[&str]) -> Agent {
-    let mut argv = vec!["tools", "start", tool, "--json"];
+    // INFO lines (`first output`) only when asked.
+    let mut argv = vec!["--log-level", "info", "tools", "start", tool, "--json"];
     argv.extend_from_slice(args);
     let mut agent = Agent::start(&argv);
     agent.wait_for_stderr("first output", Duration::from_secs(20));
@@ -198,7 +199,7 @@ fn biolatency_prints_histogram_blocks() {
     assert_eq!(code, 0);
     let hists: Vec<_> = events(&lines)
         .into_iter()
-        .filter(|r| r["record"] == "histogram")
+        .filter(|r| r["type"] == "histogram")
         .collect();
     assert!(
         hists.len() >= 2,

@@ -2,6 +2,7 @@
 //! routes a parsed command line to them.
 
 pub mod config;
+pub mod docs;
 pub mod flamegraph;
 pub mod remote;
 pub mod rules;
@@ -29,5 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Default) => config::print_default(),
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
         Command::Rules(RulesCommand::Check(args)) => rules::check(args),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     }
 }

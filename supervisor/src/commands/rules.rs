@@ -12,6 +12,7 @@ use crate::{
 
 /// Checks the files and reports.
 pub fn check(args: RulesCheckArgs) -> anyhow::Result<()> {
+    declare_manifest_fields();
     let result = if args.with_defaults {
         rules::load_with_defaults(&args.files)
     } else {
@@ -20,6 +21,15 @@ pub fn check(args: RulesCheckArgs) -> anyhow::Result<()> {
     match result {
         Ok(loaded) => report(&loaded, &args),
         Err(errors) => Err(fail(&errors, &args)),
+    }
+}
+
+/// Makes the columns of the tools the default configuration's manifest adds
+/// fields the rules may use, as the agent does; a configuration or manifest
+/// that does not load adds none (`config check` reports those).
+fn declare_manifest_fields() {
+    if let Ok(config) = crate::config::Config::load(None) {
+        let _ = crate::tools::load_checked(&config.tools);
     }
 }
 

@@ -275,24 +275,75 @@ pub fn stop(name: &str, socket: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// `tools start` with an agent: asks it to start the tool, then (with
-/// `--follow`) prints the tool's live events until `--for` or Ctrl-C.
+/// `tools start` with an agent: asks it to start the tool (one it already
+/// runs is fine), says the state the tool settled in, then (with `--follow`)
+/// prints the tool's live records until `--for` or Ctrl-C, as the
+/// foreground mode prints them.
 async fn start_in_agent(args: ToolsStartArgs) -> anyhow::Result<()> {
     let mut client = remote::connect(&args.socket).await?;
-    let started = client
+    let asked = client
         .start_tool(proto::StartToolRequest {
             name: args.name.clone(),
             args: args.args.clone(),
             force: args.force,
         })
-        .await
-        .map_err(remote::answer_error)?
-        .into_inner();
-    let state = started.tool.map_or_else(String::new, |t| t.state);
-    eprintln!("eunomia: `{}` started in the agent ({state})", args.name);
+        .await;
+    let verb = match asked {
+        Ok(_) => "started in the agent",
+        Err(s) if s.code() == tonic::Code::AlreadyExists => "already running in the agent",
+        Err(s) => return Err(remote::answer_error(s)),
+    };
+    let tool = settled_state(&mut client, &args.name).await?;
+    eprintln!("eunomia: `{}` {verb}: {}", args.name, state_text(&tool));
+    if tool.state == "failed" {
+        anyhow::bail!("`{}` failed in the agent: {}", args.name, tool.detail);
+    }
     if !args.follow {
         return Ok(());
     }
+    follow(&mut client, &args).await
+}
+
+/// The tool's counters once it has left `starting` (or after 5 s).
+async fn settled_state(
+    client: &mut crate::control::client::Client,
+    name: &str,
+) -> anyhow::Result<proto::ToolCounters> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = client
+            .status(proto::StatusRequest {})
+            .await
+            .map_err(remote::answer_error)?
+            .into_inner();
+        let tool = status.tools.into_iter().find(|t| t.name == name);
+        match tool {
+            Some(t) if t.state != "starting" || tokio::time::Instant::now() >= deadline => {
+                return Ok(t);
+            }
+            None if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("the agent does not list `{name}` after starting it")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// `running (pid 42)`, `failed: why`, `restarting`, ...
+fn state_text(t: &proto::ToolCounters) -> String {
+    match (t.state.as_str(), t.detail.as_str()) {
+        (s, "") => s.to_owned(),
+        ("running", pid) => format!("running (pid {pid})"),
+        (s, detail) => format!("{s}: {detail}"),
+    }
+}
+
+/// Prints the tool's records from the agent's stream until `--for`, Ctrl-C
+/// or the agent ends the stream.
+async fn follow(
+    client: &mut crate::control::client::Client,
+    args: &ToolsStartArgs,
+) -> anyhow::Result<()> {
     let mut stream = client
         .stream_events(proto::StreamEventsRequest {
             tools: vec![args.name.clone()],
@@ -303,7 +354,7 @@ async fn start_in_agent(args: ToolsStartArgs) -> anyhow::Result<()> {
         .into_inner();
     let shutdown = CancellationToken::new();
     crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
-    let mut out = std::io::stdout().lock();
+    let mut printer = RecordPrinter::new(std::io::stdout().lock(), args.json);
     loop {
         let line = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -314,42 +365,21 @@ async fn start_in_agent(args: ToolsStartArgs) -> anyhow::Result<()> {
         };
         if line.lagged > 0 {
             eprintln!(
-                "eunomia: {} events missed (this reader was too slow)",
+                "eunomia: {} records missed (this reader was too slow)",
                 line.lagged
             );
         }
-        let written = match args.json {
-            true => writeln!(out, "{}", line.json),
-            false => writeln!(out, "{}", event_text(&line.json)),
-        };
-        match written.and_then(|()| out.flush()) {
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line.json)
+            .with_context(|| {
+                format!(
+                    "the agent sent a line that is not a JSON object: {}",
+                    line.json
+                )
+            })?;
+        match printer.print_object(&obj) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) => return Err(e).context("writing to stdout"),
         }
     }
-}
-
-/// One event of the stream as `kind key=value ...` (JSON keys in order,
-/// without the timestamp and tool).
-fn event_text(json: &str) -> String {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) else {
-        return json.to_owned();
-    };
-    let mut words = vec![
-        map.get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("event")
-            .to_owned(),
-    ];
-    for (k, v) in &map {
-        if matches!(k.as_str(), "ts_ns" | "tool" | "kind") {
-            continue;
-        }
-        match v {
-            serde_json::Value::String(s) => words.push(format!("{k}={s}")),
-            other => words.push(format!("{k}={other}")),
-        }
-    }
-    words.join(" ")
 }

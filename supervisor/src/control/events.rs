@@ -1,12 +1,12 @@
-//! Live events for `StreamEvents`: the agent's consume loop publishes each
-//! enriched event into a bounded broadcast; each subscriber filters by tool,
+//! Live records for `StreamEvents`: the agent's consume loop publishes each
+//! enriched record (events, histograms, tables, stacks) into a bounded broadcast; each subscriber filters by tool,
 //! kind and container. Publishing costs nothing while nobody subscribes, and
 //! never blocks: a subscriber that falls behind loses the oldest events and
 //! is told how many.
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::pipeline::ToolRecord;
@@ -47,7 +47,8 @@ impl EventHub {
         }
     }
 
-    /// Publishes `record` when it is an event and someone listens.
+    /// Publishes `record` (any record: events, histograms, tables, stacks)
+    /// when someone listens.
     pub fn publish(&self, record: &ToolRecord) {
         if self.tx.receiver_count() == 0 {
             return;
@@ -68,37 +69,24 @@ impl EventHub {
     }
 }
 
-/// The event of `record` with its workload labels, or `None` for records
-/// that are not events (histograms, tables, stacks).
+/// `record` in the one JSON schema ([`crate::schema`]): events, histograms,
+/// tables and stacks alike, with the workload labels.
 fn render(record: &ToolRecord) -> Option<LiveEvent> {
-    let event = record.record.as_event()?;
-    let mut map = match serde_json::to_value(event) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
+    let obj = crate::schema::tool_record_object(record);
+    // Events filter by their kind; other records by their type.
+    let kind = match record.record.as_event() {
+        Some(e) => e.kind.as_str().to_owned(),
+        None => crate::schema::record_type(&record.record).to_owned(),
     };
-    let mut container_id = None;
-    if let Some(w) = &record.workload {
-        if let Some(id) = w.cgroup_id {
-            map.insert("cgroup.id".into(), id.into());
-        }
-        if let Some(path) = &w.cgroup_path {
-            map.insert("cgroup.path".into(), path.to_string().into());
-        }
-        for (k, v) in w.labels() {
-            map.insert(k.into(), v.into());
-        }
-        container_id = w.container.as_ref().map(|c| c.id.clone());
-    }
-    let kind = map
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let container_id = record
+        .workload
+        .as_ref()
+        .and_then(|w| w.container.as_ref().map(|c| c.id.clone()));
     Some(LiveEvent {
         tool: record.tool.clone(),
         kind,
         container_id,
-        json: Value::Object(map).to_string(),
+        json: Value::Object(obj).to_string(),
     })
 }
 

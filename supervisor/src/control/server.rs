@@ -167,6 +167,11 @@ impl proto::control_server::Control for ControlContext {
         req: Request<proto::StopToolRequest>,
     ) -> Result<Response<proto::StopToolResponse>, Status> {
         let name = req.into_inner().name;
+        if self.supervisor.manifest().get(&name).is_none() {
+            return Err(Status::not_found(format!(
+                "unknown tool `{name}`: no tool of that name in the manifest; see `eunomia tools list`"
+            )));
+        }
         let stats = self.supervisor.stop(&name).ok_or_else(|| {
             Status::not_found(format!("tool `{name}` is not running in the agent"))
         })?;

@@ -242,8 +242,7 @@ impl<W: std::io::Write + Send> ConsoleAlerts<W> {
 
     fn write(&mut self, a: &Alert) -> std::io::Result<()> {
         if self.json {
-            let mut v = serde_json::to_value(a)?;
-            v["record"] = "alert".into();
+            let v = crate::schema::alert_object(a);
             serde_json::to_writer(&mut self.out, &v)?;
             writeln!(self.out)
         } else {

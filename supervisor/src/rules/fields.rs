@@ -168,6 +168,27 @@ fn event_field_type(name: &str) -> Option<Ty> {
     Some(ty)
 }
 
+/// Fields declared by tools added through a manifest (the columns of their
+/// generic formats), by name, with their types.
+static DECLARED: std::sync::RwLock<std::collections::BTreeMap<&'static str, Ty>> =
+    std::sync::RwLock::new(std::collections::BTreeMap::new());
+
+/// Makes `name` a field rules can use, of type `ty`: a column of a tool
+/// added through a manifest. A standard name keeps its standard type.
+pub fn declare(name: &str, ty: Ty) {
+    if event_field_type(name).is_some() || DERIVED.contains(&name) {
+        return;
+    }
+    let mut d = DECLARED.write().unwrap_or_else(|p| p.into_inner());
+    d.insert(pf::intern(name), ty);
+}
+
+/// The type of a field a manifest declared.
+fn declared(name: &str) -> Option<(&'static str, Ty)> {
+    let d = DECLARED.read().unwrap_or_else(|p| p.into_inner());
+    d.get_key_value(name).map(|(k, t)| (*k, *t))
+}
+
 /// Resolves a field name to where it is read from and its type.
 pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
     let r = match name {
@@ -188,6 +209,8 @@ pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
                 (FieldRef::Event(pf::intern(name)), ty)
             } else if let Some(label) = LABELS.iter().find(|l| **l == name) {
                 (FieldRef::Label(label), Ty::Str)
+            } else if let Some((name, ty)) = declared(name) {
+                (FieldRef::Event(name), ty)
             } else {
                 return None;
             }

@@ -20,9 +20,10 @@
 //! ```
 //!
 //! Lists and macros are shared by all files of a set; a later file may
-//! redefine one, and a rule named like an earlier one replaces it (so a user
-//! file can override or disable a default rule). Loading reports every error
-//! it finds, each with file, line and column.
+//! redefine one, and a rule named like one of an earlier file replaces it
+//! (so a user file can override or disable a default rule), with a warning
+//! naming both places. Two rules of the same name in one file are an error.
+//! Loading reports every error it finds, each with file, line and column.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -166,7 +167,13 @@ pub fn load_sources(sources: Vec<SourceFile>) -> Result<Loaded, RuleErrors> {
     compiler.check_all_macros();
     let mut rules: Vec<Rule> = Vec::new();
     let mut warnings = Vec::new();
-    for p in &parsed {
+    for (i, p) in parsed.iter().enumerate() {
+        if let Some(dup) = duplicate_names(p) {
+            errors.push(dup);
+        }
+        if let Some(w) = replaced_rules(&parsed[..i], p) {
+            warnings.extend(w);
+        }
         for raw in &p.raw.rule {
             match compile_rule(&mut compiler, &p.file, raw) {
                 Ok(Some(rule)) => {
@@ -200,6 +207,57 @@ pub fn load_sources(sources: Vec<SourceFile>) -> Result<Loaded, RuleErrors> {
         errors.dedup();
         Err(RuleErrors(errors))
     }
+}
+
+/// The first rule of `p` named like an earlier rule of the same file, as an
+/// error at its name naming the earlier one's line.
+fn duplicate_names(p: &Parsed) -> Option<RuleError> {
+    let mut seen: HashMap<&str, &Spanned<String>> = HashMap::new();
+    for raw in &p.raw.rule {
+        let name = &raw.get_ref().name;
+        if let Some(first) = seen.insert(name.get_ref().as_str(), name) {
+            let at = RuleError::at(&p.file, first.span(), "");
+            let (line, col) = (at.line, at.col);
+            return Some(RuleError::at(
+                &p.file,
+                name.span(),
+                format!(
+                    "a second rule named `{}` (the first is at line {line}, column {col}); rule names must be unique",
+                    name.get_ref()
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Warnings for the rules of `p` that replace a rule of an earlier file.
+fn replaced_rules(earlier: &[Parsed], p: &Parsed) -> Option<Vec<RuleError>> {
+    let mut out = Vec::new();
+    for raw in &p.raw.rule {
+        let name = &raw.get_ref().name;
+        let old = earlier.iter().rev().find_map(|e| {
+            e.raw
+                .rule
+                .iter()
+                .find(|r| r.get_ref().name.get_ref() == name.get_ref())
+                .map(|r| (e, r))
+        });
+        if let Some((e, r)) = old {
+            let at = RuleError::at(&e.file, r.get_ref().name.span(), "");
+            let (line, col) = (at.line, at.col);
+            out.push(RuleError::at(
+                &p.file,
+                name.span(),
+                format!(
+                    "rule `{}` replaces the one of {}:{line}:{col}",
+                    name.get_ref(),
+                    e.file.path.display()
+                ),
+            ));
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A TOML syntax or schema error, positioned.
@@ -326,4 +384,42 @@ fn default_dedup(output: &Template) -> Vec<FieldRef> {
         .collect();
     v.dedup();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "[[rule]]\nname = \"dup\"\ncondition = 'event.kind = exec'\nseverity = \"info\"\noutput = \"o\"\n";
+
+    #[test]
+    fn two_rules_of_one_name_in_a_file_are_an_error_at_the_second() {
+        let text = format!("{RULE}{RULE}");
+        let errs = load_str("t.toml", &text).expect_err("a duplicate name").0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let e = &errs[0];
+        assert_eq!((e.line, e.col), (7, 8), "{e:?}");
+        assert!(
+            e.message.contains("second rule named `dup`") && e.message.contains("line 2"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_later_file_replacing_a_rule_says_so() {
+        let file = |path: &str| SourceFile {
+            path: path.into(),
+            text: RULE.into(),
+        };
+        let l = load_sources(vec![file("a.toml"), file("b.toml")]).unwrap();
+        assert_eq!(l.set.rules().len(), 1);
+        let w: Vec<&RuleError> = l
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("replaces"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", l.warnings);
+        assert_eq!(w[0].path, PathBuf::from("b.toml"));
+        assert!(w[0].message.contains("a.toml:2:8"), "{:?}", w[0]);
+    }
 }

@@ -239,7 +239,9 @@ impl<W: Write> Console<W> {
 
     fn print(&mut self, s: &IntervalSummary) -> std::io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut self.out, s)?;
+            let v = serde_json::to_value(s)?;
+            let v = crate::schema::tagged(v, "summary", crate::schema::now_ns());
+            serde_json::to_writer(&mut self.out, &v)?;
             return writeln!(self.out);
         }
         let top: Vec<String> = s
@@ -312,6 +314,8 @@ pub fn batch_json(batch: &SampleBatch) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
+        "type": "samples",
+        "ts_ns": crate::schema::now_ns(),
         "source": batch.source,
         "interval_s": batch.interval_s,
         "samples": samples,
@@ -357,6 +361,8 @@ mod tests {
         let mut c = Console::new(&mut out, true, 5);
         c.handle(&syscalls(&[("getppid", 7)])).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "summary");
+        assert!(v["ts_ns"].as_u64().unwrap() > 0);
         assert_eq!(v["syscalls_total"], 7);
         assert_eq!(v["top"][0]["syscall"], "getppid");
     }

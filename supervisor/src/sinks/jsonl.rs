@@ -51,6 +51,12 @@ impl Default for JsonlConfig {
 }
 
 impl JsonlConfig {
+    /// Whether the sink writes to stdout (`path = "-"`): then stdout is
+    /// JSON lines only, and the human summaries and alerts go to stderr.
+    pub fn writes_stdout(&self) -> bool {
+        self.enabled && self.path.as_os_str() == "-"
+    }
+
     /// Checks values; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.enabled && (self.queue == 0 || self.interval < Duration::from_millis(100)) {
@@ -64,7 +70,7 @@ impl JsonlConfig {
 #[derive(Debug, Serialize)]
 struct MetricLine<'a> {
     r#type: &'static str,
-    time_ns: u64,
+    ts_ns: u64,
     name: &'a str,
     kind: &'static str,
     labels: BTreeMap<&'a str, &'a str>,
@@ -87,7 +93,7 @@ pub fn metric_lines(snap: &Snapshot) -> Vec<String> {
         for p in &m.points {
             let mut line = MetricLine {
                 r#type: "metric",
-                time_ns: snap.time_ns,
+                ts_ns: snap.time_ns,
                 name: m.name,
                 kind: m.kind.as_str(),
                 labels: p.labels.iter().map(|(k, v)| (*k, &**v)).collect(),
@@ -115,21 +121,12 @@ pub fn metric_lines(snap: &Snapshot) -> Vec<String> {
     out
 }
 
-/// One event as a JSON line: `"type":"event"`, the parsers' flat object,
-/// then the enrichment labels (`container.id`, `k8s.pod.name`, ...).
+/// One event as a JSON line in the one schema ([`crate::schema`]):
+/// `"type":"event"`, the parsers' flat object, then the workload labels
+/// (`cgroup.id`, `container.id`, `k8s.pod.name`, ...).
 pub fn event_line(r: &crate::pipeline::ToolRecord) -> Option<String> {
-    let e = r.record.as_event()?;
-    let mut obj = serde_json::Map::new();
-    obj.insert("type".into(), "event".into());
-    if let serde_json::Value::Object(fields) = serde_json::to_value(e).ok()? {
-        obj.extend(fields);
-    }
-    if let Some(w) = r.workload.as_deref() {
-        for (k, v) in w.labels() {
-            obj.insert(k.to_owned(), v.into());
-        }
-    }
-    serde_json::to_string(&obj).ok()
+    r.record.as_event()?;
+    serde_json::to_string(&crate::schema::tool_record_object(r)).ok()
 }
 
 /// The handle the consume loop uses.

@@ -386,6 +386,12 @@ impl Manifest {
                     if let Err(e) = spec.validate() {
                         return Err(at(span, format!("tool `{name}`: format does not fit: {e}")));
                     }
+                    for c in &spec.columns {
+                        if let Some(why) = super::columns::misspelled(&c.name) {
+                            let place = super::columns::locate(text, span.clone(), &c.name);
+                            return Err(at(place.unwrap_or(span), format!("tool `{name}`: {why}")));
+                        }
+                    }
                     let made = Output::of_format(spec.format);
                     if made != *t.output.get_ref() {
                         return Err(at(

@@ -4,6 +4,7 @@
 //! ([`runner`]).
 
 pub mod avail;
+pub mod columns;
 pub mod config;
 pub mod facts;
 pub mod manifest;
@@ -240,7 +241,8 @@ impl Supervisor {
     }
 }
 
-/// Loads the manifest of `config` and checks every name of `enabled` in it.
+/// Loads the manifest of `config` and checks every name of `enabled` in it;
+/// the event columns of its generic tools become fields rules can use.
 /// Errors are bad input (exit code 2 at start-up).
 pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
     config
@@ -255,6 +257,7 @@ pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
             )));
         }
     }
+    columns::declare_rule_fields(&manifest);
     Ok(manifest)
 }
 

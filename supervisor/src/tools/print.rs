@@ -1,10 +1,14 @@
-//! Printing parsed records in the foreground (`eunomia tools start`): one
-//! JSON object per line, or a readable table (events), the histogram as the
-//! tool drew it, the table block, or the folded stack.
+//! Printing tool records (`eunomia tools start`, in the foreground or
+//! following the agent with `--follow`): one JSON object per line in the one
+//! schema ([`crate::schema`]), or a readable table (events), the histogram as
+//! the tool drew it, the table block, or the folded stack. Both modes print
+//! from the JSON object, so the foreground and the agent's stream look alike.
 
 use std::io::Write;
 
-use super::pa::{self, Record};
+use serde_json::{Map, Value};
+
+use super::pa::Record;
 
 /// Prints records to a writer.
 pub struct RecordPrinter<W: Write> {
@@ -15,7 +19,10 @@ pub struct RecordPrinter<W: Write> {
 }
 
 /// Keys of an event's JSON that the table shows elsewhere or not at all.
-const HIDDEN: &[&str] = &["record", "ts_ns", "tool", "kind", "tool_time"];
+const HIDDEN: &[&str] = &["type", "record", "ts_ns", "tool", "kind", "tool_time"];
+
+/// A JSON object.
+type Object = Map<String, Value>;
 
 impl<W: Write> RecordPrinter<W> {
     /// A printer of JSON lines (`json`) or text.
@@ -29,27 +36,35 @@ impl<W: Write> RecordPrinter<W> {
 
     /// Prints one record.
     pub fn print(&mut self, record: &Record) -> std::io::Result<()> {
+        self.print_object(&crate::schema::record_object(record, None))
+    }
+
+    /// Prints one record given as its JSON object (what `--follow` receives).
+    pub fn print_object(&mut self, obj: &Object) -> std::io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut self.out, record)?;
+            serde_json::to_writer(&mut self.out, obj)?;
             writeln!(self.out)?;
             return self.out.flush();
         }
-        match record {
-            Record::Event(e) => self.event(record, e)?,
-            Record::Histogram(h) => self.histogram(h)?,
-            Record::Table(t) => self.table(t)?,
-            Record::Stack(s) => writeln!(self.out, "{}", s.to_folded_line())?,
+        match obj.get("type").and_then(Value::as_str) {
+            Some("histogram") => self.histogram(obj)?,
+            Some("table") => self.table(obj)?,
+            Some("stack") => writeln!(
+                self.out,
+                "{} {}",
+                str_of(obj, "stack"),
+                text(obj.get("count").unwrap_or(&Value::Null))
+            )?,
+            _ => self.event(obj)?,
         }
         self.out.flush()
     }
 
-    fn event(&mut self, record: &Record, e: &pa::Event) -> std::io::Result<()> {
-        let value = serde_json::to_value(record).unwrap_or_default();
-        let map = value.as_object().cloned().unwrap_or_default();
-        let mut fields: Vec<(String, String)> = map
-            .into_iter()
+    fn event(&mut self, obj: &Object) -> std::io::Result<()> {
+        let mut fields: Vec<(String, String)> = obj
+            .iter()
             .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
-            .map(|(k, v)| (k, text(&v)))
+            .map(|(k, v)| (k.clone(), text(v)))
             .collect();
         fields.sort_by_key(|(k, _)| (column_rank(k), k.clone()));
         if self.columns.is_none() {
@@ -70,10 +85,7 @@ impl<W: Write> RecordPrinter<W> {
             self.columns = Some(cols);
         }
         let cols = self.columns.as_ref().expect("set above");
-        let time = match &e.tool_time {
-            Some(t) => t.to_string(),
-            None => clock(e.ts_ns),
-        };
+        let time = time_of(obj);
         let mut line = format!("{time:<12}");
         for (k, w) in &cols[1..] {
             let v = fields
@@ -92,57 +104,63 @@ impl<W: Write> RecordPrinter<W> {
         writeln!(self.out, "{}", line.trim_end())
     }
 
-    fn histogram(&mut self, h: &pa::HistogramSnapshot) -> std::io::Result<()> {
-        let unit = serde_json::to_value(&h.unit)
-            .ok()
-            .map(|v| text(&v))
-            .unwrap_or_default();
-        let time = h
-            .tool_time
-            .map_or_else(|| clock(h.ts_ns), |t| t.to_string());
-        match &h.label {
+    fn histogram(&mut self, h: &Object) -> std::io::Result<()> {
+        let unit = text(h.get("unit").unwrap_or(&Value::Null));
+        let time = time_of(h);
+        let tool = str_of(h, "tool");
+        match h.get("label").and_then(Value::as_object) {
             Some(l) => writeln!(
                 self.out,
-                "[{time}] {}: {} {}{}",
-                h.tool,
-                l.key,
-                l.value,
-                l.comm.as_ref().map_or(String::new(), |c| format!(" ({c})"))
+                "[{time}] {tool}: {} {}{}",
+                str_of(l, "key"),
+                str_of(l, "value"),
+                l.get("comm")
+                    .map_or(String::new(), |c| format!(" ({})", text(c)))
             )?,
-            None => writeln!(self.out, "[{time}] {}", h.tool)?,
+            None => writeln!(self.out, "[{time}] {tool}")?,
         }
-        let max = h.buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+        let buckets: Vec<[u64; 3]> = h
+            .get("buckets")
+            .and_then(Value::as_array)
+            .map(|b| {
+                b.iter()
+                    .map(|b| ["low", "high", "count"].map(|k| b[k].as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let max = buckets.iter().map(|b| b[2]).max().unwrap_or(0).max(1);
         writeln!(self.out, "{:>24} : {:<10} distribution", unit, "count")?;
-        for b in &h.buckets {
-            let stars = (b.count * 40).div_ceil(max) as usize;
+        for [low, high, count] in buckets {
+            let stars = (count * 40).div_ceil(max) as usize;
             writeln!(
                 self.out,
-                "{:>10} -> {:<10} : {:<10} |{:<40}|",
-                b.low,
-                b.high,
-                b.count,
+                "{low:>10} -> {high:<10} : {count:<10} |{:<40}|",
                 "*".repeat(stars)
             )?;
         }
         writeln!(self.out)
     }
 
-    fn table(&mut self, t: &pa::TableSnapshot) -> std::io::Result<()> {
-        let time = t
-            .tool_time
-            .map_or_else(|| clock(t.ts_ns), |tt| tt.to_string());
-        writeln!(self.out, "[{time}] {}", t.tool)?;
+    fn table(&mut self, t: &Object) -> std::io::Result<()> {
+        writeln!(self.out, "[{}] {}", time_of(t), str_of(t, "tool"))?;
+        let columns: Vec<String> = t
+            .get("columns")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().map(text).collect())
+            .unwrap_or_default();
         let cells: Vec<Vec<String>> = t
-            .rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|v| text(&serde_json::to_value(v).unwrap_or_default()))
+            .get("rows")
+            .and_then(Value::as_array)
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        r.as_array()
+                            .map_or(vec![], |r| r.iter().map(text).collect())
+                    })
                     .collect()
             })
-            .collect();
-        let widths: Vec<usize> = t
-            .columns
+            .unwrap_or_default();
+        let widths: Vec<usize> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -155,7 +173,7 @@ impl<W: Write> RecordPrinter<W> {
                     .unwrap_or(0)
             })
             .collect();
-        let row = |vals: Vec<&str>| -> String {
+        let row = |vals: &[String]| -> String {
             vals.iter()
                 .zip(&widths)
                 .map(|(v, w)| format!("{v:<w$}"))
@@ -164,15 +182,24 @@ impl<W: Write> RecordPrinter<W> {
                 .trim_end()
                 .to_owned()
         };
-        writeln!(
-            self.out,
-            "{}",
-            row(t.columns.iter().map(|c| &**c).collect())
-        )?;
+        writeln!(self.out, "{}", row(&columns))?;
         for r in &cells {
-            writeln!(self.out, "{}", row(r.iter().map(String::as_str).collect()))?;
+            writeln!(self.out, "{}", row(r))?;
         }
         writeln!(self.out)
+    }
+}
+
+/// The string at `key` (empty when absent).
+fn str_of(obj: &Object, key: &str) -> String {
+    obj.get(key).map(text).unwrap_or_default()
+}
+
+/// The time the tool printed, else the receive time as a clock.
+fn time_of(obj: &Object) -> String {
+    match obj.get("tool_time") {
+        Some(t) => text(t),
+        None => clock(obj.get("ts_ns").and_then(Value::as_u64).unwrap_or(0)),
     }
 }
 
@@ -190,10 +217,10 @@ fn column_rank(key: &str) -> u8 {
 }
 
 /// A JSON value as table text: strings without quotes.
-fn text(v: &serde_json::Value) -> String {
+fn text(v: &Value) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
         other => other.to_string(),
     }
 }
@@ -214,6 +241,7 @@ fn clock(ts_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::pa;
 
     fn records(tool: &str, text: &str) -> Vec<Record> {
         let mut p = pa::builtin(tool).unwrap();
@@ -248,5 +276,50 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["proc.pid"], 5907);
         assert_eq!(v["tool"], "execsnoop");
+        assert_eq!(v["type"], "event");
+    }
+
+    /// What `--follow` prints from the agent's JSON is what the foreground
+    /// prints from the record, for every kind of record.
+    #[test]
+    fn the_json_object_prints_like_the_record() {
+        let hist = records(
+            "biolatency",
+            include_str!("../../../parsers/fixtures/biolatency/canonical.txt"),
+        );
+        let table = records(
+            "syscount",
+            include_str!("../../../parsers/fixtures/syscount/canonical.txt"),
+        );
+        let all: Vec<Record> = hist.into_iter().chain(table).collect();
+        assert!(all.iter().any(|r| r.as_histogram().is_some()), "{all:?}");
+        assert!(all.iter().any(|r| r.as_table().is_some()), "{all:?}");
+        for r in &all {
+            let mut direct = Vec::new();
+            RecordPrinter::new(&mut direct, false).print(r).unwrap();
+            let line = serde_json::to_string(&crate::schema::record_object(r, None)).unwrap();
+            let obj: Object = serde_json::from_str(&line).unwrap();
+            let mut followed = Vec::new();
+            RecordPrinter::new(&mut followed, false)
+                .print_object(&obj)
+                .unwrap();
+            let direct = String::from_utf8(direct).unwrap();
+            assert_eq!(direct, String::from_utf8(followed).unwrap());
+            match r {
+                Record::Histogram(_) => {
+                    assert!(
+                        direct.contains("usecs") && direct.contains("|****"),
+                        "{direct}"
+                    )
+                }
+                Record::Table(_) => {
+                    assert!(
+                        direct.contains("syscall") && direct.contains("rt_sigaction"),
+                        "{direct}"
+                    )
+                }
+                _ => {}
+            }
+        }
     }
 }
