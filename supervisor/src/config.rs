@@ -3,6 +3,7 @@
 //! Without a file the built-in defaults apply, so `eunomia run` works as is.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -38,6 +39,9 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The security rules.
     pub rules: RulesConfig,
+    /// What the `OTEL_*` environment variables did ([`Config::load`] only).
+    #[serde(skip)]
+    pub env: Vec<crate::otel_env::EnvSetting>,
 }
 
 /// Agent-wide settings.
@@ -52,6 +56,10 @@ pub struct AgentConfig {
     pub channel_capacity: usize,
     /// The control API's Unix socket (`eunomia tools`, `eunomia status`).
     pub control_socket: PathBuf,
+    /// OpenTelemetry resource attributes added to (or replacing) the
+    /// detected ones (`service.name`, `host.name`, ...): e.g.
+    /// `k8s.cluster.name`, `deployment.environment.name`.
+    pub resource_attributes: BTreeMap<String, String>,
 }
 
 impl Default for AgentConfig {
@@ -60,6 +68,7 @@ impl Default for AgentConfig {
             poll_interval: Duration::from_secs(10),
             channel_capacity: 8192,
             control_socket: PathBuf::from(crate::cli::DEFAULT_SOCKET),
+            resource_attributes: BTreeMap::new(),
         }
     }
 }
@@ -89,6 +98,9 @@ pub enum ConfigError {
         /// What is wrong and where.
         message: String,
     },
+    /// An `OTEL_*` environment variable cannot be used.
+    #[error("environment: {0}")]
+    Env(#[from] crate::otel_env::EnvError),
     /// A value is out of its range.
     #[error("{path}: {message}")]
     Invalid {
@@ -100,31 +112,56 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults.
+    /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults,
+    /// then applies the `OTEL_*` environment variables
+    /// ([`crate::otel_env`]; the file wins where both set a key).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            Some(path) => Self::from_file(path),
-            None if Path::new(DEFAULT_PATH).exists() => Self::from_file(Path::new(DEFAULT_PATH)),
-            None => {
-                let config = Config::default();
-                config.validate(Path::new("<built-in defaults>"))?;
-                Ok(config)
-            }
-        }
+        Self::load_with_env(path, &crate::otel_env::process_env)
     }
 
-    /// Reads, parses and validates one file.
+    /// [`Config::load`] with the environment given by `env`.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: crate::otel_env::Lookup<'_>,
+    ) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(path) => Some(path),
+            None if Path::new(DEFAULT_PATH).exists() => Some(Path::new(DEFAULT_PATH)),
+            None => None,
+        };
+        let (mut config, table, shown) = match path {
+            Some(path) => {
+                let text = read(path)?;
+                let (config, table) = Self::parse(&text, path)?;
+                (config, table, path.to_owned())
+            }
+            None => (
+                Config::default(),
+                toml::Table::new(),
+                PathBuf::from("<built-in defaults>"),
+            ),
+        };
+        config.env = crate::otel_env::apply(&mut config, &table, env)?;
+        config.validate(&shown)?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates one file (no environment).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_str(&text, path)
+        Self::from_str(&read(path)?, path)
     }
 
     /// Parses and validates `text`; `path` is only used in error messages.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let (config, _) = Self::parse(text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses `text` into the configuration and the plain TOML table (which
+    /// keys the file sets).
+    fn parse(text: &str, path: &Path) -> Result<(Config, toml::Table), ConfigError> {
+        let parse_err = |e: toml::de::Error| {
             let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Parse {
                 path: path.to_owned(),
@@ -132,9 +169,13 @@ impl Config {
                 col,
                 message: e.to_string().trim_end().to_owned(),
             }
-        })?;
-        config.validate(path)?;
-        Ok(config)
+        };
+        let mut config: Config = toml::from_str(text).map_err(parse_err)?;
+        let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        if let Some(sinks) = table.get("sinks").and_then(|s| s.as_table()) {
+            config.sinks.enable_configured(sinks);
+        }
+        Ok((config, table))
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -151,11 +192,28 @@ impl Config {
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
+        if let Some(k) = self
+            .agent
+            .resource_attributes
+            .keys()
+            .find(|k| k.trim().is_empty())
+        {
+            return Err(invalid(format!(
+                "agent.resource_attributes: empty attribute name {k:?}"
+            )));
+        }
         self.aggregate.validate().map_err(invalid)?;
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
         Ok(())
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The 1-based line and column of byte `offset` in `text`.

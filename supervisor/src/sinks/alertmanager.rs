@@ -37,6 +37,9 @@ use crate::rules::{Alert, AlertSink};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
+    /// Post alerts (the section turns the sink on unless this is false).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Base URL, e.g. `http://127.0.0.1:9093` (a path prefix is kept).
     pub url: String,
     /// How long after its last occurrence an alert resolves (`endsAt`).
@@ -53,6 +56,9 @@ pub struct AlertmanagerConfig {
     pub queue: usize,
 }
 
+fn default_enabled() -> bool {
+    true
+}
 fn default_resolve_timeout() -> Duration {
     Duration::from_secs(300)
 }
@@ -175,6 +181,36 @@ impl AlertmanagerSink {
     }
 }
 
+/// Exports the sink's counters as the common sink self-metrics
+/// (`eunomia_sink_exports_total`, `eunomia_sink_dropped_items_total`,
+/// `sink="alertmanager"`, `signal="alerts"`).
+pub fn register_stats(stats: &Arc<AlertmanagerStats>, registry: &crate::selfmetrics::Registry) {
+    let read = |f: fn(&AlertmanagerStats) -> &AtomicU64| {
+        let s = Arc::downgrade(stats);
+        move || s.upgrade().map_or(0, |s| f(&s).load(Ordering::Relaxed))
+    };
+    let labels =
+        |k: &'static str, v: &'static str| [("sink", "alertmanager"), ("signal", "alerts"), (k, v)];
+    registry.observe_counter(
+        "eunomia_sink_exports_total",
+        "Export requests by sink, signal and outcome (success, failure, rejected).",
+        &labels("outcome", "failure"),
+        read(|s| &s.post_errors),
+    );
+    registry.observe_counter(
+        "eunomia_sink_dropped_items_total",
+        "Data points and log records a sink dropped, by reason.",
+        &labels("reason", "queue_full"),
+        read(|s| &s.dropped_full),
+    );
+    registry.observe_counter(
+        "eunomia_sink_dropped_items_total",
+        "Data points and log records a sink dropped, by reason.",
+        &labels("reason", "failure"),
+        read(|s| &s.dropped_failed),
+    );
+}
+
 /// Alerts posted at most in one request.
 const MAX_BATCH: usize = 256;
 
@@ -187,6 +223,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let stats = Arc::new(AlertmanagerStats::default());
     let poster = Poster {
+        health: super::health::register("alertmanager", config.url.clone()),
         endpoint,
         config: config.clone(),
         stats: stats.clone(),
@@ -197,6 +234,7 @@ pub fn start(
 }
 
 struct Poster {
+    health: Arc<super::health::SinkHealth>,
     endpoint: Endpoint,
     config: AlertmanagerConfig,
     stats: Arc<AlertmanagerStats>,
@@ -238,11 +276,13 @@ impl Poster {
             .unwrap_or_default();
         match post(&self.endpoint, &body, self.config.timeout).await {
             Ok(()) => {
+                self.health.success();
                 self.stats
                     .sent
                     .fetch_add(all.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
+                self.health.failure(&e);
                 self.stats.post_errors.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .dropped_failed
