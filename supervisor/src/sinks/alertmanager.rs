@@ -211,6 +211,13 @@ pub fn register_stats(stats: &Arc<AlertmanagerStats>, registry: &crate::selfmetr
     );
 }
 
+/// Routing label names and the enrichment keys they copy.
+const ROUTING_LABELS: &[(&str, &str)] = &[
+    ("namespace", crate::enrich::workload::K8S_NAMESPACE),
+    ("pod", crate::enrich::workload::K8S_POD_NAME),
+    ("container", crate::enrich::workload::CONTAINER_NAME),
+];
+
 /// Alerts posted at most in one request.
 const MAX_BATCH: usize = 256;
 
@@ -308,6 +315,12 @@ impl Poster {
                 labels.insert(label_name(k), v.clone().into());
             }
         }
+        // The names routing trees and inhibitions use, beside the OTel keys.
+        for (route, key) in ROUTING_LABELS {
+            if let Some(v) = a.labels.get(*key).filter(|v| !v.is_empty()) {
+                labels.insert((*route).into(), v.clone().into());
+            }
+        }
         labels.insert("alertname".into(), a.rule.to_string().into());
         labels.insert("severity".into(), a.severity.as_str().into());
         labels.insert("source".into(), "eunomia".into());
@@ -320,6 +333,7 @@ impl Poster {
             "labels": labels,
             "annotations": {
                 "summary": a.output,
+                "description": &*a.description,
                 "tags": a.tags.join(","),
                 "kind": a.kind,
                 "tool": &*a.tool,
@@ -421,6 +435,53 @@ mod tests {
         );
         assert!(Endpoint::parse("https://x").is_err());
         assert!(Endpoint::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn payload_has_routing_labels_and_the_rule_description() {
+        let set = crate::rules::load_str(
+            "t.toml",
+            "[[rule]]\nname = \"r\"\ndescription = \"A shell ran in a container.\"\ncondition = 'event.kind = exec'\nseverity = \"warning\"\noutput = \"shell in {container}\"\n",
+        )
+        .unwrap()
+        .set;
+        let e = parsers::Event::new("execsnoop".into(), parsers::EventKind::Exec);
+        let labels = vec![
+            ("container.id", "3f4e".repeat(16)),
+            ("container.name", "web".to_owned()),
+            ("k8s.namespace.name", "shop".to_owned()),
+            ("k8s.pod.name", "web-7d9".to_owned()),
+        ];
+        let ctx = crate::rules::Ctx {
+            event: &e,
+            labels: &labels,
+            lineage: crate::rules::Lineage::default(),
+        };
+        let alert = Alert::new(&set.rules()[0], &ctx, 7, 0);
+        let poster = Poster {
+            health: crate::sinks::health::register("alertmanager-test", "x"),
+            endpoint: Endpoint::parse("http://127.0.0.1:9093").unwrap(),
+            config: AlertmanagerConfig {
+                enabled: true,
+                url: "http://127.0.0.1:9093".into(),
+                resolve_timeout: default_resolve_timeout(),
+                flush_interval: default_flush_interval(),
+                timeout: default_timeout(),
+                queue: default_queue(),
+            },
+            stats: Default::default(),
+            instance: "node-1".into(),
+        };
+        let p = poster.payload(&alert);
+        assert_eq!(p["labels"]["namespace"], "shop");
+        assert_eq!(p["labels"]["pod"], "web-7d9");
+        assert_eq!(p["labels"]["container"], "web");
+        assert_eq!(p["labels"]["k8s_namespace_name"], "shop");
+        assert_eq!(
+            p["annotations"]["description"],
+            "A shell ran in a container."
+        );
+        assert_eq!(p["annotations"]["summary"], "shell in web");
     }
 
     #[test]
