@@ -243,6 +243,44 @@ mod tests {
     }
 
     #[test]
+    fn documented_sink_sections_show_the_defaults_once_uncommented() {
+        // The sink sections are commented out (a section turns its sink on);
+        // uncommented, their keys are still the defaults.
+        let start = DEFAULT_TEXT.find("# [sinks.otlp]").expect("sinks block");
+        let mut text = DEFAULT_TEXT[..start].to_owned();
+        for line in DEFAULT_TEXT[start..].lines() {
+            let body = line.strip_prefix("# ").unwrap_or("");
+            let key = body.split(" = ").next().unwrap_or("");
+            let is_toml = body.starts_with("[sinks.")
+                || (body.contains(" = ")
+                    && !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            if is_toml {
+                text.push_str(body);
+                text.push('\n');
+            }
+        }
+        let mut c: Config = toml::from_str(&text).expect("uncommented sinks parse");
+        assert!(c.sinks.alertmanager.take().is_some());
+        assert_eq!(
+            c.sinks.otlp.metrics_endpoint.take().as_deref(),
+            Some("http://metrics-core:4317")
+        );
+        assert_eq!(
+            c.sinks.otlp.logs_endpoint.take().as_deref(),
+            Some("http://logs-core:4317")
+        );
+        assert!(c.sinks.otlp.tls.ca_file.take().is_some());
+        c.sinks.otlp.tls = Default::default();
+        c.sinks.otlp.buffer.spill_dir = None;
+        assert_eq!(
+            c,
+            Config::default(),
+            "a documented sink key drifted from its default"
+        );
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.agent.poll_interval, Duration::from_secs(10));

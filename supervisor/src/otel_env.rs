@@ -166,12 +166,12 @@ impl Applier<'_> {
                 "sinks.otlp.logs_endpoint",
             ),
         ];
-        let mut any = false;
+        let mut first = None;
         for (var, key) in VARS {
             let Some(v) = self.get(var) else { continue };
             let v = v.trim().to_owned();
             crate::sinks::otlp::check_endpoint(key, &v).map_err(|m| err(var, &v, &m))?;
-            any = true;
+            first.get_or_insert(var);
             if self.claim(var, key, &v) {
                 let otlp = &mut self.config.sinks.otlp;
                 match key {
@@ -190,7 +190,9 @@ impl Applier<'_> {
                 Outcome::Unused("eunomia exports metrics and logs, no traces"),
             );
         }
-        if any && self.claim("OTEL_EXPORTER_OTLP_*ENDPOINT", "sinks.otlp.enabled", "true") {
+        if let Some(var) = first
+            && self.claim(var, "sinks.otlp.enabled", "true")
+        {
             self.config.sinks.otlp.enabled = true;
         }
         Ok(())

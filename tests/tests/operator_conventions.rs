@@ -79,6 +79,20 @@ fn config_check_shows_sinks_tools_rules_and_which_otel_variables_applied() {
         "a header value shown:\n{stdout}"
     );
 
+    // The shipped file sets no sink key, so the variable turns OTLP on there.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/eunomia.toml");
+    let out = eunomia_env(
+        &["config", "check"],
+        &shipped,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4999")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("sink:        otlp -> http://127.0.0.1:4999"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+
     // OTEL_SDK_DISABLED turns the env-enabled sink off again.
     let plain = dir.join("plain.toml");
     std::fs::write(&plain, "").unwrap();

@@ -42,12 +42,10 @@ fn describe(config: &Config, p: &preflight::Preflight) -> String {
         none(&p.tools),
         p.manifests.join(", ")
     );
-    let files: Vec<String> = config
-        .rules
-        .defaults
-        .then(|| "built-in defaults".to_owned())
-        .into_iter()
-        .chain(p.rules_files.iter().map(|f| f.display().to_string()))
+    let files: Vec<String> = p
+        .rules_files
+        .iter()
+        .map(|f| f.display().to_string())
         .collect();
     out += &match config.rules.enabled {
         true => format!(
