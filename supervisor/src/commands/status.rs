@@ -146,7 +146,11 @@ fn sink_line(k: &proto::SinkStatus, now: f64) -> String {
     let mut line = format!(
         "sink {:<13} {}, -> {}, last success {}",
         format!("{}:", k.name),
-        if k.up { "up" } else { "DOWN" },
+        match (k.up, k.last_success_unix > 0.0 || !k.last_error.is_empty()) {
+            (true, true) => "up",
+            (true, false) => "waiting (nothing sent yet)",
+            (false, _) => "DOWN",
+        },
         k.target,
         match k.last_success_unix > 0.0 {
             true => ago(k.last_success_unix),
@@ -228,6 +232,17 @@ mod tests {
         assert_eq!(
             line,
             "sink otlp:         DOWN, -> http://core:4317, last success never, last error 2s ago: metrics: connection refused, backlog 3, 0 dropped"
+        );
+        let fresh = proto::SinkStatus {
+            name: "prometheus".into(),
+            target: "http://127.0.0.1:9464/metrics".into(),
+            up: true,
+            ..Default::default()
+        };
+        assert!(
+            sink_line(&fresh, 102.0).contains("waiting (nothing sent yet)"),
+            "{}",
+            sink_line(&fresh, 102.0)
         );
         let json = to_json(&sample());
         assert_eq!(json["sinks"][0]["backlog"], 3);
