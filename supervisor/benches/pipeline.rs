@@ -100,7 +100,7 @@ fn aggregate_and_encode(
 
 fn bench(c: &mut Criterion) {
     let evs = events(BATCH);
-    let res = resource();
+    let res = resource(&Default::default());
     let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
 
     // A plain timed run first, for the summary line and the memory figure.

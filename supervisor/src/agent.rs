@@ -56,15 +56,29 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
 
     let started = std::time::Instant::now();
-    // The manifest first: its generic tools' columns are fields of the rules.
+    // Before anything is attached: what `config check` checks, and one
+    // agent per control socket.
+    crate::preflight::check(&config)?;
+    let bound = bind_control(&config)?;
+    // The manifest before the rules: its generic tools' columns are fields
+    // of the rules.
     crate::tools::load_checked(&config.tools)?;
     let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
     let registry = selfmetrics::global().clone();
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
     let sinks_stop = CancellationToken::new();
-    let sinks = sinks::start(&config.sinks, &aggregator, &registry, &sinks_stop)
-        .await
-        .context("starting the sinks")?;
+    for setting in &config.env {
+        tracing::info!("{setting}");
+    }
+    let sinks = sinks::start(
+        &config.sinks,
+        &config.agent.resource_attributes,
+        &aggregator,
+        &registry,
+        &sinks_stop,
+    )
+    .await
+    .context("starting the sinks")?;
 
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     register_pipeline_stats(&registry, tx.stats());
@@ -80,15 +94,17 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let control = start_control(
         &config,
         &opts,
+        bound,
         ControlContext {
             supervisor: supervisor.clone(),
             events: events.clone(),
             registry: registry.clone(),
             pipeline: stats.clone(),
             started,
-            config_path: opts.config_path.clone(),
+            config_path: shown_config_path(opts.config_path.as_deref()),
             sources: source_names(&config),
             shutdown: shutdown.clone(),
+            rates: Default::default(),
         },
         rules_tx,
     )?;
@@ -231,12 +247,38 @@ fn source_names(config: &Config) -> Vec<String> {
     .collect()
 }
 
-/// Serves the control API (unless another agent already does on the same
-/// socket) and installs the SIGHUP reloader. The returned task ends, and
-/// removes the socket, on shutdown.
+/// Binds the control socket; another agent answering there is bad usage
+/// (exit 2, naming its pid), so a second agent never attaches a second hot
+/// path and tool set.
+fn bind_control(
+    config: &Config,
+) -> anyhow::Result<(tokio::net::UnixListener, control::socket::SocketGuard)> {
+    match control::socket::bind(&config.agent.control_socket) {
+        Ok(bound) => Ok(bound),
+        Err(e @ SocketError::InUse { .. }) => Err(crate::BadInput(e.to_string()).into()),
+        Err(e) => Err(e).context("creating the control socket (agent.control_socket, --socket)"),
+    }
+}
+
+/// The configuration file `eunomia status` shows: absolute, or the default
+/// file when it was read, or none (built-in defaults).
+fn shown_config_path(given: Option<&std::path::Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(std::path::absolute(p).unwrap_or_else(|_| p.to_owned())),
+        None => {
+            let default = std::path::Path::new(crate::config::DEFAULT_PATH);
+            default.exists().then(|| default.to_owned())
+        }
+    }
+}
+
+/// Serves the control API on the socket bound at start and installs the
+/// SIGHUP reloader. The returned task ends, and removes the socket, on
+/// shutdown.
 fn start_control(
     config: &Config,
     opts: &RunOptions,
+    bound: (tokio::net::UnixListener, control::socket::SocketGuard),
     ctx: ControlContext,
     rules_tx: Option<watch::Sender<RulesConfig>>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
@@ -249,15 +291,7 @@ fn start_control(
         rules: rules_tx,
     };
     reload::spawn(reloader, shutdown.clone()).context("installing the SIGHUP handler")?;
-    let path = &config.agent.control_socket;
-    match control::server::spawn(path, ctx, shutdown) {
-        Ok(task) => Ok(Some(task)),
-        Err(e @ SocketError::InUse(_)) => {
-            tracing::warn!("{e}: running without a control API");
-            Ok(None)
-        }
-        Err(e) => Err(e).context("creating the control socket (agent.control_socket, --socket)"),
-    }
+    Ok(Some(control::server::serve(bound, ctx, shutdown)))
 }
 
 /// READY now, STOPPING on shutdown, and watchdog pings in between.
@@ -356,8 +390,9 @@ fn start_rules(
     if config.rules.console {
         stage.add_sink(Box::new(ConsoleAlerts::new(console_out(config), opts.json)));
     }
-    if let Some(am) = &config.sinks.alertmanager {
+    if let Some(am) = config.sinks.alertmanager() {
         let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
+        alertmanager::register_stats(sink.stats(), selfmetrics::global());
         stage.add_sink(Box::new(sink));
         tasks.push(task);
     }

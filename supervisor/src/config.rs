@@ -3,6 +3,7 @@
 //! Without a file the built-in defaults apply, so `eunomia run` works as is.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -38,6 +39,9 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The security rules.
     pub rules: RulesConfig,
+    /// What the `OTEL_*` environment variables did ([`Config::load`] only).
+    #[serde(skip)]
+    pub env: Vec<crate::otel_env::EnvSetting>,
 }
 
 /// Agent-wide settings.
@@ -52,6 +56,10 @@ pub struct AgentConfig {
     pub channel_capacity: usize,
     /// The control API's Unix socket (`eunomia tools`, `eunomia status`).
     pub control_socket: PathBuf,
+    /// OpenTelemetry resource attributes added to (or replacing) the
+    /// detected ones (`service.name`, `host.name`, ...): e.g.
+    /// `k8s.cluster.name`, `deployment.environment.name`.
+    pub resource_attributes: BTreeMap<String, String>,
 }
 
 impl Default for AgentConfig {
@@ -60,6 +68,7 @@ impl Default for AgentConfig {
             poll_interval: Duration::from_secs(10),
             channel_capacity: 8192,
             control_socket: PathBuf::from(crate::cli::DEFAULT_SOCKET),
+            resource_attributes: BTreeMap::new(),
         }
     }
 }
@@ -92,6 +101,9 @@ pub enum ConfigError {
         /// What is wrong and where.
         message: String,
     },
+    /// An `OTEL_*` environment variable cannot be used.
+    #[error("environment: {0}")]
+    Env(#[from] crate::otel_env::EnvError),
     /// A value is out of its range.
     #[error("{path}: {message}")]
     Invalid {
@@ -103,32 +115,56 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults.
+    /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults,
+    /// then applies the `OTEL_*` environment variables
+    /// ([`crate::otel_env`]; the file wins where both set a key).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            Some(path) => Self::from_file(path),
-            None if Path::new(DEFAULT_PATH).exists() => Self::from_file(Path::new(DEFAULT_PATH)),
-            None => {
-                let config = Config::default();
-                config.validate(Path::new("<built-in defaults>"))?;
-                Ok(config)
-            }
-        }
+        Self::load_with_env(path, &crate::otel_env::process_env)
     }
 
-    /// Reads, parses and validates one file.
+    /// [`Config::load`] with the environment given by `env`.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: crate::otel_env::Lookup<'_>,
+    ) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(path) => Some(path),
+            None if Path::new(DEFAULT_PATH).exists() => Some(Path::new(DEFAULT_PATH)),
+            None => None,
+        };
+        let (mut config, table, shown) = match path {
+            Some(path) => {
+                let text = read(path)?;
+                let (config, table) = Self::parse(&text, path)?;
+                (config, table, path.to_owned())
+            }
+            None => (
+                Config::default(),
+                toml::Table::new(),
+                PathBuf::from("<built-in defaults>"),
+            ),
+        };
+        config.env = crate::otel_env::apply(&mut config, &table, env)?;
+        config.validate(&shown)?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates one file (no environment).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        crate::trust::check(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_str(&text, path)
+        Self::from_str(&read(path)?, path)
     }
 
     /// Parses and validates `text`; `path` is only used in error messages.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let (config, _) = Self::parse(text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses `text` into the configuration and the plain TOML table (which
+    /// keys the file sets).
+    fn parse(text: &str, path: &Path) -> Result<(Config, toml::Table), ConfigError> {
+        let parse_err = |e: toml::de::Error| {
             let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Parse {
                 path: path.to_owned(),
@@ -136,9 +172,13 @@ impl Config {
                 col,
                 message: toml_message(&e),
             }
-        })?;
-        config.validate(path)?;
-        Ok(config)
+        };
+        let mut config: Config = toml::from_str(text).map_err(parse_err)?;
+        let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        if let Some(sinks) = table.get("sinks").and_then(|s| s.as_table()) {
+            config.sinks.enable_configured(sinks);
+        }
+        Ok((config, table))
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -155,6 +195,16 @@ impl Config {
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
+        if let Some(k) = self
+            .agent
+            .resource_attributes
+            .keys()
+            .find(|k| k.trim().is_empty())
+        {
+            return Err(invalid(format!(
+                "agent.resource_attributes: empty attribute name {k:?}"
+            )));
+        }
         self.aggregate.validate().map_err(invalid)?;
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
@@ -162,7 +212,16 @@ impl Config {
     }
 }
 
-/// The 1-based line and column of byte `offset` in `text`.
+/// Reads a config file the agent trusts: owned by root (or its own user)
+/// and not writable by others ([`crate::trust`]).
+fn read(path: &Path) -> Result<String, ConfigError> {
+    crate::trust::check(path)?;
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// toml's message first, then its excerpt of the file underlined, without
 /// its own `TOML parse error at line L, column C` (the error says `file:L:C`).
 fn toml_message(e: &toml::de::Error) -> String {
@@ -178,6 +237,7 @@ fn toml_message(e: &toml::de::Error) -> String {
     }
 }
 
+/// The 1-based line and column of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -200,6 +260,44 @@ mod tests {
             c,
             Config::default(),
             "deploy/eunomia.toml drifted from the defaults"
+        );
+    }
+
+    #[test]
+    fn documented_sink_sections_show_the_defaults_once_uncommented() {
+        // The sink sections are commented out (a section turns its sink on);
+        // uncommented, their keys are still the defaults.
+        let start = DEFAULT_TEXT.find("# [sinks.otlp]").expect("sinks block");
+        let mut text = DEFAULT_TEXT[..start].to_owned();
+        for line in DEFAULT_TEXT[start..].lines() {
+            let body = line.strip_prefix("# ").unwrap_or("");
+            let key = body.split(" = ").next().unwrap_or("");
+            let is_toml = body.starts_with("[sinks.")
+                || (body.contains(" = ")
+                    && !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            if is_toml {
+                text.push_str(body);
+                text.push('\n');
+            }
+        }
+        let mut c: Config = toml::from_str(&text).expect("uncommented sinks parse");
+        assert!(c.sinks.alertmanager.take().is_some());
+        assert_eq!(
+            c.sinks.otlp.metrics_endpoint.take().as_deref(),
+            Some("http://metrics-core:4317")
+        );
+        assert_eq!(
+            c.sinks.otlp.logs_endpoint.take().as_deref(),
+            Some("http://logs-core:4317")
+        );
+        assert!(c.sinks.otlp.tls.ca_file.take().is_some());
+        c.sinks.otlp.tls = Default::default();
+        c.sinks.otlp.buffer.spill_dir = None;
+        assert_eq!(
+            c,
+            Config::default(),
+            "a documented sink key drifted from its default"
         );
     }
 

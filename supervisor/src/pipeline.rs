@@ -112,6 +112,41 @@ pub struct PipelineStats {
     pub sent: AtomicU64,
     /// Messages dropped because the channel was full.
     pub dropped_full: AtomicU64,
+    /// Messages accepted, per source (indexed like [`SOURCES`]).
+    pub by_source: [AtomicU64; SOURCES.len()],
+}
+
+/// The sources the pipeline counts separately: sample batches by their
+/// `source`, tool records as `tools`; anything else is `other`.
+pub const SOURCES: [&str; 6] = [
+    "hotpath.syscalls",
+    "hotpath.tcp",
+    "hotpath.pids",
+    "cgroups",
+    "tools",
+    "other",
+];
+
+fn source_slot(msg: &Message) -> usize {
+    let name = match msg {
+        Message::Samples(b) => b.source,
+        Message::Record(_) => "tools",
+    };
+    SOURCES
+        .iter()
+        .position(|s| *s == name)
+        .unwrap_or(SOURCES.len() - 1)
+}
+
+impl PipelineStats {
+    /// `(source, messages accepted)` for every source.
+    pub fn per_source(&self) -> Vec<(&'static str, u64)> {
+        SOURCES
+            .iter()
+            .zip(&self.by_source)
+            .map(|(s, n)| (*s, n.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 /// The sending side handed to every source. Cheap to clone.
@@ -125,9 +160,11 @@ impl PipelineTx {
     /// Queues `msg` without waiting; returns false (and counts the drop)
     /// when the pipeline is full or closed.
     pub fn send(&self, msg: Message) -> bool {
+        let slot = source_slot(&msg);
         match self.tx.try_send(msg) {
             Ok(()) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.by_source[slot].fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(_) => {
@@ -170,6 +207,11 @@ mod tests {
         assert!(!tx.send(batch()));
         assert_eq!(tx.stats().sent.load(Ordering::Relaxed), 2);
         assert_eq!(tx.stats().dropped_full.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            tx.stats().per_source().last(),
+            Some(&("other", 2)),
+            "source `test` counts as other"
+        );
         assert!(rx.try_recv().is_ok());
         assert!(tx.send(batch()));
     }

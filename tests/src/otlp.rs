@@ -32,6 +32,8 @@ pub struct Received {
     pub metrics: Vec<(Instant, ExportMetricsServiceRequest)>,
     /// Logs requests.
     pub logs: Vec<ExportLogsServiceRequest>,
+    /// The gRPC metadata (ASCII entries) of each metrics request.
+    pub metrics_metadata: Vec<Vec<(String, String)>>,
 }
 
 #[derive(Clone, Default)]
@@ -54,11 +56,21 @@ impl MetricsService for Recorder {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.0
-            .lock()
-            .unwrap()
-            .metrics
-            .push((Instant::now(), req.into_inner()));
+        {
+            let mut r = self.0.lock().unwrap();
+            let metadata = req
+                .metadata()
+                .iter()
+                .filter_map(|kv| match kv {
+                    tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                        Some((k.to_string(), v.to_str().ok()?.to_owned()))
+                    }
+                    tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                })
+                .collect();
+            r.metrics_metadata.push(metadata);
+            r.metrics.push((Instant::now(), req.into_inner()));
+        }
         self.answer_late().await;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }

@@ -242,12 +242,18 @@ fn otlp_outage_loses_nothing_and_keeps_order() {
     );
     let mut pids: Vec<String> = logs
         .iter()
-        .filter_map(|l| attr_text(&l.attributes, "proc.pid"))
+        .filter_map(|l| attr_text(&l.attributes, "process.pid"))
         .collect();
     pids.sort();
     pids.dedup();
     assert_eq!(pids.len(), logs.len(), "duplicate exec log records");
-    let execs = last_value(&r, "eunomia_process_execs_total", "proc.comm", PROBE).unwrap();
+    let execs = last_value(
+        &r,
+        "eunomia_process_execs_total",
+        "process.executable.name",
+        PROBE,
+    )
+    .unwrap();
     assert_eq!(execs as usize, logs.len(), "execs counted vs logged");
 }
 
@@ -274,7 +280,8 @@ fn probe_logs(r: &Received) -> Vec<&LogRecord> {
         .flat_map(|l| &l.scope_logs)
         .flat_map(|s| &s.log_records)
         .filter(|l| {
-            l.event_name == "eunomia.exec" && attr(&l.attributes, "proc.comm") == Some(PROBE)
+            l.event_name == "eunomia.exec"
+                && attr(&l.attributes, "process.executable.name") == Some(PROBE)
         })
         .collect()
 }
@@ -330,11 +337,16 @@ fn otlp_receives_tool_events_as_logs_and_metrics() {
     let log = logs[logs.len() - 1];
     assert_eq!(attr(&log.attributes, "tool"), Some("execsnoop"));
     assert_eq!(attr(&log.attributes, "kind"), Some("exec"));
-    assert!(attr_text(&log.attributes, "proc.pid").is_some_and(|p| p.parse::<u32>().is_ok()));
+    assert!(attr_text(&log.attributes, "process.pid").is_some_and(|p| p.parse::<u32>().is_ok()));
     assert!(log.time_unix_nano > 0);
 
-    let execs = last_value(&r, "eunomia_process_execs_total", "proc.comm", PROBE)
-        .expect("execs of the probe");
+    let execs = last_value(
+        &r,
+        "eunomia_process_execs_total",
+        "process.executable.name",
+        PROBE,
+    )
+    .expect("execs of the probe");
     assert_eq!(execs as usize, before + RUNS, "eunomia_process_execs_total");
     let events = metrics_named(r.metrics.iter().map(|(_, m)| m), "eunomia_events_total");
     let Some(Data::Sum(sum)) = &events.last().expect("eunomia_events_total").data else {

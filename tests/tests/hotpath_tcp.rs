@@ -99,7 +99,7 @@ fn tcp_sessions_per_cgroup_port_and_peer() {
 
     // durations: each client session is held HOLD_MS (20 ms → log2 µs
     // bucket 15, [16384, 32768) µs); allow the next bucket for slow runs
-    let h = histogram(&s, "eunomia_tcp_session_duration_us", &outbound);
+    let h = histogram(&s, "eunomia_tcp_connection_duration_seconds", &outbound);
     let total: u64 = h.iter().sum();
     assert_eq!(total, N, "histogram {h:?}");
     let in_range: u64 = h.iter().skip(15).take(2).sum();

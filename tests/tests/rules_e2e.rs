@@ -324,6 +324,13 @@ fn alert_reaches_the_real_alertmanager() {
         summary.contains("/etc/shadow") && summary.contains("cat"),
         "{summary}"
     );
+    // The rule's description travels with the alert (rules/default.toml).
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("password database")),
+        "{alert}"
+    );
     let event: Value =
         serde_json::from_str(alert["annotations"]["event"].as_str().unwrap()).unwrap();
     assert_eq!(event["file.path"], "/etc/shadow");

@@ -17,6 +17,9 @@ pub struct Histogram {
     count: u64,
     sum_exact: bool,
     log2: bool,
+    /// Base units per source unit of a log2 histogram (1e-6 for a
+    /// histogram of microseconds kept in seconds); 1 otherwise.
+    scale: f64,
 }
 
 impl Histogram {
@@ -30,11 +33,19 @@ impl Histogram {
             count: 0,
             sum_exact: true,
             log2: false,
+            scale: 1.0,
         }
     }
 
     /// An empty log2 histogram (bounds grow with the buckets added).
     pub fn log2() -> Histogram {
+        Self::log2_scaled(1.0)
+    }
+
+    /// An empty log2 histogram whose source values are multiplied by
+    /// `scale` (bounds and sum), so that a histogram of microseconds is
+    /// kept and exported in seconds.
+    pub fn log2_scaled(scale: f64) -> Histogram {
         Histogram {
             bounds: log2_bounds(0),
             counts: vec![0],
@@ -42,6 +53,7 @@ impl Histogram {
             count: 0,
             sum_exact: true,
             log2: true,
+            scale,
         }
     }
 
@@ -68,36 +80,43 @@ impl Histogram {
             }
             self.counts[i] += c;
             self.count += c;
-            self.sum += c as f64 * log2_midpoint(i);
+            self.sum += c as f64 * log2_midpoint(i) * self.scale;
         }
         self.sum_exact = false;
     }
 
     /// Adds buckets given by inclusive upper bound and count (a tool's
-    /// printed histogram). Counts land in the bucket whose bound is the
-    /// smallest one at or above `high`; the sum is estimated.
+    /// printed histogram), in the source unit (see [`Self::log2_scaled`]).
+    /// Counts land in the bucket whose bound is the smallest one at or
+    /// above `high`; the sum is estimated.
     pub fn add_buckets(&mut self, buckets: impl IntoIterator<Item = (f64, f64, u64)>) {
         for (low, high, c) in buckets {
             if c == 0 {
                 continue;
             }
-            if self.log2 && high > *self.bounds.last().unwrap_or(&-1.0) {
+            if self.log2 && high * self.scale > *self.bounds.last().unwrap_or(&-1.0) {
                 let needed = (high.max(1.0).log2().floor() as usize + 2).min(MAX_LOG2_BUCKETS);
                 self.grow_log2(needed);
             }
-            let i = self.bounds.partition_point(|b| *b < high);
+            let i = self.bounds.partition_point(|b| *b < high * self.scale);
             self.counts[i] += c;
             self.count += c;
-            self.sum += c as f64 * (low + high) / 2.0;
+            self.sum += c as f64 * (low + high) / 2.0 * self.scale;
         }
         self.sum_exact = false;
     }
 
     fn grow_log2(&mut self, n: usize) {
+        if n <= self.bounds.len() {
+            return;
+        }
         let inf = self.counts.pop().unwrap_or(0);
         self.counts.resize(n, 0);
         self.counts.push(inf);
-        self.bounds = log2_bounds(n);
+        self.bounds = match self.scale == 1.0 {
+            true => log2_bounds(n),
+            false => log2_bounds(n).iter().map(|b| b * self.scale).collect(),
+        };
     }
 
     /// The upper bounds.
@@ -173,6 +192,18 @@ pub fn default_bytes_bounds() -> Arc<[f64]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaled_log2_keeps_microseconds_in_seconds() {
+        let mut h = Histogram::log2_scaled(1e-6);
+        h.add_log2(&[0, 0, 2]);
+        assert_eq!(&h.bounds()[..], &[0.0, 1e-6, 3e-6]);
+        assert_eq!(h.counts(), &[0, 0, 2, 0]);
+        assert!((h.sum() - 2.0 * 2.5e-6).abs() < 1e-12, "{}", h.sum());
+        h.add_buckets([(4.0, 7.0, 1)]);
+        assert_eq!(h.bounds().len(), 4);
+        assert_eq!(h.counts()[3], 1);
+    }
 
     #[test]
     fn observe_puts_values_at_or_below_bound() {

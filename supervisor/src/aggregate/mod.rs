@@ -9,6 +9,7 @@
 pub mod config;
 pub mod event;
 pub mod histogram;
+pub mod names;
 pub mod store;
 
 use std::{
@@ -181,6 +182,7 @@ impl Aggregator {
             help,
             kind,
             bounds,
+            log2_scale: 1.0,
         };
         self.metrics
             .push(MetricStore::new(desc, self.config.limit_of(name)));
@@ -204,18 +206,18 @@ impl Aggregator {
 
     /// Folds a histogram a tool printed for one interval (libbpf-tools clear
     /// their maps every interval, so the counts are deltas) into
-    /// `eunomia_tool_<tool>_<unit>`, keeping the printed bucket bounds, in the
-    /// printed unit, labelled by the per-key label (`disk`, `pid`, ...).
+    /// `eunomia_tool_<tool>_<base unit>`, keeping the printed bucket bounds
+    /// converted to the base unit (`seconds`, `bytes`), labelled by the
+    /// per-key label (`disk`, `pid`, ...).
     pub fn ingest_tool_histogram(&mut self, h: &parsers::HistogramSnapshot) {
-        let name = tool_metric_name(&h.tool, unit_word(&h.unit));
-        let help = leak(&format!(
-            "Histogram printed by {} (bounds in its unit).",
-            h.tool
-        ));
+        let (unit, scale) = base_unit(&h.unit);
+        let name = tool_metric_name(&h.tool, unit);
+        let help = leak(&format!("Histogram printed by {} (in {unit}).", h.tool));
         let Some(m) = self.metric_index(name, help, MetricKind::Histogram, None) else {
             self.kind_conflicts += 1;
             return;
         };
+        self.metrics[m].desc.log2_scale = scale;
         self.keybuf.clear();
         if let Some(l) = &h.label {
             let _ = write!(self.keybuf, "{}={}\x1f", l.key, l.value);
@@ -243,13 +245,12 @@ impl Aggregator {
                 .filter_map(|(c, v)| v.as_str().map(|s| (*c, Box::from(s))))
                 .collect();
             for (col, v) in t.columns.iter().zip(row) {
-                let Some(x) = FieldValue::from(v.as_ref())
-                    .as_f64()
-                    .filter(|_| v.as_str().is_none())
-                else {
+                let value = FieldValue::from(v.as_ref());
+                let Some(x) = value.as_f64().filter(|_| v.as_str().is_none()) else {
                     continue;
                 };
-                self.set_table_cell(&t.tool, col, &labels, x);
+                let (col, factor) = column_in_base_units(col, &value);
+                self.set_table_cell(&t.tool, col, &labels, x * factor);
             }
         }
     }
@@ -293,6 +294,9 @@ impl Aggregator {
                 self.kind_conflicts += 1;
                 continue;
             };
+            if let SampleValue::Log2Histogram { unit, .. } = &s.value {
+                self.metrics[m].desc.log2_scale = unit_scale(unit);
+            }
             self.keybuf.clear();
             for (k, v) in &s.labels {
                 let _ = write!(self.keybuf, "{k}={v}\x1f");
@@ -552,16 +556,42 @@ fn tool_metric_name(tool: &str, suffix: &str) -> &'static str {
     leak(&format!("eunomia_tool_{}_{}", clean(tool), clean(suffix)))
 }
 
-/// The metric-name unit of a printed histogram unit.
-fn unit_word(u: &parsers::Unit) -> &str {
+/// The base unit a printed histogram unit is kept in, and the factor
+/// from one to the other.
+fn base_unit(u: &parsers::Unit) -> (&str, f64) {
     match u {
-        parsers::Unit::Nsecs => "nanoseconds",
-        parsers::Unit::Usecs => "microseconds",
-        parsers::Unit::Msecs => "milliseconds",
-        parsers::Unit::Secs => "seconds",
-        parsers::Unit::Bytes => "bytes",
-        parsers::Unit::Kbytes => "kibibytes",
-        parsers::Unit::Other(w) => w,
+        parsers::Unit::Nsecs => ("seconds", 1e-9),
+        parsers::Unit::Usecs => ("seconds", 1e-6),
+        parsers::Unit::Msecs => ("seconds", 1e-3),
+        parsers::Unit::Secs => ("seconds", 1.0),
+        parsers::Unit::Bytes => ("bytes", 1.0),
+        parsers::Unit::Kbytes => ("bytes", 1024.0),
+        parsers::Unit::Other(w) => (w, 1.0),
+    }
+}
+
+/// Base units per unit of a hot-path log2 histogram's values.
+fn unit_scale(unit: &str) -> f64 {
+    match unit {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        _ => 1.0,
+    }
+}
+
+/// A table column's metric suffix in base units and the factor to apply:
+/// durations in `_seconds`, `kbytes` in `bytes`, `*_pct` as a `*_ratio`.
+fn column_in_base_units(col: &'static str, value: &FieldValue<'_>) -> (&'static str, f64) {
+    if matches!(value, FieldValue::Duration(_)) {
+        return (leak(&format!("{col}_seconds")), 1.0);
+    }
+    if col == "kbytes" {
+        return ("bytes", 1024.0);
+    }
+    match col.strip_suffix("_pct") {
+        Some(base) => (leak(&format!("{base}_ratio")), 0.01),
+        None => (col, 1.0),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct MetricDesc {
     pub kind: MetricKind,
     /// Bounds of histograms filled by observations; `None` for log2 histograms.
     pub bounds: Option<Arc<[f64]>>,
+    /// Base units per source unit of a log2 histogram (see
+    /// [`Histogram::log2_scaled`]); 1 for everything else.
+    pub log2_scale: f64,
 }
 
 /// The series of one metric.
@@ -146,7 +149,7 @@ fn new_series(desc: &MetricDesc, labels: Labels, now_ns: u64) -> Series {
         MetricKind::LastValue => SeriesValue::Last(0.0),
         MetricKind::Histogram => SeriesValue::Histogram(match &desc.bounds {
             Some(b) => Histogram::with_bounds(b.clone()),
-            None => Histogram::log2(),
+            None => Histogram::log2_scaled(desc.log2_scale),
         }),
     };
     Series {

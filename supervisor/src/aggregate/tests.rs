@@ -116,7 +116,7 @@ fn samples_become_sums_gauges_and_log2_histograms() {
                 value: SampleValue::Gauge(n as f64),
             },
             Sample {
-                metric: "eunomia_syscall_latency_us",
+                metric: "eunomia_syscall_latency_seconds",
                 labels: vec![("syscall", "read".into())],
                 value: SampleValue::Log2Histogram {
                     unit: "us",
@@ -136,12 +136,13 @@ fn samples_become_sums_gauges_and_log2_histograms() {
         number(&metric(&snap, "eunomia_memory_used_bytes").points[0]),
         7.0
     );
-    let h = metric(&snap, "eunomia_syscall_latency_us");
+    let h = metric(&snap, "eunomia_syscall_latency_seconds");
     let PointValue::Histogram(h) = &h.points[0].value else {
         panic!("not a histogram")
     };
     assert_eq!(h.counts(), &[0, 12, 2, 0]);
-    assert_eq!(&h.bounds()[..], &[0.0, 1.0, 3.0]);
+    // Microseconds kept in seconds.
+    assert_eq!(&h.bounds()[..], &[0.0, 1e-6, 3e-6]);
 }
 
 #[test]
@@ -246,8 +247,9 @@ fn tool_histograms_keep_printed_bounds_and_labels() {
     a.ingest_tool_histogram(&snap);
     a.ingest_tool_histogram(&snap);
     let s = a.collect();
-    let m = metric(&s, "eunomia_tool_biolatency_microseconds");
-    assert_eq!(m.unit, "us");
+    // Printed in usecs, kept in seconds.
+    let m = metric(&s, "eunomia_tool_biolatency_seconds");
+    assert_eq!(m.unit, "s");
     assert_eq!(label(&m.points[0], "disk"), Some("vda"));
     let PointValue::Histogram(h) = &m.points[0].value else {
         panic!("not a histogram")
@@ -255,7 +257,7 @@ fn tool_histograms_keep_printed_bounds_and_labels() {
     assert_eq!(h.count(), 14);
     assert_eq!(h.counts()[1], 4);
     assert_eq!(h.counts()[3], 10);
-    assert_eq!(h.bounds()[3], 7.0);
+    assert_eq!(h.bounds()[3], 7e-6);
 }
 
 #[test]
@@ -280,6 +282,43 @@ fn tables_become_gauges_labelled_by_text_columns() {
         .find(|p| label(p, "syscall") == Some("read"))
         .unwrap();
     assert_eq!(number(read), 10.0);
+}
+
+#[test]
+fn table_durations_kbytes_and_percentages_are_in_base_units() {
+    let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+    a.ingest_table(&parsers::TableSnapshot {
+        ts_ns: 1,
+        tool_time: None,
+        tool: "syscount".into(),
+        columns: vec!["syscall", "total_time"],
+        rows: vec![vec![
+            parsers::Value::Str("read".into()),
+            parsers::Value::Duration(1_500_000),
+        ]],
+    });
+    a.ingest_table(&parsers::TableSnapshot {
+        ts_ns: 1,
+        tool_time: None,
+        tool: "biopattern".into(),
+        columns: vec!["disk", "random_pct", "kbytes"],
+        rows: vec![vec![
+            parsers::Value::Str("vda".into()),
+            parsers::Value::Int(25),
+            parsers::Value::Int(8),
+        ]],
+    });
+    let s = a.collect();
+    let t = metric(&s, "eunomia_tool_syscount_total_time_seconds");
+    assert!((number(&t.points[0]) - 0.0015).abs() < 1e-12);
+    assert_eq!(
+        number(&metric(&s, "eunomia_tool_biopattern_random_ratio").points[0]),
+        0.25
+    );
+    assert_eq!(
+        number(&metric(&s, "eunomia_tool_biopattern_bytes").points[0]),
+        8192.0
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod events;
+pub mod rates;
 pub mod server;
 pub mod socket;
 

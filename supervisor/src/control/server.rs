@@ -46,19 +46,24 @@ pub struct ControlContext {
     pub sources: Vec<String>,
     /// Ends every open event stream.
     pub shutdown: CancellationToken,
+    /// Recent message rates per source.
+    pub rates: super::rates::RateWindow,
 }
 
-/// Binds `path` and serves the control API until `shutdown`; the socket is
-/// removed when the returned task ends.
-pub fn spawn(
-    path: &Path,
+/// Serves the control API on `bound` (from [`socket::bind`], called early
+/// so a second agent stops before it attaches anything) until `shutdown`;
+/// the socket is removed when the returned task ends.
+pub fn serve(
+    bound: (tokio::net::UnixListener, socket::SocketGuard),
     ctx: ControlContext,
     shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, SocketError> {
-    let (listener, guard) = socket::bind(path)?;
-    tracing::info!(socket = %path.display(), "control API listening");
+) -> JoinHandle<()> {
+    let (listener, guard) = bound;
+    tracing::info!(socket = %guard.path().display(), "control API listening");
+    ctx.rates
+        .spawn_sampler(ctx.pipeline.clone(), shutdown.clone());
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(ControlServer::new(ctx))
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
@@ -67,7 +72,16 @@ pub fn spawn(
             tracing::error!("control API: {e}");
         }
         drop(guard);
-    }))
+    })
+}
+
+/// Binds `path` and serves the control API until `shutdown`.
+pub fn spawn(
+    path: &Path,
+    ctx: ControlContext,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, SocketError> {
+    Ok(serve(socket::bind(path)?, ctx, shutdown))
 }
 
 /// A tool's counters in the API's form.
@@ -218,7 +232,7 @@ impl proto::control_server::Control for ControlContext {
 
 impl ControlContext {
     fn status_now(&self) -> proto::StatusResponse {
-        let metrics = self
+        let metrics: Vec<proto::SelfMetric> = self
             .registry
             .read()
             .into_iter()
@@ -246,10 +260,53 @@ impl ControlContext {
                 .iter()
                 .map(|s| counters(s))
                 .collect(),
+            sinks: sink_statuses(&metrics),
+            source_rates: self
+                .rates
+                .rates(&self.pipeline, self.started)
+                .into_iter()
+                .map(|(source, messages, per_second)| proto::SourceRate {
+                    source: source.into(),
+                    messages,
+                    per_second,
+                })
+                .collect(),
             metrics,
             event_subscribers: self.events.subscribers() as u64,
         }
     }
+}
+
+/// Every running sink's health, with its backlog and drops from the
+/// self-metrics (`sink` label).
+fn sink_statuses(metrics: &[proto::SelfMetric]) -> Vec<proto::SinkStatus> {
+    let unix = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let sum = |name: &str, sink: &str| -> f64 {
+        metrics
+            .iter()
+            .filter(|m| m.name == name && m.labels.get("sink").map(String::as_str) == Some(sink))
+            .map(|m| m.value)
+            .sum()
+    };
+    crate::sinks::health::all()
+        .into_iter()
+        .map(|h| {
+            let (err_at, err) = h.last_error.clone().unzip();
+            proto::SinkStatus {
+                name: h.name.into(),
+                target: h.target.clone(),
+                up: h.up,
+                last_success_unix: unix(h.last_success),
+                last_error: err.unwrap_or_default(),
+                last_error_unix: unix(err_at),
+                backlog: sum("eunomia_sink_buffer_batches", h.name) as u64,
+                dropped: sum("eunomia_sink_dropped_items_total", h.name) as u64,
+            }
+        })
+        .collect()
 }
 
 /// Copies the events `filter` passes from the hub to one subscriber until

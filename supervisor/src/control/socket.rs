@@ -29,8 +29,13 @@ pub enum SocketError {
         us: u32,
     },
     /// Another agent answers on the socket.
-    #[error("{0}: another agent is running and listening there")]
-    InUse(PathBuf),
+    #[error("{path}: another agent{} is running and listening there; stop it first or give this one its own --socket", match pid { Some(p) => format!(" (pid {p})"), None => String::new() })]
+    InUse {
+        /// The socket.
+        path: PathBuf,
+        /// The listening process, from the connection's peer credentials.
+        pid: Option<i32>,
+    },
     /// A system call failed.
     #[error("{path}: {what}: {source}")]
     Io {
@@ -145,7 +150,10 @@ fn check_existing(path: &Path) -> Result<(), SocketError> {
         });
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(SocketError::InUse(path.to_owned())),
+        Ok(stream) => Err(SocketError::InUse {
+            path: path.to_owned(),
+            pid: peer_pid(&stream),
+        }),
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
             tracing::info!(path = %path.display(), "replacing the stale control socket of a dead agent");
             std::fs::remove_file(path).map_err(|e| SocketError::Io {
@@ -162,6 +170,15 @@ fn check_existing(path: &Path) -> Result<(), SocketError> {
     }
 }
 
+/// The pid of the process at the other end of `stream` (SO_PEERCRED: the
+/// process that bound the listening socket).
+fn peer_pid(stream: &std::os::unix::net::UnixStream) -> Option<i32> {
+    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .ok()
+        .map(|c| c.pid())
+        .filter(|p| *p > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +190,16 @@ mod tests {
         let (listener, guard) = bind(&path).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert!(matches!(bind(&path), Err(SocketError::InUse(_))));
+        let err = bind(&path).unwrap_err();
+        let SocketError::InUse { pid, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*pid, Some(std::process::id() as i32));
+        assert!(
+            err.to_string()
+                .contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
         // A dead agent's socket: the file stays, nobody listens.
         drop(listener);
         std::mem::forget(guard);

@@ -25,7 +25,7 @@ pub const CLOSED_METRIC: &str = "eunomia_tcp_sessions_closed_total";
 /// Bytes of closed sessions, `direction` tx or rx.
 pub const BYTES_METRIC: &str = "eunomia_tcp_bytes_total";
 /// Session durations, log2 µs histogram.
-pub const DURATION_METRIC: &str = "eunomia_tcp_session_duration_us";
+pub const DURATION_METRIC: &str = "eunomia_tcp_connection_duration_seconds";
 
 /// The user-space side of the flow table.
 #[derive(Default)]

@@ -114,6 +114,8 @@ pub struct Alert {
     pub ts_ns: u64,
     /// The rule's name.
     pub rule: Arc<str>,
+    /// The rule's description.
+    pub description: Arc<str>,
     /// The rule's severity.
     pub severity: Severity,
     /// The rendered output template.
@@ -168,6 +170,7 @@ impl Alert {
         Alert {
             ts_ns: e.ts_ns,
             rule: rule.name.clone(),
+            description: Arc::from(rule.description.as_str()),
             severity: rule.severity,
             output: rule.output.render(ctx),
             tags: rule.tags.clone(),
@@ -267,5 +270,41 @@ impl<W: std::io::Write + Send> AlertSink for ConsoleAlerts<W> {
         if let Err(e) = self.write(alert) {
             tracing::warn!(error = %e, "cannot write an alert to the console");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parsers::{Event, EventKind};
+
+    use super::*;
+    use crate::rules::{Lineage, load_str};
+
+    fn alert(labels: &[(&str, &str)]) -> Alert {
+        let set = load_str(
+            "t.toml",
+            "[[rule]]\nname = \"r\"\ndescription = \"A shell ran.\"\ncondition = 'event.kind = exec'\nseverity = \"warning\"\noutput = \"shell in {container}\"\n",
+        )
+        .unwrap()
+        .set;
+        let e = Event::new("execsnoop".into(), EventKind::Exec);
+        let labels = labels.to_vec();
+        let ctx = Ctx {
+            event: &e,
+            labels: &labels,
+            lineage: Lineage::default(),
+        };
+        Alert::new(&set.rules()[0], &ctx, 1, 0)
+    }
+
+    #[test]
+    fn alert_text_prefers_the_container_name_to_its_id() {
+        let id = "3f4e".repeat(16);
+        let a = alert(&[("container.id", &id), ("container.name", "web")]);
+        assert_eq!(a.output, "shell in web");
+        assert_eq!(&*a.description, "A shell ran.");
+        let a = alert(&[("container.id", &id)]);
+        assert_eq!(a.output, format!("shell in {}", &id[..12]));
+        assert_eq!(alert(&[]).output, "shell in <NA>");
     }
 }

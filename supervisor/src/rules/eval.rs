@@ -118,6 +118,20 @@ impl<'a> Ctx<'a> {
             FieldRef::ParentComm => self.lineage.parent_comm.map(FieldValue::Str),
             FieldRef::PrevUid => int(self.lineage.prev_uid),
             FieldRef::TargetUid => int(self.lineage.target_uid),
+            FieldRef::Container => {
+                let label = |n: &str| {
+                    self.labels
+                        .label(n)
+                        .or_else(|| e.field(n).and_then(|v| v.as_str()))
+                        .filter(|v| !v.is_empty())
+                };
+                label(crate::enrich::workload::CONTAINER_NAME)
+                    .or_else(|| {
+                        label(crate::enrich::workload::CONTAINER_ID)
+                            .map(|id| id.get(..12).unwrap_or(id))
+                    })
+                    .map(FieldValue::Str)
+            }
             FieldRef::FileWritable => {
                 const WRITE: i64 = 0o1 | 0o2 | 0o100 | 0o1000;
                 let flags = e.field(parsers::fields::FILE_FLAGS)?.as_int()?;

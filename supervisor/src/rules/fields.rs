@@ -81,6 +81,9 @@ pub enum FieldRef {
     /// `file.writable`: `file.flags` asks for write access (`O_WRONLY`,
     /// `O_RDWR`, `O_CREAT` or `O_TRUNC`).
     FileWritable,
+    /// `container`: the container's name, or its id shortened to 12 hex
+    /// digits when it has no name (for alert text).
+    Container,
 }
 
 /// Enrichment labels a rule may name: what the enrichment stage attaches
@@ -204,6 +207,7 @@ pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
         "proc.prev_uid" => (FieldRef::PrevUid, Ty::Int),
         "target.uid" => (FieldRef::TargetUid, Ty::Int),
         "file.writable" => (FieldRef::FileWritable, Ty::Bool),
+        "container" => (FieldRef::Container, Ty::Str),
         _ => {
             if let Some(ty) = event_field_type(name) {
                 (FieldRef::Event(pf::intern(name)), ty)
@@ -220,7 +224,7 @@ pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
 }
 
 /// Fields the rules engine derives (not in the event model).
-pub const DERIVED: [&str; 7] = [
+pub const DERIVED: [&str; 8] = [
     "event.kind",
     "event.tool",
     "parent.uid",
@@ -228,6 +232,7 @@ pub const DERIVED: [&str; 7] = [
     "proc.prev_uid",
     "target.uid",
     "file.writable",
+    "container",
 ];
 
 /// Every name [`resolve`] accepts, for "did you mean" suggestions and docs.

@@ -37,6 +37,9 @@ use crate::rules::{Alert, AlertSink};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
+    /// Post alerts (the section turns the sink on unless this is false).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Base URL, e.g. `http://127.0.0.1:9093` (a path prefix is kept).
     pub url: String,
     /// How long after its last occurrence an alert resolves (`endsAt`).
@@ -53,6 +56,9 @@ pub struct AlertmanagerConfig {
     pub queue: usize,
 }
 
+fn default_enabled() -> bool {
+    true
+}
 fn default_resolve_timeout() -> Duration {
     Duration::from_secs(300)
 }
@@ -175,6 +181,43 @@ impl AlertmanagerSink {
     }
 }
 
+/// Exports the sink's counters as the common sink self-metrics
+/// (`eunomia_sink_exports_total`, `eunomia_sink_dropped_items_total`,
+/// `sink="alertmanager"`, `signal="alerts"`).
+pub fn register_stats(stats: &Arc<AlertmanagerStats>, registry: &crate::selfmetrics::Registry) {
+    let read = |f: fn(&AlertmanagerStats) -> &AtomicU64| {
+        let s = Arc::downgrade(stats);
+        move || s.upgrade().map_or(0, |s| f(&s).load(Ordering::Relaxed))
+    };
+    let labels =
+        |k: &'static str, v: &'static str| [("sink", "alertmanager"), ("signal", "alerts"), (k, v)];
+    registry.observe_counter(
+        "eunomia_sink_exports_total",
+        "Export requests by sink, signal and outcome (success, failure, rejected).",
+        &labels("outcome", "failure"),
+        read(|s| &s.post_errors),
+    );
+    registry.observe_counter(
+        "eunomia_sink_dropped_items_total",
+        "Data points and log records a sink dropped, by reason.",
+        &labels("reason", "queue_full"),
+        read(|s| &s.dropped_full),
+    );
+    registry.observe_counter(
+        "eunomia_sink_dropped_items_total",
+        "Data points and log records a sink dropped, by reason.",
+        &labels("reason", "failure"),
+        read(|s| &s.dropped_failed),
+    );
+}
+
+/// Routing label names and the enrichment keys they copy.
+const ROUTING_LABELS: &[(&str, &str)] = &[
+    ("namespace", crate::enrich::workload::K8S_NAMESPACE),
+    ("pod", crate::enrich::workload::K8S_POD_NAME),
+    ("container", crate::enrich::workload::CONTAINER_NAME),
+];
+
 /// Alerts posted at most in one request.
 const MAX_BATCH: usize = 256;
 
@@ -187,6 +230,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let stats = Arc::new(AlertmanagerStats::default());
     let poster = Poster {
+        health: super::health::register("alertmanager", config.url.clone()),
         endpoint,
         config: config.clone(),
         stats: stats.clone(),
@@ -197,6 +241,7 @@ pub fn start(
 }
 
 struct Poster {
+    health: Arc<super::health::SinkHealth>,
     endpoint: Endpoint,
     config: AlertmanagerConfig,
     stats: Arc<AlertmanagerStats>,
@@ -238,11 +283,13 @@ impl Poster {
             .unwrap_or_default();
         match post(&self.endpoint, &body, self.config.timeout).await {
             Ok(()) => {
+                self.health.success();
                 self.stats
                     .sent
                     .fetch_add(all.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
+                self.health.failure(&e);
                 self.stats.post_errors.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .dropped_failed
@@ -268,6 +315,12 @@ impl Poster {
                 labels.insert(label_name(k), v.clone().into());
             }
         }
+        // The names routing trees and inhibitions use, beside the OTel keys.
+        for (route, key) in ROUTING_LABELS {
+            if let Some(v) = a.labels.get(*key).filter(|v| !v.is_empty()) {
+                labels.insert((*route).into(), v.clone().into());
+            }
+        }
         labels.insert("alertname".into(), a.rule.to_string().into());
         labels.insert("severity".into(), a.severity.as_str().into());
         labels.insert("source".into(), "eunomia".into());
@@ -280,6 +333,7 @@ impl Poster {
             "labels": labels,
             "annotations": {
                 "summary": a.output,
+                "description": &*a.description,
                 "tags": a.tags.join(","),
                 "kind": a.kind,
                 "tool": &*a.tool,
@@ -381,6 +435,53 @@ mod tests {
         );
         assert!(Endpoint::parse("https://x").is_err());
         assert!(Endpoint::parse("http:///x").is_err());
+    }
+
+    #[test]
+    fn payload_has_routing_labels_and_the_rule_description() {
+        let set = crate::rules::load_str(
+            "t.toml",
+            "[[rule]]\nname = \"r\"\ndescription = \"A shell ran in a container.\"\ncondition = 'event.kind = exec'\nseverity = \"warning\"\noutput = \"shell in {container}\"\n",
+        )
+        .unwrap()
+        .set;
+        let e = parsers::Event::new("execsnoop".into(), parsers::EventKind::Exec);
+        let labels = vec![
+            ("container.id", "3f4e".repeat(16)),
+            ("container.name", "web".to_owned()),
+            ("k8s.namespace.name", "shop".to_owned()),
+            ("k8s.pod.name", "web-7d9".to_owned()),
+        ];
+        let ctx = crate::rules::Ctx {
+            event: &e,
+            labels: &labels,
+            lineage: crate::rules::Lineage::default(),
+        };
+        let alert = Alert::new(&set.rules()[0], &ctx, 7, 0);
+        let poster = Poster {
+            health: crate::sinks::health::register("alertmanager-test", "x"),
+            endpoint: Endpoint::parse("http://127.0.0.1:9093").unwrap(),
+            config: AlertmanagerConfig {
+                enabled: true,
+                url: "http://127.0.0.1:9093".into(),
+                resolve_timeout: default_resolve_timeout(),
+                flush_interval: default_flush_interval(),
+                timeout: default_timeout(),
+                queue: default_queue(),
+            },
+            stats: Default::default(),
+            instance: "node-1".into(),
+        };
+        let p = poster.payload(&alert);
+        assert_eq!(p["labels"]["namespace"], "shop");
+        assert_eq!(p["labels"]["pod"], "web-7d9");
+        assert_eq!(p["labels"]["container"], "web");
+        assert_eq!(p["labels"]["k8s_namespace_name"], "shop");
+        assert_eq!(
+            p["annotations"]["description"],
+            "A shell ran in a container."
+        );
+        assert_eq!(p["annotations"]["summary"], "shell in web");
     }
 
     #[test]

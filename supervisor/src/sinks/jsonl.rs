@@ -198,7 +198,12 @@ pub async fn start(
         events: config.events,
         dropped,
     };
+    let to = match config.path.as_os_str() == "-" {
+        true => "stdout".to_owned(),
+        false => config.path.display().to_string(),
+    };
     let writer = Writer {
+        health: super::health::register("jsonl", to),
         out: tokio::io::BufWriter::new(out),
         aggregator,
         interval: config.interval,
@@ -208,6 +213,7 @@ pub async fn start(
 }
 
 struct Writer {
+    health: Arc<super::health::SinkHealth>,
     out: tokio::io::BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
     aggregator: SharedAggregator,
     interval: Duration,
@@ -224,9 +230,13 @@ impl Writer {
                 _ = ticker.tick() => self.snapshot().await,
                 _ = stop.cancelled() => break,
             };
-            if let Err(err) = result {
-                tracing::warn!("JSON lines sink: {err}; stopping it");
-                return;
+            match result {
+                Ok(()) => self.health.success(),
+                Err(err) => {
+                    self.health.failure(format!("{err}; stopped"));
+                    tracing::warn!("JSON lines sink: {err}; stopping it");
+                    return;
+                }
             }
         }
         while let Ok(line) = rx.try_recv() {

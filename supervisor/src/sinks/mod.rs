@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 pub mod console;
+pub mod health;
 pub mod jsonl;
 pub mod otlp;
 pub mod prometheus;
@@ -34,15 +35,75 @@ pub struct SinksConfig {
 }
 
 impl SinksConfig {
-    /// Checks every sink's values; the message names the key.
+    /// Checks every enabled sink's values; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         self.otlp.validate()?;
         self.remote_write.validate()?;
-        if let Some(am) = &self.alertmanager {
+        if let Some(am) = self.alertmanager() {
             am.validate()
                 .map_err(|e| format!("sinks.alertmanager: {e}"))?;
         }
         self.jsonl.validate()
+    }
+
+    /// The one rule for every sink: a `[sinks.NAME]` section of the file
+    /// (`sinks`, the file's `[sinks]` table) turns its sink on unless it says
+    /// `enabled = false`.
+    pub fn enable_configured(&mut self, sinks: &toml::Table) {
+        for (name, section) in sinks {
+            if section.get("enabled").is_some() {
+                continue;
+            }
+            match name.as_str() {
+                "otlp" => self.otlp.enabled = true,
+                "prometheus" => self.prometheus.enabled = true,
+                "remote_write" => self.remote_write.enabled = true,
+                "jsonl" => self.jsonl.enabled = true,
+                // Present means on already (its `enabled` defaults to true).
+                _ => {}
+            }
+        }
+    }
+
+    /// The Alertmanager sink, when configured and enabled.
+    pub fn alertmanager(&self) -> Option<&alertmanager::AlertmanagerConfig> {
+        self.alertmanager.as_ref().filter(|a| a.enabled)
+    }
+
+    /// One line per enabled sink: its name and where it sends.
+    pub fn active(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let o = &self.otlp;
+        if o.enabled {
+            out.push(match o.metrics_endpoint() == o.logs_endpoint() || !o.logs {
+                true => format!("otlp -> {}", o.metrics_endpoint()),
+                false => format!(
+                    "otlp -> metrics {}, logs {}",
+                    o.metrics_endpoint(),
+                    o.logs_endpoint()
+                ),
+            });
+        }
+        if self.prometheus.enabled {
+            out.push(format!(
+                "prometheus on http://{}/metrics",
+                self.prometheus.listen
+            ));
+        }
+        if self.remote_write.enabled {
+            out.push(format!("remote_write -> {}", self.remote_write.url));
+        }
+        if let Some(am) = self.alertmanager() {
+            out.push(format!("alertmanager -> {}", am.url));
+        }
+        if self.jsonl.enabled {
+            let to = match self.jsonl.path.as_os_str() == "-" {
+                true => "stdout".to_owned(),
+                false => self.jsonl.path.display().to_string(),
+            };
+            out.push(format!("jsonl -> {to}"));
+        }
+        out
     }
 }
 
@@ -111,9 +172,11 @@ impl EventSinks {
 }
 
 /// Starts every enabled sink. They collect from `aggregator` and stop
-/// (after a last export) when `stop` is cancelled.
+/// (after a last export) when `stop` is cancelled; `resource_attributes`
+/// are `[agent] resource_attributes` (see [`resource`]).
 pub async fn start(
     config: &SinksConfig,
+    resource_attributes: &std::collections::BTreeMap<String, String>,
     aggregator: &SharedAggregator,
     registry: &Arc<Registry>,
     stop: &CancellationToken,
@@ -123,11 +186,15 @@ pub async fn start(
         let s = otlp::start(
             &config.otlp,
             aggregator.clone(),
-            resource::resource(),
+            resource::resource(resource_attributes),
             registry.clone(),
             stop.clone(),
         )?;
-        tracing::info!(endpoint = %config.otlp.endpoint, "exporting OTLP");
+        tracing::info!(
+            metrics = config.otlp.metrics_endpoint(),
+            logs = config.otlp.logs_endpoint(),
+            "exporting OTLP"
+        );
         sinks.otlp_logs = s.logs;
         sinks.tasks.extend(s.tasks);
     }
@@ -220,6 +287,25 @@ path = "/var/log/eunomia.jsonl"
         assert_eq!(c.sinks.otlp.export_interval, Duration::from_secs(15));
         assert_eq!(c.sinks.otlp.buffer.max_batches, 50);
         assert!(c.sinks.prometheus.enabled);
+    }
+
+    #[test]
+    fn a_section_turns_its_sink_on_unless_it_says_enabled_false() {
+        let c = parse(
+            "[sinks.otlp]\nendpoint = \"http://core:4317\"\n[sinks.prometheus]\nlisten = \"127.0.0.1:9999\"\n[sinks.jsonl]\n[sinks.remote_write]\nenabled = false\n[sinks.alertmanager]\nurl = \"http://127.0.0.1:9093\"\n",
+        )
+        .unwrap();
+        assert!(c.sinks.otlp.enabled && c.sinks.prometheus.enabled && c.sinks.jsonl.enabled);
+        assert!(!c.sinks.remote_write.enabled);
+        assert!(c.sinks.alertmanager().is_some());
+        assert_eq!(c.sinks.active().len(), 4, "{:?}", c.sinks.active());
+        let c = parse("[sinks.alertmanager]\nenabled = false\nurl = \"https://not-checked\"\n")
+            .unwrap();
+        assert!(c.sinks.alertmanager().is_none());
+        assert!(c.sinks.active().is_empty());
+        // A sub-table alone configures the sink too.
+        let c = parse("[sinks.otlp.tls]\ndomain = \"core\"\n").unwrap();
+        assert!(c.sinks.otlp.enabled);
     }
 
     #[test]

@@ -189,12 +189,14 @@ pub async fn start(
             ("outcome", "success"),
         ],
     );
+    let health = super::health::register("prometheus", format!("http://{addr}/metrics"));
     Ok(tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(c) => c,
                     Err(err) => {
+                        health.failure(format!("accepting a scrape connection: {err}"));
                         tracing::warn!("accepting a scrape connection: {err}");
                         continue;
                     }
@@ -203,6 +205,7 @@ pub async fn start(
             };
             let aggregator = aggregator.clone();
             let scrapes = scrapes.clone();
+            health.success();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let aggregator = aggregator.clone();

@@ -272,6 +272,7 @@ pub fn start(
         )
     };
     let (ok, failed) = (outcome("success"), outcome("failure"));
+    let health = super::health::register("remote_write", config.url.clone());
     Ok(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(config.interval);
         ticker.tick().await;
@@ -286,9 +287,13 @@ pub fn start(
             };
             let body = encode(&write_request(&snap, &config.external_labels));
             match push(&client, &config.url, body).await {
-                Ok(()) => ok.inc(),
+                Ok(()) => {
+                    ok.inc();
+                    health.success();
+                }
                 Err(err) => {
                     failed.inc();
+                    health.failure(&err);
                     tracing::warn!(url = %config.url, "remote write failed: {err}");
                 }
             }

@@ -1,6 +1,9 @@
 //! Snapshots and events to OTLP protobuf messages (`opentelemetry-proto`'s
 //! generated types): metrics with cumulative temporality, events as log
-//! records whose attributes are the event's fields.
+//! records whose attributes are the event's fields. Attribute keys follow
+//! the OpenTelemetry semantic conventions ([`semconv_key`]: `proc.pid` is
+//! `process.pid`, `proc.comm` is `process.executable.name`, ...); the
+//! Prometheus sinks keep the documented model names (`proc_comm`).
 
 use opentelemetry_proto::tonic::{
     collector::{logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest},
@@ -28,6 +31,21 @@ pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {
             value: Some(any_value::Value::StringValue(value.into())),
         }),
         ..Default::default()
+    }
+}
+
+/// The semantic-conventions key of a model field or label (itself when the
+/// model name already is one, as `container.id` and `k8s.pod.name` are).
+pub fn semconv_key(name: &str) -> &str {
+    match name {
+        "proc.pid" => "process.pid",
+        "proc.ppid" => "process.parent_pid",
+        "proc.tid" => "thread.id",
+        "proc.uid" => "process.user.id",
+        "proc.comm" => "process.executable.name",
+        "proc.args" => "process.command_line",
+        "proc.exit_code" => "process.exit.code",
+        other => other,
     }
 }
 
@@ -89,7 +107,10 @@ fn metric(m: &MetricSnapshot, time_ns: u64) -> Metric {
 }
 
 fn attributes(p: &Point) -> Vec<KeyValue> {
-    p.labels.iter().map(|(k, v)| kv(k, &**v)).collect()
+    p.labels
+        .iter()
+        .map(|(k, v)| kv(semconv_key(k), &**v))
+        .collect()
 }
 
 fn number_point(p: &Point, time_ns: u64) -> NumberDataPoint {
@@ -133,7 +154,7 @@ pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
     let mut attributes = vec![kv("tool", ev.tool()), kv("kind", ev.kind())];
     ev.for_each_field(&mut |name, value| {
         attributes.push(KeyValue {
-            key: name.to_owned(),
+            key: semconv_key(name).to_owned(),
             value: Some(any_value(value)),
             ..Default::default()
         });
@@ -247,6 +268,11 @@ mod tests {
             Some(number_data_point::Value::AsDouble(1.0))
         );
         assert!(metric_points(&req) >= 2);
+        let attrs = &s.data_points[0].attributes;
+        assert!(
+            attrs.iter().any(|a| a.key == "process.executable.name"),
+            "{attrs:?}"
+        );
     }
 
     #[test]
@@ -254,7 +280,18 @@ mod tests {
         let r = log_record(&exec(), 50);
         assert_eq!(r.time_unix_nano, 42);
         assert_eq!(r.event_name, "eunomia.exec");
-        let pid = r.attributes.iter().find(|a| a.key == "proc.pid").unwrap();
+        // Semantic-conventions keys, not the model's.
+        assert!(
+            r.attributes
+                .iter()
+                .any(|a| a.key == "process.executable.name")
+        );
+        assert!(!r.attributes.iter().any(|a| a.key.starts_with("proc.")));
+        let pid = r
+            .attributes
+            .iter()
+            .find(|a| a.key == "process.pid")
+            .unwrap();
         assert_eq!(
             pid.value.as_ref().unwrap().value,
             Some(any_value::Value::IntValue(7))

@@ -70,6 +70,10 @@ pub struct OtlpConfig {
     pub enabled: bool,
     /// `http://host:port` or `https://host:port` (default port 4317).
     pub endpoint: String,
+    /// Where metrics go instead of `endpoint` (used as is, as OTLP/gRPC does).
+    pub metrics_endpoint: Option<String>,
+    /// Where logs go instead of `endpoint`.
+    pub logs_endpoint: Option<String>,
     /// Extra gRPC metadata sent with every request (e.g. an API key).
     pub headers: BTreeMap<String, String>,
     /// TLS settings for `https://` endpoints.
@@ -109,6 +113,8 @@ impl Default for OtlpConfig {
         Self {
             enabled: false,
             endpoint: "http://localhost:4317".into(),
+            metrics_endpoint: None,
+            logs_endpoint: None,
             headers: BTreeMap::new(),
             tls: TlsConfig::default(),
             compression: Compression::Gzip,
@@ -131,13 +137,12 @@ impl OtlpConfig {
         if !self.enabled {
             return Ok(());
         }
-        let uri = tonic::codegen::http::Uri::from_str(&self.endpoint)
-            .map_err(|e| format!("sinks.otlp.endpoint {:?}: {e}", self.endpoint))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(format!(
-                "sinks.otlp.endpoint {:?}: expected http://host:port or https://host:port",
-                self.endpoint
-            ));
+        check_endpoint("sinks.otlp.endpoint", &self.endpoint)?;
+        if let Some(e) = &self.metrics_endpoint {
+            check_endpoint("sinks.otlp.metrics_endpoint", e)?;
+        }
+        if let Some(e) = &self.logs_endpoint {
+            check_endpoint("sinks.otlp.logs_endpoint", e)?;
         }
         for (k, v) in &self.headers {
             MetadataKey::<tonic::metadata::Ascii>::from_str(&k.to_ascii_lowercase())
@@ -168,6 +173,30 @@ impl OtlpConfig {
         }
         Ok(())
     }
+}
+
+impl OtlpConfig {
+    /// Where metrics requests go.
+    pub fn metrics_endpoint(&self) -> &str {
+        self.metrics_endpoint.as_deref().unwrap_or(&self.endpoint)
+    }
+
+    /// Where logs requests go.
+    pub fn logs_endpoint(&self) -> &str {
+        self.logs_endpoint.as_deref().unwrap_or(&self.endpoint)
+    }
+}
+
+/// Checks that `endpoint` is `http(s)://host[:port]`; `key` names it in the message.
+pub fn check_endpoint(key: &str, endpoint: &str) -> Result<(), String> {
+    let uri = tonic::codegen::http::Uri::from_str(endpoint)
+        .map_err(|e| format!("{key} {endpoint:?}: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!(
+            "{key} {endpoint:?}: expected http://host:port or https://host:port"
+        ));
+    }
+    Ok(())
 }
 
 /// The OTLP sink could not be set up.
@@ -255,7 +284,11 @@ pub fn start(
     registry: Arc<Registry>,
     stop: CancellationToken,
 ) -> Result<OtlpSink, OtlpError> {
-    let channel = channel(config)?;
+    let metrics_channel = channel(config, config.metrics_endpoint())?;
+    let logs_channel = match config.logs_endpoint() == config.metrics_endpoint() {
+        true => metrics_channel.clone(),
+        false => channel(config, config.logs_endpoint())?,
+    };
     let buffer = ExportBuffer::new(config.buffer.clone()).map_err(OtlpError::Spill)?;
     let shared = Arc::new(Shared {
         buffer: Mutex::new(buffer),
@@ -280,11 +313,12 @@ pub fn start(
     };
     let sender = sender::Sender {
         config: config.clone(),
-        metrics: metrics_client(channel.clone(), config.compression),
-        logs: logs_client(channel, config.compression),
+        metrics: metrics_client(metrics_channel, config.compression),
+        logs: logs_client(logs_channel, config.compression),
         headers: headers(config),
         shared,
         stats,
+        health: super::health::register("otlp", target(config)),
     };
     let producer_stop = stop.clone();
     let tasks = vec![
@@ -328,16 +362,16 @@ struct Shared {
     produced_all: CancellationToken,
 }
 
-fn channel(config: &OtlpConfig) -> Result<Channel, OtlpError> {
+fn channel(config: &OtlpConfig, endpoint: &str) -> Result<Channel, OtlpError> {
     let endpoint_err = |source| OtlpError::Endpoint {
-        endpoint: config.endpoint.clone(),
+        endpoint: endpoint.to_owned(),
         source,
     };
     // The request deadline is set per request (longer for a slow core).
-    let mut ep = Endpoint::from_shared(config.endpoint.clone())
+    let mut ep = Endpoint::from_shared(endpoint.to_owned())
         .map_err(endpoint_err)?
         .connect_timeout(config.timeout);
-    if config.endpoint.starts_with("https://") {
+    if endpoint.starts_with("https://") {
         ep = ep.tls_config(tls(&config.tls)?).map_err(endpoint_err)?;
     }
     Ok(ep.connect_lazy())
@@ -456,5 +490,17 @@ impl Producer {
             self.stats.dropped(d.signal, "buffer_full").add(d.items);
         }
         self.shared.wake.notify_one();
+    }
+}
+
+/// Where the sink sends, for `eunomia status`.
+fn target(config: &OtlpConfig) -> String {
+    match config.metrics_endpoint() == config.logs_endpoint() {
+        true => config.endpoint.clone(),
+        false => format!(
+            "metrics {}, logs {}",
+            config.metrics_endpoint(),
+            config.logs_endpoint()
+        ),
     }
 }

@@ -65,6 +65,8 @@ pub(super) struct Sender {
     pub(super) headers: MetadataMap,
     pub(super) shared: std::sync::Arc<Shared>,
     pub(super) stats: Stats,
+    /// Up/down, last success and last error, for `eunomia status`.
+    pub(super) health: std::sync::Arc<crate::sinks::health::SinkHealth>,
 }
 
 /// What became of one export attempt.
@@ -183,6 +185,7 @@ impl Sender {
             };
             match outcome {
                 Outcome::Delivered => {
+                    self.health.success();
                     self.stats.export(signal, "success").inc();
                     self.shared.buffer.lock().await.done(entry);
                     backoff = self.config.initial_backoff;
@@ -190,6 +193,8 @@ impl Sender {
                     log.delivered(&endpoint);
                 }
                 Outcome::Rejected(status) => {
+                    self.health
+                        .failure(format!("{signal} rejected: {}", status.message()));
                     tracing::warn!(
                         endpoint,
                         signal,
@@ -230,6 +235,8 @@ impl Sender {
                     }
                 }
                 Outcome::Retry(status) => {
+                    self.health
+                        .failure(format!("{signal}: {}", status.message()));
                     self.stats.export(signal, "failure").inc();
                     deadline = next_deadline(deadline, &status, self.config.timeout);
                     log.failed(&endpoint, signal, &status, backoff);
