@@ -12,7 +12,8 @@
 //! - [`procfs`] reads `/proc/PID/cgroup`.
 //! - [`naming`] classifies cgroup paths by the runtimes' naming schemes.
 //! - [`pods`] finds pod and container names in the node's files, and
-//!   [`kubelet`] in the kubelet's pod list.
+//!   [`kubelet`] in the kubelet's pod list, [`runtimes`] in Docker's,
+//!   Podman's and containerd's own files.
 //! - [`resolver`] ties these together behind bounded caches.
 //! - [`stage`] is the pipeline stage.
 //! - [`config`] is the `[enrich]` configuration section.
@@ -25,6 +26,7 @@ pub mod naming;
 pub mod pods;
 pub mod procfs;
 pub mod resolver;
+pub mod runtimes;
 pub mod stage;
 pub mod workload;
 
