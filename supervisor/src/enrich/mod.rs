@@ -17,9 +17,11 @@
 //! - [`resolver`] ties these together behind bounded caches.
 //! - [`stage`] is the pipeline stage.
 //! - [`config`] is the `[enrich]` configuration section.
+//! - [`filter`] selects events by container, pod and namespace.
 
 pub mod cgroupfs;
 pub mod config;
+pub mod filter;
 pub mod kubelet;
 pub mod mounts;
 pub mod naming;
@@ -31,6 +33,7 @@ pub mod stage;
 pub mod workload;
 
 pub use config::EnrichConfig;
+pub use filter::WorkloadFilter;
 pub use naming::{QosClass, Runtime};
 pub use resolver::{PidCgroupLookup, Resolver};
 pub use stage::Enricher;

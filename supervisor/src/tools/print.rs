@@ -1,10 +1,13 @@
 //! Printing parsed records in the foreground (`eunomia tools start`): one
 //! JSON object per line, or a readable table (events), the histogram as the
-//! tool drew it, the table block, or the folded stack.
+//! tool drew it, the table block, or the folded stack. Events enriched with
+//! their workload carry its labels (`container.id`, `k8s.pod.name`, ...) in
+//! JSON and CONTAINER and POD columns in the table.
 
 use std::io::Write;
 
 use super::pa::{self, Record};
+use crate::enrich::Workload;
 
 /// Prints records to a writer.
 pub struct RecordPrinter<W: Write> {
@@ -29,13 +32,34 @@ impl<W: Write> RecordPrinter<W> {
 
     /// Prints one record.
     pub fn print(&mut self, record: &Record) -> std::io::Result<()> {
+        self.print_enriched(record, None)
+    }
+
+    /// Prints one record with the workload enrichment found for it (`None`:
+    /// not enriched, no workload columns).
+    pub fn print_enriched(
+        &mut self,
+        record: &Record,
+        workload: Option<&Workload>,
+    ) -> std::io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut self.out, record)?;
+            match workload {
+                None => serde_json::to_writer(&mut self.out, record)?,
+                Some(w) => {
+                    let mut value = serde_json::to_value(record)?;
+                    if let Some(obj) = value.as_object_mut() {
+                        for (k, v) in w.labels() {
+                            obj.insert(k.to_owned(), v.into());
+                        }
+                    }
+                    serde_json::to_writer(&mut self.out, &value)?;
+                }
+            }
             writeln!(self.out)?;
             return self.out.flush();
         }
         match record {
-            Record::Event(e) => self.event(record, e)?,
+            Record::Event(e) => self.event(record, e, workload)?,
             Record::Histogram(h) => self.histogram(h)?,
             Record::Table(t) => self.table(t)?,
             Record::Stack(s) => writeln!(self.out, "{}", s.to_folded_line())?,
@@ -43,7 +67,12 @@ impl<W: Write> RecordPrinter<W> {
         self.out.flush()
     }
 
-    fn event(&mut self, record: &Record, e: &pa::Event) -> std::io::Result<()> {
+    fn event(
+        &mut self,
+        record: &Record,
+        e: &pa::Event,
+        workload: Option<&Workload>,
+    ) -> std::io::Result<()> {
         let value = serde_json::to_value(record).unwrap_or_default();
         let map = value.as_object().cloned().unwrap_or_default();
         let mut fields: Vec<(String, String)> = map
@@ -51,12 +80,17 @@ impl<W: Write> RecordPrinter<W> {
             .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
             .map(|(k, v)| (k, text(&v)))
             .collect();
+        if let Some(w) = workload {
+            fields.push(("container".into(), container_column(w)));
+            fields.push(("pod".into(), pod_column(w)));
+        }
         fields.sort_by_key(|(k, _)| (column_rank(k), k.clone()));
         if self.columns.is_none() {
             let mut cols = vec![("TIME".to_owned(), 12)];
             cols.extend(fields.iter().map(|(k, v)| {
                 let w = match k.as_str() {
-                    "proc.comm" => 16,
+                    "proc.comm" | "container" => 16,
+                    "pod" => 24,
                     "proc.args" | "file.path" => 0,
                     _ => k.len().max(v.len()).max(6),
                 };
@@ -184,8 +218,33 @@ fn column_rank(key: &str) -> u8 {
         "proc.ppid" => 2,
         "proc.uid" => 3,
         "proc.comm" => 4,
+        "container" => 5,
+        "pod" => 6,
         "proc.args" | "file.path" | "text" => 9,
-        _ => 5,
+        _ => 7,
+    }
+}
+
+/// The CONTAINER column: its name, else its id (12 digits, as `docker ps`
+/// shows it), else `-` (a host process).
+fn container_column(w: &Workload) -> String {
+    match &w.container {
+        Some(c) => match &c.name {
+            Some(name) => name.clone(),
+            None => c.id.chars().take(12).collect(),
+        },
+        None => "-".into(),
+    }
+}
+
+/// The POD column: `namespace/name`, else the uid, else `-`.
+fn pod_column(w: &Workload) -> String {
+    match &w.pod {
+        Some(p) => match (&p.namespace, &p.name) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            _ => p.uid.clone(),
+        },
+        None => "-".into(),
     }
 }
 
