@@ -118,6 +118,15 @@ impl RuntimeFiles {
         Some(facts_from_annotations(&annotations, id))
     }
 
+    /// Whether containerd runs task `id` in `namespace`.
+    pub fn has_containerd_task(&self, namespace: &str, id: &str) -> bool {
+        is_plain_name(namespace)
+            && is_plain_name(id)
+            && self
+                .containerd_tasks()
+                .is_some_and(|t| t.join(namespace).join(id).is_dir())
+    }
+
     /// The namespace whose task bundle holds `id`: the CRI namespace first,
     /// then every other one.
     pub fn containerd_namespace_of(&self, id: &str) -> Option<String> {
@@ -317,6 +326,8 @@ mod tests {
         assert!(pause.sandbox);
         assert_eq!(pause.name, None, "the pause sandbox is not the app");
         assert_eq!(files.containerd("e16ns", "gone"), None);
+        assert!(files.has_containerd_task("e16ns", "e16ctr1"));
+        assert!(!files.has_containerd_task("e16ns", "gone"));
         assert_eq!(files.containerd("..", "e16ns"), None);
         assert_eq!(
             files.containerd_namespace_of("aaaa").as_deref(),
