@@ -354,10 +354,11 @@ fn attribution_holds(kind: Kind, test: &str) {
             execs += 1;
         }
     }
-    remove(rt, &t);
     let (events, metrics, alerts) = (agent.events(), agent.metrics(), agent.alerts());
     let dump = agent.dump();
     assert_eq!(agent.stop(), 0, "{dump}");
+    let (fg_json, fg_table) = foreground(rt, &t, dir.path(), &format!("fg-{tag}"));
+    remove(rt, &t);
 
     // Every exec of the loop (marker in its arguments, or the loop shell
     // as parent), and every open of those processes.
@@ -417,6 +418,60 @@ fn attribution_holds(kind: Kind, test: &str) {
         output.contains(&t.name),
         "the alert text names the container: {output}"
     );
+    // Foreground `tools start --container`: only this container's events,
+    // enriched like the agent's, the exec'd shell among them.
+    assert!(fg_json.len() >= 3, "too few foreground events: {fg_json:?}");
+    for e in &fg_json {
+        assert_names("foreground --json event", e, &t);
+    }
+    assert!(
+        fg_json
+            .iter()
+            .any(|e| e["proc.comm"] == "sh" && args_contain(e, &format!("fg-{tag}"))),
+        "no foreground event of the exec'd shell: {fg_json:?}"
+    );
+    let header = fg_table.first().map(String::as_str).unwrap_or_default();
+    assert!(
+        header.contains("CONTAINER") && header.contains("POD"),
+        "table header: {header:?}"
+    );
+    assert!(
+        fg_table.len() >= 2 && fg_table[1..].iter().all(|l| l.contains(&t.name)),
+        "table rows not all of {}: {fg_table:#?}",
+        t.name
+    );
+}
+
+/// Runs `eunomia tools start execsnoop --container NAME` in the foreground,
+/// as JSON and as a table, while a shell with `marker` is exec'd into the
+/// container; returns the JSON events and the table's lines.
+fn foreground(rt: &Runtimes, t: &Target, dir: &Path, marker: &str) -> (Vec<Value>, Vec<String>) {
+    let config = dir.join("eunomia.toml");
+    let run_one = |json: bool| {
+        let out = dir.join(if json { "fg.json" } else { "fg.txt" });
+        let mut cmd = eunomia();
+        cmd.args(["tools", "start", "execsnoop", "--foreground", "--for", "6s"])
+            .args(["--container", &t.name, "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null());
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd.spawn().expect("eunomia tools start");
+        thread::sleep(Duration::from_secs(3));
+        exec(rt, t, &["/bin/sh", "-c", &format!("/bin/true {marker}")]);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "tools start: {status}");
+        std::fs::read_to_string(&out).unwrap_or_default()
+    };
+    let json = run_one(true)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let table = run_one(false).lines().map(str::to_owned).collect();
+    (json, table)
 }
 
 #[test]
