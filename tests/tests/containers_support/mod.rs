@@ -13,6 +13,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -87,10 +89,17 @@ impl Runtimes {
             base,
             daemons: Mutex::new(Vec::new()),
         };
-        rt.start_containerd();
-        rt.start_dockerd();
-        rt.build_rootfs();
-        rt.import_images();
+        // A daemon that fails to start must not outlive the test process.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.start_containerd();
+            rt.start_dockerd();
+            rt.build_rootfs();
+            rt.import_images();
+        }));
+        if let Err(panic) = started {
+            rt.stop();
+            std::panic::resume_unwind(panic);
+        }
         rt
     }
 
@@ -191,8 +200,6 @@ state = "{state}"
   # the machine lacks CAP_SYS_RESOURCE
   restrict_oom_score_adj = true
   sandbox_image = "{IMAGE}"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".cni]
     conf_dir = "{cni}"
 "#,
@@ -215,6 +222,7 @@ state = "{state}"
         std::fs::write(dir.join("pid"), child.id().to_string()).unwrap();
         self.daemons.lock().unwrap().push(child);
         wait_for(Duration::from_secs(30), "containerd", || {
+            self.assert_daemons_alive();
             self.ctr()
                 .arg("version")
                 .output()
@@ -252,11 +260,25 @@ state = "{state}"
         std::fs::write(dir.join("pid"), child.id().to_string()).unwrap();
         self.daemons.lock().unwrap().push(child);
         wait_for(Duration::from_secs(60), "dockerd", || {
+            self.assert_daemons_alive();
             self.docker()
                 .arg("info")
                 .output()
                 .is_ok_and(|o| o.status.success())
         });
+    }
+
+    /// Panics with the daemons' last log lines when one has exited.
+    fn assert_daemons_alive(&self) {
+        let mut daemons = self.daemons.lock().unwrap_or_else(|p| p.into_inner());
+        for child in daemons.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let logs = ["containerd/containerd.log", "docker/dockerd.log"]
+                    .map(|l| std::fs::read_to_string(self.base.join(l)).unwrap_or_default());
+                let tail: Vec<&str> = logs.iter().flat_map(|l| l.lines().rev().take(5)).collect();
+                panic!("a container daemon exited ({status}); last log lines: {tail:#?}");
+            }
+        }
     }
 
     fn build_rootfs(&self) {
@@ -291,6 +313,16 @@ state = "{state}"
             .args(["import", "--change", change])
             .arg(&tar)
             .arg(IMAGE));
+        // The CRI plugin's namespace gets the same image (the pod sandbox
+        // and the app container run it).
+        let saved = self.base.join("image.tar");
+        run(self.docker().args(["save", "-o"]).arg(&saved).arg(IMAGE));
+        run(self.ctr_in("k8s.io").args(["images", "import"]).arg(&saved));
+    }
+
+    /// The CRI socket (containerd's own).
+    pub fn cri_socket(&self) -> PathBuf {
+        self.containerd_socket()
     }
 
     /// Every container removed, every daemon stopped, the state removed.
@@ -377,6 +409,7 @@ fn teardown_dir(dir: &Path) {
         let _ = Command::new("umount").args(["-l", p]).output();
     }
     let _ = std::fs::remove_dir_all(dir);
+    remove_test_pod_cgroups();
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
         .flatten()
@@ -389,6 +422,40 @@ fn teardown_dir(dir: &Path) {
             }
             let _ = std::fs::remove_dir(&ns);
         }
+    }
+}
+
+/// The uid prefix of the test pods, whose empty cgroups are removed.
+pub const POD_UID_PREFIX: &str = "eeee0016-";
+
+/// Removes the (empty) cgroups runc left for the test pods:
+/// `kubepods/besteffort/pod<uid>` in every hierarchy, and the parents when
+/// they are empty.
+pub fn remove_test_pod_cgroups() {
+    let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
+    for h in hierarchies {
+        let qos = h.join("kubepods/besteffort");
+        for pod in std::fs::read_dir(&qos).into_iter().flatten().flatten() {
+            let name = pod.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("pod{POD_UID_PREFIX}")) {
+                for c in std::fs::read_dir(pod.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+                let _ = std::fs::remove_dir(pod.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&qos);
+        let _ = std::fs::remove_dir(h.join("kubepods"));
     }
 }
 
