@@ -169,6 +169,8 @@ pub enum Offset {
     TaskCgroups = 17,
     /// BTF: `struct css_set`, `dfl_cgrp`.
     CssSetDflCgrp = 18,
+    /// BTF: `struct task_struct`, `pid` (the thread id).
+    TaskPid = 19,
 }
 
 /// Number of entries of `OFFSETS`.
@@ -281,15 +283,46 @@ pub const PID_CGROUPS_MAP: &str = "PID_CGROUPS";
 /// Default capacity of `PID_CGROUPS`.
 pub const PID_CGROUPS_MAX: u32 = 32_768;
 
-/// Where a process was, and whether it is gone.
+/// What the kernel knows of a task: where it is, who it is, and whether it
+/// is gone. Tool records are checked against it (a line printed by a tool
+/// names a process only as far as these facts confirm it).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct PidInfo {
-    /// cgroup v2 id.
+    /// cgroup v2 id, updated at fork, exec and every cgroup move.
     pub cgroup_id: u64,
     /// `bpf_ktime_get_ns()` at exit, 0 while alive.
     pub exited_ns: u64,
+    /// `bpf_ktime_get_ns()` at the last exec; 0 if none was seen.
+    pub exec_ns: u64,
+    /// `bpf_ktime_get_ns()` at the exec before the last one; 0 if none.
+    pub exec_prev_ns: u64,
+    /// `bpf_ktime_get_ns()` when the entry was made (fork, or the first
+    /// exec seen of a task older than the agent).
+    pub start_ns: u64,
+    /// Real uid at fork or exec.
+    pub uid: u32,
+    /// Real uid when the entry was last updated (exit, rename, move).
+    pub uid_last: u32,
+    /// Parent process id at fork (0 if unknown).
+    pub ppid: u32,
+    /// Bit flags: [`PID_FLAG_RENAMED`].
+    pub flags: u32,
+    /// `comm` at exec (inherited from the parent at fork).
+    pub comm: [u8; 16],
+    /// `comm` before the last exec (a wrapper such as `env` execs again at
+    /// once, before the tool's record of the first exec is read).
+    pub comm_prev: [u8; 16],
+    /// `comm` after the last rename (`prctl(PR_SET_NAME)`, `/proc/PID/comm`);
+    /// equal to `comm` when never renamed.
+    pub comm_now: [u8; 16],
+    /// The name another thread of this process (keyed by its tid) last
+    /// gave itself: tools print a thread's `comm` with the process id.
+    pub comm_thread: [u8; 16],
 }
+
+/// [`PidInfo::flags`]: the task renamed itself since its exec.
+pub const PID_FLAG_RENAMED: u32 = 1;
 
 /// The `sched_process_fork` program.
 pub const FORK_PROG: &str = "pid_fork";
@@ -297,6 +330,10 @@ pub const FORK_PROG: &str = "pid_fork";
 pub const EXEC_PROG: &str = "pid_exec";
 /// The `sched_process_exit` program.
 pub const EXIT_PROG: &str = "pid_exit";
+/// The `cgroup_attach_task` program of the pid map: a task's new cgroup.
+pub const PID_MOVED_PROG: &str = "pid_moved";
+/// The `task_rename` program: a task's new `comm`.
+pub const PID_RENAMED_PROG: &str = "pid_renamed";
 
 // ---------------------------------------------------------------------------
 // Benchmark-only programs

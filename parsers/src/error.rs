@@ -32,11 +32,11 @@ impl ParseError {
     }
 }
 
-/// A lossy, truncated copy of `line`.
+/// A lossy, truncated copy of `line`, control bytes escaped (it is logged).
 fn excerpt(line: &[u8]) -> String {
     let cut = line.len() > MAX_ERROR_LINE;
     let head = &line[..line.len().min(MAX_ERROR_LINE)];
-    let mut s = String::from_utf8_lossy(head).into_owned();
+    let mut s = crate::escape::escape_lossy(head).into_owned();
     if cut {
         // a multi-byte char cut in half became U+FFFD; fine for a message
         s.push('…');

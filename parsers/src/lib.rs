@@ -73,6 +73,7 @@
 //! Other tools: describe the output with a [`GenericSpec`].
 
 mod error;
+pub mod escape;
 pub mod fields;
 mod generic;
 mod line;

@@ -29,6 +29,10 @@ pub(crate) struct EventTool<S: EventSyntax> {
     tool: Arc<str>,
     syntax: S,
     layout: S::Layout,
+    /// A data line was parsed: the header is printed once, before any data,
+    /// so a header-like line from here on is data a traced process supplied
+    /// and must not change the layout.
+    seen_data: bool,
 }
 
 impl<S: EventSyntax> EventTool<S> {
@@ -39,6 +43,7 @@ impl<S: EventSyntax> EventTool<S> {
             tool: tool.into(),
             syntax,
             layout,
+            seen_data: false,
         }
     }
 }
@@ -52,6 +57,7 @@ impl<S: EventSyntax> ToolParser for EventTool<S> {
         let mut ev = Event::new(self.tool.clone(), self.syntax.kind());
         let err = match self.syntax.parse(line, self.layout, &mut ev) {
             Ok(_) => {
+                self.seen_data = true;
                 out.push(Record::Event(ev));
                 return Ok(());
             }
@@ -60,7 +66,9 @@ impl<S: EventSyntax> ToolParser for EventTool<S> {
         if is_noise(line) {
             return Ok(());
         }
-        if let Some(layout) = self.syntax.header(line) {
+        if !self.seen_data
+            && let Some(layout) = self.syntax.header(line)
+        {
             self.layout = layout;
             return Ok(());
         }

@@ -502,11 +502,9 @@ impl Record {
 }
 
 /// Bytes to a boxed string, replacing invalid UTF-8 with U+FFFD.
+/// Text from a tool's line: lossy UTF-8 with control bytes escaped.
 pub(crate) fn lossy_box(b: &[u8]) -> Box<str> {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.into(),
-        Err(_) => String::from_utf8_lossy(b).into(),
-    }
+    crate::escape::escape_lossy(b).into()
 }
 
 #[cfg(test)]

@@ -33,12 +33,10 @@ impl SmallStr {
         }
     }
 
-    /// Builds a `SmallStr` from bytes, replacing invalid UTF-8 with U+FFFD.
+    /// Builds a `SmallStr` from bytes, replacing invalid UTF-8 with U+FFFD
+    /// and escaping control bytes ([`crate::escape`]).
     pub fn from_utf8_lossy(b: &[u8]) -> Self {
-        match std::str::from_utf8(b) {
-            Ok(s) => Self::new(s),
-            Err(_) => Self::new(&String::from_utf8_lossy(b)),
-        }
+        Self::new(&crate::escape::escape_lossy(b))
     }
 
     /// The string slice.

@@ -105,7 +105,8 @@ fn execsnoop() {
     let e = events(&rel)[0];
     assert_eq!(e.tool_time, Some(parsers::ToolTime::Relative(0.094)));
     assert_eq!(e.uid, Some(0));
-    assert_eq!(s(e, "proc.args"), Some(r#""/bin/true" "arg one" "two""#));
+    // `-q`: quotes removed, escapes kept
+    assert_eq!(s(e, "proc.args"), Some("/bin/true arg one two"));
 
     let plain = parse("execsnoop", "plain");
     assert!(

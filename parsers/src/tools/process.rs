@@ -11,9 +11,11 @@ use crate::text::{
 
 /// execsnoop.
 ///
-/// Canonical flags: **`-T -U -x`** (time of day, uid column, failed execs too).
-/// Also accepted: no flags, `-t` (relative time), `-U`, `-q` (quoted args,
-/// kept as printed), and their combinations; the header line decides.
+/// Canonical flags: **`-T -U -x -q`** (time of day, uid column, failed execs
+/// too, quoted arguments: the tool escapes a newline in an argument as `\n`,
+/// so an argument can never start a new line). Also accepted: no flags, `-t`
+/// (relative time), `-U`, and their combinations; the header line decides.
+/// Arguments that start with `"` are read as `-q` output (unquoted).
 ///
 /// Output (libbpf-tools 0.26):
 /// `TIME     UID    PCOMM            PID    PPID   RET ARGS`, printed as
@@ -93,9 +95,41 @@ impl EventSyntax for Execsnoop {
         ev.ppid = Some(ppid);
         ev.fields.reserve_exact(2);
         ev.push(f::RET, Value::Int(ret));
-        ev.push(f::PROC_ARGS, Value::str_lossy(trim(i)));
+        let args = trim(i);
+        let args = if args.first() == Some(&b'"') {
+            Value::str_lossy(trim(&unquote_args(args)))
+        } else {
+            Value::str_lossy(args)
+        };
+        ev.push(f::PROC_ARGS, args);
         Ok((&i[i.len()..], ()))
     }
+}
+
+/// execsnoop `-q` arguments (`"a\nb" "c\"d" ...`) as one space-separated
+/// string: quotes removed, `\"` unescaped, `\n` and `\t` kept as the
+/// escapes they are (a newline in an argument never ends the line). Text
+/// outside quotes (the ` ...` of a cut list) is kept.
+fn unquote_args(i: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(i.len());
+    let mut k = 0;
+    while k < i.len() {
+        if i[k] != b'"' {
+            out.push(i[k]);
+            k += 1;
+            continue;
+        }
+        k += 1;
+        while k < i.len() && i[k] != b'"' {
+            if i[k] == b'\\' && i.get(k + 1) == Some(&b'"') {
+                k += 1;
+            }
+            out.push(i[k]);
+            k += 1;
+        }
+        k += 1;
+    }
+    out
 }
 
 /// exitsnoop.

@@ -58,6 +58,8 @@ pub fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
         "lines": c.lines,
         "records": c.records,
         "parse_errors": c.parse_errors,
+        "rejected": c.rejected,
+        "continued": c.continued,
         "dropped": c.dropped,
         "starts": c.starts,
         "restarts": c.restarts,
@@ -65,8 +67,7 @@ pub fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
 }
 
 /// The header of [`counters_row`].
-pub const COUNTERS_HEADER: &str =
-    "TOOL             STATE            LINES      RECORDS    PARSE_ERR  DROPPED    RESTARTS";
+pub const COUNTERS_HEADER: &str = "TOOL             STATE            LINES      RECORDS    PARSE_ERR  REJECTED   DROPPED    RESTARTS";
 
 /// A tool's counters as one table row.
 pub fn counters_row(c: &proto::ToolCounters) -> String {
@@ -75,7 +76,7 @@ pub fn counters_row(c: &proto::ToolCounters) -> String {
         (s, _) => s.to_owned(),
     };
     format!(
-        "{:<16} {state:<16} {:<10} {:<10} {:<10} {:<10} {}",
-        c.name, c.lines, c.records, c.parse_errors, c.dropped, c.restarts
+        "{:<16} {state:<16} {:<10} {:<10} {:<10} {:<10} {:<10} {}",
+        c.name, c.lines, c.records, c.parse_errors, c.rejected, c.dropped, c.restarts
     )
 }

@@ -203,6 +203,10 @@ async fn foreground(
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
+    // The kernel's record of processes, which the tool's records are checked
+    // against (and which still knows a process that has already exited).
+    let _pids = crate::hotpath::watch_pids(&config.hotpath)
+        .context("loading the pid probe the tools' records are checked against")?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let supervisor = Supervisor::new(manifest, tools.clone(), tx.clone(), shutdown.clone());
     let opts = RunnerOptions {
@@ -262,6 +266,8 @@ async fn foreground(
         lines = load(&s.lines),
         records = load(&s.records),
         parse_errors = load(&s.parse_errors),
+        rejected = s.rejected.iter().map(load).sum::<u64>(),
+        continued = load(&s.continued_lines),
         restarts = load(&s.restarts),
         dropped = load(&s.dropped),
         "done"

@@ -90,6 +90,8 @@ pub fn counters(s: &ToolStats) -> proto::ToolCounters {
         restarts: load(&s.restarts),
         dropped: load(&s.dropped),
         starts: load(&s.starts),
+        rejected: s.rejected.iter().map(load).sum(),
+        continued: load(&s.continued_lines),
     }
 }
 

@@ -17,9 +17,10 @@ use aya::{
 use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
     COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
-    FlowStats, MAX_SYSCALLS, OFFSETS_GLOBAL, PID_CGROUPS_MAP, SLOT_OWNERS_MAP, SLOTS_GLOBAL,
-    SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters, TASK_CREATED_PROG, TASK_MOVED_PROG,
-    TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
+    FlowStats, MAX_SYSCALLS, OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG,
+    SLOT_OWNERS_MAP, SLOTS_GLOBAL, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters,
+    TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
+    TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -97,7 +98,7 @@ enum Link {
 }
 
 /// Every program the agent may attach, with its probe and hook.
-const PROGRAMS: [(&str, Probe, Hook); 9] = [
+const PROGRAMS: [(&str, Probe, Hook); 11] = [
     // the cache invalidators first, so the cache is never trusted unguarded
     (
         TASK_CREATED_PROG,
@@ -140,6 +141,12 @@ const PROGRAMS: [(&str, Probe, Hook); 9] = [
         Probe::Pids,
         Hook::Tp("sched", "sched_process_exit"),
     ),
+    (
+        PID_MOVED_PROG,
+        Probe::Pids,
+        Hook::BtfTp("cgroup_attach_task"),
+    ),
+    (PID_RENAMED_PROG, Probe::Pids, Hook::BtfTp("task_rename")),
 ];
 
 /// The loaded hot-path programs and their maps.

@@ -94,6 +94,7 @@ pub fn compute() -> [u32; OFFSETS_LEN as usize] {
                 Offset::TaskCgroups,
                 btf.member_offset("task_struct", &["cgroups"]),
             );
+            set(Offset::TaskPid, btf.member_offset("task_struct", &["pid"]));
             set(
                 Offset::CssSetDflCgrp,
                 btf.member_offset("css_set", &["dfl_cgrp"]),

@@ -37,6 +37,13 @@ impl PidCgroups {
         from_map.or_else(|| cgroup_of_pid_from_proc(pid))
     }
 
+    /// What the kernel recorded of task `pid` (fork, exec, renames, moves,
+    /// exit), if the map still has it.
+    pub fn process(&self, pid: u32) -> Option<PidInfo> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&pid, 0).ok()
+    }
+
     /// Removes entries of processes that exited more than `grace` ago.
     /// Returns (entries left, entries removed).
     pub fn sweep(&self, grace: Duration) -> (usize, usize) {

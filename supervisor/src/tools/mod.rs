@@ -8,6 +8,7 @@ pub mod config;
 pub mod manifest;
 pub mod print;
 pub mod runner;
+pub mod verify;
 
 pub(crate) use ::parsers as pa;
 

@@ -32,7 +32,11 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{manifest::ToolSpec, pa};
+use super::{
+    manifest::ToolSpec,
+    pa,
+    verify::{Checker, KernelFacts, Reject, Verdict},
+};
 use crate::pipeline::{Message, PipelineTx, ToolRecord};
 
 /// Longest line passed to a parser; longer lines are cut (and counted).
@@ -105,6 +109,10 @@ pub struct ToolStats {
     pub records: AtomicU64,
     /// Lines the parser could not parse (skipped).
     pub parse_errors: AtomicU64,
+    /// Parsed records the kernel did not confirm, per [`Reject`] reason.
+    pub rejected: [AtomicU64; Reject::ALL.len()],
+    /// Lines that continued a record's text (a newline inside a string).
+    pub continued_lines: AtomicU64,
     /// Lines longer than [`MAX_LINE`] (cut).
     pub truncated_lines: AtomicU64,
     /// Records dropped because the pipeline was full.
@@ -126,6 +134,8 @@ impl ToolStats {
             lines: AtomicU64::new(0),
             records: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
+            rejected: Default::default(),
+            continued_lines: AtomicU64::new(0),
             truncated_lines: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             starts: AtomicU64::new(0),
@@ -203,6 +213,22 @@ impl ToolStats {
             "1 when the agent gave up restarting a tool (it kept dying at start).",
             &[("tool", &self.tool)],
             move || f64::from(u8::from(matches!(me.state(), ToolState::Failed(_)))),
+        );
+        for reason in Reject::ALL {
+            let me = self.clone();
+            registry.observe_counter(
+                "eunomia_tool_rejected_records_total",
+                "Records of a tool the kernel did not confirm (pid, comm, uid or exec), dropped.",
+                &[("tool", &self.tool), ("reason", reason.as_str())],
+                move || me.rejected[reason.index()].load(Ordering::Relaxed),
+            );
+        }
+        let me = self.clone();
+        registry.observe_counter(
+            "eunomia_tool_continued_lines_total",
+            "Output lines that continued the text of the record before them (a newline in a string).",
+            &[("tool", &self.tool)],
+            move || me.continued_lines.load(Ordering::Relaxed),
         );
         for (name, help, field) in COUNTERS {
             let me = self.clone();
@@ -537,6 +563,8 @@ async fn read_until_end(
                     return stopping.is_some();
                 }
             },
+            // a record that may continue on the next line waits that long
+            _ = tokio::time::sleep(super::verify::HOLD), if out.checker.holding() => out.release(),
             _ = stop.cancelled(), if stopping.is_none() => {
                 tracing::debug!(tool = %spec.name, signal = %spec.stop_signal, "stopping");
                 kill_group(pid, spec.stop_signal);
@@ -641,6 +669,7 @@ struct Output<'a> {
     /// Inside an over-long line whose head was already passed on.
     skipping: bool,
     records: Vec<pa::Record>,
+    checker: Checker,
     logged_errors: u32,
     started: Instant,
     seen_output: bool,
@@ -656,6 +685,7 @@ impl<'a> Output<'a> {
             pending: Vec::with_capacity(4096),
             skipping: false,
             records: Vec::new(),
+            checker: Checker::new(Arc::new(KernelFacts::new(crate::hotpath::pid_cgroups()))),
             logged_errors: 0,
             started: Instant::now(),
             seen_output: false,
@@ -705,16 +735,51 @@ impl<'a> Output<'a> {
             );
         }
         self.stats.lines.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.parser.feed(line, &mut self.records) {
-            self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
-            if self.logged_errors < 10 {
-                self.logged_errors += 1;
-                tracing::warn!(tool = %self.tool, "unparsable line skipped: {e}");
-            } else {
-                tracing::debug!(tool = %self.tool, "unparsable line skipped: {e}");
+        let mut notes = Vec::new();
+        self.checker
+            .line(self.parser.as_mut(), line, &mut self.records, &mut |o| {
+                notes.push(o)
+            });
+        self.count(notes);
+        self.flush();
+    }
+
+    /// Sends what the checker holds back (no continuation came in time).
+    fn release(&mut self) {
+        let mut notes = Vec::new();
+        self.checker
+            .release(&mut self.records, &mut |o| notes.push(o));
+        self.count(notes);
+        self.flush();
+    }
+
+    /// Counts (and logs, a few times) what the checker did not accept.
+    fn count(&mut self, notes: Vec<Verdict>) {
+        for note in notes {
+            match note {
+                Verdict::Rejected(r) => {
+                    self.stats.rejected[r.index()].fetch_add(1, Ordering::Relaxed);
+                    self.log(format_args!("record rejected ({})", r.as_str()));
+                }
+                Verdict::Continued | Verdict::Joined => {
+                    self.stats.continued_lines.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::Unparsable(e) => {
+                    self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+                    self.log(format_args!("unparsable line skipped: {e}"));
+                }
             }
         }
-        self.flush();
+    }
+
+    /// Warns about the first ten lines skipped, then only at debug level.
+    fn log(&mut self, what: std::fmt::Arguments<'_>) {
+        if self.logged_errors < 10 {
+            self.logged_errors += 1;
+            tracing::warn!(tool = %self.tool, "{what}");
+        } else {
+            tracing::debug!(tool = %self.tool, "{what}");
+        }
     }
 
     fn finish(&mut self) {
@@ -722,6 +787,7 @@ impl<'a> Output<'a> {
             let line = std::mem::take(&mut self.pending);
             self.line(&line);
         }
+        self.release();
         self.parser.finish(&mut self.records);
         self.flush();
     }

@@ -1,0 +1,169 @@
+//! Unit tests of the record checker, with made-up process facts.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// Processes by pid: (comm, uid, exec comm if it exec'd just now), and when
+/// "now" was.
+struct Fake(HashMap<u32, (&'static str, u32, Option<&'static str>)>, u64);
+
+impl ProcessFacts for Fake {
+    fn recorded(&self, pid: u32) -> Option<Facts> {
+        let (comm, uid, exec) = *self.0.get(&pid)?;
+        let now = self.1;
+        Some(Facts {
+            comms: vec![comm.to_owned()],
+            uids: vec![uid],
+            execs: exec
+                .map(|c| (now - 1_000, c.to_owned()))
+                .into_iter()
+                .collect(),
+            execs_known: true,
+        })
+    }
+    fn live(&self, _pid: u32) -> Option<Facts> {
+        None
+    }
+}
+
+fn facts() -> Arc<dyn ProcessFacts> {
+    Arc::new(Fake(
+        HashMap::from([
+            (100, ("attacker", 65534, None)),
+            (101, ("x\\nforged", 65534, Some("x\\nforged"))),
+            (200, ("sshd", 0, None)),
+            (300, ("true", 0, Some("true"))),
+        ]),
+        crate::hotpath::pids::monotonic_ns(),
+    ))
+}
+
+/// In a list of lines: the [`HOLD`] time passes without a line.
+const RELEASE: &[u8] = b"\0release";
+
+/// Runs `lines` through a checker and a `tool` parser.
+fn run(tool: &str, lines: &[&[u8]]) -> (Vec<Event>, Vec<String>) {
+    let mut parser = parsers::builtin(tool).unwrap();
+    let mut checker = Checker::new(facts());
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let mut note = |o: Verdict| {
+        notes.push(match o {
+            Verdict::Rejected(r) => r.as_str().to_owned(),
+            Verdict::Continued => "continued".to_owned(),
+            Verdict::Joined => "joined".to_owned(),
+            Verdict::Unparsable(_) => "unparsable".to_owned(),
+        })
+    };
+    for line in lines {
+        if *line == RELEASE {
+            checker.release(&mut out, &mut note);
+        } else {
+            checker.line(parser.as_mut(), line, &mut out, &mut note);
+        }
+    }
+    checker.release(&mut out, &mut note);
+    let evs = out.iter().filter_map(|r| r.as_event().cloned()).collect();
+    (evs, notes)
+}
+
+const OPEN_HEADER: &[u8] = b"TIME     UID     PID    COMM              FD ERR FLAGS    PATH";
+
+#[test]
+fn a_path_with_a_newline_cannot_forge_an_open_of_another_process() {
+    let (evs, notes) = run(
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            b"03:11:30 0       4244   sshd-fake2         3   0 00000000 /etc/shadow",
+        ],
+    );
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].pid, Some(100));
+    let path = evs[0].field("file.path").and_then(Value::as_str).unwrap();
+    assert!(path.starts_with("y\\n03:11:30 0"), "{path}");
+    assert!(path.ends_with("/etc/shadow"), "{path}");
+    assert_eq!(notes, ["continued"]);
+}
+
+#[test]
+fn a_forged_record_with_no_record_before_it_is_rejected() {
+    let (evs, notes) = run(
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 0       100    attacker           3   0 00000000 /etc/shadow",
+            b"03:11:30 0       200    notsshd            3   0 00000000 /etc/shadow",
+            b"03:11:30 0       999    ghost              3   0 00000000 /etc/shadow",
+        ],
+    );
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(notes, ["uid_mismatch", "comm_mismatch", "unknown_pid"]);
+}
+
+#[test]
+fn a_mismatched_record_of_a_real_process_is_rejected_not_appended() {
+    let (evs, notes) = run(
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            b"03:11:30 0       200    sshd-fake          3   0 00000000 /etc/shadow",
+        ],
+    );
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].field("file.path").and_then(Value::as_str), Some("y"));
+    assert_eq!(notes, ["comm_mismatch"]);
+}
+
+#[test]
+fn real_records_pass_and_split_comms_are_joined() {
+    let header: &[u8] = b"TIME     UID    PCOMM            PID    PPID   RET ARGS";
+    let (evs, notes) = run(
+        "execsnoop",
+        &[
+            header,
+            b"02:55:00 0     true             300    1        0 \"/bin/true\" \"a\\nb\"",
+            b"02:55:00 65534 x",
+            b"forged         101    1        0 \"/tmp/x\"",
+        ],
+    );
+    assert_eq!(notes, ["joined"]);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(
+        evs[0].field("proc.args").and_then(Value::as_str),
+        Some("/bin/true a\\nb")
+    );
+    assert_eq!(evs[1].comm.as_deref(), Some("x\\nforged"));
+    assert_eq!(evs[1].pid, Some(101));
+}
+
+#[test]
+fn an_exec_is_claimed_once_and_only_if_the_kernel_saw_it() {
+    let header: &[u8] = b"TIME     UID    PCOMM            PID    PPID   RET ARGS";
+    let line: &[u8] = b"02:55:00 0     true             300    1        0 \"/bin/true\"";
+    let (evs, notes) = run("execsnoop", &[header, line, RELEASE, line]);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(notes, ["exec_claimed"]);
+    // right after it too: a record of a real process never continues another
+    let (evs, notes) = run("execsnoop", &[header, line, line]);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(notes, ["exec_claimed"]);
+    let (evs, notes) = run(
+        "execsnoop",
+        &[
+            header,
+            b"02:55:00 0     sshd             200    1        0 \"/usr/sbin/sshd\"",
+        ],
+    );
+    assert!(evs.is_empty());
+    assert_eq!(notes, ["no_exec"]);
+}
+
+#[test]
+fn junk_with_nothing_before_it_is_unparsable() {
+    let (evs, notes) = run("opensnoop", &[OPEN_HEADER, b"garbage", b"more garbage"]);
+    assert!(evs.is_empty());
+    assert_eq!(notes, ["unparsable", "unparsable"]);
+}

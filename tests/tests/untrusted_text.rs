@@ -1,0 +1,250 @@
+//! Text from tools is untrusted input (issue 15), end to end: the real agent
+//! runs the real execsnoop, opensnoop and exitsnoop while an unprivileged
+//! user the test creates puts newlines into argv, a file name and `comm`.
+//! No event or alert may then name another pid, uid or comm, the attacker's
+//! own events carry the whole strings, escaped, and 1,000 ordinary execs and
+//! opens with unusual but legal strings still arrive intact.
+
+use std::{
+    collections::HashSet,
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run, temp_dir};
+use serde_json::Value;
+
+const USER: &str = "eunomia-untrusted";
+
+/// The uid of the test's unprivileged user, created if missing.
+fn attacker_uid() -> u32 {
+    let _ = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--shell", "/bin/sh", USER])
+        .stderr(Stdio::null())
+        .status();
+    let out = Command::new("id").args(["-u", USER]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Runs `argv` as the unprivileged user.
+fn as_attacker(uid: u32, argv: &[&str]) {
+    let status = Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .args(argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let _ = status;
+}
+
+/// The events the JSON-lines sink wrote so far.
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "event" || v["record"] == "event")
+        .collect()
+}
+
+fn str_of<'a>(ev: &'a Value, key: &str) -> &'a str {
+    ev[key].as_str().unwrap_or("")
+}
+
+/// Waits until `done(events)` or `timeout`; returns the last events.
+fn wait_events(
+    path: &Path,
+    timeout: Duration,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let evs = events(path);
+        if done(&evs) || Instant::now() > deadline {
+            return evs;
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+}
+
+const FORGED_EXEC: &str =
+    "x\n02:55:00 0     forged-by-nobo 4242   1        0 /tmp/forged-by-nobody --payload";
+const FORGED_OPEN: &str =
+    "y\n03:11:30 0       4244   sshd-fake2         3   0 00000000 /etc/shadow";
+const FORGED_COMM: &str = "n\n02:55:00 0 a";
+const RENAMED: &str = "r\nforged-exit";
+
+#[test]
+fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
+    if !kernel_tests_can_run("unprivileged_text_cannot_forge_events_and_arrives_whole") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let uid = attacker_uid();
+    let dir = temp_dir("untrusted");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sink = dir.join("events.jsonl");
+    let config = dir.join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = [\"execsnoop\", \"opensnoop\", \"exitsnoop\"]\n\
+             [sinks.jsonl]\nenabled = true\npath = \"{}\"\nmetrics = false\nqueue = 200000\n",
+            sink.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&[
+        "run",
+        "--json",
+        "--for",
+        "120s",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    for _ in 0..3 {
+        agent.wait_for_stderr("first output", Duration::from_secs(30));
+    }
+    // a payload whose name (and so comm at exec) holds a newline
+    let comm_exe = dir.join(FORGED_COMM);
+    std::fs::copy("/bin/true", &comm_exe).unwrap();
+    let open_path = dir.join(FORGED_OPEN);
+    let rename = format!(
+        "import ctypes; ctypes.CDLL(None).prctl(15, {:?}.encode(), 0, 0, 0)",
+        RENAMED
+    );
+    let attack = || {
+        as_attacker(uid, &["/bin/echo", FORGED_EXEC]);
+        as_attacker(uid, &["/bin/cat", open_path.to_str().unwrap()]);
+        as_attacker(uid, &[comm_exe.to_str().unwrap()]);
+        as_attacker(uid, &["/usr/bin/python3", "-c", &rename]);
+    };
+    let esc = |s: &str| s.replace('\n', "\\n");
+    let (exec_args, open_esc, comm_esc, renamed_esc) = (
+        format!("/bin/echo {}", esc(FORGED_EXEC)),
+        esc(open_path.to_str().unwrap()),
+        esc(FORGED_COMM),
+        esc(RENAMED),
+    );
+    let mine = |evs: &[Value]| -> [bool; 4] {
+        let by_me = |e: &&Value| e["proc.uid"].as_u64().is_none_or(|u| u == u64::from(uid));
+        [
+            evs.iter()
+                .filter(by_me)
+                .any(|e| str_of(e, "proc.args") == exec_args),
+            evs.iter()
+                .filter(by_me)
+                .any(|e| str_of(e, "file.path") == open_esc),
+            evs.iter()
+                .filter(by_me)
+                .any(|e| str_of(e, "proc.comm") == comm_esc),
+            evs.iter()
+                .any(|e| e["kind"] == "exit" && str_of(e, "proc.comm") == renamed_esc),
+        ]
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut evs = Vec::new();
+    while Instant::now() < deadline {
+        attack();
+        evs = wait_events(&sink, Duration::from_secs(2), |e| {
+            mine(e).iter().all(|x| *x)
+        });
+        if mine(&evs).iter().all(|x| *x) {
+            break;
+        }
+    }
+    assert_eq!(
+        mine(&evs),
+        [true; 4],
+        "the attacker's own events, whole and escaped (exec args, open path, exec comm, renamed exit)"
+    );
+    // nothing names the forged pids, comms or uid 0 for the attacker's lines
+    for e in &evs {
+        let pid = e["proc.pid"].as_u64();
+        assert!(!matches!(pid, Some(4242 | 4244)), "forged event: {e}");
+        let comm = str_of(e, "proc.comm");
+        assert!(
+            !["forged-by-nobo", "sshd-fake2", "a", "forged-exit"].contains(&comm),
+            "forged comm: {e}"
+        );
+        for v in e.as_object().unwrap().values() {
+            if let Some(s) = v.as_str() {
+                assert!(!s.chars().any(char::is_control), "raw control byte: {e}");
+            }
+        }
+    }
+
+    // 1,000 ordinary execs and opens with unusual but legal strings
+    let marker = format!("m{}", std::process::id());
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("{marker} {i} it's \"quoted\" ünï\tcode"))
+        .collect();
+    let script = format!(
+        "for i in $(seq 0 999); do /bin/true \"{marker} $i\" \"it's\" '\"quoted\"' $'\\xc3\\xbcn\\xc3\\xaf\\tcode'; done"
+    );
+    Command::new("bash").args(["-c", &script]).status().unwrap();
+    let files = dir.join("files");
+    std::fs::create_dir(&files).unwrap();
+    // paced: opensnoop's perf buffer would overflow (and count) in a burst
+    let opener = format!(
+        "import sys, time\nfor n in sys.stdin.read().split('\\0'):\n    open({:?} + '/' + n, 'w').close(); time.sleep(0.004)\n",
+        files.to_str().unwrap()
+    );
+    let mut py = Command::new("python3")
+        .args(["-c", &opener])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = py.stdin.take().unwrap();
+        stdin.write_all(names.join("\0").as_bytes()).unwrap();
+    }
+    assert!(py.wait().unwrap().success());
+    let want_args: HashSet<String> = (0..1000)
+        .map(|i| format!("/bin/true {marker} {i} it's \"quoted\" ünï\\tcode"))
+        .collect();
+    let want_paths: HashSet<String> = names
+        .iter()
+        .map(|n| esc(files.join(n).to_str().unwrap()).replace('\t', "\\t"))
+        .collect();
+    let count = |evs: &[Value]| {
+        let args = evs
+            .iter()
+            .filter(|e| want_args.contains(str_of(e, "proc.args")))
+            .map(|e| str_of(e, "proc.args").to_owned())
+            .collect::<HashSet<_>>();
+        let paths = evs
+            .iter()
+            .filter(|e| want_paths.contains(str_of(e, "file.path")))
+            .map(|e| str_of(e, "file.path").to_owned())
+            .collect::<HashSet<_>>();
+        (args.len(), paths.len())
+    };
+    let evs = wait_events(&sink, Duration::from_secs(30), |e| count(e) == (1000, 1000));
+    let (execs, opens) = count(&evs);
+    let odd: Vec<&str> = evs
+        .iter()
+        .map(|e| str_of(e, "file.path"))
+        .filter(|p| p.contains(&marker) && !want_paths.contains(*p))
+        .collect();
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert!(odd.is_empty(), "paths not as created: {odd:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        (execs, opens),
+        (1000, 1000),
+        "ordinary execs and opens that arrived intact"
+    );
+    assert_eq!(code, 0);
+}
