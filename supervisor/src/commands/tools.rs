@@ -223,15 +223,17 @@ async fn foreground(
             }
             other => anyhow::Error::new(other),
         })?;
+    let pid_map = start_pid_map(&config, &tx, &shutdown);
     drop(tx);
     let mut out = Output {
         printer: RecordPrinter::new(std::io::stdout().lock(), args.json),
-        // Without the agent's hot path, pids resolve through /proc (read
-        // again at every exec of the pid).
-        enricher: config
-            .enrich
-            .enabled
-            .then(|| Enricher::new(Resolver::new(&config.enrich))),
+        enricher: config.enrich.enabled.then(|| {
+            let mut resolver = Resolver::new(&config.enrich);
+            if let Some(pids) = pid_map {
+                resolver.set_pid_lookup(std::sync::Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+            }
+            Enricher::new(resolver)
+        }),
         filter: filter_of(&args),
     };
     if out.enricher.is_none() && !out.filter.is_empty() {
@@ -273,6 +275,33 @@ async fn foreground(
     match s.state() {
         ToolState::Failed(why) => anyhow::bail!("{} failed: {why}", s.tool),
         _ => Ok(()),
+    }
+}
+
+/// The hot path's pid → cgroup map alone (no syscall or TCP probe), so
+/// that the foreground names processes that exited before `/proc` was read,
+/// and ones that moved into a container just before they exec'd. Without
+/// it (BPF not loadable, or `hotpath.pids = false`) `/proc` is read.
+fn start_pid_map(
+    config: &Config,
+    tx: &pipeline::PipelineTx,
+    shutdown: &CancellationToken,
+) -> Option<crate::hotpath::PidCgroups> {
+    if !(config.enrich.enabled && config.hotpath.pids) {
+        return None;
+    }
+    let pids_only = crate::hotpath::HotpathConfig {
+        syscalls: false,
+        tcp: false,
+        ..config.hotpath.clone()
+    };
+    let interval = config.agent.poll_interval;
+    match crate::hotpath::poller::start(&pids_only, interval, tx.clone(), shutdown.clone()) {
+        Ok(_) => crate::hotpath::pid_cgroups(),
+        Err(e) => {
+            tracing::warn!("no kernel pid map ({e}); containers are resolved from /proc");
+            None
+        }
     }
 }
 
