@@ -334,7 +334,15 @@ fn foreground(rt: &Runtimes, t: &Target, dir: &Path, marker: &str) -> (Vec<Value
         }
         let mut child = cmd.spawn().expect("eunomia tools start");
         thread::sleep(Duration::from_secs(3));
-        exec(rt, t, &["/bin/sh", "-c", &format!("/bin/true {marker}")]);
+        exec(
+            rt,
+            t,
+            &[
+                "/bin/sh",
+                "-c",
+                &format!("/bin/true {marker}; /bin/sleep 0.2"),
+            ],
+        );
         let status = child.wait().unwrap();
         assert!(status.success(), "tools start: {status}");
         std::fs::read_to_string(&out).unwrap_or_default()
