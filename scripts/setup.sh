@@ -19,6 +19,9 @@ PACKAGES=(
   protobuf-compiler               # tonic-build for the control API
   iproute2 procps                 # network namespaces and ps in tests
   python3-yaml systemd            # deployment-file checks (YAML, systemd-analyze verify)
+  docker.io containerd runc podman  # real container runtimes for the container tests (never crun:
+                                    # it refuses this hybrid cgroup layout and podman would prefer it)
+  busybox-static                  # the rootfs of the test images (no registry is reachable)
 )
 
 missing=()
@@ -29,15 +32,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || fail "apt-get update"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" crun- >/dev/null \
     || fail "apt-get install ${missing[*]}"
   # The Debian packages start their services; tests start their own instances.
   for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
     pkill -x "${svc#prometheus-}" >/dev/null 2>&1 || true
   done
+  # Same for the container daemons: the container tests start and stop their own.
+  for svc in docker containerd; do
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
 else
   log "Debian packages: already installed"
+fi
+
+# podman prefers crun when both are there, and crun refuses this hybrid layout.
+if dpkg-query -W -f='${Status}' crun 2>/dev/null | grep -q "install ok installed"; then
+  log "removing crun (podman must use runc here)"
+  apt-get remove -y -qq crun >/dev/null || fail "apt-get remove crun"
 fi
 
 # The libbpf-tools attach tracepoints through tracefs; some hosts boot without it.

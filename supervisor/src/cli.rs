@@ -256,6 +256,16 @@ pub struct ToolsStartArgs {
     /// lines with --json) until --for ends or Ctrl-C.
     #[arg(long, conflicts_with = "foreground")]
     pub follow: bool,
+    /// Only events of this container: its name, id, or an id prefix of at
+    /// least 4 digits (in the foreground).
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Option<String>,
+    /// Only events of this Kubernetes pod: its name or uid (in the foreground).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Only events of pods in this Kubernetes namespace (in the foreground).
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
     pub socket: PathBuf,

@@ -86,13 +86,23 @@ fn tool_events_carry_container_pod_and_service_labels() {
     let _serial = kernel_lock();
     let logs = TempDir::new("e2e-pods");
     let (uid, docker_id, cri_id) = (pod_uid(), container_id(), container_id());
-    std::fs::create_dir_all(logs.0.join(format!("payments_api-6d4b_{uid}/server"))).unwrap();
+    std::fs::create_dir_all(logs.0.join(format!("pods/payments_api-6d4b_{uid}/server"))).unwrap();
+    // The kubelet's symlink ties the container id to its name (a pod's
+    // single log directory alone could be its sandbox's).
+    std::fs::create_dir_all(logs.0.join("containers")).unwrap();
+    std::fs::write(
+        logs.0
+            .join(format!("containers/api-6d4b_payments_server-{cri_id}.log")),
+        b"",
+    )
+    .unwrap();
     let mut tree = CgroupTree::v2_only("e2e");
     let docker = tree.create(&format!("system.slice/docker-{docker_id}.scope"));
     let pod = tree.create(&format!("kubepods/besteffort/pod{uid}/{cri_id}"));
     let service = tree.create("system.slice/eunomia-e2e.service");
     let mut enricher = Enricher::new(Resolver::new(&EnrichConfig {
-        pod_logs_root: logs.0.clone(),
+        pod_logs_root: logs.0.join("pods"),
+        container_logs_root: logs.0.join("containers"),
         ..EnrichConfig::default()
     }));
 

@@ -201,10 +201,18 @@ fn pod_names_come_from_var_log_pods_and_vanish_cleanly() {
     }
     let logs = TempDir::new("var-log-pods");
     let (uid, id) = (pod_uid(), container_id());
-    let pod_dir = logs.0.join(format!("shop_web-5f7c9_{uid}"));
+    let pod_dir = logs.0.join(format!("pods/shop_web-5f7c9_{uid}"));
     std::fs::create_dir_all(pod_dir.join("nginx")).unwrap();
+    let containers = logs.0.join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    std::fs::write(
+        containers.join(format!("web-5f7c9_shop_nginx-{id}.log")),
+        b"",
+    )
+    .unwrap();
     let config = EnrichConfig {
-        pod_logs_root: logs.0.clone(),
+        pod_logs_root: logs.0.join("pods"),
+        container_logs_root: containers.clone(),
         ..config()
     };
     let mut tree = CgroupTree::v2_only("pods");
@@ -224,6 +232,7 @@ fn pod_names_come_from_var_log_pods_and_vanish_cleanly() {
 
     // The pod goes away: its log directory, its process, its cgroup.
     std::fs::remove_dir_all(&pod_dir).unwrap();
+    std::fs::remove_dir_all(&containers).unwrap();
     tree.kill(pid);
     tree.remove(&rel);
     let gone = Resolver::new(&config).by_cgroup_id(id_before);

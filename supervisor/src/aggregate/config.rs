@@ -119,6 +119,9 @@ impl EventRule {
 
 /// The label most rules group by: the container (empty for host processes).
 const CONTAINER: &str = "container.name";
+/// Kept beside the name so that a container whose name is unknown is never
+/// merged with the host (or with another nameless container).
+const CONTAINER_ID: &str = "container.id";
 
 /// The built-in rules (documented in `docs/metrics.md`).
 pub fn default_rules() -> Vec<EventRule> {
@@ -137,7 +140,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_process_execs_total",
             Count,
             None,
-            &[CONTAINER, "proc.comm"],
+            &[CONTAINER_ID, CONTAINER, "proc.comm"],
             "Processes executed (execsnoop).",
         ),
         EventRule::new(
@@ -145,7 +148,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_process_exits_total",
             Count,
             None,
-            &[CONTAINER, "proc.comm"],
+            &[CONTAINER_ID, CONTAINER, "proc.comm"],
             "Processes exited (exitsnoop).",
         ),
         EventRule::new(
@@ -153,7 +156,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_process_lifetime_seconds",
             Histogram,
             Some("proc.age"),
-            &[CONTAINER],
+            &[CONTAINER_ID, CONTAINER],
             "Lifetime of exited processes.",
         ),
         EventRule::new(
@@ -161,7 +164,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_file_opens_total",
             Count,
             None,
-            &[CONTAINER, "proc.comm"],
+            &[CONTAINER_ID, CONTAINER, "proc.comm"],
             "Files opened (opensnoop).",
         ),
         EventRule::new(
@@ -169,7 +172,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_tcp_sessions_total",
             Count,
             None,
-            &[CONTAINER, "net.dport"],
+            &[CONTAINER_ID, CONTAINER, "net.dport"],
             "TCP sessions ended (tcplife).",
         ),
         EventRule::new(
@@ -177,7 +180,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_tcp_session_duration_seconds",
             Histogram,
             Some("duration"),
-            &[CONTAINER, "net.dport"],
+            &[CONTAINER_ID, CONTAINER, "net.dport"],
             "Duration of TCP sessions.",
         ),
         EventRule::new(
@@ -185,7 +188,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_tcp_sent_bytes_total",
             Sum,
             Some("net.tx_bytes"),
-            &[CONTAINER, "net.dport"],
+            &[CONTAINER_ID, CONTAINER, "net.dport"],
             "Bytes sent by ended TCP sessions.",
         ),
         EventRule::new(
@@ -193,7 +196,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_tcp_received_bytes_total",
             Sum,
             Some("net.rx_bytes"),
-            &[CONTAINER, "net.dport"],
+            &[CONTAINER_ID, CONTAINER, "net.dport"],
             "Bytes received by ended TCP sessions.",
         ),
         EventRule::new(
@@ -201,7 +204,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_tcp_state_changes_total",
             Count,
             None,
-            &[CONTAINER, "net.new_state"],
+            &[CONTAINER_ID, CONTAINER, "net.new_state"],
             "TCP state transitions (tcpstates).",
         ),
         EventRule::new(
@@ -217,7 +220,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_dns_lookup_latency_seconds",
             Histogram,
             Some("latency"),
-            &[CONTAINER],
+            &[CONTAINER_ID, CONTAINER],
             "Name lookup latency (gethostlatency).",
         ),
         EventRule::new(
@@ -225,7 +228,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_sched_runq_latency_seconds",
             Histogram,
             Some("latency"),
-            &[CONTAINER],
+            &[CONTAINER_ID, CONTAINER],
             "Run-queue latency of slow wake-ups (runqslower).",
         ),
         EventRule::new(
@@ -233,7 +236,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_memory_direct_reclaim_latency_seconds",
             Histogram,
             Some("latency"),
-            &[CONTAINER],
+            &[CONTAINER_ID, CONTAINER],
             "Direct reclaim stalls (drsnoop).",
         ),
         EventRule {
@@ -252,7 +255,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_process_kills_total",
             Count,
             None,
-            &[CONTAINER, "signal.num"],
+            &[CONTAINER_ID, CONTAINER, "signal.num"],
             "kill-family syscalls (killsnoop).",
         ),
         EventRule::new(
@@ -260,7 +263,7 @@ pub fn default_rules() -> Vec<EventRule> {
             "eunomia_process_signals_total",
             Count,
             None,
-            &[CONTAINER, "signal.num"],
+            &[CONTAINER_ID, CONTAINER, "signal.num"],
             "Signals generated (sigsnoop).",
         ),
         EventRule::new(

@@ -38,6 +38,30 @@ fn label<'a>(p: &'a Point, key: &str) -> Option<&'a str> {
 }
 
 #[test]
+fn a_nameless_container_is_not_merged_with_the_host() {
+    let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
+    let mut in_container = exec("sh", None);
+    in_container
+        .fields
+        .push(("container.id".into(), OwnedValue::Str("e16ctr1".into())));
+    a.ingest_event(&in_container);
+    a.ingest_event(&exec("sh", None));
+    let snap = a.collect();
+    let m = metric(&snap, "eunomia_process_execs_total");
+    assert_eq!(m.points.len(), 2, "{:?}", m.points);
+    assert!(
+        m.points
+            .iter()
+            .any(|p| label(p, "container.id") == Some("e16ctr1") && number(p) == 1.0)
+    );
+    assert!(
+        m.points
+            .iter()
+            .any(|p| label(p, "container.id").is_none() && number(p) == 1.0)
+    );
+}
+
+#[test]
 fn exec_events_count_by_container_and_comm() {
     let mut a = Aggregator::new(&AggregateConfig::default(), vec![]);
     for _ in 0..3 {

@@ -65,6 +65,9 @@ pub struct CgroupStatsPoller {
     previous: HashMap<String, Counters>,
     first: bool,
     overflow_warned: bool,
+    /// containerd's state, to tell plain containerd tasks (`/<ns>/<id>`)
+    /// from other cgroups of that shape.
+    containerd_state: Option<std::path::PathBuf>,
 }
 
 impl CgroupStatsPoller {
@@ -78,7 +81,30 @@ impl CgroupStatsPoller {
             previous: HashMap::new(),
             first: true,
             overflow_warned: false,
+            containerd_state: None,
         }
+    }
+
+    /// Also polls plain containerd tasks, confirmed in containerd's state
+    /// directory `dir`.
+    pub fn with_containerd_state(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.containerd_state = dir;
+        self
+    }
+
+    /// Whether `path` is a workload's own cgroup here.
+    fn is_root(&self, path: &str) -> bool {
+        is_workload_root(path) || self.is_containerd_task(path)
+    }
+
+    fn is_containerd_task(&self, path: &str) -> bool {
+        let files = crate::enrich::runtimes::RuntimeFiles {
+            containerd_state: self.containerd_state.clone(),
+            ..Default::default()
+        };
+        classify(path)
+            .containerd_task
+            .is_some_and(|(ns, id)| files.has_containerd_task(&ns, &id))
     }
 
     /// Reads every workload cgroup once and returns the samples.
@@ -109,7 +135,7 @@ impl CgroupStatsPoller {
         let mut index: HashMap<String, usize> = HashMap::new();
         if let Some(v2) = &self.mounts.v2 {
             for (path, id) in walk(v2, crate::enrich::cgroupfs::WALK_LIMIT) {
-                if is_workload_root(&path) {
+                if self.is_root(&path) {
                     index.insert(path.clone(), targets.len());
                     targets.push(Target { path, id: Some(id) });
                 }
@@ -121,7 +147,7 @@ impl CgroupStatsPoller {
             .or_else(|| self.mounts.v1.first().map(|m| m.mount_point.as_path()));
         if let Some(v1) = v1 {
             for (path, _) in walk(v1, crate::enrich::cgroupfs::WALK_LIMIT) {
-                if is_workload_root(&path) && !index.contains_key(&path) {
+                if self.is_root(&path) && !index.contains_key(&path) {
                     index.insert(path.clone(), targets.len());
                     targets.push(Target { path, id: None });
                 }
@@ -238,7 +264,8 @@ pub fn start(
         tracing::warn!("no cgroup hierarchy mounted; container metrics are off");
         return None;
     }
-    let poller = CgroupStatsPoller::new(mounts, config.max_stats_cgroups);
+    let poller = CgroupStatsPoller::new(mounts, config.max_stats_cgroups)
+        .with_containerd_state(EnrichConfig::optional(&config.containerd_state));
     Some(tokio::spawn(poll_loop(poller, interval, tx, shutdown)))
 }
 

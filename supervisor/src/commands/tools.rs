@@ -15,6 +15,7 @@ use crate::{
         client::{self, ClientError},
         proto,
     },
+    enrich::{Enricher, Resolver, WorkloadFilter},
     pipeline::{self, Message},
     tools::{
         Manifest, RunnerOptions, Supervisor, ToolState, ToolsConfig,
@@ -144,6 +145,10 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
 /// Asks the running agent to start a tool, or (no agent, or
 /// `--foreground`) runs it here and prints its records.
 pub fn start(args: ToolsStartArgs) -> anyhow::Result<()> {
+    if !args.foreground && !filter_of(&args).is_empty() {
+        // Filtering needs the events here: run the tool in the foreground.
+        return start_foreground(args);
+    }
     if !args.foreground {
         let socket = args.socket.clone();
         let probe = remote::block_on(async move { Ok(client::connect(&socket).await) })?;
@@ -162,6 +167,19 @@ pub fn start(args: ToolsStartArgs) -> anyhow::Result<()> {
             }
         }
     }
+    start_foreground(args)
+}
+
+/// The selection of `--container`, `--pod` and `--namespace`.
+fn filter_of(args: &ToolsStartArgs) -> WorkloadFilter {
+    WorkloadFilter {
+        container: args.container.clone(),
+        pod: args.pod.clone(),
+        namespace: args.namespace.clone(),
+    }
+}
+
+fn start_foreground(args: ToolsStartArgs) -> anyhow::Result<()> {
     let (config, tools) = tools_config(&args.manifest)?;
     let manifest = load_manifest(&tools)?;
     if manifest.get(&args.name).is_none() {
@@ -210,14 +228,31 @@ async fn foreground(
             }
             other => anyhow::Error::new(other),
         })?;
+    let pid_map = start_pid_map(&config, &tx, &shutdown);
     drop(tx);
-    let mut printer = RecordPrinter::new(std::io::stdout().lock(), args.json);
+    let mut out = Output {
+        printer: RecordPrinter::new(std::io::stdout().lock(), args.json),
+        enricher: config.enrich.enabled.then(|| {
+            let mut resolver = Resolver::new(&config.enrich);
+            if let Some(pids) = pid_map {
+                resolver.set_pid_lookup(std::sync::Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+            }
+            Enricher::new(resolver)
+        }),
+        filter: filter_of(&args),
+    };
+    if out.enricher.is_none() && !out.filter.is_empty() {
+        return Err(BadInput(
+            "--container, --pod and --namespace need enrich.enabled = true".into(),
+        )
+        .into());
+    }
     let mut task = handle.task;
     let mut done = false;
     while !done {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(msg) => print(&mut printer, msg)?,
+                Some(msg) => out.print(msg)?,
                 None => break,
             },
             r = &mut task => {
@@ -227,7 +262,7 @@ async fn foreground(
         }
     }
     while let Ok(msg) = rx.try_recv() {
-        print(&mut printer, msg)?;
+        out.print(msg)?;
     }
     let s = &handle.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -248,16 +283,60 @@ async fn foreground(
     }
 }
 
-fn print<W: std::io::Write>(p: &mut RecordPrinter<W>, msg: Message) -> anyhow::Result<()> {
-    if let Message::Record(r) = msg {
-        match p.print(&r.record) {
-            Ok(()) => {}
-            // The reader went away (`| head`): stop quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-            Err(e) => return Err(e).context("writing to stdout"),
+/// The hot path's pid → cgroup map alone (no syscall or TCP probe), so
+/// that the foreground names processes that exited before `/proc` was read,
+/// and ones that moved into a container just before they exec'd. Without
+/// it (BPF not loadable, or `hotpath.pids = false`) `/proc` is read.
+fn start_pid_map(
+    config: &Config,
+    tx: &pipeline::PipelineTx,
+    shutdown: &CancellationToken,
+) -> Option<crate::hotpath::PidCgroups> {
+    if !(config.enrich.enabled && config.hotpath.pids) {
+        return None;
+    }
+    let pids_only = crate::hotpath::HotpathConfig {
+        syscalls: false,
+        tcp: false,
+        ..config.hotpath.clone()
+    };
+    let interval = config.agent.poll_interval;
+    match crate::hotpath::poller::start(&pids_only, interval, tx.clone(), shutdown.clone()) {
+        Ok(_) => crate::hotpath::pid_cgroups(),
+        Err(e) => {
+            tracing::warn!("no kernel pid map ({e}); containers are resolved from /proc");
+            None
         }
     }
-    Ok(())
+}
+
+/// The foreground's output: records enriched like the agent's (container
+/// and pod of each pid), selected, printed.
+struct Output<W: std::io::Write> {
+    printer: RecordPrinter<W>,
+    enricher: Option<Enricher>,
+    filter: WorkloadFilter,
+}
+
+impl<W: std::io::Write> Output<W> {
+    fn print(&mut self, mut msg: Message) -> anyhow::Result<()> {
+        if let Some(enricher) = &mut self.enricher {
+            enricher.enrich(&mut msg);
+        }
+        let Message::Record(r) = msg else {
+            return Ok(());
+        };
+        if !self.filter.matches(r.workload.as_deref()) {
+            return Ok(());
+        }
+        let workload = self.enricher.as_ref().and(r.workload.as_deref());
+        match self.printer.print_enriched(&r.record, workload) {
+            Ok(()) => Ok(()),
+            // The reader went away (`| head`): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(e) => Err(e).context("writing to stdout"),
+        }
+    }
 }
 
 /// Asks the running agent to stop a tool and prints the state it ended in.

@@ -34,6 +34,11 @@ pub struct EnrichConfig {
     pub container_logs_root: PathBuf,
     /// Docker's per-container directories (`<id>/config.v2.json`).
     pub docker_root: PathBuf,
+    /// Podman's storage root (`overlay-containers/containers.json`).
+    pub podman_root: PathBuf,
+    /// containerd's state directory (task bundles with their annotations:
+    /// plain containerd and CRI pods).
+    pub containerd_state: PathBuf,
     /// The kubelet's pod list, e.g. `https://127.0.0.1:10250/pods`; unset
     /// means the local files are the only source of pod names.
     pub kubelet_url: Option<String>,
@@ -66,6 +71,8 @@ impl Default for EnrichConfig {
             pod_logs_root: "/var/log/pods".into(),
             container_logs_root: "/var/log/containers".into(),
             docker_root: "/var/lib/docker/containers".into(),
+            podman_root: "/var/lib/containers/storage".into(),
+            containerd_state: "/run/containerd".into(),
             kubelet_url: None,
             kubelet_token_file: None,
             kubelet_ca_file: None,

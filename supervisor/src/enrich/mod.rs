@@ -12,23 +12,28 @@
 //! - [`procfs`] reads `/proc/PID/cgroup`.
 //! - [`naming`] classifies cgroup paths by the runtimes' naming schemes.
 //! - [`pods`] finds pod and container names in the node's files, and
-//!   [`kubelet`] in the kubelet's pod list.
+//!   [`kubelet`] in the kubelet's pod list, [`runtimes`] in Docker's,
+//!   Podman's and containerd's own files.
 //! - [`resolver`] ties these together behind bounded caches.
 //! - [`stage`] is the pipeline stage.
 //! - [`config`] is the `[enrich]` configuration section.
+//! - [`filter`] selects events by container, pod and namespace.
 
 pub mod cgroupfs;
 pub mod config;
+pub mod filter;
 pub mod kubelet;
 pub mod mounts;
 pub mod naming;
 pub mod pods;
 pub mod procfs;
 pub mod resolver;
+pub mod runtimes;
 pub mod stage;
 pub mod workload;
 
 pub use config::EnrichConfig;
+pub use filter::WorkloadFilter;
 pub use naming::{QosClass, Runtime};
 pub use resolver::{PidCgroupLookup, Resolver};
 pub use stage::Enricher;

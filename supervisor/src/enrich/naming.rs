@@ -13,6 +13,7 @@
 //! | `/machine.slice/libpod-<id>.scope` | podman container |
 //! | `/kubepods.slice/kubepods-pod<uid>.slice/crio-<id>.scope` | CRI-O container in a guaranteed pod |
 //! | `/system.slice/nginx.service` | systemd service `nginx` |
+//! | `/<namespace>/<id>` | maybe a plain containerd task; the resolver confirms it |
 
 use std::fmt;
 
@@ -92,6 +93,11 @@ pub struct Classification {
     /// The innermost systemd service above any container (`nginx` for
     /// `nginx.service`).
     pub service: Option<String>,
+    /// `/<namespace>/<id>`, where plain containerd (`ctr`, nerdctl with
+    /// the cgroupfs driver) puts its tasks: (namespace, id). Any cgroup can
+    /// have this shape, so it names a container only once containerd's
+    /// state shows such a task.
+    pub containerd_task: Option<(String, String)>,
 }
 
 impl Classification {
@@ -124,7 +130,26 @@ pub fn classify(path: &str) -> Classification {
         // Pods are not systemd services, whatever slices they sit in.
         out.service = None;
     }
+    if out.is_empty() {
+        out.containerd_task = containerd_task_of(path);
+    }
     out
+}
+
+/// `/<namespace>/<id>` with two plain names that no other scheme claims.
+fn containerd_task_of(path: &str) -> Option<(String, String)> {
+    let mut parts = path.split('/').filter(|c| !c.is_empty());
+    let (namespace, id) = (parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    const SYSTEMD: &[&str] = &[".slice", ".scope", ".service", ".mount", ".socket"];
+    const OTHERS: &[&str] = &["docker", "kubepods", "libpod_parent", "machine", "lxc"];
+    let plain = |s: &str| {
+        super::runtimes::is_plain_name(s) && !SYSTEMD.iter().any(|suffix| s.ends_with(suffix))
+    };
+    (plain(namespace) && plain(id) && !OTHERS.contains(&namespace))
+        .then(|| (namespace.to_owned(), id.to_owned()))
 }
 
 /// The container a single path component names, given its parent component
@@ -336,6 +361,30 @@ mod tests {
         assert_eq!(container(&format!("/{ID}")), None);
         assert_eq!(container("/docker/notanid"), None);
         assert_eq!(container("/kubepods/burstable/podnotauid/x"), None);
+    }
+
+    #[test]
+    fn plain_containerd_tasks_are_candidates() {
+        assert_eq!(
+            classify("/e16ns/e16ctr1").containerd_task,
+            Some(("e16ns".into(), "e16ctr1".into()))
+        );
+        assert_eq!(classify("/default/web").container, None);
+        for other in [
+            "/system.slice/cron.service",
+            "/user.slice/user-0.slice",
+            "/docker/notanid",
+            "/a/b/c",
+            "/one",
+            "/ns/..",
+        ] {
+            assert_eq!(classify(other).containerd_task, None, "{other}");
+        }
+        assert_eq!(
+            classify(&format!("/docker/{ID}")).containerd_task,
+            None,
+            "a docker container is not a containerd candidate"
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! `/var/log/pods/<namespace>_<name>_<uid>/`, with one subdirectory per
 //! container name, and one symlink per container,
 //! `/var/log/containers/<pod>_<namespace>_<container>-<id>.log`, which ties a
-//! container id to its name. Docker keeps `config.v2.json` per container
-//! under `/var/lib/docker/containers/<id>/`. Namespace and pod names cannot
-//! contain `_` (they are DNS labels and subdomains), so the splits are exact.
+//! container id to its name (the runtimes' own files are read by
+//! [`super::runtimes`]). Namespace and pod names cannot contain `_` (they
+//! are DNS labels and subdomains), so the splits are exact.
 //!
 //! The directories are listed again when a lookup finds the listing older
 //! than `min_rescan`, so what is kept is bounded by what is on disk and a pod
@@ -33,18 +33,15 @@ pub struct PodName {
 #[derive(Debug, Clone)]
 struct PodDir {
     pod: PodName,
-    /// Container names (subdirectories).
-    containers: Vec<String>,
 }
 
 /// Pod and container names from the kubelet's pod list (when configured),
-/// `/var/log/pods`, `/var/log/containers` and Docker's container directory.
+/// `/var/log/pods` and `/var/log/containers`.
 #[derive(Debug)]
 pub struct PodDirectory {
     kubelet: Option<SharedKubeletPods>,
     pod_logs: Option<PathBuf>,
     container_logs: Option<PathBuf>,
-    docker_root: Option<PathBuf>,
     min_rescan: Duration,
     pods: HashMap<String, PodDir>,
     /// container id → (pod name, container name)
@@ -57,14 +54,12 @@ impl PodDirectory {
     pub fn new(
         pod_logs: Option<PathBuf>,
         container_logs: Option<PathBuf>,
-        docker_root: Option<PathBuf>,
         min_rescan: Duration,
     ) -> PodDirectory {
         PodDirectory {
             kubelet: None,
             pod_logs,
             container_logs,
-            docker_root,
             min_rescan,
             pods: HashMap::new(),
             containers: HashMap::new(),
@@ -87,27 +82,15 @@ impl PodDirectory {
         self.pods.get(uid).map(|d| d.pod.clone())
     }
 
-    /// The name of container `id` in pod `pod_uid`: exactly from
-    /// `/var/log/containers`; else, when the pod has a single container
-    /// directory and `/var/log/containers` knows none of the pod's
-    /// containers, that one.
-    pub fn container_name(&mut self, pod_uid: &str, id: &str) -> Option<String> {
+    /// The name of container `id`, exactly from the kubelet or
+    /// `/var/log/containers`; never guessed from the pod's container
+    /// directories, which would give the pause sandbox the app's name.
+    pub fn container_name(&mut self, id: &str) -> Option<String> {
         if let Some(name) = self.ask_kubelet(|k| k.containers.get(id).map(|c| c.1.clone())) {
             return Some(name);
         }
         self.rescan_if_due();
-        if let Some((_, name)) = self.containers.get(id) {
-            return Some(name.clone());
-        }
-        let dir = self.pods.get(pod_uid)?;
-        let pod_listed = self
-            .containers
-            .values()
-            .any(|(pod, _)| *pod == dir.pod.name);
-        match (pod_listed, dir.containers.as_slice()) {
-            (false, [only]) => Some(only.clone()),
-            _ => None,
-        }
+        self.containers.get(id).map(|(_, name)| name.clone())
     }
 
     /// The runtime the kubelet reports for container `id` (its
@@ -123,20 +106,6 @@ impl PodDirectory {
         let snapshot = self.kubelet.as_ref()?;
         let pods = snapshot.read().unwrap_or_else(|p| p.into_inner());
         f(&pods)
-    }
-
-    /// The name Docker gave container `id` (`docker run --name`).
-    pub fn docker_name(&self, id: &str) -> Option<String> {
-        let file = self.docker_root.as_ref()?.join(id).join("config.v2.json");
-        let text = std::fs::read(file).ok()?;
-        let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
-        let name = config.get("Name")?.as_str()?.trim_start_matches('/');
-        (!name.is_empty()).then(|| name.to_owned())
-    }
-
-    /// Whether Docker's container directory is a source of names here.
-    pub fn knows_docker(&self) -> bool {
-        self.docker_root.is_some()
     }
 
     /// How many pods are known (for bounds checks and status).
@@ -176,12 +145,11 @@ fn scan_pods(root: &Path) -> HashMap<String, PodDir> {
         .filter_map(|entry| {
             let file_name = entry.file_name();
             let (namespace, name, uid) = split3(file_name.to_str()?)?;
-            let containers = subdirectories(&entry.path());
             let pod = PodName {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             };
-            Some((uid.to_owned(), PodDir { pod, containers }))
+            Some((uid.to_owned(), PodDir { pod }))
         })
         .collect()
 }
@@ -210,19 +178,6 @@ fn split3(s: &str) -> Option<(&str, &str, &str)> {
     let out = (parts.next()?, parts.next()?, parts.next()?);
     let all_set = !out.0.is_empty() && !out.1.is_empty() && !out.2.is_empty();
     (parts.next().is_none() && all_set).then_some(out)
-}
-
-/// Names of the subdirectories of `dir`, sorted.
-fn subdirectories(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
 }
 
 #[cfg(test)]
@@ -261,7 +216,7 @@ mod tests {
             b"",
         )
         .unwrap();
-        let mut dir = PodDirectory::new(Some(pods.clone()), Some(containers), None, Duration::ZERO);
+        let mut dir = PodDirectory::new(Some(pods.clone()), Some(containers), Duration::ZERO);
         let web = dir.pod("5a1b2c3d-0000-1111-2222-333344445555").unwrap();
         assert_eq!(
             (web.namespace.as_str(), web.name.as_str()),
@@ -269,22 +224,14 @@ mod tests {
         );
         assert_eq!(dir.len(), 2);
         assert_eq!(
-            dir.container_name("5a1b2c3d-0000-1111-2222-333344445555", "0123abcd0123abcd")
-                .as_deref(),
+            dir.container_name("0123abcd0123abcd").as_deref(),
             Some("nginx")
         );
-        // web's containers are listed, so an unlisted id (the pause
-        // container) gets no name.
-        assert_eq!(
-            dir.container_name("5a1b2c3d-0000-1111-2222-333344445555", "ffff"),
-            None
-        );
-        // db has one container directory and none listed: that one.
-        assert_eq!(
-            dir.container_name("aaaa2c3d-0000-1111-2222-333344445555", "eeee")
-                .as_deref(),
-            Some("pg")
-        );
+        // An unlisted id (the pause container) gets no name.
+        assert_eq!(dir.container_name("ffff"), None);
+        // db has one container directory and none listed: still no guess,
+        // the unlisted id may be the pod's sandbox.
+        assert_eq!(dir.container_name("eeee"), None);
         // A pod that disappears is not found any more.
         std::fs::remove_dir_all(pods.join("shop_db-0_aaaa2c3d-0000-1111-2222-333344445555"))
             .unwrap();
@@ -306,39 +253,20 @@ mod tests {
             k.containers
                 .insert("c1".into(), (Some(Runtime::CriO), "app".into()));
         }
-        let mut dir = PodDirectory::new(None, None, None, Duration::ZERO);
+        let mut dir = PodDirectory::new(None, None, Duration::ZERO);
         assert_eq!(dir.pod("u1"), None);
         dir.set_kubelet(snapshot);
         assert_eq!(dir.pod("u1").unwrap().name, "p");
-        assert_eq!(dir.container_name("u1", "c1").as_deref(), Some("app"));
+        assert_eq!(dir.container_name("c1").as_deref(), Some("app"));
         assert_eq!(dir.container_runtime("c1"), Some(Runtime::CriO));
         assert_eq!(dir.container_runtime("c2"), None);
     }
 
     #[test]
     fn absent_roots_find_nothing() {
-        let mut dir = PodDirectory::new(
-            Some("/nonexistent/eunomia".into()),
-            None,
-            None,
-            Duration::ZERO,
-        );
+        let mut dir = PodDirectory::new(Some("/nonexistent/eunomia".into()), None, Duration::ZERO);
         assert_eq!(dir.pod("x"), None);
-        assert_eq!(dir.container_name("x", "y"), None);
+        assert_eq!(dir.container_name("y"), None);
         assert!(dir.is_empty());
-    }
-
-    #[test]
-    fn docker_names_from_config() {
-        let root = temp("docker");
-        std::fs::create_dir_all(root.0.join("abc")).unwrap();
-        std::fs::write(
-            root.0.join("abc/config.v2.json"),
-            br#"{"Name":"/web-1","ID":"abc"}"#,
-        )
-        .unwrap();
-        let dir = PodDirectory::new(None, None, Some(root.0.clone()), Duration::ZERO);
-        assert_eq!(dir.docker_name("abc").as_deref(), Some("web-1"));
-        assert_eq!(dir.docker_name("def"), None);
     }
 }

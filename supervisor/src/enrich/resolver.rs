@@ -2,9 +2,14 @@
 //! [`Workload`] (for v1-only paths) and pid → [`Workload`].
 //!
 //! A pid is resolved through the hot path's kernel map pid → cgroup id first
-//! (filled at fork and exec, so it knows processes that already exited), then
-//! through `/proc/PID/cgroup`. The kernel lookup is a trait object so the
-//! resolver works with or without the hot path.
+//! (filled at fork and exec and following cgroup moves, so it knows
+//! processes that already exited), then through `/proc/PID/cgroup`. The
+//! kernel map is asked at every lookup, so an answer is never older than
+//! the pid's last move or exec; only the cgroup's resolution is cached
+//! (cgroup ids are never reused). Without the hot path, pid answers are
+//! cached for `pid_cache_ttl` and dropped at every exec of that pid. The
+//! kernel lookup is a trait object so the resolver works with or without
+//! the hot path.
 
 use std::{
     num::NonZeroUsize,
@@ -18,9 +23,10 @@ use super::{
     EnrichConfig,
     cgroupfs::{IdLookup, V2Hierarchy},
     mounts::CgroupMounts,
-    naming::{Classification, Runtime, classify},
+    naming::{Classification, QosClass, Runtime, classify},
     pods::PodDirectory,
     procfs::ProcCgroups,
+    runtimes::{ContainerFacts, RuntimeFiles},
     workload::{Container, Pod, Workload},
 };
 
@@ -79,6 +85,7 @@ struct Cached {
 pub struct Resolver {
     v2: Option<V2Hierarchy>,
     pods: PodDirectory,
+    files: RuntimeFiles,
     kernel: Option<Arc<dyn PidCgroupLookup>>,
     by_id: LruCache<u64, Cached>,
     by_path: LruCache<Arc<str>, Cached>,
@@ -117,13 +124,18 @@ impl Resolver {
         let pods = PodDirectory::new(
             EnrichConfig::optional(&config.pod_logs_root),
             EnrichConfig::optional(&config.container_logs_root),
-            EnrichConfig::optional(&config.docker_root),
             config.refresh,
         );
+        let files = RuntimeFiles {
+            docker_root: EnrichConfig::optional(&config.docker_root),
+            podman_root: EnrichConfig::optional(&config.podman_root),
+            containerd_state: EnrichConfig::optional(&config.containerd_state),
+        };
         let cap = |n: usize| NonZeroUsize::new(n.max(1)).expect("at least 1");
         Resolver {
             v2,
             pods,
+            files,
             kernel: None,
             by_id: LruCache::new(cap(config.cache_capacity)),
             by_path: LruCache::new(cap(config.cache_capacity)),
@@ -195,12 +207,15 @@ impl Resolver {
 
     /// The workload process `pid` runs (or ran) in.
     pub fn by_pid(&mut self, pid: u32) -> Arc<Workload> {
+        if let Some(workload) = self.by_kernel_pid(pid) {
+            return workload;
+        }
         if let Some(hit) = self.by_pid.get(&pid)
             && hit.at.elapsed() < self.pid_ttl
         {
             return hit.workload.clone();
         }
-        let workload = self.resolve_pid(pid);
+        let workload = self.resolve_proc_pid(pid);
         self.by_pid.put(
             pid,
             Cached {
@@ -210,6 +225,12 @@ impl Resolver {
             },
         );
         workload
+    }
+
+    /// Forgets what is cached about `pid`: it exec'd (a process moved into
+    /// a container, e.g. by `docker exec`, is in its new cgroup by then).
+    pub fn forget_pid(&mut self, pid: u32) {
+        self.by_pid.pop(&pid);
     }
 
     /// The current cache sizes.
@@ -226,14 +247,18 @@ impl Resolver {
         &self.stats
     }
 
-    fn resolve_pid(&mut self, pid: u32) -> Arc<Workload> {
-        if let Some(id) = self.kernel.as_ref().and_then(|k| k.cgroup_of_pid(pid)) {
-            let workload = self.by_cgroup_id(id);
-            if workload.is_known() {
-                self.stats.pid_from_kernel += 1;
-                return workload;
-            }
-        }
+    /// The kernel map's answer, asked every time (it follows moves and
+    /// execs); `None` without the hot path or when its cgroup is unknown.
+    fn by_kernel_pid(&mut self, pid: u32) -> Option<Arc<Workload>> {
+        let id = self.kernel.as_ref()?.cgroup_of_pid(pid)?;
+        let workload = self.by_cgroup_id(id);
+        workload.is_known().then(|| {
+            self.stats.pid_from_kernel += 1;
+            workload
+        })
+    }
+
+    fn resolve_proc_pid(&mut self, pid: u32) -> Arc<Workload> {
         let Some(proc) = ProcCgroups::read(pid) else {
             self.stats.pid_unknown += 1;
             return self.unknown.clone();
@@ -277,33 +302,16 @@ impl Resolver {
             container,
             pod,
             service,
+            containerd_task,
         } = classify(&path);
-        let pod = pod.map(|(uid, qos)| {
-            let name = self.pods.pod(&uid);
-            Pod {
-                qos,
-                namespace: name.as_ref().map(|n| n.namespace.clone()),
-                name: name.map(|n| n.name),
-                uid,
-            }
-        });
-        let container = container.map(|(runtime, id)| {
-            // A bare id under a pod could be any CRI runtime's.
-            let runtime = self.pods.container_runtime(&id).unwrap_or(runtime);
-            Container {
-                name: self.container_name(runtime, &id, pod.as_ref()),
-                runtime,
-                id,
-            }
-        });
-        // Outside pods only Docker's files can name a container later.
-        let pending = match (&pod, &container) {
-            (Some(_), _) => !is_named(pod.as_ref(), container.as_ref()),
-            (None, Some(c)) => {
-                c.runtime == Runtime::Docker && c.name.is_none() && self.pods.knows_docker()
-            }
-            (None, None) => false,
+        let container = match (container, containerd_task) {
+            (Some((runtime, id)), _) => Some(self.container(runtime, id)),
+            (None, Some((namespace, id))) => self.containerd_task(namespace, id),
+            (None, None) => None,
         };
+        let pod = pod.map(|(uid, qos)| self.pod(uid, qos, container.as_ref()));
+        let container = container.map(|(c, _)| c);
+        let pending = !is_named(pod.as_ref(), container.as_ref());
         let workload = Workload {
             cgroup_id,
             cgroup_path: Some(path),
@@ -314,18 +322,90 @@ impl Resolver {
         cached(workload, pending)
     }
 
-    fn container_name(&mut self, runtime: Runtime, id: &str, pod: Option<&Pod>) -> Option<String> {
-        match pod {
-            Some(pod) => self.pods.container_name(&pod.uid, id),
-            None if runtime == Runtime::Docker => self.pods.docker_name(id),
-            None => None,
+    /// A container the cgroup path names, with what its runtime's files
+    /// (or the kubelet's names) say about it.
+    fn container(&mut self, runtime: Runtime, id: String) -> (Container, Option<ContainerFacts>) {
+        // A bare id under a pod could be any CRI runtime's.
+        let runtime = self.pods.container_runtime(&id).unwrap_or(runtime);
+        let facts = match runtime {
+            Runtime::Docker => self.files.docker(&id),
+            Runtime::Podman => self.files.podman(&id),
+            Runtime::Containerd => self
+                .files
+                .containerd_namespace_of(&id)
+                .and_then(|ns| self.files.containerd(&ns, &id)),
+            Runtime::CriO => None,
+        };
+        let facts_ref = facts.as_ref();
+        let sandbox = facts_ref.is_some_and(|f| f.sandbox);
+        let name = match facts_ref.and_then(|f| f.name.clone()) {
+            Some(name) => Some(name),
+            None if sandbox => None,
+            None => self.pods.container_name(&id),
+        };
+        let container = Container {
+            name,
+            image: facts_ref.and_then(|f| f.image.clone()),
+            namespace: None,
+            sandbox,
+            runtime,
+            id,
+        };
+        (container, facts)
+    }
+
+    /// A plain containerd task at `/<namespace>/<id>`, if containerd's
+    /// state has it.
+    fn containerd_task(
+        &mut self,
+        namespace: String,
+        id: String,
+    ) -> Option<(Container, Option<ContainerFacts>)> {
+        let facts = self.files.containerd(&namespace, &id)?;
+        let container = Container {
+            name: facts.name.clone(),
+            image: facts.image.clone(),
+            namespace: Some(namespace),
+            sandbox: false,
+            runtime: Runtime::Containerd,
+            id,
+        };
+        Some((container, Some(facts)))
+    }
+
+    /// The pod `uid`, named by the container's CRI annotations or else by
+    /// the kubelet and the node's files.
+    fn pod(
+        &mut self,
+        uid: String,
+        qos: QosClass,
+        container: Option<&(Container, Option<ContainerFacts>)>,
+    ) -> Pod {
+        let annotated = container
+            .and_then(|(_, facts)| facts.as_ref())
+            .and_then(|f| f.pod.as_ref())
+            .filter(|p| p.uid.as_deref().is_none_or(|u| u == uid))
+            .filter(|p| p.name.is_some() && p.namespace.is_some());
+        let (namespace, name) = match annotated {
+            Some(p) => (p.namespace.clone(), p.name.clone()),
+            None => match self.pods.pod(&uid) {
+                Some(n) => (Some(n.namespace), Some(n.name)),
+                None => (None, None),
+            },
+        };
+        Pod {
+            qos,
+            namespace,
+            name,
+            uid,
         }
     }
 }
 
-/// Whether the pod and container (where present) have names.
+/// Whether the pod and container (where present) have names; a pod
+/// sandbox has none to wait for.
 fn is_named(pod: Option<&Pod>, container: Option<&Container>) -> bool {
-    pod.is_none_or(|p| p.name.is_some()) && container.is_none_or(|c| c.name.is_some())
+    pod.is_none_or(|p| p.name.is_some()) && container.is_none_or(|c| c.name.is_some() || c.sandbox)
 }
 
 fn cached(workload: Workload, pending: bool) -> Cached {

@@ -148,9 +148,19 @@ impl Enricher {
             return;
         }
         if let Some(pid) = record.pid() {
+            if is_exec(record) {
+                // A process exec'd into a container moved there after its
+                // fork: what was cached about the pid is older than that.
+                self.resolver.forget_pid(pid);
+            }
             record.workload = Some(self.resolver.by_pid(pid));
         }
     }
+}
+
+/// Whether the record is an exec event.
+fn is_exec(record: &ToolRecord) -> bool {
+    matches!(&record.record, parsers::Record::Event(e) if e.kind == parsers::EventKind::Exec)
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ pub const CONTAINER_ID: &str = "container.id";
 pub const CONTAINER_RUNTIME: &str = "container.runtime";
 /// Label key of the container name (OpenTelemetry `container.name`).
 pub const CONTAINER_NAME: &str = "container.name";
+/// Label key of the image name (OpenTelemetry `container.image.name`).
+pub const CONTAINER_IMAGE: &str = "container.image.name";
+/// Label key of a plain containerd container's namespace.
+pub const CONTAINERD_NAMESPACE: &str = "containerd.namespace";
 /// Label key of the pod uid (OpenTelemetry `k8s.pod.uid`).
 pub const K8S_POD_UID: &str = "k8s.pod.uid";
 /// Label key of the pod name (OpenTelemetry `k8s.pod.name`).
@@ -52,6 +56,12 @@ pub struct Container {
     pub runtime: Runtime,
     /// The container's name, where the runtime's files or the kubelet show it.
     pub name: Option<String>,
+    /// The image it runs, where the runtime's files show it.
+    pub image: Option<String>,
+    /// The containerd namespace of a plain containerd container.
+    pub namespace: Option<String>,
+    /// A CRI pod sandbox (pause container): part of the pod, not an app.
+    pub sandbox: bool,
 }
 
 /// A Kubernetes pod.
@@ -90,6 +100,11 @@ impl Workload {
             (CONTAINER_ID, container.map(|c| c.id.as_str())),
             (CONTAINER_RUNTIME, container.map(|c| c.runtime.as_str())),
             (CONTAINER_NAME, container.and_then(|c| c.name.as_deref())),
+            (CONTAINER_IMAGE, container.and_then(|c| c.image.as_deref())),
+            (
+                CONTAINERD_NAMESPACE,
+                container.and_then(|c| c.namespace.as_deref()),
+            ),
             (K8S_POD_UID, pod.map(|p| p.uid.as_str())),
             (K8S_POD_NAME, pod.and_then(|p| p.name.as_deref())),
             (K8S_NAMESPACE, pod.and_then(|p| p.namespace.as_deref())),
@@ -135,6 +150,9 @@ mod tests {
                 id: "abc".into(),
                 runtime: Runtime::Docker,
                 name: None,
+                image: None,
+                namespace: None,
+                sandbox: false,
             }),
             pod: None,
             service: None,

@@ -380,6 +380,7 @@ fn compile_rule(
 fn default_dedup(output: &Template) -> Vec<FieldRef> {
     let mut v: Vec<FieldRef> = output
         .fields()
+        .into_iter()
         .filter(|f| !matches!(f, FieldRef::Pid | FieldRef::Tid | FieldRef::Ppid))
         .collect();
     v.dedup();

@@ -181,6 +181,15 @@ impl ProcTable {
                 self.resets += 1;
             }
             self.map.insert(pid, (uid, e.comm.clone()));
+            // A parent that never exec'd while the agent watched (a daemon
+            // that forked itself, like podman's conmon, or one started
+            // before the agent) is read from /proc while it is alive.
+            if let Some(ppid) = e.ppid
+                && !self.map.contains_key(&ppid)
+                && let Some(parent) = proc_status(ppid)
+            {
+                self.map.insert(ppid, parent);
+            }
         }
         let parent = e.ppid.and_then(|p| self.map.get(&p));
         let target = e
@@ -200,6 +209,19 @@ impl ProcTable {
             target_uid: target.map(|t| t.0),
         }
     }
+}
+
+/// The real uid and the name of a live process, from `/proc/PID/status`.
+fn proc_status(pid: u32) -> Option<(u32, Option<Comm>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim_start_matches([':', ' ', '\t']))
+    };
+    let uid = field("Uid")?.split_whitespace().next()?.parse().ok()?;
+    let comm = field("Name").map(Comm::from);
+    Some((uid, comm))
 }
 
 /// Counters of the rules stage (self-observability).

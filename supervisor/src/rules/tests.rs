@@ -421,6 +421,32 @@ fn warns_about_rules_without_kind() {
 // ---------------------------------------------------------------- engine
 
 #[test]
+fn optional_output_parts_show_only_known_fields() {
+    let src = diag::Src::new(
+        Arc::new(diag::SourceFile {
+            path: "x".into(),
+            text: String::new(),
+        }),
+        0..0,
+        "",
+    );
+    let set = Arc::new(set_with(LISTS, "is_shell"));
+    let mut rules = set.rules().to_vec();
+    rules[0].output = template::Template::compile(
+        "shell {proc.comm}[[ in container {container.name}]][[ of pod {k8s.pod.name}]][[ at {container.id}]]",
+        &src,
+    )
+    .unwrap();
+    let set = Arc::new(RuleSet::new(rules, vec![]));
+    let mut engine = Engine::new(set, Duration::from_secs(60));
+    let mut out = Vec::new();
+    let labels = vec![("container.name", "web"), ("container.id", "")];
+    engine.on_event(&sample(), &labels, Instant::now(), &mut out);
+    assert_eq!(out[0].output, "shell bash in container web");
+    assert!(template::Template::compile("a [[ {proc.comm}", &src).is_err());
+}
+
+#[test]
 fn engine_renders_fingerprints_and_deduplicates() {
     let set = Arc::new(set_with(LISTS, "is_shell"));
     let mut rules = set.rules().to_vec();

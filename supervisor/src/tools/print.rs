@@ -3,12 +3,15 @@
 //! schema ([`crate::schema`]), or a readable table (events), the histogram as
 //! the tool drew it, the table block, or the folded stack. Both modes print
 //! from the JSON object, so the foreground and the agent's stream look alike.
+//! Events enriched with their workload carry its labels (`container.id`,
+//! `k8s.pod.name`, ...) in JSON and CONTAINER and POD columns in the table.
 
 use std::io::Write;
 
 use serde_json::{Map, Value};
 
 use super::pa::Record;
+use crate::enrich::Workload;
 
 /// Prints records to a writer.
 pub struct RecordPrinter<W: Write> {
@@ -16,6 +19,8 @@ pub struct RecordPrinter<W: Write> {
     json: bool,
     /// Event columns (from the first event) and their widths.
     columns: Option<Vec<(String, usize)>>,
+    /// Whether events carry workload labels (CONTAINER and POD columns).
+    workload: bool,
 }
 
 /// Keys of an event's JSON that the table shows elsewhere or not at all.
@@ -31,12 +36,24 @@ impl<W: Write> RecordPrinter<W> {
             out,
             json,
             columns: None,
+            workload: false,
         }
     }
 
     /// Prints one record.
     pub fn print(&mut self, record: &Record) -> std::io::Result<()> {
-        self.print_object(&crate::schema::record_object(record, None))
+        self.print_enriched(record, None)
+    }
+
+    /// Prints one record with the workload enrichment found for it (`None`:
+    /// not enriched, no workload columns).
+    pub fn print_enriched(
+        &mut self,
+        record: &Record,
+        workload: Option<&Workload>,
+    ) -> std::io::Result<()> {
+        self.workload |= workload.is_some();
+        self.print_object(&crate::schema::record_object(record, workload))
     }
 
     /// Prints one record given as its JSON object (what `--follow` receives).
@@ -61,17 +78,24 @@ impl<W: Write> RecordPrinter<W> {
     }
 
     fn event(&mut self, obj: &Object) -> std::io::Result<()> {
+        self.workload |= obj.keys().any(|k| is_workload_label(k));
         let mut fields: Vec<(String, String)> = obj
             .iter()
+            .filter(|(k, _)| !is_workload_label(k))
             .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), text(v)))
             .collect();
+        if self.workload {
+            fields.push(("container".into(), container_column(obj)));
+            fields.push(("pod".into(), pod_column(obj)));
+        }
         fields.sort_by_key(|(k, _)| (column_rank(k), k.clone()));
         if self.columns.is_none() {
             let mut cols = vec![("TIME".to_owned(), 12)];
             cols.extend(fields.iter().map(|(k, v)| {
                 let w = match k.as_str() {
-                    "proc.comm" => 16,
+                    "proc.comm" | "container" => 16,
+                    "pod" => 24,
                     "proc.args" | "file.path" => 0,
                     _ => k.len().max(v.len()).max(6),
                 };
@@ -211,8 +235,41 @@ fn column_rank(key: &str) -> u8 {
         "proc.ppid" => 2,
         "proc.uid" => 3,
         "proc.comm" => 4,
+        "container" => 5,
+        "pod" => 6,
         "proc.args" | "file.path" | "text" => 9,
-        _ => 5,
+        _ => 7,
+    }
+}
+
+/// Whether `key` is a workload label (shown as CONTAINER and POD).
+fn is_workload_label(key: &str) -> bool {
+    key.starts_with("container.")
+        || key.starts_with("k8s.")
+        || key == "containerd.namespace"
+        || key == "service"
+}
+
+/// The CONTAINER column: its name, else its id (12 digits, as `docker ps`
+/// shows it), else `-`.
+fn container_column(obj: &Object) -> String {
+    match (str_of(obj, "container.name"), str_of(obj, "container.id")) {
+        (name, _) if !name.is_empty() => name.to_owned(),
+        (_, id) if !id.is_empty() => id.chars().take(12).collect(),
+        _ => "-".into(),
+    }
+}
+
+/// The POD column: `namespace/name`, else the uid, else `-`.
+fn pod_column(obj: &Object) -> String {
+    let (ns, name) = (
+        str_of(obj, "k8s.namespace.name"),
+        str_of(obj, "k8s.pod.name"),
+    );
+    match str_of(obj, "k8s.pod.uid") {
+        _ if !ns.is_empty() && !name.is_empty() => format!("{ns}/{name}"),
+        uid if !uid.is_empty() => uid.to_owned(),
+        _ => "-".into(),
     }
 }
 
