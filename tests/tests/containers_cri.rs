@@ -275,12 +275,12 @@ fn cri_pods_are_named_everywhere_and_the_sandbox_is_not_the_app() {
         .iter()
         .find(|a| {
             a["rule"] == "Shell spawned in a container"
-                && a["fields"]["proc.args"]
+                && a["proc.args"]
                     .as_str()
                     .is_some_and(|s| s.contains(&exec_marker))
         })
         .unwrap_or_else(|| panic!("no shell alert: {alerts:?}\n{dump}"));
-    assert_pod("shell alert", &shell_alert["labels"], &pod);
+    assert_pod("shell alert", shell_alert, &pod);
     let output = shell_alert["output"].as_str().unwrap_or_default();
     assert!(
         output.contains(&format!("of pod {NAMESPACE}/{POD}")) && !output.contains("<NA>"),

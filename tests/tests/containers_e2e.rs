@@ -280,12 +280,12 @@ fn attribution_holds(kind: Kind, test: &str) {
         .iter()
         .find(|a| {
             a["rule"] == "Shell spawned in a container"
-                && a["fields"]["proc.args"]
+                && a["proc.args"]
                     .as_str()
                     .is_some_and(|s| s.contains(&exec_marker))
         })
         .unwrap_or_else(|| panic!("no shell alert; alerts: {alerts:?}\n{dump}"));
-    assert_names("shell alert", &shell_alert["labels"], &t);
+    assert_names("shell alert", shell_alert, &t);
     let output = shell_alert["output"].as_str().unwrap_or_default();
     assert!(
         output.contains(&t.name),

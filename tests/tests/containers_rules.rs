@@ -128,7 +128,7 @@ impl AgentRun {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["record"] == "alert" && v["labels"]["container.id"].is_string())
+            .filter(|v| v["type"] == "alert" && v["container.id"].is_string())
             .collect()
     }
 
@@ -240,12 +240,8 @@ fn container_lifecycles_are_quiet_and_an_exec_shell_alerts_once() {
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let alert = &alerts[0];
     assert_eq!(alert["rule"], SHELL_RULE, "{alert:#}");
-    assert_eq!(alert["labels"]["container.id"], id.as_str(), "{alert:#}");
-    assert_eq!(
-        alert["labels"]["container.name"],
-        name.as_str(),
-        "{alert:#}"
-    );
+    assert_eq!(alert["container.id"], id.as_str(), "{alert:#}");
+    assert_eq!(alert["container.name"], name.as_str(), "{alert:#}");
     let output = alert["output"].as_str().unwrap_or_default();
     assert!(
         output.contains(&name) && !output.contains("<NA>") && !output.contains("()"),

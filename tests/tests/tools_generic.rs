@@ -78,7 +78,8 @@ fn a_generic_tool_from_a_user_directory_prints_events() {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().next().unwrap().starts_with("TIME"), "{text}");
-    assert!(text.lines().nth(1).unwrap().contains("ticker"), "{text}");
+    assert!(text.lines().next().unwrap().contains("TICKER.N"), "{text}");
+    assert!(text.lines().nth(1).unwrap().contains(" sh "), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

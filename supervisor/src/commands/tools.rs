@@ -206,13 +206,12 @@ async fn foreground(
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
-    // The kernel's record of processes, which the tool's records are checked
-    // against (and which still knows a process that has already exited).
-    let mut hotpath = config.hotpath.clone();
-    hotpath.check_strings_of(manifest.get(&args.name).and_then(|t| t.event_kind));
-    let _pids = crate::hotpath::watch_pids(&hotpath)
-        .context("loading the pid probe the tools' records are checked against")?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
+    // Before the tool: the kernel's record of processes, which its records
+    // are checked against and enriched from (it still knows a process that
+    // has already exited).
+    let kind = manifest.get(&args.name).and_then(|t| t.event_kind);
+    let pid_map = start_pid_map(&config, kind, &tx, &shutdown);
     let supervisor = Supervisor::new(manifest, tools.clone(), tx.clone(), shutdown.clone());
     let opts = RunnerOptions {
         interval: args.interval,
@@ -228,7 +227,6 @@ async fn foreground(
             }
             other => anyhow::Error::new(other),
         })?;
-    let pid_map = start_pid_map(&config, &tx, &shutdown);
     drop(tx);
     let mut out = Output {
         printer: RecordPrinter::new(std::io::stdout().lock(), args.json),
@@ -289,17 +287,23 @@ async fn foreground(
 /// it (BPF not loadable, or `hotpath.pids = false`) `/proc` is read.
 fn start_pid_map(
     config: &Config,
+    kind: Option<crate::tools::pa::EventKind>,
     tx: &pipeline::PipelineTx,
     shutdown: &CancellationToken,
 ) -> Option<crate::hotpath::PidCgroups> {
-    if !(config.enrich.enabled && config.hotpath.pids) {
+    if !config.hotpath.pids {
+        tracing::warn!(
+            "hotpath.pids = false: the tool's records are checked against /proc only \
+             (records of processes that already exited are rejected)"
+        );
         return None;
     }
-    let pids_only = crate::hotpath::HotpathConfig {
+    let mut pids_only = crate::hotpath::HotpathConfig {
         syscalls: false,
         tcp: false,
         ..config.hotpath.clone()
     };
+    pids_only.check_strings_of(kind);
     let interval = config.agent.poll_interval;
     match crate::hotpath::poller::start(&pids_only, interval, tx.clone(), shutdown.clone()) {
         Ok(_) => crate::hotpath::pid_cgroups(),

@@ -34,23 +34,6 @@ pub fn pid_cgroups() -> Option<PidCgroups> {
     PID_CGROUPS.get().cloned()
 }
 
-/// Loads only the pid probe, for commands that run tools without the agent
-/// (their records are checked against it, and short-lived processes still
-/// resolve). Keep the returned programs alive while they are needed.
-pub fn watch_pids(config: &HotpathConfig) -> Result<Hotpath, HotpathError> {
-    let only_pids = HotpathConfig {
-        syscalls: false,
-        tcp: false,
-        pids: true,
-        ..config.clone()
-    };
-    let hotpath = Hotpath::load(&only_pids)?;
-    if let Some(p) = hotpath.pid_cgroups() {
-        let _ = PID_CGROUPS.set(p);
-    }
-    Ok(hotpath)
-}
-
 /// The cgroup v2 id of `pid`: from the kernel's pid map when the hot path
 /// runs (it remembers exited processes for `hotpath.pid_grace`), else /proc.
 pub fn cgroup_of_pid(pid: u32) -> Option<u64> {

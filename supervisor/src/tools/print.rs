@@ -242,9 +242,11 @@ fn column_rank(key: &str) -> u8 {
     }
 }
 
-/// Whether `key` is a workload label (shown as CONTAINER and POD).
+/// Whether `key` is a workload label (shown as CONTAINER and POD; the cgroup
+/// only in JSON).
 fn is_workload_label(key: &str) -> bool {
     key.starts_with("container.")
+        || key.starts_with("cgroup.")
         || key.starts_with("k8s.")
         || key == "containerd.namespace"
         || key == "service"

@@ -103,7 +103,7 @@ impl AgentRun {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["record"] == "alert")
+            .filter(|v| v["type"] == "alert")
             .collect()
     }
 
