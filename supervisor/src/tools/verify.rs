@@ -28,7 +28,7 @@
 //! does not confirm, and a newline never hides the rest of a string.
 
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::Duration,
@@ -51,6 +51,10 @@ const EXEC_WINDOW_NS: u64 = 60_000_000_000;
 /// How long after a process passed a string with a newline its records may
 /// continue on the next lines (the tool prints within milliseconds).
 const NEWLINE_WINDOW_NS: u64 = 10_000_000_000;
+
+/// How long a pid's recorded facts are reused (a record they do not
+/// confirm asks again).
+const CACHE_NS: u64 = 200_000_000;
 
 /// How many (pid, exec time) claims are remembered.
 const CLAIMS: usize = 8192;
@@ -214,6 +218,8 @@ pub struct Checker {
     base: u64,
     /// The newline count of the last verified process (see `check`).
     last_newlines: Cell<u32>,
+    /// Recent answers of [`ProcessFacts::recorded`], by pid, with their time.
+    cache: RefCell<HashMap<u32, (u64, Facts)>>,
     claims: HashSet<(u32, u64)>,
     claim_order: VecDeque<(u32, u64)>,
 }
@@ -232,6 +238,7 @@ impl Checker {
             consumed_total: 0,
             base,
             last_newlines: Cell::new(0),
+            cache: RefCell::new(HashMap::new()),
             claims: HashSet::new(),
             claim_order: VecDeque::new(),
         }
@@ -540,7 +547,28 @@ impl Checker {
                 Some(_) => Err(Reject::CommMismatch),
             };
         }
+        // What the kernel said of this pid a moment ago confirms most records
+        // of a busy process without asking again (a map lookup is a system
+        // call); a record it does not confirm asks afresh. Where newlines are
+        // counted, the count must be fresh.
+        let now = crate::hotpath::pids::monotonic_ns();
+        if self.family.is_none()
+            && let Some((at, facts)) = self.cache.borrow().get(&pid)
+            && now.saturating_sub(*at) < CACHE_NS
+            && let Ok(ok) = self.check(ev, pid, facts, pending)
+        {
+            return Ok(ok);
+        }
         let recorded = self.facts.recorded(pid);
+        if let Some(facts) = &recorded
+            && self.family.is_none()
+        {
+            let mut cache = self.cache.borrow_mut();
+            if cache.len() >= CLAIMS {
+                cache.clear();
+            }
+            cache.insert(pid, (now, facts.clone()));
+        }
         let counted = recorded.as_ref().zip(self.family);
         let recent = |f: &Facts| {
             crate::hotpath::pids::monotonic_ns().saturating_sub(f.newline_ns) < NEWLINE_WINDOW_NS

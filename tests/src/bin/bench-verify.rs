@@ -2,10 +2,12 @@
 //!
 //! Loads the pid probe, starts a `sleep` (so the pid map knows it), and feeds
 //! opensnoop lines naming it, as the tool prints them, through the parser
-//! alone and through the parser and the record checker (pid map lookup, comm
-//! and uid compare, newline count), in alternating repetitions. Prints the
-//! lines per CPU-second of each, per repetition and as medians, and their
-//! ratio. Root; nothing else need run.
+//! alone, through the parser and the record checker as it runs for open,
+//! stat and mount records (a fresh pid map lookup per record: their newline
+//! counts must be current), and as it runs for every other kind (the pid's
+//! facts reused for 200 ms), in rotating order. Prints the lines per
+//! CPU-second of each, per repetition and as medians, and the ratios to the
+//! parser alone. Root; nothing else need run.
 //!
 //! `bench-verify [REPS] [LINES]` (defaults 7 and 200000).
 
@@ -46,62 +48,57 @@ fn main() {
         "12:00:00 0       {:<6} sleep              3   0 00000000 /etc/hosts",
         sleeper.id()
     );
-    let mut parse_only = Vec::new();
-    let mut checked = Vec::new();
+    let modes = [
+        ("parse only", None),
+        ("parse + check, fresh lookups", Some(Some(EventKind::Open))),
+        ("parse + check, reused facts", Some(None)),
+    ];
+    let mut rates = vec![Vec::new(); modes.len()];
     for rep in 0..reps {
-        let order = if rep % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for check in order {
-            let rate = run(&pids, line.as_bytes(), lines, check);
-            if check {
-                checked.push(rate)
-            } else {
-                parse_only.push(rate)
-            }
+        for k in 0..modes.len() {
+            let m = (k + rep) % modes.len();
+            rates[m].push(run(&pids, line.as_bytes(), lines, modes[m].1));
         }
-        let (a, b) = (parse_only[rep], checked[rep]);
-        println!(
-            "rep {rep}: parse only {:>10.0} lines/CPU-s, parse + check {:>10.0} lines/CPU-s, ratio {:.3}",
-            a,
-            b,
-            b / a
-        );
+        let row: Vec<String> = modes
+            .iter()
+            .zip(&rates)
+            .map(|((name, _), r)| format!("{name} {:.0}", r[rep]))
+            .collect();
+        println!("rep {rep}: {} lines/CPU-s", row.join(", "));
     }
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    let (a, b) = (median(&mut parse_only), median(&mut checked));
-    let mut ratios: Vec<f64> = checked
-        .iter()
-        .zip(&parse_only)
-        .map(|(c, p)| c / p)
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "median: parse only {a:.0} lines/CPU-s, parse + check {b:.0} lines/CPU-s; \
-         ratio {:.3} (reps {:.3}..{:.3}); the check costs {:.2} us per line",
-        b / a,
-        ratios[0],
-        ratios[ratios.len() - 1],
-        (1.0 / b - 1.0 / a) * 1e6
-    );
+    let base = median(&mut rates[0].clone());
+    for (m, (name, _)) in modes.iter().enumerate().skip(1) {
+        let mut ratios: Vec<f64> = rates[m].iter().zip(&rates[0]).map(|(c, p)| c / p).collect();
+        ratios.sort_by(f64::total_cmp);
+        let rate = median(&mut rates[m].clone());
+        println!(
+            "{name}: median {rate:.0} lines/CPU-s against {base:.0} for the parser alone; \
+             ratio {:.3} (reps {:.3}..{:.3}); the check costs {:.2} us per line",
+            rate / base,
+            ratios[0],
+            ratios[ratios.len() - 1],
+            (1.0 / rate - 1.0 / base) * 1e6
+        );
+    }
 }
 
 /// Lines per CPU-second of this thread for `n` lines.
-fn run(pids: &PidCgroups, line: &[u8], n: usize, check: bool) -> f64 {
+/// `check`: None for the parser alone, else the kind the checker is made
+/// for (open: newlines counted, fresh lookups; none: facts reused).
+fn run(pids: &PidCgroups, line: &[u8], n: usize, check: Option<Option<EventKind>>) -> f64 {
     let mut parser = parsers::builtin("opensnoop").expect("opensnoop parser");
     let mut checker = Checker::new(
         Arc::new(KernelFacts::new(Some(pids.clone()))),
-        Some(EventKind::Open),
+        check.flatten(),
     );
     let mut out: Vec<Record> = Vec::with_capacity(4);
     let mut accepted = 0usize;
     let _ = parser.feed(HEADER, &mut out);
     let start = thread_cpu();
     for _ in 0..n {
-        if check {
+        if check.is_some() {
             checker.line(parser.as_mut(), line, &mut out, &mut |_| {});
         } else {
             let _ = parser.feed(line, &mut out);
@@ -109,7 +106,7 @@ fn run(pids: &PidCgroups, line: &[u8], n: usize, check: bool) -> f64 {
         accepted += out.len();
         out.clear();
     }
-    if check {
+    if check.is_some() {
         checker.release_with(parser.as_mut(), &mut out, &mut |_| {});
         accepted += out.len();
     }
