@@ -315,6 +315,11 @@ pub struct PidInfo {
     pub mount_newlines: u32,
     /// `bpf_ktime_get_ns()` of the last such string with a newline.
     pub newline_ns: u64,
+    /// Real uid before the last exec (a record of the old program may be
+    /// read after the exec).
+    pub uid_prev: u32,
+    /// Padding.
+    pub _pad: u32,
     /// `comm` at exec (inherited from the parent at fork).
     pub comm: [u8; 16],
     /// `comm` before the last exec (a wrapper such as `env` execs again at

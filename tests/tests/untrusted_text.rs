@@ -46,6 +46,28 @@ fn as_attacker(uid: u32, argv: &[&str]) {
     let _ = status;
 }
 
+/// What the agent counted as not delivered for `tool` so far (the tool's
+/// own lost events, records rejected or dropped), from the sink's metrics.
+fn not_delivered(path: &Path, tool: &str) -> u64 {
+    let mut last = std::collections::HashMap::new();
+    for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        let name = v["name"].as_str().unwrap_or("");
+        let counted = [
+            "eunomia_tool_lost_events_total",
+            "eunomia_tool_rejected_records_total",
+            "eunomia_tool_dropped_total",
+        ];
+        if v["type"] == "metric" && counted.contains(&name) && v["labels"]["tool"] == tool {
+            let key = format!("{name}{}", v["labels"]);
+            last.insert(key, v["value"].as_f64().unwrap_or(0.0) as u64);
+        }
+    }
+    last.values().sum()
+}
+
 /// The events the JSON-lines sink wrote so far.
 fn events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -98,7 +120,7 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
         &config,
         format!(
             "[tools]\nenabled = [\"execsnoop\", \"opensnoop\", \"exitsnoop\", \"mountsnoop\"]\n\
-             [sinks.jsonl]\nenabled = true\npath = \"{}\"\nmetrics = false\nqueue = 200000\n",
+             [sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"1s\"\nqueue = 200000\n",
             sink.display()
         ),
     )
@@ -210,7 +232,14 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
         }
     }
 
-    // 1,000 ordinary execs and opens with unusual but legal strings
+    // 1,000 ordinary execs and opens with unusual but legal strings; on a busy
+    // machine a tool's perf buffer may overflow, which it reports and the
+    // agent counts: each one arrives intact or is counted, none is lost
+    // silently
+    let missed_before = (
+        not_delivered(&sink, "execsnoop"),
+        not_delivered(&sink, "opensnoop"),
+    );
     let marker = format!("m{}", std::process::id());
     let names: Vec<String> = (0..1000)
         .map(|i| format!("{marker} {i} it's \"quoted\" ünï\tcode"))
@@ -267,6 +296,15 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
     };
     let evs = wait_events(&sink, Duration::from_secs(30), |e| count(e) == (1000, 1000));
     let (execs, opens) = count(&evs);
+    thread::sleep(Duration::from_millis(1500)); // the sink's last metrics
+    let missed = (
+        not_delivered(&sink, "execsnoop").saturating_sub(missed_before.0),
+        not_delivered(&sink, "opensnoop").saturating_sub(missed_before.1),
+    );
+    eprintln!(
+        "execs: {execs} intact, {} counted as missed; opens: {opens} intact, {} counted as missed",
+        missed.0, missed.1
+    );
     let odd: Vec<&str> = evs
         .iter()
         .map(|e| str_of(e, "file.path"))
@@ -277,10 +315,10 @@ fn unprivileged_text_cannot_forge_events_and_arrives_whole() {
     let warnings: Vec<&String> = stderr.iter().filter(|l| l.contains("WARN")).collect();
     assert!(odd.is_empty(), "paths not as created: {odd:?}");
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
-        (execs, opens),
-        (1000, 1000),
-        "ordinary execs and opens that arrived intact; agent warnings: {warnings:#?}"
+    assert!(
+        execs + missed.0 as usize >= 1000 && opens + missed.1 as usize >= 1000,
+        "ordinary execs ({execs}) and opens ({opens}) that arrived intact, with {missed:?} \
+         counted as missed; agent warnings: {warnings:#?}"
     );
     assert_eq!(code, 0);
 }

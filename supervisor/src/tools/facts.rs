@@ -83,7 +83,7 @@ impl ProcessFacts for KernelFacts {
                 comm_text(&info.comm_thread),
                 prev.clone(),
             ],
-            uids: vec![info.uid, info.uid_last],
+            uids: vec![info.uid, info.uid_last, info.uid_prev],
             execs: [(info.exec_ns, now), (info.exec_prev_ns, prev)]
                 .into_iter()
                 .filter(|(ns, _)| *ns != 0)

@@ -8,8 +8,10 @@ pub mod columns;
 pub mod config;
 pub mod facts;
 pub mod manifest;
+mod output;
 pub mod print;
 pub mod runner;
+pub mod stats;
 pub mod stderr;
 pub mod verify;
 
@@ -22,7 +24,8 @@ use std::{
 
 pub use config::ToolsConfig;
 pub use manifest::{Manifest, ManifestError, ToolSpec};
-pub use runner::{RunnerOptions, ToolHandle, ToolState, ToolStats};
+pub use runner::{RunnerOptions, ToolHandle};
+pub use stats::{ToolState, ToolStats};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -16,24 +16,20 @@ use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     path::PathBuf,
     process::Stdio,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use serde::Serialize;
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     manifest::ToolSpec,
-    pa,
-    verify::{Checker, KernelFacts, Reject, Verdict},
+    output::Output,
+    stats::{ToolState, ToolStats},
 };
-use crate::pipeline::{Message, PipelineTx, ToolRecord};
+use crate::pipeline::PipelineTx;
 
 /// Longest line passed to a parser; longer lines are cut (and counted).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -74,208 +70,6 @@ impl RunnerOptions {
             max_failed_starts: c.max_failed_starts,
             fail_fast: false,
         }
-    }
-}
-
-/// Where a supervised tool is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
-pub enum ToolState {
-    /// Being spawned.
-    Starting,
-    /// Running with this pid.
-    Running(u32),
-    /// Exited; waiting for the backoff before the next start.
-    Restarting,
-    /// Given up on, with the reason (its last stderr lines).
-    Failed(String),
-    /// Stopped on request.
-    Stopped,
-}
-
-/// Per-tool counters, shared with the metrics and the control API.
-#[derive(Debug)]
-pub struct ToolStats {
-    /// The tool's manifest name.
-    pub tool: Arc<str>,
-    /// Lines read from stdout.
-    pub lines: AtomicU64,
-    /// Records the parser produced.
-    pub records: AtomicU64,
-    /// Lines the parser could not parse (skipped).
-    pub parse_errors: AtomicU64,
-    /// Parsed records the kernel did not confirm, per [`Reject`] reason.
-    pub rejected: [AtomicU64; Reject::ALL.len()],
-    /// Lines that continued a record's text (a newline inside a string).
-    pub continued_lines: AtomicU64,
-    /// Lines longer than [`MAX_LINE`] (cut).
-    pub truncated_lines: AtomicU64,
-    /// Lines read from stderr.
-    pub stderr_lines: AtomicU64,
-    /// Stderr lines longer than [`super::stderr::MAX_STDERR_LINE`] (cut).
-    pub stderr_truncated_lines: AtomicU64,
-    /// Records dropped because the pipeline was full.
-    pub dropped: AtomicU64,
-    /// Times the tool was started.
-    pub starts: AtomicU64,
-    /// Times the tool was restarted after an unexpected exit.
-    pub restarts: AtomicU64,
-    /// Events the tool itself reported lost (`Lost N events` or `lost N
-    /// events` on stderr: its perf buffer overflowed before it could read
-    /// them).
-    pub lost_events: AtomicU64,
-    state: Mutex<ToolState>,
-}
-
-impl ToolStats {
-    fn new(tool: Arc<str>) -> ToolStats {
-        ToolStats {
-            tool,
-            lines: AtomicU64::new(0),
-            records: AtomicU64::new(0),
-            parse_errors: AtomicU64::new(0),
-            rejected: Default::default(),
-            continued_lines: AtomicU64::new(0),
-            truncated_lines: AtomicU64::new(0),
-            stderr_lines: AtomicU64::new(0),
-            stderr_truncated_lines: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            starts: AtomicU64::new(0),
-            restarts: AtomicU64::new(0),
-            lost_events: AtomicU64::new(0),
-            state: Mutex::new(ToolState::Starting),
-        }
-    }
-
-    /// The counters of tool `name`: one set per name for the agent's life,
-    /// so a tool stopped and started again keeps counting (monotonic
-    /// counters) and is exported once as self-metrics.
-    pub fn for_tool(name: &Arc<str>) -> Arc<ToolStats> {
-        static ALL: Mutex<Vec<Arc<ToolStats>>> = Mutex::new(Vec::new());
-        let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = all.iter().find(|s| s.tool == *name) {
-            return s.clone();
-        }
-        let stats = Arc::new(ToolStats::new(name.clone()));
-        stats.register(crate::selfmetrics::global());
-        all.push(stats.clone());
-        stats
-    }
-
-    /// Exports the counters as `eunomia_tool_*_total{tool}` self-metrics.
-    fn register(self: &Arc<Self>, registry: &crate::selfmetrics::Registry) {
-        type Field = fn(&ToolStats) -> &AtomicU64;
-        const COUNTERS: [(&str, &str, Field); 8] = [
-            (
-                "eunomia_tool_lines_total",
-                "Lines read from a tool's stdout.",
-                |s| &s.lines,
-            ),
-            (
-                "eunomia_tool_records_total",
-                "Records parsed from a tool's output.",
-                |s| &s.records,
-            ),
-            (
-                "eunomia_tool_parse_errors_total",
-                "Output lines that did not parse (skipped).",
-                |s| &s.parse_errors,
-            ),
-            (
-                "eunomia_tool_dropped_total",
-                "Records dropped because the pipeline was full.",
-                |s| &s.dropped,
-            ),
-            (
-                "eunomia_tool_lost_events_total",
-                "Events a tool reported lost (its perf buffer overflowed).",
-                |s| &s.lost_events,
-            ),
-            (
-                "eunomia_tool_stderr_lines_total",
-                "Lines read from a tool's stderr.",
-                |s| &s.stderr_lines,
-            ),
-            (
-                "eunomia_tool_starts_total",
-                "Times a tool was started.",
-                |s| &s.starts,
-            ),
-            (
-                "eunomia_tool_restarts_total",
-                "Times a tool was restarted after it exited unexpectedly.",
-                |s| &s.restarts,
-            ),
-        ];
-        let me = self.clone();
-        registry.observe_gauge(
-            "eunomia_tool_up",
-            "1 while a tool runs, 0 when stopped, restarting or given up on.",
-            &[("tool", &self.tool)],
-            move || f64::from(u8::from(matches!(me.state(), ToolState::Running(_)))),
-        );
-        let me = self.clone();
-        registry.observe_gauge(
-            "eunomia_tool_failed",
-            "1 when the agent gave up restarting a tool (it kept dying at start).",
-            &[("tool", &self.tool)],
-            move || f64::from(u8::from(matches!(me.state(), ToolState::Failed(_)))),
-        );
-        for reason in Reject::ALL {
-            let me = self.clone();
-            registry.observe_counter(
-                "eunomia_tool_rejected_records_total",
-                "Records of a tool the kernel did not confirm (pid, comm, uid or exec), dropped.",
-                &[("tool", &self.tool), ("reason", reason.as_str())],
-                move || me.rejected[reason.index()].load(Ordering::Relaxed),
-            );
-        }
-        let me = self.clone();
-        registry.observe_counter(
-            "eunomia_tool_continued_lines_total",
-            "Output lines that continued the text of the record before them (a newline in a string).",
-            &[("tool", &self.tool)],
-            move || me.continued_lines.load(Ordering::Relaxed),
-        );
-        for (name, help, field) in COUNTERS {
-            let me = self.clone();
-            registry.observe_counter(name, help, &[("tool", &self.tool)], move || {
-                field(&me).load(Ordering::Relaxed)
-            });
-        }
-        let cut: [(&str, Field); 2] = [
-            ("stdout", |s| &s.truncated_lines),
-            ("stderr", |s| &s.stderr_truncated_lines),
-        ];
-        for (stream, field) in cut {
-            let me = self.clone();
-            registry.observe_counter(
-                "eunomia_tool_truncated_lines_total",
-                "Over-long lines of a tool's stdout or stderr, cut to the limit.",
-                &[("tool", &self.tool), ("stream", stream)],
-                move || field(&me).load(Ordering::Relaxed),
-            );
-        }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ToolState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Whether the tool is starting, running or restarting (not stopped
-    /// and not given up on).
-    pub fn is_active(&self) -> bool {
-        !matches!(self.state(), ToolState::Stopped | ToolState::Failed(_))
-    }
-
-    /// Marks the tool failed with `reason` (it could not be started).
-    pub fn fail(&self, reason: String) {
-        self.set_state(ToolState::Failed(reason));
-    }
-
-    fn set_state(&self, s: ToolState) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 }
 
@@ -559,7 +353,7 @@ async fn read_until_end(
                 }
             },
             // a record that may continue on the next line waits that long
-            _ = tokio::time::sleep(super::verify::HOLD), if out.checker.holding() => out.release(),
+            _ = tokio::time::sleep(super::verify::HOLD), if out.holding() => out.release(),
             _ = stop.cancelled(), if stopping.is_none() => {
                 tracing::debug!(tool = %spec.name, signal = %spec.stop_signal, "stopping");
                 kill_group(pid, spec.stop_signal);
@@ -652,164 +446,6 @@ fn open_raw_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
         }
     }
     Ok((master, slave))
-}
-
-/// Splits output into lines, parses them and sends the records.
-struct Output<'a> {
-    parser: Box<dyn pa::ToolParser>,
-    tool: Arc<str>,
-    tx: &'a PipelineTx,
-    stats: &'a ToolStats,
-    pending: Vec<u8>,
-    /// Inside an over-long line whose head was already passed on.
-    skipping: bool,
-    records: Vec<pa::Record>,
-    checker: Checker,
-    logged_errors: u32,
-    started: Instant,
-    seen_output: bool,
-}
-
-impl<'a> Output<'a> {
-    fn new(spec: &ToolSpec, tx: &'a PipelineTx, stats: &'a ToolStats) -> Output<'a> {
-        Output {
-            parser: spec.new_parser(),
-            tool: spec.name.clone(),
-            tx,
-            stats,
-            pending: Vec::with_capacity(4096),
-            skipping: false,
-            records: Vec::new(),
-            checker: Checker::new(
-                Arc::new(KernelFacts::new(crate::hotpath::pid_cgroups())),
-                spec.event_kind,
-            ),
-            logged_errors: 0,
-            started: Instant::now(),
-            seen_output: false,
-        }
-    }
-
-    fn bytes(&mut self, mut data: &[u8]) {
-        while let Some(i) = data.iter().position(|&b| b == b'\n') {
-            let (head, rest) = (&data[..i], &data[i + 1..]);
-            data = rest;
-            if self.skipping {
-                self.skipping = false;
-                continue;
-            }
-            if self.pending.is_empty() {
-                self.line(head);
-            } else {
-                let mut line = std::mem::take(&mut self.pending);
-                line.extend_from_slice(head);
-                self.line(&line);
-                line.clear();
-                self.pending = line;
-            }
-        }
-        if self.skipping {
-            return;
-        }
-        self.pending.extend_from_slice(data);
-        if self.pending.len() > MAX_LINE {
-            let line = std::mem::take(&mut self.pending);
-            self.stats.truncated_lines.fetch_add(1, Ordering::Relaxed);
-            self.line(&line[..MAX_LINE]);
-            self.skipping = true;
-        }
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !self.seen_output {
-            // Tools print their banner or header once their programs are
-            // attached: from here on, what happens is seen.
-            self.seen_output = true;
-            tracing::info!(
-                tool = %self.tool,
-                "first output after {:.2}s",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-        self.stats.lines.fetch_add(1, Ordering::Relaxed);
-        let mut notes = Vec::new();
-        self.checker
-            .line(self.parser.as_mut(), line, &mut self.records, &mut |o| {
-                notes.push(o)
-            });
-        self.count(notes);
-        self.flush();
-    }
-
-    /// Sends what the checker holds back (no continuation came in time).
-    fn release(&mut self) {
-        let mut notes = Vec::new();
-        self.checker
-            .release_with(self.parser.as_mut(), &mut self.records, &mut |o| {
-                notes.push(o)
-            });
-        self.count(notes);
-        self.flush();
-    }
-
-    /// Counts (and logs, a few times) what the checker did not accept.
-    fn count(&mut self, notes: Vec<Verdict>) {
-        for note in notes {
-            match note {
-                Verdict::Rejected(r, line) => {
-                    self.stats.rejected[r.index()].fetch_add(1, Ordering::Relaxed);
-                    self.log(format_args!("record rejected ({}): {line}", r.as_str()));
-                }
-                Verdict::Continued | Verdict::Joined => {
-                    self.stats.continued_lines.fetch_add(1, Ordering::Relaxed);
-                }
-                Verdict::Unparsable(e) => {
-                    self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
-                    self.log(format_args!("unparsable line skipped: {e}"));
-                }
-            }
-        }
-    }
-
-    /// Warns about the first ten lines skipped, then only at debug level.
-    fn log(&mut self, what: std::fmt::Arguments<'_>) {
-        if self.logged_errors < 10 {
-            self.logged_errors += 1;
-            tracing::warn!(tool = %self.tool, "{what}");
-        } else {
-            tracing::debug!(tool = %self.tool, "{what}");
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.pending.is_empty() && !self.skipping {
-            let line = std::mem::take(&mut self.pending);
-            self.line(&line);
-        }
-        self.release();
-        self.parser.finish(&mut self.records);
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        if self.records.is_empty() {
-            return;
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        for mut record in self.records.drain(..) {
-            record.set_ts_ns(now);
-            self.stats.records.fetch_add(1, Ordering::Relaxed);
-            let sent = self
-                .tx
-                .send(Message::Record(ToolRecord::new(self.tool.clone(), record)));
-            if !sent {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
-use super::runner::ToolStats;
+use super::stats::ToolStats;
 
 /// Longest stderr line kept; longer ones are cut (and counted).
 pub const MAX_STDERR_LINE: usize = 4 * 1024;
