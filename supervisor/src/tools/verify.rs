@@ -56,6 +56,9 @@ const NEWLINE_WINDOW_NS: u64 = 10_000_000_000;
 /// confirm asks again).
 const CACHE_NS: u64 = 200_000_000;
 
+/// Entries of that cache before the stale ones are dropped.
+const CACHE_MAX: usize = 512;
+
 /// How many (pid, exec time) claims are remembered.
 const CLAIMS: usize = 8192;
 

@@ -4,7 +4,9 @@
 
 use parsers::{Event, EventKind, Record, Value, fields as f};
 
-use super::{CACHE_NS, CLAIMS, Checker, EXEC_WINDOW_NS, Facts, NEWLINE_WINDOW_NS, Reject};
+use super::{
+    CACHE_MAX, CACHE_NS, CLAIMS, Checker, EXEC_WINDOW_NS, Facts, NEWLINE_WINDOW_NS, Reject,
+};
 
 impl Checker {
     pub(super) fn verify_all(&self, recs: &[Record]) -> Result<Vec<(u32, u64)>, Reject> {
@@ -62,8 +64,12 @@ impl Checker {
             && self.family.is_none()
         {
             let mut cache = self.cache.borrow_mut();
-            if cache.len() >= CLAIMS {
-                cache.clear();
+            if cache.len() >= CACHE_MAX {
+                // only the last 200 ms are of use: a few hundred entries
+                cache.retain(|_, (at, _)| now.saturating_sub(*at) < CACHE_NS);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
             }
             cache.insert(pid, (now, facts.clone()));
         }
