@@ -289,7 +289,7 @@ impl Checker {
                 self.continue_or(line, Verdict::Continued, note);
             }
             Parsed::Empty => {}
-            Parsed::Verified(recs, claims) => self.commit(recs, claims, out, note),
+            Parsed::Verified(recs, claims) => self.commit(recs, claims, out),
             // Where the kernel does not count newlines, a record of no known
             // process may be text printed after one; a record of a real
             // process that does not match is never appended to another's.
@@ -391,7 +391,7 @@ impl Checker {
         match chain.best.take() {
             Some(j) => {
                 self.consume(j.pid, j.splits);
-                self.commit(j.recs, j.claims, out, note);
+                self.commit(j.recs, j.claims, out);
                 note(Verdict::Joined);
                 let rest = chain.lines.split_off(j.splits as usize + 1);
                 if rest.is_empty() { Ok(()) } else { Err(rest) }
@@ -454,15 +454,9 @@ impl Checker {
     }
 
     /// Accepts verified records: what waited goes first.
-    fn commit(
-        &mut self,
-        mut recs: Vec<Record>,
-        claims: Vec<(u32, u64)>,
-        out: &mut Vec<Record>,
-        note: &mut dyn FnMut(Verdict),
-    ) {
+    fn commit(&mut self, mut recs: Vec<Record>, claims: Vec<(u32, u64)>, out: &mut Vec<Record>) {
         self.claim(claims);
-        self.release(out, note);
+        self.release(out);
         let Some(last) = recs.pop() else {
             return;
         };
@@ -504,11 +498,11 @@ impl Checker {
                 }
             }
         }
-        self.release(out, note);
+        self.release(out);
     }
 
     /// Sends the held record.
-    fn release(&mut self, out: &mut Vec<Record>, _note: &mut dyn FnMut(Verdict)) {
+    fn release(&mut self, out: &mut Vec<Record>) {
         out.extend(self.held.take().map(|(r, _)| r));
     }
 }
