@@ -167,7 +167,7 @@ fn in_a_terminal(
     let agent = AgentRun::start(dir, rt, "");
     let d = dir.display();
     let command = format!(
-        "for i in 1 2; do stty -g > {d}/stty.before.$i; {} top; echo TOP-EXITED-$i $?; stty -g > {d}/stty.after.$i; done; sleep 300",
+        "for i in 1 2; do stty -g > {d}/stty.before.$i; {} top; echo TOP-EXITED-$i $?; stty -g > {d}/stty.after.$i; read x; done; sleep 300",
         eunomia_bin().display()
     );
     let socket = test_socket();
@@ -245,7 +245,8 @@ fn in_a_terminal(
         !pane.contains("SYSC/s"),
         "the alternate screen is left:\n{pane}"
     );
-    // Ctrl-C too.
+    // Ctrl-C too (Enter starts it again).
+    term.keys(&["Enter"]);
     term.wait_for(Duration::from_secs(30), "top running again", |p| {
         p.contains(busy)
     });
