@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cli_live;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod enrich;
 pub mod flamegraph;
@@ -28,6 +29,8 @@ pub mod seccomp;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
+#[cfg(test)]
+mod testing;
 pub mod tools;
 pub mod top;
 pub mod trust;
