@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Ledger, LiveView, Snapshot};
 use crate::{
     cgroups,
+    context::AgentContext,
     enrich::{EnrichConfig, Enricher, Resolver},
     hotpath::{self, HotpathConfig, HotpathError},
     pipeline::{self, Message},
@@ -32,29 +33,24 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), HotpathError> {
     let (tx, mut rx) = pipeline::channel(CHANNEL);
+    let mut ctx = AgentContext::new(tx, shutdown.clone());
     let mut sources = Vec::new();
     let config = HotpathConfig {
         path_strings: false,
         mount_strings: false,
         ..hotpath.clone()
     };
-    sources.extend(hotpath::poller::start(
-        &config,
-        interval,
-        tx.clone(),
-        shutdown.clone(),
-    )?);
-    sources.extend(cgroups::start(
-        enrich,
-        interval,
-        tx.clone(),
-        shutdown.clone(),
-    ));
-    drop(tx);
+    if let Some(source) = hotpath::poller::start(&config, interval, &ctx)? {
+        sources.push(source.task);
+        ctx.pids = source.pids;
+    }
+    sources.extend(cgroups::start(enrich, interval, &ctx));
     let mut resolver = Resolver::new(enrich);
-    if let Some(pids) = hotpath::pid_cgroups() {
+    if let Some(pids) = ctx.pids.map().cloned() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
     }
+    // The sources hold the only senders: the loop ends when they stop.
+    drop(ctx);
     let mut enricher = Enricher::new(resolver);
     let mut view = LiveView::new(ledger);
     while let Some(mut msg) = rx.recv().await {

@@ -13,12 +13,13 @@ use super::{
     ledger::{Ledger, Recorded},
     snapshot::{Peer, Rate, Row, RowKind, Snapshot},
 };
+use model::labels::{
+    CGROUP_ID, CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, CONTAINERD_NAMESPACE,
+    K8S_NAMESPACE, K8S_POD_NAME, SERVICE,
+};
+
 use crate::{
     cgroups::poller::{CPU_SECONDS, MEMORY_BYTES},
-    enrich::workload::{
-        CGROUP_ID, CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, CONTAINERD_NAMESPACE,
-        K8S_NAMESPACE, K8S_POD_NAME, SERVICE,
-    },
     hotpath::{
         poller::{SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC, SYSCALLS_SOURCE},
         tcp::{BYTES_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, RESETS_METRIC},
