@@ -64,6 +64,19 @@ pub enum Command {
     /// Validate and list security rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Watch every container, pod, systemd service and the host live:
+    /// syscalls, errors, TCP, bytes, CPU and memory per second.
+    ///
+    /// A terminal view that refreshes in place: sort by any column (< >,
+    /// r reverses), filter (/), drill into one workload (Enter: its
+    /// syscalls and TCP peers; Esc: back), quit with q or Ctrl-C. Reads
+    /// the running agent's snapshots over the control socket; without an
+    /// agent it loads the hot path itself (root). --json prints one
+    /// snapshot per interval as a JSON line.
+    Top(crate::cli_live::TopArgs),
+    /// Advice from what workloads really did.
+    #[command(subcommand)]
+    Advise(crate::cli_live::AdviseCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell), generated from this command line's definition.
     ///
