@@ -262,19 +262,26 @@ fn print_summary(args: &FlamegraphArgs, lines: &folded::FoldedLines, unit: &str)
     );
 }
 
-/// What sampling cost, per sample: in the kernel, unwinding, stack copied.
+/// What sampling cost, per sample: in the kernel (per sample taken, and per
+/// run of the program, most of which find another process on the CPU),
+/// unwinding (mean, and median: the steady cost), stack bytes copied.
 fn print_cost(p: &sampler::RawProfile) {
     let per = |d: Duration, n: u64| {
-        if n == 0 {
+        if n == 0 || d.is_zero() {
             "n/a".to_owned()
         } else {
             format!("{:.0}", d.as_nanos() as f64 / n as f64)
         }
     };
     let (ktime, kruns) = p.kernel;
+    let median = p
+        .unwind
+        .median()
+        .map_or("n/a".to_owned(), |d| d.as_nanos().to_string());
     println!(
-        "cost: unwind={} kernel_ns_per_sample={} kernel_runs={kruns} unwind_ns_per_sample={} stack_bytes_per_sample={} samples={} lost={}",
+        "cost: unwind={} kernel_ns_per_sample={} kernel_ns_per_run={} kernel_runs={kruns} unwind_ns_per_sample={} unwind_median_ns={median} stack_bytes_per_sample={} samples={} lost={}",
         if p.dwarf { "dwarf" } else { "fp" },
+        per(ktime, p.total()),
         per(ktime, kruns),
         per(p.unwind.time, p.unwind.samples),
         p.unwind

@@ -5,12 +5,8 @@
 //! which processes need it ([`UnwindMode`]).
 
 use std::{
-    collections::HashMap,
-    ops::Range,
-    os::unix::fs::MetadataExt as _,
-    path::PathBuf,
-    sync::Arc,
-    time::{Duration, Instant},
+    collections::HashMap, ops::Range, os::unix::fs::MetadataExt as _, path::PathBuf, sync::Arc,
+    time::Duration,
 };
 
 use framehop::{
@@ -47,7 +43,7 @@ pub fn process_has_frame_pointers(pid: u32) -> bool {
 }
 
 /// What unwinding cost and found.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct UnwindStats {
     /// Samples unwound.
     pub samples: u64,
@@ -57,8 +53,22 @@ pub struct UnwindStats {
     pub stack_bytes: u64,
     /// Samples whose user stack could not be read at all.
     pub unreadable: u64,
-    /// Time spent unwinding (not reading maps or files).
+    /// CPU time spent unwinding (not reading maps or files): this thread's
+    /// CPU clock, so time the thread waited for a CPU does not count.
     pub time: Duration,
+    /// CPU time each sample took, in ns (saturating), for the median.
+    pub each_ns: Vec<u32>,
+}
+
+impl UnwindStats {
+    /// The median time one sample took to unwind: the steady cost, without
+    /// the first samples' one-off work (parsing each binary's tables).
+    pub fn median(&self) -> Option<Duration> {
+        let mut v = self.each_ns.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2)
+            .map(|&ns| Duration::from_nanos(ns.into()))
+    }
 }
 
 /// Unwinds copied stacks; keeps one unwinder per process and one parsed
@@ -101,7 +111,7 @@ impl DwarfUnwinder {
             self.stats.unreadable += 1;
         }
         self.ensure_process(sample.tgid, sample.ip);
-        let started = Instant::now();
+        let started = thread_cpu_time();
         let Some(process) = self.processes.get(&sample.tgid) else {
             return vec![sample.ip];
         };
@@ -124,7 +134,11 @@ impl DwarfUnwinder {
             }
         }
         self.stats.frames += frames.len() as u64;
-        self.stats.time += started.elapsed();
+        let took = thread_cpu_time().saturating_sub(started);
+        self.stats.time += took;
+        self.stats
+            .each_ns
+            .push(u32::try_from(took.as_nanos()).unwrap_or(u32::MAX));
         frames
     }
 
@@ -174,6 +188,19 @@ impl DwarfUnwinder {
             })
             .clone()
     }
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec the call writes.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The framehop module of one executable mapping.
