@@ -77,6 +77,7 @@ pub mod escape;
 pub mod fields;
 mod generic;
 mod line;
+pub mod logs;
 mod model;
 mod smallstr;
 mod stacks;
