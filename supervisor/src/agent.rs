@@ -220,6 +220,14 @@ fn start_sources(
         tx.clone(),
         shutdown.clone(),
     ));
+    sources.extend(crate::logs::start(
+        &config.logs,
+        &config.enrich,
+        interval,
+        tx.clone(),
+        selfmetrics::global(),
+        shutdown.clone(),
+    ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, tx.clone(), shutdown.clone())?;
     sources.extend(tasks);
     let closing = supervisor.clone();
@@ -240,6 +248,7 @@ fn source_names(config: &Config) -> Vec<String> {
         (h.pids, "hotpath.pids"),
         (config.enrich.enabled, "cgroups"),
         (true, "tools"),
+        (config.logs.enabled, "logs"),
     ]
     .into_iter()
     .filter(|(on, _)| *on)

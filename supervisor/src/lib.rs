@@ -16,6 +16,7 @@ pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
+pub mod logs;
 pub mod otel_env;
 pub mod pipeline;
 pub mod preflight;

@@ -80,7 +80,7 @@ pub struct LogLine<'a> {
 }
 
 /// Why a line of a log file is not a log line (counted, then skipped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
 pub enum LogLineError {
     /// Docker: not a JSON object with `log` and `stream`.
     #[error("not a json-file record")]
