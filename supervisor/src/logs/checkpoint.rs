@@ -126,7 +126,9 @@ impl Checkpoints {
         {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = self.file.with_extension("tmp");
+        let tmp = self
+            .file
+            .with_extension(format!("tmp.{}", std::process::id()));
         let text = serde_json::to_vec(&self.positions).unwrap_or_default();
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&text).map_err(io)?;

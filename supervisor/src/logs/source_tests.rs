@@ -243,3 +243,46 @@ fn a_flooding_container_is_sampled_and_counted() {
         .sum();
     assert_eq!(counted, 110, "patterns count every line");
 }
+
+#[test]
+fn two_rotations_while_stopped_lose_nothing() {
+    let fx = Fixture::new();
+    let log = fx.docker_log("rot");
+    append(&log, &docker_line("a"));
+    let (mut src, mut rx) = fx.source();
+    src.discover();
+    src.poll_all();
+    assert_eq!(bodies(&mut rx), ["a"]);
+    src.save();
+    drop(src);
+    // Docker's rotation, twice: .1 -> .2, current -> .1.
+    let (one, two) = (log.with_extension("log.1"), log.with_extension("log.2"));
+    append(&log, &docker_line("b"));
+    std::fs::rename(&log, &one).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    append(&log, &docker_line("c"));
+    std::fs::rename(&one, &two).unwrap();
+    std::fs::rename(&log, &one).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    append(&log, &docker_line("d"));
+    let (mut src, mut rx) = fx.source();
+    src.discover();
+    for _ in 0..4 {
+        src.poll_all();
+    }
+    assert_eq!(bodies(&mut rx), ["b", "c", "d"]);
+    // And twice between two polls while running.
+    append(&log, &docker_line("e"));
+    std::fs::rename(&one, &two).unwrap();
+    std::fs::rename(&log, &one).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    append(&log, &docker_line("f"));
+    std::fs::rename(&one, &two).unwrap();
+    std::fs::rename(&log, &one).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    append(&log, &docker_line("g"));
+    for _ in 0..4 {
+        src.poll_all();
+    }
+    assert_eq!(bodies(&mut rx), ["e", "f", "g"]);
+}

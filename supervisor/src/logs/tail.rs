@@ -16,6 +16,7 @@
 //! bound is cut and the rest of it skipped.
 
 use std::{
+    collections::VecDeque,
     fs::File,
     io,
     os::unix::fs::{FileExt, MetadataExt},
@@ -120,8 +121,8 @@ pub struct Tailer {
     max_line: usize,
     /// The file the path named when last looked at.
     cur: Option<Open>,
-    /// A file renamed away that still has lines to read.
-    old: Option<Open>,
+    /// Files renamed away that still have lines to read, oldest first.
+    olds: VecDeque<Open>,
     joiner: PartialJoiner,
 }
 
@@ -134,7 +135,7 @@ impl Tailer {
             format,
             max_line: max_line.max(64),
             cur: None,
-            old: None,
+            olds: VecDeque::new(),
             joiner: PartialJoiner::new(max_line),
         };
         let Ok(file) = File::open(path) else {
@@ -148,10 +149,20 @@ impl Tailer {
             Start::End => meta.len(),
             Start::At { inode, offset } if inode == meta.ino() => offset.min(meta.len()),
             Start::At { inode, offset } => {
-                // Rotated while we were away: finish the old file first.
-                t.old = find_inode(path, inode)
-                    .and_then(|f| Open::new(f, offset).ok())
-                    .filter(|o| o.file.metadata().is_ok_and(|m| m.len() >= offset));
+                // Rotated while we were away: finish the old file first,
+                // then every file rotated after it.
+                let rotated = rotated_from(path, inode);
+                let mut rotated = rotated.into_iter();
+                match rotated.next() {
+                    Some(first) if first.metadata().is_ok_and(|m| m.len() >= offset) => {
+                        t.olds.extend(Open::new(first, offset));
+                        t.olds.extend(rotated.filter_map(|f| Open::new(f, 0).ok()));
+                    }
+                    _ => tracing::warn!(
+                        "{}: the file read before the restart is gone (rotated out); reading the current one",
+                        path.display()
+                    ),
+                }
                 0
             }
         };
@@ -166,9 +177,9 @@ impl Tailer {
 
     /// The inode and offset to resume from after a restart.
     pub fn checkpoint(&self) -> Option<(u64, u64)> {
-        let open = self.old.as_ref().or(self.cur.as_ref())?;
+        let open = self.olds.front().or(self.cur.as_ref())?;
         let mut offset = open.buf_at;
-        if self.old.is_none()
+        if self.olds.is_empty()
             && let Some(from) = self.joiner.pending_from()
         {
             offset = offset.min(from);
@@ -179,7 +190,8 @@ impl Tailer {
     /// Bytes held in memory (incomplete lines and partial lines).
     pub fn buffered(&self) -> usize {
         let held = |o: &Option<Open>| o.as_ref().map_or(0, |o| o.buf.capacity());
-        held(&self.cur) + held(&self.old) + self.joiner.pending_bytes()
+        let olds: usize = self.olds.iter().map(|o| o.buf.capacity()).sum();
+        held(&self.cur) + olds + self.joiner.pending_bytes()
     }
 
     /// Reads what is new (at most `budget` bytes), handing every line to
@@ -192,12 +204,12 @@ impl Tailer {
     ) -> PollOutcome {
         let mut out = PollOutcome::default();
         let mut budget = budget;
-        if let Some(mut old) = self.old.take() {
+        while let Some(mut old) = self.olds.pop_front() {
             let done = self.read_file(&mut old, &mut budget, has_room, on_line, &mut out);
             if done && !out.stopped {
                 self.finish_file(&mut old, on_line);
             } else {
-                self.old = Some(old);
+                self.olds.push_front(old);
                 return out;
             }
         }
@@ -228,10 +240,18 @@ impl Tailer {
         match std::fs::metadata(&self.path) {
             Ok(meta) if meta.ino() != cur.inode => {
                 out.rotated += 1;
+                let inode = cur.inode;
                 let new = File::open(&self.path)
                     .ok()
                     .and_then(|f| Open::new(f, 0).ok());
-                self.old = std::mem::replace(&mut self.cur, new);
+                let new_inode = new.as_ref().map(|n| n.inode);
+                self.olds.extend(std::mem::replace(&mut self.cur, new));
+                // Rotated more than once since the last poll: those too.
+                let more = rotated_from(&self.path, inode).into_iter().skip(1);
+                self.olds.extend(
+                    more.filter_map(|f| Open::new(f, 0).ok())
+                        .filter(|o| Some(o.inode) != new_inode),
+                );
             }
             Ok(meta) if meta.len() < cur.read_at() => {
                 out.truncated_file += 1;
@@ -338,12 +358,30 @@ impl Tailer {
     }
 }
 
-/// The file next to `path` (its rotated copies) with inode `inode`.
-fn find_inode(path: &Path, inode: u64) -> Option<File> {
-    let dir = path.parent()?;
-    let entry = std::fs::read_dir(dir)
-        .ok()?
+/// The rotated copies of `path` (`<name>.1`, `<name>.<time>`, ... next to
+/// it) from the one with inode `inode` on, in the order they were written
+/// (modification time); empty when none has that inode.
+fn rotated_from(path: &Path, inode: u64) -> Vec<File> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut rotated: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
         .flatten()
-        .find(|e| e.metadata().is_ok_and(|m| m.ino() == inode && m.is_file()))?;
-    File::open(entry.path()).ok()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+            Some((m.modified().ok()?, m.ino(), e.path()))
+        })
+        .collect();
+    rotated.sort();
+    let Some(at) = rotated.iter().position(|(_, ino, _)| *ino == inode) else {
+        return Vec::new();
+    };
+    rotated[at..]
+        .iter()
+        .filter_map(|(_, _, p)| File::open(p).ok())
+        .collect()
 }
