@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::LogsConfig;
-pub use source::{LogSource, TOOL};
+pub use source::{LogSource, TOOL, log_event};
 
 use crate::{enrich::EnrichConfig, pipeline::PipelineTx, selfmetrics::Registry};
 

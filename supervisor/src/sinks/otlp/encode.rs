@@ -45,6 +45,7 @@ pub fn semconv_key(name: &str) -> &str {
         "proc.comm" => "process.executable.name",
         "proc.args" => "process.command_line",
         "proc.exit_code" => "process.exit.code",
+        "log.stream" => "log.iostream",
         other => other,
     }
 }
