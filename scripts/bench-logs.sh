@@ -62,7 +62,7 @@ FILE="$WORK/bench-json.log"
 floor() {
   local t out
   TIMEFORMAT='%U %S'
-  out=$( { time ( timeout -s TERM 2 tail -n +1 -F "$FILE" 2>/dev/null | wc -l > "$WORK/wc" ) ; } 2>&1 )
+  out=$( { time ( timeout -s TERM 2 tail -n +1 -F "$FILE" 2>/dev/null | wc -l > "$WORK/wc" || true ) ; } 2>&1 )
   python3 -c "import sys; u,s=map(float,'$out'.split()); n=int(open('$WORK/wc').read()); print('{\"lines\": %d, \"cpu_s\": %.4f, \"lines_per_cpu_s\": %.0f}' % (n, u+s, n/max(u+s,1e-9)))"
 }
 

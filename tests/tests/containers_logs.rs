@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use containers_support::{IMAGE, Runtimes, can_run, run, runtimes, wait_for};
+use containers_support::{IMAGE, Runtimes, can_run, cri_pod::CriPod, run, runtimes, wait_for};
 use eunomia_tests::{eunomia, kernel_lock};
 use serde_json::Value;
 
@@ -204,12 +204,13 @@ fn write_config(dir: &Path, rt: &Runtimes, am: &Alertmanager) -> PathBuf {
         &config,
         format!(
             "[tools]\nenabled = []\n\
-             [enrich]\n{}\
+             [enrich]\n{}pod_logs_root = \"{}\"\n\
              [logs]\ncheckpoint_file = \"{}\"\npoll_interval = \"100ms\"\ndiscover_interval = \"300ms\"\n\
              read_existing = true\nrate_limit = 100000\nburst = 100000\n\
              [rules]\nwatch_interval = \"0s\"\ndefaults = false\nfiles = [\"{}\"]\n\
              [sinks.alertmanager]\nurl = \"{}\"\nflush_interval = \"200ms\"\nresolve_timeout = \"10m\"\n",
             rt.enrich_toml(),
+            rt.base.join("pods").display(),
             dir.join("state/logs.json").display(),
             rules.display(),
             am.url()
@@ -423,6 +424,114 @@ fn docker_logs_arrive_once_in_order_across_rotation_and_restart() {
         "{alerts:#?}"
     );
     let _ = std::fs::remove_dir_all(&fake_dir);
+}
+
+#[test]
+fn cri_pod_logs_arrive_once_in_order_with_split_lines_joined() {
+    let test = "cri_pod_logs_arrive_once_in_order_with_split_lines_joined";
+    if !can_run(test) {
+        return;
+    }
+    if !Path::new(ALERTMANAGER).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: install prometheus-alertmanager"
+        );
+        eprintln!("SKIP {test}: no {ALERTMANAGER}");
+        return;
+    }
+    let _serial = kernel_lock();
+    let rt = runtimes();
+    let dir = tempfile::Builder::new()
+        .prefix("eunomia-logs-cri-")
+        .tempdir()
+        .unwrap();
+    let am = Alertmanager::start(dir.path());
+    let config = write_config(dir.path(), rt, &am);
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "[sinks.jsonl]\npath = \"{}\"\ninterval = \"1s\"\n",
+            dir.path().join("cri.jsonl").display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let agent = Run::start(dir.path(), &config, "cri");
+    // Lines over containerd's 16 KiB line size are written as partial lines.
+    let n = 100;
+    let script = format!(
+        r#"i=0
+while [ $i -lt {n} ]; do
+  echo "cri line seq=$i"
+  echo "E0501 10:00:00.000000 1 x.go:1] cri error seq=$i" >&2
+  if [ $((i % 20)) -eq 0 ]; then printf "cri long seq=%d %0{LONG}d
+" $i 0; fi
+  i=$((i+1))
+  /bin/busybox usleep 10000
+done
+sleep 1000"#
+    );
+    let pod = CriPod::start(rt, "shop", "logs-0", "app", &script);
+    let mut want_stdout = Vec::new();
+    for i in 0..n {
+        want_stdout.push(format!("cri line seq={i}"));
+        if i % 20 == 0 {
+            want_stdout.push(format!("cri long seq={i} {}", "0".repeat(LONG)));
+        }
+    }
+    let last = format!("E0501 10:00:00.000000 1 x.go:1] cri error seq={}", n - 1);
+    wait_for(Duration::from_secs(60), "the pod's last line", || {
+        log_events(&agent.lines(), &pod.app)
+            .iter()
+            .any(|e| e["log.body"] == last.as_str())
+    });
+    thread::sleep(Duration::from_millis(500));
+    let stderr = agent.stderr();
+    let (code, lines) = agent.stop_and_lines();
+    assert_eq!(code, 0, "{stderr}");
+    let events = log_events(&lines, &pod.app);
+    let stream = |s: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["log.stream"] == s)
+            .map(|e| e["log.body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        stream("stdout"),
+        want_stdout,
+        "stdout: once, in order, split lines joined"
+    );
+    let want_stderr: Vec<String> = (0..n)
+        .map(|i| format!("E0501 10:00:00.000000 1 x.go:1] cri error seq={i}"))
+        .collect();
+    assert_eq!(stream("stderr"), want_stderr);
+    for e in &events {
+        assert_eq!(e["k8s.pod.name"], "logs-0", "{e}");
+        assert_eq!(e["k8s.namespace.name"], "shop", "{e}");
+        assert_eq!(e["k8s.pod.uid"], pod.uid.as_str(), "{e}");
+        assert_eq!(e["container.name"], "app", "{e}");
+        assert_eq!(e["container.image.name"], IMAGE, "{e}");
+    }
+    let klog = events.iter().find(|e| e["log.stream"] == "stderr").unwrap();
+    assert_eq!(klog["log.level"], "error", "klog severity: {klog}");
+    assert_eq!(
+        pattern_count(&lines, &pod.app, "unknown", "cri line seq=<*>"),
+        n as f64
+    );
+    // containerd did split the long lines (tag P), and they were joined.
+    let file = rt
+        .base
+        .join(format!("pods/shop_logs-0_{}/app/0.log", pod.uid));
+    let raw = std::fs::read_to_string(&file).unwrap();
+    let partials = raw
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("P"))
+        .count();
+    assert!(
+        partials >= n / 20,
+        "{partials} partial lines in {}",
+        file.display()
+    );
+    drop(pod);
 }
 
 impl Run {

@@ -286,3 +286,30 @@ fn two_rotations_while_stopped_lose_nothing() {
     }
     assert_eq!(bodies(&mut rx), ["e", "f", "g"]);
 }
+
+#[test]
+fn a_line_split_across_a_rotation_survives_a_restart_between_its_parts() {
+    let fx = Fixture::new();
+    let log = fx.docker_log("split");
+    let part = serde_json::json!({"log": "first half ", "stream": "stdout", "time": "2024-05-01T10:00:00Z"});
+    append(
+        &log,
+        &format!("{}\n{part}\n", docker_line("before").trim_end()),
+    );
+    let (mut src, mut rx) = fx.source();
+    src.discover();
+    src.poll_all();
+    std::fs::rename(&log, log.with_extension("log.1")).unwrap();
+    append(&log, "");
+    src.poll_all(); // notices the rotation; the first half waits
+    assert_eq!(bodies(&mut rx), ["before"]);
+    src.save();
+    drop(src);
+    append(&log, &docker_line("second half"));
+    let (mut src, mut rx) = fx.source();
+    src.discover();
+    for _ in 0..3 {
+        src.poll_all();
+    }
+    assert_eq!(bodies(&mut rx), ["first half second half"]);
+}

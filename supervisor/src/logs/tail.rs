@@ -124,6 +124,9 @@ pub struct Tailer {
     /// Files renamed away that still have lines to read, oldest first.
     olds: VecDeque<Open>,
     joiner: PartialJoiner,
+    /// The inode of the file where the partial line waiting in `joiner`
+    /// started (it may end in the next file after a rotation).
+    pending_inode: Option<u64>,
 }
 
 impl Tailer {
@@ -137,6 +140,7 @@ impl Tailer {
             cur: None,
             olds: VecDeque::new(),
             joiner: PartialJoiner::new(max_line),
+            pending_inode: None,
         };
         let Ok(file) = File::open(path) else {
             return t;
@@ -177,14 +181,12 @@ impl Tailer {
 
     /// The inode and offset to resume from after a restart.
     pub fn checkpoint(&self) -> Option<(u64, u64)> {
-        let open = self.olds.front().or(self.cur.as_ref())?;
-        let mut offset = open.buf_at;
-        if self.olds.is_empty()
-            && let Some(from) = self.joiner.pending_from()
-        {
-            offset = offset.min(from);
+        if let (Some(inode), Some(from)) = (self.pending_inode, self.joiner.pending_from()) {
+            // A partial line waits: everything after it is newer.
+            return Some((inode, from));
         }
-        Some((open.inode, offset))
+        let open = self.olds.front().or(self.cur.as_ref())?;
+        Some((open.inode, open.buf_at))
     }
 
     /// Bytes held in memory (incomplete lines and partial lines).
@@ -318,14 +320,14 @@ impl Tailer {
             }
             let at = open.buf_at + used as u64;
             let line = &open.buf[used..used + nl];
-            self.one_line(line, at, on_line);
+            self.one_line(line, at, open.inode, on_line);
             used += nl + 1;
         }
         if !out.stopped && open.buf.len() - used > self.max_line {
             // No newline within the bound: cut the line here.
             let at = open.buf_at + used as u64;
             let line = &open.buf[used..used + self.max_line];
-            self.one_line(line, at, on_line);
+            self.one_line(line, at, open.inode, on_line);
             out.cut_lines += 1;
             used = open.buf.len();
             open.skipping = true;
@@ -337,10 +339,15 @@ impl Tailer {
         }
     }
 
-    fn one_line(&mut self, line: &[u8], at: u64, on_line: &mut dyn FnMut(Seen<'_>)) {
+    fn one_line(&mut self, line: &[u8], at: u64, inode: u64, on_line: &mut dyn FnMut(Seen<'_>)) {
         match parse_line(self.format, line) {
             Ok(l) => {
-                if let Some(whole) = self.joiner.push(l, at) {
+                let whole = self.joiner.push(l, at);
+                self.pending_inode = match self.joiner.pending_from() {
+                    Some(_) => self.pending_inode.or(Some(inode)),
+                    None => None,
+                };
+                if let Some(whole) = whole {
                     on_line(Seen::Line(whole));
                 }
             }
@@ -353,7 +360,7 @@ impl Tailer {
     fn finish_file(&mut self, open: &mut Open, on_line: &mut dyn FnMut(Seen<'_>)) {
         if !open.buf.is_empty() && !open.skipping {
             let line = std::mem::take(&mut open.buf);
-            self.one_line(&line, open.buf_at, on_line);
+            self.one_line(&line, open.buf_at, open.inode, on_line);
         }
     }
 }
