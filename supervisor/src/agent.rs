@@ -19,13 +19,14 @@ use crate::{
     aggregate::{Aggregator, SharedAggregator},
     cgroups,
     config::Config,
+    context::AgentContext,
     control::{self, events::EventHub, server::ControlContext, socket::SocketError},
     enrich::{EnrichConfig, Enricher, Resolver, kubelet},
     hotpath,
     pipeline::{self, Message, PipelineStats},
     reload::{self, Overrides, Reloader},
-    rules::{ConsoleAlerts, NoLabels, RulesConfig, RulesStage},
-    selfmetrics::{self, Registry},
+    rules::{ConsoleAlerts, RulesConfig, RulesStage},
+    selfmetrics::Registry,
     sinks::{self, alertmanager, console::Console},
     systemd,
     tools::{self, Supervisor},
@@ -63,8 +64,10 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // The manifest before the rules: its generic tools' columns are fields
     // of the rules.
     crate::tools::load_checked(&config.tools)?;
-    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
-    let registry = selfmetrics::global().clone();
+    let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
+    let mut ctx = AgentContext::new(tx, shutdown.clone());
+    let registry = ctx.registry.clone();
+    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &ctx)?;
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
     let sinks_stop = CancellationToken::new();
     for setting in &config.env {
@@ -80,17 +83,18 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     .await
     .context("starting the sinks")?;
 
-    let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
-    register_pipeline_stats(&registry, tx.stats());
-    let stats = tx.stats().clone();
-    let (mut sources, supervisor) = start_sources(&config, &tx, &shutdown)?;
-    drop(tx);
+    register_pipeline_stats(&registry, ctx.tx.stats());
+    let stats = ctx.tx.stats().clone();
+    let (mut sources, supervisor) = start_sources(&config, &mut ctx)?;
     let enricher = match config.enrich.enabled {
-        true => Some(start_enricher(&config.enrich, &mut sources, &shutdown)?),
+        true => Some(start_enricher(&config.enrich, &ctx, &mut sources)?),
         false => None,
     };
+    // The sources hold the pipeline's senders now: it ends when they stop.
+    drop(ctx);
     // --- control API and SIGHUP reload (issue 9) ---
     let events = EventHub::default();
+    let live = crate::live::LiveHub::default();
     let control = start_control(
         &config,
         &opts,
@@ -105,6 +109,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             sources: source_names(&config),
             shutdown: shutdown.clone(),
             rates: Default::default(),
+            live: live.clone(),
         },
         rules_tx,
     )?;
@@ -119,6 +124,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         console: Console::new(console_out(&config), opts.json, opts.top).with_samples(opts.samples),
         events: sinks.event_sinks(),
         live: events,
+        view: crate::live::LiveView::new(live.ledger().clone()),
+        snapshots: live,
     };
     while let Some(mut msg) = rx.recv().await {
         stages.handle(&mut msg)?;
@@ -143,6 +150,10 @@ struct Stages<W: std::io::Write> {
     events: sinks::EventSinks,
     /// Live events for the control API's subscribers.
     live: EventHub,
+    /// Interval snapshots of every workload (`eunomia top`) and the
+    /// syscall ledger (`eunomia advise seccomp`).
+    view: crate::live::LiveView,
+    snapshots: crate::live::LiveHub,
 }
 
 impl<W: std::io::Write> Stages<W> {
@@ -156,12 +167,17 @@ impl<W: std::io::Write> Stages<W> {
         if let Message::Record(r) = &*msg {
             self.live.publish(r);
         }
+        if let Message::Samples(batch) = &*msg
+            && let Some(snapshot) = self.view.ingest(batch)
+        {
+            self.snapshots.publish(snapshot);
+        }
         if let Message::Record(r) = &*msg
             && let Some(event) = r.record.as_event()
         {
             match r.workload.as_deref() {
                 Some(workload) => self.rules.on_event(event, workload),
-                None => self.rules.on_event(event, &NoLabels),
+                None => self.rules.on_event(event, &model::NoLabels),
             }
         }
         self.aggregate(msg);
@@ -181,17 +197,17 @@ impl<W: std::io::Write> Stages<W> {
 /// background task when a kubelet URL is configured.
 fn start_enricher(
     config: &EnrichConfig,
+    ctx: &AgentContext,
     sources: &mut Vec<JoinHandle<()>>,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<Enricher> {
     let mut resolver = Resolver::new(config);
     // Exited processes resolve through the hot path's pid -> cgroup map.
-    if let Some(pids) = hotpath::pid_cgroups() {
+    if let Some(pids) = ctx.pids.map().cloned() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
     }
     let pods = kubelet::SharedKubeletPods::default();
     if let Some(task) =
-        kubelet::start(config, pods.clone(), shutdown.clone()).context("enrich.kubelet")?
+        kubelet::start(config, pods.clone(), ctx.shutdown.clone()).context("enrich.kubelet")?
     {
         sources.push(task);
         resolver.set_kubelet(pods);
@@ -199,39 +215,34 @@ fn start_enricher(
     Ok(Enricher::new(resolver))
 }
 
-/// Starts the hot path, the cgroup statistics and the enabled tools; the
-/// supervisor lets go of the pipeline on shutdown.
+/// Starts the hot path (whose pid map, when attached, goes into `ctx` for
+/// the stages started after it), the cgroup statistics and the enabled
+/// tools; the supervisor lets go of the pipeline on shutdown.
 fn start_sources(
     config: &Config,
-    tx: &pipeline::PipelineTx,
-    shutdown: &CancellationToken,
+    ctx: &mut AgentContext,
 ) -> anyhow::Result<(Vec<JoinHandle<()>>, Supervisor)> {
     let interval = config.agent.poll_interval;
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
-    sources.extend(
-        hotpath::poller::start(&hotpath, interval, tx.clone(), shutdown.clone())
-            .context("loading the hot-path probes")?,
-    );
-    sources.extend(cgroups::start(
-        &config.enrich,
-        interval,
-        tx.clone(),
-        shutdown.clone(),
-    ));
+    let started =
+        hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
+    if let Some(source) = started {
+        sources.push(source.task);
+        ctx.pids = source.pids;
+    }
+    sources.extend(cgroups::start(&config.enrich, interval, ctx));
     sources.extend(crate::logs::start(
         &config.logs,
         &config.enrich,
         interval,
-        tx.clone(),
-        selfmetrics::global(),
-        shutdown.clone(),
+        ctx,
     ));
-    let (supervisor, tasks) = tools::start_enabled(&config.tools, tx.clone(), shutdown.clone())?;
+    let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
     let closing = supervisor.clone();
-    let stop = shutdown.clone();
+    let stop = ctx.shutdown.clone();
     tokio::spawn(async move {
         stop.cancelled().await;
         closing.close();
@@ -369,7 +380,7 @@ fn console_out(config: &Config) -> Box<dyn std::io::Write + Send> {
 fn start_rules(
     config: &Config,
     opts: &RunOptions,
-    shutdown: &CancellationToken,
+    ctx: &AgentContext,
 ) -> anyhow::Result<(
     RulesStage,
     Vec<tokio::task::JoinHandle<()>>,
@@ -380,7 +391,7 @@ fn start_rules(
         .load()
         .map_err(|e| crate::BadInput(format!("the rules have errors:\n{e}")))?;
     tracing::info!(rules = set.rules().len(), "rules loaded");
-    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window);
+    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window, ctx.registry.clone());
     let mut tasks = Vec::new();
     let mut trigger = None;
     if config.rules.enabled {
@@ -390,7 +401,7 @@ fn start_rules(
             config.rules.clone(),
             set,
             rules_rx,
-            shutdown.clone(),
+            ctx.shutdown.clone(),
         );
         stage.follow(rx);
         tasks.push(task);
@@ -401,7 +412,7 @@ fn start_rules(
     }
     if let Some(am) = config.sinks.alertmanager() {
         let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
-        alertmanager::register_stats(sink.stats(), selfmetrics::global());
+        alertmanager::register_stats(sink.stats(), &ctx.registry);
         stage.add_sink(Box::new(sink));
         tasks.push(task);
     }

@@ -18,10 +18,9 @@ use std::{
 
 use parsers::logs::LogFormat;
 
-use crate::enrich::{
-    Container, Pod, QosClass, Runtime, Workload,
-    runtimes::{ContainerFacts, RuntimeFiles, is_plain_name},
-};
+use model::{Container, Pod, QosClass, Runtime, Workload};
+
+use crate::enrich::runtimes::{ContainerFacts, RuntimeFiles, is_plain_name};
 
 /// One container log file.
 #[derive(Debug, Clone, PartialEq)]

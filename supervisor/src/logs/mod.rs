@@ -22,30 +22,28 @@ mod source;
 mod stats;
 pub mod tail;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use config::LogsConfig;
 pub use source::{LogSource, TOOL, log_event};
 
-use crate::{enrich::EnrichConfig, pipeline::PipelineTx, selfmetrics::Registry};
+use crate::{context::AgentContext, enrich::EnrichConfig};
 
 /// Starts the container-log source when `[logs]` enables it (a thread that
-/// polls the files); it ends on `shutdown`, after saving the checkpoints.
+/// polls the files); it ends on shutdown, after saving the checkpoints.
 pub fn start(
     config: &LogsConfig,
     enrich: &EnrichConfig,
     metrics_interval: Duration,
-    tx: PipelineTx,
-    registry: &Arc<Registry>,
-    shutdown: CancellationToken,
+    ctx: &AgentContext,
 ) -> Option<JoinHandle<()>> {
     if !config.enabled {
         return None;
     }
-    let mut source = LogSource::new(config, enrich, tx, registry);
+    let mut source = LogSource::new(config, enrich, ctx.tx.clone(), &ctx.registry);
+    let shutdown = ctx.shutdown.clone();
     let poll = config.poll_interval;
     Some(tokio::task::spawn_blocking(move || {
         source.run(poll, metrics_interval, &shutdown);

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use model::Workload;
 use parsers::{
     Event, EventKind, Record, Value,
     escape::escape_lossy,
@@ -27,7 +28,7 @@ use super::{
     tail::{PollOutcome, Seen, Start, Tailer},
 };
 use crate::{
-    enrich::{EnrichConfig, Workload, runtimes::RuntimeFiles},
+    enrich::{EnrichConfig, runtimes::RuntimeFiles},
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue, ToolRecord},
     selfmetrics::Registry,
 };
@@ -347,7 +348,7 @@ pub fn log_event(tool: Arc<str>, line: &JoinedLine<'_>, insight: Insight) -> Eve
 
 /// The container a file belongs to: its id, else its directory.
 fn container_key(file: &LogFile) -> String {
-    match file.workload.label(crate::enrich::workload::CONTAINER_ID) {
+    match file.workload.label(model::labels::CONTAINER_ID) {
         Some(id) => id.to_owned(),
         None => file
             .path

@@ -11,7 +11,6 @@
 use std::{path::Path, sync::Arc};
 
 use eunomia::{
-    enrich::{Container, Runtime, Workload},
     logs::{
         log_event,
         patterns::PatternCounts,
@@ -20,6 +19,7 @@ use eunomia::{
     pipeline::ToolRecord,
     sinks::otlp::encode::log_record,
 };
+use model::{Container, Runtime, Workload};
 use parsers::{Record, logs::LogFormat};
 use prost::Message as _;
 
