@@ -233,6 +233,12 @@ fn start_sources(
         ctx.pids = source.pids;
     }
     sources.extend(cgroups::start(&config.enrich, interval, ctx));
+    sources.extend(crate::logs::start(
+        &config.logs,
+        &config.enrich,
+        interval,
+        ctx,
+    ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
     let closing = supervisor.clone();
@@ -253,6 +259,7 @@ fn source_names(config: &Config) -> Vec<String> {
         (h.pids, "hotpath.pids"),
         (config.enrich.enabled, "cgroups"),
         (true, "tools"),
+        (config.logs.enabled, "logs"),
     ]
     .into_iter()
     .filter(|(on, _)| *on)

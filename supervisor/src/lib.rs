@@ -19,6 +19,7 @@ pub mod flamegraph;
 pub mod hotpath;
 pub mod live;
 pub mod logging;
+pub mod logs;
 pub mod otel_env;
 pub mod pipeline;
 pub mod preflight;
