@@ -95,6 +95,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // --- control API and SIGHUP reload (issue 9) ---
     let events = EventHub::default();
     let live = crate::live::LiveHub::default();
+    live.register(&registry);
     let control = start_control(
         &config,
         &opts,
