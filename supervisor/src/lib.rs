@@ -15,6 +15,7 @@ pub mod context;
 pub mod control;
 pub mod enrich;
 pub mod flamegraph;
+pub mod host;
 pub mod hotpath;
 pub mod logging;
 pub mod otel_env;
@@ -28,6 +29,7 @@ pub mod sinks;
 pub mod systemd;
 #[cfg(test)]
 mod testing;
+pub mod textpos;
 pub mod tools;
 pub mod trust;
 
