@@ -190,10 +190,7 @@ impl<W: std::io::Write> Stages<W> {
     }
 
     fn aggregate(&self, msg: &Message) {
-        match self.aggregator.lock() {
-            Ok(mut a) => a.ingest(msg),
-            Err(poisoned) => poisoned.into_inner().ingest(msg),
-        }
+        crate::sync::lock(&self.aggregator).ingest(msg);
     }
 }
 

@@ -26,6 +26,7 @@ pub mod rules;
 pub mod schema;
 pub mod selfmetrics;
 pub mod sinks;
+pub mod sync;
 pub mod systemd;
 #[cfg(test)]
 mod testing;

@@ -99,7 +99,7 @@ pub(super) fn help_of(metric: &str) -> &'static str {
 /// leaked once per distinct string).
 pub(super) fn leak(s: &str) -> &'static str {
     static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut names = crate::sync::lock(&NAMES);
     if let Some(n) = names.iter().find(|n| **n == s) {
         return n;
     }

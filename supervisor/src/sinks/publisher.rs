@@ -40,10 +40,7 @@ impl Publisher {
 
     /// Collects now and publishes the snapshot.
     pub fn publish(&self) {
-        let snap = match self.aggregator.lock() {
-            Ok(mut a) => a.collect(),
-            Err(p) => p.into_inner().collect(),
-        };
+        let snap = crate::sync::lock(&self.aggregator).collect();
         self.tx.send_replace(Arc::new(snap));
     }
 

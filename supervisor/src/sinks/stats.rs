@@ -7,13 +7,16 @@
 
 use std::{
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::SystemTime,
 };
 
-use crate::selfmetrics::{Counter, Registry};
+use crate::{
+    selfmetrics::{Counter, Registry},
+    sync::lock,
+};
 
 const EXPORTS: &str = "eunomia_sink_exports_total";
 const EXPORTS_HELP: &str =
@@ -259,10 +262,6 @@ impl SinkBook {
     pub fn views(&self) -> Vec<StatsView> {
         lock(&self.0).iter().map(|s| s.view()).collect()
     }
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
