@@ -126,6 +126,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     )?;
     // --- end control API ---
     notify_systemd(&shutdown);
+    crate::memory::spawn_trimmer(shutdown.clone());
 
     let mut stages = Stages {
         enricher,

@@ -21,6 +21,7 @@ pub mod hotpath;
 pub mod live;
 pub mod logging;
 pub mod logs;
+pub mod memory;
 pub mod otel_env;
 pub mod pipeline;
 pub mod preflight;
