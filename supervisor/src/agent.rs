@@ -140,7 +140,12 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         snapshots: live,
     };
     while let Some(mut msg) = rx.recv().await {
-        stages.handle(&mut msg)?;
+        if let Err(err) = stages.handle(&mut msg) {
+            // Every source stops (their threads too, which the runtime waits
+            // for when it is dropped) before the error ends the agent.
+            shutdown.cancel();
+            return Err(err);
+        }
     }
     for source in sources {
         source.await.context("a source task panicked")?;
