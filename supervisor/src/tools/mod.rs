@@ -8,6 +8,7 @@ pub mod columns;
 pub mod config;
 pub mod facts;
 pub mod manifest;
+mod manifest_check;
 mod output;
 pub mod print;
 pub mod runner;
