@@ -222,6 +222,16 @@ fn start_sources(
     ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, tx.clone(), shutdown.clone())?;
     sources.extend(tasks);
+    sources.push(crate::overhead::start(interval, shutdown.clone()));
+    if let Some(percent) = config.agent.cpu_budget {
+        sources.push(crate::budget::start(
+            percent,
+            interval,
+            hotpath.syscalls,
+            supervisor.clone(),
+            shutdown.clone(),
+        ));
+    }
     let closing = supervisor.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -235,7 +245,7 @@ fn start_sources(
 fn source_names(config: &Config) -> Vec<String> {
     let h = &config.hotpath;
     [
-        (h.syscalls, "hotpath.syscalls"),
+        (h.syscalls.on(), "hotpath.syscalls"),
         (h.tcp, "hotpath.tcp"),
         (h.pids, "hotpath.pids"),
         (config.enrich.enabled, "cgroups"),

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod budget;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod flamegraph;
 pub mod hotpath;
 pub mod logging;
 pub mod otel_env;
+pub mod overhead;
 pub mod pipeline;
 pub mod preflight;
 pub mod reload;

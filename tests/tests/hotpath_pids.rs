@@ -15,7 +15,7 @@ fn exited_process_resolves_to_its_cgroup() {
     }
     let _serial = kernel_lock();
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
         ..HotpathConfig::default()
     };

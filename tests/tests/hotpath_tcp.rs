@@ -127,7 +127,7 @@ fn tcp_probe_pauses_and_resumes() {
     }
     let _serial = kernel_lock();
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
         ..HotpathConfig::default()

@@ -8,6 +8,7 @@ pub mod remote;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod status_overhead;
 pub mod tools;
 pub mod version;
 

@@ -299,7 +299,7 @@ fn start_pid_map(
         return None;
     }
     let mut pids_only = crate::hotpath::HotpathConfig {
-        syscalls: false,
+        syscalls: crate::hotpath::SyscallCounting::Off,
         tcp: false,
         ..config.hotpath.clone()
     };

@@ -80,6 +80,9 @@ pub enum Probe {
     Tcp,
     /// pid → cgroup.
     Pids,
+    /// uid changes (setuid family syscall tracepoints), for tools whose
+    /// records carry a uid other than at exec.
+    Uids,
     /// Newlines in the paths of open and stat syscalls (for opensnoop and
     /// statsnoop records).
     PathStrings,
@@ -154,17 +157,17 @@ const PROGRAMS: [(&str, Probe, Hook); 20] = [
     (PID_RENAMED_PROG, Probe::Pids, Hook::BtfTp("task_rename")),
     (
         "uid_setuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setuid"),
     ),
     (
         "uid_setreuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setreuid"),
     ),
     (
         "uid_setresuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setresuid"),
     ),
     string_prog(0),
@@ -211,9 +214,10 @@ impl Hotpath {
         let mut hp = Self::load_object(config.cgroup_slots)?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
-            Probe::Syscalls => config.syscalls,
+            Probe::Syscalls => config.syscalls.on(),
             Probe::Tcp => config.tcp,
             Probe::Pids => config.pids,
+            Probe::Uids => config.pids && config.uid_changes,
             Probe::PathStrings => config.pids && config.path_strings,
             Probe::MountStrings => config.pids && config.mount_strings,
         };
@@ -368,8 +372,22 @@ impl Hotpath {
     /// toggles the TCP probe this way to compare with and without it in
     /// alternating windows of one run.
     pub fn set_attached(&mut self, probe: Probe, on: bool) -> Result<(), HotpathError> {
+        self.set_links(|_, p| p == probe, on)
+    }
+
+    /// Detaches or re-attaches the one program `name` (sampled syscall
+    /// counting toggles `count_sys_exit` and keeps its cache invalidators).
+    pub fn set_program_attached(&mut self, name: &str, on: bool) -> Result<(), HotpathError> {
+        self.set_links(|n, _| n == name, on)
+    }
+
+    fn set_links(
+        &mut self,
+        which: impl Fn(&str, Probe) -> bool,
+        on: bool,
+    ) -> Result<(), HotpathError> {
         let Self { ebpf, links, .. } = self;
-        for (name, _, hook, live) in links.iter_mut().filter(|l| l.1 == probe) {
+        for (name, _, hook, live) in links.iter_mut().filter(|l| which(l.0, l.1)) {
             let result = match (on, live.take()) {
                 (false, Some(l)) => unlink(ebpf, name, l),
                 (true, None) => link(ebpf, name, *hook).map(|l| *live = Some(l)),

@@ -22,7 +22,7 @@ pub mod tcp;
 
 use std::sync::OnceLock;
 
-pub use config::HotpathConfig;
+pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
 pub use pids::PidCgroups;
 

@@ -27,6 +27,9 @@ pub enum ToolState {
     Stopped,
 }
 
+/// Every tool's counters made so far (one per name).
+static ALL: Mutex<Vec<Arc<ToolStats>>> = Mutex::new(Vec::new());
+
 /// Per-tool counters, shared with the metrics and the control API.
 #[derive(Debug)]
 pub struct ToolStats {
@@ -85,7 +88,6 @@ impl ToolStats {
     /// so a tool stopped and started again keeps counting (monotonic
     /// counters) and is exported once as self-metrics.
     pub fn for_tool(name: &Arc<str>) -> Arc<ToolStats> {
-        static ALL: Mutex<Vec<Arc<ToolStats>>> = Mutex::new(Vec::new());
         let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = all.iter().find(|s| s.tool == *name) {
             return s.clone();
@@ -94,6 +96,11 @@ impl ToolStats {
         stats.register(crate::selfmetrics::global());
         all.push(stats.clone());
         stats
+    }
+
+    /// The counters of every tool started so far.
+    pub fn all() -> Vec<Arc<ToolStats>> {
+        ALL.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Exports the counters as `eunomia_tool_*_total{tool}` self-metrics.

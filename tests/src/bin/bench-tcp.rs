@@ -88,7 +88,7 @@ fn main() {
     let clocks = start_workload(&args, done.clone(), made.clone());
 
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
         ..HotpathConfig::default()

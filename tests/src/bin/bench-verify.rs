@@ -26,7 +26,7 @@ fn main() {
     let reps: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
     let lines: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let mut config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
         ..HotpathConfig::default()
     };
