@@ -18,10 +18,11 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
-    hotpath::{SAMPLED_FRACTION, SyscallCounting, poller::request_syscall_counting},
+    context::AgentContext,
+    hotpath::{SAMPLED_FRACTION, SyscallCounting, poller::SyscallControl},
+    overhead::Overhead,
     selfmetrics::Registry,
     tools::{RunnerOptions, Supervisor},
 };
@@ -149,16 +150,20 @@ impl Budget {
     }
 }
 
-/// Holds the agent to `percent` % of the machine, checking every
-/// `interval`; `counting` is how syscalls are counted at start.
+/// Holds the agent to `budget`, checking every `interval` what `overhead`
+/// measured; `counting` switches the hot path's syscall counting (with the
+/// mode it starts in), None when syscalls are not counted.
 pub fn start(
-    percent: f64,
+    mut budget: Budget,
     interval: Duration,
-    counting: SyscallCounting,
+    overhead: Overhead,
+    counting: Option<(SyscallControl, SyscallCounting)>,
     supervisor: Supervisor,
-    shutdown: CancellationToken,
+    ctx: &AgentContext,
 ) -> JoinHandle<()> {
-    let registry = crate::selfmetrics::global().clone();
+    let registry = ctx.registry.clone();
+    let shutdown = ctx.shutdown.clone();
+    let percent = budget.limit * 100.0;
     let steps = registry.gauge(
         "eunomia_budget_degraded_steps",
         "Degradation steps the CPU budget has in force (0: none).",
@@ -172,16 +177,16 @@ pub fn start(
     );
     tracing::info!(cpu_budget_percent = percent, "CPU budget in force");
     tokio::spawn(async move {
-        let mut budget = Budget::new(percent);
-        let mut exact = counting == SyscallCounting::Exact;
+        let mut exact = counting
+            .as_ref()
+            .is_some_and(|(_, mode)| *mode == SyscallCounting::Exact);
+        let control = counting.map(|(c, _)| c);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = shutdown.cancelled() => return,
             }
-            let Some(view) = crate::overhead::current() else {
-                continue;
-            };
+            let view = &overhead;
             let parts = view.components();
             let active = supervisor.active();
             let agent = parts
@@ -195,74 +200,93 @@ pub fn start(
                 .collect();
             let cost = view.total_ratio();
             let decision = budget.decide(cost, agent, &tools, exact);
-            apply(&decision, cost, percent, &supervisor, &registry, &mut exact);
+            let mut step = Step {
+                supervisor: &supervisor,
+                control: control.as_ref(),
+                registry: &registry,
+                exact: &mut exact,
+            };
+            step.apply(&decision, cost, percent);
             steps.set(budget.steps() as i64);
         }
     })
 }
 
-/// Carries out a decision; logs and counts it.
-fn apply(
-    decision: &Decision,
-    cost: f64,
-    percent: f64,
-    supervisor: &Supervisor,
-    registry: &Registry,
-    exact: &mut bool,
-) {
-    let (action, undo) = match decision {
-        Decision::Hold => return,
-        Decision::Degrade(a) => (a, false),
-        Decision::Recover(a) => (a, true),
-    };
-    let cost_pct = cost * 100.0;
-    match (action, undo) {
-        (Action::SampleSyscalls, false) => {
-            request_syscall_counting(SyscallCounting::Sampled);
-            *exact = false;
-        }
-        (Action::SampleSyscalls, true) => {
-            request_syscall_counting(SyscallCounting::Exact);
-            *exact = true;
-        }
-        (Action::StopTool(t), false) => {
-            supervisor.stop(t);
-        }
-        (Action::StopTool(t), true) => {
-            let options = RunnerOptions::from_config(&supervisor.setup().1);
-            if let Err(e) = supervisor.start(t, &[], options, false) {
-                tracing::warn!(tool = %t, "CPU budget: could not start the tool again: {e}");
+/// What carrying out a decision needs.
+struct Step<'a> {
+    supervisor: &'a Supervisor,
+    control: Option<&'a SyscallControl>,
+    registry: &'a Registry,
+    exact: &'a mut bool,
+}
+
+impl Step<'_> {
+    /// Carries out a decision; logs and counts it.
+    fn apply(&mut self, decision: &Decision, cost: f64, percent: f64) {
+        let Step {
+            supervisor,
+            control,
+            registry,
+            exact,
+        } = self;
+        let (action, undo) = match decision {
+            Decision::Hold => return,
+            Decision::Degrade(a) => (a, false),
+            Decision::Recover(a) => (a, true),
+        };
+        let cost_pct = cost * 100.0;
+        match (action, undo) {
+            (Action::SampleSyscalls, false) => {
+                if let Some(c) = control {
+                    c.request(SyscallCounting::Sampled);
+                }
+                **exact = false;
+            }
+            (Action::SampleSyscalls, true) => {
+                if let Some(c) = control {
+                    c.request(SyscallCounting::Exact);
+                }
+                **exact = true;
+            }
+            (Action::StopTool(t), false) => {
+                supervisor.stop(t);
+            }
+            (Action::StopTool(t), true) => {
+                let options = RunnerOptions::from_config(&supervisor.setup().1);
+                if let Err(e) = supervisor.start(t, &[], options, false) {
+                    tracing::warn!(tool = %t, "CPU budget: could not start the tool again: {e}");
+                }
             }
         }
+        if undo {
+            tracing::info!(
+                action = action.name(),
+                target = action.target(),
+                cost_percent = format!("{cost_pct:.2}"),
+                cpu_budget_percent = percent,
+                "CPU budget: cost well under the budget, step undone"
+            );
+        } else {
+            tracing::warn!(
+                action = action.name(),
+                target = action.target(),
+                cost_percent = format!("{cost_pct:.2}"),
+                cpu_budget_percent = percent,
+                "CPU budget: cost above the budget for {SUSTAIN} intervals, degrading"
+            );
+        }
+        registry
+            .counter(
+                "eunomia_budget_actions_total",
+                "Steps the CPU budget took (direction degrade or recover).",
+                &[
+                    ("action", action.name()),
+                    ("target", action.target()),
+                    ("direction", if undo { "recover" } else { "degrade" }),
+                ],
+            )
+            .inc();
     }
-    if undo {
-        tracing::info!(
-            action = action.name(),
-            target = action.target(),
-            cost_percent = format!("{cost_pct:.2}"),
-            cpu_budget_percent = percent,
-            "CPU budget: cost well under the budget, step undone"
-        );
-    } else {
-        tracing::warn!(
-            action = action.name(),
-            target = action.target(),
-            cost_percent = format!("{cost_pct:.2}"),
-            cpu_budget_percent = percent,
-            "CPU budget: cost above the budget for {SUSTAIN} intervals, degrading"
-        );
-    }
-    registry
-        .counter(
-            "eunomia_budget_actions_total",
-            "Steps the CPU budget took (direction degrade or recover).",
-            &[
-                ("action", action.name()),
-                ("target", action.target()),
-                ("direction", if undo { "recover" } else { "degrade" }),
-            ],
-        )
-        .inc();
 }
 
 #[cfg(test)]

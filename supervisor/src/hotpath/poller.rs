@@ -17,7 +17,10 @@
 
 use std::{
     collections::HashMap,
-    sync::atomic::{AtomicU8, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -35,7 +38,10 @@ use super::{
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
 };
-use crate::pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue};
+use crate::{
+    context::{AgentContext, PidLookup},
+    pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue},
+};
 
 /// Source name of the syscall samples.
 pub const SYSCALLS_SOURCE: &str = "hotpath.syscalls";
@@ -64,19 +70,40 @@ pub const TCP_UNTRACKED_METRIC: &str = "eunomia_tcp_untracked_sessions_total";
 
 const MODE_EXACT: u8 = 1;
 const MODE_SAMPLED: u8 = 2;
-/// A mode asked for by [`request_syscall_counting`], not applied yet (0: none).
-static REQUESTED: AtomicU8 = AtomicU8::new(0);
 
-/// Asks the running hot path to count syscalls exactly or sampled from its
-/// next interval on (the CPU budget degrades and recovers this way).
-/// `Off` is not a mode to switch to at run time and is ignored.
-pub fn request_syscall_counting(mode: SyscallCounting) {
-    let m = match mode {
-        SyscallCounting::Exact => MODE_EXACT,
-        SyscallCounting::Sampled => MODE_SAMPLED,
-        SyscallCounting::Off => return,
-    };
-    REQUESTED.store(m, Ordering::Relaxed);
+/// Switches the running hot path's syscall counting between exact and
+/// sampled from its next interval on (the CPU budget degrades and recovers
+/// this way). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct SyscallControl(Arc<AtomicU8>);
+
+impl SyscallControl {
+    /// Asks for `mode`; `Off` is not a mode to switch to at run time and
+    /// is ignored.
+    pub fn request(&self, mode: SyscallCounting) {
+        let m = match mode {
+            SyscallCounting::Exact => MODE_EXACT,
+            SyscallCounting::Sampled => MODE_SAMPLED,
+            SyscallCounting::Off => return,
+        };
+        self.0.store(m, Ordering::Relaxed);
+    }
+
+    /// The mode asked for since the last call (0: none).
+    fn take(&self) -> u8 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The running hot-path source.
+pub struct HotpathSource {
+    /// The poller; it ends after the last poll on shutdown.
+    pub task: JoinHandle<()>,
+    /// The kernel's pid map, when the pid probe is attached, for the stages
+    /// started after the hot path (enrichment, tool record checks).
+    pub pids: PidLookup,
+    /// Switches syscall counting at run time.
+    pub counting: SyscallControl,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -84,9 +111,8 @@ pub fn request_syscall_counting(mode: SyscallCounting) {
 pub fn start(
     config: &HotpathConfig,
     interval: Duration,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
-) -> Result<Option<JoinHandle<()>>, HotpathError> {
+    ctx: &AgentContext,
+) -> Result<Option<HotpathSource>, HotpathError> {
     if !config.any() {
         return Ok(None);
     }
@@ -94,14 +120,24 @@ pub fn start(
     if config.syscalls == SyscallCounting::Sampled && poller.syscalls.is_some() {
         poller.start_sampling()?;
     }
-    if let Some(p) = &poller.pids {
-        let _ = super::PID_CGROUPS.set(p.clone());
-    }
+    let pids = match &poller.pids {
+        Some(p) => PidLookup::kernel(Arc::new(p.clone())),
+        None => PidLookup::default(),
+    };
+    let counting = poller.control.clone();
     let names: Vec<&str> = poller.hotpath.attached.iter().map(|(n, _)| *n).collect();
     tracing::info!(?interval, programs = ?names, "hot path attached; polling");
-    Ok(Some(tokio::spawn(poll_loop(
-        poller, interval, tx, shutdown,
-    ))))
+    let task = tokio::spawn(poll_loop(
+        poller,
+        interval,
+        ctx.tx.clone(),
+        ctx.shutdown.clone(),
+    ));
+    Ok(Some(HotpathSource {
+        task,
+        pids,
+        counting,
+    }))
 }
 
 /// Everything one poll needs, and the previous values for the deltas.
@@ -123,6 +159,8 @@ pub struct Poller {
     /// Sampled syscall counting: how long the probe was attached since
     /// the last poll (None when counting is exact).
     sampled_on: Option<Duration>,
+    /// Mode switches asked for from outside.
+    control: SyscallControl,
 }
 
 impl Poller {
@@ -160,6 +198,7 @@ impl Poller {
             pids_evicted: 0,
             prev_evicted: [0; 3],
             sampled_on: None,
+            control: SyscallControl::default(),
         })
     }
 
@@ -183,13 +222,13 @@ impl Poller {
         Ok(())
     }
 
-    /// Switches to the mode [`request_syscall_counting`] asked for, if any
+    /// Switches to the mode [`SyscallControl::request`] asked for, if any
     /// (between intervals, so each interval is counted one way).
     fn apply_requested_mode(&mut self) {
         if self.syscalls.is_none() {
             return;
         }
-        let result = match (REQUESTED.swap(0, Ordering::Relaxed), self.sampled()) {
+        let result = match (self.control.take(), self.sampled()) {
             (MODE_SAMPLED, false) => self.start_sampling().map(|()| "sampled"),
             (MODE_EXACT, true) => self.stop_sampling().map(|()| "exact"),
             _ => return,

@@ -22,7 +22,7 @@ pub mod procfs;
 use std::{
     collections::BTreeMap,
     os::fd::OwnedFd,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::procfs::ProgStats;
-use crate::selfmetrics::Registry;
+use crate::{context::AgentContext, selfmetrics::Registry, tools::Supervisor};
 
 /// The fraction of each interval during which BPF statistics are enabled.
 pub const STATS_FRACTION: f64 = 0.1;
@@ -103,17 +103,16 @@ impl Overhead {
     }
 }
 
-/// The running agent's overhead view (None before [`start`]).
-pub fn current() -> Option<Overhead> {
-    CURRENT.get().cloned()
-}
-
-static CURRENT: OnceLock<Overhead> = OnceLock::new();
-
-/// Starts measuring every `interval` (self-metrics in the global registry).
-pub fn start(interval: Duration, shutdown: CancellationToken) -> JoinHandle<()> {
-    let view = CURRENT.get_or_init(Overhead::default).clone();
-    let registry = crate::selfmetrics::global().clone();
+/// Starts measuring the agent and the tools `supervisor` runs every
+/// `interval` (self-metrics in the context's registry); returns the view
+/// of what it measured and the task.
+pub fn start(
+    interval: Duration,
+    supervisor: Supervisor,
+    ctx: &AgentContext,
+) -> (Overhead, JoinHandle<()>) {
+    let view = Overhead::default();
+    let registry = ctx.registry.clone();
     registry.observe_gauge(
         RATIO_METRIC,
         "Share of the machine's CPU the agent, its tools and their BPF programs used over the last interval.",
@@ -123,14 +122,21 @@ pub fn start(interval: Duration, shutdown: CancellationToken) -> JoinHandle<()> 
             move || v.total_ratio()
         },
     );
-    tokio::spawn(run(view, registry, interval, shutdown))
+    let task = tokio::spawn(run(
+        view.clone(),
+        registry,
+        interval,
+        supervisor,
+        ctx.shutdown.clone(),
+    ));
+    (view, task)
 }
 
 /// The processes to measure: the agent and each running tool.
-fn processes() -> Vec<(String, u32)> {
+fn processes(supervisor: &Supervisor) -> Vec<(String, u32)> {
     let mut out = vec![(AGENT.to_owned(), std::process::id())];
-    for t in crate::tools::stats::ToolStats::all() {
-        if let crate::tools::stats::ToolState::Running(pid) = t.state()
+    for t in supervisor.stats() {
+        if let crate::tools::ToolState::Running(pid) = t.state()
             && pid != 0
         {
             out.push((format!("tool/{}", t.tool), pid));
@@ -158,12 +164,13 @@ async fn run(
     view: Overhead,
     registry: Arc<Registry>,
     interval: Duration,
+    supervisor: Supervisor,
     shutdown: CancellationToken,
 ) {
     let window = interval.mul_f64(STATS_FRACTION);
     loop {
         let start = Instant::now();
-        let procs = processes();
+        let procs = processes(&supervisor);
         let stats = enable_stats();
         let before: Vec<_> = procs
             .iter()
