@@ -46,30 +46,41 @@ fn metric(status: &Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|m| m["value"].as_f64())
 }
 
-/// A getppid loop on one CPU until killed (the load whose syscalls the
-/// probe counts); killed when dropped.
-struct Load(Child);
+/// getppid loops until killed, one per CPU given (the load whose syscalls
+/// the probe counts); killed when dropped.
+struct Load(Vec<Child>);
 
 impl Load {
     fn start() -> Load {
-        let child = Command::new("taskset")
-            .args([
-                "-c",
-                "1",
-                env!("CARGO_BIN_EXE_syscall-loop"),
-                "100000000000",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start syscall-loop");
-        Load(child)
+        Self::on(&["1"])
+    }
+
+    fn on(cpus: &[&str]) -> Load {
+        let loops = cpus
+            .iter()
+            .map(|cpu| {
+                Command::new("taskset")
+                    .args([
+                        "-c",
+                        cpu,
+                        env!("CARGO_BIN_EXE_syscall-loop"),
+                        "100000000000",
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start syscall-loop")
+            })
+            .collect();
+        Load(loops)
     }
 }
 
 impl Drop for Load {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -229,6 +240,9 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
         return;
     }
     let _serial = kernel_lock();
+    // a busy getppid loop on one CPU costs the exact probe about 3% of
+    // this 2-CPU machine; sampled, about 1% (a machine so busy that the
+    // loop gets little CPU may not reach the budget: the test says so)
     const BUDGET_PERCENT: f64 = 2.0;
     let cfg = config(
         "cost-budget",
@@ -242,11 +256,11 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     let _load = Load::start();
     let limit = BUDGET_PERCENT / 100.0;
     let total = |s: &Value| metric(s, "eunomia_overhead_cpu_ratio", &[("component", "total")]);
-    let over = wait_status("a cost above the budget", Duration::from_secs(20), |s| {
+    let over = wait_status("a cost above the budget", Duration::from_secs(40), |s| {
         total(s).is_some_and(|t| t > limit)
     });
     let before = total(&over).unwrap();
-    let degraded = wait_status("the budget's first step", Duration::from_secs(30), |s| {
+    let degraded = wait_status("the budget's first step", Duration::from_secs(40), |s| {
         metric(
             s,
             "eunomia_budget_actions_total",
@@ -258,7 +272,7 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
         Some(1.0)
     );
     // measured again after the switch: under the budget
-    let under = wait_status("the cost under the budget", Duration::from_secs(20), |s| {
+    let under = wait_status("the cost under the budget", Duration::from_secs(40), |s| {
         total(s).is_some_and(|t| t < limit)
     });
     let after = total(&under).unwrap();

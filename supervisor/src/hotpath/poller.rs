@@ -244,22 +244,25 @@ impl Poller {
         self.sampled_on.is_some()
     }
 
-    /// Attaches the syscall probe for `length`, or until `shutdown`.
+    /// Attaches the syscall probe for `length`, or until `shutdown`. The
+    /// time counted is from the end of the attach to the start of the
+    /// detach (both take a while: every thread's syscall path is switched).
     async fn sample_window(&mut self, length: Duration, shutdown: &CancellationToken) {
-        let start = Instant::now();
         if let Err(err) = self.hotpath.set_program_attached(SYS_EXIT_PROG, true) {
             tracing::warn!("sampled syscall counting: attaching: {err}");
             return;
         }
+        let start = Instant::now();
         tokio::select! {
             _ = tokio::time::sleep(length) => {}
             _ = shutdown.cancelled() => {}
         }
+        let on = start.elapsed();
         if let Err(err) = self.hotpath.set_program_attached(SYS_EXIT_PROG, false) {
             tracing::warn!("sampled syscall counting: detaching: {err}");
         }
-        if let Some(on) = &mut self.sampled_on {
-            *on += start.elapsed();
+        if let Some(total) = &mut self.sampled_on {
+            *total += on;
         }
     }
 
