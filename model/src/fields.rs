@@ -52,6 +52,12 @@
 //! | `prev.tid` | int | its tid | runqslower |
 //! | `mem.reclaimed_pages` | int | pages reclaimed | drsnoop |
 //! | `mem.free_kb` | int | free memory in KiB | drsnoop `-e` |
+//! | `log.body` | str | the line a container wrote (partial lines joined, control bytes escaped) | container logs |
+//! | `log.level` | str | its severity: `unknown`, `trace`, `debug`, `info`, `warn`, `error`, `fatal` | container logs |
+//! | `log.pattern` | str | its pattern, variable parts masked as `<*>` | container logs |
+//! | `log.stream` | str | `stdout` or `stderr` | container logs |
+//! | `trace_id` | str | W3C trace id (32 hex digits) the line names | container logs |
+//! | `span_id` | str | span id (16 hex digits) the line names | container logs |
 //!
 //! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
 //! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),
@@ -149,6 +155,19 @@ pub const MEM_RECLAIMED_PAGES: &str = "mem.reclaimed_pages";
 /// Free memory in KiB.
 pub const MEM_FREE_KB: &str = "mem.free_kb";
 
+/// The line a container wrote.
+pub const LOG_BODY: &str = "log.body";
+/// Its severity word.
+pub const LOG_LEVEL: &str = "log.level";
+/// Its pattern.
+pub const LOG_PATTERN: &str = "log.pattern";
+/// `stdout` or `stderr`.
+pub const LOG_STREAM: &str = "log.stream";
+/// W3C trace id (hex).
+pub const TRACE_ID: &str = "trace_id";
+/// Span id (hex).
+pub const SPAN_ID: &str = "span_id";
+
 /// Every name documented above, in table order.
 pub const ALL: &[&str] = &[
     PROC_PID,
@@ -192,6 +211,12 @@ pub const ALL: &[&str] = &[
     PREV_TID,
     MEM_RECLAIMED_PAGES,
     MEM_FREE_KB,
+    LOG_BODY,
+    LOG_LEVEL,
+    LOG_PATTERN,
+    LOG_STREAM,
+    TRACE_ID,
+    SPAN_ID,
 ];
 
 /// Returns a `'static` name equal to `name`: one of the constants above when

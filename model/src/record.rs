@@ -50,6 +50,8 @@ pub enum EventKind {
     DirectReclaim,
     /// Anything else (generic tools).
     Generic,
+    /// A line a container wrote to stdout or stderr (container logs).
+    Log,
 }
 
 impl EventKind {
@@ -70,6 +72,7 @@ impl EventKind {
             EventKind::RunqLatency => "runq_latency",
             EventKind::DirectReclaim => "direct_reclaim",
             EventKind::Generic => "generic",
+            EventKind::Log => "log",
         }
     }
 }

@@ -11,8 +11,8 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, rules::RulesConfig,
-    sinks::SinksConfig, tools::ToolsConfig,
+    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, logs::LogsConfig,
+    rules::RulesConfig, sinks::SinksConfig, tools::ToolsConfig,
 };
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
@@ -39,6 +39,8 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The security rules.
     pub rules: RulesConfig,
+    /// Container logs (stdout/stderr of containers).
+    pub logs: LogsConfig,
     /// What the `OTEL_*` environment variables did ([`Config::load`] only).
     #[serde(skip)]
     pub env: Vec<crate::otel_env::EnvSetting>,
@@ -221,6 +223,7 @@ impl Config {
         self.aggregate.validate().map_err(invalid)?;
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
+        self.logs.validate().map_err(invalid)?;
         Ok(())
     }
 }

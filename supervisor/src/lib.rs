@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod budget;
 pub mod cgroups;
 pub mod cli;
+pub mod cli_live;
 pub mod commands;
 pub mod config;
 pub mod context;
@@ -17,7 +18,9 @@ pub mod control;
 pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
+pub mod live;
 pub mod logging;
+pub mod logs;
 pub mod otel_env;
 pub mod overhead;
 pub mod pipeline;
@@ -25,12 +28,14 @@ pub mod preflight;
 pub mod reload;
 pub mod rules;
 pub mod schema;
+pub mod seccomp;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
 #[cfg(test)]
 mod testing;
 pub mod tools;
+pub mod top;
 pub mod trust;
 
 /// An error caused by what the user gave us (arguments, config, manifest,

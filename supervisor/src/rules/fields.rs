@@ -105,6 +105,7 @@ pub const KINDS: &[EventKind] = &[
     EventKind::RunqLatency,
     EventKind::DirectReclaim,
     EventKind::Generic,
+    EventKind::Log,
 ];
 
 /// The position of `kind` in [`KINDS`].
@@ -134,7 +135,13 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::NET_NEW_STATE
         | pf::NET_SKADDR
         | pf::DNS_HOST
-        | pf::PREV_COMM => Ty::Str,
+        | pf::PREV_COMM
+        | pf::LOG_BODY
+        | pf::LOG_LEVEL
+        | pf::LOG_PATTERN
+        | pf::LOG_STREAM
+        | pf::TRACE_ID
+        | pf::SPAN_ID => Ty::Str,
         pf::PROC_EXIT_CODE
         | pf::RET
         | pf::ERROR
