@@ -176,13 +176,13 @@ pub fn declare(name: &str, ty: Ty) {
     if event_field_type(name).is_some() || DERIVED.contains(&name) {
         return;
     }
-    let mut d = DECLARED.write().unwrap_or_else(|p| p.into_inner());
+    let mut d = crate::sync::write(&DECLARED);
     d.insert(pf::intern(name), ty);
 }
 
 /// The type of a field a manifest declared.
 fn declared(name: &str) -> Option<(&'static str, Ty)> {
-    let d = DECLARED.read().unwrap_or_else(|p| p.into_inner());
+    let d = crate::sync::read(&DECLARED);
     d.get_key_value(name).map(|(k, t)| (*k, *t))
 }
 

@@ -124,6 +124,17 @@ impl CriPod {
             app,
         }
     }
+    /// `kubectl exec`: CRI ExecSync of `cmd` in the app container.
+    pub fn exec(&mut self, cmd: &[&str]) {
+        let req = cri::ExecSyncRequest {
+            container_id: self.app.clone(),
+            cmd: cmd.iter().map(|s| (*s).to_owned()).collect(),
+            timeout: 10,
+        };
+        let client = &mut self.client;
+        let r = self.rt.block_on(client.exec_sync(req)).expect("ExecSync");
+        assert_eq!(r.into_inner().exit_code, 0);
+    }
 }
 
 impl Drop for CriPod {
