@@ -199,6 +199,7 @@ pub fn start(
                 .filter(|(t, _)| active.contains(t))
                 .collect();
             let cost = view.total_ratio();
+            let bpf: f64 = parts.iter().map(|(_, c)| c.bpf_ratio).sum();
             let decision = budget.decide(cost, agent, &tools, exact);
             let mut step = Step {
                 supervisor: &supervisor,
@@ -206,7 +207,7 @@ pub fn start(
                 registry: &registry,
                 exact: &mut exact,
             };
-            step.apply(&decision, cost, percent);
+            step.apply(&decision, (cost, bpf), percent);
             steps.set(budget.steps() as i64);
         }
     })
@@ -221,8 +222,9 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
-    /// Carries out a decision; logs and counts it.
-    fn apply(&mut self, decision: &Decision, cost: f64, percent: f64) {
+    /// Carries out a decision taken at a cost of `cost` (all, and the part
+    /// BPF programs ran) of the machine; logs and counts it.
+    fn apply(&mut self, decision: &Decision, (cost, bpf): (f64, f64), percent: f64) {
         let Step {
             supervisor,
             control,
@@ -234,7 +236,7 @@ impl Step<'_> {
             Decision::Degrade(a) => (a, false),
             Decision::Recover(a) => (a, true),
         };
-        let cost_pct = cost * 100.0;
+        let (cost_pct, bpf_pct) = (cost * 100.0, bpf * 100.0);
         match (action, undo) {
             (Action::SampleSyscalls, false) => {
                 if let Some(c) = control {
@@ -262,7 +264,8 @@ impl Step<'_> {
             tracing::info!(
                 action = action.name(),
                 target = action.target(),
-                cost_percent = format!("{cost_pct:.2}"),
+                cost_percent = format!("{cost_pct:.3}"),
+                bpf_percent = format!("{bpf_pct:.3}"),
                 cpu_budget_percent = percent,
                 "CPU budget: cost well under the budget, step undone"
             );
@@ -270,7 +273,8 @@ impl Step<'_> {
             tracing::warn!(
                 action = action.name(),
                 target = action.target(),
-                cost_percent = format!("{cost_pct:.2}"),
+                cost_percent = format!("{cost_pct:.3}"),
+                bpf_percent = format!("{bpf_pct:.3}"),
                 cpu_budget_percent = percent,
                 "CPU budget: cost above the budget for {SUSTAIN} intervals, degrading"
             );

@@ -114,14 +114,24 @@ fn the_agent_measures_its_own_cost_live() {
     let mut agent = Agent::start(&["run", "--config", &cfg]);
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
     let load = Load::start();
-    let s = wait_status("the probe's run time", Duration::from_secs(20), |s| {
-        metric(
-            s,
-            "eunomia_overhead_bpf_seconds_per_run",
-            &[("component", "agent"), ("program", "count_sys_exit")],
-        )
-        .is_some_and(|v| v > 0.0)
-    });
+    let s = wait_status(
+        "the probe's and the tool's costs",
+        Duration::from_secs(60),
+        |s| {
+            metric(
+                s,
+                "eunomia_overhead_bpf_seconds_per_run",
+                &[("component", "agent"), ("program", "count_sys_exit")],
+            )
+            .is_some_and(|v| v > 0.0)
+                && metric(
+                    s,
+                    "eunomia_overhead_process_cpu_seconds_total",
+                    &[("component", "tool/execsnoop")],
+                )
+                .is_some()
+        },
+    );
     drop(load);
     let per_run = metric(
         &s,
@@ -192,7 +202,12 @@ fn sampled_counting_scales_its_counts() {
         return;
     }
     let _serial = kernel_lock();
-    const CALLS: u64 = 30_000_000;
+    // each call followed by about a microsecond of user work: a loop of
+    // nothing but syscalls slows down by what the probe adds while it is
+    // attached (about half its rate here), which the scaled estimate cannot
+    // know (docs/metrics.md: sampled counts of syscall-bound processes are low)
+    const CALLS: u64 = 2_000_000;
+    const WORK: &str = "3000";
     let cfg = config(
         "cost-sampled",
         "[hotpath]\nsyscalls = \"sampled\"\ntcp = false\n[tools]\nenabled = []\n[rules]\nenabled = false\n",
@@ -215,6 +230,8 @@ fn sampled_counting_scales_its_counts() {
             "1",
             env!("CARGO_BIN_EXE_syscall-loop"),
             &CALLS.to_string(),
+            "--work",
+            WORK,
         ])
         .output()
         .expect("run syscall-loop");
@@ -234,16 +251,35 @@ fn sampled_counting_scales_its_counts() {
     );
 }
 
+/// The number after `key=` in a log line (quoted or not).
+fn log_field(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
+    let value = rest.trim_start_matches('"');
+    let end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    value[..end].parse().ok()
+}
+
+/// The share of the machine the agent's syscall probe ran, last interval.
+fn probe_ratio(s: &Value) -> Option<f64> {
+    metric(
+        s,
+        "eunomia_overhead_bpf_cpu_ratio",
+        &[("component", "agent"), ("program", "count_sys_exit")],
+    )
+}
+
 #[test]
 fn a_cpu_budget_below_the_cost_is_honoured() {
     if !kernel_tests_can_run("a_cpu_budget_below_the_cost_is_honoured") {
         return;
     }
     let _serial = kernel_lock();
-    // a busy getppid loop on one CPU costs the exact probe about 3% of
-    // this 2-CPU machine; sampled, about 1% (a machine so busy that the
-    // loop gets little CPU may not reach the budget: the test says so)
-    const BUDGET_PERCENT: f64 = 2.0;
+    // far below anything the agent can cost (its exact syscall probe under a
+    // busy getppid loop costs a few % of the machine, its process more than
+    // this): the budget must degrade, however loaded the machine is
+    const BUDGET_PERCENT: f64 = 0.001;
     let cfg = config(
         "cost-budget",
         &format!(
@@ -251,39 +287,61 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
              [hotpath]\ntcp = false\n[tools]\nenabled = []\n[rules]\nenabled = false\n"
         ),
     );
-    let mut agent = Agent::start(&["run", "--config", &cfg]);
-    agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
     let _load = Load::start();
-    let limit = BUDGET_PERCENT / 100.0;
-    let total = |s: &Value| metric(s, "eunomia_overhead_cpu_ratio", &[("component", "total")]);
-    let over = wait_status("a cost above the budget", Duration::from_secs(40), |s| {
-        total(s).is_some_and(|t| t > limit)
-    });
-    let before = total(&over).unwrap();
-    let degraded = wait_status("the budget's first step", Duration::from_secs(40), |s| {
-        metric(
-            s,
-            "eunomia_budget_actions_total",
-            &[("action", "sample_syscalls"), ("direction", "degrade")],
-        ) == Some(1.0)
+    let mut agent = Agent::start(&["run", "--config", &cfg]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(30));
+    // the step, logged with the cost that made it (the BPF part: the probe)
+    agent.wait_for_stderr("action=\"sample_syscalls\"", Duration::from_secs(90));
+    let line = agent.stderr_seen.last().cloned().unwrap_or_default();
+    assert!(
+        line.contains("CPU budget: cost above the budget") && line.contains("WARN"),
+        "the degrade step's log line: {line}"
+    );
+    let before = log_field(&line, "bpf_percent").expect("bpf_percent in the log line") / 100.0;
+    let cost_before = log_field(&line, "cost_percent").expect("cost_percent") / 100.0;
+    assert!(before > 0.0, "the probe's cost before the step: {line}");
+    // exported: the step counted, in force (nothing recovers under this budget)
+    let s = wait_status("the step in the metrics", Duration::from_secs(30), |s| {
+        metric(s, "eunomia_budget_degraded_steps", &[]) == Some(1.0)
     });
     assert_eq!(
-        metric(&degraded, "eunomia_budget_degraded_steps", &[]),
+        metric(
+            &s,
+            "eunomia_budget_actions_total",
+            &[("action", "sample_syscalls"), ("direction", "degrade")],
+        ),
         Some(1.0)
     );
-    // measured again after the switch: under the budget
-    let under = wait_status("the cost under the budget", Duration::from_secs(40), |s| {
-        total(s).is_some_and(|t| t < limit)
-    });
-    let after = total(&under).unwrap();
-    println!(
-        "budget {BUDGET_PERCENT}%: cost {:.2}% before, {:.2}% after sampling",
-        before * 100.0,
-        after * 100.0
+    assert!(
+        metric(&s, "eunomia_budget_cpu_ratio", &[]).is_some_and(|b| b < 1e-4),
+        "the budget exported"
     );
-    // what it did and why, in the log
-    agent.wait_for_stderr("CPU budget: cost above the budget", Duration::from_secs(5));
+    // measured again with the probe attached a tenth of the time: a tenth of
+    // the cost for the same load (half is the bound, for a load that gets
+    // more CPU after the step than before on a busy machine), and less in all
+    let total = |s: &Value| metric(s, "eunomia_overhead_cpu_ratio", &[("component", "total")]);
+    let after = wait_status(
+        "the cost lower after the step",
+        Duration::from_secs(90),
+        |s| {
+            probe_ratio(s).is_some_and(|r| r < before / 2.0)
+                && total(s).is_some_and(|t| t < cost_before)
+        },
+    );
+    let after_probe = probe_ratio(&after).unwrap();
+    let after_total = metric(
+        &after,
+        "eunomia_overhead_cpu_ratio",
+        &[("component", "total")],
+    );
+    println!(
+        "budget {BUDGET_PERCENT}%: before the step {:.3}% in all, {:.3}% in BPF; after: probe {:.3}%, {:.3}% in all",
+        cost_before * 100.0,
+        before * 100.0,
+        after_probe * 100.0,
+        after_total.unwrap() * 100.0,
+    );
     agent.signal(libc::SIGINT);
-    let (code, _) = agent.finish(Duration::from_secs(20));
+    let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);
 }

@@ -55,6 +55,8 @@ pub struct Cost {
     pub bpf_s: f64,
     /// Share of the machine (all CPUs) over the last interval.
     pub ratio: f64,
+    /// The part of `ratio` its BPF programs ran.
+    pub bpf_ratio: f64,
 }
 
 /// One BPF program's cost.
@@ -219,7 +221,10 @@ fn update(
     let scale = elapsed.as_secs_f64() / measured.as_secs_f64().max(1e-3);
     let mut s = view.lock();
     // parts gone since (a stopped tool) cost nothing now
-    s.parts.values_mut().for_each(|p| p.2.ratio = 0.0);
+    s.parts.values_mut().for_each(|p| {
+        p.2.ratio = 0.0;
+        p.2.bpf_ratio = 0.0;
+    });
     s.programs.values_mut().for_each(|p| p.ratio = 0.0);
     let mut total = 0.0;
     for (part, pid, progs) in windows {
@@ -259,6 +264,7 @@ fn update(
         let entry = s.parts.get_mut(&part).expect("inserted above");
         entry.2.bpf_s += bpf_d;
         entry.2.ratio = (cpu_d + bpf_d) / machine;
+        entry.2.bpf_ratio = bpf_d / machine;
         total += entry.2.ratio;
         if new {
             register_part(registry, view, &part);
