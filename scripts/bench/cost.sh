@@ -20,7 +20,9 @@
 # sampled (the hot path with `syscalls = "sampled"`), execsnoop, killsnoop,
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
 # manifest's arguments), default (`eunomia run` with the default
-# configuration).
+# configuration), default-TOOL (the default configuration without TOOL),
+# default-sys (the default without the tools that hook syscall tracepoints:
+# execsnoop, killsnoop, mountsnoop).
 #
 # Env: REPS (default 5), CALLS (default 5000000), CPU (default 1), STATS=0
 # to skip the bpf_stats pass, OUT (JSON, default target/bench/cost.json).
@@ -56,8 +58,22 @@ agent_config() {
   hotpath) printf '[hotpath]\nsyscalls = true\ntcp = true\npids = true\n' ;;
   sampled) printf '[hotpath]\nsyscalls = "sampled"\ntcp = true\npids = true\n' ;;
   default) return 0 ;;
+  default-*)
+    local drop=${1#default-}
+    [ "$drop" = sys ] && drop="execsnoop killsnoop mountsnoop"
+    local tools t
+    tools=$(default_tools)
+    for t in $drop; do tools=$(sed -E "s/\"$t\"(, )?//; s/, \]/]/" <<<"$tools"); done
+    printf '[tools]\n%s\n' "$tools"
+    return 0
+    ;;
   esac
-  [ "$1" = default ] || printf '[tools]\nenabled = []\n[rules]\nenabled = false\n[enrich]\ncontainer_stats = false\n'
+  printf '[tools]\nenabled = []\n[rules]\nenabled = false\n[enrich]\ncontainer_stats = false\n'
+}
+
+# the default configuration's `[tools] enabled = [...]` line
+default_tools() {
+  "$BIN/eunomia" config default | awk '/^\[tools\]/ {t = 1} t && /^enabled =/ {print; exit}'
 }
 
 tool_args() {
@@ -92,12 +108,12 @@ start() {
     exec 3>"$WORK/fifo"
     wait_for "$WORK/floor.log" attached
     ;;
-  syscalls | pids | hotpath | sampled | default)
+  syscalls | pids | hotpath | sampled | default | default-*)
     agent_config "$1" >"$WORK/agent.toml"
     EUNOMIA_SOCKET="$WORK/agent.sock" "$BIN/eunomia" run --config "$WORK/agent.toml" --interval 10s >/dev/null 2>"$WORK/agent.log" &
     PID=$!
     wait_for "$WORK/agent.log" "hot path attached"
-    [ "$1" = default ] && sleep 2 # the tools attach after the hot path
+    case $1 in default*) sleep 2 ;; esac # the tools attach after the hot path
     ;;
   *)
     # shellcheck disable=SC2046
