@@ -264,7 +264,14 @@ fn start_sources(
     ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
-    let (overhead, task) = crate::overhead::start(interval, supervisor.clone(), ctx);
+    // BPF statistics cost every program run on the machine: in one interval
+    // of ten, or in each when a budget needs fresh figures
+    let stats_every = if config.agent.cpu_budget.is_some() {
+        1
+    } else {
+        crate::overhead::STATS_EVERY
+    };
+    let (overhead, task) = crate::overhead::start(interval, stats_every, supervisor.clone(), ctx);
     sources.push(task);
     if let Some(percent) = config.agent.cpu_budget {
         let budget = crate::budget::Budget::new(percent);

@@ -5,10 +5,13 @@
 //!   process (`/proc/PID/stat`);
 //! - the run time and count of every BPF program the agent and each tool
 //!   hold (the kernel's BPF statistics, read from `/proc/PID/fdinfo`). The
-//!   statistics add two clock reads to every program run on the machine,
-//!   so the agent enables them (`BPF_ENABLE_STATS`) only for the first
-//!   [`STATS_FRACTION`] of each interval and scales what it measured there
-//!   to the interval: estimates for bursty work, close for steady work;
+//!   statistics add two clock reads to every program run on the machine
+//!   (about 47 ns per run in this VM, `scripts/bench/cost.sh`), so the
+//!   agent enables them (`BPF_ENABLE_STATS`) only for the first
+//!   [`STATS_FRACTION`] of one interval in [`STATS_EVERY`] (1% of the
+//!   time), or of every interval under a CPU budget (10%: the budget needs
+//!   fresh figures), and scales what it measured there to the time since
+//!   the last window: estimates for bursty work, close for steady work;
 //! - the share of the machine each part used over the last interval
 //!   (`eunomia_overhead_cpu_ratio`), and in all (`component="total"`),
 //!   which a CPU budget can hold against a limit.
@@ -32,8 +35,13 @@ use tokio_util::sync::CancellationToken;
 use self::procfs::ProgStats;
 use crate::{context::AgentContext, selfmetrics::Registry, tools::Supervisor};
 
-/// The fraction of each interval during which BPF statistics are enabled.
+/// The fraction of a measured interval during which BPF statistics are
+/// enabled (one tenth: one period of sampled syscall counting, so that a
+/// window sees one sampled window whatever their phases).
 pub const STATS_FRACTION: f64 = 0.1;
+/// Without a CPU budget, BPF statistics are taken in one interval of this
+/// many.
+pub const STATS_EVERY: u32 = 10;
 /// The component label of the agent's own process and programs.
 pub const AGENT: &str = "agent";
 /// The component label of all parts together (`eunomia_overhead_cpu_ratio`).
@@ -106,10 +114,12 @@ impl Overhead {
 }
 
 /// Starts measuring the agent and the tools `supervisor` runs every
-/// `interval` (self-metrics in the context's registry); returns the view
-/// of what it measured and the task.
+/// `interval`, their BPF programs every `stats_every` intervals
+/// (self-metrics in the context's registry); returns the view of what it
+/// measured and the task.
 pub fn start(
     interval: Duration,
+    stats_every: u32,
     supervisor: Supervisor,
     ctx: &AgentContext,
 ) -> (Overhead, JoinHandle<()>) {
@@ -127,7 +137,7 @@ pub fn start(
     let task = tokio::spawn(run(
         view.clone(),
         registry,
-        interval,
+        (interval, stats_every.max(1)),
         supervisor,
         ctx.shutdown.clone(),
     ));
@@ -165,14 +175,30 @@ fn enable_stats() -> Option<OwnedFd> {
 async fn run(
     view: Overhead,
     registry: Arc<Registry>,
-    interval: Duration,
+    (interval, stats_every): (Duration, u32),
     supervisor: Supervisor,
     shutdown: CancellationToken,
 ) {
     let window = interval.mul_f64(STATS_FRACTION);
+    let mut n = 0u32;
+    // since the last statistics window began (what it is scaled to)
+    let mut since_window: Option<Instant> = None;
+    let mut last = Instant::now();
     loop {
         let start = Instant::now();
         let procs = processes(&supervisor);
+        let measure = n.is_multiple_of(stats_every);
+        n = n.wrapping_add(1);
+        if !measure {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let windows = procs.into_iter().map(|(c, p)| (c, p, None)).collect();
+            update(&view, &registry, windows, None, last.elapsed());
+            last = Instant::now();
+            continue;
+        }
         let stats = enable_stats();
         let before: Vec<_> = procs
             .iter()
@@ -198,7 +224,18 @@ async fn run(
             .zip(before.into_iter().zip(after))
             .map(|((part, pid), (b, a))| (part, pid, enabled.then_some((b, a))))
             .collect();
-        update(&view, &registry, windows, measured, start.elapsed());
+        // the first window stands for its own interval; later ones for the
+        // time since the one before
+        let span = since_window.map_or(start.elapsed(), |t| t.elapsed());
+        since_window = Some(start);
+        update(
+            &view,
+            &registry,
+            windows,
+            Some((measured, span)),
+            last.elapsed(),
+        );
+        last = Instant::now();
     }
 }
 
@@ -209,23 +246,33 @@ type Window = (
     Option<(BTreeMap<u32, ProgStats>, BTreeMap<u32, ProgStats>)>,
 );
 
-/// Folds one interval into the totals and registers new series.
+/// Folds one interval of `elapsed` into the totals and registers new
+/// series; `stats` is the statistics window's length and the time it stands
+/// for, None in an interval without a window (each part's BPF share is then
+/// the last one measured).
 fn update(
     view: &Overhead,
     registry: &Registry,
     windows: Vec<Window>,
-    measured: Duration,
+    stats: Option<(Duration, Duration)>,
     elapsed: Duration,
 ) {
     let machine = elapsed.as_secs_f64() * procfs::cpus();
-    let scale = elapsed.as_secs_f64() / measured.as_secs_f64().max(1e-3);
+    let (measured, span) = stats.unwrap_or((elapsed, elapsed));
+    let scale = span.as_secs_f64() / measured.as_secs_f64().max(1e-3);
+    let span_machine = span.as_secs_f64() * procfs::cpus();
     let mut s = view.lock();
+    let live: Vec<&String> = windows.iter().map(|w| &w.0).collect();
     // parts gone since (a stopped tool) cost nothing now
-    s.parts.values_mut().for_each(|p| {
+    for (part, p) in s.parts.iter_mut() {
         p.2.ratio = 0.0;
-        p.2.bpf_ratio = 0.0;
-    });
-    s.programs.values_mut().for_each(|p| p.ratio = 0.0);
+        if stats.is_some() || !live.contains(&part) {
+            p.2.bpf_ratio = 0.0;
+        }
+    }
+    if stats.is_some() {
+        s.programs.values_mut().for_each(|p| p.ratio = 0.0);
+    }
     let mut total = 0.0;
     for (part, pid, progs) in windows {
         let cpu_now = procfs::cpu_seconds(pid).unwrap_or(0.0);
@@ -254,7 +301,7 @@ fn update(
             let p = s.programs.entry(key).or_default();
             p.run_s += run_s;
             p.runs += d.runs as f64 * scale;
-            p.ratio = run_s / machine;
+            p.ratio = run_s / span_machine;
             p.per_run_s = if d.runs > 0 {
                 d.run_ns as f64 * 1e-9 / d.runs as f64
             } else {
@@ -263,8 +310,10 @@ fn update(
         }
         let entry = s.parts.get_mut(&part).expect("inserted above");
         entry.2.bpf_s += bpf_d;
-        entry.2.ratio = (cpu_d + bpf_d) / machine;
-        entry.2.bpf_ratio = bpf_d / machine;
+        if stats.is_some() {
+            entry.2.bpf_ratio = bpf_d / span_machine;
+        }
+        entry.2.ratio = cpu_d / machine + entry.2.bpf_ratio;
         total += entry.2.ratio;
         if new {
             register_part(registry, view, &part);
@@ -383,7 +432,7 @@ mod tests {
             &view,
             &registry,
             windows,
-            Duration::from_millis(100),
+            Some((Duration::from_millis(100), Duration::from_secs(1))),
             Duration::from_secs(1),
         );
         let s = view.lock();
@@ -404,6 +453,33 @@ mod tests {
         ] {
             assert!(names.contains(&m), "{m} in {names:?}");
         }
+    }
+
+    #[test]
+    fn an_interval_without_a_window_keeps_the_last_bpf_share() {
+        let view = Overhead::default();
+        let registry = Registry::new();
+        let window = |b| {
+            let before = BTreeMap::from([(7, stats(0, 0))]);
+            let after = BTreeMap::from([(7, stats(b, 10))]);
+            vec![("tool/x".to_owned(), u32::MAX, Some((before, after)))]
+        };
+        // a 100 ms window standing for the 10 s since the last one
+        update(
+            &view,
+            &registry,
+            window(1_000_000),
+            Some((Duration::from_millis(100), Duration::from_secs(10))),
+            Duration::from_secs(1),
+        );
+        let share = 0.01 / procfs::cpus();
+        assert!((view.total_ratio() - share).abs() < 1e-12);
+        let bare = vec![("tool/x".to_owned(), u32::MAX, None)];
+        update(&view, &registry, bare, None, Duration::from_secs(1));
+        assert!((view.total_ratio() - share).abs() < 1e-12);
+        // the run time counted once, for the 10 s it stands for
+        let s = view.lock();
+        assert!((s.parts["tool/x"].2.bpf_s - 0.1).abs() < 1e-9);
     }
 
     #[test]
