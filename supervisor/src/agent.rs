@@ -252,6 +252,7 @@ fn start_sources(
     let mut counting = None;
     if let Some(source) = started {
         sources.push(source.task);
+        sources.extend(source.execs);
         ctx.pids = source.pids;
         counting = Some(source.counting);
     }

@@ -345,3 +345,82 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);
 }
+
+/// Syscall tracepoints that processes `pids` hold, from `bpftool perf
+/// list`, but the hot path's syscall counter (`sys_exit`, the floor): any
+/// `sys_enter` hook, or a `sys_exit_*` one.
+fn syscall_tracepoints_of(pids: &[u32]) -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["perf", "list", "--json"])
+        .output()
+        .expect("run bpftool");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["pid"]
+                .as_u64()
+                .is_some_and(|p| pids.contains(&(p as u32)))
+        })
+        .filter_map(|e| e["tracepoint"].as_str())
+        .filter(|t| t.starts_with("sys_enter") || t.starts_with("sys_exit_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_default_agent_sees_execs_without_syscall_tracepoints() {
+    if !kernel_tests_can_run("the_default_agent_sees_execs_without_syscall_tracepoints") {
+        return;
+    }
+    let _serial = kernel_lock();
+    // the default tools and rules; only faster polling
+    let cfg = config("cost-default", "[agent]\npoll_interval = \"1s\"\n");
+    let mut agent = Agent::start(&["run", "--config", &cfg, "--json"]);
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(30));
+    wait_status("the default tools running", Duration::from_secs(60), |s| {
+        ["exitsnoop", "tcpstates", "sigsnoop"].iter().all(|t| {
+            metric(
+                s,
+                "eunomia_overhead_process_cpu_seconds_total",
+                &[("component", &format!("tool/{t}"))],
+            )
+            .is_some()
+        })
+    });
+    let mut pids = vec![agent.pid()];
+    pids.extend(eunomia_tests::children_of(agent.pid()));
+    let hooks = syscall_tracepoints_of(&pids);
+    assert!(
+        hooks.is_empty(),
+        "the default agent (pids {pids:?}) holds syscall tracepoints: {hooks:?}"
+    );
+    // an exec from a temporary directory: seen by the hot path, the rule fires
+    let dir = eunomia_tests::temp_dir("cost-exec");
+    let exe = dir.join("probe-true");
+    fs::copy("/bin/true", &exe).expect("copy /bin/true");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let path = exe.to_string_lossy().into_owned();
+    let mut seen = None;
+    while seen.is_none() && Instant::now() < deadline {
+        let child = Command::new(&exe).arg("marker-arg").status();
+        assert!(child.expect("run the probe").success());
+        let lines = agent.stdout_until(Duration::from_secs(2), |l| {
+            l.last().is_some_and(|l| l.contains(&path))
+        });
+        seen = lines.into_iter().find(|l| l.contains(&path));
+    }
+    let line = seen.unwrap_or_else(|| panic!("no alert for {path} in 30 s"));
+    let alert: Value = serde_json::from_str(&line).expect("JSON alert");
+    assert_eq!(
+        alert["rule"], "Process executed from a temporary directory",
+        "{line}"
+    );
+    assert_eq!(alert["proc.args"], format!("{path} marker-arg"), "{line}");
+    assert_eq!(alert["proc.comm"], "probe-true", "{line}");
+    agent.signal(libc::SIGINT);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ fn exited_process_resolves_to_its_cgroup() {
     let config = HotpathConfig {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let hotpath = Hotpath::load(&config).expect("load the pid probe");

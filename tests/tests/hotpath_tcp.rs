@@ -130,6 +130,7 @@ fn tcp_probe_pauses_and_resumes() {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let mut hotpath = Hotpath::load(&config).expect("load the TCP probe");

@@ -303,6 +303,7 @@ fn start_pid_map(
     let mut pids_only = crate::hotpath::HotpathConfig {
         syscalls: crate::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..config.hotpath.clone()
     };
     pids_only.check_strings_of(kind);

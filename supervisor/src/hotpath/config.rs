@@ -20,6 +20,11 @@ pub struct HotpathConfig {
     pub tcp: bool,
     /// pid → cgroup map filled at fork/exec (`sched:sched_process_*`).
     pub pids: bool,
+    /// One exec event per successful exec (tp_btf `sched_process_exec`,
+    /// through a ring buffer): what execsnoop reports, without its syscall
+    /// tracepoints (which put every syscall of the machine on the tracing
+    /// path). Off while a tool that reports execs (execsnoop) runs.
+    pub execs: bool,
     /// Cgroups the syscall table holds at once (2..=65536, including one
     /// overflow slot). Memory: 8 KiB × CPUs × slots.
     #[serde(deserialize_with = "slots")]
@@ -50,6 +55,7 @@ impl Default for HotpathConfig {
             syscalls: SyscallCounting::Exact,
             tcp: true,
             pids: true,
+            execs: true,
             cgroup_slots: hotpath_common::DEFAULT_CGROUP_SLOTS,
             pid_grace: Duration::from_secs(60),
             uid_changes: false,
@@ -72,7 +78,8 @@ impl HotpathConfig {
                     self.uid_changes = true;
                 }
                 K::Mount => self.mount_strings = true,
-                K::Exec | K::Exit | K::Kill | K::TcpState => {}
+                K::Exec => self.execs = false,
+                K::Exit | K::Kill | K::Signal | K::TcpState => {}
                 _ => self.uid_changes = true,
             }
         }

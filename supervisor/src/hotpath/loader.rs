@@ -16,11 +16,12 @@ use aya::{
 };
 use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
-    COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP,
-    FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP,
-    PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
-    SYSCALL_COUNTERS_MAP, SlotCounters, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP,
-    TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
+    COUNTERS_MAP, DIR_OVERFLOW, EXEC_EVENT_PROG, EXEC_EVENTS_MAP, EXEC_PROG, EXIT_PROG,
+    FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP,
+    OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP,
+    SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters,
+    TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
+    TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -88,6 +89,8 @@ pub enum Probe {
     PathStrings,
     /// Newlines in the strings of mount and umount (for mountsnoop).
     MountStrings,
+    /// One event per exec (`sched_process_exec`, ring buffer).
+    Execs,
 }
 
 /// Where a program attaches.
@@ -106,7 +109,7 @@ enum Link {
 }
 
 /// Every program the agent may attach, with its probe and hook.
-const PROGRAMS: [(&str, Probe, Hook); 20] = [
+const PROGRAMS: [(&str, Probe, Hook); 21] = [
     // the cache invalidators first, so the cache is never trusted unguarded
     (
         TASK_CREATED_PROG,
@@ -176,6 +179,11 @@ const PROGRAMS: [(&str, Probe, Hook); 20] = [
     string_prog(3),
     string_prog(4),
     string_prog(5),
+    (
+        EXEC_EVENT_PROG,
+        Probe::Execs,
+        Hook::BtfTp("sched_process_exec"),
+    ),
 ];
 
 /// Entry `i` of [`STRING_PROGS`] as a program of [`PROGRAMS`].
@@ -220,6 +228,7 @@ impl Hotpath {
             Probe::Uids => config.pids && config.uid_changes,
             Probe::PathStrings => config.pids && config.path_strings,
             Probe::MountStrings => config.pids && config.mount_strings,
+            Probe::Execs => config.execs,
         };
         for (name, probe, hook) in PROGRAMS {
             if !wanted(probe) {
@@ -402,6 +411,16 @@ impl Hotpath {
             })?;
         }
         Ok(())
+    }
+
+    /// The exec events' ring buffer, taken once (None when the exec probe
+    /// is not attached).
+    pub fn take_exec_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
+        if !self.attached.iter().any(|(_, p)| *p == Probe::Execs) {
+            return None;
+        }
+        let map = self.ebpf.take_map(EXEC_EVENTS_MAP)?;
+        aya::maps::RingBuf::try_from(map).ok()
     }
 
     /// The loaded object, for the pollers that read its maps.

@@ -88,6 +88,8 @@ pub struct HotpathSource {
     pub pids: PidLookup,
     /// Switches syscall counting at run time.
     pub counting: SyscallControl,
+    /// The exec events' reader, when the exec probe is attached.
+    pub execs: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -100,7 +102,11 @@ pub fn start(
     if !config.any() {
         return Ok(None);
     }
-    let mut poller = Poller::new(Hotpath::load(config)?, config.pid_grace, interval)?;
+    let mut hotpath = Hotpath::load(config)?;
+    let execs = hotpath
+        .take_exec_events()
+        .and_then(|ring| super::execs::start(ring, ctx));
+    let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
     if config.syscalls == SyscallCounting::Sampled && poller.syscalls.is_some() {
         poller.start_sampling()?;
     }
@@ -121,6 +127,7 @@ pub fn start(
         task,
         pids,
         counting,
+        execs,
     }))
 }
 

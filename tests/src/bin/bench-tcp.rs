@@ -91,6 +91,7 @@ fn main() {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let loaded = if args.floor {

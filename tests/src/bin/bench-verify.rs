@@ -29,6 +29,7 @@ fn main() {
     let mut config = HotpathConfig {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     config.check_strings_of([EventKind::Open]);
