@@ -21,8 +21,8 @@
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
 # manifest's arguments), default (`eunomia run` with the default
 # configuration), default-TOOL (the default configuration without TOOL),
-# default-sys (the default without the tools that hook syscall tracepoints:
-# execsnoop, killsnoop, mountsnoop).
+# default+TOOL (with TOOL too), legacy (the default tool set before
+# 2026-12-06: execsnoop, exitsnoop, tcpstates, killsnoop, mountsnoop).
 #
 # Env: REPS (default 5), CALLS (default 5000000), CPU (default 1), STATS=0
 # to skip the bpf_stats pass, OUT (JSON, default target/bench/cost.json).
@@ -59,12 +59,18 @@ agent_config() {
   sampled) printf '[hotpath]\nsyscalls = "sampled"\ntcp = true\npids = true\n' ;;
   default) return 0 ;;
   default-*)
-    local drop=${1#default-}
-    [ "$drop" = sys ] && drop="execsnoop killsnoop mountsnoop"
-    local tools t
+    local drop=${1#default-} tools
     tools=$(default_tools)
-    for t in $drop; do tools=$(sed -E "s/\"$t\"(, )?//; s/, \]/]/" <<<"$tools"); done
+    tools=$(sed -E "s/\"$drop\"(, )?//; s/, \]/]/" <<<"$tools")
     printf '[tools]\n%s\n' "$tools"
+    return 0
+    ;;
+  default+*)
+    default_tools | sed -E "s/\]\$/, \"${1#default+}\"]/; s/^/[tools]\n/"
+    return 0
+    ;;
+  legacy)
+    printf '[tools]\nenabled = ["execsnoop", "exitsnoop", "tcpstates", "killsnoop", "mountsnoop"]\n'
     return 0
     ;;
   esac
@@ -108,12 +114,12 @@ start() {
     exec 3>"$WORK/fifo"
     wait_for "$WORK/floor.log" attached
     ;;
-  syscalls | pids | hotpath | sampled | default | default-*)
+  syscalls | pids | hotpath | sampled | default | default-* | default+* | legacy)
     agent_config "$1" >"$WORK/agent.toml"
     EUNOMIA_SOCKET="$WORK/agent.sock" "$BIN/eunomia" run --config "$WORK/agent.toml" --interval 10s >/dev/null 2>"$WORK/agent.log" &
     PID=$!
     wait_for "$WORK/agent.log" "hot path attached"
-    case $1 in default*) sleep 2 ;; esac # the tools attach after the hot path
+    case $1 in default* | legacy) sleep 2 ;; esac # the tools attach after the hot path
     ;;
   *)
     # shellcheck disable=SC2046
