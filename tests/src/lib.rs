@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: finding the built `eunomia`
 //! binary, running it as an agent, and deciding whether root-only tests run.
 
+pub mod alertmanager;
 pub mod churn;
 pub mod faults;
 pub mod memcg;
