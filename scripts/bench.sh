@@ -45,7 +45,7 @@ sed -n 2p "$OUT/workload.lines" > "$OUT/fixed_rate.json"
 step "syscall overhead"
 REPS=${REPS:-5} OUT="$OUT/overhead.json" bash scripts/bench-overhead.sh > "$OUT/overhead.txt"
 step "cost breakdown per component (getppid loop, bpf_stats)"
-REPS=${REPS:-5} OUT="$OUT/cost.json" BUILD=0 MODES="${COST_MODES:-none floor syscalls pids hotpath sampled execsnoop killsnoop mountsnoop exitsnoop tcpstates default}" \
+REPS=${REPS:-5} OUT="$OUT/cost.json" BUILD=0 MODES="${COST_MODES:-none floor syscalls pids hotpath sampled exitsnoop tcpstates sigsnoop default legacy default+mountsnoop}" \
   bash scripts/bench/cost.sh > "$OUT/cost.txt"
 step "event rate (exec storm)"
 bash scripts/bench/events.sh > "$OUT/events.json"

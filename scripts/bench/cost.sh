@@ -17,7 +17,7 @@
 #
 # Modes (MODES to choose): none, floor, syscalls (the hot path's syscall
 # probe), pids (the hot path's pid map), hotpath (syscalls + tcp + pids),
-# sampled (the hot path with `syscalls = "sampled"`), execsnoop, killsnoop,
+# sampled (the hot path with `syscalls = "sampled"`), execsnoop, killsnoop, sigsnoop,
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
 # manifest's arguments), default (`eunomia run` with the default
 # configuration), default-TOOL (the default configuration without TOOL),
@@ -37,7 +37,7 @@ CPU=${CPU:-1}
 STATS=${STATS:-1}
 OUT=${OUT:-target/bench/cost.json}
 BIN=${BIN:-target/release}
-read -r -a MODES <<<"${MODES:-none floor syscalls pids hotpath execsnoop killsnoop mountsnoop exitsnoop tcpstates default}"
+read -r -a MODES <<<"${MODES:-none floor syscalls pids hotpath sampled exitsnoop tcpstates sigsnoop default legacy default+mountsnoop}"
 mkdir -p "$(dirname "$OUT")"
 if [ "${BUILD:-1}" = 1 ]; then
   cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin bench-floor --bin bench-getppid
