@@ -12,6 +12,8 @@
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
 //!   pid map (cgroup, uid, comm, exec time per task), the kernel's truth that
 //!   tool records are checked against.
+//! - `exec_event` ([`execs`]): one event per exec, through a ring buffer
+//!   (a scheduler tracepoint, so execs are seen without a syscall hook).
 //! - `bench_floor`, `bench_exit_floor`, `bench_tcp_floor`: empty programs on
 //!   the probes' hooks, only for the benchmark (the floor of each hook).
 #![no_std]
@@ -544,6 +546,7 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> i32 {
     0
 }
 
+mod execs;
 mod pids;
 mod strings;
 
