@@ -181,10 +181,14 @@ pub enum Offset {
     MmArgStart = 22,
     /// BTF: `struct mm_struct`, `arg_end`.
     MmArgEnd = 23,
+    /// BTF: `struct task_struct`, `real_parent`.
+    TaskRealParent = 24,
+    /// BTF: `struct task_struct`, `tgid` (the process id).
+    TaskTgid = 25,
 }
 
 /// Number of entries of `OFFSETS`.
-pub const OFFSETS_LEN: u32 = 24;
+pub const OFFSETS_LEN: u32 = 26;
 
 // ---------------------------------------------------------------------------
 // TCP

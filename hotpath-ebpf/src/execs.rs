@@ -37,12 +37,12 @@ pub fn exec_event(ctx: BtfTracePointContext) -> i32 {
     unsafe {
         (*ev).pid = pid;
         (*ev).uid = bpf_get_current_uid_gid() as u32;
-        (*ev).ppid = PID_CGROUPS.get(&pid).map_or(0, |i| i.ppid);
+        let task: u64 = ctx.arg(0);
+        (*ev).ppid = real_ppid(task).unwrap_or_else(|| PID_CGROUPS.get(&pid).map_or(0, |i| i.ppid));
         (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).args_len = 0;
         (*ev).args_full = 0;
-        let task: u64 = ctx.arg(0);
         if let (Some(mm_off), Some(start_off), Some(end_off)) = (
             offset(Offset::TaskMm),
             offset(Offset::MmArgStart),
@@ -76,4 +76,18 @@ pub fn exec_event(ctx: BtfTracePointContext) -> i32 {
     }
     entry.submit(0);
     0
+}
+
+/// `task->real_parent->tgid`: the parent at the exec, after any reparenting
+/// (a container's first process belongs to its shim or conmon by then, not
+/// to the runtime process that forked it), as execsnoop reports it. None
+/// where the loader found no offsets.
+#[inline(always)]
+fn real_ppid(task: u64) -> Option<u32> {
+    let parent: u64 = load(task, offset(Offset::TaskRealParent)?);
+    if parent == 0 {
+        return None;
+    }
+    let tgid: i32 = load(parent, offset(Offset::TaskTgid)?);
+    u32::try_from(tgid).ok().filter(|&t| t > 0)
 }

@@ -64,6 +64,14 @@ pub fn compute() -> [u32; OFFSETS_LEN as usize] {
             set(Offset::TaskPid, btf.member_offset("task_struct", &["pid"]));
             set(Offset::TaskMm, btf.member_offset("task_struct", &["mm"]));
             set(
+                Offset::TaskRealParent,
+                btf.member_offset("task_struct", &["real_parent"]),
+            );
+            set(
+                Offset::TaskTgid,
+                btf.member_offset("task_struct", &["tgid"]),
+            );
+            set(
                 Offset::MmArgStart,
                 btf.member_offset("mm_struct", &["arg_start"]),
             );
