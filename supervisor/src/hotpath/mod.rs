@@ -14,7 +14,7 @@
 pub mod config;
 pub mod loader;
 pub mod mmap;
-pub mod offsets;
+pub(crate) mod offsets;
 pub mod pids;
 pub mod poller;
 pub mod syscalls;
