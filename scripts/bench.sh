@@ -5,6 +5,8 @@
 #              with the hot path alone; CPU per million requests
 #   syscalls   added ns per syscall: empty-program floor, eunomia, syscount
 #              (scripts/bench-overhead.sh)
+#   cost       added ns per syscall of each component alone and of the
+#              default agent, with bpf_stats attribution (scripts/bench/cost.sh)
 #   events     exec storm with execsnoop supervised: events received vs
 #              processes started, CPU per 10,000 events
 #   footprint  RSS after 60 s, stripped binary size, time to first metrics
@@ -37,9 +39,14 @@ for _ in $(seq 100); do [ -s "$OUT/otlp.endpoint" ] && break; sleep 0.05; done
 sed "s|@OTLP@|$(head -1 "$OUT/otlp.endpoint")|" scripts/bench/default.toml.in > "$OUT/default.toml"
 
 step "workload overhead (nginx + wrk)"
-DEFAULT_CONFIG="$OUT/default.toml" bash scripts/bench/workload.sh > "$OUT/workload.json"
+DEFAULT_CONFIG="$OUT/default.toml" bash scripts/bench/workload.sh > "$OUT/workload.lines"
+head -1 "$OUT/workload.lines" > "$OUT/workload.json"
+sed -n 2p "$OUT/workload.lines" > "$OUT/fixed_rate.json"
 step "syscall overhead"
 REPS=${REPS:-5} OUT="$OUT/overhead.json" bash scripts/bench-overhead.sh > "$OUT/overhead.txt"
+step "cost breakdown per component (getppid loop, bpf_stats)"
+REPS=${REPS:-5} OUT="$OUT/cost.json" BUILD=0 MODES="${COST_MODES:-none floor syscalls pids hotpath sampled exitsnoop tcpstates sigsnoop default legacy default+mountsnoop}" \
+  bash scripts/bench/cost.sh > "$OUT/cost.txt"
 step "event rate (exec storm)"
 bash scripts/bench/events.sh > "$OUT/events.json"
 step "footprint"

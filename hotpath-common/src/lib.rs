@@ -95,6 +95,8 @@ pub enum Counter {
     PidCgroupsFull = 3,
     /// A TCP session ended that was not tracked (opened before the agent).
     TcpUntracked = 4,
+    /// An exec event found the `EXEC_EVENTS` ring buffer full.
+    ExecEventsFull = 5,
 }
 
 /// Number of entries of `COUNTERS`.
@@ -102,12 +104,13 @@ pub const COUNTERS_LEN: u32 = 8;
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 5] = [
+    pub const ALL: [Counter; 6] = [
         Counter::CgroupSlotsFull,
         Counter::TcpSocksFull,
         Counter::TcpFlowsFull,
         Counter::PidCgroupsFull,
         Counter::TcpUntracked,
+        Counter::ExecEventsFull,
     ];
 
     /// The map or condition it counts, as exported in the `map` label.
@@ -118,6 +121,7 @@ impl Counter {
             Counter::TcpFlowsFull => "tcp_flows",
             Counter::PidCgroupsFull => "pid_cgroups",
             Counter::TcpUntracked => "tcp_untracked",
+            Counter::ExecEventsFull => "exec_events",
         }
     }
 }
@@ -171,6 +175,12 @@ pub enum Offset {
     CssSetDflCgrp = 18,
     /// BTF: `struct task_struct`, `pid` (the thread id).
     TaskPid = 19,
+    /// BTF: `struct task_struct`, `mm`.
+    TaskMm = 21,
+    /// BTF: `struct mm_struct`, `arg_start`.
+    MmArgStart = 22,
+    /// BTF: `struct mm_struct`, `arg_end`.
+    MmArgEnd = 23,
 }
 
 /// Number of entries of `OFFSETS`.
@@ -392,6 +402,43 @@ mod pod {
     unsafe impl aya::Pod for super::FlowStats {}
     unsafe impl aya::Pod for super::SockInfo {}
     unsafe impl aya::Pod for super::PidInfo {}
+    unsafe impl aya::Pod for super::ExecEvent {}
 }
 
 pub mod profile;
+
+// ---------------------------------------------------------------------------
+// Exec events
+// ---------------------------------------------------------------------------
+
+/// Ring buffer of [`ExecEvent`]s.
+pub const EXEC_EVENTS_MAP: &str = "EXEC_EVENTS";
+/// Its size in bytes (about 900 events).
+pub const EXEC_EVENTS_BYTES: u32 = 256 * 1024;
+/// `exec_event` (tp_btf `sched_process_exec`): one [`ExecEvent`] per exec.
+pub const EXEC_EVENT_PROG: &str = "exec_event";
+/// Bytes of the arguments an exec event carries at most.
+pub const EXEC_ARGS_LEN: usize = 256;
+
+/// One successful exec, seen at `sched_process_exec` (in the new program's
+/// context; no syscall hook).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Parent's process id (from the pid map; 0 if unknown).
+    pub ppid: u32,
+    /// Real uid after the exec.
+    pub uid: u32,
+    /// Bytes of `args` read (NUL-separated argv, cut at [`EXEC_ARGS_LEN`]).
+    pub args_len: u32,
+    /// The whole length of argv in bytes (more than `args_len` when cut).
+    pub args_full: u64,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// The new comm.
+    pub comm: [u8; 16],
+    /// argv, NUL-separated.
+    pub args: [u8; EXEC_ARGS_LEN],
+}

@@ -12,11 +12,13 @@
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
 //!   pid map (cgroup, uid, comm, exec time per task), the kernel's truth that
 //!   tool records are checked against.
+//! - `exec_event` ([`execs`]): one event per exec, through a ring buffer
+//!   (a scheduler tracepoint, so execs are seen without a syscall hook).
 //! - `bench_floor`, `bench_exit_floor`, `bench_tcp_floor`: empty programs on
 //!   the probes' hooks, only for the benchmark (the floor of each hook).
 //!
 //! One file per probe family: [`syscalls`], [`tcp`], [`pids`] (with
-//! [`strings`]), [`bench`]; register access per architecture in [`arch`].
+//! [`strings`]), [`execs`], [`bench`]; register access per architecture in [`arch`].
 //! This file holds the maps and the helpers the families share.
 #![no_std]
 #![no_main]
@@ -156,6 +158,7 @@ fn cgroup_v2_id(cgrp: u64) -> Option<u64> {
 #[allow(dead_code)]
 mod arch;
 mod bench;
+mod execs;
 mod pids;
 mod strings;
 mod syscalls;

@@ -2,16 +2,24 @@
 # Workload overhead: nginx serving a small static file on loopback, loaded by
 # wrk, (a) with nothing else running, (b) with `eunomia run` in its default
 # configuration, (c) with the hot path alone. Alternating runs, REPS
-# repetitions, medians. Prints one JSON object on stdout.
+# repetitions, medians; the ratios to `none` are taken within each
+# repetition and reported as median, min and max. Prints one JSON object on
+# stdout.
 #
-# Env: REPS (default 3), DURATION seconds per run (default 10), EUNOMIA
+# Then a fixed-rate run: the same modes at RATE requests/s (default 40% of
+# none's median saturated rate), held by tests' rate-load (latency from the
+# time each request was due), reporting p50/p99 and machine CPU per request,
+# with the per-rep ratios to none.
+#
+# Env: REPS (default 5), RATE, BIN (dir of tests' binaries, default
+# target/release), DURATION seconds per run (default 10), EUNOMIA
 # (binary, default target/release/eunomia), DEFAULT_CONFIG (config file for
 # mode b, default deploy/eunomia.toml), HOTPATH_CONFIG (mode c).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/lib.sh
 
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 DURATION=${DURATION:-10}
 EUNOMIA=${EUNOMIA:-target/release/eunomia}
 DEFAULT_CONFIG=${DEFAULT_CONFIG:-deploy/eunomia.toml}
@@ -51,7 +59,7 @@ trap stop_all EXIT
 # Starts eunomia with CONFIG in a fresh cgroup; sets AGENT and CG.
 start_agent() {
   CG=$(bench_cgroup agent)
-  ( echo $BASHPID > "$CG/cgroup.procs"; exec "$EUNOMIA" run --config "$1" >/dev/null 2>"$WORK/agent.log" ) &
+  ( echo $BASHPID > "$CG/cgroup.procs"; exec env EUNOMIA_SOCKET="$WORK/agent.sock" "$EUNOMIA" run --config "$1" >/dev/null 2>"$WORK/agent.log" ) &
   AGENT=$!
   sleep 2 # probes attached, tools started
   kill -0 "$AGENT" 2>/dev/null || { cat "$WORK/agent.log" >&2; exit 1; }
@@ -70,6 +78,19 @@ load() {
     END { print rps, p99 }'
 }
 
+# One fixed-rate run at $RATE; prints "p50_ms p99_ms requests".
+load_fixed() {
+  "${BIN:-target/release}/rate-load" "$PORT" /index.html "$RATE" "$DURATION" 16 | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(r["p50_ms"], r["p99_ms"], r["requests"])'
+}
+
+# The agent's live overhead per component so far, into FILE.
+components_snap() {
+  EUNOMIA_SOCKET="$WORK/agent.sock" "$EUNOMIA" status --json 2>/dev/null | python3 scripts/bench/components.py snap "$1" || echo '{}' > "$1"
+}
+
 # One measured run of MODE (none, default, hotpath); prints
 # "rps p99_ms eunomia_cpu_s machine_busy_s". eunomia's own CPU (its cgroup,
 # tools included) misses the cost of its BPF programs, which run in the
@@ -79,11 +100,19 @@ run_mode() {
   case $1 in
     default|hotpath)
       start_agent "$([ "$1" = default ] && echo "$DEFAULT_CONFIG" || echo "$HOTPATH_CONFIG")"
-      cpu0=$(bench_cgroup_cpu_us "$CG") ;;
+      cpu0=$(bench_cgroup_cpu_us "$CG")
+      components_snap "$WORK/comp0.json" ;;
   esac
   busy0=$(bench_machine_busy_s)
-  result=$(load)
+  result=$(${LOAD:-load})
   busy1=$(bench_machine_busy_s)
+  if [ "$1" != none ] && [ -z "${LOAD:-}" ]; then
+    # the agent's own measurement of each component during the run (its
+    # statistics windows are a tenth of each 10 s interval: an estimate)
+    components_snap "$WORK/comp1.json"
+    python3 scripts/bench/components.py diff "$WORK/comp0.json" "$WORK/comp1.json" \
+      "$(awk -v r="${result%% *}" -v d="$DURATION" 'BEGIN { print r * d / 1e6 }')" >> "$WORK/components.$1"
+  fi
   if [ "$1" != none ]; then cpu1=$(bench_cgroup_cpu_us "$CG"); stop_agent; fi
   echo "$result $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') \
 $(awk -v a="$busy0" -v b="$busy1" 'BEGIN { printf "%.2f", b - a }')"
@@ -91,17 +120,24 @@ $(awk -v a="$busy0" -v b="$busy1" 'BEGIN { printf "%.2f", b - a }')"
 
 start_nginx
 load >/dev/null # warm-up: the first run of a cold nginx and page cache is slow
-declare -A RPS P99 CPU BUSY
+declare -A RPS P99 CPU BUSY RATIO
 for rep in $(seq "$REPS"); do
+  declare -A REP=()
   # Alternate the order so drift in the machine does not favour one mode.
   if [ $((rep % 2)) -eq 1 ]; then order="none hotpath default"; else order="default hotpath none"; fi
   for mode in $order; do
     read -r rps p99 cpu busy < <(run_mode "$mode")
     echo "bench: rep $rep $mode: $rps req/s, p99 $p99 ms, eunomia cpu ${cpu}s, machine busy ${busy}s" >&2
-    RPS[$mode]+="$rps "; P99[$mode]+="$p99 "; CPU[$mode]+="$cpu "
+    RPS[$mode]+="$rps "; P99[$mode]+="$p99 "; CPU[$mode]+="$cpu "; REP[$mode]=$rps
     BUSY[$mode]+="$(awk -v b="$busy" -v r="$rps" -v d="$DURATION" 'BEGIN { printf "%.4f", b / (r * d / 1e6) }') "
   done
+  for mode in default hotpath; do
+    RATIO[$mode]+="$(awk -v a="${REP[$mode]}" -v b="${REP[none]}" 'BEGIN { printf "%.4f", a / b }') "
+  done
 done
+
+# "median, min, max" of the numbers given
+spread() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%s, %s, %s", m, a[1], a[NR] }'; }
 
 json_mode() {
   local m=$1 rps p99 cpu cpu_per_m busy_per_m
@@ -114,7 +150,36 @@ json_mode() {
 base=$(bench_median ${RPS[none]})
 def=$(bench_median ${RPS[default]})
 hot=$(bench_median ${RPS[hotpath]})
-printf '{"reps": %s, "duration_s": %s, %s, %s, %s, "rps_ratio_default": %s, "rps_ratio_hotpath": %s}\n' \
+# The last run's per-component figures of each mode (live overhead metrics).
+comp() { [ -s "$WORK/components.$1" ] && tail -1 "$WORK/components.$1" || echo '{}'; }
+printf '{"components_cpu_s_per_million_requests": {"default": %s, "hotpath": %s}, ' "$(comp default)" "$(comp hotpath)"
+printf '"reps": %s, "duration_s": %s, %s, %s, %s, "rps_ratio_default": %s, "rps_ratio_hotpath": %s, "rps_ratio_default_per_rep": [%s], "rps_ratio_hotpath_per_rep": [%s]}\n' \
   "$REPS" "$DURATION" "$(json_mode none)" "$(json_mode default)" "$(json_mode hotpath)" \
-  "$(awk -v a="$def" -v b="$base" 'BEGIN { printf "%.4f", a / b }')" \
-  "$(awk -v a="$hot" -v b="$base" 'BEGIN { printf "%.4f", a / b }')"
+  "$(bench_median ${RATIO[default]})" "$(bench_median ${RATIO[hotpath]})" \
+  "$(spread ${RATIO[default]})" "$(spread ${RATIO[hotpath]})"
+
+# The fixed-rate part: its own JSON object on a second line.
+RATE=${RATE:-$(awk -v b="$base" 'BEGIN { printf "%d", b * 0.4 }')}
+declare -A FP50 FP99 FCPU FR99 FRCPU
+for rep in $(seq "$REPS"); do
+  if [ $((rep % 2)) -eq 1 ]; then order="none hotpath default"; else order="default hotpath none"; fi
+  declare -A R99=() RCPU=()
+  for mode in $order; do
+    read -r p50 p99 n _ busy < <(LOAD=load_fixed run_mode "$mode")
+    cpu_per_m=$(awk -v b="$busy" -v n="$n" 'BEGIN { printf "%.4f", b / (n / 1e6) }')
+    echo "bench: fixed rate $RATE/s rep $rep $mode: p50 $p50 ms, p99 $p99 ms, $n requests, machine CPU ${cpu_per_m} s per M requests" >&2
+    FP50[$mode]+="$p50 "; FP99[$mode]+="$p99 "; FCPU[$mode]+="$cpu_per_m "
+    R99[$mode]=$p99; RCPU[$mode]=$cpu_per_m
+  done
+  for mode in default hotpath; do
+    FR99[$mode]+="$(awk -v a="${R99[$mode]}" -v b="${R99[none]}" 'BEGIN { printf "%.4f", a / b }') "
+    FRCPU[$mode]+="$(awk -v a="${RCPU[$mode]}" -v b="${RCPU[none]}" 'BEGIN { printf "%.4f", a / b }') "
+  done
+done
+fixed_mode() {
+  printf '"%s": {"p50_ms": %s, "p99_ms": %s, "machine_cpu_s_per_million_requests": %s}' "$1" \
+    "$(bench_median ${FP50[$1]})" "$(bench_median ${FP99[$1]})" "$(bench_median ${FCPU[$1]})"
+}
+printf '{"fixed_rate": %s, "reps": %s, %s, %s, %s, "p99_ratio_default": [%s], "p99_ratio_hotpath": [%s], "cpu_ratio_default": [%s], "cpu_ratio_hotpath": [%s]}\n' \
+  "$RATE" "$REPS" "$(fixed_mode none)" "$(fixed_mode default)" "$(fixed_mode hotpath)" \
+  "$(spread ${FR99[default]})" "$(spread ${FR99[hotpath]})" "$(spread ${FRCPU[default]})" "$(spread ${FRCPU[hotpath]})"

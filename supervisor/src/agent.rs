@@ -249,9 +249,12 @@ fn start_sources(
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
+    let mut counting = None;
     if let Some(source) = started {
         sources.push(source.task);
+        sources.extend(source.execs);
         ctx.pids = source.pids;
+        counting = Some(source.counting);
     }
     sources.extend(cgroups::start(&config.enrich, interval, ctx));
     sources.extend(crate::logs::start(
@@ -262,6 +265,27 @@ fn start_sources(
     ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
+    // BPF statistics cost every program run on the machine: in one interval
+    // of ten, or in each when a budget needs fresh figures
+    let stats_every = if config.agent.cpu_budget.is_some() {
+        1
+    } else {
+        crate::overhead::STATS_EVERY
+    };
+    let (overhead, task) = crate::overhead::start(interval, stats_every, supervisor.clone(), ctx);
+    sources.push(task);
+    if let Some(percent) = config.agent.cpu_budget {
+        let budget = crate::budget::Budget::new(percent);
+        let counting = counting.filter(|_| hotpath.syscalls.on());
+        sources.push(crate::budget::start(
+            budget,
+            interval,
+            overhead,
+            counting.map(|c| (c, hotpath.syscalls)),
+            supervisor.clone(),
+            ctx,
+        ));
+    }
     let closing = supervisor.clone();
     let stop = ctx.shutdown.clone();
     tokio::spawn(async move {
@@ -275,7 +299,7 @@ fn start_sources(
 fn source_names(config: &Config) -> Vec<String> {
     let h = &config.hotpath;
     [
-        (h.syscalls, "hotpath.syscalls"),
+        (h.syscalls.on(), "hotpath.syscalls"),
         (h.tcp, "hotpath.tcp"),
         (h.pids, "hotpath.pids"),
         (config.enrich.enabled, "cgroups"),

@@ -62,6 +62,11 @@ pub struct AgentConfig {
     /// detected ones (`service.name`, `host.name`, ...): e.g.
     /// `k8s.cluster.name`, `deployment.environment.name`.
     pub resource_attributes: BTreeMap<String, String>,
+    /// The most of the machine the agent may cost, in % of all CPUs (its
+    /// process, its tools' processes and their BPF programs, as measured
+    /// live); above it for a while, the agent degrades (`crate::budget`).
+    /// None: no budget.
+    pub cpu_budget: Option<f64>,
 }
 
 impl Default for AgentConfig {
@@ -71,6 +76,7 @@ impl Default for AgentConfig {
             channel_capacity: 8192,
             control_socket: PathBuf::from(crate::cli::DEFAULT_SOCKET),
             resource_attributes: BTreeMap::new(),
+            cpu_budget: None,
         }
     }
 }
@@ -196,6 +202,13 @@ impl Config {
                 self.agent.poll_interval
             )));
         }
+        if let Some(b) = self.agent.cpu_budget
+            && !(b > 0.0 && b <= 100.0)
+        {
+            return Err(invalid(format!(
+                "agent.cpu_budget = {b} is out of range (a % of the machine, above 0 and at most 100)"
+            )));
+        }
         if self.agent.channel_capacity == 0 {
             return Err(invalid("agent.channel_capacity must be at least 1".into()));
         }
@@ -302,6 +315,16 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.agent.poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn cpu_budget_is_a_share_of_the_machine() {
+        let c = parse("[agent]\ncpu_budget = 2.5\n").unwrap();
+        assert_eq!(c.agent.cpu_budget, Some(2.5));
+        for bad in ["0", "-1", "101"] {
+            let err = parse(&format!("[agent]\ncpu_budget = {bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("agent.cpu_budget"), "{err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod budget;
 pub mod cgroups;
 pub mod cli;
 pub mod cli_live;
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod logs;
 pub mod memory;
 pub mod otel_env;
+pub mod overhead;
 pub mod pipeline;
 pub mod preflight;
 pub mod reload;

@@ -190,6 +190,17 @@ impl Registry {
         );
     }
 
+    /// Registers a counter whose fractional value `read` returns (seconds).
+    pub fn observe_counter_f64(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        self.push(name, help, SelfKind::Counter, own(labels), Box::new(read));
+    }
+
     /// Registers a gauge whose value `read` returns.
     pub fn observe_gauge(
         &self,

@@ -257,6 +257,22 @@ impl Agent {
         lines
     }
 
+    /// Reads stdout until `done` holds for the lines so far (or `timeout`
+    /// passes), then stops the agent with SIGTERM: its exit code and every
+    /// stdout line. For tests that wait for what they caused rather than
+    /// for a fixed `--for`, which a loaded machine can outrun.
+    pub fn stop_when(
+        mut self,
+        timeout: Duration,
+        done: impl FnMut(&[String]) -> bool,
+    ) -> (i32, Vec<String>) {
+        let mut lines = self.stdout_until(timeout, done);
+        self.signal(libc::SIGTERM);
+        let (code, rest) = self.finish(Duration::from_secs(20));
+        lines.extend(rest);
+        (code, lines)
+    }
+
     /// Like [`Agent::finish`], also returning every stderr line.
     pub fn finish_with_stderr(mut self, timeout: Duration) -> (i32, Vec<String>, Vec<String>) {
         let seen = std::mem::take(&mut self.stderr_seen);

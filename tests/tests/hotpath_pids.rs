@@ -15,8 +15,9 @@ fn exited_process_resolves_to_its_cgroup() {
     }
     let _serial = kernel_lock();
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let hotpath = Hotpath::load(&config).expect("load the pid probe");

@@ -127,9 +127,10 @@ fn tcp_probe_pauses_and_resumes() {
     }
     let _serial = kernel_lock();
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let mut hotpath = Hotpath::load(&config).expect("load the TCP probe");

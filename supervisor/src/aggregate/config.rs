@@ -141,7 +141,7 @@ pub fn default_rules() -> Vec<EventRule> {
             Count,
             None,
             &[CONTAINER_ID, CONTAINER, "proc.comm"],
-            "Processes executed (execsnoop).",
+            "Processes executed (the hot path's exec events, or execsnoop).",
         ),
         EventRule::new(
             "exit",

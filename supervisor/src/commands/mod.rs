@@ -9,6 +9,7 @@ pub mod remote;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod status_overhead;
 pub mod tools;
 pub mod top;
 pub mod version;

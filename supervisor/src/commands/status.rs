@@ -1,8 +1,8 @@
 //! `eunomia status`: asks the running agent for its state over the control
 //! socket: version, uptime, sources with their rates, pipeline counters, one
 //! line per sink (up or down, last success, last error, backlog, drops),
-//! tools and the agent's own health counters (drops, parse errors, export
-//! outcomes).
+//! tools, what the agent costs (`overhead:`) and its own health counters
+//! (drops, parse errors, export outcomes).
 
 use std::io::Write as _;
 
@@ -101,6 +101,9 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
                 writeln!(out, "  {}: {}", t.name, why.escape_debug())?;
             }
         }
+    }
+    for line in super::status_overhead::lines(&s.metrics) {
+        writeln!(out, "{line}")?;
     }
     let health: Vec<_> = s.metrics.iter().filter(|m| is_health(&m.name)).collect();
     if !health.is_empty() {

@@ -301,8 +301,9 @@ fn start_pid_map(
         return PidLookup::default();
     }
     let mut pids_only = crate::hotpath::HotpathConfig {
-        syscalls: false,
+        syscalls: crate::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..config.hotpath.clone()
     };
     pids_only.check_strings_of(kind);

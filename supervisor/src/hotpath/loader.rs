@@ -16,11 +16,12 @@ use aya::{
 };
 use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
-    COUNTERS_MAP, DIR_OVERFLOW, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP,
-    FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP,
-    PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
-    SYSCALL_COUNTERS_MAP, SlotCounters, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP,
-    TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
+    COUNTERS_MAP, DIR_OVERFLOW, EXEC_EVENT_PROG, EXEC_EVENTS_MAP, EXEC_PROG, EXIT_PROG,
+    FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP,
+    OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP,
+    SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters,
+    TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
+    TCP_STATE_PROG,
 };
 
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
@@ -80,11 +81,16 @@ pub enum Probe {
     Tcp,
     /// pid → cgroup.
     Pids,
+    /// uid changes (setuid family syscall tracepoints), for tools whose
+    /// records carry a uid other than at exec.
+    Uids,
     /// Newlines in the paths of open and stat syscalls (for opensnoop and
     /// statsnoop records).
     PathStrings,
     /// Newlines in the strings of mount and umount (for mountsnoop).
     MountStrings,
+    /// One event per exec (`sched_process_exec`, ring buffer).
+    Execs,
 }
 
 /// Where a program attaches.
@@ -103,7 +109,7 @@ enum Link {
 }
 
 /// Every program the agent may attach, with its probe and hook.
-const PROGRAMS: [(&str, Probe, Hook); 20] = [
+const PROGRAMS: [(&str, Probe, Hook); 21] = [
     // the cache invalidators first, so the cache is never trusted unguarded
     (
         TASK_CREATED_PROG,
@@ -154,17 +160,17 @@ const PROGRAMS: [(&str, Probe, Hook); 20] = [
     (PID_RENAMED_PROG, Probe::Pids, Hook::BtfTp("task_rename")),
     (
         "uid_setuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setuid"),
     ),
     (
         "uid_setreuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setreuid"),
     ),
     (
         "uid_setresuid",
-        Probe::Pids,
+        Probe::Uids,
         Hook::Tp("syscalls", "sys_exit_setresuid"),
     ),
     string_prog(0),
@@ -173,6 +179,11 @@ const PROGRAMS: [(&str, Probe, Hook); 20] = [
     string_prog(3),
     string_prog(4),
     string_prog(5),
+    (
+        EXEC_EVENT_PROG,
+        Probe::Execs,
+        Hook::BtfTp("sched_process_exec"),
+    ),
 ];
 
 /// Entry `i` of [`STRING_PROGS`] as a program of [`PROGRAMS`].
@@ -211,11 +222,13 @@ impl Hotpath {
         let mut hp = Self::load_object(config.cgroup_slots)?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
-            Probe::Syscalls => config.syscalls,
+            Probe::Syscalls => config.syscalls.on(),
             Probe::Tcp => config.tcp,
             Probe::Pids => config.pids,
+            Probe::Uids => config.pids && config.uid_changes,
             Probe::PathStrings => config.pids && config.path_strings,
             Probe::MountStrings => config.pids && config.mount_strings,
+            Probe::Execs => config.execs,
         };
         for (name, probe, hook) in PROGRAMS {
             if !wanted(probe) {
@@ -368,8 +381,22 @@ impl Hotpath {
     /// toggles the TCP probe this way to compare with and without it in
     /// alternating windows of one run.
     pub fn set_attached(&mut self, probe: Probe, on: bool) -> Result<(), HotpathError> {
+        self.set_links(|_, p| p == probe, on)
+    }
+
+    /// Detaches or re-attaches the one program `name` (sampled syscall
+    /// counting toggles `count_sys_exit` and keeps its cache invalidators).
+    pub fn set_program_attached(&mut self, name: &str, on: bool) -> Result<(), HotpathError> {
+        self.set_links(|n, _| n == name, on)
+    }
+
+    fn set_links(
+        &mut self,
+        which: impl Fn(&str, Probe) -> bool,
+        on: bool,
+    ) -> Result<(), HotpathError> {
         let Self { ebpf, links, .. } = self;
-        for (name, _, hook, live) in links.iter_mut().filter(|l| l.1 == probe) {
+        for (name, _, hook, live) in links.iter_mut().filter(|l| which(l.0, l.1)) {
             let result = match (on, live.take()) {
                 (false, Some(l)) => unlink(ebpf, name, l),
                 (true, None) => link(ebpf, name, *hook).map(|l| *live = Some(l)),
@@ -384,6 +411,16 @@ impl Hotpath {
             })?;
         }
         Ok(())
+    }
+
+    /// The exec events' ring buffer, taken once (None when the exec probe
+    /// is not attached).
+    pub fn take_exec_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
+        if !self.attached.iter().any(|(_, p)| *p == Probe::Execs) {
+            return None;
+        }
+        let map = self.ebpf.take_map(EXEC_EVENTS_MAP)?;
+        aya::maps::RingBuf::try_from(map).ok()
     }
 
     /// The loaded object, for the pollers that read its maps.

@@ -7,11 +7,13 @@
 //!   turns it into deltas; it frees the slots of dead cgroups.
 //! - [`tcp`] reads the TCP flow table.
 //! - [`pids`] is the pid → cgroup map and its lookup handle.
+//! - [`execs`] reads the exec events' ring buffer into exec records.
 //! - [`poller`] is the pipeline source that polls them every interval.
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
 pub mod config;
+pub mod execs;
 pub mod loader;
 pub mod mmap;
 pub(crate) mod offsets;
@@ -20,6 +22,6 @@ pub mod poller;
 pub mod syscalls;
 pub mod tcp;
 
-pub use config::HotpathConfig;
+pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
 pub use pids::PidCgroups;

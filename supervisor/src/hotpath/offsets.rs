@@ -62,6 +62,15 @@ pub fn compute() -> [u32; OFFSETS_LEN as usize] {
                 btf.member_offset("task_struct", &["cgroups"]),
             );
             set(Offset::TaskPid, btf.member_offset("task_struct", &["pid"]));
+            set(Offset::TaskMm, btf.member_offset("task_struct", &["mm"]));
+            set(
+                Offset::MmArgStart,
+                btf.member_offset("mm_struct", &["arg_start"]),
+            );
+            set(
+                Offset::MmArgEnd,
+                btf.member_offset("mm_struct", &["arg_end"]),
+            );
             set(
                 Offset::CssSetDflCgrp,
                 btf.member_offset("css_set", &["dfl_cgrp"]),

@@ -7,10 +7,20 @@
 //! prints an interval's summary when it arrives): `hotpath.self` (map-full
 //! and recursion-miss counters, map sizes, evictions), `hotpath.tcp`, and
 //! `hotpath.syscalls`.
+//!
+//! With `syscalls = "sampled"` the syscall probe (`count_sys_exit`) is
+//! attached for [`SAMPLED_FRACTION`] of each of [`SAMPLE_WINDOWS`] equal
+//! parts of the interval and detached in between (with no syscall probe
+//! attached, the kernel takes syscalls off its tracing path). The counts are
+//! scaled by the interval over the time the probe was attached and carry the
+//! label `estimate = "sampled"`.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -19,8 +29,10 @@ use hotpath_common::{Counter, SockInfo, TCP_SOCKS_MAP};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use hotpath_common::SYS_EXIT_PROG;
+
 use super::{
-    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe,
+    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe, SAMPLED_FRACTION, SyscallCounting,
     mmap::MmapArray,
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
@@ -34,6 +46,38 @@ use model::metrics::{
     SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC, SYSCALLS_SOURCE, TCP_SOURCE, TCP_UNTRACKED_METRIC,
 };
 
+/// How many windows sampled syscall counting opens per poll interval.
+pub const SAMPLE_WINDOWS: u32 = 10;
+/// The label sampled syscall counts carry.
+pub const ESTIMATE_LABEL: (&str, &str) = ("estimate", "sampled");
+
+const MODE_EXACT: u8 = 1;
+const MODE_SAMPLED: u8 = 2;
+
+/// Switches the running hot path's syscall counting between exact and
+/// sampled from its next interval on (the CPU budget degrades and recovers
+/// this way). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct SyscallControl(Arc<AtomicU8>);
+
+impl SyscallControl {
+    /// Asks for `mode`; `Off` is not a mode to switch to at run time and
+    /// is ignored.
+    pub fn request(&self, mode: SyscallCounting) {
+        let m = match mode {
+            SyscallCounting::Exact => MODE_EXACT,
+            SyscallCounting::Sampled => MODE_SAMPLED,
+            SyscallCounting::Off => return,
+        };
+        self.0.store(m, Ordering::Relaxed);
+    }
+
+    /// The mode asked for since the last call (0: none).
+    fn take(&self) -> u8 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
 /// The running hot-path source.
 pub struct HotpathSource {
     /// The poller; it ends after the last poll on shutdown.
@@ -41,6 +85,10 @@ pub struct HotpathSource {
     /// The kernel's pid map, when the pid probe is attached, for the stages
     /// started after the hot path (enrichment, tool record checks).
     pub pids: PidLookup,
+    /// Switches syscall counting at run time.
+    pub counting: SyscallControl,
+    /// The exec events' reader, when the exec probe is attached.
+    pub execs: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -53,11 +101,19 @@ pub fn start(
     if !config.any() {
         return Ok(None);
     }
-    let poller = Poller::new(Hotpath::load(config)?, config.pid_grace, interval)?;
+    let mut hotpath = Hotpath::load(config)?;
+    let execs = hotpath
+        .take_exec_events()
+        .and_then(|ring| super::execs::start(ring, ctx));
+    let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
+    if config.syscalls == SyscallCounting::Sampled && poller.syscalls.is_some() {
+        poller.start_sampling()?;
+    }
     let pids = match &poller.pids {
         Some(p) => PidLookup::kernel(Arc::new(p.clone())),
         None => PidLookup::default(),
     };
+    let counting = poller.control.clone();
     let names: Vec<&str> = poller.hotpath.attached.iter().map(|(n, _)| *n).collect();
     tracing::info!(?interval, programs = ?names, "hot path attached; polling");
     let task = tokio::spawn(poll_loop(
@@ -66,7 +122,12 @@ pub fn start(
         ctx.tx.clone(),
         ctx.shutdown.clone(),
     ));
-    Ok(Some(HotpathSource { task, pids }))
+    Ok(Some(HotpathSource {
+        task,
+        pids,
+        counting,
+        execs,
+    }))
 }
 
 /// Everything one poll needs, and the previous values for the deltas.
@@ -85,6 +146,11 @@ pub struct Poller {
     tcp_socks: Option<usize>,
     pids_evicted: u64,
     prev_evicted: [u64; 3],
+    /// Sampled syscall counting: how long the probe was attached since
+    /// the last poll (None when counting is exact).
+    sampled_on: Option<Duration>,
+    /// Mode switches asked for from outside.
+    control: SyscallControl,
 }
 
 impl Poller {
@@ -121,12 +187,83 @@ impl Poller {
             tcp_socks: None,
             pids_evicted: 0,
             prev_evicted: [0; 3],
+            sampled_on: None,
+            control: SyscallControl::default(),
         })
     }
 
     /// The loaded programs.
     pub fn hotpath(&self) -> &Hotpath {
         &self.hotpath
+    }
+
+    /// Switches syscall counting to sampled: the probe is detached until
+    /// the next [`Poller::sample_window`].
+    pub fn start_sampling(&mut self) -> Result<(), HotpathError> {
+        self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;
+        self.sampled_on = Some(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Back to exact syscall counting: the probe stays attached.
+    pub fn stop_sampling(&mut self) -> Result<(), HotpathError> {
+        self.hotpath.set_program_attached(SYS_EXIT_PROG, true)?;
+        self.sampled_on = None;
+        Ok(())
+    }
+
+    /// Switches to the mode [`SyscallControl::request`] asked for, if any
+    /// (between intervals, so each interval is counted one way).
+    fn apply_requested_mode(&mut self) {
+        if self.syscalls.is_none() {
+            return;
+        }
+        let result = match (self.control.take(), self.sampled()) {
+            (MODE_SAMPLED, false) => self.start_sampling().map(|()| "sampled"),
+            (MODE_EXACT, true) => self.stop_sampling().map(|()| "exact"),
+            _ => return,
+        };
+        match result {
+            Ok(mode) => tracing::info!(mode, "syscall counting switched"),
+            Err(err) => tracing::warn!("switching syscall counting: {err}"),
+        }
+    }
+
+    /// Whether syscall counting is sampled.
+    pub fn sampled(&self) -> bool {
+        self.sampled_on.is_some()
+    }
+
+    /// Attaches the syscall probe for `length`, or until `shutdown`. The
+    /// time counted is from the end of the attach to the start of the
+    /// detach (both take a while: every thread's syscall path is switched).
+    async fn sample_window(&mut self, length: Duration, shutdown: &CancellationToken) {
+        if let Err(err) = self.hotpath.set_program_attached(SYS_EXIT_PROG, true) {
+            tracing::warn!("sampled syscall counting: attaching: {err}");
+            return;
+        }
+        let start = Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(length) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        let on = start.elapsed();
+        if let Err(err) = self.hotpath.set_program_attached(SYS_EXIT_PROG, false) {
+            tracing::warn!("sampled syscall counting: detaching: {err}");
+        }
+        if let Some(total) = &mut self.sampled_on {
+            *total += on;
+        }
+    }
+
+    /// The factor sampled counts are multiplied by (1 when exact), and
+    /// starts the next interval's count of attached time.
+    fn take_scale(&mut self, interval_s: f64) -> f64 {
+        match self.sampled_on.as_mut().map(std::mem::take) {
+            None => 1.0,
+            Some(on) if on.is_zero() => 0.0,
+            Some(on) => interval_s / on.as_secs_f64(),
+        }
     }
 
     /// Reads every map once; returns the batches to send, syscalls last.
@@ -141,26 +278,31 @@ impl Poller {
             }
         }
         let mut sys_samples = Vec::new();
+        let (scale, sampled) = (self.take_scale(interval_s), self.sampled());
         if let Some(table) = &mut self.syscalls {
             let (deltas, idle) = table.poll();
+            let scaled = |n: u64| (n as f64 * scale).round() as u64;
             for d in deltas {
                 let cgroup = d.cgroup_id.map_or("other".to_owned(), |c| c.to_string());
-                let labels = vec![
+                let mut labels = vec![
                     ("cgroup.id", cgroup),
                     ("syscall", syscall_name(d.nr).to_owned()),
                 ];
+                if sampled {
+                    labels.push((ESTIMATE_LABEL.0, ESTIMATE_LABEL.1.to_owned()));
+                }
                 if d.calls > 0 {
                     sys_samples.push(Sample {
                         metric: SYSCALLS_METRIC,
                         labels: labels.clone(),
-                        value: SampleValue::Delta(d.calls),
+                        value: SampleValue::Delta(scaled(d.calls)),
                     });
                 }
                 if d.errors > 0 {
                     sys_samples.push(Sample {
                         metric: SYSCALL_ERRORS_METRIC,
                         labels,
-                        value: SampleValue::Delta(d.errors),
+                        value: SampleValue::Delta(scaled(d.errors)),
                     });
                 }
             }
@@ -284,14 +426,26 @@ async fn poll_loop(
     tx: PipelineTx,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let windows = SAMPLE_WINDOWS;
+    let part = interval / windows;
+    let mut ticker = tokio::time::interval(part);
     ticker.tick().await; // the first tick is immediate
     let mut since = Instant::now();
+    let mut ticks = 0u32;
     loop {
+        if poller.sampled() {
+            poller
+                .sample_window(part.mul_f64(SAMPLED_FRACTION), &shutdown)
+                .await;
+        }
         let last = tokio::select! {
             _ = ticker.tick() => false,
             _ = shutdown.cancelled() => true,
         };
+        ticks += 1;
+        if !last && !ticks.is_multiple_of(windows) {
+            continue;
+        }
         let elapsed = since.elapsed().as_secs_f64();
         since = Instant::now();
         let batches = poller.poll(elapsed);
@@ -301,6 +455,7 @@ async fn poll_loop(
         if last {
             break;
         }
+        poller.apply_requested_mode();
     }
     drop(poller);
     tracing::info!("hot path detached");

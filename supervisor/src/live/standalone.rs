@@ -38,6 +38,7 @@ pub async fn run(
     let config = HotpathConfig {
         path_strings: false,
         mount_strings: false,
+        execs: false,
         ..hotpath.clone()
     };
     if let Some(source) = hotpath::poller::start(&config, interval, &ctx)? {

@@ -755,6 +755,22 @@ fn default_kill_other_users_process() {
 }
 
 #[test]
+fn default_kill_rule_reads_sigsnoop_too() {
+    let victim = exec_line("16:44:23 1001  sleep            7000   1        0 /usr/bin/sleep 100 ");
+    let killer =
+        exec_line("16:44:23 65534 kill             7100   1        0 /usr/bin/kill -TERM 7000 ");
+    let signal = parse(
+        "sigsnoop",
+        KILL_HEADER,
+        "16:44:42 7100    kill             15        7000    0     ",
+    );
+    assert_eq!(
+        default_alerts(&[host(victim), host(killer), host(signal)]),
+        ["Kill signal to another user's process"]
+    );
+}
+
+#[test]
 fn default_rules_file_is_the_built_in_one() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.toml");
     assert_eq!(std::fs::read_to_string(path).unwrap(), DEFAULT_RULES);

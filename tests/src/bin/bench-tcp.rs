@@ -88,9 +88,10 @@ fn main() {
     let clocks = start_workload(&args, done.clone(), made.clone());
 
     let config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: true,
         pids: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     let loaded = if args.floor {

@@ -27,8 +27,9 @@ fn main() {
     let reps: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
     let lines: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let mut config = HotpathConfig {
-        syscalls: false,
+        syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
+        execs: false,
         ..HotpathConfig::default()
     };
     config.check_strings_of([EventKind::Open]);
