@@ -7,11 +7,17 @@
 #![no_std]
 #![no_main]
 
+// The registers by architecture; shared with the hot path, which uses other
+// parts of it.
+#[allow(dead_code)]
+#[path = "arch.rs"]
+mod arch;
+
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_F_USER_STACK, pt_regs},
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_probe_read_kernel,
+        bpf_get_current_cgroup_id, bpf_get_current_comm,
         generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs},
     },
     macros::{map, perf_event},
@@ -109,11 +115,10 @@ fn copy_stack(tgid: u32, kernel_stack: i32) {
         (*sample).kernel_stack = kernel_stack;
         (*sample).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
-        let ip = bpf_probe_read_kernel(&(*regs).rip).unwrap_or(0);
-        let sp = bpf_probe_read_kernel(&(*regs).rsp).unwrap_or(0);
+        let (ip, sp, bp) = arch::user_ip_sp_fp(regs);
         (*sample).ip = ip;
         (*sample).sp = sp;
-        (*sample).bp = bpf_probe_read_kernel(&(*regs).rbp).unwrap_or(0);
+        (*sample).bp = bp;
         (*sample).len = copy_pages((*sample).stack.as_mut_ptr(), sp);
     }
     entry.submit(0);

@@ -17,7 +17,7 @@
 //! - [`config`] is the `[enrich]` configuration section.
 //! - [`filter`] selects events by container, pod and namespace.
 
-pub mod cgroupfs;
+pub(crate) mod cgroupfs;
 pub mod config;
 pub mod filter;
 pub mod kubelet;

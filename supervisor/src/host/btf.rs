@@ -33,11 +33,6 @@ impl KernelBtf {
         }
     }
 
-    /// Parses a raw BTF blob (either byte order).
-    pub fn parse(data: &[u8]) -> Option<KernelBtf> {
-        Btf::from_bytes(data).ok().map(|btf| KernelBtf { btf })
-    }
-
     /// The BTF id of kernel function `name`.
     pub fn func_id(&self, name: &str) -> Option<u32> {
         let ids = self.btf.resolve_ids_by_name(name).ok()?;
@@ -168,11 +163,5 @@ mod tests {
         assert!(btf.func_id("task_struct").is_none());
         assert!(btf.has_member("task_struct", "pid"));
         assert!(!btf.has_member("task_struct", "no_such_field"));
-    }
-
-    #[test]
-    fn garbage_is_no_btf() {
-        assert!(KernelBtf::parse(b"not btf").is_none());
-        assert!(KernelBtf::parse(&[]).is_none());
     }
 }

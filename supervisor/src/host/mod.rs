@@ -12,17 +12,17 @@
 //! - [`proc`] reads `/proc/PID/status`.
 //! - here: the host's name and id, the kernel's monotonic clock.
 
-pub mod btf;
+pub(crate) mod btf;
 pub mod cgroup;
-pub mod containers;
-pub mod kconfig;
-pub mod kernel;
-pub mod proc;
-pub mod tracefs;
+pub(crate) mod containers;
+pub(crate) mod kconfig;
+pub(crate) mod kernel;
+pub(crate) mod proc;
+pub(crate) mod tracefs;
 
 /// The host name (the UTS namespace's node name); `unknown` if it cannot be
 /// read.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::sys::utsname::uname()
         .ok()
         .and_then(|u| u.nodename().to_str().map(str::to_owned))
@@ -31,17 +31,12 @@ pub fn hostname() -> String {
 }
 
 /// The host's id (`/etc/machine-id`, else D-Bus' copy), if it has one.
-pub fn machine_id() -> Option<String> {
+pub(crate) fn machine_id() -> Option<String> {
     read_trimmed("/etc/machine-id").or_else(|| read_trimmed("/var/lib/dbus/machine-id"))
 }
 
-/// This boot's id (random per boot), if the kernel offers it.
-pub fn boot_id() -> Option<String> {
-    read_trimmed("/proc/sys/kernel/random/boot_id")
-}
-
 /// `CLOCK_MONOTONIC` in ns, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -64,8 +59,5 @@ mod tests {
         assert!(!super::hostname().is_empty());
         let a = super::monotonic_ns();
         assert!(super::monotonic_ns() >= a && a > 0);
-        if let Some(id) = super::boot_id() {
-            assert_eq!(id.len(), 36, "{id}");
-        }
     }
 }

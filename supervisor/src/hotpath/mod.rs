@@ -16,7 +16,7 @@ pub mod config;
 pub mod execs;
 pub mod loader;
 pub mod mmap;
-pub mod offsets;
+pub(crate) mod offsets;
 pub mod pids;
 pub mod poller;
 pub mod syscalls;

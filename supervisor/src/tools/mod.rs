@@ -3,17 +3,17 @@
 //! runner that spawns them and feeds their parsed output into the pipeline
 //! ([`runner`]).
 
-pub mod avail;
-pub mod columns;
+pub(crate) mod avail;
+pub(crate) mod columns;
 pub mod config;
-pub mod facts;
+pub(crate) mod facts;
 pub mod manifest;
 mod manifest_check;
 mod output;
 pub mod print;
 pub mod runner;
 pub mod stats;
-pub mod stderr;
+pub(crate) mod stderr;
 pub mod verify;
 
 pub(crate) use ::parsers as pa;

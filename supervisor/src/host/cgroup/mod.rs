@@ -11,13 +11,13 @@ use std::{
 };
 
 pub mod mounts;
-pub mod procfs;
+pub(crate) mod procfs;
 
 pub use mounts::CgroupMounts;
-pub use procfs::ProcCgroups;
+pub(crate) use procfs::ProcCgroups;
 
 /// A walk stops after this many cgroups.
-pub const WALK_LIMIT: usize = 1 << 20;
+pub(crate) const WALK_LIMIT: usize = 1 << 20;
 
 /// Where the v2 hierarchy is assumed to be when no `cgroup2` mount is found.
 const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
@@ -25,7 +25,7 @@ const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 /// Where the cgroup v2 hierarchy is mounted (the first `cgroup2` mount of
 /// this mount namespace): `/sys/fs/cgroup/unified` on hybrid hosts,
 /// `/sys/fs/cgroup` on pure v2 hosts (and when none is mounted). Read once.
-pub fn v2_root() -> PathBuf {
+pub(crate) fn v2_root() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         CgroupMounts::detect()
@@ -36,19 +36,19 @@ pub fn v2_root() -> PathBuf {
 }
 
 /// The cgroup id of a cgroup v2 directory (its inode number).
-pub fn id_of(dir: &Path) -> Option<u64> {
+pub(crate) fn id_of(dir: &Path) -> Option<u64> {
     std::fs::metadata(dir).ok().map(|m| m.ino())
 }
 
 /// The cgroup v2 id of `pid` from `/proc/PID/cgroup` (the `0::PATH` line):
 /// the inode number of that directory.
-pub fn id_of_pid(pid: u32) -> Option<u64> {
+pub(crate) fn id_of_pid(pid: u32) -> Option<u64> {
     let path = ProcCgroups::read(pid)?.v2?;
     id_of(&v2_root().join(path.trim_start_matches('/')))
 }
 
 /// The ids of every live cgroup v2 (walks the hierarchy).
-pub fn live_ids() -> HashSet<u64> {
+pub(crate) fn live_ids() -> HashSet<u64> {
     walk(&v2_root(), usize::MAX)
         .into_iter()
         .map(|(_, id)| id)
@@ -58,7 +58,7 @@ pub fn live_ids() -> HashSet<u64> {
 /// Every cgroup under `root` (inclusive) as (path relative to `root`,
 /// inode number), depth first, at most `limit` of them. Cgroups that vanish
 /// during the walk are skipped.
-pub fn walk(root: &Path, limit: usize) -> Vec<(String, u64)> {
+pub(crate) fn walk(root: &Path, limit: usize) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     let Ok(meta) = std::fs::metadata(root) else {
         return out;
