@@ -171,10 +171,28 @@ pub enum Offset {
     CssSetDflCgrp = 18,
     /// BTF: `struct task_struct`, `pid` (the thread id).
     TaskPid = 19,
+    /// BTF: `struct task_struct`, `files`.
+    TaskFiles = 7,
+    /// BTF: `struct files_struct`, `fdt`.
+    FilesFdt = 8,
+    /// BTF: `struct fdtable`, `fd`.
+    FdtableFd = 9,
+    /// BTF: `struct fdtable`, `max_fds`.
+    FdtableMaxFds = 20,
+    /// BTF: `struct file`, `private_data`.
+    FilePrivate = 21,
+    /// BTF: `struct socket`, `sk`.
+    SocketSk = 22,
+    /// BTF: `struct socket`, `file` (a socket's file points back at it).
+    SocketFile = 23,
+    /// BTF: `struct sock`, `__sk_common.skc_rcv_saddr` (local IPv4).
+    SockRcvSaddr = 24,
+    /// BTF: `struct sock`, `__sk_common.skc_v6_rcv_saddr` (local IPv6).
+    SockV6RcvSaddr = 25,
 }
 
 /// Number of entries of `OFFSETS`.
-pub const OFFSETS_LEN: u32 = 24;
+pub const OFFSETS_LEN: u32 = 32;
 
 // ---------------------------------------------------------------------------
 // TCP
@@ -394,4 +412,5 @@ mod pod {
     unsafe impl aya::Pod for super::PidInfo {}
 }
 
+pub mod http;
 pub mod profile;

@@ -9,6 +9,8 @@
 //!   the common case is: two inlined array lookups, a global read, two adds.
 //! - `tcp_set_state`, `tcp_recv_reset`, `tcp_send_reset`: TCP sessions per
 //!   (cgroup, direction, port/peer), durations and bytes at close.
+//! - [`http`]: HTTP/1.x requests, from the same `sys_exit` program (the read
+//!   and write families, connect, accept, close), to a ring buffer.
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
 //!   pid map (cgroup, uid, comm, exec time per task), the kernel's truth that
 //!   tool records are checked against.
@@ -137,6 +139,9 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
         if (-4095..0).contains(&ret) {
             (*c).errors[nr as usize] += 1;
         }
+    }
+    if http::wanted(nr) {
+        return http::on_sys_exit(regs, nr, ret);
     }
     0
 }
@@ -544,6 +549,7 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> i32 {
     0
 }
 
+mod http;
 mod pids;
 mod strings;
 

@@ -52,6 +52,15 @@
 //! | `prev.tid` | int | its tid | runqslower |
 //! | `mem.reclaimed_pages` | int | pages reclaimed | drsnoop |
 //! | `mem.free_kb` | int | free memory in KiB | drsnoop `-e` |
+//! | `http.request.method` | str | request method | HTTP capture |
+//! | `url.path` | str | request path, query removed | HTTP capture |
+//! | `http.route` | str | path templated (`/users/{id}`), bounded per container | HTTP capture |
+//! | `http.response.status_code` | int | status code | HTTP capture |
+//! | `http.status_class` | str | `2xx`, `4xx`, ... | HTTP capture |
+//! | `http.request.size` / `http.response.size` | int | bytes | HTTP capture |
+//! | `server.address` / `server.port` | ip / int | the serving end | HTTP capture |
+//! | `client.address` / `client.port` | ip / int | the calling end | HTTP capture |
+//! | `trace.id` / `trace.parent_id` | str | from an incoming `traceparent` | HTTP capture |
 //!
 //! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
 //! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),
@@ -148,6 +157,32 @@ pub const PREV_TID: &str = "prev.tid";
 pub const MEM_RECLAIMED_PAGES: &str = "mem.reclaimed_pages";
 /// Free memory in KiB.
 pub const MEM_FREE_KB: &str = "mem.free_kb";
+/// HTTP request method (`GET`, ...), from the hot path's HTTP capture.
+pub const HTTP_METHOD: &str = "http.request.method";
+/// Request path as sent (query removed, control bytes escaped).
+pub const URL_PATH: &str = "url.path";
+/// Low-cardinality route templated from the path (`/users/{id}`).
+pub const HTTP_ROUTE: &str = "http.route";
+/// Response status code.
+pub const HTTP_STATUS: &str = "http.response.status_code";
+/// Status class: `1xx` ... `5xx`.
+pub const HTTP_STATUS_CLASS: &str = "http.status_class";
+/// Bytes of the request (line, headers and body).
+pub const HTTP_REQUEST_SIZE: &str = "http.request.size";
+/// Bytes of the response's first write (server) or read (client).
+pub const HTTP_RESPONSE_SIZE: &str = "http.response.size";
+/// The server's address (local for a served request, remote for a call).
+pub const SERVER_ADDRESS: &str = "server.address";
+/// The server's port.
+pub const SERVER_PORT: &str = "server.port";
+/// The client's address.
+pub const CLIENT_ADDRESS: &str = "client.address";
+/// The client's port.
+pub const CLIENT_PORT: &str = "client.port";
+/// Trace id of an incoming `traceparent` header (32 hex digits).
+pub const TRACE_ID: &str = "trace.id";
+/// Parent span id of an incoming `traceparent` header (16 hex digits).
+pub const TRACE_PARENT_ID: &str = "trace.parent_id";
 
 /// Every name documented above, in table order.
 pub const ALL: &[&str] = &[
@@ -192,6 +227,19 @@ pub const ALL: &[&str] = &[
     PREV_TID,
     MEM_RECLAIMED_PAGES,
     MEM_FREE_KB,
+    HTTP_METHOD,
+    URL_PATH,
+    HTTP_ROUTE,
+    HTTP_STATUS,
+    HTTP_STATUS_CLASS,
+    HTTP_REQUEST_SIZE,
+    HTTP_RESPONSE_SIZE,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    CLIENT_ADDRESS,
+    CLIENT_PORT,
+    TRACE_ID,
+    TRACE_PARENT_ID,
 ];
 
 /// Returns a `'static` name equal to `name`: one of the constants above when

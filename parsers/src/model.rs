@@ -49,6 +49,10 @@ pub enum EventKind {
     DirectReclaim,
     /// Anything else (generic tools).
     Generic,
+    /// An HTTP request this host served (hot-path HTTP capture).
+    HttpServer,
+    /// An HTTP request this host made.
+    HttpClient,
 }
 
 impl EventKind {
@@ -69,6 +73,8 @@ impl EventKind {
             EventKind::RunqLatency => "runq_latency",
             EventKind::DirectReclaim => "direct_reclaim",
             EventKind::Generic => "generic",
+            EventKind::HttpServer => "http_server",
+            EventKind::HttpClient => "http_client",
         }
     }
 }

@@ -210,6 +210,7 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
+    hotpath.http = config.http.enabled.then(|| config.http.clone());
     sources.extend(
         hotpath::poller::start(&hotpath, interval, tx.clone(), shutdown.clone())
             .context("loading the hot-path probes")?,

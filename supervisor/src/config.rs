@@ -29,6 +29,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// The hot-path probes compiled into the binary.
     pub hotpath: HotpathConfig,
+    /// HTTP/1.x request capture.
+    pub http: crate::http::HttpConfig,
     /// The supervised external tools.
     pub tools: ToolsConfig,
     /// Events and samples into metrics.

@@ -15,6 +15,7 @@ pub mod control;
 pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
+pub mod http;
 pub mod logging;
 pub mod otel_env;
 pub mod pipeline;

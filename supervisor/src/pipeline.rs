@@ -118,9 +118,10 @@ pub struct PipelineStats {
 
 /// The sources the pipeline counts separately: sample batches by their
 /// `source`, tool records as `tools`; anything else is `other`.
-pub const SOURCES: [&str; 6] = [
+pub const SOURCES: [&str; 7] = [
     "hotpath.syscalls",
     "hotpath.tcp",
+    "hotpath.http",
     "hotpath.pids",
     "cgroups",
     "tools",

@@ -59,7 +59,17 @@ pub fn start(
     if !config.any() {
         return Ok(None);
     }
-    let poller = Poller::new(Hotpath::load(config)?, config.pid_grace, interval)?;
+    let mut hotpath = Hotpath::load(config)?;
+    if let Some(maps) = hotpath.take_http(config.http.is_some())?
+        && let Some(http) = &config.http
+    {
+        match crate::http::source::start(maps, http.clone(), interval, tx.clone(), shutdown.clone())
+        {
+            Ok(_) => tracing::info!("HTTP capture on"),
+            Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
+        }
+    }
+    let poller = Poller::new(hotpath, config.pid_grace, interval)?;
     if let Some(p) = &poller.pids {
         let _ = super::PID_CGROUPS.set(p.clone());
     }

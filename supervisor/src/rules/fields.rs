@@ -118,6 +118,8 @@ pub const KINDS: &[EventKind] = &[
     EventKind::RunqLatency,
     EventKind::DirectReclaim,
     EventKind::Generic,
+    EventKind::HttpServer,
+    EventKind::HttpClient,
 ];
 
 /// The position of `kind` in [`KINDS`].
@@ -147,7 +149,13 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::NET_NEW_STATE
         | pf::NET_SKADDR
         | pf::DNS_HOST
-        | pf::PREV_COMM => Ty::Str,
+        | pf::PREV_COMM
+        | pf::HTTP_METHOD
+        | pf::URL_PATH
+        | pf::HTTP_ROUTE
+        | pf::HTTP_STATUS_CLASS
+        | pf::TRACE_ID
+        | pf::TRACE_PARENT_ID => Ty::Str,
         pf::PROC_EXIT_CODE
         | pf::RET
         | pf::ERROR
@@ -162,10 +170,15 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::NET_IP_VERSION
         | pf::PREV_TID
         | pf::MEM_RECLAIMED_PAGES
-        | pf::MEM_FREE_KB => Ty::Int,
+        | pf::MEM_FREE_KB
+        | pf::HTTP_STATUS
+        | pf::HTTP_REQUEST_SIZE
+        | pf::HTTP_RESPONSE_SIZE
+        | pf::SERVER_PORT
+        | pf::CLIENT_PORT => Ty::Int,
         pf::PROC_AGE | pf::LATENCY | pf::DURATION => Ty::Duration,
         pf::PROC_CORE_DUMPED => Ty::Bool,
-        pf::NET_SADDR | pf::NET_DADDR => Ty::Ip,
+        pf::NET_SADDR | pf::NET_DADDR | pf::SERVER_ADDRESS | pf::CLIENT_ADDRESS => Ty::Ip,
         _ => return None,
     };
     Some(ty)
