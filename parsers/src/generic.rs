@@ -42,7 +42,7 @@ use serde::Deserialize;
 use crate::ToolParser;
 use crate::error::{ParseError, SpecError};
 use crate::fields;
-use crate::model::{Event, EventKind, Record, ToolTime, Value};
+use crate::records::{Event, EventKind, Record, ToolTime, Value};
 use crate::stacks::FoldedTool;
 use crate::summary::{NoTable, SummaryTool, TableSyntax};
 use crate::text::{self, Res, chomp, is_noise, trim, trim_end, ws0};
@@ -459,7 +459,7 @@ impl GenericEvents {
                 Target::Tid => ev.tid = Some(id_of(convert(c.ty, t)?)?),
                 Target::Ppid => ev.ppid = Some(id_of(convert(c.ty, t)?)?),
                 Target::Uid => ev.uid = Some(id_of(convert(c.ty, t)?)?),
-                Target::Comm => ev.comm = Some(crate::model::Comm::from_utf8_lossy(t)),
+                Target::Comm => ev.comm = Some(crate::records::Comm::from_utf8_lossy(t)),
                 Target::Field(name) => {
                     if let Some(v) = convert(c.ty, t)? {
                         ev.push(name, v);

@@ -1,10 +1,11 @@
-//! The common event model and the nom parsers that turn libbpf-tools' text
-//! output into it. A pure library: no I/O, no async, no logging, and no
-//! panics on any input, so it can be fuzzed and benchmarked alone.
+//! The nom parsers that turn libbpf-tools' text output into the event model
+//! (the `model` crate, re-exported here). A pure library: no I/O, no async,
+//! no logging, and no panics on any input, so it can be fuzzed and
+//! benchmarked alone.
 //!
 //! # Model
 //!
-//! A parser emits [`Record`]s:
+//! A parser emits [`Record`]s (see the `model` crate):
 //! - [`Event`]: one thing happened (exec, open, exit, TCP session, ...), with
 //!   the process members (`pid`, `tid`, `ppid`, `uid`, `comm`) and typed
 //!   [`Value`] fields under the stable names of [`fields`].
@@ -73,24 +74,20 @@
 //! Other tools: describe the output with a [`GenericSpec`].
 
 mod error;
-pub mod escape;
-pub mod fields;
 mod generic;
 mod line;
-mod model;
-mod smallstr;
+mod records;
 mod stacks;
 mod summary;
 mod text;
 mod tools;
 
+pub use ::model::{
+    Bucket, Comm, Event, EventKind, Fields, FoldedStack, HistogramSnapshot, Label, Record,
+    SmallStr, TableSnapshot, ToolTime, Unit, Value, ValueRef, escape, fields,
+};
 pub use error::{MAX_ERROR_LINE, ParseError, SpecError};
 pub use generic::{ColumnSpec, Format, GenericSpec};
-pub use model::{
-    Bucket, Comm, Event, EventKind, Fields, FoldedStack, HistogramSnapshot, Label, Record,
-    TableSnapshot, ToolTime, Unit, Value, ValueRef,
-};
-pub use smallstr::SmallStr;
 pub use tools::{builtin, builtin_names};
 
 /// A stateful parser of one tool's stdout.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::ToolParser;
 use crate::error::ParseError;
-use crate::model::{Event, EventKind, Record};
+use crate::records::{Event, EventKind, Record};
 use crate::text::{Res, chomp, fail_message, is_noise};
 
 /// How one event tool's lines look.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::ToolParser;
 use crate::error::ParseError;
-use crate::model::{Comm, FoldedStack, Record};
+use crate::records::{Comm, FoldedStack, Record};
 use crate::text::{self, chomp, is_noise, trim};
 
 /// At most this many frames are kept per stack (the tools print ≤ 127).
@@ -193,7 +193,7 @@ fn comm_pid(t: &[u8]) -> Option<(Comm, u32)> {
 
 /// A frame name for folded output: `;` separates frames, so it becomes `:`.
 fn sanitize_frame(f: &[u8]) -> Box<str> {
-    let s = crate::model::lossy_box(f);
+    let s = crate::records::lossy_box(f);
     if s.contains(';') {
         s.replace(';', ":").into_boxed_str()
     } else {
@@ -240,7 +240,7 @@ impl ToolParser for FoldedTool {
             tool: self.tool.clone(),
             pid: None,
             comm: None,
-            stack: crate::model::lossy_box(stack),
+            stack: crate::records::lossy_box(stack),
             count,
         }));
         Ok(())

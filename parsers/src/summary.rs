@@ -24,7 +24,7 @@ use nom::Parser;
 use crate::ToolParser;
 use crate::error::ParseError;
 use crate::fields;
-use crate::model::{
+use crate::records::{
     Bucket, Comm, HistogramSnapshot, Label, Record, TableSnapshot, ToolTime, Unit, Value,
 };
 use crate::text::{self, Res, chomp, expect, fail_message, is_noise, timestamp_line, trim, ws0};
@@ -242,7 +242,7 @@ fn label_line(line: &[u8]) -> Option<Label> {
     };
     Some(Label {
         key,
-        value: crate::model::lossy_box(value),
+        value: crate::records::lossy_box(value),
         comm,
     })
 }

@@ -10,7 +10,7 @@ use nom::bytes::complete::{take_while, take_while1};
 use nom::error::ErrorKind;
 use nom::{IResult, Parser};
 
-use crate::model::{Comm, ToolTime};
+use crate::records::{Comm, ToolTime};
 
 /// Parser input.
 pub(crate) type In<'a> = &'a [u8];

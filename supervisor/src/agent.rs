@@ -19,13 +19,14 @@ use crate::{
     aggregate::{Aggregator, SharedAggregator},
     cgroups,
     config::Config,
+    context::AgentContext,
     control::{self, events::EventHub, server::ControlContext, socket::SocketError},
     enrich::{EnrichConfig, Enricher, Resolver, kubelet},
     hotpath,
     pipeline::{self, Message, PipelineStats},
     reload::{self, Overrides, Reloader},
-    rules::{ConsoleAlerts, NoLabels, RulesConfig, RulesStage},
-    selfmetrics::{self, Registry},
+    rules::{ConsoleAlerts, RulesConfig, RulesStage},
+    selfmetrics::Registry,
     sinks::{self, alertmanager, console::Console},
     systemd,
     tools::{self, Supervisor},
@@ -63,8 +64,10 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // The manifest before the rules: its generic tools' columns are fields
     // of the rules.
     crate::tools::load_checked(&config.tools)?;
-    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &shutdown)?;
-    let registry = selfmetrics::global().clone();
+    let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
+    let mut ctx = AgentContext::new(tx, shutdown.clone());
+    let registry = ctx.registry.clone();
+    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &ctx)?;
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
     let sinks_stop = CancellationToken::new();
     for setting in &config.env {
@@ -80,15 +83,15 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     .await
     .context("starting the sinks")?;
 
-    let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
-    register_pipeline_stats(&registry, tx.stats());
-    let stats = tx.stats().clone();
-    let (mut sources, supervisor) = start_sources(&config, &tx, &shutdown)?;
-    drop(tx);
+    register_pipeline_stats(&registry, ctx.tx.stats());
+    let stats = ctx.tx.stats().clone();
+    let (mut sources, supervisor) = start_sources(&config, &mut ctx)?;
     let enricher = match config.enrich.enabled {
-        true => Some(start_enricher(&config.enrich, &mut sources, &shutdown)?),
+        true => Some(start_enricher(&config.enrich, &ctx, &mut sources)?),
         false => None,
     };
+    // The sources hold the pipeline's senders now: it ends when they stop.
+    drop(ctx);
     // --- control API and SIGHUP reload (issue 9) ---
     let events = EventHub::default();
     let control = start_control(
@@ -161,7 +164,7 @@ impl<W: std::io::Write> Stages<W> {
         {
             match r.workload.as_deref() {
                 Some(workload) => self.rules.on_event(event, workload),
-                None => self.rules.on_event(event, &NoLabels),
+                None => self.rules.on_event(event, &model::NoLabels),
             }
         }
         self.aggregate(msg);
@@ -181,17 +184,17 @@ impl<W: std::io::Write> Stages<W> {
 /// background task when a kubelet URL is configured.
 fn start_enricher(
     config: &EnrichConfig,
+    ctx: &AgentContext,
     sources: &mut Vec<JoinHandle<()>>,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<Enricher> {
     let mut resolver = Resolver::new(config);
     // Exited processes resolve through the hot path's pid -> cgroup map.
-    if let Some(pids) = hotpath::pid_cgroups() {
+    if let Some(pids) = ctx.pids.map().cloned() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
     }
     let pods = kubelet::SharedKubeletPods::default();
     if let Some(task) =
-        kubelet::start(config, pods.clone(), shutdown.clone()).context("enrich.kubelet")?
+        kubelet::start(config, pods.clone(), ctx.shutdown.clone()).context("enrich.kubelet")?
     {
         sources.push(task);
         resolver.set_kubelet(pods);
@@ -199,32 +202,29 @@ fn start_enricher(
     Ok(Enricher::new(resolver))
 }
 
-/// Starts the hot path, the cgroup statistics and the enabled tools; the
-/// supervisor lets go of the pipeline on shutdown.
+/// Starts the hot path (whose pid map, when attached, goes into `ctx` for
+/// the stages started after it), the cgroup statistics and the enabled
+/// tools; the supervisor lets go of the pipeline on shutdown.
 fn start_sources(
     config: &Config,
-    tx: &pipeline::PipelineTx,
-    shutdown: &CancellationToken,
+    ctx: &mut AgentContext,
 ) -> anyhow::Result<(Vec<JoinHandle<()>>, Supervisor)> {
     let interval = config.agent.poll_interval;
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
     hotpath.http = config.http.enabled.then(|| config.http.clone());
-    sources.extend(
-        hotpath::poller::start(&hotpath, interval, tx.clone(), shutdown.clone())
-            .context("loading the hot-path probes")?,
-    );
-    sources.extend(cgroups::start(
-        &config.enrich,
-        interval,
-        tx.clone(),
-        shutdown.clone(),
-    ));
-    let (supervisor, tasks) = tools::start_enabled(&config.tools, tx.clone(), shutdown.clone())?;
+    let started =
+        hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
+    if let Some(source) = started {
+        sources.push(source.task);
+        ctx.pids = source.pids;
+    }
+    sources.extend(cgroups::start(&config.enrich, interval, ctx));
+    let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
     let closing = supervisor.clone();
-    let stop = shutdown.clone();
+    let stop = ctx.shutdown.clone();
     tokio::spawn(async move {
         stop.cancelled().await;
         closing.close();
@@ -361,7 +361,7 @@ fn console_out(config: &Config) -> Box<dyn std::io::Write + Send> {
 fn start_rules(
     config: &Config,
     opts: &RunOptions,
-    shutdown: &CancellationToken,
+    ctx: &AgentContext,
 ) -> anyhow::Result<(
     RulesStage,
     Vec<tokio::task::JoinHandle<()>>,
@@ -372,7 +372,7 @@ fn start_rules(
         .load()
         .map_err(|e| crate::BadInput(format!("the rules have errors:\n{e}")))?;
     tracing::info!(rules = set.rules().len(), "rules loaded");
-    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window);
+    let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window, ctx.registry.clone());
     let mut tasks = Vec::new();
     let mut trigger = None;
     if config.rules.enabled {
@@ -382,7 +382,7 @@ fn start_rules(
             config.rules.clone(),
             set,
             rules_rx,
-            shutdown.clone(),
+            ctx.shutdown.clone(),
         );
         stage.follow(rx);
         tasks.push(task);
@@ -393,7 +393,7 @@ fn start_rules(
     }
     if let Some(am) = config.sinks.alertmanager() {
         let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
-        alertmanager::register_stats(sink.stats(), selfmetrics::global());
+        alertmanager::register_stats(sink.stats(), &ctx.registry);
         stage.add_sink(Box::new(sink));
         tasks.push(task);
     }

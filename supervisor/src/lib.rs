@@ -11,6 +11,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod enrich;
 pub mod flamegraph;
@@ -26,6 +27,8 @@ pub mod schema;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
+#[cfg(test)]
+mod testing;
 pub mod tools;
 pub mod trust;
 

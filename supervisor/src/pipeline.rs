@@ -10,7 +10,7 @@ use std::sync::{
 
 use tokio::sync::mpsc;
 
-use crate::enrich::Workload;
+pub use model::ToolRecord;
 
 /// One unit of work for the pipeline.
 #[derive(Debug)]
@@ -19,38 +19,6 @@ pub enum Message {
     Record(ToolRecord),
     /// Values polled at one instant from one source.
     Samples(SampleBatch),
-}
-
-/// A record from a supervised tool, tagged with the tool's manifest name.
-#[derive(Debug)]
-pub struct ToolRecord {
-    /// The manifest name of the tool that printed it.
-    pub tool: Arc<str>,
-    /// What the parser made of the output.
-    pub record: parsers::Record,
-    /// Who it came from: set by the enrichment stage from the record's pid.
-    pub workload: Option<Arc<Workload>>,
-}
-
-impl ToolRecord {
-    /// A record not enriched yet.
-    pub fn new(tool: Arc<str>, record: parsers::Record) -> ToolRecord {
-        ToolRecord {
-            tool,
-            record,
-            workload: None,
-        }
-    }
-
-    /// The pid of the process the record is about: an event's `proc.pid`,
-    /// a folded stack's pid; histograms and tables name none.
-    pub fn pid(&self) -> Option<u32> {
-        match &self.record {
-            parsers::Record::Event(event) => event.pid,
-            parsers::Record::Stack(stack) => stack.pid,
-            _ => None,
-        }
-    }
 }
 
 /// Samples read at one poll from one source.

@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{enrich::Workload, pipeline::ToolRecord};
+use model::{ToolRecord, Workload};
 
 /// The key naming what an object is.
 pub const TYPE: &str = "type";

@@ -11,7 +11,7 @@
 //! Names follow the scheme in `docs/metrics.md`.
 
 use std::sync::{
-    Arc, Mutex, OnceLock,
+    Arc, Mutex,
     atomic::{AtomicI64, AtomicU64, Ordering},
 };
 
@@ -238,13 +238,6 @@ impl Registry {
 
 fn own(labels: &[(&'static str, &str)]) -> Labels {
     labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
-}
-
-/// The process-wide registry, for code that has no registry handed to it.
-/// The agent exports it together with any registry it creates.
-pub fn global() -> &'static Arc<Registry> {
-    static GLOBAL: OnceLock<Arc<Registry>> = OnceLock::new();
-    GLOBAL.get_or_init(Registry::new)
 }
 
 #[cfg(test)]

@@ -15,13 +15,11 @@ use eunomia::{
         CgroupStatsPoller, StatsReader,
         poller::{CPU_SECONDS, IO_BYTES, MEMORY_BYTES, MEMORY_LIMIT_BYTES, OOM_EVENTS, PIDS},
     },
-    enrich::{
-        EnrichConfig, Enricher, Resolver,
-        workload::{CGROUP_ID, CONTAINER_ID, CONTAINER_RUNTIME, SERVICE},
-    },
+    enrich::{EnrichConfig, Enricher, Resolver},
     pipeline::{Sample, SampleValue},
 };
 use eunomia_tests::kernel_tests_can_run;
+use model::labels::{CGROUP_ID, CONTAINER_ID, CONTAINER_RUNTIME, SERVICE};
 
 const MIB: u64 = 1 << 20;
 

@@ -13,17 +13,19 @@ use std::{
 
 use enrich_support::{CgroupTree, TempDir, container_id, pod_uid};
 use eunomia::{
-    enrich::{
-        EnrichConfig, Enricher, Resolver, Workload,
-        workload::{
-            CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, K8S_NAMESPACE, K8S_POD_NAME,
-            K8S_POD_UID, SERVICE,
-        },
-    },
+    context::AgentContext,
+    enrich::{EnrichConfig, Enricher, Resolver},
     pipeline::{self, Message},
     tools::{Manifest, RunnerOptions, Supervisor, ToolState, ToolsConfig},
 };
 use eunomia_tests::{kernel_lock, kernel_tests_can_run};
+use model::{
+    Workload,
+    labels::{
+        CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, K8S_NAMESPACE, K8S_POD_NAME, K8S_POD_UID,
+        SERVICE,
+    },
+};
 use tokio_util::sync::CancellationToken;
 
 /// Runs execsnoop, calls `act` once it is attached, and returns the pids
@@ -43,7 +45,9 @@ fn execsnoop_workloads(
         let manifest = Manifest::load(&tools).expect("the built-in manifest");
         let (tx, mut rx) = pipeline::channel(8192);
         let shutdown = CancellationToken::new();
-        let supervisor = Supervisor::new(manifest, tools.clone(), tx, shutdown.clone());
+        let ctx = AgentContext::new(tx, shutdown.clone());
+        let supervisor = Supervisor::new(manifest, tools.clone(), &ctx);
+        drop(ctx);
         let handle = supervisor
             .start("execsnoop", &[], RunnerOptions::from_config(&tools), false)
             .expect("execsnoop starts");

@@ -10,14 +10,15 @@ use std::{
 };
 
 use enrich_support::{CgroupTree, TempDir, container_id, pod_uid};
-use eunomia::enrich::{
-    EnrichConfig, QosClass, Resolver, Runtime, Workload,
-    workload::{
+use eunomia::enrich::{EnrichConfig, Resolver};
+use eunomia_tests::kernel_tests_can_run;
+use model::{
+    QosClass, Runtime, Workload,
+    labels::{
         CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, K8S_NAMESPACE, K8S_POD_NAME, K8S_POD_UID,
         SERVICE,
     },
 };
-use eunomia_tests::kernel_tests_can_run;
 
 /// A config whose name sources are off unless a test sets them.
 fn config() -> EnrichConfig {

@@ -4,7 +4,7 @@ use nom::Parser;
 
 use crate::fields as f;
 use crate::line::{EventSyntax, TimeCol};
-use crate::model::{Event, EventKind, Value};
+use crate::records::{Event, EventKind, Value};
 use crate::text::{
     self, Res, clock, comm, expect, has_token, id, int, padded, rel_time, trim, trim_end, ws, ws0,
 };

@@ -42,7 +42,7 @@ mod tables;
 
 use crate::ToolParser;
 use crate::line::EventTool;
-use crate::model::EventKind;
+use crate::records::EventKind;
 use crate::stacks::{StackStyle, StackTool};
 use crate::summary::{NoTable, SummaryTool};
 

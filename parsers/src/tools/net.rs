@@ -6,7 +6,7 @@ use nom::Parser;
 
 use crate::fields as f;
 use crate::line::EventSyntax;
-use crate::model::{Event, EventKind, Value};
+use crate::records::{Event, EventKind, Value};
 use crate::text::{
     self, Res, clock, comm, decimal, expect, has_token, id, padded, token, trim, trim_end, ws, ws0,
 };

@@ -4,7 +4,7 @@ use nom::Parser;
 
 use crate::fields as f;
 use crate::line::EventSyntax;
-use crate::model::{Event, EventKind, Value};
+use crate::records::{Event, EventKind, Value};
 use crate::text::{self, Res, clock, comm, expect, has_token, id, padded, trim, ws0};
 
 /// runqslower.

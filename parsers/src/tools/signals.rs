@@ -4,7 +4,7 @@ use nom::Parser;
 
 use crate::fields as f;
 use crate::line::EventSyntax;
-use crate::model::{Event, EventKind, Value};
+use crate::records::{Event, EventKind, Value};
 use crate::text::{Res, clock, comm, expect, has_token, id, int, padded, token, trim, ws0};
 
 /// killsnoop and sigsnoop (same format; killsnoop only sees kill-family

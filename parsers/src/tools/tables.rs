@@ -5,7 +5,7 @@
 use nom::Parser;
 
 use crate::fields as f;
-use crate::model::{ToolTime, Value};
+use crate::records::{ToolTime, Value};
 use crate::summary::TableSyntax;
 use crate::text::{
     self, Res, clock, comm, expect, first_token_is, has_token, id, padded, trim, ws0,

@@ -7,7 +7,6 @@
 //! and the sinks (which collect from it), behind a mutex held briefly.
 
 pub mod config;
-pub mod event;
 pub mod histogram;
 pub mod names;
 pub mod store;
@@ -19,9 +18,9 @@ use std::{
 };
 
 use hashbrown::HashMap;
+use model::{EventView, ValueRef};
 
 pub use config::{AggregateConfig, EventRule, MetricKind};
-pub use event::{EventView, FieldValue};
 pub use histogram::Histogram;
 pub use store::{Labels, OVERFLOW_VALUE, Series, SeriesValue};
 use store::{MetricDesc, MetricStore};
@@ -245,7 +244,7 @@ impl Aggregator {
                 .filter_map(|(c, v)| v.as_str().map(|s| (*c, Box::from(s))))
                 .collect();
             for (col, v) in t.columns.iter().zip(row) {
-                let value = FieldValue::from(v.as_ref());
+                let value = v.as_ref();
                 let Some(x) = value.as_f64().filter(|_| v.as_str().is_none()) else {
                     continue;
                 };
@@ -433,7 +432,7 @@ impl Apply<'_> {
         self.keybuf.clear();
         for l in &r.labels {
             match label_of(ev, l) {
-                Some(FieldValue::Str(v)) => self.keybuf.push_str(v),
+                Some(ValueRef::Str(v)) => self.keybuf.push_str(v),
                 Some(v) => {
                     let _ = write!(self.keybuf, "{v}");
                 }
@@ -456,11 +455,11 @@ impl Apply<'_> {
 }
 
 /// The label `name` of an event: a field, or the pseudo-fields `tool` and `kind`.
-fn label_of<'a>(ev: &'a dyn EventView, name: &str) -> Option<FieldValue<'a>> {
+fn label_of<'a>(ev: &'a dyn EventView, name: &str) -> Option<ValueRef<'a>> {
     match ev.get(name) {
         Some(v) => Some(v),
-        None if name == "tool" => Some(FieldValue::Str(ev.tool())),
-        None if name == "kind" => Some(FieldValue::Str(ev.kind())),
+        None if name == "tool" => Some(ValueRef::Str(ev.tool())),
+        None if name == "kind" => Some(ValueRef::Str(ev.kind())),
         None => None,
     }
 }
@@ -582,8 +581,8 @@ fn unit_scale(unit: &str) -> f64 {
 
 /// A table column's metric suffix in base units and the factor to apply:
 /// durations in `_seconds`, `kbytes` in `bytes`, `*_pct` as a `*_ratio`.
-fn column_in_base_units(col: &'static str, value: &FieldValue<'_>) -> (&'static str, f64) {
-    if matches!(value, FieldValue::Duration(_)) {
+fn column_in_base_units(col: &'static str, value: &ValueRef<'_>) -> (&'static str, f64) {
+    if matches!(value, ValueRef::Duration(_)) {
         return (leak(&format!("{col}_seconds")), 1.0);
     }
     if col == "kbytes" {

@@ -1,5 +1,6 @@
-use super::{event::OwnedEvent, event::OwnedValue, *};
+use super::*;
 use crate::pipeline::Sample;
+use crate::testing::{OwnedEvent, OwnedValue};
 
 fn exec(comm: &str, container: Option<&str>) -> OwnedEvent {
     let mut fields = vec![("proc.comm".to_owned(), OwnedValue::Str(comm.into()))];

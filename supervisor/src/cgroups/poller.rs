@@ -9,18 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use model::labels::{CGROUP_ID, CGROUP_PATH};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::stats::{CgroupStats, StatsReader};
 use crate::{
-    enrich::{
-        EnrichConfig,
-        cgroupfs::walk,
-        mounts::CgroupMounts,
-        naming::classify,
-        workload::{CGROUP_ID, CGROUP_PATH},
-    },
+    context::AgentContext,
+    enrich::{EnrichConfig, cgroupfs::walk, mounts::CgroupMounts, naming::classify},
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue},
 };
 
@@ -250,8 +246,7 @@ fn push_samples(
 pub fn start(
     config: &EnrichConfig,
     interval: Duration,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
+    ctx: &AgentContext,
 ) -> Option<JoinHandle<()>> {
     if !config.container_stats {
         return None;
@@ -266,7 +261,12 @@ pub fn start(
     }
     let poller = CgroupStatsPoller::new(mounts, config.max_stats_cgroups)
         .with_containerd_state(EnrichConfig::optional(&config.containerd_state));
-    Some(tokio::spawn(poll_loop(poller, interval, tx, shutdown)))
+    Some(tokio::spawn(poll_loop(
+        poller,
+        interval,
+        ctx.tx.clone(),
+        ctx.shutdown.clone(),
+    )))
 }
 
 async fn poll_loop(

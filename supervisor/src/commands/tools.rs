@@ -11,6 +11,7 @@ use crate::{
     BadInput,
     cli::{ManifestArgs, ToolsStartArgs},
     config::Config,
+    context::{AgentContext, PidLookup},
     control::{
         client::{self, ClientError},
         proto,
@@ -207,12 +208,13 @@ async fn foreground(
     let shutdown = CancellationToken::new();
     crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
+    let mut ctx = AgentContext::new(tx, shutdown.clone());
     // Before the tool: the kernel's record of processes, which its records
     // are checked against and enriched from (it still knows a process that
     // has already exited).
     let kind = manifest.get(&args.name).and_then(|t| t.event_kind);
-    let pid_map = start_pid_map(&config, kind, &tx, &shutdown);
-    let supervisor = Supervisor::new(manifest, tools.clone(), tx.clone(), shutdown.clone());
+    ctx.pids = start_pid_map(&config, kind, &ctx);
+    let supervisor = Supervisor::new(manifest, tools.clone(), &ctx);
     let opts = RunnerOptions {
         interval: args.interval,
         // In the foreground a tool that cannot attach is reported at once.
@@ -227,7 +229,8 @@ async fn foreground(
             }
             other => anyhow::Error::new(other),
         })?;
-    drop(tx);
+    let pid_map = ctx.pids.map().cloned();
+    drop(ctx);
     let mut out = Output {
         printer: RecordPrinter::new(std::io::stdout().lock(), args.json),
         enricher: config.enrich.enabled.then(|| {
@@ -288,15 +291,14 @@ async fn foreground(
 fn start_pid_map(
     config: &Config,
     kind: Option<crate::tools::pa::EventKind>,
-    tx: &pipeline::PipelineTx,
-    shutdown: &CancellationToken,
-) -> Option<crate::hotpath::PidCgroups> {
+    ctx: &AgentContext,
+) -> PidLookup {
     if !config.hotpath.pids {
         tracing::warn!(
             "hotpath.pids = false: the tool's records are checked against /proc only \
              (records of processes that already exited are rejected)"
         );
-        return None;
+        return PidLookup::default();
     }
     let mut pids_only = crate::hotpath::HotpathConfig {
         syscalls: false,
@@ -305,11 +307,11 @@ fn start_pid_map(
     };
     pids_only.check_strings_of(kind);
     let interval = config.agent.poll_interval;
-    match crate::hotpath::poller::start(&pids_only, interval, tx.clone(), shutdown.clone()) {
-        Ok(_) => crate::hotpath::pid_cgroups(),
+    match crate::hotpath::poller::start(&pids_only, interval, ctx) {
+        Ok(started) => started.map(|s| s.pids).unwrap_or_default(),
         Err(e) => {
             tracing::warn!("no kernel pid map ({e}); containers are resolved from /proc");
-            None
+            PidLookup::default()
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Selecting events by who made them: `--container NAME|ID`, `--pod NAME`
 //! and `--namespace NAME` of `eunomia tools start`.
 
-use super::workload::Workload;
+use model::Workload;
 
 /// A selection of workloads; every criterion set must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl WorkloadFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::{Container, Pod, QosClass, Runtime};
+    use model::{Container, Pod, QosClass, Runtime};
 
     fn workload(name: Option<&str>, pod: Option<(&str, &str)>) -> Workload {
         Workload {

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{EnrichConfig, naming::Runtime, pods::PodName};
+use model::Runtime;
+
+use super::{EnrichConfig, pods::PodName};
 
 /// Why a pod list could not be fetched or used.
 #[derive(Debug, thiserror::Error)]

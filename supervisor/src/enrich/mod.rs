@@ -4,8 +4,8 @@
 //!
 //! pid → cgroup id (the hot path's kernel map, then `/proc/PID/cgroup`) →
 //! cgroup path ([`cgroupfs`]) → container, pod and service ([`naming`]) →
-//! names ([`pods`]) → one shared [`Workload`] whose labels the [`stage`]
-//! attaches.
+//! names ([`pods`]) → one shared [`model::Workload`] whose labels the
+//! [`stage`] attaches.
 //!
 //! - [`mounts`] finds the v2 and v1 hierarchies (pure v1, hybrid, pure v2).
 //! - [`cgroupfs`] maps cgroup v2 ids to paths and back.
@@ -30,11 +30,8 @@ pub mod procfs;
 pub mod resolver;
 pub mod runtimes;
 pub mod stage;
-pub mod workload;
 
 pub use config::EnrichConfig;
 pub use filter::WorkloadFilter;
-pub use naming::{QosClass, Runtime};
 pub use resolver::{PidCgroupLookup, Resolver};
 pub use stage::Enricher;
-pub use workload::{Container, Pod, Workload};

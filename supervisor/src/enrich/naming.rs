@@ -15,73 +15,7 @@
 //! | `/system.slice/nginx.service` | systemd service `nginx` |
 //! | `/<namespace>/<id>` | maybe a plain containerd task; the resolver confirms it |
 
-use std::fmt;
-
-/// A container runtime, as told by the cgroup naming.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Runtime {
-    /// Docker (moby), `docker-<id>.scope` or `/docker/<id>`.
-    Docker,
-    /// containerd's CRI plugin, `cri-containerd-<id>.scope` or a bare id
-    /// under a kubepods pod cgroup.
-    Containerd,
-    /// CRI-O, `crio-<id>.scope`.
-    CriO,
-    /// Podman (libpod), `libpod-<id>.scope`.
-    Podman,
-}
-
-impl Runtime {
-    /// The name used in the `container.runtime` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Docker => "docker",
-            Runtime::Containerd => "containerd",
-            Runtime::CriO => "cri-o",
-            Runtime::Podman => "podman",
-        }
-    }
-
-    /// The runtime named by a Kubernetes `containerID` scheme
-    /// (`containerd://…`, `cri-o://…`, `docker://…`).
-    pub fn from_scheme(scheme: &str) -> Option<Runtime> {
-        match scheme {
-            "containerd" => Some(Runtime::Containerd),
-            "cri-o" | "crio" => Some(Runtime::CriO),
-            "docker" => Some(Runtime::Docker),
-            "podman" => Some(Runtime::Podman),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A Kubernetes pod's quality-of-service class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QosClass {
-    /// Requests equal limits for every resource.
-    Guaranteed,
-    /// Some requests set.
-    Burstable,
-    /// No requests or limits.
-    BestEffort,
-}
-
-impl QosClass {
-    /// Kubernetes' spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QosClass::Guaranteed => "Guaranteed",
-            QosClass::Burstable => "Burstable",
-            QosClass::BestEffort => "BestEffort",
-        }
-    }
-}
+use model::{QosClass, Runtime};
 
 /// What a cgroup path names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

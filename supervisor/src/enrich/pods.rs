@@ -18,7 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{kubelet::SharedKubeletPods, naming::Runtime};
+use model::Runtime;
+
+use super::kubelet::SharedKubeletPods;
 
 /// A pod's namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq)]

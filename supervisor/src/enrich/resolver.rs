@@ -18,16 +18,16 @@ use std::{
 };
 
 use lru::LruCache;
+use model::{Container, Pod, QosClass, Runtime, Workload};
 
 use super::{
     EnrichConfig,
     cgroupfs::{IdLookup, V2Hierarchy},
     mounts::CgroupMounts,
-    naming::{Classification, QosClass, Runtime, classify},
+    naming::{Classification, classify},
     pods::PodDirectory,
     procfs::ProcCgroups,
     runtimes::{ContainerFacts, RuntimeFiles},
-    workload::{Container, Pod, Workload},
 };
 
 /// Looks up the cgroup id a pid was last seen in by the kernel.

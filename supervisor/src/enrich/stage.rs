@@ -5,12 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use model::labels::{CGROUP_ID, CGROUP_PATH, CONTAINER_ID, SERVICE};
+
 use crate::pipeline::{Message, Sample, SampleBatch, SampleValue, ToolRecord};
 
-use super::{
-    resolver::{Resolver, ResolverStats},
-    workload::{CGROUP_ID, CGROUP_PATH, CONTAINER_ID, SERVICE},
-};
+use super::resolver::{Resolver, ResolverStats};
 
 /// Source name of the stage's own counters.
 pub const SELF_SOURCE: &str = "enrich.self";

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FlameError, Target, folded::FoldedLines};
 use crate::{
+    context::AgentContext,
     pipeline::{self, Message},
     tools::{Manifest, RunnerOptions, Supervisor, ToolsConfig},
 };
@@ -40,7 +41,9 @@ async fn collect(
     let manifest = Manifest::load(&config).map_err(|e| FlameError::Bpf(e.to_string()))?;
     let (tx, mut rx) = pipeline::channel(65_536);
     let shutdown = CancellationToken::new();
-    let supervisor = Supervisor::new(manifest, config.clone(), tx, shutdown.clone());
+    let ctx = AgentContext::new(tx, shutdown.clone());
+    let supervisor = Supervisor::new(manifest, config.clone(), &ctx);
+    drop(ctx);
     let mut extra = vec!["-m".to_owned(), "1".to_owned()];
     if let Target::Pid(pid) = target {
         extra.extend(["-p".to_owned(), pid.to_string()]);

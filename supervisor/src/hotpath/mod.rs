@@ -20,25 +20,6 @@ pub mod poller;
 pub mod syscalls;
 pub mod tcp;
 
-use std::sync::OnceLock;
-
 pub use config::HotpathConfig;
 pub use loader::{Hotpath, HotpathError, Probe};
 pub use pids::PidCgroups;
-
-static PID_CGROUPS: OnceLock<PidCgroups> = OnceLock::new();
-
-/// The running agent's pid → cgroup handle, once the hot path is loaded
-/// with its pid probe (for enrichment and other tasks).
-pub fn pid_cgroups() -> Option<PidCgroups> {
-    PID_CGROUPS.get().cloned()
-}
-
-/// The cgroup v2 id of `pid`: from the kernel's pid map when the hot path
-/// runs (it remembers exited processes for `hotpath.pid_grace`), else /proc.
-pub fn cgroup_of_pid(pid: u32) -> Option<u64> {
-    match PID_CGROUPS.get() {
-        Some(p) => p.cgroup_of_pid(pid),
-        None => pids::cgroup_of_pid_from_proc(pid),
-    }
-}

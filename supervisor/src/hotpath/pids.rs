@@ -85,6 +85,19 @@ impl PidCgroups {
     }
 }
 
+/// What stages ask of the map, through the agent context.
+impl crate::context::KernelPids for PidCgroups {
+    fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
+        PidCgroups::cgroup_of_pid(self, pid)
+    }
+    fn process(&self, pid: u32) -> Option<PidInfo> {
+        PidCgroups::process(self, pid)
+    }
+    fn newlines(&self, family: u32) -> Option<u64> {
+        PidCgroups::newlines(self, family)
+    }
+}
+
 /// `CLOCK_MONOTONIC` in ns, the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {

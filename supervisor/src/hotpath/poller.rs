@@ -10,6 +10,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,7 +26,10 @@ use super::{
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
 };
-use crate::pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue};
+use crate::{
+    context::{AgentContext, PidLookup},
+    pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue},
+};
 
 /// Source name of the syscall samples.
 pub const SYSCALLS_SOURCE: &str = "hotpath.syscalls";
@@ -48,14 +52,22 @@ pub const EVICTIONS_METRIC: &str = "eunomia_hotpath_evictions_total";
 /// TCP sessions that closed without having been seen opening.
 pub const TCP_UNTRACKED_METRIC: &str = "eunomia_tcp_untracked_sessions_total";
 
+/// The running hot-path source.
+pub struct HotpathSource {
+    /// The poller; it ends after the last poll on shutdown.
+    pub task: JoinHandle<()>,
+    /// The kernel's pid map, when the pid probe is attached, for the stages
+    /// started after the hot path (enrichment, tool record checks).
+    pub pids: PidLookup,
+}
+
 /// Loads and attaches the configured probes, then spawns the poller. Returns
 /// `None` when every probe is turned off.
 pub fn start(
     config: &HotpathConfig,
     interval: Duration,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
-) -> Result<Option<JoinHandle<()>>, HotpathError> {
+    ctx: &AgentContext,
+) -> Result<Option<HotpathSource>, HotpathError> {
     if !config.any() {
         return Ok(None);
     }
@@ -63,21 +75,31 @@ pub fn start(
     if let Some(maps) = hotpath.take_http(config.http.is_some())?
         && let Some(http) = &config.http
     {
-        match crate::http::source::start(maps, http.clone(), interval, tx.clone(), shutdown.clone())
-        {
+        match crate::http::source::start(
+            maps,
+            http.clone(),
+            interval,
+            ctx.tx.clone(),
+            ctx.shutdown.clone(),
+        ) {
             Ok(_) => tracing::info!("HTTP capture on"),
             Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
         }
     }
     let poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    if let Some(p) = &poller.pids {
-        let _ = super::PID_CGROUPS.set(p.clone());
-    }
+    let pids = match &poller.pids {
+        Some(p) => PidLookup::kernel(Arc::new(p.clone())),
+        None => PidLookup::default(),
+    };
     let names: Vec<&str> = poller.hotpath.attached.iter().map(|(n, _)| *n).collect();
     tracing::info!(?interval, programs = ?names, "hot path attached; polling");
-    Ok(Some(tokio::spawn(poll_loop(
-        poller, interval, tx, shutdown,
-    ))))
+    let task = tokio::spawn(poll_loop(
+        poller,
+        interval,
+        ctx.tx.clone(),
+        ctx.shutdown.clone(),
+    ));
+    Ok(Some(HotpathSource { task, pids }))
 }
 
 /// Everything one poll needs, and the previous values for the deltas.

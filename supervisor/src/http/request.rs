@@ -8,7 +8,7 @@ use std::{
 };
 
 use hotpath_common::http::{HTTP_CLIENT, HttpRecord};
-use parsers::{Event, EventKind, Value, fields as f};
+use model::{Event, EventKind, Value, fields as f};
 
 /// Longest path kept (bytes); longer ones are cut.
 const MAX_PATH: usize = 128;

@@ -121,7 +121,7 @@ impl State {
             return;
         };
         event.ts_ns = wall_ns();
-        let msg = ToolRecord::new(tool, parsers::Record::Event(event));
+        let msg = ToolRecord::new(tool, model::Record::Event(event));
         if !tx.send(Message::Record(msg)) {
             self.counts.pipeline_full += 1;
         }

@@ -3,13 +3,10 @@
 
 use std::{collections::BTreeMap, fmt, str::FromStr, sync::Arc};
 
+use model::ValueRef;
 use serde::Serialize;
 
-use super::{
-    Rule,
-    eval::{Ctx, FieldValue},
-    fields::FieldRef,
-};
+use super::{Rule, eval::Ctx, fields::FieldRef};
 
 /// How serious a finding is (syslog levels, as Falco uses them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -196,15 +193,15 @@ pub fn fingerprint(rule: &Rule, ctx: &Ctx<'_>) -> u64 {
     h.0
 }
 
-fn write_value(h: &mut Fnv, v: Option<FieldValue<'_>>, _f: FieldRef) {
+fn write_value(h: &mut Fnv, v: Option<ValueRef<'_>>, _f: FieldRef) {
     match v {
         None => h.write(&[0]),
-        Some(FieldValue::Str(s)) => h.write(s.as_bytes()),
-        Some(FieldValue::Int(i)) => h.write(&i.to_le_bytes()),
-        Some(FieldValue::Duration(d)) => h.write(&d.to_le_bytes()),
-        Some(FieldValue::Float(x)) => h.write(&x.to_le_bytes()),
-        Some(FieldValue::Bool(b)) => h.write(&[u8::from(b) + 1]),
-        Some(FieldValue::Ip(ip)) => h.write(ip.to_string().as_bytes()),
+        Some(ValueRef::Str(s)) => h.write(s.as_bytes()),
+        Some(ValueRef::Int(i)) => h.write(&i.to_le_bytes()),
+        Some(ValueRef::Duration(d)) => h.write(&d.to_le_bytes()),
+        Some(ValueRef::Float(x)) => h.write(&x.to_le_bytes()),
+        Some(ValueRef::Bool(b)) => h.write(&[u8::from(b) + 1]),
+        Some(ValueRef::Ip(ip)) => h.write(ip.to_string().as_bytes()),
     }
 }
 

@@ -4,56 +4,16 @@
 
 use std::{collections::HashSet, net::IpAddr, sync::Arc};
 
+use model::{Labels, NoLabels, ValueRef};
+
 use memchr::memmem;
-use parsers::{Event, ValueRef};
+use parsers::Event;
 
 use super::{
     fields::{FieldRef, KINDS, kind_index},
     glob::Glob,
     syntax::CmpOp,
 };
-
-/// The enrichment labels of an event (container, pod), as the rules read
-/// them. Implemented by whatever the enrichment stage attaches to events.
-pub trait Labels {
-    /// The value of label `name`, if the event has it.
-    fn label(&self, name: &str) -> Option<&str>;
-    /// Calls `f` with every label, for alerts.
-    fn for_each(&self, f: &mut dyn FnMut(&str, &str));
-}
-
-/// No labels (an event that was not enriched).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoLabels;
-
-impl Labels for NoLabels {
-    fn label(&self, _name: &str) -> Option<&str> {
-        None
-    }
-    fn for_each(&self, _f: &mut dyn FnMut(&str, &str)) {}
-}
-
-impl<K: AsRef<str>, V: AsRef<str>> Labels for [(K, V)] {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.as_ref() == name)
-            .map(|(_, v)| v.as_ref())
-    }
-    fn for_each(&self, f: &mut dyn FnMut(&str, &str)) {
-        for (k, v) in self {
-            f(k.as_ref(), v.as_ref());
-        }
-    }
-}
-
-impl<K: AsRef<str>, V: AsRef<str>> Labels for Vec<(K, V)> {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.as_slice().label(name)
-    }
-    fn for_each(&self, f: &mut dyn FnMut(&str, &str)) {
-        self.as_slice().for_each(f)
-    }
-}
 
 /// What the engine's process table knows about an exec event's process.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,29 +53,29 @@ impl<'a> Ctx<'a> {
 
     /// The value of `f`, if the event has it.
     #[inline]
-    pub fn get(&self, f: FieldRef) -> Option<FieldValue<'a>> {
+    pub fn get(&self, f: FieldRef) -> Option<ValueRef<'a>> {
         let e = self.event;
-        let int = |v: Option<u32>| v.map(|x| FieldValue::Int(i64::from(x)));
+        let int = |v: Option<u32>| v.map(|x| ValueRef::Int(i64::from(x)));
         match f {
-            FieldRef::Kind => Some(FieldValue::Str(e.kind.as_str())),
-            FieldRef::Tool => Some(FieldValue::Str(&e.tool)),
+            FieldRef::Kind => Some(ValueRef::Str(e.kind.as_str())),
+            FieldRef::Tool => Some(ValueRef::Str(&e.tool)),
             FieldRef::Pid => int(e.pid),
             FieldRef::Tid => int(e.tid),
             FieldRef::Ppid => int(e.ppid),
             FieldRef::Uid => int(e.uid.or(self.lineage.uid)),
-            FieldRef::Comm => e.comm.as_ref().map(|c| FieldValue::Str(c.as_str())),
+            FieldRef::Comm => e.comm.as_ref().map(|c| ValueRef::Str(c.as_str())),
             FieldRef::Event(name) => e
                 .fields
                 .iter()
                 .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
-                .map(|(_, v)| FieldValue::from(v.as_ref())),
+                .map(|(_, v)| v.as_ref()),
             FieldRef::Label(name) => self
                 .labels
                 .label(name)
                 .or_else(|| e.field(name).and_then(|v| v.as_str()))
-                .map(FieldValue::Str),
+                .map(ValueRef::Str),
             FieldRef::ParentUid => int(self.lineage.parent_uid),
-            FieldRef::ParentComm => self.lineage.parent_comm.map(FieldValue::Str),
+            FieldRef::ParentComm => self.lineage.parent_comm.map(ValueRef::Str),
             FieldRef::PrevUid => int(self.lineage.prev_uid),
             FieldRef::TargetUid => int(self.lineage.target_uid),
             FieldRef::Container => {
@@ -125,61 +85,17 @@ impl<'a> Ctx<'a> {
                         .or_else(|| e.field(n).and_then(|v| v.as_str()))
                         .filter(|v| !v.is_empty())
                 };
-                label(crate::enrich::workload::CONTAINER_NAME)
+                label(model::labels::CONTAINER_NAME)
                     .or_else(|| {
-                        label(crate::enrich::workload::CONTAINER_ID)
-                            .map(|id| id.get(..12).unwrap_or(id))
+                        label(model::labels::CONTAINER_ID).map(|id| id.get(..12).unwrap_or(id))
                     })
-                    .map(FieldValue::Str)
+                    .map(ValueRef::Str)
             }
             FieldRef::FileWritable => {
                 const WRITE: i64 = 0o1 | 0o2 | 0o100 | 0o1000;
                 let flags = e.field(parsers::fields::FILE_FLAGS)?.as_int()?;
-                Some(FieldValue::Bool(flags & WRITE != 0))
+                Some(ValueRef::Bool(flags & WRITE != 0))
             }
-        }
-    }
-}
-
-/// A field's value as the evaluator sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FieldValue<'a> {
-    /// Text.
-    Str(&'a str),
-    /// Integer.
-    Int(i64),
-    /// Floating point.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-    /// IP address.
-    Ip(IpAddr),
-    /// Duration in nanoseconds.
-    Duration(u64),
-}
-
-impl<'a> From<ValueRef<'a>> for FieldValue<'a> {
-    fn from(v: ValueRef<'a>) -> Self {
-        match v {
-            ValueRef::Str(s) => FieldValue::Str(s),
-            ValueRef::Int(i) => FieldValue::Int(i),
-            ValueRef::Float(f) => FieldValue::Float(f),
-            ValueRef::Bool(b) => FieldValue::Bool(b),
-            ValueRef::Ip(ip) => FieldValue::Ip(ip),
-            ValueRef::Duration(d) => FieldValue::Duration(d),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldValue<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FieldValue::Str(s) => f.write_str(s),
-            FieldValue::Int(i) => write!(f, "{i}"),
-            FieldValue::Float(x) => write!(f, "{x}"),
-            FieldValue::Bool(b) => write!(f, "{b}"),
-            FieldValue::Ip(ip) => write!(f, "{ip}"),
-            FieldValue::Duration(ns) => write!(f, "{:?}", std::time::Duration::from_nanos(*ns)),
         }
     }
 }
@@ -393,7 +309,7 @@ fn cmp_holds<T: PartialOrd>(a: T, op: CmpOp, b: T) -> bool {
 #[inline]
 fn text<'a>(ctx: &Ctx<'a>, f: FieldRef) -> Option<&'a str> {
     match ctx.get(f)? {
-        FieldValue::Str(s) => Some(s),
+        ValueRef::Str(s) => Some(s),
         _ => None,
     }
 }
@@ -402,18 +318,18 @@ fn text<'a>(ctx: &Ctx<'a>, f: FieldRef) -> Option<&'a str> {
 #[inline]
 fn int(ctx: &Ctx<'_>, f: FieldRef) -> Option<i64> {
     match ctx.get(f)? {
-        FieldValue::Int(i) => Some(i),
-        FieldValue::Duration(d) => i64::try_from(d).ok(),
+        ValueRef::Int(i) => Some(i),
+        ValueRef::Duration(d) => i64::try_from(d).ok(),
         _ => None,
     }
 }
 
 /// A numeric value as an integer.
 #[inline]
-fn as_i64(v: FieldValue<'_>) -> Option<i64> {
+fn as_i64(v: ValueRef<'_>) -> Option<i64> {
     match v {
-        FieldValue::Int(i) => Some(i),
-        FieldValue::Duration(d) => i64::try_from(d).ok(),
+        ValueRef::Int(i) => Some(i),
+        ValueRef::Duration(d) => i64::try_from(d).ok(),
         _ => None,
     }
 }
@@ -422,8 +338,8 @@ fn as_i64(v: FieldValue<'_>) -> Option<i64> {
 #[inline]
 fn ip(ctx: &Ctx<'_>, f: FieldRef) -> Option<IpAddr> {
     match ctx.get(f)? {
-        FieldValue::Ip(ip) => Some(ip),
-        FieldValue::Str(s) => s.parse().ok(),
+        ValueRef::Ip(ip) => Some(ip),
+        ValueRef::Str(s) => s.parse().ok(),
         _ => None,
     }
 }
@@ -443,16 +359,16 @@ impl Node {
             Node::StrEq { f, v, ne } => text(ctx, *f).is_some_and(|s| (s == &**v) != *ne),
             Node::IntCmp { f, op, v } => int(ctx, *f).is_some_and(|i| cmp_holds(i, *op, *v)),
             Node::FloatCmp { f, op, v } => match ctx.get(*f) {
-                Some(FieldValue::Float(x)) => cmp_holds(x, *op, *v),
-                Some(FieldValue::Int(i)) => cmp_holds(i as f64, *op, *v),
+                Some(ValueRef::Float(x)) => cmp_holds(x, *op, *v),
+                Some(ValueRef::Int(i)) => cmp_holds(i as f64, *op, *v),
                 _ => false,
             },
             Node::BoolEq { f, v, ne } => {
-                matches!(ctx.get(*f), Some(FieldValue::Bool(b)) if (b == *v) != *ne)
+                matches!(ctx.get(*f), Some(ValueRef::Bool(b)) if (b == *v) != *ne)
             }
             Node::IpEq { f, v, ne } => ip(ctx, *f).is_some_and(|a| (a == *v) != *ne),
             Node::FieldCmp { a, op, b } => match (ctx.get(*a), ctx.get(*b)) {
-                (Some(FieldValue::Str(x)), Some(FieldValue::Str(y))) => cmp_holds(x, *op, y),
+                (Some(ValueRef::Str(x)), Some(ValueRef::Str(y))) => cmp_holds(x, *op, y),
                 (Some(x), Some(y)) => match (as_i64(x), as_i64(y)) {
                     (Some(x), Some(y)) => cmp_holds(x, *op, y),
                     _ => matches!(op, CmpOp::Eq | CmpOp::Ne) && ((x == y) != (*op == CmpOp::Ne)),

@@ -7,7 +7,6 @@
 //! Names resolve to a [`FieldRef`] once, when rules compile; evaluation never
 //! looks a name up in a map.
 
-use crate::enrich::workload;
 use parsers::{EventKind, fields as pf};
 
 /// The type of a field, which decides what literals and operators fit it.
@@ -86,21 +85,9 @@ pub enum FieldRef {
     Container,
 }
 
-/// Enrichment labels a rule may name: what the enrichment stage attaches
-/// (see `enrich::workload`), plus `k8s.namespace` as a short alias of
-/// `k8s.namespace.name`.
-pub const LABELS: &[&str] = &[
-    workload::CONTAINER_ID,
-    workload::CONTAINER_NAME,
-    workload::CONTAINER_RUNTIME,
-    workload::K8S_NAMESPACE,
-    workload::K8S_NAMESPACE_ALIAS,
-    workload::K8S_POD_NAME,
-    workload::K8S_POD_UID,
-    workload::SERVICE,
-    workload::CGROUP_ID,
-    workload::CGROUP_PATH,
-];
+/// Enrichment labels a rule may name: the model's label keys
+/// ([`model::labels::ALL`]).
+pub const LABELS: &[&str] = model::labels::ALL;
 
 /// Every event kind, in declaration order (the index used by rule dispatch).
 pub const KINDS: &[EventKind] = &[

@@ -33,11 +33,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use model::Labels;
 use parsers::{Comm, Event, EventKind};
 
 pub use alert::{Alert, AlertSink, ConsoleAlerts, Severity};
 pub use diag::{RuleError, RuleErrors};
-pub use eval::{Ctx, Labels, Lineage, NoLabels};
+pub use eval::{Ctx, Lineage};
 pub use load::{Loaded, load_paths, load_sources, load_str};
 pub use stage::{RulesConfig, RulesStage};
 

@@ -9,14 +9,15 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use model::Labels;
+
+use crate::selfmetrics::Registry;
 use parsers::Event;
 use serde::Deserialize;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Alert, AlertSink, Engine, Labels, RuleErrors, RuleSet, load, load_paths, load_with_defaults,
-};
+use super::{Alert, AlertSink, Engine, RuleErrors, RuleSet, load, load_paths, load_with_defaults};
 
 /// `[rules]` of the agent's configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -89,16 +90,18 @@ pub struct RulesStage {
     sinks: Vec<Box<dyn AlertSink>>,
     updates: Option<watch::Receiver<Arc<RuleSet>>>,
     buf: Vec<Alert>,
+    registry: Arc<Registry>,
 }
 
 impl RulesStage {
-    /// A stage evaluating `set`.
-    pub fn new(set: Arc<RuleSet>, dedup_window: Duration) -> Self {
+    /// A stage evaluating `set`, counting its alerts in `registry`.
+    pub fn new(set: Arc<RuleSet>, dedup_window: Duration, registry: Arc<Registry>) -> Self {
         RulesStage {
             engine: Engine::new(set, dedup_window),
             sinks: Vec::new(),
             updates: None,
             buf: Vec::new(),
+            registry,
         }
     }
 
@@ -128,7 +131,7 @@ impl RulesStage {
         self.engine
             .on_event(event, labels, Instant::now(), &mut self.buf);
         for alert in self.buf.drain(..) {
-            crate::selfmetrics::global()
+            self.registry
                 .counter(
                     "eunomia_rules_alerts_total",
                     "Alerts the rules emitted (after deduplication and rate limits).",

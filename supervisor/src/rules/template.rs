@@ -128,7 +128,7 @@ impl Template {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Field(f) => match ctx.get(*f) {
                     Some(v) => {
-                        let _ = write!(out, "{v}");
+                        let _ = write!(out, "{}", v.human());
                     }
                     None => out.push_str(MISSING),
                 },

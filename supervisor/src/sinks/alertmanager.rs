@@ -213,9 +213,9 @@ pub fn register_stats(stats: &Arc<AlertmanagerStats>, registry: &crate::selfmetr
 
 /// Routing label names and the enrichment keys they copy.
 const ROUTING_LABELS: &[(&str, &str)] = &[
-    ("namespace", crate::enrich::workload::K8S_NAMESPACE),
-    ("pod", crate::enrich::workload::K8S_POD_NAME),
-    ("container", crate::enrich::workload::CONTAINER_NAME),
+    ("namespace", model::labels::K8S_NAMESPACE),
+    ("pod", model::labels::K8S_POD_NAME),
+    ("container", model::labels::CONTAINER_NAME),
 ];
 
 /// Alerts posted at most in one request.

@@ -247,10 +247,8 @@ fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{
-        AggregateConfig, Aggregator,
-        event::{OwnedEvent, OwnedValue},
-    };
+    use crate::aggregate::{AggregateConfig, Aggregator};
+    use crate::testing::{OwnedEvent, OwnedValue};
 
     #[test]
     fn text_has_types_labels_and_histogram_buckets() {

@@ -326,10 +326,8 @@ async fn push(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{
-        AggregateConfig, Aggregator,
-        event::{OwnedEvent, OwnedValue},
-    };
+    use crate::aggregate::{AggregateConfig, Aggregator};
+    use crate::testing::{OwnedEvent, OwnedValue};
 
     #[test]
     fn series_have_sorted_labels_and_histogram_parts() {

@@ -6,7 +6,7 @@
 
 use parsers::escape;
 
-use crate::hotpath::PidCgroups;
+use crate::context::PidLookup;
 
 /// What the kernel knows of one process.
 #[derive(Debug, Clone, Default)]
@@ -44,13 +44,13 @@ pub trait ProcessFacts: Send + Sync {
 /// The hot path's pid map, then `/proc`; the agent's own process from what
 /// it read of itself at start (its own reads must not make more reads).
 pub struct KernelFacts {
-    pids: Option<PidCgroups>,
+    pids: PidLookup,
     me: (u32, Option<Facts>),
 }
 
 impl KernelFacts {
     /// Facts from `pids` (the running hot path's map) and `/proc`.
-    pub fn new(pids: Option<PidCgroups>) -> KernelFacts {
+    pub fn new(pids: PidLookup) -> KernelFacts {
         let me = std::process::id();
         let mut facts = proc_facts(me);
         if let Some(f) = &mut facts {
@@ -74,7 +74,7 @@ impl ProcessFacts for KernelFacts {
         if pid == self.me.0 {
             return self.me.1.clone();
         }
-        let info = self.pids.as_ref()?.process(pid)?;
+        let info = self.pids.map()?.process(pid)?;
         let (now, prev) = (comm_text(&info.comm), comm_text(&info.comm_prev));
         Some(Facts {
             comms: vec![
@@ -95,7 +95,7 @@ impl ProcessFacts for KernelFacts {
     }
 
     fn newlines(&self, family: u32) -> Option<u64> {
-        self.pids.as_ref()?.newlines(family)
+        self.pids.map()?.newlines(family)
     }
 
     fn live(&self, pid: u32) -> Option<Facts> {

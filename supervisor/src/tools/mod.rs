@@ -25,12 +25,16 @@ use std::{
 pub use config::ToolsConfig;
 pub use manifest::{Manifest, ManifestError, ToolSpec};
 pub use runner::{RunnerOptions, ToolHandle};
-pub use stats::{ToolState, ToolStats};
+pub use stats::{StatsBook, ToolState, ToolStats};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{BadInput, pipeline::PipelineTx};
+use crate::{
+    BadInput,
+    context::{AgentContext, PidLookup},
+    pipeline::PipelineTx,
+};
 
 /// Why a tool cannot be started.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,10 @@ struct Inner {
     kernel: avail::Kernel,
     /// `None` once closed: the pipeline can then end.
     tx: Mutex<Option<PipelineTx>>,
+    /// The kernel's pid map the tools' records are checked against.
+    pids: PidLookup,
+    /// Every tool's counters.
+    book: StatsBook,
     shutdown: CancellationToken,
     running: Mutex<HashMap<String, Running>>,
 }
@@ -86,19 +94,17 @@ struct Running {
 }
 
 impl Supervisor {
-    /// A supervisor sending records to `tx`; every tool stops on `shutdown`.
-    pub fn new(
-        manifest: Manifest,
-        config: ToolsConfig,
-        tx: PipelineTx,
-        shutdown: CancellationToken,
-    ) -> Supervisor {
+    /// A supervisor sending records into the context's pipeline, with its
+    /// counters in the context's registry; every tool stops on its shutdown.
+    pub fn new(manifest: Manifest, config: ToolsConfig, ctx: &AgentContext) -> Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 setup: RwLock::new((Arc::new(manifest), config)),
                 kernel: avail::Kernel::new(),
-                tx: Mutex::new(Some(tx)),
-                shutdown,
+                tx: Mutex::new(Some(ctx.tx.clone())),
+                pids: ctx.pids.clone(),
+                book: StatsBook::new(ctx.registry.clone()),
+                shutdown: ctx.shutdown.clone(),
                 running: Mutex::new(HashMap::new()),
             }),
         }
@@ -175,7 +181,12 @@ impl Supervisor {
             extra_args: extra.to_vec(),
             ..opts
         };
-        let handle = runner::spawn(spec.clone(), binary, opts, tx, stop.clone());
+        let outlet = runner::Outlet {
+            tx,
+            pids: self.inner.pids.clone(),
+        };
+        let stats = self.inner.book.for_tool(&spec.name);
+        let handle = runner::spawn(spec.clone(), binary, opts, outlet, stop.clone(), stats);
         running.insert(
             name.to_owned(),
             Running {
@@ -199,7 +210,7 @@ impl Supervisor {
     /// binary is missing or the kernel lacks what it needs), so it is a row
     /// of `eunomia status` and `eunomia_tool_failed{tool} = 1` from the start.
     pub fn mark_failed(&self, name: &str, reason: String) {
-        let stats = ToolStats::for_tool(&Arc::from(name));
+        let stats = self.inner.book.for_tool(&Arc::from(name));
         stats.fail(reason);
         let stop = CancellationToken::new();
         stop.cancel();
@@ -283,8 +294,7 @@ pub fn enabled_event_kinds(config: &ToolsConfig) -> Vec<pa::EventKind> {
 
 pub fn start_enabled(
     config: &ToolsConfig,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
+    ctx: &AgentContext,
 ) -> anyhow::Result<(Supervisor, Vec<JoinHandle<()>>)> {
     let manifest = if config.enabled.is_empty() {
         // Tools may still be started through the control API; a broken
@@ -296,7 +306,7 @@ pub fn start_enabled(
     } else {
         load_checked(config)?
     };
-    let supervisor = Supervisor::new(manifest, config.clone(), tx, shutdown);
+    let supervisor = Supervisor::new(manifest, config.clone(), ctx);
     let mut tasks = Vec::new();
     for name in &config.enabled {
         match supervisor.start(name, &[], RunnerOptions::from_config(config), false) {

@@ -14,7 +14,10 @@ use super::{
     stats::ToolStats,
     verify::{Checker, KernelFacts, Verdict},
 };
-use crate::pipeline::{Message, PipelineTx, ToolRecord};
+use crate::{
+    context::PidLookup,
+    pipeline::{Message, PipelineTx, ToolRecord},
+};
 
 /// Splits output into lines, parses them and sends the records.
 pub(super) struct Output<'a> {
@@ -33,7 +36,12 @@ pub(super) struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    pub(super) fn new(spec: &ToolSpec, tx: &'a PipelineTx, stats: &'a ToolStats) -> Output<'a> {
+    pub(super) fn new(
+        spec: &ToolSpec,
+        tx: &'a PipelineTx,
+        stats: &'a ToolStats,
+        pids: &PidLookup,
+    ) -> Output<'a> {
         Output {
             parser: spec.new_parser(),
             tool: spec.name.clone(),
@@ -42,10 +50,7 @@ impl<'a> Output<'a> {
             pending: Vec::with_capacity(4096),
             skipping: false,
             records: Vec::new(),
-            checker: Checker::new(
-                Arc::new(KernelFacts::new(crate::hotpath::pid_cgroups())),
-                spec.event_kind,
-            ),
+            checker: Checker::new(Arc::new(KernelFacts::new(pids.clone())), spec.event_kind),
             logged_errors: 0,
             started: Instant::now(),
             seen_output: false,

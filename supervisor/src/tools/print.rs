@@ -11,7 +11,7 @@ use std::io::Write;
 use serde_json::{Map, Value};
 
 use super::pa::Record;
-use crate::enrich::Workload;
+use model::Workload;
 
 /// Prints records to a writer.
 pub struct RecordPrinter<W: Write> {

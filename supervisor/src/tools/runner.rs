@@ -29,7 +29,7 @@ use super::{
     output::Output,
     stats::{ToolState, ToolStats},
 };
-use crate::pipeline::PipelineTx;
+use crate::{context::PidLookup, pipeline::PipelineTx};
 
 /// Longest line passed to a parser; longer lines are cut (and counted).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -83,17 +83,27 @@ pub struct ToolHandle {
     pub task: JoinHandle<()>,
 }
 
-/// Starts supervising `spec` (binary at `binary`): records go to `tx` until
-/// `stop` is cancelled.
+/// Where a tool's records go: the pipeline, checked against the kernel's
+/// record of processes.
+#[derive(Clone)]
+pub struct Outlet {
+    /// The pipeline.
+    pub tx: PipelineTx,
+    /// The kernel's pid map (else `/proc`), to confirm records.
+    pub pids: PidLookup,
+}
+
+/// Starts supervising `spec` (binary at `binary`) with its counters `stats`:
+/// records go to `outlet` until `stop` is cancelled.
 pub fn spawn(
     spec: ToolSpec,
     binary: PathBuf,
     opts: RunnerOptions,
-    tx: PipelineTx,
+    outlet: Outlet,
     stop: CancellationToken,
+    stats: Arc<ToolStats>,
 ) -> ToolHandle {
-    let stats = ToolStats::for_tool(&spec.name);
-    let task = tokio::spawn(supervise(spec, binary, opts, tx, stop, stats.clone()));
+    let task = tokio::spawn(supervise(spec, binary, opts, outlet, stop, stats.clone()));
     ToolHandle { stats, task }
 }
 
@@ -101,7 +111,7 @@ async fn supervise(
     spec: ToolSpec,
     binary: PathBuf,
     opts: RunnerOptions,
-    tx: PipelineTx,
+    outlet: Outlet,
     stop: CancellationToken,
     stats: Arc<ToolStats>,
 ) {
@@ -114,7 +124,7 @@ async fn supervise(
         let lines_before = stats.lines.load(Ordering::Relaxed);
         stats.set_state(ToolState::Starting);
         let started = Instant::now();
-        let outcome = run_once(&spec, &binary, &argv, &tx, &stop, &stats).await;
+        let outcome = run_once(&spec, &binary, &argv, &outlet, &stop, &stats).await;
         let uptime = started.elapsed();
         let (reason, tail) = match outcome {
             Outcome::Stopped => {
@@ -208,7 +218,7 @@ async fn run_once(
     spec: &ToolSpec,
     binary: &std::path::Path,
     argv: &[String],
-    tx: &PipelineTx,
+    outlet: &Outlet,
     stop: &CancellationToken,
     stats: &Arc<ToolStats>,
 ) -> Outcome {
@@ -264,7 +274,7 @@ async fn run_once(
         ))
     });
 
-    let mut out = Output::new(spec, tx, stats);
+    let mut out = Output::new(spec, &outlet.tx, stats, &outlet.pids);
     // SAFETY: `master` is an open descriptor owned by the AsyncFd from here
     // on; nothing else closes or replaces it.
     let stopped = match unsafe { AsyncFd::register(master) } {
@@ -455,11 +465,13 @@ mod tests {
     #[test]
     fn stats_are_one_set_per_tool_and_exported() {
         let name: Arc<str> = Arc::from("stats-test-tool");
-        let a = ToolStats::for_tool(&name);
+        let registry = crate::selfmetrics::Registry::new();
+        let book = super::super::stats::StatsBook::new(registry.clone());
+        let a = book.for_tool(&name);
         a.records.fetch_add(5, Ordering::Relaxed);
-        let b = ToolStats::for_tool(&name);
+        let b = book.for_tool(&name);
         assert!(Arc::ptr_eq(&a, &b));
-        let exported = crate::selfmetrics::global()
+        let exported = registry
             .read()
             .into_iter()
             .filter(|p| p.name == "eunomia_tool_records_total")
@@ -504,7 +516,12 @@ columns = [{ name = "n", type = "int" }, { name = "proc.comm", type = "str" }]
             min_uptime: Duration::from_millis(1),
             ..opts()
         };
-        let h = spawn(spec, "/bin/sh".into(), o, tx, stop.clone());
+        let stats = Arc::new(ToolStats::new(spec.name.clone()));
+        let outlet = Outlet {
+            tx,
+            pids: PidLookup::default(),
+        };
+        let h = spawn(spec, "/bin/sh".into(), o, outlet, stop.clone(), stats);
         // The tool exits after its 20000 lines; wait for that, then stop.
         let deadline = Instant::now() + Duration::from_secs(30);
         while h.stats.lines.load(Ordering::Relaxed) < 20000 && Instant::now() < deadline {

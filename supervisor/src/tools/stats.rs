@@ -10,6 +10,38 @@ use std::sync::{
 use serde::Serialize;
 
 use super::verify::Reject;
+use crate::selfmetrics::Registry;
+
+/// The counters of every tool: one set per name for the agent's life, so a
+/// tool stopped and started again keeps counting (monotonic counters) and
+/// is exported once as self-metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct StatsBook {
+    registry: Arc<Registry>,
+    all: Arc<Mutex<Vec<Arc<ToolStats>>>>,
+}
+
+impl StatsBook {
+    /// A book exporting into `registry`.
+    pub fn new(registry: Arc<Registry>) -> StatsBook {
+        StatsBook {
+            registry,
+            all: Arc::default(),
+        }
+    }
+
+    /// The counters of tool `name`, registered on first use.
+    pub fn for_tool(&self, name: &Arc<str>) -> Arc<ToolStats> {
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = all.iter().find(|s| s.tool == *name) {
+            return s.clone();
+        }
+        let stats = Arc::new(ToolStats::new(name.clone()));
+        stats.register(&self.registry);
+        all.push(stats.clone());
+        stats
+    }
+}
 
 /// Where a supervised tool is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,7 +94,7 @@ pub struct ToolStats {
 }
 
 impl ToolStats {
-    pub(super) fn new(tool: Arc<str>) -> ToolStats {
+    pub(crate) fn new(tool: Arc<str>) -> ToolStats {
         ToolStats {
             tool,
             lines: AtomicU64::new(0),
@@ -81,23 +113,8 @@ impl ToolStats {
         }
     }
 
-    /// The counters of tool `name`: one set per name for the agent's life,
-    /// so a tool stopped and started again keeps counting (monotonic
-    /// counters) and is exported once as self-metrics.
-    pub fn for_tool(name: &Arc<str>) -> Arc<ToolStats> {
-        static ALL: Mutex<Vec<Arc<ToolStats>>> = Mutex::new(Vec::new());
-        let mut all = ALL.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = all.iter().find(|s| s.tool == *name) {
-            return s.clone();
-        }
-        let stats = Arc::new(ToolStats::new(name.clone()));
-        stats.register(crate::selfmetrics::global());
-        all.push(stats.clone());
-        stats
-    }
-
     /// Exports the counters as `eunomia_tool_*_total{tool}` self-metrics.
-    fn register(self: &Arc<Self>, registry: &crate::selfmetrics::Registry) {
+    fn register(self: &Arc<Self>, registry: &Registry) {
         type Field = fn(&ToolStats) -> &AtomicU64;
         const COUNTERS: [(&str, &str, Field); 8] = [
             (

@@ -227,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_utf8_does_not_stop_the_reader() {
-        let stats = ToolStats::for_tool(&Arc::from("stderr-test-tool"));
+        let stats = Arc::new(ToolStats::new(Arc::from("stderr-test-tool")));
         let tail: Tail = Arc::default();
         let input: &[u8] =
             b"bad \xff\xfe byte\nlost 5 events on CPU #1\nLost 2 events on CPU #0!\nafter\n";

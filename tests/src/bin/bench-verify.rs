@@ -14,6 +14,7 @@
 use std::{process::Command, sync::Arc, time::Duration};
 
 use eunomia::{
+    context::PidLookup,
     hotpath::{Hotpath, HotpathConfig, PidCgroups},
     tools::verify::{Checker, KernelFacts},
 };
@@ -90,7 +91,7 @@ fn main() {
 fn run(pids: &PidCgroups, line: &[u8], n: usize, check: Option<Option<EventKind>>) -> f64 {
     let mut parser = parsers::builtin("opensnoop").expect("opensnoop parser");
     let mut checker = Checker::new(
-        Arc::new(KernelFacts::new(Some(pids.clone()))),
+        Arc::new(KernelFacts::new(PidLookup::kernel(Arc::new(pids.clone())))),
         check.flatten(),
     );
     let mut out: Vec<Record> = Vec::with_capacity(4);

@@ -16,9 +16,9 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
 };
 
-use crate::aggregate::{
-    EventView, FieldValue, Histogram, MetricKind, MetricSnapshot, Point, PointValue, Snapshot,
-};
+use model::{EventView, ValueRef};
+
+use crate::aggregate::{Histogram, MetricKind, MetricSnapshot, Point, PointValue, Snapshot};
 
 /// The instrumentation scope name of everything eunomia exports.
 pub const SCOPE: &str = "eunomia";
@@ -173,15 +173,15 @@ pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
     }
 }
 
-fn any_value(v: FieldValue<'_>) -> AnyValue {
+fn any_value(v: ValueRef<'_>) -> AnyValue {
     use any_value::Value as V;
     let value = match v {
-        FieldValue::Str(s) => V::StringValue(s.to_owned()),
-        FieldValue::Int(i) => V::IntValue(i),
-        FieldValue::Float(f) => V::DoubleValue(f),
-        FieldValue::Bool(b) => V::BoolValue(b),
-        FieldValue::Ip(ip) => V::StringValue(ip.to_string()),
-        FieldValue::Duration(ns) => V::IntValue(ns.min(i64::MAX as u64) as i64),
+        ValueRef::Str(s) => V::StringValue(s.to_owned()),
+        ValueRef::Int(i) => V::IntValue(i),
+        ValueRef::Float(f) => V::DoubleValue(f),
+        ValueRef::Bool(b) => V::BoolValue(b),
+        ValueRef::Ip(ip) => V::StringValue(ip.to_string()),
+        ValueRef::Duration(ns) => V::IntValue(ns.min(i64::MAX as u64) as i64),
     };
     AnyValue { value: Some(value) }
 }
@@ -228,10 +228,8 @@ pub fn log_records(req: &ExportLogsServiceRequest) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{
-        AggregateConfig, Aggregator,
-        event::{OwnedEvent, OwnedValue},
-    };
+    use crate::aggregate::{AggregateConfig, Aggregator};
+    use crate::testing::{OwnedEvent, OwnedValue};
 
     fn exec() -> OwnedEvent {
         OwnedEvent {

@@ -11,6 +11,7 @@ mod sender;
 
 use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
+use model::EventView;
 use opentelemetry_proto::tonic::{
     collector::{
         logs::v1::logs_service_client::LogsServiceClient,
@@ -33,7 +34,7 @@ use tonic::{
 
 use self::buffer::{Batch, BufferConfig, ExportBuffer};
 use crate::{
-    aggregate::{EventView, SharedAggregator, now_ns},
+    aggregate::{SharedAggregator, now_ns},
     selfmetrics::{Counter, Registry},
 };
 

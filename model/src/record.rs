@@ -1,11 +1,11 @@
-//! The common event model: [`Record`] over [`Event`], [`HistogramSnapshot`],
-//! [`TableSnapshot`] and [`FoldedStack`], and the typed [`Value`]s of event fields.
+//! What the parsers emit: [`Record`] over [`Event`], [`HistogramSnapshot`],
+//! [`TableSnapshot`] and [`FoldedStack`], with the typed [`Value`]s of event
+//! fields.
 //!
 //! Every type serializes (serde) to the JSON-lines shape used downstream:
 //! an event is one flat object keyed by the names of [`crate::fields`].
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fields;
 use crate::smallstr::SmallStr;
+use crate::value::{Value, ValueRef};
 
 /// A process name as the kernel reports it (≤ 15 bytes), stored inline.
 pub type Comm = SmallStr;
@@ -111,96 +112,6 @@ impl Serialize for ToolTime {
         match self {
             ToolTime::Clock { .. } => s.collect_str(self),
             ToolTime::Relative(secs) => s.serialize_f64(*secs),
-        }
-    }
-}
-
-/// A typed field value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// Text.
-    Str(Box<str>),
-    /// Integer.
-    Int(i64),
-    /// Floating point.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-    /// IPv4 or IPv6 address.
-    Ip(IpAddr),
-    /// A duration in nanoseconds.
-    Duration(u64),
-}
-
-impl Value {
-    /// Text value from bytes (lossy UTF-8).
-    pub fn str_lossy(b: &[u8]) -> Value {
-        Value::Str(lossy_box(b))
-    }
-
-    /// A borrowed view.
-    pub fn as_ref(&self) -> ValueRef<'_> {
-        match self {
-            Value::Str(s) => ValueRef::Str(s),
-            Value::Int(i) => ValueRef::Int(*i),
-            Value::Float(f) => ValueRef::Float(*f),
-            Value::Bool(b) => ValueRef::Bool(*b),
-            Value::Ip(ip) => ValueRef::Ip(*ip),
-            Value::Duration(d) => ValueRef::Duration(*d),
-        }
-    }
-
-    /// The integer, if this is an `Int`.
-    pub fn as_int(&self) -> Option<i64> {
-        match self {
-            Value::Int(i) => Some(*i),
-            _ => None,
-        }
-    }
-
-    /// The text, if this is a `Str`.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl Serialize for Value {
-    /// Strings as strings, IPs as their text form, durations as integer
-    /// nanoseconds, numbers as numbers.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.as_ref().serialize(s)
-    }
-}
-
-/// A borrowed [`Value`], as returned by [`Event::get`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ValueRef<'a> {
-    /// Text.
-    Str(&'a str),
-    /// Integer.
-    Int(i64),
-    /// Floating point.
-    Float(f64),
-    /// Boolean.
-    Bool(bool),
-    /// IP address.
-    Ip(IpAddr),
-    /// Duration in nanoseconds.
-    Duration(u64),
-}
-
-impl Serialize for ValueRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            ValueRef::Str(v) => s.serialize_str(v),
-            ValueRef::Int(v) => s.serialize_i64(*v),
-            ValueRef::Float(v) => s.serialize_f64(*v),
-            ValueRef::Bool(v) => s.serialize_bool(*v),
-            ValueRef::Ip(v) => s.collect_str(v),
-            ValueRef::Duration(v) => s.serialize_u64(*v),
         }
     }
 }
@@ -505,12 +416,6 @@ impl Record {
             _ => None,
         }
     }
-}
-
-/// Bytes to a boxed string, replacing invalid UTF-8 with U+FFFD.
-/// Text from a tool's line: lossy UTF-8 with control bytes escaped.
-pub(crate) fn lossy_box(b: &[u8]) -> Box<str> {
-    crate::escape::escape_lossy(b).into()
 }
 
 #[cfg(test)]

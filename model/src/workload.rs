@@ -1,34 +1,11 @@
 //! The result of enrichment: one small shared value per cgroup that says
-//! which container, pod and service an event or sample came from.
+//! which container, pod and service an event or sample came from. The
+//! enrichment stage writes it; rules, aggregation and sinks read it through
+//! [`Labels`].
 
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
 
-use super::naming::{QosClass, Runtime};
-
-/// Label key of the container id (OpenTelemetry `container.id`).
-pub const CONTAINER_ID: &str = "container.id";
-/// Label key of the container runtime (OpenTelemetry `container.runtime`).
-pub const CONTAINER_RUNTIME: &str = "container.runtime";
-/// Label key of the container name (OpenTelemetry `container.name`).
-pub const CONTAINER_NAME: &str = "container.name";
-/// Label key of the image name (OpenTelemetry `container.image.name`).
-pub const CONTAINER_IMAGE: &str = "container.image.name";
-/// Label key of a plain containerd container's namespace.
-pub const CONTAINERD_NAMESPACE: &str = "containerd.namespace";
-/// Label key of the pod uid (OpenTelemetry `k8s.pod.uid`).
-pub const K8S_POD_UID: &str = "k8s.pod.uid";
-/// Label key of the pod name (OpenTelemetry `k8s.pod.name`).
-pub const K8S_POD_NAME: &str = "k8s.pod.name";
-/// Label key of the pod's namespace (OpenTelemetry `k8s.namespace.name`).
-pub const K8S_NAMESPACE: &str = "k8s.namespace.name";
-/// Short alias of [`K8S_NAMESPACE`] that rules may use (`k8s.namespace`).
-pub const K8S_NAMESPACE_ALIAS: &str = "k8s.namespace";
-/// Label key of the systemd service (unit name without `.service`).
-pub const SERVICE: &str = "service";
-/// Label key of the cgroup v2 id, as the hot path and cgroup stats set it.
-pub const CGROUP_ID: &str = "cgroup.id";
-/// Label key of a cgroup path, set by sources that know no v2 id.
-pub const CGROUP_PATH: &str = "cgroup.path";
+use crate::labels::*;
 
 /// Who an event or sample belongs to. Shared (`Arc`) between every event of
 /// the same cgroup; cheap to attach.
@@ -125,14 +102,80 @@ impl Workload {
     }
 }
 
-/// Rules read a workload's labels (`container.id`, `k8s.pod.name`, ...).
-impl crate::rules::Labels for Workload {
+/// Rules and sinks read a workload's labels (`container.id`, `k8s.pod.name`, ...).
+impl Labels for Workload {
     fn label(&self, name: &str) -> Option<&str> {
         Workload::label(self, name)
     }
     fn for_each(&self, f: &mut dyn FnMut(&str, &str)) {
         for (k, v) in self.labels() {
             f(k, v);
+        }
+    }
+}
+
+/// A container runtime, as told by the cgroup naming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// Docker (moby), `docker-<id>.scope` or `/docker/<id>`.
+    Docker,
+    /// containerd's CRI plugin, `cri-containerd-<id>.scope` or a bare id
+    /// under a kubepods pod cgroup.
+    Containerd,
+    /// CRI-O, `crio-<id>.scope`.
+    CriO,
+    /// Podman (libpod), `libpod-<id>.scope`.
+    Podman,
+}
+
+impl Runtime {
+    /// The name used in the `container.runtime` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Podman => "podman",
+        }
+    }
+
+    /// The runtime named by a Kubernetes `containerID` scheme
+    /// (`containerd://…`, `cri-o://…`, `docker://…`).
+    pub fn from_scheme(scheme: &str) -> Option<Runtime> {
+        match scheme {
+            "containerd" => Some(Runtime::Containerd),
+            "cri-o" | "crio" => Some(Runtime::CriO),
+            "docker" => Some(Runtime::Docker),
+            "podman" => Some(Runtime::Podman),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Kubernetes pod's quality-of-service class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QosClass {
+    /// Requests equal limits for every resource.
+    Guaranteed,
+    /// Some requests set.
+    Burstable,
+    /// No requests or limits.
+    BestEffort,
+}
+
+impl QosClass {
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QosClass::Guaranteed => "Guaranteed",
+            QosClass::Burstable => "Burstable",
+            QosClass::BestEffort => "BestEffort",
         }
     }
 }

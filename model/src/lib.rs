@@ -1,0 +1,36 @@
+//! The one model of what flows through eunomia, owned here and read by every
+//! stage: a pure library (no I/O, no async, no logging, no panics on any
+//! input), so the parsers that produce it can be fuzzed and benchmarked alone.
+//!
+//! - [`Record`]: what a parser emits, over [`Event`] (one thing happened,
+//!   with the process members `pid`, `tid`, `ppid`, `uid`, `comm` and typed
+//!   [`Value`] fields under the stable names of [`fields`]),
+//!   [`HistogramSnapshot`], [`TableSnapshot`] and [`FoldedStack`].
+//! - [`Value`] / [`ValueRef`]: the one value type (owned / borrowed).
+//! - [`fields`] and [`labels`]: every field name and every label key.
+//! - [`Workload`]: who an event came from (container, pod, service), as
+//!   enrichment finds it; read through [`Labels`].
+//! - [`ToolRecord`] and [`EventView`]: the enriched event and how rules,
+//!   aggregation and sinks read it.
+//!
+//! Records carry the time the tool printed ([`ToolTime`]) and a `ts_ns`
+//! the caller stamps with the wall-clock receive time ([`Record::set_ts_ns`]).
+
+pub mod escape;
+pub mod fields;
+pub mod labels;
+mod record;
+mod smallstr;
+mod value;
+mod view;
+mod workload;
+
+pub use labels::{Labels, NoLabels};
+pub use record::{
+    Bucket, Comm, Event, EventKind, Fields, FoldedStack, HistogramSnapshot, Label, Record,
+    TableSnapshot, ToolTime, Unit,
+};
+pub use smallstr::SmallStr;
+pub use value::{Value, ValueRef};
+pub use view::{EventView, ToolRecord};
+pub use workload::{Container, Pod, QosClass, Runtime, Workload};
