@@ -239,6 +239,7 @@ fn source_names(config: &Config) -> Vec<String> {
         (h.syscalls, "hotpath.syscalls"),
         (h.tcp, "hotpath.tcp"),
         (h.pids, "hotpath.pids"),
+        (h.syscalls && config.http.enabled, "hotpath.http"),
         (config.enrich.enabled, "cgroups"),
         (true, "tools"),
     ]
