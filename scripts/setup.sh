@@ -22,6 +22,7 @@ PACKAGES=(
   docker.io containerd runc podman  # real container runtimes for the container tests (never crun:
                                     # it refuses this hybrid cgroup layout and podman would prefer it)
   busybox-static                  # the rootfs of the test images (no registry is reachable)
+  tmux                            # `eunomia top` is tested in a real terminal (keys in, pane out)
 )
 
 missing=()

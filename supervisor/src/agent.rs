@@ -94,6 +94,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     drop(ctx);
     // --- control API and SIGHUP reload (issue 9) ---
     let events = EventHub::default();
+    let live = crate::live::LiveHub::default();
     let control = start_control(
         &config,
         &opts,
@@ -108,6 +109,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             sources: source_names(&config),
             shutdown: shutdown.clone(),
             rates: Default::default(),
+            live: live.clone(),
         },
         rules_tx,
     )?;
@@ -122,6 +124,8 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         console: Console::new(console_out(&config), opts.json, opts.top).with_samples(opts.samples),
         events: sinks.event_sinks(),
         live: events,
+        view: crate::live::LiveView::new(live.ledger().clone()),
+        snapshots: live,
     };
     while let Some(mut msg) = rx.recv().await {
         stages.handle(&mut msg)?;
@@ -146,6 +150,10 @@ struct Stages<W: std::io::Write> {
     events: sinks::EventSinks,
     /// Live events for the control API's subscribers.
     live: EventHub,
+    /// Interval snapshots of every workload (`eunomia top`) and the
+    /// syscall ledger (`eunomia advise seccomp`).
+    view: crate::live::LiveView,
+    snapshots: crate::live::LiveHub,
 }
 
 impl<W: std::io::Write> Stages<W> {
@@ -158,6 +166,11 @@ impl<W: std::io::Write> Stages<W> {
         }
         if let Message::Record(r) = &*msg {
             self.live.publish(r);
+        }
+        if let Message::Samples(batch) = &*msg
+            && let Some(snapshot) = self.view.ingest(batch)
+        {
+            self.snapshots.publish(snapshot);
         }
         if let Message::Record(r) = &*msg
             && let Some(event) = r.record.as_event()

@@ -64,6 +64,19 @@ pub enum Command {
     /// Validate and list security rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Watch every container, pod, systemd service and the host live:
+    /// syscalls, errors, TCP, bytes, CPU and memory per second.
+    ///
+    /// A terminal view that refreshes in place: sort by any column (< >,
+    /// r reverses), filter (/), drill into one workload (Enter: its
+    /// syscalls and TCP peers; Esc: back), quit with q or Ctrl-C. Reads
+    /// the running agent's snapshots over the control socket; without an
+    /// agent it loads the hot path itself (root). --json prints one
+    /// snapshot per interval as a JSON line.
+    Top(crate::cli_live::TopArgs),
+    /// Advice from what workloads really did.
+    #[command(subcommand)]
+    Advise(crate::cli_live::AdviseCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell), generated from this command line's definition.
     ///
@@ -121,10 +134,15 @@ pub struct FlamegraphArgs {
     /// relative to the v2 root, e.g. `system.slice/nginx.service`).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
-    /// Profile the container whose id starts with ID (docker, containerd,
-    /// CRI-O, podman naming).
-    #[arg(long, value_name = "ID")]
+    /// Profile this container: its name, id, or an id prefix of at least 4
+    /// digits (docker, podman, containerd, CRI; names from the runtimes'
+    /// files where `--config`'s `[enrich]` section says they are).
+    #[arg(long, value_name = "NAME|ID")]
     pub container: Option<String>,
+    /// Configuration file whose `[enrich]` section applies (default
+    /// /etc/eunomia/eunomia.toml when it exists).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// How long to sample.
     #[arg(long = "for", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -137,9 +155,27 @@ pub struct FlamegraphArgs {
     /// Only user-space frames (skip kernel stacks).
     #[arg(long)]
     pub user_only: bool,
+    /// How user stacks are unwound: `fp` walks frame pointers in the kernel;
+    /// `dwarf` copies the top 16 KiB of each sampled user stack and unwinds
+    /// it with the binaries' `.eh_frame` tables (complete stacks for
+    /// optimized code built without frame pointers); `auto` picks per
+    /// program.
+    #[arg(long, value_enum, default_value_t = crate::flamegraph::unwind::UnwindMode::Auto)]
+    pub unwind: crate::flamegraph::unwind::UnwindMode,
+    /// Also print what sampling cost: kernel time per sample (needs
+    /// `sysctl kernel.bpf_stats_enabled=1`), unwinding time per sample and
+    /// stack bytes copied.
+    #[arg(long)]
+    pub cost: bool,
     /// Write folded stacks (`frame;frame count` lines) instead of SVG.
     #[arg(long)]
     pub folded: bool,
+    /// Compare with an earlier recording (folded stacks, as `--folded`
+    /// writes them): a differential flame graph, red where stacks grew,
+    /// blue where they shrank (the earlier one scaled to the same total).
+    /// With `--folded`, writes `stack before after` lines.
+    #[arg(long, value_name = "BEFORE.folded")]
+    pub diff: Option<PathBuf>,
     /// The output file.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,

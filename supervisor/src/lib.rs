@@ -9,6 +9,7 @@ pub mod agent;
 pub mod aggregate;
 pub mod cgroups;
 pub mod cli;
+pub mod cli_live;
 pub mod commands;
 pub mod config;
 pub mod context;
@@ -17,6 +18,7 @@ pub mod enrich;
 pub mod flamegraph;
 pub mod hotpath;
 pub mod http;
+pub mod live;
 pub mod logging;
 pub mod otel_env;
 pub mod pipeline;
@@ -24,12 +26,14 @@ pub mod preflight;
 pub mod reload;
 pub mod rules;
 pub mod schema;
+pub mod seccomp;
 pub mod selfmetrics;
 pub mod sinks;
 pub mod systemd;
 #[cfg(test)]
 mod testing;
 pub mod tools;
+pub mod top;
 pub mod trust;
 
 /// An error caused by what the user gave us (arguments, config, manifest,

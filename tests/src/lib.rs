@@ -6,6 +6,7 @@ pub mod faults;
 pub mod memcg;
 pub mod otlp;
 pub mod prom;
+pub mod tmux;
 
 use std::{
     io::{BufRead, BufReader},

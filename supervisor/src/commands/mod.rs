@@ -1,6 +1,7 @@
 //! The subcommands of `eunomia`, one module each, and [`dispatch`] which
 //! routes a parsed command line to them.
 
+pub mod advise;
 pub mod config;
 pub mod docs;
 pub mod flamegraph;
@@ -9,6 +10,7 @@ pub mod rules;
 pub mod run;
 pub mod status;
 pub mod tools;
+pub mod top;
 pub mod version;
 
 use crate::cli::{Cli, Command, ConfigCommand, RulesCommand, ToolsCommand};
@@ -30,6 +32,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Default) => config::print_default(),
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
         Command::Rules(RulesCommand::Check(args)) => rules::check(args),
+        Command::Top(args) => top::top(args),
+        Command::Advise(crate::cli_live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

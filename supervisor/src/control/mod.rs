@@ -1,11 +1,13 @@
 //! The control API of a running agent: a gRPC service (`proto/control.proto`)
 //! on a Unix socket that lists, starts and stops tools, reports status and
-//! streams live events. [`socket`] creates the socket safely, [`server`]
+//! streams live events and
+//! workload snapshots ([`live`]). [`socket`] creates the socket safely, [`server`]
 //! implements the service, [`events`] fans events out to subscribers, and
 //! [`client`] is what the CLI uses to talk to the agent.
 
 pub mod client;
 pub mod events;
+pub mod live;
 pub mod rates;
 pub mod server;
 pub mod socket;

@@ -48,6 +48,8 @@ pub struct ControlContext {
     pub shutdown: CancellationToken,
     /// Recent message rates per source.
     pub rates: super::rates::RateWindow,
+    /// Interval snapshots of every workload and the syscall ledger.
+    pub live: crate::live::LiveHub,
 }
 
 /// Serves the control API on `bound` (from [`socket::bind`], called early
@@ -120,6 +122,7 @@ fn start_status(e: StartError) -> Status {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::EventLine, Status>> + Send>>;
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<proto::SnapshotLine, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl proto::control_server::Control for ControlContext {
@@ -227,6 +230,28 @@ impl proto::control_server::Control for ControlContext {
             self.shutdown.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type StreamSnapshotsStream = SnapshotStream;
+
+    async fn stream_snapshots(
+        &self,
+        _: Request<proto::StreamSnapshotsRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(super::live::forward(
+            self.live.clone(),
+            tx,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn workload_syscalls(
+        &self,
+        req: Request<proto::WorkloadSyscallsRequest>,
+    ) -> Result<Response<proto::WorkloadSyscallsResponse>, Status> {
+        super::live::workload_syscalls(&self.live, &req.into_inner().container).map(Response::new)
     }
 }
 

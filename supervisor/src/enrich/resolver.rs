@@ -216,6 +216,7 @@ impl Resolver {
             return hit.workload.clone();
         }
         let workload = self.resolve_proc_pid(pid);
+        self.forget_expired_pids();
         self.by_pid.put(
             pid,
             Cached {
@@ -225,6 +226,18 @@ impl Resolver {
             },
         );
         workload
+    }
+
+    /// Drops the least recently used pids whose entries outlived the TTL, so
+    /// the cache holds about one TTL of pids, not its capacity, under churn.
+    fn forget_expired_pids(&mut self) {
+        while self
+            .by_pid
+            .peek_lru()
+            .is_some_and(|(_, c)| c.at.elapsed() >= self.pid_ttl)
+        {
+            self.by_pid.pop_lru();
+        }
     }
 
     /// Forgets what is cached about `pid`: it exec'd (a process moved into
@@ -420,4 +433,25 @@ fn cached(workload: Workload, pending: bool) -> Cached {
 /// still appear; those are retried after `refresh`.
 fn is_fresh(entry: &Cached, refresh: Duration) -> bool {
     !entry.pending || entry.at.elapsed() < refresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_past_their_ttl_leave_the_cache_before_it_fills() {
+        let config = EnrichConfig {
+            pid_cache_ttl: Duration::from_millis(50),
+            ..EnrichConfig::default()
+        };
+        let mut r = Resolver::new(&config);
+        // Pids above the kernel's maximum: never a live process.
+        r.by_pid(4_194_400);
+        r.by_pid(4_194_401);
+        assert_eq!(r.cache_sizes().by_pid, 2);
+        std::thread::sleep(Duration::from_millis(60));
+        r.by_pid(4_194_402);
+        assert_eq!(r.cache_sizes().by_pid, 1, "the two expired pids are gone");
+    }
 }

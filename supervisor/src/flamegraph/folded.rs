@@ -13,24 +13,66 @@ pub type FoldedLines = Vec<(String, u64)>;
 pub fn fold(profile: &RawProfile, sym: &mut Symbolizer) -> FoldedLines {
     let mut folded: HashMap<String, u64> = HashMap::new();
     for (key, count) in &profile.samples {
-        let mut frames = vec![comm(&key.comm)];
-        if let Some(ips) = stack(profile, key.user_stack) {
-            frames.extend(sym.user_frames(key.tgid, ips).into_iter().rev());
-        }
-        if let Some(ips) = stack(profile, key.kernel_stack) {
-            let kernel = sym.kernel_frames(ips);
-            frames.extend(kernel.into_iter().rev().map(|f| format!("{f}_[k]")));
-        }
-        let line = frames
-            .iter()
-            .map(|f| clean(f))
-            .collect::<Vec<_>>()
-            .join(";");
+        let user = stack(profile, key.user_stack).map(for_lookup);
+        let line = line(
+            profile,
+            sym,
+            key.tgid,
+            &key.comm,
+            user.as_deref(),
+            key.kernel_stack,
+        );
+        *folded.entry(line).or_default() += count;
+    }
+    for (key, count) in &profile.unwound {
+        let line = line(
+            profile,
+            sym,
+            key.tgid,
+            &key.comm,
+            Some(&key.user),
+            key.kernel_stack,
+        );
         *folded.entry(line).or_default() += count;
     }
     let mut lines: FoldedLines = folded.into_iter().collect();
     lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     lines
+}
+
+/// One folded line: the command, the user frames (root first), then the
+/// kernel frames marked `_[k]`.
+fn line(
+    profile: &RawProfile,
+    sym: &mut Symbolizer,
+    tgid: u32,
+    comm_raw: &[u8; 16],
+    user: Option<&[u64]>,
+    kernel_stack: i32,
+) -> String {
+    let mut frames = vec![comm(comm_raw)];
+    if let Some(ips) = user.filter(|ips| !ips.is_empty()) {
+        frames.extend(sym.user_frames(tgid, ips).into_iter().rev());
+    }
+    if let Some(ips) = stack(profile, kernel_stack) {
+        let kernel = sym.kernel_frames(ips);
+        frames.extend(kernel.into_iter().rev().map(|f| format!("{f}_[k]")));
+    }
+    frames
+        .iter()
+        .map(|f| clean(f))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Addresses to look names up at: the innermost as sampled, the others
+/// (return addresses) minus one, so a call that ends its function is named
+/// after its caller, not after the function that follows.
+fn for_lookup(ips: &[u64]) -> Vec<u64> {
+    ips.iter()
+        .enumerate()
+        .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+        .collect()
 }
 
 /// The folded lines as text, one `stack count` per line.
@@ -124,6 +166,12 @@ mod tests {
             })
             .collect();
         assert_eq!(parsed, lines);
+    }
+
+    #[test]
+    fn return_addresses_are_looked_up_one_byte_back() {
+        assert_eq!(for_lookup(&[100, 200, 300]), vec![100, 199, 299]);
+        assert!(for_lookup(&[]).is_empty());
     }
 
     #[test]

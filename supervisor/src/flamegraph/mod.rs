@@ -1,15 +1,23 @@
 //! `eunomia flamegraph`: where a process, a container or the host spends its
 //! time. On-CPU stacks come from the hot path's sampling profiler ([`sampler`]),
-//! are symbolized ([`symbolize`]), folded ([`folded`]) and rendered with
+//! user stacks walked by frame pointers in the kernel or copied and
+//! unwound with DWARF tables in user space ([`unwind`], [`dwarf`]), are
+//! symbolized ([`symbolize`]), folded ([`folded`]) and rendered with
 //! inferno ([`render`]). Off-CPU stacks come from the supervised offcputime
-//! tool ([`offcpu`]).
+//! tool ([`offcpu`]). Two recordings compare as a differential graph
+//! ([`diff`]).
 
+pub mod diff;
+pub mod dwarf;
+pub mod elf;
 pub mod folded;
 pub mod offcpu;
+pub mod perf_map;
 pub mod render;
 pub mod sampler;
 pub mod symbolize;
 pub mod target;
+pub mod unwind;
 
 pub use target::Target;
 

@@ -13,10 +13,21 @@ pub fn svg(
     count_name: &str,
     out: impl Write,
 ) -> std::io::Result<()> {
+    let text: Vec<String> = lines.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    svg_of_text(&text, title, count_name, out)
+}
+
+/// Writes the SVG flame graph of folded text lines to `out`: `stack count`,
+/// or `stack before after` for a differential graph (coloured by change).
+pub fn svg_of_text(
+    text: &[String],
+    title: &str,
+    count_name: &str,
+    out: impl Write,
+) -> std::io::Result<()> {
     let mut opts = Options::default();
     opts.title = title.to_owned();
     opts.count_name = count_name.to_owned();
-    let text: Vec<String> = lines.iter().map(|(s, n)| format!("{s} {n}")).collect();
     flamegraph::from_lines(&mut opts, text.iter().map(String::as_str), out)
         .map_err(std::io::Error::other)
 }

@@ -1,9 +1,13 @@
 //! Turns instruction pointers into function names with blazesym: user frames
 //! from the process's ELF symbols and debug info (Rust and C++ names
 //! demangled), kernel frames from /proc/kallsyms. A frame that cannot be
-//! named shows as `[unknown]`, or as `[module]` when its mapping is known.
+//! named from its files is looked up in the process's perf map (JIT and
+//! interpreted code, [`PerfMap`]), else shows as `[unknown]`, or as
+//! `[module]` when its mapping is known.
 
 use std::collections::HashMap;
+
+use super::perf_map::PerfMap;
 
 use blazesym::{
     Pid,
@@ -18,6 +22,7 @@ pub struct Symbolizer {
     blaze: Blaze,
     names: HashMap<(u32, u64), String>,
     mappings: HashMap<u32, Vec<Mapping>>,
+    perf_maps: HashMap<u32, Option<PerfMap>>,
 }
 
 /// One file-backed range of a process's address space.
@@ -44,6 +49,7 @@ impl Symbolizer {
             blaze: Blaze::new(),
             names: HashMap::new(),
             mappings: HashMap::new(),
+            perf_maps: HashMap::new(),
         }
     }
 
@@ -80,16 +86,22 @@ impl Symbolizer {
             .filter(|ip| !self.names.contains_key(&(pid, *ip)))
             .collect();
         if !missing.is_empty() {
-            let named = self
+            let named: Vec<Option<String>> = self
                 .blaze
                 .symbolize(src, Input::AbsAddr(&missing))
                 .unwrap_or_else(|e| {
                     tracing::debug!(pid, "symbolizing {} frames: {e}", missing.len());
                     Vec::new()
-                });
+                })
+                .into_iter()
+                .map(|s| match s {
+                    Symbolized::Sym(sym) => Some(sym.name.to_string()),
+                    _ => None,
+                })
+                .collect();
             for (i, ip) in missing.iter().enumerate() {
                 let name = match named.get(i) {
-                    Some(Symbolized::Sym(sym)) => sym.name.to_string(),
+                    Some(Some(name)) => name.clone(),
                     _ => self.unknown(pid, *ip),
                 };
                 self.names.insert((pid, *ip), name);
@@ -100,8 +112,26 @@ impl Symbolizer {
             .collect()
     }
 
-    /// `[module]` when `ip` lies in a known mapping of `pid`, else `[unknown]`.
-    fn unknown(&self, pid: u32, ip: u64) -> String {
+    /// The perf map's name for `ip` (user frames, read once per process),
+    /// else `[module]` when `ip` lies in a known mapping of `pid`, else
+    /// `[unknown]`.
+    fn unknown(&mut self, pid: u32, ip: u64) -> String {
+        if pid != KERNEL {
+            let map = self.perf_maps.entry(pid).or_insert_with(|| {
+                let map = PerfMap::load(pid);
+                if let Some(m) = map.as_ref().filter(|m| m.skipped > 0) {
+                    tracing::warn!(
+                        pid,
+                        "perf map: {} lines skipped (not START SIZE name)",
+                        m.skipped
+                    );
+                }
+                map
+            });
+            if let Some(name) = map.as_ref().and_then(|m| m.lookup(ip)) {
+                return name.to_owned();
+            }
+        }
         self.mappings
             .get(&pid)
             .and_then(|maps| maps.iter().find(|m| m.start <= ip && ip < m.end))

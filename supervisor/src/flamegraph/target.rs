@@ -1,5 +1,6 @@
 //! What to profile: one process, one cgroup (a container or a service), or
-//! the whole host; and resolving a container id to its cgroup.
+//! the whole host; and resolving a container's name or id to its cgroup
+//! (with the enrichment code, which knows every runtime's naming).
 
 use std::{
     fs,
@@ -8,6 +9,10 @@ use std::{
 };
 
 use super::FlameError;
+use crate::enrich::{EnrichConfig, Resolver, WorkloadFilter, cgroupfs};
+
+/// Most cgroups looked at when searching for a container.
+const MAX_CGROUPS: usize = 100_000;
 
 /// The thing being profiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,17 +61,43 @@ impl Target {
         })
     }
 
-    /// The cgroup of the container whose id starts with `id` (at least 4
-    /// characters), found by its runtime's naming in the v2 hierarchy.
-    pub fn container(id: &str) -> Result<Target, FlameError> {
-        if id.len() < 4 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(FlameError::NoTarget(format!(
-                "container id {id:?}: expected at least 4 hex digits"
-            )));
+    /// The cgroup of the container named `want` (as its runtime or the
+    /// kubelet names it), or whose id is `want` or starts with it (at least
+    /// 4 characters), as `eunomia tools start --container` selects; the
+    /// runtimes' files are where `enrich` says.
+    pub fn container(want: &str, enrich: &EnrichConfig) -> Result<Target, FlameError> {
+        if want.is_empty() {
+            return Err(FlameError::NoTarget("empty container name".into()));
         }
-        let found = find_dir(&cgroup2_root(), &|name| container_dir_matches(name, id), 12)
-            .ok_or_else(|| FlameError::NoTarget(format!("no cgroup for container {id}")))?;
-        Self::cgroup(&found)
+        let root = enrich.cgroup_root.clone().unwrap_or_else(cgroup2_root);
+        let mut resolver = Resolver::new(enrich);
+        let filter = WorkloadFilter {
+            container: Some(want.to_owned()),
+            ..WorkloadFilter::default()
+        };
+        // Container id → its outermost cgroup.
+        let mut found: std::collections::BTreeMap<String, String> = Default::default();
+        for (rel, _) in cgroupfs::walk(&root, MAX_CGROUPS) {
+            let workload = resolver.by_path(&rel);
+            if !filter.matches(Some(&workload)) {
+                continue;
+            }
+            let id = workload.container.as_ref().map(|c| c.id.clone());
+            let best = found.entry(id.unwrap_or_default()).or_insert(rel.clone());
+            if rel.len() < best.len() {
+                *best = rel;
+            }
+        }
+        let mut found = found.into_iter();
+        match (found.next(), found.next()) {
+            (None, _) => Err(FlameError::NoTarget(format!(
+                "no running container named {want:?} or with an id starting with it"
+            ))),
+            (Some((_, path)), None) => Self::cgroup(&root.join(path.trim_start_matches('/'))),
+            (Some((a, _)), Some((b, _))) => Err(FlameError::NoTarget(format!(
+                "{want:?} names more than one container ({a}, {b}, ...): give more of the id"
+            ))),
+        }
     }
 
     /// Short human description, for titles and progress.
@@ -86,35 +117,6 @@ impl Target {
             Target::Host => true,
         }
     }
-}
-
-/// Whether a cgroup directory name is that of container `id` under one of
-/// the runtimes' naming schemes (`docker-<id>.scope`, `cri-containerd-<id>.scope`,
-/// `crio-<id>.scope`, `libpod-<id>.scope`, or a bare `<id>` directory).
-fn container_dir_matches(name: &str, id: &str) -> bool {
-    let base = name.strip_suffix(".scope").unwrap_or(name);
-    let bare = base.rsplit('-').next().unwrap_or(base);
-    bare.len() >= 12 && bare.starts_with(id)
-}
-
-/// Depth-first search for a directory whose name satisfies `pred`.
-fn find_dir(dir: &Path, pred: &dyn Fn(&str) -> bool, depth: usize) -> Option<PathBuf> {
-    if depth == 0 {
-        return None;
-    }
-    for entry in fs::read_dir(dir).ok()?.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_name().to_str().is_some_and(pred) {
-            return Some(path);
-        }
-        if let Some(found) = find_dir(&path, pred, depth - 1) {
-            return Some(found);
-        }
-    }
-    None
 }
 
 /// Where the cgroup v2 hierarchy is mounted: `/sys/fs/cgroup/unified` on
@@ -156,25 +158,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_names_of_each_runtime_match() {
-        let id = "0123456789abcdef0123";
-        for name in [
-            "docker-0123456789abcdef0123.scope",
-            "cri-containerd-0123456789abcdef0123.scope",
-            "crio-0123456789abcdef0123.scope",
-            "libpod-0123456789abcdef0123.scope",
-            "0123456789abcdef0123",
-        ] {
-            assert!(container_dir_matches(name, &id[..8]), "{name}");
-        }
-        assert!(!container_dir_matches(
-            "docker-ffff456789abcdef0123.scope",
-            "0123"
-        ));
-        assert!(!container_dir_matches("user.slice", "0123"));
-    }
-
-    #[test]
     fn missing_pid_is_a_target_error() {
         assert!(matches!(
             Target::pid(u32::MAX - 1),
@@ -185,10 +168,16 @@ mod tests {
     }
 
     #[test]
-    fn short_container_id_is_rejected() {
-        assert!(matches!(
-            Target::container("ab"),
-            Err(FlameError::NoTarget(_))
-        ));
+    fn unknown_container_is_a_target_error() {
+        let enrich = EnrichConfig::default();
+        for want in ["", "ab", "no-such-container-eunomia-test"] {
+            assert!(
+                matches!(
+                    Target::container(want, &enrich),
+                    Err(FlameError::NoTarget(_))
+                ),
+                "{want}"
+            );
+        }
     }
 }

@@ -103,6 +103,8 @@ pub struct Limiter {
     window: Duration,
     capacity: usize,
     seen: HashMap<u64, Seen>,
+    /// When expired findings were last forgotten.
+    swept: Instant,
     buckets: Vec<Option<Bucket>>,
     /// What was suppressed so far.
     pub stats: LimitStats,
@@ -121,6 +123,7 @@ impl Limiter {
             window,
             capacity: capacity.max(1),
             seen: HashMap::new(),
+            swept: now,
             buckets: limits
                 .into_iter()
                 .map(|l| l.map(|l| Bucket::new(l, now)))
@@ -151,6 +154,14 @@ impl Limiter {
     }
 
     fn remember(&mut self, fingerprint: u64, now: Instant) {
+        // Findings older than the window are forgotten once per window, so
+        // the table holds about one window of findings, not `capacity`.
+        if now.saturating_duration_since(self.swept) >= self.window {
+            let window = self.window;
+            self.seen
+                .retain(|_, s| now.saturating_duration_since(s.at) < window);
+            self.swept = now;
+        }
         if self.seen.len() >= self.capacity && !self.seen.contains_key(&fingerprint) {
             let window = self.window;
             self.seen
@@ -240,5 +251,22 @@ mod tests {
         }
         assert!(l.seen.len() <= 4);
         assert!(l.stats.table_resets >= 1);
+    }
+
+    #[test]
+    fn findings_older_than_the_window_are_forgotten_before_the_table_fills() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(10);
+        let mut l = Limiter::new(window, 1_000, [None], t0);
+        for f in 0..100 {
+            l.admit(0, f, t0);
+        }
+        l.admit(0, 1_000, t0 + window);
+        assert_eq!(
+            l.seen.len(),
+            1,
+            "only the finding of the new window is kept"
+        );
+        assert_eq!(l.stats.table_resets, 0);
     }
 }

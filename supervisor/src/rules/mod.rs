@@ -162,17 +162,26 @@ pub fn load_with_defaults(paths: &[PathBuf]) -> Result<Loaded, RuleErrors> {
 /// How many processes the lineage table remembers.
 pub const PROC_TABLE_CAPACITY: usize = 32_768;
 
-/// The uid and name each pid had at its last exec, for `parent.*` and
-/// `proc.prev_uid`. Bounded: cleared (and counted) when full.
+/// The uid and name each live pid had at its last exec, for `parent.*` and
+/// `proc.prev_uid`. A pid leaves at its exit (after the exit event itself
+/// was evaluated); bounded besides: cleared (and counted) when full.
 #[derive(Debug, Default)]
 struct ProcTable {
     map: HashMap<u32, (u32, Option<Comm>)>,
+    /// The pid of the last exit event, removed before the next event.
+    exited: Option<u32>,
     resets: u64,
 }
 
 impl ProcTable {
     /// Records an exec event and returns what the table knew before it.
     fn observe(&mut self, e: &Event) -> Lineage<'_> {
+        if let Some(pid) = self.exited.take() {
+            self.map.remove(&pid);
+        }
+        if e.kind == EventKind::Exit {
+            self.exited = e.pid;
+        }
         let prev_uid = e.pid.and_then(|p| self.map.get(&p)).map(|p| p.0);
         if e.kind == EventKind::Exec
             && let (Some(pid), Some(uid)) = (e.pid, e.uid)
@@ -333,3 +342,32 @@ fn add_limits(a: LimitStats, b: LimitStats) -> LimitStats {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proc_table_tests {
+    use super::*;
+
+    fn event(kind: EventKind, pid: u32, ppid: u32, uid: u32) -> Event {
+        let mut e = Event::new(Arc::from("test"), kind);
+        e.pid = Some(pid);
+        e.ppid = Some(ppid);
+        e.uid = Some(uid);
+        e
+    }
+
+    #[test]
+    fn a_pid_is_forgotten_after_its_exit_event_was_evaluated() {
+        let mut t = ProcTable::default();
+        t.observe(&event(EventKind::Exec, 1_000_001, 1, 7));
+        let exit = event(EventKind::Exit, 1_000_001, 1, 7);
+        assert_eq!(
+            t.observe(&exit).uid,
+            Some(7),
+            "the exit itself still sees it"
+        );
+        t.observe(&event(EventKind::Exit, 1_000_002, 1, 0));
+        assert!(!t.map.contains_key(&1_000_001));
+        let child = event(EventKind::Exec, 1_000_003, 1_000_001, 0);
+        assert_eq!(t.observe(&child).parent_uid, None);
+    }
+}

@@ -1,0 +1,23 @@
+//! The live view of the workloads on this host, for `eunomia top` and
+//! `eunomia advise seccomp`: enriched sample batches (hot-path syscalls and
+//! TCP, cgroup CPU and memory) folded into one [`Snapshot`] per poll
+//! interval, with one [`Row`] per container, systemd service, and the host.
+//!
+//! - [`snapshot`]: what a snapshot holds (also its JSON form).
+//! - [`view`]: the fold from sample batches to snapshots.
+//! - [`ledger`]: every syscall each container made since the view started
+//!   (what a seccomp profile needs).
+//! - [`hub`]: snapshots fanned out to the control API's subscribers.
+//! - [`standalone`]: the hot path, cgroup stats and enrichment run without an
+//!   agent, feeding a view.
+
+pub mod hub;
+pub mod ledger;
+pub mod snapshot;
+pub mod standalone;
+pub mod view;
+
+pub use hub::LiveHub;
+pub use ledger::{Ledger, Recorded};
+pub use snapshot::{HttpRates, Peer, Rate, Row, RowKind, Snapshot};
+pub use view::LiveView;
