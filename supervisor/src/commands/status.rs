@@ -121,7 +121,7 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
 /// Each active source with its recent rate, e.g. `hotpath.syscalls 0.2/s`.
 fn sources_line(s: &proto::StatusResponse) -> String {
     let rate = |name: &str| {
-        let key = if name.starts_with("hotpath.") || name == "cgroups" {
+        let key = if name.starts_with("hotpath.") || name == "cgroups" || name == "logs" {
             name
         } else {
             "tools"
@@ -184,6 +184,7 @@ fn is_health(name: &str) -> bool {
         "overflow",
         "lost",
         "truncated",
+        "malformed",
     ]
     .iter()
     .any(|w| name.contains(w))
