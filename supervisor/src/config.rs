@@ -215,6 +215,7 @@ impl Config {
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
         self.logs.validate().map_err(invalid)?;
+        self.http.validate().map_err(invalid)?;
         Ok(())
     }
 }

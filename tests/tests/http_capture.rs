@@ -109,7 +109,7 @@ fn http_requests_counted_per_route_and_status() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"500ms\"\n\n[sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n",
+            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nsample_ratio = 1.0\n\n[sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n",
             out.display()
         ),
     )
@@ -257,8 +257,18 @@ fn http_requests_counted_per_route_and_status() {
         .iter()
         .find(|e| e["http.route"] == r("traced"))
         .unwrap();
-    assert_eq!(traced["trace.id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(traced["trace.parent_id"], "00f067aa0ba902b7");
+    assert_eq!(traced["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(traced["parent_span_id"], "00f067aa0ba902b7");
+    // every span has its own id; one without traceparent starts a trace
+    let ids: std::collections::HashSet<&str> = server_events
+        .iter()
+        .chain(&client_events)
+        .map(|e| e["span_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), server_events.len() + client_events.len());
+    assert!(ids.iter().all(|i| i.len() == 16));
+    assert_eq!(call["trace_id"].as_str().unwrap().len(), 32);
+    assert!(call.get("parent_span_id").is_none(), "{call}");
 
     // durations: the sleeping route within tolerance of 150 ms
     for e in server_events
@@ -285,6 +295,9 @@ fn http_requests_counted_per_route_and_status() {
         let Some(route) = labels["http.route"].as_str() else {
             continue;
         };
+        if !of_cgroup(l, &srv_cg) {
+            continue;
+        }
         if !route.contains(&tok) {
             continue;
         }
@@ -315,4 +328,135 @@ fn http_requests_counted_per_route_and_status() {
     for e in server_events.iter().chain(&client_events) {
         assert!(e["url.path"].as_str().unwrap().ends_with(&tok), "{e}");
     }
+}
+
+/// Whether metric line `l` is a series of `cg`'s.
+fn of_cgroup(l: &Value, cg: &TestCgroup) -> bool {
+    l["labels"]["cgroup.id"].as_str() == Some(cg.id.to_string().as_str())
+}
+
+/// The last value of self-metric `name{reason}` in the JSON-lines output.
+fn last_metric(lines: &[Value], name: &str, reason: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "metric" && l["name"] == name)
+        .filter(|l| l["labels"]["reason"] == reason)
+        .filter_map(|l| l["value"].as_f64())
+        .fold(0.0, f64::max) as u64
+}
+
+#[test]
+fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
+    if !kernel_tests_can_run("http_metrics_count_every_request_spans_only_sampled_and_errors") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nsample_ratio = 0.0\nslow_threshold = \"100ms\"\n\n\
+             [sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n\n\
+",
+            out.display()
+        ),
+    )
+    .unwrap();
+    // a systemd-like service, so its spans name it as service.name
+    let service = format!("eunomia-test-web-{}", std::process::id());
+    let srv_cg = service_cgroup(&service);
+    let cli_cg = TestCgroup::create("http-smp-cli");
+    let mut agent = Agent::spawn({
+        let mut c = Command::new(eunomia_tests::eunomia_bin());
+        c.args(["run", "--config", config.to_str().unwrap()]);
+        c
+    });
+    agent.wait_for_stderr(ATTACHED, Duration::from_secs(30));
+    let server = serve(&srv_cg);
+    let port = server.port;
+    let tok = token();
+    let paths = |p: &str, n: usize| vec![format!("/{p}/{tok}"); n];
+    assert_eq!(
+        get(&cli_cg, port, &["--keepalive"], &paths("status/200", 50)),
+        [200; 50]
+    );
+    assert_eq!(get(&cli_cg, port, &[], &paths("status/503", 2)), [503; 2]);
+    assert_eq!(
+        get(&cli_cg, port, &["--keepalive"], &paths("sleep/150", 1)),
+        [200]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(20));
+    drop(server);
+    assert_eq!(code, 0);
+    let lines = lines_of(&out);
+
+    // spans: only the errors and the slow one, on both sides
+    let spans = |kind: &str, cg: &TestCgroup| -> Vec<(String, i64)> {
+        let mut v: Vec<_> = lines
+            .iter()
+            .filter(|l| l["type"] == "event" && l["kind"] == kind && l["cgroup.id"] == cg.id)
+            .map(|e| {
+                (
+                    e["http.route"].as_str().unwrap_or("?").to_owned(),
+                    e["http.response.status_code"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let r = |p: &str| format!("/{p}/{tok}");
+    let want = vec![
+        (r("sleep/{id}"), 200),
+        (r("status/{id}"), 503),
+        (r("status/{id}"), 503),
+    ];
+    assert_eq!(spans("http_server", &srv_cg), want, "server spans");
+    assert_eq!(spans("http_client", &cli_cg), want, "client spans");
+
+    // metrics: every request, per side
+    let count = |metric: &str, cg: &TestCgroup, class: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "metric" && l["name"] == metric)
+            .filter(|l| of_cgroup(l, cg))
+            .filter(|l| l["labels"]["http.route"] == r("status/{id}"))
+            .filter(|l| l["labels"]["http.status_class"] == class)
+            .filter_map(|l| l["count"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let server = "http_server_request_duration_seconds";
+    let client = "http_client_request_duration_seconds";
+    assert_eq!(count(server, &srv_cg, "2xx"), 50);
+    assert_eq!(count(server, &srv_cg, "5xx"), 2);
+    assert_eq!(count(client, &cli_cg, "2xx"), 50);
+    assert_eq!(count(client, &cli_cg, "5xx"), 2);
+    let call = lines
+        .iter()
+        .filter(|l| l["type"] == "metric" && l["name"] == client)
+        .find(|l| of_cgroup(l, &cli_cg))
+        .expect("a client series");
+    assert_eq!(call["labels"]["server.port"], port.to_string());
+    assert_eq!(call["labels"]["server.address"], "127.0.0.1");
+
+    // what was not sent on is counted (other agents' traffic may add)
+    let sampled_out = last_metric(&lines, "eunomia_http_dropped_total", "sampled_out");
+    assert!(sampled_out >= 100, "sampled_out {sampled_out}");
+    assert!(last_metric(&lines, "eunomia_http_spans_total", "error") >= 4);
+    assert!(last_metric(&lines, "eunomia_http_spans_total", "slow") >= 2);
+}
+
+/// `<cgroup2 root>/NAME.service`, removed on drop.
+fn service_cgroup(name: &str) -> TestCgroup {
+    use std::os::unix::fs::MetadataExt as _;
+    let path = hotpath_support::cgroup2_root().join(format!("{name}.service"));
+    let _ = std::fs::remove_dir(&path);
+    std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    let id = std::fs::metadata(&path).expect("stat cgroup").ino();
+    TestCgroup { path, id }
 }
