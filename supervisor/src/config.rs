@@ -291,6 +291,10 @@ mod tests {
             c.sinks.otlp.logs_endpoint.take().as_deref(),
             Some("http://logs-core:4317")
         );
+        assert_eq!(
+            c.sinks.otlp.traces_endpoint.take().as_deref(),
+            Some("http://traces-core:4317")
+        );
         assert!(c.sinks.otlp.tls.ca_file.take().is_some());
         c.sinks.otlp.tls = Default::default();
         c.sinks.otlp.buffer.spill_dir = None;

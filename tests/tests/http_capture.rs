@@ -15,8 +15,12 @@ use std::{
     time::Duration,
 };
 
-use eunomia_tests::{Agent, kernel_lock, kernel_tests_can_run};
+use eunomia_tests::{
+    Agent, kernel_lock, kernel_tests_can_run,
+    otlp::{OtlpReceiver, Received, attr, attr_text},
+};
 use hotpath_support::{ATTACHED, TestCgroup};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::Value;
 
 /// A route segment unique to this run (letters: never templated).
@@ -354,13 +358,15 @@ fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let config = dir.path().join("eunomia.toml");
+    let receiver = OtlpReceiver::start();
     std::fs::write(
         &config,
         format!(
             "[agent]\npoll_interval = \"500ms\"\n\n[http]\nsample_ratio = 0.0\nslow_threshold = \"100ms\"\n\n\
              [sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n\n\
-",
-            out.display()
+             [sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\n",
+            out.display(),
+            receiver.endpoint()
         ),
     )
     .unwrap();
@@ -393,6 +399,7 @@ fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
     drop(server);
     assert_eq!(code, 0);
     let lines = lines_of(&out);
+    check_otlp_spans(&receiver.received(), &service, port, &tok);
 
     // spans: only the errors and the slow one, on both sides
     let spans = |kind: &str, cg: &TestCgroup| -> Vec<(String, i64)> {
@@ -459,4 +466,61 @@ fn service_cgroup(name: &str) -> TestCgroup {
     std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
     let id = std::fs::metadata(&path).expect("stat cgroup").ino();
     TestCgroup { path, id }
+}
+
+/// The spans the OTLP receiver got: the two 503s and the slow request,
+/// once as SERVER (resource: the service) and once as CLIENT, with the
+/// HTTP semantic-convention attributes.
+fn check_otlp_spans(got: &Received, service: &str, port: u16, tok: &str) {
+    let mut server: Vec<&Span> = Vec::new();
+    let mut client: Vec<&Span> = Vec::new();
+    for rs in got.traces.iter().flat_map(|r| &r.resource_spans) {
+        let res = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
+        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+            if !attr(&span.attributes, "url.path").is_some_and(|p| p.ends_with(tok)) {
+                continue;
+            }
+            if span.kind == SpanKind::Server as i32 {
+                assert_eq!(attr(res, "service.name"), Some(service), "{res:?}");
+                assert_eq!(attr(res, "service"), Some(service));
+                assert!(attr(res, "host.name").is_some());
+                server.push(span);
+            } else {
+                assert_eq!(span.kind, SpanKind::Client as i32, "{span:?}");
+                client.push(span);
+            }
+        }
+    }
+    for spans in [&server, &client] {
+        let mut statuses: Vec<String> = spans
+            .iter()
+            .map(|s| attr_text(&s.attributes, "http.response.status_code").unwrap())
+            .collect();
+        statuses.sort();
+        assert_eq!(statuses, ["200", "503", "503"], "{spans:?}");
+        for s in spans.iter() {
+            assert_eq!(attr(&s.attributes, "http.request.method"), Some("GET"));
+            assert_eq!(
+                attr_text(&s.attributes, "server.port"),
+                Some(port.to_string())
+            );
+            assert_eq!(attr(&s.attributes, "server.address"), Some("127.0.0.1"));
+            assert!(attr(&s.attributes, "http.route").is_some());
+            assert_eq!((s.trace_id.len(), s.span_id.len()), (16, 8));
+            assert!(s.end_time_unix_nano > s.start_time_unix_nano);
+            let error = attr_text(&s.attributes, "http.response.status_code").unwrap() == "503";
+            let code = s.status.as_ref().map_or(0, |st| st.code);
+            assert_eq!(code == StatusCode::Error as i32, error, "{s:?}");
+        }
+    }
+    let slow = server
+        .iter()
+        .find(|s| attr_text(&s.attributes, "http.response.status_code").unwrap() == "200")
+        .unwrap();
+    assert_eq!(slow.name, format!("GET /sleep/{{id}}/{tok}"));
+    assert!(slow.end_time_unix_nano - slow.start_time_unix_nano >= 150_000_000);
 }
