@@ -375,11 +375,19 @@ fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
     let srv_cg = service_cgroup(&service);
     let cli_cg = TestCgroup::create("http-smp-cli");
     let mut agent = Agent::spawn({
-        let mut c = Command::new(eunomia_tests::eunomia_bin());
+        let mut c = eunomia_tests::eunomia();
         c.args(["run", "--config", config.to_str().unwrap()]);
         c
     });
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(30));
+    // `eunomia http --json` follows the agent's requests meanwhile
+    let live = eunomia_tests::eunomia()
+        .args(["http", "--json", "--for", "8s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn eunomia http");
+    std::thread::sleep(Duration::from_millis(500));
     let server = serve(&srv_cg);
     let port = server.port;
     let tok = token();
@@ -393,7 +401,28 @@ fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
         get(&cli_cg, port, &["--keepalive"], &paths("sleep/150", 1)),
         [200]
     );
-    std::thread::sleep(Duration::from_secs(2));
+    let live = live.wait_with_output().expect("eunomia http");
+    assert!(live.status.success(), "{live:?}");
+    let live: Vec<Value> = String::from_utf8_lossy(&live.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let seen = |kind: &str, status: i64| {
+        live.iter()
+            .filter(|e| e["kind"] == kind && e["http.response.status_code"] == status)
+            .filter(|e| e["url.path"].as_str().is_some_and(|p| p.ends_with(&tok)))
+            .count()
+    };
+    assert_eq!(
+        (seen("http_server", 503), seen("http_client", 503)),
+        (2, 2),
+        "{live:?}"
+    );
+    assert_eq!(
+        (seen("http_server", 200), seen("http_client", 200)),
+        (1, 1),
+        "{live:?}"
+    );
     agent.signal(libc::SIGTERM);
     let (code, _) = agent.finish(Duration::from_secs(20));
     drop(server);
