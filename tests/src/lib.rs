@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: finding the built `eunomia`
 //! binary, running it as an agent, and deciding whether root-only tests run.
 
+pub mod alertmanager;
 pub mod churn;
 pub mod faults;
 pub mod memcg;
@@ -254,6 +255,22 @@ impl Agent {
             }
         }
         lines
+    }
+
+    /// Reads stdout until `done` holds for the lines so far (or `timeout`
+    /// passes), then stops the agent with SIGTERM: its exit code and every
+    /// stdout line. For tests that wait for what they caused rather than
+    /// for a fixed `--for`, which a loaded machine can outrun.
+    pub fn stop_when(
+        mut self,
+        timeout: Duration,
+        done: impl FnMut(&[String]) -> bool,
+    ) -> (i32, Vec<String>) {
+        let mut lines = self.stdout_until(timeout, done);
+        self.signal(libc::SIGTERM);
+        let (code, rest) = self.finish(Duration::from_secs(20));
+        lines.extend(rest);
+        (code, lines)
     }
 
     /// Like [`Agent::finish`], also returning every stderr line.

@@ -11,142 +11,24 @@ mod containers_support;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use containers_support::{IMAGE, Runtimes, can_run, cri_pod::CriPod, run, runtimes, wait_for};
-use eunomia_tests::{eunomia, kernel_lock};
+use containers_support::{
+    IMAGE, Runtimes, agent::AgentRun, can_run, cri_pod::CriPod, run, runtimes, wait_for,
+};
+use eunomia_tests::{
+    alertmanager::{ALERTMANAGER, Alertmanager},
+    kernel_lock,
+};
 use serde_json::Value;
 
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const RULE: &str = "Panic in a container log";
 const LINES: usize = 300;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN: &str = "00f067aa0ba902b7";
 const LONG: usize = 20_000;
-
-/// The real Alertmanager on a free port, clustering off.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-}
-
-impl Alertmanager {
-    fn start(dir: &Path) -> Alertmanager {
-        let config = dir.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-alertmanager");
-        let am = Alertmanager { child, port };
-        wait_for(Duration::from_secs(30), "Alertmanager ready", || {
-            reqwest::blocking::get(format!("{}/-/ready", am.url()))
-                .is_ok_and(|r| r.status().is_success())
-        });
-        am
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn alerts(&self, rule: &str) -> Vec<Value> {
-        reqwest::blocking::get(format!("{}/api/v2/alerts", self.url()))
-            .and_then(|r| r.json::<Vec<Value>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| a["labels"]["alertname"] == rule)
-            .collect()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One `eunomia run` writing JSON lines to `jsonl`.
-struct Run {
-    child: Child,
-    jsonl: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Run {
-    fn start(dir: &Path, config: &Path, name: &str) -> Run {
-        let jsonl = dir.join(format!("{name}.jsonl"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let child = eunomia()
-            .args(["run", "--for", "300s", "--interval", "1s", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join(format!("{name}.stdout"))).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("spawn eunomia run");
-        let run = Run {
-            child,
-            jsonl: jsonl.clone(),
-            stderr,
-        };
-        // The JSON-lines sink writes its first metrics once everything runs.
-        wait_for(Duration::from_secs(60), "the agent running", || {
-            std::fs::read_to_string(&jsonl).is_ok_and(|s| s.contains("\"type\":\"metric\""))
-        });
-        run
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.jsonl)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn stop(mut self) -> i32 {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the agent did not stop:\n{}", self.stderr());
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The container's script: per round a plain line, a JSON line (level
 /// error, trace and span ids) and a stderr line; every 50 rounds two lines
@@ -264,7 +146,7 @@ fn docker_logs_arrive_once_in_order_across_rotation_and_restart() {
         .prefix("eunomia-logs-")
         .tempdir()
         .unwrap();
-    let am = Alertmanager::start(dir.path());
+    let am = Alertmanager::start();
     let config = write_config(dir.path(), rt, &am);
     // A malformed log file next to the real ones.
     let fake = "f".repeat(64);
@@ -285,7 +167,7 @@ fn docker_logs_arrive_once_in_order_across_rotation_and_restart() {
         std::fs::write(&path, text).unwrap();
         path
     };
-    let first = Run::start(dir.path(), &with_jsonl("first"), "first");
+    let first = AgentRun::with_config(dir.path(), &with_jsonl("first"), "first");
     let name = format!("logs-{}", std::process::id());
     let id = run(rt
         .docker()
@@ -304,7 +186,7 @@ fn docker_logs_arrive_once_in_order_across_rotation_and_restart() {
         code.1
     };
     thread::sleep(Duration::from_secs(1));
-    let second = Run::start(dir.path(), &with_jsonl("second"), "second");
+    let second = AgentRun::with_config(dir.path(), &with_jsonl("second"), "second");
     let _ = run(rt.docker().args(["wait", &id]));
     // The file did rotate (Docker keeps the rotated copies).
     let rotated = std::fs::read_dir(rt.docker_containers().join(&id))
@@ -414,9 +296,9 @@ fn docker_logs_arrive_once_in_order_across_rotation_and_restart() {
     wait_for(
         Duration::from_secs(20),
         "the panic alert in Alertmanager",
-        || !am.alerts(RULE).is_empty(),
+        || !am.alerts_named(RULE).is_empty(),
     );
-    let alerts = am.alerts(RULE);
+    let alerts = am.alerts_named(RULE);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(
         alerts[0]["labels"]["container_id"],
@@ -446,7 +328,7 @@ fn cri_pod_logs_arrive_once_in_order_with_split_lines_joined() {
         .prefix("eunomia-logs-cri-")
         .tempdir()
         .unwrap();
-    let am = Alertmanager::start(dir.path());
+    let am = Alertmanager::start();
     let config = write_config(dir.path(), rt, &am);
     let text = std::fs::read_to_string(&config).unwrap()
         + &format!(
@@ -454,7 +336,7 @@ fn cri_pod_logs_arrive_once_in_order_with_split_lines_joined() {
             dir.path().join("cri.jsonl").display()
         );
     std::fs::write(&config, text).unwrap();
-    let agent = Run::start(dir.path(), &config, "cri");
+    let agent = AgentRun::with_config(dir.path(), &config, "cri");
     // Lines over containerd's 16 KiB line size are written as partial lines.
     let n = 100;
     let script = format!(
@@ -532,18 +414,4 @@ sleep 1000"#
         file.display()
     );
     drop(pod);
-}
-
-impl Run {
-    /// Stops the agent; its exit code and everything it wrote.
-    fn stop_and_lines(self) -> (i32, Vec<Value>) {
-        let jsonl = self.jsonl.clone();
-        let code = self.stop();
-        let lines = std::fs::read_to_string(jsonl)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        (code, lines)
-    }
 }

@@ -8,10 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod hotpath_support;
+
 use eunomia_tests::{
     Agent, kernel_lock, kernel_tests_can_run,
     otlp::{OtlpReceiver, Received, attr, attr_text, metrics_named, number_points},
 };
+use hotpath_support::TestCgroup;
 use opentelemetry_proto::tonic::{
     logs::v1::LogRecord,
     metrics::v1::{AggregationTemporality, metric::Data},
@@ -59,8 +62,11 @@ fn otlp_receives_hot_path_metrics_self_metrics_and_resource() {
         "5s",
     ]);
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
-    let out = Command::new(env!("CARGO_BIN_EXE_syscall-loop"))
-        .arg(CALLS.to_string())
+    // In a cgroup of its own: other processes of the host calling getppid
+    // do not count.
+    let cgroup = TestCgroup::create("export-otlp");
+    let out = cgroup
+        .command(env!("CARGO_BIN_EXE_syscall-loop"), &[&CALLS.to_string()])
         .output()
         .expect("run syscall-loop");
     assert!(out.status.success());
@@ -95,12 +101,14 @@ fn otlp_receives_hot_path_metrics_self_metrics_and_resource() {
         sum.aggregation_temporality,
         AggregationTemporality::Cumulative as i32
     );
-    // One series per cgroup: the child's calls are in the sum over cgroups.
+    // The child's cgroup's series.
     let last = r.metrics.last().map(|(_, m)| m);
+    let id = cgroup.id.to_string();
     let getppid: f64 = metrics_named(last, "eunomia_syscalls_total")
         .into_iter()
         .flat_map(number_points)
         .filter(|(_, a, _)| attr(a, "syscall") == Some("getppid"))
+        .filter(|(_, a, _)| attr_text(a, "cgroup.id").as_deref() == Some(id.as_str()))
         .map(|(_, _, v)| v)
         .sum();
     assert!(getppid >= CALLS as f64, "getppid {getppid} < {CALLS}");

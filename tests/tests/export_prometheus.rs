@@ -2,12 +2,15 @@
 //! agent's `/metrics`, and in another test receives its remote write; both
 //! then query Prometheus's HTTP API for the series, labels and values.
 
-use std::{process::Command, time::Duration};
+mod hotpath_support;
+
+use std::time::Duration;
 
 use eunomia_tests::{
     Agent, kernel_lock, kernel_tests_can_run,
     prom::{Prometheus, free_port, value_of},
 };
+use hotpath_support::TestCgroup;
 
 const CALLS: u64 = 100_000;
 const ATTACHED: &str = "hot path attached";
@@ -18,17 +21,23 @@ fn config_file(body: &str) -> tempfile::NamedTempFile {
     f
 }
 
-fn run_syscall_loop() {
-    let out = Command::new(env!("CARGO_BIN_EXE_syscall-loop"))
-        .arg(CALLS.to_string())
+/// Runs the syscall loop in a cgroup of its own (so other processes of the
+/// host calling getppid do not count) and returns the cgroup's id.
+fn run_syscall_loop() -> TestCgroup {
+    let cgroup = TestCgroup::create("export-prom");
+    let out = cgroup
+        .command(env!("CARGO_BIN_EXE_syscall-loop"), &[&CALLS.to_string()])
         .output()
         .expect("run syscall-loop");
     assert!(out.status.success());
+    cgroup
 }
 
-fn assert_getppid_counted(prom: &Prometheus, selector: &str) {
-    // One series per cgroup: the child's calls are in the sum over cgroups.
-    let q = format!("sum(eunomia_syscalls_total{{syscall=\"getppid\"{selector}}})");
+fn assert_getppid_counted(prom: &Prometheus, cgroup: &TestCgroup, selector: &str) {
+    let q = format!(
+        "sum(eunomia_syscalls_total{{syscall=\"getppid\",cgroup_id=\"{}\"{selector}}})",
+        cgroup.id
+    );
     let r = prom.wait_for(&q, Duration::from_secs(30), |r| {
         r.len() == 1 && value_of(&r[0]) >= CALLS as f64
     });
@@ -54,8 +63,8 @@ fn prometheus_scrapes_metrics_endpoint() {
     let prom = Prometheus::start(&format!(
         "  - job_name: eunomia\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
     ));
-    run_syscall_loop();
-    assert_getppid_counted(&prom, ",job=\"eunomia\"");
+    let cgroup = run_syscall_loop();
+    assert_getppid_counted(&prom, &cgroup, ",job=\"eunomia\"");
     let series = prom.wait_for(
         "eunomia_aggregate_series{metric=\"eunomia_syscalls_total\"}",
         Duration::from_secs(10),
@@ -83,8 +92,8 @@ fn prometheus_receives_remote_write() {
     ));
     let mut agent = Agent::start(&["run", "--config", config.path().to_str().unwrap()]);
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(20));
-    run_syscall_loop();
-    assert_getppid_counted(&prom, ",instance=\"test-host\"");
+    let cgroup = run_syscall_loop();
+    assert_getppid_counted(&prom, &cgroup, ",instance=\"test-host\"");
     let ok = prom.wait_for(
         "eunomia_sink_exports_total{sink=\"remote_write\",outcome=\"success\"}",
         Duration::from_secs(10),

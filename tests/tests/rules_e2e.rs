@@ -9,8 +9,8 @@
 //! `supervisor/src/rules/tests.rs`.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    io::{BufRead as _, BufReader},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -18,10 +18,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use eunomia_tests::{eunomia, kernel_lock, kernel_tests_can_run};
+use eunomia_tests::{
+    alertmanager::{ALERTMANAGER, Alertmanager},
+    eunomia, kernel_lock, kernel_tests_can_run,
+};
 use serde_json::Value;
-
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 // ------------------------------------------------------------ helpers
 
@@ -43,88 +44,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over HTTP/1.0 (no chunking); returns status and body.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Some((status, body))
-}
-
-/// The real Alertmanager on a free port, with clustering off.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Alertmanager {
-    fn start() -> Alertmanager {
-        let dir = TempDir::new("/tmp", "am");
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-alertmanager");
-        let am = Alertmanager {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(20), "Alertmanager ready", || {
-            http_get(port, "/-/ready").is_some_and(|(s, _)| s == 200)
-        });
-        am
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The active alerts (GET /api/v2/alerts).
-    fn alerts(&self) -> Vec<Value> {
-        http_get(self.port, "/api/v2/alerts")
-            .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -43,25 +43,22 @@ fn events(lines: &[String]) -> Vec<serde_json::Value> {
 #[test]
 fn a_generic_tool_from_a_user_directory_prints_events() {
     let dir = manifest_dir("generic-events");
-    let out = eunomia()
-        .args([
-            "tools",
-            "start",
-            "ticker",
-            "--for",
-            "2s",
-            "--json",
-            "--manifest-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let agent = Agent::start(&[
+        "tools",
+        "start",
+        "ticker",
+        "--for",
+        "120s",
+        "--json",
+        "--manifest-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let mut n = 0;
+    let (code, lines) = agent.stop_when(Duration::from_secs(60), |l| {
+        n += events(&l[l.len() - 1..]).len();
+        n >= 8
+    });
+    assert_eq!(code, 0);
     let evs = events(&lines);
     assert!(evs.len() >= 8, "only {} events: {lines:?}", evs.len());
     for (i, e) in evs.iter().enumerate() {

@@ -80,9 +80,14 @@ fn execsnoop_sees_50_execs_of_true() {
         return;
     }
     let _serial = kernel_lock();
-    let agent = start("execsnoop", &["--for", "6s"]);
+    let agent = start("execsnoop", &["--for", "120s"]);
     let pids = run_true(50);
-    let (code, lines) = agent.finish(Duration::from_secs(20));
+    let mut left = pids.clone();
+    let (code, lines) = agent.stop_when(Duration::from_secs(30), |l| {
+        let seen = exec_pids(&events(&l[l.len() - 1..]));
+        left.retain(|p| !seen.contains(p));
+        left.is_empty()
+    });
     assert_eq!(code, 0);
     let evs = events(&lines);
     let seen = exec_pids(&evs);
@@ -117,11 +122,20 @@ fn opensnoop_sees_a_unique_path() {
             .as_nanos()
     ));
     std::fs::write(&path, b"x").unwrap();
-    let agent = start("opensnoop", &["--for", "5s"]);
+    let agent = start("opensnoop", &["--for", "120s"]);
     for _ in 0..3 {
         drop(std::fs::File::open(&path).unwrap());
     }
-    let (code, lines) = agent.finish(Duration::from_secs(20));
+    let wanted = path.to_str().unwrap().to_owned();
+    let mut opens = 0;
+    let (code, lines) = agent.stop_when(Duration::from_secs(30), |l| {
+        let last = events(&l[l.len() - 1..]);
+        opens += last
+            .iter()
+            .filter(|e| e["file.path"] == wanted.as_str())
+            .count();
+        opens >= 3
+    });
     assert_eq!(code, 0);
     let _ = std::fs::remove_file(&path);
     let hits: Vec<_> = events(&lines)
@@ -146,7 +160,7 @@ fn tcplife_sees_a_loopback_session() {
         return;
     }
     let _serial = kernel_lock();
-    let agent = start("tcplife", &["--for", "3s"]);
+    let agent = start("tcplife", &["--for", "120s"]);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
@@ -162,9 +176,14 @@ fn tcplife_sees_a_loopback_session() {
     assert_eq!(back.len(), 4000);
     drop(c);
     server.join().unwrap();
-    let (code, lines) = agent.finish(Duration::from_secs(20));
-    assert_eq!(code, 0);
     let port = u64::from(port);
+    let on_port = |e: &serde_json::Value| {
+        e["kind"] == "tcp_session" && (e["net.sport"] == port || e["net.dport"] == port)
+    };
+    let (code, lines) = agent.stop_when(Duration::from_secs(30), |l| {
+        events(&l[l.len() - 1..]).iter().any(on_port)
+    });
+    assert_eq!(code, 0);
     let sessions: Vec<_> = events(&lines)
         .into_iter()
         .filter(|e| e["kind"] == "tcp_session")

@@ -167,7 +167,7 @@ fn in_a_terminal(
     let agent = AgentRun::start(dir, rt, "");
     let d = dir.display();
     let command = format!(
-        "for i in 1 2; do stty -g > {d}/stty.before.$i; {} top; echo TOP-EXITED-$i $?; stty -g > {d}/stty.after.$i; read x; done; sleep 300",
+        "for i in 1 2; do stty -g > {d}/stty.before.$i; {} top; s=$?; stty -g > {d}/stty.after.$i; echo TOP-EXITED-$i $s; read x; done; sleep 300",
         eunomia_bin().display()
     );
     let socket = test_socket();

@@ -16,7 +16,11 @@ use tokio_util::sync::CancellationToken;
 use super::stats::{CgroupStats, StatsReader};
 use crate::{
     context::AgentContext,
-    enrich::{EnrichConfig, cgroupfs::walk, mounts::CgroupMounts, naming::classify},
+    enrich::EnrichConfig,
+    host::{
+        cgroup::{CgroupMounts, WALK_LIMIT, walk},
+        containers::{RuntimeFiles, classify},
+    },
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue},
 };
 
@@ -94,7 +98,7 @@ impl CgroupStatsPoller {
     }
 
     fn is_containerd_task(&self, path: &str) -> bool {
-        let files = crate::enrich::runtimes::RuntimeFiles {
+        let files = RuntimeFiles {
             containerd_state: self.containerd_state.clone(),
             ..Default::default()
         };
@@ -130,7 +134,7 @@ impl CgroupStatsPoller {
         let mut targets: Vec<Target> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         if let Some(v2) = &self.mounts.v2 {
-            for (path, id) in walk(v2, crate::enrich::cgroupfs::WALK_LIMIT) {
+            for (path, id) in walk(v2, WALK_LIMIT) {
                 if self.is_root(&path) {
                     index.insert(path.clone(), targets.len());
                     targets.push(Target { path, id: Some(id) });
@@ -142,7 +146,7 @@ impl CgroupStatsPoller {
             .v1_mount("memory")
             .or_else(|| self.mounts.v1.first().map(|m| m.mount_point.as_path()));
         if let Some(v1) = v1 {
-            for (path, _) in walk(v1, crate::enrich::cgroupfs::WALK_LIMIT) {
+            for (path, _) in walk(v1, WALK_LIMIT) {
                 if self.is_root(&path) && !index.contains_key(&path) {
                     index.insert(path.clone(), targets.len());
                     targets.push(Target { path, id: None });

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::enrich::mounts::CgroupMounts;
+use crate::host::cgroup::CgroupMounts;
 
 /// v1 reports "no limit" as a page-aligned `i64::MAX`; anything this large
 /// is treated as unlimited.

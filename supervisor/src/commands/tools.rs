@@ -20,7 +20,7 @@ use crate::{
     pipeline::{self, Message},
     tools::{
         Manifest, RunnerOptions, Supervisor, ToolState, ToolsConfig,
-        avail::{Availability, Kernel, ToolStatus},
+        avail::{self, Availability, ToolStatus},
         print::RecordPrinter,
     },
 };
@@ -82,7 +82,7 @@ fn agent_running(socket: &Path) -> Option<Vec<String>> {
 pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()> {
     let (_, config) = tools_config(args)?;
     let manifest = load_manifest(&config)?;
-    let kernel = Kernel::new();
+    let kernel = crate::host::kernel::Kernel::new();
     let running = agent_running(socket);
     let running = running.as_deref();
     let mut out = std::io::stdout().lock();
@@ -94,7 +94,7 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
         )?;
     }
     for spec in manifest.tools() {
-        let avail = kernel.check(spec, &config.search_dirs);
+        let avail = avail::check(&kernel, spec, &config.search_dirs);
         let agent = running.map(|r| r.iter().any(|n| *n == *spec.name));
         if json {
             let row = ToolStatus {

@@ -14,19 +14,19 @@ use std::{
     fs::File,
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::fs::{DirEntryExt, MetadataExt},
+        unix::fs::MetadataExt,
     },
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use crate::host::cgroup::{WALK_LIMIT, walk};
+
 /// Kernfs' file handle type (`FILEID_KERNFS`).
 const FILEID_KERNFS: i32 = 0xfe;
 /// At most this often is the tree walked again to find an unknown id.
 const REWALK_EVERY: Duration = Duration::from_secs(1);
-/// A walk stops after this many cgroups.
-pub const WALK_LIMIT: usize = 1 << 20;
 
 /// What an id lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,35 +182,6 @@ fn relative_to(target: &str, mount: &str) -> Option<String> {
     }
 }
 
-/// Every cgroup under `root` (inclusive) as (path relative to `root`,
-/// inode number), depth first, at most `limit` of them. Cgroups that vanish
-/// during the walk are skipped.
-pub fn walk(root: &Path, limit: usize) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let Ok(meta) = std::fs::metadata(root) else {
-        return out;
-    };
-    out.push(("/".to_owned(), meta.ino()));
-    let mut stack = vec![(root.to_owned(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if out.len() >= limit {
-                return out;
-            }
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
-            out.push((child.clone(), entry.ino()));
-            stack.push((entry.path(), child));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,17 +200,5 @@ mod tests {
             relative_to("/sys/fs/cgroup/unifiedx/a", "/sys/fs/cgroup/unified"),
             None
         );
-    }
-
-    #[test]
-    fn walk_lists_directories_with_inodes() {
-        let dir = std::env::temp_dir().join(format!("eunomia-walk-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("a/b")).unwrap();
-        std::fs::write(dir.join("a/file"), b"x").unwrap();
-        let found = walk(&dir, 100);
-        let _ = std::fs::remove_dir_all(&dir);
-        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, vec!["/", "/a", "/a/b"]);
-        assert_eq!(walk(Path::new("/nonexistent-eunomia"), 10), vec![]);
     }
 }

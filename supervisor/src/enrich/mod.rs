@@ -3,17 +3,15 @@
 //! and the cgroup tree alone, so it works on any host without a runtime API.
 //!
 //! pid → cgroup id (the hot path's kernel map, then `/proc/PID/cgroup`) →
-//! cgroup path ([`cgroupfs`]) → container, pod and service ([`naming`]) →
-//! names ([`pods`]) → one shared [`model::Workload`] whose labels the
-//! [`stage`] attaches.
+//! cgroup path ([`cgroupfs`]) → container, pod and service (by the
+//! runtimes' naming schemes, [`crate::host::containers`]) → names ([`pods`])
+//! → one shared [`model::Workload`] whose labels the [`stage`] attaches.
+//! Where the hierarchies are mounted, `/proc/PID/cgroup` and the runtimes'
+//! own files are read by [`crate::host`].
 //!
-//! - [`mounts`] finds the v2 and v1 hierarchies (pure v1, hybrid, pure v2).
 //! - [`cgroupfs`] maps cgroup v2 ids to paths and back.
-//! - [`procfs`] reads `/proc/PID/cgroup`.
-//! - [`naming`] classifies cgroup paths by the runtimes' naming schemes.
 //! - [`pods`] finds pod and container names in the node's files, and
-//!   [`kubelet`] in the kubelet's pod list, [`runtimes`] in Docker's,
-//!   Podman's and containerd's own files.
+//!   [`kubelet`] in the kubelet's pod list.
 //! - [`resolver`] ties these together behind bounded caches.
 //! - [`stage`] is the pipeline stage.
 //! - [`config`] is the `[enrich]` configuration section.
@@ -23,12 +21,8 @@ pub mod cgroupfs;
 pub mod config;
 pub mod filter;
 pub mod kubelet;
-pub mod mounts;
-pub mod naming;
 pub mod pods;
-pub mod procfs;
 pub mod resolver;
-pub mod runtimes;
 pub mod stage;
 
 pub use config::EnrichConfig;

@@ -5,7 +5,7 @@
 //! container name, and one symlink per container,
 //! `/var/log/containers/<pod>_<namespace>_<container>-<id>.log`, which ties a
 //! container id to its name (the runtimes' own files are read by
-//! [`super::runtimes`]). Namespace and pod names cannot contain `_` (they
+//! [`crate::host::containers::runtimes`]). Namespace and pod names cannot contain `_` (they
 //! are DNS labels and subdomains), so the splits are exact.
 //!
 //! The directories are listed again when a lookup finds the listing older

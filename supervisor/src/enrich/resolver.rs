@@ -23,11 +23,11 @@ use model::{Container, Pod, QosClass, Runtime, Workload};
 use super::{
     EnrichConfig,
     cgroupfs::{IdLookup, V2Hierarchy},
-    mounts::CgroupMounts,
-    naming::{Classification, classify},
     pods::PodDirectory,
-    procfs::ProcCgroups,
-    runtimes::{ContainerFacts, RuntimeFiles},
+};
+use crate::host::{
+    cgroup::{CgroupMounts, ProcCgroups},
+    containers::{Classification, ContainerFacts, RuntimeFiles, classify},
 };
 
 /// Looks up the cgroup id a pid was last seen in by the kernel.

@@ -111,14 +111,7 @@ fn candidates(pid: u32) -> Vec<PathBuf> {
 
 /// The pid `pid` has in its own pid namespace (last `NSpid` field).
 fn namespace_pid(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
+    crate::host::proc::Status::read(pid)?.ns_pid()
 }
 
 #[cfg(test)]

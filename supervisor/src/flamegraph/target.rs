@@ -9,7 +9,10 @@ use std::{
 };
 
 use super::FlameError;
-use crate::enrich::{EnrichConfig, Resolver, WorkloadFilter, cgroupfs};
+use crate::{
+    enrich::{EnrichConfig, Resolver, WorkloadFilter},
+    host::cgroup,
+};
 
 /// Most cgroups looked at when searching for a container.
 const MAX_CGROUPS: usize = 100_000;
@@ -45,7 +48,7 @@ impl Target {
         let full = if path.is_absolute() && path.exists() {
             path.to_owned()
         } else {
-            cgroup2_root().join(path.strip_prefix("/").unwrap_or(path))
+            cgroup::v2_root().join(path.strip_prefix("/").unwrap_or(path))
         };
         let meta = fs::metadata(&full)
             .map_err(|e| FlameError::NoTarget(format!("cgroup {}: {e}", full.display())))?;
@@ -69,7 +72,7 @@ impl Target {
         if want.is_empty() {
             return Err(FlameError::NoTarget("empty container name".into()));
         }
-        let root = enrich.cgroup_root.clone().unwrap_or_else(cgroup2_root);
+        let root = enrich.cgroup_root.clone().unwrap_or_else(cgroup::v2_root);
         let mut resolver = Resolver::new(enrich);
         let filter = WorkloadFilter {
             container: Some(want.to_owned()),
@@ -77,7 +80,7 @@ impl Target {
         };
         // Container id → its outermost cgroup.
         let mut found: std::collections::BTreeMap<String, String> = Default::default();
-        for (rel, _) in cgroupfs::walk(&root, MAX_CGROUPS) {
+        for (rel, _) in cgroup::walk(&root, MAX_CGROUPS) {
             let workload = resolver.by_path(&rel);
             if !filter.matches(Some(&workload)) {
                 continue;
@@ -117,21 +120,6 @@ impl Target {
             Target::Host => true,
         }
     }
-}
-
-/// Where the cgroup v2 hierarchy is mounted: `/sys/fs/cgroup/unified` on
-/// hybrid hosts, `/sys/fs/cgroup` on pure v2 hosts.
-pub fn cgroup2_root() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, mnt, fstype) = (f.next()?, f.next()?, f.next()?);
-            (fstype == "cgroup2").then(|| PathBuf::from(mnt))
-        })
-        .next()
-        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
 }
 
 /// Whether `pid` exists and has not exited (state neither Z nor X in

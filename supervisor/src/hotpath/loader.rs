@@ -434,7 +434,7 @@ impl Hotpath {
     pub fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
         match &self.pids {
             Some(p) => p.cgroup_of_pid(pid),
-            None => super::pids::cgroup_of_pid_from_proc(pid),
+            None => crate::host::cgroup::id_of_pid(pid),
         }
     }
 

@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe,
     mmap::MmapArray,
-    pids::live_cgroups,
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
 };
@@ -175,7 +174,7 @@ impl Poller {
                 }
             }
             if !idle.is_empty() {
-                let live = live_cgroups();
+                let live = crate::host::cgroup::live_ids();
                 for (slot, cgroup) in idle {
                     if !live.contains(&cgroup)
                         && let Err(err) = table.evict(&mut self.hotpath, slot, cgroup)

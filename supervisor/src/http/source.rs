@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     context::AgentContext,
-    hotpath::pids::monotonic_ns,
+    host::monotonic_ns,
     pipeline::{Message, PipelineTx, SampleBatch, ToolRecord},
     selfmetrics::{Counter, Registry},
 };

@@ -20,7 +20,7 @@ use parsers::logs::LogFormat;
 
 use model::{Container, Pod, QosClass, Runtime, Workload};
 
-use crate::enrich::runtimes::{ContainerFacts, RuntimeFiles, is_plain_name};
+use crate::host::containers::{ContainerFacts, RuntimeFiles, runtimes::is_plain_name};
 
 /// One container log file.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,7 +28,8 @@ use super::{
     tail::{PollOutcome, Seen, Start, Tailer},
 };
 use crate::{
-    enrich::{EnrichConfig, runtimes::RuntimeFiles},
+    enrich::EnrichConfig,
+    host::containers::RuntimeFiles,
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue, ToolRecord},
     selfmetrics::Registry,
 };

@@ -1,19 +1,13 @@
 //! Diagnostics: a [`RuleError`] names the file, line and column of what is
 //! wrong and carries the offending source line with the text underlined,
-//! the way `eunomia rules check` prints it.
+//! the way `eunomia rules check` prints it (the one diagnostic shape,
+//! [`crate::textpos::Diagnostic`], shared with the tools manifest); [`Src`]
+//! maps offsets inside a rule's strings to offsets in the file.
 
-use std::{fmt, path::PathBuf, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use super::syntax::Span;
-
-/// A rules file's text, kept to turn byte offsets into lines and columns.
-#[derive(Debug)]
-pub struct SourceFile {
-    /// Where it was read from.
-    pub path: PathBuf,
-    /// Its content.
-    pub text: String,
-}
+pub use crate::textpos::{Diagnostic as RuleError, SourceFile};
 
 /// A string value inside a rules file (a condition, an output template) and
 /// how byte offsets inside the string map to offsets in the file.
@@ -73,92 +67,6 @@ fn raw_base(text: &str, value: std::ops::Range<usize>, content: &str) -> Option<
         return (inner == content).then_some(value.start + start);
     }
     None
-}
-
-/// An error in a rules file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct RuleError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line; 0 when the error has no position (e.g. unreadable file).
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-    /// The source line, for the underline.
-    pub line_text: String,
-    /// How many characters to underline (at least 1 when positioned).
-    pub width: usize,
-}
-
-impl RuleError {
-    /// An error covering `range` of `file`.
-    pub fn at(
-        file: &SourceFile,
-        range: std::ops::Range<usize>,
-        message: impl Into<String>,
-    ) -> Self {
-        let text = &file.text;
-        let start = floor_char(text, range.start.min(text.len()));
-        let line_start = text[..start].rfind('\n').map_or(0, |n| n + 1);
-        let line_end = text[start..].find('\n').map_or(text.len(), |n| start + n);
-        let (line, col) = crate::textpos::line_col(text, start);
-        let end = floor_char(text, range.end.clamp(start, line_end));
-        let width = text[start..end].chars().count().max(1);
-        RuleError {
-            path: file.path.clone(),
-            line,
-            col,
-            message: message.into(),
-            line_text: text[line_start..line_end].trim_end_matches('\r').to_owned(),
-            width,
-        }
-    }
-
-    /// An error about `path` as a whole.
-    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        RuleError {
-            path: path.into(),
-            line: 0,
-            col: 0,
-            message: message.into(),
-            line_text: String::new(),
-            width: 0,
-        }
-    }
-}
-
-/// The largest char boundary ≤ `i`.
-fn floor_char(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-impl fmt::Display for RuleError {
-    /// `file:line:col: message`, then the line and a `^^^` underline.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.path.display(), self.message);
-        }
-        writeln!(
-            f,
-            "{}:{}:{}: {}",
-            self.path.display(),
-            self.line,
-            self.col,
-            self.message
-        )?;
-        writeln!(f, "    {}", self.line_text)?;
-        write!(
-            f,
-            "    {}{}",
-            " ".repeat(self.col - 1),
-            "^".repeat(self.width)
-        )
-    }
 }
 
 /// Every error found while loading rules (loading goes on after an error to

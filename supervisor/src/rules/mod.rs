@@ -223,15 +223,8 @@ impl ProcTable {
 
 /// The real uid and the name of a live process, from `/proc/PID/status`.
 fn proc_status(pid: u32) -> Option<(u32, Option<Comm>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim_start_matches([':', ' ', '\t']))
-    };
-    let uid = field("Uid")?.split_whitespace().next()?.parse().ok()?;
-    let comm = field("Name").map(Comm::from);
-    Some((uid, comm))
+    let status = crate::host::proc::Status::read(pid)?;
+    Some((status.uid()?, status.name.as_deref().map(Comm::from)))
 }
 
 /// Counters of the rules stage (self-observability).

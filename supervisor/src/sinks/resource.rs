@@ -26,9 +26,7 @@ pub fn attributes(configured: &BTreeMap<String, String>) -> Vec<(String, String)
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    if let Some(id) =
-        read_trimmed("/etc/machine-id").or_else(|| read_trimmed("/var/lib/dbus/machine-id"))
-    {
+    if let Some(id) = crate::host::machine_id() {
         attrs.insert("host.id".into(), id);
     }
     if let Some(node) = std::env::var("NODE_NAME")
@@ -50,12 +48,6 @@ pub fn resource(configured: &BTreeMap<String, String>) -> Resource {
             .collect(),
         ..Default::default()
     }
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 #[cfg(test)]

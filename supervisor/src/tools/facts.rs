@@ -123,16 +123,7 @@ fn thread_comms(pid: u32) -> Vec<String> {
 /// `comm` and the four uids (real, effective, saved, fs) of a live process.
 fn proc_facts(pid: u32) -> Option<Facts> {
     let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uids = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|u| u.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let uids = crate::host::proc::Status::read(pid)?.uids;
     Some(Facts {
         comms: vec![comm_text(comm.strip_suffix(b"\n").unwrap_or(&comm))],
         uids,

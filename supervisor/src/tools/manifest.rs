@@ -3,22 +3,22 @@
 //! The shipped manifest is embedded in the binary; users add or replace
 //! entries with `*.toml` files in the configured manifest directories. Loading
 //! validates everything (unknown keys, parser, generic format, signal,
-//! duplicates) and every error names the file, line and column.
+//! duplicates; [`super::manifest_check`], one function per field) and every
+//! error names the file, line and column.
 
 use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    str::FromStr as _,
     sync::Arc,
     time::Duration,
 };
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
 
 use super::{ToolsConfig, pa};
+use crate::textpos::{Diagnostic, SourceFile};
 
 /// The shipped manifest, embedded so the single binary works anywhere.
 pub const BUILTIN: &str = include_str!("../../../tools-manifest.toml");
@@ -27,28 +27,9 @@ pub const BUILTIN_NAME: &str = "tools-manifest.toml (built in)";
 /// The placeholder in `interval_args` replaced by the interval in seconds.
 pub const SECONDS: &str = "{seconds}";
 
-/// A manifest that cannot be used: file, line, column and what is wrong.
-#[derive(Debug, thiserror::Error)]
-pub struct ManifestError {
-    /// The file (or [`BUILTIN_NAME`]).
-    pub file: String,
-    /// 1-based line, 0 when unknown.
-    pub line: usize,
-    /// 1-based column, 0 when unknown.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.col) {
-            (0, _) => write!(f, "{}: {}", self.file, self.message),
-            (l, 0) => write!(f, "{}:{l}: {}", self.file, self.message),
-            (l, c) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
-        }
-    }
-}
+/// A manifest that cannot be used: file, line, column, what is wrong and
+/// the offending line, underlined.
+pub type ManifestError = Diagnostic;
 
 /// What a tool's output is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -66,7 +47,7 @@ pub enum Output {
 
 impl Output {
     /// What a generic format produces.
-    fn of_format(f: pa::Format) -> Output {
+    pub(super) fn of_format(f: pa::Format) -> Output {
         match f {
             pa::Format::Columns | pa::Format::Fixed => Output::Events,
             pa::Format::Histogram => Output::Histograms,
@@ -220,36 +201,6 @@ pub struct Manifest {
     pub files: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    #[serde(default)]
-    tool: Vec<Spanned<RawTool>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTool {
-    name: Spanned<String>,
-    description: String,
-    binary: Spanned<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    parser: Option<Spanned<String>>,
-    format: Option<Spanned<pa::GenericSpec>>,
-    output: Spanned<Output>,
-    event_kind: Option<pa::EventKind>,
-    stop_signal: Option<Spanned<String>>,
-    #[serde(default, with = "humantime_serde")]
-    stop_timeout: Option<Duration>,
-    interval_args: Option<Spanned<Vec<String>>>,
-    needs_args: Option<String>,
-    #[serde(default)]
-    rerun: bool,
-    #[serde(default)]
-    requires: Option<Spanned<Requires>>,
-}
-
 /// Default for `stop_timeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -277,12 +228,10 @@ impl Manifest {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    return Err(ManifestError {
-                        file: dir.display().to_string(),
-                        line: 0,
-                        col: 0,
-                        message: format!("cannot read manifest directory: {e}"),
-                    });
+                    return Err(Diagnostic::file(
+                        dir,
+                        format!("cannot read manifest directory: {e}"),
+                    ));
                 }
             };
             let mut files: Vec<PathBuf> = entries
@@ -296,15 +245,9 @@ impl Manifest {
                 let extra = Manifest::parse(&text, &file.display().to_string())?;
                 for tool in extra.tools {
                     if let Some(first) = user.get(&tool.name) {
-                        return Err(ManifestError {
-                            file: tool.origin.file.clone(),
-                            line: tool.origin.line,
-                            col: 0,
-                            message: format!(
-                                "duplicate tool `{}`: already defined at {first}",
-                                tool.name
-                            ),
-                        });
+                        let message =
+                            format!("duplicate tool `{}`: already defined at {first}", tool.name);
+                        return Err(at_line(&file, text, tool.origin.line, message));
                     }
                     user.insert(tool.name.clone(), tool.origin.clone());
                     manifest.insert_or_replace(tool);
@@ -317,204 +260,7 @@ impl Manifest {
 
     /// Parses and validates one manifest file's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
-        let lines = crate::textpos::LineIndex::new(text);
-        let err_at = |span: Option<std::ops::Range<usize>>, message: String| {
-            let (line, col) = span.map_or((0, 0), |s| lines.line_col(s.start));
-            ManifestError {
-                file: file.to_owned(),
-                line,
-                col,
-                message,
-            }
-        };
-        let raw: RawManifest = toml::from_str(text)
-            .map_err(|e| err_at(e.span(), e.message().trim_end().to_owned()))?;
-        let mut tools: Vec<ToolSpec> = Vec::with_capacity(raw.tool.len());
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for entry in raw.tool {
-            let span = entry.span();
-            let (line, _) = lines.line_col(span.start);
-            let t = entry.into_inner();
-            let name = t.name.get_ref().clone();
-            let at = |s: std::ops::Range<usize>, m: String| err_at(Some(s), m);
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            {
-                return Err(at(
-                    t.name.span(),
-                    format!(
-                        "invalid tool name {name:?}: use lowercase letters, digits, `_` and `-`"
-                    ),
-                ));
-            }
-            if let Some(first) = seen.get(&name) {
-                return Err(at(
-                    t.name.span(),
-                    format!("duplicate tool `{name}`: already defined at line {first}"),
-                ));
-            }
-            seen.insert(name.clone(), line);
-            if t.binary.get_ref().trim().is_empty() {
-                return Err(at(t.binary.span(), "`binary` is empty".into()));
-            }
-            let parser = match (t.parser, t.format) {
-                (Some(p), None) => {
-                    if pa::builtin(p.get_ref()).is_none() {
-                        return Err(at(
-                            p.span(),
-                            format!(
-                                "unknown parser `{}` for tool `{name}`: the built-in parsers are {}; \
-                                 for other tools describe the output with a `[tool.format]` table",
-                                p.get_ref(),
-                                pa::builtin_names().join(", ")
-                            ),
-                        ));
-                    }
-                    if t.event_kind.is_some() && *t.output.get_ref() != Output::Events {
-                        return Err(at(
-                            t.output.span(),
-                            format!("tool `{name}`: event_kind is only for output = \"events\""),
-                        ));
-                    }
-                    ParserSpec::Builtin(p.into_inner())
-                }
-                (None, Some(f)) => {
-                    let span = f.span();
-                    let spec = f.into_inner();
-                    if let Err(e) = spec.validate() {
-                        return Err(at(span, format!("tool `{name}`: format does not fit: {e}")));
-                    }
-                    for c in &spec.columns {
-                        if let Some(why) = super::columns::misspelled(&c.name) {
-                            let place = super::columns::locate(text, span.clone(), &c.name);
-                            return Err(at(place.unwrap_or(span), format!("tool `{name}`: {why}")));
-                        }
-                    }
-                    let made = Output::of_format(spec.format);
-                    if made != *t.output.get_ref() {
-                        return Err(at(
-                            t.output.span(),
-                            format!(
-                                "tool `{name}`: output = \"{}\" does not fit its format, which produces {}",
-                                t.output.get_ref().as_str(),
-                                made.as_str()
-                            ),
-                        ));
-                    }
-                    if t.event_kind.is_some() {
-                        return Err(at(
-                            span,
-                            format!(
-                                "tool `{name}`: with a format, set the event kind as `format.kind`"
-                            ),
-                        ));
-                    }
-                    ParserSpec::Generic(Box::new(spec))
-                }
-                (Some(p), Some(_)) => {
-                    return Err(at(
-                        p.span(),
-                        format!("tool `{name}` has both `parser` and `format`: keep one"),
-                    ));
-                }
-                (None, None) => {
-                    return Err(at(
-                        span,
-                        format!(
-                            "tool `{name}` has no parser: set `parser` to a built-in parser \
-                             or describe the output with a `[tool.format]` table"
-                        ),
-                    ));
-                }
-            };
-            let stop_signal = match t.stop_signal {
-                None => Signal::SIGINT,
-                Some(s) => {
-                    let raw = s.get_ref().to_ascii_uppercase();
-                    let full = if raw.starts_with("SIG") {
-                        raw
-                    } else {
-                        format!("SIG{raw}")
-                    };
-                    Signal::from_str(&full).map_err(|_| {
-                        at(s.span(), format!("unknown stop_signal {:?}", s.get_ref()))
-                    })?
-                }
-            };
-            let interval_args = match t.interval_args {
-                None => Vec::new(),
-                Some(a) => {
-                    if !a.get_ref().is_empty() && !a.get_ref().iter().any(|x| x.contains(SECONDS)) {
-                        return Err(at(
-                            a.span(),
-                            format!("interval_args must contain the placeholder {SECONDS}"),
-                        ));
-                    }
-                    a.into_inner()
-                }
-            };
-            if t.rerun && interval_args.is_empty() {
-                return Err(at(
-                    span.clone(),
-                    format!("tool `{name}`: rerun = true needs interval_args (the run's duration)"),
-                ));
-            }
-            let requires =
-                match t.requires {
-                    None => Requires::default(),
-                    Some(r) => {
-                        let span = r.span();
-                        let r = r.into_inner();
-                        if let Some(bad) = r.tracepoints.iter().find(|tp| {
-                            tp.split('/').count() != 2 || tp.split('/').any(str::is_empty)
-                        }) {
-                            return Err(at(
-                                span,
-                                format!("tracepoint {bad:?} must be `category/name`"),
-                            ));
-                        }
-                        if let Some(bad) = r.btf_members.iter().find(|m| {
-                            m.split_once('.')
-                                .is_none_or(|(a, b)| a.is_empty() || b.is_empty())
-                        }) {
-                            return Err(at(
-                                span,
-                                format!("btf_members entry {bad:?} must be `struct.field`"),
-                            ));
-                        }
-                        r
-                    }
-                };
-            let event_kind = match &parser {
-                ParserSpec::Generic(g)
-                    if matches!(g.format, pa::Format::Columns | pa::Format::Fixed) =>
-                {
-                    Some(g.kind)
-                }
-                _ => t.event_kind,
-            };
-            tools.push(ToolSpec {
-                name: name.into(),
-                description: t.description,
-                binary: t.binary.into_inner(),
-                args: t.args,
-                parser,
-                output: *t.output.get_ref(),
-                event_kind,
-                stop_signal,
-                stop_timeout: t.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
-                interval_args,
-                needs_args: t.needs_args,
-                rerun: t.rerun,
-                requires,
-                origin: Origin {
-                    file: file.to_owned(),
-                    line,
-                },
-            });
-        }
+        let tools = super::manifest_check::entries(text, file)?;
         let by_name = tools
             .iter()
             .enumerate()
@@ -558,22 +304,26 @@ impl Manifest {
 
 /// Refuses a manifest file or directory others than root could change.
 fn trusted(path: &Path) -> Result<(), ManifestError> {
-    crate::trust::check(path).map_err(|e| ManifestError {
-        file: path.display().to_string(),
-        line: 0,
-        col: 0,
-        message: e.advice(),
-    })
+    crate::trust::check(path).map_err(|e| Diagnostic::file(path, e.advice()))
 }
 
 fn read(path: &Path) -> Result<String, ManifestError> {
     trusted(path)?;
-    std::fs::read_to_string(path).map_err(|e| ManifestError {
-        file: path.display().to_string(),
-        line: 0,
-        col: 0,
-        message: format!("cannot read: {e}"),
-    })
+    std::fs::read_to_string(path).map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))
+}
+
+/// An error at the start of 1-based `line` of `text`, the file at `path`.
+fn at_line(path: &Path, text: String, line: usize, message: String) -> Diagnostic {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let file = SourceFile {
+        path: path.to_owned(),
+        text,
+    };
+    Diagnostic::at(&file, start..start, message)
 }
 
 #[cfg(test)]

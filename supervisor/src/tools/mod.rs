@@ -8,6 +8,7 @@ pub mod columns;
 pub mod config;
 pub mod facts;
 pub mod manifest;
+mod manifest_check;
 mod output;
 pub mod print;
 pub mod runner;
@@ -77,7 +78,7 @@ pub struct Supervisor {
 struct Inner {
     /// The manifest and `[tools]` settings that tools started from now on use.
     setup: RwLock<(Arc<Manifest>, ToolsConfig)>,
-    kernel: avail::Kernel,
+    kernel: crate::host::kernel::Kernel,
     /// `None` once closed: the pipeline can then end.
     tx: Mutex<Option<PipelineTx>>,
     /// The kernel's pid map the tools' records are checked against.
@@ -100,7 +101,7 @@ impl Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 setup: RwLock::new((Arc::new(manifest), config)),
-                kernel: avail::Kernel::new(),
+                kernel: crate::host::kernel::Kernel::new(),
                 tx: Mutex::new(Some(ctx.tx.clone())),
                 pids: ctx.pids.clone(),
                 book: StatsBook::new(ctx.registry.clone()),
@@ -131,7 +132,7 @@ impl Supervisor {
     /// it cannot.
     pub fn availability(&self, spec: &ToolSpec) -> avail::Availability {
         let (_, config) = self.setup();
-        self.inner.kernel.check(spec, &config.search_dirs)
+        avail::check(&self.inner.kernel, spec, &config.search_dirs)
     }
 
     /// Starts `name` with `extra` arguments; `force` skips the availability
@@ -153,7 +154,7 @@ impl Supervisor {
                 what: what.clone(),
             });
         }
-        let binary = match self.inner.kernel.check(spec, &config.search_dirs) {
+        let binary = match avail::check(&self.inner.kernel, spec, &config.search_dirs) {
             avail::Availability::Ready(path) => path,
             avail::Availability::Unsupported(_) if force => {
                 avail::find_binary(&spec.binary, &config.search_dirs).expect("found by check")

@@ -51,7 +51,7 @@ impl Checker {
         // of a busy process without asking again (a map lookup is a system
         // call); a record it does not confirm asks afresh. Where newlines are
         // counted, the count must be fresh.
-        let now = crate::hotpath::pids::monotonic_ns();
+        let now = crate::host::monotonic_ns();
         if self.family.is_none()
             && let Some((at, facts)) = self.cache.borrow().get(&pid)
             && now.saturating_sub(*at) < CACHE_NS
@@ -75,7 +75,7 @@ impl Checker {
         }
         let counted = recorded.as_ref().zip(self.family);
         let recent = |f: &Facts| {
-            crate::hotpath::pids::monotonic_ns().saturating_sub(f.newline_ns) < NEWLINE_WINDOW_NS
+            crate::host::monotonic_ns().saturating_sub(f.newline_ns) < NEWLINE_WINDOW_NS
         };
         self.last_newlines.set(counted.map_or(0, |(f, family)| {
             if recent(f) {
@@ -133,7 +133,7 @@ impl Checker {
         facts: &Facts,
         pending: &[(u32, u64)],
     ) -> Result<(u32, u64), Reject> {
-        let now = crate::hotpath::pids::monotonic_ns();
+        let now = crate::host::monotonic_ns();
         let mut recent = facts
             .execs
             .iter()

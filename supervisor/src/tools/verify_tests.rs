@@ -55,7 +55,7 @@ fn fake(counts: Option<HashMap<u32, [u32; 2]>>) -> Arc<dyn ProcessFacts> {
             (200, ("sshd", 0, None)),
             (300, ("true", 0, Some("true"))),
         ]),
-        crate::hotpath::pids::monotonic_ns(),
+        crate::host::monotonic_ns(),
         counts,
         Default::default(),
     ))

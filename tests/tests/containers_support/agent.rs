@@ -39,31 +39,42 @@ impl AgentRun {
             ),
         )
         .unwrap();
-        let (stdout, stderr) = (dir.join("stdout"), dir.join("stderr"));
+        let agent = AgentRun::spawn(dir, &config, "agent", jsonl);
+        agent.wait_until_tools_see(&format!("eunomia-ready-{}", std::process::id()));
+        agent
+    }
+
+    /// Starts the agent with the configuration file `config`, whose JSON-lines
+    /// sink writes to `DIR/NAME.jsonl`; returns once the first metrics are
+    /// written there (everything runs then).
+    pub fn with_config(dir: &Path, config: &Path, name: &str) -> AgentRun {
+        let jsonl = dir.join(format!("{name}.jsonl"));
+        let agent = AgentRun::spawn(dir, config, name, jsonl);
+        wait_for(Duration::from_secs(60), "the agent running", || {
+            !agent.metrics().is_empty()
+        });
+        agent
+    }
+
+    /// `eunomia run --json` with `config`, its output in `DIR/NAME.std{out,err}`.
+    fn spawn(dir: &Path, config: &Path, name: &str, jsonl: PathBuf) -> AgentRun {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
         let child = eunomia()
-            .args([
-                "run",
-                "--json",
-                "--for",
-                "120s",
-                "--interval",
-                "1s",
-                "--config",
-            ])
-            .arg(&config)
+            .args(["run", "--json", "--for", "300s", "--interval", "1s"])
+            .arg("--config")
+            .arg(config)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("spawn eunomia run");
-        let agent = AgentRun {
+        AgentRun {
             child,
             jsonl,
             stdout,
             stderr,
-        };
-        agent.wait_until_tools_see(&format!("eunomia-ready-{}", std::process::id()));
-        agent
+        }
     }
 
     /// Runs `/bin/true MARK` until execsnoop's event for it is written.
@@ -107,11 +118,28 @@ impl AgentRun {
             .collect()
     }
 
+    /// What the agent wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     pub fn dump(&self) -> String {
         format!(
             "stderr:\n{}",
             std::fs::read_to_string(&self.stderr).unwrap_or_default()
         )
+    }
+
+    /// Stops the agent; its exit code and everything it wrote.
+    pub fn stop_and_lines(self) -> (i32, Vec<Value>) {
+        let jsonl = self.jsonl.clone();
+        let code = self.stop();
+        let lines = std::fs::read_to_string(jsonl)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (code, lines)
     }
 
     pub fn stop(mut self) -> i32 {

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use eunomia::enrich::mounts::CgroupMounts;
+use eunomia::host::cgroup::CgroupMounts;
 
 /// The v1 controllers a test cgroup is also created in on hybrid and v1
 /// hosts (what the runtimes do there).

@@ -1,0 +1,11 @@
+//! Which containers the host runs, as the runtimes leave them on disk:
+//! [`naming`] reads a cgroup path by the runtimes' and the kubelet's naming
+//! schemes, [`runtimes`] reads Docker's, Podman's and containerd's own
+//! files. Asked by enrichment, the container stats source and the log
+//! source.
+
+pub mod naming;
+pub mod runtimes;
+
+pub use naming::{Classification, classify};
+pub use runtimes::{ContainerFacts, RuntimeFiles};
