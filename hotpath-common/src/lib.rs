@@ -185,10 +185,28 @@ pub enum Offset {
     TaskRealParent = 24,
     /// BTF: `struct task_struct`, `tgid` (the process id).
     TaskTgid = 25,
+    /// BTF: `struct task_struct`, `files`.
+    TaskFiles = 7,
+    /// BTF: `struct files_struct`, `fdt`.
+    FilesFdt = 8,
+    /// BTF: `struct fdtable`, `fd`.
+    FdtableFd = 9,
+    /// BTF: `struct fdtable`, `max_fds`.
+    FdtableMaxFds = 20,
+    /// BTF: `struct file`, `private_data`.
+    FilePrivate = 26,
+    /// BTF: `struct socket`, `sk`.
+    SocketSk = 27,
+    /// BTF: `struct socket`, `file` (a socket's file points back at it).
+    SocketFile = 28,
+    /// BTF: `struct sock`, `__sk_common.skc_rcv_saddr` (local IPv4).
+    SockRcvSaddr = 29,
+    /// BTF: `struct sock`, `__sk_common.skc_v6_rcv_saddr` (local IPv6).
+    SockV6RcvSaddr = 30,
 }
 
 /// Number of entries of `OFFSETS`.
-pub const OFFSETS_LEN: u32 = 26;
+pub const OFFSETS_LEN: u32 = 31;
 
 // ---------------------------------------------------------------------------
 // TCP
@@ -409,6 +427,7 @@ mod pod {
     unsafe impl aya::Pod for super::ExecEvent {}
 }
 
+pub mod http;
 pub mod profile;
 
 // ---------------------------------------------------------------------------

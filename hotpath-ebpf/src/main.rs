@@ -9,6 +9,8 @@
 //!   the common case is: two inlined array lookups, a global read, two adds.
 //! - `tcp_set_state`, `tcp_recv_reset`, `tcp_send_reset`: TCP sessions per
 //!   (cgroup, direction, port/peer), durations and bytes at close.
+//! - [`http`]: HTTP/1.x requests, from the same `sys_exit` program (the read
+//!   and write families, connect, accept, close), to a ring buffer.
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
 //!   pid map (cgroup, uid, comm, exec time per task), the kernel's truth that
 //!   tool records are checked against.
@@ -159,6 +161,7 @@ fn cgroup_v2_id(cgrp: u64) -> Option<u64> {
 mod arch;
 mod bench;
 mod execs;
+mod http;
 mod pids;
 mod strings;
 mod syscalls;

@@ -40,6 +40,9 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
             (*c).errors[nr as usize] += 1;
         }
     }
+    if crate::http::wanted(nr) {
+        return crate::http::on_sys_exit(regs, nr, ret);
+    }
     0
 }
 

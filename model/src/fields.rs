@@ -52,12 +52,21 @@
 //! | `prev.tid` | int | its tid | runqslower |
 //! | `mem.reclaimed_pages` | int | pages reclaimed | drsnoop |
 //! | `mem.free_kb` | int | free memory in KiB | drsnoop `-e` |
+//! | `http.request.method` | str | request method | HTTP capture |
+//! | `url.path` | str | request path, query removed | HTTP capture |
+//! | `http.route` | str | path templated (`/users/{id}`), bounded per container | HTTP capture |
+//! | `http.response.status_code` | int | status code | HTTP capture |
+//! | `http.status_class` | str | `2xx`, `4xx`, ... | HTTP capture |
+//! | `http.request.size` / `http.response.size` | int | bytes | HTTP capture |
+//! | `server.address` / `server.port` | ip / int | the serving end | HTTP capture |
+//! | `client.address` / `client.port` | ip / int | the calling end | HTTP capture |
+//! | `parent_span_id` | str | parent span id of an incoming `traceparent` (16 hex digits; its trace id is `trace_id`) | HTTP capture |
 //! | `log.body` | str | the line a container wrote (partial lines joined, control bytes escaped) | container logs |
 //! | `log.level` | str | its severity: `unknown`, `trace`, `debug`, `info`, `warn`, `error`, `fatal` | container logs |
 //! | `log.pattern` | str | its pattern, variable parts masked as `<*>` | container logs |
 //! | `log.stream` | str | `stdout` or `stderr` | container logs |
-//! | `trace_id` | str | W3C trace id (32 hex digits) the line names | container logs |
-//! | `span_id` | str | span id (16 hex digits) the line names | container logs |
+//! | `trace_id` | str | W3C trace id (32 hex digits) the line names; a span's trace ([`crate::span`]) | container logs, HTTP capture |
+//! | `span_id` | str | span id (16 hex digits) the line names; a span's own id | container logs, HTTP capture |
 //!
 //! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
 //! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),
@@ -154,6 +163,31 @@ pub const PREV_TID: &str = "prev.tid";
 pub const MEM_RECLAIMED_PAGES: &str = "mem.reclaimed_pages";
 /// Free memory in KiB.
 pub const MEM_FREE_KB: &str = "mem.free_kb";
+/// HTTP request method (`GET`, ...), from the hot path's HTTP capture.
+pub const HTTP_METHOD: &str = "http.request.method";
+/// Request path as sent (query removed, control bytes escaped).
+pub const URL_PATH: &str = "url.path";
+/// Low-cardinality route templated from the path (`/users/{id}`).
+pub const HTTP_ROUTE: &str = "http.route";
+/// Response status code.
+pub const HTTP_STATUS: &str = "http.response.status_code";
+/// Status class: `1xx` ... `5xx`.
+pub const HTTP_STATUS_CLASS: &str = "http.status_class";
+/// Bytes of the request (line, headers and body).
+pub const HTTP_REQUEST_SIZE: &str = "http.request.size";
+/// Bytes of the response's first write (server) or read (client).
+pub const HTTP_RESPONSE_SIZE: &str = "http.response.size";
+/// The server's address (local for a served request, remote for a call).
+pub const SERVER_ADDRESS: &str = "server.address";
+/// The server's port.
+pub const SERVER_PORT: &str = "server.port";
+/// The client's address.
+pub const CLIENT_ADDRESS: &str = "client.address";
+/// The client's port.
+pub const CLIENT_PORT: &str = "client.port";
+/// Parent span id of an incoming `traceparent` header (16 hex digits); its
+/// trace id goes in [`TRACE_ID`].
+pub const TRACE_PARENT_ID: &str = "parent_span_id";
 
 /// The line a container wrote.
 pub const LOG_BODY: &str = "log.body";
@@ -211,6 +245,18 @@ pub const ALL: &[&str] = &[
     PREV_TID,
     MEM_RECLAIMED_PAGES,
     MEM_FREE_KB,
+    HTTP_METHOD,
+    URL_PATH,
+    HTTP_ROUTE,
+    HTTP_STATUS,
+    HTTP_STATUS_CLASS,
+    HTTP_REQUEST_SIZE,
+    HTTP_RESPONSE_SIZE,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    CLIENT_ADDRESS,
+    CLIENT_PORT,
+    TRACE_PARENT_ID,
     LOG_BODY,
     LOG_LEVEL,
     LOG_PATTERN,

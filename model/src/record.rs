@@ -50,6 +50,10 @@ pub enum EventKind {
     DirectReclaim,
     /// Anything else (generic tools).
     Generic,
+    /// An HTTP request this host served (hot-path HTTP capture).
+    HttpServer,
+    /// An HTTP request this host made.
+    HttpClient,
     /// A line a container wrote to stdout or stderr (container logs).
     Log,
 }
@@ -72,6 +76,8 @@ impl EventKind {
             EventKind::RunqLatency => "runq_latency",
             EventKind::DirectReclaim => "direct_reclaim",
             EventKind::Generic => "generic",
+            EventKind::HttpServer => "http_server",
+            EventKind::HttpClient => "http_client",
             EventKind::Log => "log",
         }
     }
@@ -156,6 +162,14 @@ impl Event {
             uid: None,
             comm: None,
             fields: Vec::new(),
+        }
+    }
+
+    /// Sets field `name`, replacing its value if the event has it.
+    pub fn set(&mut self, name: &'static str, value: Value) {
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((name, value)),
         }
     }
 

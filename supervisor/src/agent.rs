@@ -247,6 +247,7 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
+    hotpath.http = config.http.enabled.then(|| config.http.clone());
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;
@@ -302,6 +303,7 @@ fn source_names(config: &Config) -> Vec<String> {
         (h.syscalls.on(), "hotpath.syscalls"),
         (h.tcp, "hotpath.tcp"),
         (h.pids, "hotpath.pids"),
+        (h.syscalls.on() && config.http.enabled, "hotpath.http"),
         (config.enrich.enabled, "cgroups"),
         (true, "tools"),
         (config.logs.enabled, "logs"),

@@ -29,6 +29,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// The hot-path probes compiled into the binary.
     pub hotpath: HotpathConfig,
+    /// HTTP/1.x request capture.
+    pub http: crate::http::HttpConfig,
     /// The supervised external tools.
     pub tools: ToolsConfig,
     /// Events and samples into metrics.
@@ -226,6 +228,7 @@ impl Config {
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
         self.logs.validate().map_err(invalid)?;
+        self.http.validate().map_err(invalid)?;
         Ok(())
     }
 }
@@ -300,6 +303,10 @@ mod tests {
         assert_eq!(
             c.sinks.otlp.logs_endpoint.take().as_deref(),
             Some("http://logs-core:4317")
+        );
+        assert_eq!(
+            c.sinks.otlp.traces_endpoint.take().as_deref(),
+            Some("http://traces-core:4317")
         );
         assert!(c.sinks.otlp.tls.ca_file.take().is_some());
         c.sinks.otlp.tls = Default::default();

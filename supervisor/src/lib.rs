@@ -19,6 +19,7 @@ pub mod enrich;
 pub mod flamegraph;
 pub mod host;
 pub mod hotpath;
+pub mod http;
 pub mod live;
 pub mod logging;
 pub mod logs;

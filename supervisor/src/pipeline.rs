@@ -61,6 +61,17 @@ pub enum SampleValue {
         /// Bucket counts.
         counts: Vec<u64>,
     },
+    /// Increase of a histogram with explicit bounds since the previous
+    /// poll: `counts[i]` counts values `v` with `bounds[i-1] < v <= bounds[i]`,
+    /// the last one those above every bound; `sum` is their exact sum.
+    Histogram {
+        /// Upper bounds, strictly increasing, in the metric's base unit.
+        bounds: &'static [f64],
+        /// Bucket counts (one more than the bounds).
+        counts: Vec<u64>,
+        /// Sum of the values.
+        sum: f64,
+    },
 }
 
 impl Sample {
@@ -86,9 +97,10 @@ pub struct PipelineStats {
 
 /// The sources the pipeline counts separately: sample batches by their
 /// `source`, tool records as `tools`; anything else is `other`.
-pub const SOURCES: [&str; 7] = [
+pub const SOURCES: [&str; 8] = [
     "hotpath.syscalls",
     "hotpath.tcp",
+    "hotpath.http",
     "hotpath.pids",
     "cgroups",
     "tools",
@@ -100,6 +112,7 @@ fn source_slot(msg: &Message) -> usize {
     let name = match msg {
         Message::Samples(b) => b.source,
         Message::Record(r) if &*r.tool == "logs" => "logs",
+        Message::Record(r) if &*r.tool == "http" => "hotpath.http",
         Message::Record(_) => "tools",
     };
     SOURCES

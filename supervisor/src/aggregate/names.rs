@@ -29,9 +29,20 @@ const SCALED_UNITS: &[&str] = &[
     "hours",
 ];
 
+/// Metrics named by the OpenTelemetry semantic conventions (in their
+/// Prometheus form), which dashboards of every HTTP instrumentation share:
+/// kept as the conventions name them, without the `eunomia_` prefix.
+pub const SEMCONV: &[&str] = &[
+    "http_server_request_duration_seconds",
+    "http_client_request_duration_seconds",
+];
+
 /// Checks `name` against the rule; `kind` (when known) adds the counter
 /// and histogram parts. The error says what is wrong.
 pub fn check_metric_name(name: &str, kind: Option<MetricKind>) -> Result<(), String> {
+    if SEMCONV.contains(&name) {
+        return Ok(());
+    }
     let Some(rest) = name.strip_prefix("eunomia_") else {
         return Err(format!("{name}: does not start with eunomia_"));
     };

@@ -24,7 +24,10 @@ use hotpath_common::{
     TCP_STATE_PROG,
 };
 
+use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_ENABLED_GLOBAL, HTTP_EVENTS_MAP};
+
 use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
+use crate::http::source::HttpMaps;
 
 /// The BPF object built from `hotpath-ebpf` (empty when built with AYA_BUILD_SKIP=1).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hotpath"));
@@ -70,6 +73,9 @@ pub enum HotpathError {
     /// Every requested probe failed to attach.
     #[error("no hot-path probe could be attached: {0}")]
     NothingAttached(String),
+    /// Syscall counting cannot be sampled now.
+    #[error("sampled syscall counting: {0}")]
+    Sampling(&'static str),
 }
 
 /// Which probe a program belongs to.
@@ -219,7 +225,7 @@ impl Hotpath {
     /// `config` turns on. A program whose hook this kernel lacks is
     /// reported in [`Hotpath::unavailable`], not fatal.
     pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
-        let mut hp = Self::load_object(config.cgroup_slots)?;
+        let mut hp = Self::load_object(config.cgroup_slots, config.http.is_some())?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
             Probe::Syscalls => config.syscalls.on(),
@@ -296,7 +302,7 @@ impl Hotpath {
             ),
             _ => (BENCH_FLOOR_PROG, Probe::Syscalls, Hook::RawTp("sys_enter")),
         };
-        let mut hp = Self::load_object(2)?;
+        let mut hp = Self::load_object(2, false)?;
         let btf = Btf::from_sys_fs().ok();
         hp.attach(name, probe, hook, btf.as_ref())
             .map_err(|source| HotpathError::Program {
@@ -306,7 +312,7 @@ impl Hotpath {
         Ok(hp)
     }
 
-    fn load_object(slots: u32) -> Result<Self, HotpathError> {
+    fn load_object(slots: u32, http: bool) -> Result<Self, HotpathError> {
         if OBJECT.is_empty() {
             return Err(HotpathError::NotBuilt);
         }
@@ -317,6 +323,7 @@ impl Hotpath {
         let mut ebpf = EbpfLoader::new()
             .override_global(SLOTS_GLOBAL, &slots, true)
             .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .override_global(HTTP_ENABLED_GLOBAL, &u32::from(http), true)
             .map_max_entries(SYSCALL_COUNTERS_MAP, cpus * slots)
             .map_max_entries(SLOT_OWNERS_MAP, slots)
             .map_max_entries(CGROUP_SLOTS_MAP, slots)
@@ -436,6 +443,25 @@ impl Hotpath {
     /// Whether any program of `probe` is attached.
     pub fn has(&self, probe: Probe) -> bool {
         self.attached.iter().any(|(_, p)| *p == probe)
+    }
+
+    /// The HTTP capture's ring buffer and counters, once (None when the
+    /// capture is off or `sys_exit` is not attached).
+    pub fn take_http(&mut self, enabled: bool) -> Result<Option<HttpMaps>, HotpathError> {
+        if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
+            return Ok(None);
+        }
+        let ring = self
+            .ebpf
+            .take_map(HTTP_EVENTS_MAP)
+            .ok_or_else(|| missing(HTTP_EVENTS_MAP))?;
+        let ring = aya::maps::RingBuf::try_from(ring).map_err(map_err(HTTP_EVENTS_MAP))?;
+        let counters = self
+            .ebpf
+            .take_map(HTTP_COUNTERS_MAP)
+            .ok_or_else(|| missing(HTTP_COUNTERS_MAP))?;
+        let counters = aya::maps::Array::try_from(counters).map_err(map_err(HTTP_COUNTERS_MAP))?;
+        Ok(Some(HttpMaps { ring, counters }))
     }
 
     /// A cloneable handle on the pid → cgroup map (None when the pid probe is off).

@@ -52,6 +52,27 @@ pub fn compute() -> [u32; OFFSETS_LEN as usize] {
             set(Offset::SockNum, common("skc_num"));
             set(Offset::SockDaddr, common("skc_daddr"));
             set(Offset::SockDaddrV6, common("skc_v6_daddr"));
+            set(Offset::SockRcvSaddr, common("skc_rcv_saddr"));
+            set(Offset::SockV6RcvSaddr, common("skc_v6_rcv_saddr"));
+            set(
+                Offset::TaskFiles,
+                btf.member_offset("task_struct", &["files"]),
+            );
+            set(
+                Offset::FilesFdt,
+                btf.member_offset("files_struct", &["fdt"]),
+            );
+            set(Offset::FdtableFd, btf.member_offset("fdtable", &["fd"]));
+            set(
+                Offset::FdtableMaxFds,
+                btf.member_offset("fdtable", &["max_fds"]),
+            );
+            set(
+                Offset::FilePrivate,
+                btf.member_offset("file", &["private_data"]),
+            );
+            set(Offset::SocketSk, btf.member_offset("socket", &["sk"]));
+            set(Offset::SocketFile, btf.member_offset("socket", &["file"]));
             set(
                 Offset::SockProtocol,
                 btf.member_offset("sock", &["sk_protocol"]),

@@ -105,9 +105,21 @@ pub fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
+    if let Some(maps) = hotpath.take_http(config.http.is_some())?
+        && let Some(http) = &config.http
+    {
+        match crate::http::source::start(maps, http, interval, ctx) {
+            Ok(_) => tracing::info!("HTTP capture on"),
+            Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
+        }
+    }
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    if config.syscalls == SyscallCounting::Sampled && poller.syscalls.is_some() {
-        poller.start_sampling()?;
+    poller.http = config.http.is_some();
+    if config.syscalls == SyscallCounting::Sampled
+        && poller.syscalls.is_some()
+        && let Err(err) = poller.start_sampling()
+    {
+        tracing::warn!("{err}; syscalls are counted exactly");
     }
     let pids = match &poller.pids {
         Some(p) => PidLookup::kernel(Arc::new(p.clone())),
@@ -151,6 +163,8 @@ pub struct Poller {
     sampled_on: Option<Duration>,
     /// Mode switches asked for from outside.
     control: SyscallControl,
+    /// HTTP capture rides on the syscall probe: it must stay attached.
+    http: bool,
 }
 
 impl Poller {
@@ -189,6 +203,7 @@ impl Poller {
             prev_evicted: [0; 3],
             sampled_on: None,
             control: SyscallControl::default(),
+            http: false,
         })
     }
 
@@ -200,6 +215,11 @@ impl Poller {
     /// Switches syscall counting to sampled: the probe is detached until
     /// the next [`Poller::sample_window`].
     pub fn start_sampling(&mut self) -> Result<(), HotpathError> {
+        if self.http {
+            return Err(HotpathError::Sampling(
+                "HTTP capture runs in the syscall probe, which must stay attached",
+            ));
+        }
         self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;
         self.sampled_on = Some(Duration::ZERO);
         Ok(())

@@ -105,6 +105,8 @@ pub const KINDS: &[EventKind] = &[
     EventKind::RunqLatency,
     EventKind::DirectReclaim,
     EventKind::Generic,
+    EventKind::HttpServer,
+    EventKind::HttpClient,
     EventKind::Log,
 ];
 
@@ -136,6 +138,11 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::NET_SKADDR
         | pf::DNS_HOST
         | pf::PREV_COMM
+        | pf::HTTP_METHOD
+        | pf::URL_PATH
+        | pf::HTTP_ROUTE
+        | pf::HTTP_STATUS_CLASS
+        | pf::TRACE_PARENT_ID
         | pf::LOG_BODY
         | pf::LOG_LEVEL
         | pf::LOG_PATTERN
@@ -156,10 +163,15 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::NET_IP_VERSION
         | pf::PREV_TID
         | pf::MEM_RECLAIMED_PAGES
-        | pf::MEM_FREE_KB => Ty::Int,
+        | pf::MEM_FREE_KB
+        | pf::HTTP_STATUS
+        | pf::HTTP_REQUEST_SIZE
+        | pf::HTTP_RESPONSE_SIZE
+        | pf::SERVER_PORT
+        | pf::CLIENT_PORT => Ty::Int,
         pf::PROC_AGE | pf::LATENCY | pf::DURATION => Ty::Duration,
         pf::PROC_CORE_DUMPED => Ty::Bool,
-        pf::NET_SADDR | pf::NET_DADDR => Ty::Ip,
+        pf::NET_SADDR | pf::NET_DADDR | pf::SERVER_ADDRESS | pf::CLIENT_ADDRESS => Ty::Ip,
         _ => return None,
     };
     Some(ty)

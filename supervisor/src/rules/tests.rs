@@ -276,7 +276,7 @@ fn compile_errors_point_at_the_text() {
         ),
         (
             "event.kind = exce",
-            "9:27: unknown event kind `exce` (expected one of exec, exit, open, stat, signal, kill, mount, tcp_state, tcp_session, dns_lookup, block_io, runq_latency, direct_reclaim, generic, log) [4]",
+            "9:27: unknown event kind `exce` (expected one of exec, exit, open, stat, signal, kill, mount, tcp_state, tcp_session, dns_lookup, block_io, runq_latency, direct_reclaim, generic, http_server, http_client, log) [4]",
         ),
         ("net.dport = http", "9:26: `http` is not an integer [4]"),
         (
@@ -775,4 +775,32 @@ fn default_rules_file_is_the_built_in_one() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.toml");
     assert_eq!(std::fs::read_to_string(path).unwrap(), DEFAULT_RULES);
     assert!(load_with_defaults(&[]).unwrap().set.rules().len() >= 9);
+}
+
+#[test]
+fn rules_see_http_requests() {
+    let mut e = Event::new("http".into(), EventKind::HttpServer);
+    e.pid = Some(9);
+    e.push(pf::HTTP_METHOD, Value::Str("POST".into()));
+    e.push(pf::URL_PATH, Value::Str("/admin/users".into()));
+    e.push(pf::HTTP_ROUTE, Value::Str("/admin/users".into()));
+    e.push(pf::HTTP_STATUS, Value::Int(503));
+    e.push(pf::HTTP_STATUS_CLASS, Value::Str("5xx".into()));
+    e.push(pf::DURATION, Value::Duration(2_000_000_000));
+    e.push(pf::CLIENT_ADDRESS, Value::Ip("10.9.8.7".parse().unwrap()));
+    e.push(pf::SERVER_PORT, Value::Int(8080));
+    assert!(holds(
+        "event.kind = http_server and http.response.status_code >= 500",
+        &e
+    ));
+    assert!(holds(
+        "url.path glob \"/admin/*\" and not client.address in (\"127.0.0.1\")",
+        &e
+    ));
+    assert!(holds("http.request.method = POST and duration > 1s", &e));
+    assert!(holds(
+        "http.status_class = \"5xx\" and server.port = 8080",
+        &e
+    ));
+    assert!(!holds("event.kind = http_client", &e));
 }

@@ -1,0 +1,443 @@
+//! HTTP/1.x requests from the syscall exit hook, without kprobes.
+//!
+//! `count_sys_exit` calls [`on_sys_exit`] for the read and write families,
+//! connect, accept and close (a bit test on the syscall number: every
+//! other syscall pays one branch). At exit the arguments are still in
+//! `pt_regs` and the result is known, so one hook sees the buffer and how
+//! much of it was transferred.
+//!
+//! - A read or write whose first bytes are a request line (`GET /`, ...)
+//!   starts a request on the connection `tgid << 32 | fd` (server side when
+//!   read, client side when written), keeping its first
+//!   [`HTTP_HEAD_LEN`] bytes. Later reads or writes in the same direction
+//!   add to its size (headers split over reads, large bodies).
+//! - The first bytes `HTTP/1.x NNN` in the other direction end it: one
+//!   [`HttpRecord`] goes to the ring buffer.
+//! - Only sockets accepted or connected since the agent started are looked
+//!   at: accept and connect enter the fd in `HTTP_SOCKS` (an array slot per
+//!   `tgid << 32 | fd`), close takes it out. A read or write on any other fd
+//!   (files, pipes, eventfds, sockets older than the agent) costs one array
+//!   load and a compare, no user-memory read and no hash lookup. A socket
+//!   whose first 16 bytes are no HTTP (TLS, binary protocols) is marked
+//!   ignored and costs the same from then on.
+//! - The fd must be a TCP socket (checked once per connection through
+//!   `task->files`).
+//!
+//! Whatever the kernel cannot deliver is counted in `HTTP_COUNTERS`.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user},
+    },
+    macros::map,
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+};
+use hotpath_common::{
+    Offset,
+    http::{
+        HTTP_CLIENT, HTTP_CONNS_MAX, HTTP_COUNTERS_LEN, HTTP_EVENTS_BYTES, HTTP_HEAD_LEN,
+        HTTP_IDLE, HTTP_SERVER, HTTP_SOCK_IGNORED, HTTP_SOCKS_LEN, HttpConn, HttpDrop, HttpRecord,
+        http_sock_slot,
+    },
+};
+
+use crate::{AF_INET, IPPROTO_TCP, offset};
+
+/// Set to 1 by the loader to turn the capture on.
+#[unsafe(no_mangle)]
+static HTTP_ENABLED: u32 = 0;
+
+#[map]
+static HTTP_CONNS: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(HTTP_CONNS_MAX, 0);
+
+#[map]
+static HTTP_EVENTS: RingBuf = RingBuf::with_byte_size(HTTP_EVENTS_BYTES, 0);
+
+#[map]
+static HTTP_COUNTERS: Array<u64> = Array::with_max_entries(HTTP_COUNTERS_LEN, 0);
+
+#[map]
+static HTTP_SOCKS: Array<u64> = Array::with_max_entries(HTTP_SOCKS_LEN, 0);
+
+/// A zeroed connection to fill before inserting (too big for the stack).
+#[map]
+static HTTP_SCRATCH: PerCpuArray<HttpConn> = PerCpuArray::with_max_entries(1, 0);
+
+// x86_64 syscall numbers.
+const NR_READ: u32 = 0;
+const NR_WRITE: u32 = 1;
+const NR_CLOSE: u32 = 3;
+const NR_READV: u32 = 19;
+const NR_WRITEV: u32 = 20;
+const NR_SENDFILE: u32 = 40;
+const NR_CONNECT: u32 = 42;
+const NR_ACCEPT: u32 = 43;
+const NR_SENDTO: u32 = 44;
+const NR_RECVFROM: u32 = 45;
+const NR_SENDMSG: u32 = 46;
+const NR_RECVMSG: u32 = 47;
+const NR_ACCEPT4: u32 = 288;
+
+/// connect's result for a non-blocking socket still connecting.
+const EINPROGRESS: i64 = -115;
+
+/// The syscalls below 64 the capture looks at, as a bit mask.
+const LOW_MASK: u64 = (1 << NR_READ)
+    | (1 << NR_WRITE)
+    | (1 << NR_CLOSE)
+    | (1 << NR_READV)
+    | (1 << NR_WRITEV)
+    | (1 << NR_SENDFILE)
+    | (1 << NR_CONNECT)
+    | (1 << NR_ACCEPT)
+    | (1 << NR_SENDTO)
+    | (1 << NR_RECVFROM)
+    | (1 << NR_SENDMSG)
+    | (1 << NR_RECVMSG);
+
+// x86_64 `struct pt_regs`, in u64 words.
+const REG_DI: usize = 14;
+const REG_SI: usize = 13;
+
+/// Whether the capture is on and `nr` is one of its syscalls.
+#[inline(always)]
+pub(crate) fn wanted(nr: u32) -> bool {
+    // SAFETY: reading a read-only global the loader set.
+    let on = unsafe { core::ptr::read_volatile(&HTTP_ENABLED) } != 0;
+    on && ((nr < 64 && (LOW_MASK >> nr) & 1 == 1) || nr == NR_ACCEPT4)
+}
+
+fn count(why: HttpDrop) {
+    if let Some(p) = HTTP_COUNTERS.get_ptr_mut(why as u32) {
+        crate::add(p, 1);
+    }
+}
+
+/// Where the data of a read or write is, by syscall.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Buf {
+    /// The second argument is the buffer.
+    Plain,
+    /// The second argument is a `struct iovec *`.
+    Iov,
+    /// The second argument is a `struct msghdr *`.
+    Msg,
+    /// No buffer to look at (sendfile): bytes only.
+    None,
+}
+
+/// The hook: `regs` the syscall's `pt_regs`, `nr` its number (one of
+/// [`wanted`]), `ret` its result.
+#[inline(never)]
+pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
+    // SAFETY: regs is the BTF pointer of the tracepoint; the verifier
+    // checks these loads against struct pt_regs.
+    let (a0, a1) = unsafe { (*regs.add(REG_DI), *regs.add(REG_SI)) };
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    match nr {
+        NR_CLOSE => forget(tgid << 32 | (a0 & 0xffff_ffff)),
+        NR_CONNECT if ret == 0 || ret == EINPROGRESS => {
+            follow(tgid << 32 | (a0 & 0xffff_ffff));
+        }
+        NR_ACCEPT | NR_ACCEPT4 if ret >= 0 => follow(tgid << 32 | ret as u64),
+        _ if ret > 0 => {
+            let key = tgid << 32 | (a0 & 0xffff_ffff);
+            let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) else {
+                return 0;
+            };
+            // SAFETY: a pointer into the array's value.
+            if unsafe { *slot } != key {
+                // not a socket we follow, or one marked ignored
+                return 0;
+            }
+            let write = matches!(
+                nr,
+                NR_WRITE | NR_WRITEV | NR_SENDTO | NR_SENDMSG | NR_SENDFILE
+            );
+            let kind = match nr {
+                NR_READV | NR_WRITEV => Buf::Iov,
+                NR_RECVMSG | NR_SENDMSG => Buf::Msg,
+                NR_SENDFILE => Buf::None,
+                _ => Buf::Plain,
+            };
+            if on_data(key, a1, kind, ret as u64, write) == Some(false) {
+                // SAFETY: as above.
+                unsafe { *slot = key | HTTP_SOCK_IGNORED };
+            }
+        }
+        _ => {}
+    }
+    0
+}
+
+/// Follows the socket `key` from now on (a new fd: what an older one of the
+/// same number held is forgotten).
+#[inline(always)]
+fn follow(key: u64) {
+    if let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) {
+        // SAFETY: a pointer into the array's value.
+        let old = unsafe { *slot };
+        unsafe { *slot = key };
+        if old & !HTTP_SOCK_IGNORED == key {
+            let _ = HTTP_CONNS.remove(&key);
+        }
+    }
+}
+
+/// The fd of `key` was closed.
+#[inline(always)]
+fn forget(key: u64) {
+    if let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) {
+        // SAFETY: a pointer into the array's value.
+        if unsafe { *slot } & !HTTP_SOCK_IGNORED == key {
+            unsafe { *slot = 0 };
+            let _ = HTTP_CONNS.remove(&key);
+        }
+    }
+}
+
+/// Reads a `T` from user memory.
+#[inline(always)]
+fn user<T: Copy + Default>(addr: u64) -> T {
+    let mut v = T::default();
+    // SAFETY: the helper checks the address; on failure `v` stays default.
+    unsafe {
+        bpf_probe_read_user(
+            &mut v as *mut T as *mut _,
+            core::mem::size_of::<T>() as u32,
+            addr as *const _,
+        )
+    };
+    v
+}
+
+/// Reads a `T` from kernel memory.
+#[inline(always)]
+fn kernel<T: Copy + Default>(addr: u64) -> T {
+    let mut v = T::default();
+    // SAFETY: as `user`.
+    unsafe {
+        bpf_probe_read_kernel(
+            &mut v as *mut T as *mut _,
+            core::mem::size_of::<T>() as u32,
+            addr as *const _,
+        )
+    };
+    v
+}
+
+/// The user address of the data and how many bytes of it were transferred.
+#[inline(always)]
+fn data_at(arg: u64, kind: Buf, ret: u64) -> (u64, u64) {
+    let iov = match kind {
+        Buf::Plain => return (arg, ret),
+        Buf::None => return (0, ret),
+        Buf::Iov => arg,
+        // struct msghdr: name, namelen (+pad), iov, iovlen, ...
+        Buf::Msg => user::<u64>(arg + 16),
+    };
+    let v: [u64; 2] = user(iov);
+    (v[0], if v[1] < ret { v[1] } else { ret })
+}
+
+/// What the first bytes of a transfer are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Request,
+    /// A status line with its code.
+    Response(u16),
+    Other,
+}
+
+fn classify(b: &[u8; 16], n: u64) -> Head {
+    if n >= 12 && b[..7] == *b"HTTP/1." && b[8] == b' ' {
+        let d = |c: u8| c.wrapping_sub(b'0');
+        let (x, y, z) = (d(b[9]), d(b[10]), d(b[11]));
+        if (1..=5).contains(&x) && y < 10 && z < 10 {
+            return Head::Response(x as u16 * 100 + y as u16 * 10 + z as u16);
+        }
+        return Head::Other;
+    }
+    // the method's length, where its space is
+    let len = match [b[0], b[1], b[2], b[3]] {
+        [b'G', b'E', b'T', b' '] | [b'P', b'U', b'T', b' '] => 3,
+        [b'P', b'O', b'S', b'T'] | [b'H', b'E', b'A', b'D'] => 4,
+        [b'P', b'A', b'T', b'C'] if b[4] == b'H' => 5,
+        [b'T', b'R', b'A', b'C'] if b[4] == b'E' => 5,
+        [b'D', b'E', b'L', b'E'] if b[4] == b'T' && b[5] == b'E' => 6,
+        [b'O', b'P', b'T', b'I'] if b[4..7] == *b"ONS" => 7,
+        _ => return Head::Other,
+    };
+    let target = b[len + 1];
+    if n > len as u64 + 1 && b[len] == b' ' && (target == b'/' || target == b'*' || target == b'h')
+    {
+        Head::Request
+    } else {
+        Head::Other
+    }
+}
+
+/// One read or write of `ret` bytes on connection `key`. `Some(false)`
+/// when the socket's first bytes (at least 16 of them) were no HTTP.
+#[inline(always)]
+fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool> {
+    let (addr, n) = data_at(arg, kind, ret);
+    let mut b = [0u8; 16];
+    if addr != 0 {
+        let m = if n < 16 { n } else { 16 };
+        // SAFETY: the helper checks the address; m <= 16.
+        unsafe { bpf_probe_read_user(b.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+    }
+    let head = if addr == 0 {
+        Head::Other
+    } else {
+        classify(&b, n)
+    };
+    let conn = match HTTP_CONNS.get_ptr_mut(&key) {
+        Some(c) => c,
+        None if head == Head::Other => return Some(addr == 0 || n < 16),
+        None => match new_conn(key) {
+            Some(c) => c,
+            // not a TCP socket (a Unix socket, UDP, ...): never again
+            None => return Some(false),
+        },
+    };
+    // SAFETY: a pointer into the map value; this task's own connection.
+    let c = unsafe { &mut *conn };
+    match (head, write, c.state) {
+        (Head::Request, _, state) => {
+            if state != HTTP_IDLE {
+                count(HttpDrop::Replaced);
+            }
+            start(
+                c,
+                addr,
+                n,
+                ret,
+                if write { HTTP_CLIENT } else { HTTP_SERVER },
+            );
+        }
+        (Head::Response(status), true, HTTP_SERVER)
+        | (Head::Response(status), false, HTTP_CLIENT) => {
+            emit(c, ret, status);
+        }
+        (Head::Response(_), ..) => count(HttpDrop::Unmatched),
+        (Head::Other, false, HTTP_SERVER) | (Head::Other, true, HTTP_CLIENT) => {
+            c.req_bytes += ret;
+        }
+        _ => {}
+    }
+    Some(true)
+}
+
+/// A request begins: its time, thread, size and first bytes.
+#[inline(always)]
+fn start(c: &mut HttpConn, addr: u64, n: u64, ret: u64, state: u8) {
+    c.state = state;
+    // SAFETY: helper without preconditions.
+    c.start_ns = unsafe { bpf_ktime_get_ns() };
+    c.tid = bpf_get_current_pid_tgid() as u32;
+    c.req_bytes = ret;
+    let m = if n < HTTP_HEAD_LEN as u64 {
+        n
+    } else {
+        HTTP_HEAD_LEN as u64
+    };
+    c.head_len = m as u32;
+    // SAFETY: m <= HTTP_HEAD_LEN, the size of `head`.
+    unsafe { bpf_probe_read_user(c.head.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+}
+
+/// The response to the pending request: one record to user space.
+#[inline(always)]
+fn emit(c: &mut HttpConn, ret: u64, status: u16) {
+    let kind = c.state;
+    c.state = HTTP_IDLE;
+    let Some(mut entry) = HTTP_EVENTS.reserve::<HttpRecord>(0) else {
+        count(HttpDrop::RingFull);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    // SAFETY: r points at a reserved record of the right size.
+    unsafe {
+        bpf_probe_read_kernel(
+            &raw mut (*r).conn as *mut _,
+            core::mem::size_of::<HttpConn>() as u32,
+            c as *const HttpConn as *const _,
+        );
+        (*r).end_ns = bpf_ktime_get_ns();
+        (*r).resp_bytes = ret;
+        (*r).pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        (*r).status = status;
+        (*r).kind = kind;
+        (*r)._pad = 0;
+    }
+    // flags 0: the kernel wakes the agent only when it had caught up
+    entry.submit(0);
+}
+
+/// Starts following `key` if its fd is a TCP socket: its addresses and
+/// the process's cgroup.
+#[inline(never)]
+fn new_conn(key: u64) -> Option<*mut HttpConn> {
+    let sk = socket_of(key & 0xffff_ffff)?;
+    let protocol: u16 = kernel(sk + offset(Offset::SockProtocol)? as u64);
+    let family: u16 = kernel(sk + offset(Offset::SockFamily)? as u64);
+    if protocol != IPPROTO_TCP as u16 || (family != AF_INET && family != 10) {
+        return None;
+    }
+    let c = HTTP_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch entry.
+    let c = unsafe { &mut *c };
+    c.state = HTTP_IDLE;
+    c.family = family;
+    // SAFETY: helper without preconditions.
+    c.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    c.lport = kernel(sk + offset(Offset::SockNum)? as u64);
+    c.rport = u16::from_be(kernel(sk + offset(Offset::SockDport)? as u64));
+    if family == AF_INET {
+        let l: u32 = kernel(sk + offset(Offset::SockRcvSaddr)? as u64);
+        let r: u32 = kernel(sk + offset(Offset::SockDaddr)? as u64);
+        c.laddr = [0; 16];
+        c.raddr = [0; 16];
+        c.laddr[..4].copy_from_slice(&l.to_ne_bytes());
+        c.raddr[..4].copy_from_slice(&r.to_ne_bytes());
+    } else {
+        c.laddr = kernel(sk + offset(Offset::SockV6RcvSaddr)? as u64);
+        c.raddr = kernel(sk + offset(Offset::SockDaddrV6)? as u64);
+    }
+    let _ = HTTP_CONNS.insert(&key, c, BPF_NOEXIST as u64);
+    HTTP_CONNS.get_ptr_mut(&key)
+}
+
+/// The `struct sock *` of the current task's `fd`, if it is a socket:
+/// `current->files->fdt->fd[fd]->private_data`, checked by the socket's
+/// back pointer to its file.
+#[inline(always)]
+fn socket_of(fd: u64) -> Option<u64> {
+    // SAFETY: helper without preconditions.
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = kernel(task + offset(Offset::TaskFiles)? as u64);
+    let fdt: u64 = kernel(files + offset(Offset::FilesFdt)? as u64);
+    let max: u32 = kernel(fdt + offset(Offset::FdtableMaxFds)? as u64);
+    if files == 0 || fdt == 0 || fd >= max as u64 {
+        return None;
+    }
+    let fds: u64 = kernel(fdt + offset(Offset::FdtableFd)? as u64);
+    let file: u64 = kernel(fds + fd * 8);
+    if file == 0 {
+        return None;
+    }
+    let sock: u64 = kernel(file + offset(Offset::FilePrivate)? as u64);
+    if sock == 0 {
+        return None;
+    }
+    let back: u64 = kernel(sock + offset(Offset::SocketFile)? as u64);
+    if back != file {
+        return None;
+    }
+    let sk: u64 = kernel(sock + offset(Offset::SocketSk)? as u64);
+    (sk != 0).then_some(sk)
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Cost of the HTTP capture, measured in one run, alternating the
+# configurations, several repetitions (run as root):
+#
+#   none      nothing attached
+#   hotpath   `eunomia run` with its hot path, [http] enabled = false
+#   http      `eunomia run` with its hot path and the HTTP capture
+#
+# For each server (the tests crate's `http-echo`, and nginx when installed)
+# wrk loads it on loopback (keep-alive, CONNS connections, SECS seconds).
+# Reported per configuration: requests/s (and the ratio to `none`), wrk's
+# p99 latency, the machine's CPU per request (ns, from /proc/stat: kernel,
+# BPF and the agent's user space together), and for `hotpath`/`http` the
+# run time of the `sys_exit` program per request (bpf_stats, from the
+# agent's program fdinfo): its difference is what the capture adds in the
+# kernel per request. The `http` runs also report the requests the kernel
+# delivered and dropped (eunomia_http_records_total,
+# eunomia_http_dropped_total without the requests sampled out of the spans,
+# which the metrics still count, from the agent's JSON-lines sink).
+#
+# Environment: REPS (default 3), SECS (default 5), CONNS (default 8),
+# PROFILE (release, default, or debug: the build to use), SERVERS
+# (default "echo nginx"), OUT (JSON, default target/bench-http.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+REPS=${REPS:-3}
+SECS=${SECS:-5}
+CONNS=${CONNS:-8}
+PROFILE=${PROFILE:-release}
+SERVERS=${SERVERS:-echo nginx}
+OUT=${OUT:-target/bench-http.json}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "bench-http: needs root (loads BPF programs)" >&2
+    exit 1
+fi
+command -v wrk >/dev/null || { echo "bench-http: wrk is not installed (scripts/setup.sh)" >&2; exit 1; }
+if [ "$PROFILE" = release ]; then
+    cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo
+else
+    cargo build -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo
+fi
+BIN=$TARGET/$PROFILE
+mkdir -p "$(dirname "$OUT")"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -qw kernel.bpf_stats_enabled=$old_stats; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+sysctl -qw kernel.bpf_stats_enabled=1
+
+for mode in hotpath http; do
+    enabled=$([ $mode = http ] && echo true || echo false)
+    cat >"$WORK/$mode.toml" <<EOC
+[agent]
+poll_interval = "1s"
+control_socket = "$WORK/$mode.sock"
+[http]
+enabled = $enabled
+[tools]
+enabled = []
+[rules]
+enabled = false
+[enrich]
+container_stats = false
+[sinks.jsonl]
+enabled = true
+path = "$WORK/$mode.jsonl"
+interval = "1s"
+EOC
+done
+
+# nginx: one worker, a fixed small answer
+cat >"$WORK/nginx.conf" <<EOC
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:18481;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOC
+
+# Starts server $1 in the background: sets PORT and SERVER_PID.
+start_server() {
+    case $1 in
+    echo)
+        "$BIN/http-echo" serve --port 18480 >"$WORK/echo.out" 2>&1 &
+        SERVER_PID=$!
+        PORT=18480
+        ;;
+    nginx)
+        nginx -c "$WORK/nginx.conf" -g 'daemon off;' >"$WORK/nginx.out" 2>&1 &
+        SERVER_PID=$!
+        PORT=18481
+        ;;
+    esac
+    sleep 0.5
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat; }
+
+# run_time_ns and run_cnt of the agent's count_sys_exit program
+prog_stats() {
+    local pid=$1
+    for fd in /proc/"$pid"/fdinfo/*; do
+        if grep -q '^prog_type' "$fd" 2>/dev/null; then
+            local id
+            id=$(awk '/^prog_id/{print $2}' "$fd")
+            if bpftool prog show id "$id" 2>/dev/null | grep -q count_sys_exit; then
+                awk '/^run_time_ns/{t=$2} /^run_cnt/{c=$2} END{print t+0, c+0}' "$fd"
+                return
+            fi
+        fi
+    done
+    echo "0 0"
+}
+
+results="$WORK/results.txt"
+: >"$results"
+hz=$(getconf CLK_TCK)
+for server in $SERVERS; do
+    if [ "$server" = nginx ] && ! command -v nginx >/dev/null; then
+        echo "bench-http: nginx not installed, skipped" >&2
+        continue
+    fi
+    for rep in $(seq "$REPS"); do
+        for mode in none hotpath http; do
+            start_server "$server"
+            port=$PORT
+            agent=
+            if [ $mode != none ]; then
+                "$BIN/eunomia" run --config "$WORK/$mode.toml" >"$WORK/agent.log" 2>&1 &
+                agent=$!
+                for _ in $(seq 100); do grep -q "hot path attached" "$WORK/agent.log" && break; sleep 0.2; done
+            fi
+            read -r t0 c0 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
+            ticks0=$(cpu_ticks)
+            wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/bench/path" >"$WORK/wrk.txt"
+            ticks1=$(cpu_ticks)
+            read -r t1 c1 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
+            reqs=$(awk '/requests in/{print $1}' "$WORK/wrk.txt")
+            rps=$(awk '/^Requests\/sec/{print $2}' "$WORK/wrk.txt")
+            p99=$(awk '$1=="99%"{print $2}' "$WORK/wrk.txt")
+            if [ -n "$agent" ]; then
+                kill -TERM "$agent"
+                wait "$agent" || true
+            fi
+            stop_server
+            delivered=0
+            dropped=0
+            if [ $mode = http ]; then
+                delivered=$(grep '"name":"eunomia_http_records_total"' "$WORK/http.jsonl" | tail -1 | sed 's/.*"value":\([0-9.]*\).*/\1/')
+                dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
+                rm -f "$WORK/http.jsonl"
+            fi
+            echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0}" >>"$results"
+            echo "  $server rep $rep $mode: $rps req/s, p99 $p99" >&2
+        done
+    done
+done
+
+python3 - "$results" "$OUT" <<'PY'
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+out = {}
+for server in sorted({r[0] for r in rows}):
+    per = {}
+    for r in rows:
+        if r[0] != server:
+            continue
+        _, rep, mode, reqs, rps, p99, ticks, hz, bpf_ns, bpf_cnt, delivered, dropped = r
+        reqs = int(reqs)
+        per.setdefault(mode, []).append({
+            "rps": float(rps),
+            "p99": p99,
+            "cpu_ns_per_req": int(ticks) / int(hz) * 1e9 / max(reqs, 1),
+            "bpf_ns_per_req": int(bpf_ns) / max(reqs, 1),
+            "requests": reqs,
+            "delivered": float(delivered),
+            "dropped": float(dropped),
+        })
+    med = lambda m, k: statistics.median(x[k] for x in per[m])
+    spread = lambda m, k: (min(x[k] for x in per[m]), max(x[k] for x in per[m]))
+    s = {"runs": per}
+    for m in per:
+        s[m] = {k: med(m, k) for k in ("rps", "cpu_ns_per_req", "bpf_ns_per_req", "requests", "delivered", "dropped")}
+        s[m]["rps_spread"] = spread(m, "rps")
+        s[m]["p99"] = [x["p99"] for x in per[m]]
+    if "none" in per:
+        for m in ("hotpath", "http"):
+            if m in per:
+                s[m]["rps_ratio_to_none"] = s[m]["rps"] / s["none"]["rps"]
+    if "hotpath" in per and "http" in per:
+        # paired by repetition: what the capture adds, per request
+        add_bpf = [h["bpf_ns_per_req"] - b["bpf_ns_per_req"] for h, b in zip(per["http"], per["hotpath"])]
+        add_cpu = [h["cpu_ns_per_req"] - b["cpu_ns_per_req"] for h, b in zip(per["http"], per["hotpath"])]
+        s["added_bpf_ns_per_request"] = {"median": statistics.median(add_bpf), "runs": add_bpf}
+        s["added_cpu_ns_per_request"] = {"median": statistics.median(add_cpu), "runs": add_cpu}
+        s["rps_ratio_http_to_hotpath"] = s["http"]["rps"] / s["hotpath"]["rps"]
+    out[server] = s
+    print(f"== {server}")
+    for m in ("none", "hotpath", "http"):
+        if m in s:
+            v = s[m]
+            print(f"  {m:8} {v['rps']:>10.0f} req/s (spread {v['rps_spread'][0]:.0f}-{v['rps_spread'][1]:.0f})"
+                  f"  cpu {v['cpu_ns_per_req']:>8.0f} ns/req  sys_exit prog {v['bpf_ns_per_req']:>6.0f} ns/req"
+                  f"  p99 {','.join(v['p99'])}"
+                  + (f"  delivered {v['delivered']:.0f} dropped {v['dropped']:.0f}" if m == "http" else ""))
+    if "added_bpf_ns_per_request" in s:
+        print(f"  HTTP capture adds: {s['added_bpf_ns_per_request']['median']:.0f} ns/request in the kernel program (runs {', '.join(f'{x:.0f}' for x in s['added_bpf_ns_per_request']['runs'])}),"
+              f" {s['added_cpu_ns_per_request']['median']:.0f} ns/request of machine CPU (runs {', '.join(f'{x:.0f}' for x in s['added_cpu_ns_per_request']['runs'])}),"
+              f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']:.3f}")
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+PY
+echo "written $OUT" >&2
