@@ -34,6 +34,7 @@ pub mod systemd;
 mod testing;
 pub mod tools;
 pub mod top;
+pub mod traces;
 pub mod trust;
 
 /// An error caused by what the user gave us (arguments, config, manifest,
