@@ -2,5 +2,6 @@
 //! into call chains without writing into requests, and the service graph
 //! folds linked spans into edges client → server.
 
+pub mod graph;
 pub mod link;
 pub mod span;
