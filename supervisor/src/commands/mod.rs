@@ -5,6 +5,7 @@ pub mod advise;
 pub mod config;
 pub mod docs;
 pub mod flamegraph;
+pub mod map;
 pub mod remote;
 pub mod rules;
 pub mod run;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
         Command::Rules(RulesCommand::Check(args)) => rules::check(args),
         Command::Top(args) => top::top(args),
+        Command::Map(args) => map::map(args),
         Command::Advise(crate::cli_live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
