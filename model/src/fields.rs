@@ -60,7 +60,13 @@
 //! | `http.request.size` / `http.response.size` | int | bytes | HTTP capture |
 //! | `server.address` / `server.port` | ip / int | the serving end | HTTP capture |
 //! | `client.address` / `client.port` | ip / int | the calling end | HTTP capture |
-//! | `trace.id` / `trace.parent_id` | str | from an incoming `traceparent` | HTTP capture |
+//! | `parent_span_id` | str | parent span id of an incoming `traceparent` (16 hex digits; its trace id is `trace_id`) | HTTP capture |
+//! | `log.body` | str | the line a container wrote (partial lines joined, control bytes escaped) | container logs |
+//! | `log.level` | str | its severity: `unknown`, `trace`, `debug`, `info`, `warn`, `error`, `fatal` | container logs |
+//! | `log.pattern` | str | its pattern, variable parts masked as `<*>` | container logs |
+//! | `log.stream` | str | `stdout` or `stderr` | container logs |
+//! | `trace_id` | str | W3C trace id (32 hex digits) the line names | container logs |
+//! | `span_id` | str | span id (16 hex digits) the line names | container logs |
 //!
 //! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
 //! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),
@@ -179,10 +185,22 @@ pub const SERVER_PORT: &str = "server.port";
 pub const CLIENT_ADDRESS: &str = "client.address";
 /// The client's port.
 pub const CLIENT_PORT: &str = "client.port";
-/// Trace id of an incoming `traceparent` header (32 hex digits).
-pub const TRACE_ID: &str = "trace.id";
-/// Parent span id of an incoming `traceparent` header (16 hex digits).
-pub const TRACE_PARENT_ID: &str = "trace.parent_id";
+/// Parent span id of an incoming `traceparent` header (16 hex digits); its
+/// trace id goes in [`TRACE_ID`].
+pub const TRACE_PARENT_ID: &str = "parent_span_id";
+
+/// The line a container wrote.
+pub const LOG_BODY: &str = "log.body";
+/// Its severity word.
+pub const LOG_LEVEL: &str = "log.level";
+/// Its pattern.
+pub const LOG_PATTERN: &str = "log.pattern";
+/// `stdout` or `stderr`.
+pub const LOG_STREAM: &str = "log.stream";
+/// W3C trace id (hex).
+pub const TRACE_ID: &str = "trace_id";
+/// Span id (hex).
+pub const SPAN_ID: &str = "span_id";
 
 /// Every name documented above, in table order.
 pub const ALL: &[&str] = &[
@@ -238,8 +256,13 @@ pub const ALL: &[&str] = &[
     SERVER_PORT,
     CLIENT_ADDRESS,
     CLIENT_PORT,
-    TRACE_ID,
     TRACE_PARENT_ID,
+    LOG_BODY,
+    LOG_LEVEL,
+    LOG_PATTERN,
+    LOG_STREAM,
+    TRACE_ID,
+    SPAN_ID,
 ];
 
 /// Returns a `'static` name equal to `name`: one of the constants above when

@@ -7,7 +7,8 @@
 //!   [`Value`] fields under the stable names of [`fields`]),
 //!   [`HistogramSnapshot`], [`TableSnapshot`] and [`FoldedStack`].
 //! - [`Value`] / [`ValueRef`]: the one value type (owned / borrowed).
-//! - [`fields`] and [`labels`]: every field name and every label key.
+//! - [`fields`], [`labels`] and [`metrics`]: every field name, label key
+//!   and hot-path sample name.
 //! - [`Workload`]: who an event came from (container, pod, service), as
 //!   enrichment finds it; read through [`Labels`].
 //! - [`ToolRecord`] and [`EventView`]: the enriched event and how rules,
@@ -19,6 +20,7 @@
 pub mod escape;
 pub mod fields;
 pub mod labels;
+pub mod metrics;
 mod record;
 mod smallstr;
 mod value;

@@ -54,6 +54,8 @@ pub enum EventKind {
     HttpServer,
     /// An HTTP request this host made.
     HttpClient,
+    /// A line a container wrote to stdout or stderr (container logs).
+    Log,
 }
 
 impl EventKind {
@@ -76,6 +78,7 @@ impl EventKind {
             EventKind::Generic => "generic",
             EventKind::HttpServer => "http_server",
             EventKind::HttpClient => "http_client",
+            EventKind::Log => "log",
         }
     }
 }

@@ -76,6 +76,7 @@
 mod error;
 mod generic;
 mod line;
+pub mod logs;
 mod records;
 mod stacks;
 mod summary;

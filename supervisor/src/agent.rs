@@ -27,7 +27,7 @@ use crate::{
     reload::{self, Overrides, Reloader},
     rules::{ConsoleAlerts, RulesConfig, RulesStage},
     selfmetrics::Registry,
-    sinks::{self, alertmanager, console::Console},
+    sinks::{self, Publisher, SinkBook, SinkContext, console::Console},
     systemd,
     tools::{self, Supervisor},
 };
@@ -67,21 +67,30 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let mut ctx = AgentContext::new(tx, shutdown.clone());
     let registry = ctx.registry.clone();
-    let (rules, alert_tasks, rules_tx) = start_rules(&config, &opts, &ctx)?;
+    let RulesStart {
+        stage: mut rules,
+        reloader: rules_task,
+        trigger: rules_tx,
+    } = start_rules(&config, &opts, &ctx)?;
     let aggregator = Aggregator::new(&config.aggregate, vec![registry.clone()]).shared();
-    let sinks_stop = CancellationToken::new();
     for setting in &config.env {
         tracing::info!("{setting}");
     }
-    let sinks = sinks::start(
-        &config.sinks,
-        &config.agent.resource_attributes,
-        &aggregator,
-        &registry,
-        &sinks_stop,
-    )
-    .await
-    .context("starting the sinks")?;
+    let publisher = Publisher::new(aggregator.clone());
+    let sink_ctx = SinkContext {
+        snapshots: publisher.subscribe(),
+        registry: registry.clone(),
+        stop: CancellationToken::new(),
+        resource_attributes: config.agent.resource_attributes.clone(),
+        book: SinkBook::default(),
+    };
+    let mut sinks = sinks::start(&config.sinks, &sink_ctx)
+        .await
+        .context("starting the sinks")?;
+    for alerts in sinks.alerts.drain(..) {
+        rules.add_sink(alerts);
+    }
+    let publishing = publisher.spawn(publish_interval(&config), sink_ctx.stop.clone());
 
     register_pipeline_stats(&registry, ctx.tx.stats());
     let stats = ctx.tx.stats().clone();
@@ -95,6 +104,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     // --- control API and SIGHUP reload (issue 9) ---
     let events = EventHub::default();
     let live = crate::live::LiveHub::default();
+    live.register(&registry);
     let map = crate::traces::stage::MapHandle::default();
     let control = start_control(
         &config,
@@ -105,6 +115,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             events: events.clone(),
             registry: registry.clone(),
             pipeline: stats.clone(),
+            sinks: sink_ctx.book.clone(),
             started,
             config_path: shown_config_path(opts.config_path.as_deref()),
             sources: source_names(&config),
@@ -117,6 +128,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     )?;
     // --- end control API ---
     notify_systemd(&shutdown);
+    crate::memory::spawn_trimmer(shutdown.clone());
 
     let mut stages = Stages {
         enricher,
@@ -124,14 +136,19 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         rules,
         aggregator,
         console: Console::new(console_out(&config), opts.json, opts.top).with_samples(opts.samples),
-        events: sinks.event_sinks(),
+        events: sinks.events.clone(),
         live: events,
         view: crate::live::LiveView::new(live.ledger().clone()),
         snapshots: live,
         traces: crate::traces::stage::TracesStage::new(&registry, map, config.agent.poll_interval),
     };
     while let Some(mut msg) = rx.recv().await {
-        stages.handle(&mut msg)?;
+        if let Err(err) = stages.handle(&mut msg) {
+            // Every source stops (their threads too, which the runtime waits
+            // for when it is dropped) before the error ends the agent.
+            shutdown.cancel();
+            return Err(err);
+        }
     }
     for source in sources {
         source.await.context("a source task panicked")?;
@@ -139,7 +156,14 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     if let Some(control) = control {
         control.await.context("the control API panicked")?;
     }
-    finish(stages, sinks, sinks_stop, alert_tasks, &stats).await
+    let sinks = Exporters {
+        sinks,
+        publisher,
+        publishing,
+        stop: sink_ctx.stop,
+        rules_task,
+    };
+    finish(stages, sinks, &stats).await
 }
 
 /// The stages every message goes through, in order.
@@ -196,10 +220,7 @@ impl<W: std::io::Write> Stages<W> {
     }
 
     fn aggregate(&self, msg: &Message) {
-        match self.aggregator.lock() {
-            Ok(mut a) => a.ingest(msg),
-            Err(poisoned) => poisoned.into_inner().ingest(msg),
-        }
+        crate::sync::lock(&self.aggregator).ingest(msg);
     }
 }
 
@@ -244,6 +265,12 @@ fn start_sources(
         ctx.pids = source.pids;
     }
     sources.extend(cgroups::start(&config.enrich, interval, ctx));
+    sources.extend(crate::logs::start(
+        &config.logs,
+        &config.enrich,
+        interval,
+        ctx,
+    ));
     let (supervisor, tasks) = tools::start_enabled(&config.tools, ctx)?;
     sources.extend(tasks);
     let closing = supervisor.clone();
@@ -265,6 +292,7 @@ fn source_names(config: &Config) -> Vec<String> {
         (h.syscalls && config.http.enabled, "hotpath.http"),
         (config.enrich.enabled, "cgroups"),
         (true, "tools"),
+        (config.logs.enabled, "logs"),
     ]
     .into_iter()
     .filter(|(on, _)| *on)
@@ -330,12 +358,38 @@ fn notify_systemd(shutdown: &CancellationToken) {
     });
 }
 
-/// After the pipeline drained: flush the alert sinks and the exporters.
+/// The metric publisher, the sinks, and the task that reloads the rules.
+struct Exporters {
+    sinks: sinks::Sinks,
+    publisher: Publisher,
+    publishing: JoinHandle<()>,
+    stop: CancellationToken,
+    rules_task: Option<JoinHandle<()>>,
+}
+
+/// How often the publisher collects a metric snapshot: as often as the
+/// most frequent periodic sink exports, and at least every poll interval
+/// for Prometheus scrapes.
+fn publish_interval(config: &Config) -> Duration {
+    let s = &config.sinks;
+    [
+        (s.otlp.enabled, s.otlp.export_interval),
+        (s.remote_write.enabled, s.remote_write.interval),
+        (s.jsonl.enabled && s.jsonl.metrics, s.jsonl.interval),
+        (true, config.agent.poll_interval),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, every)| every)
+    .min()
+    .unwrap_or(config.agent.poll_interval)
+    .max(Duration::from_millis(100))
+}
+
+/// After the pipeline drained: a last snapshot, then the sinks flush and end.
 async fn finish<W: std::io::Write>(
     stages: Stages<W>,
-    sinks: sinks::Sinks,
-    sinks_stop: CancellationToken,
-    alert_tasks: Vec<JoinHandle<()>>,
+    exporters: Exporters,
     stats: &Arc<PipelineStats>,
 ) -> anyhow::Result<()> {
     let rule_stats = stages.rules.engine().stats();
@@ -343,13 +397,12 @@ async fn finish<W: std::io::Write>(
     let graph = stages.traces.finish(crate::aggregate::now_ns());
     stages.aggregate(&Message::Samples(graph));
     drop(stages);
-    for task in alert_tasks {
-        if tokio::time::timeout(Duration::from_secs(10), task)
+    if let Some(task) = exporters.rules_task
+        && tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .is_err()
-        {
-            tracing::warn!("an alert sink did not finish flushing in 10s");
-        }
+    {
+        tracing::warn!("the rules reloader did not finish in 10s");
     }
     tracing::info!(
         events = rule_stats.events,
@@ -358,10 +411,13 @@ async fn finish<W: std::io::Write>(
         rate_limited = rule_stats.limits.rate_limited,
         "rules stage"
     );
-    sinks_stop.cancel();
-    drop(sinks.otlp_logs);
-    drop(sinks.jsonl);
-    for task in sinks.tasks {
+    exporters.publisher.publish();
+    exporters.stop.cancel();
+    exporters
+        .publishing
+        .await
+        .context("the metric publisher panicked")?;
+    for task in exporters.sinks.tasks {
         task.await.context("a sink task panicked")?;
     }
     let dropped = stats
@@ -383,48 +439,51 @@ fn console_out(config: &Config) -> Box<dyn std::io::Write + Send> {
     }
 }
 
-/// Compiles the rules, starts their reloader and the alert sinks.
-#[allow(clippy::type_complexity)]
+/// The rules stage and what reloads it.
+struct RulesStart {
+    stage: RulesStage,
+    /// Follows `[rules]` changes and rule-file edits until shutdown.
+    reloader: Option<JoinHandle<()>>,
+    /// Where the configuration reloader sends a new `[rules]` section.
+    trigger: Option<watch::Sender<RulesConfig>>,
+}
+
+/// Compiles the rules, starts their reloader and the console alerts (the
+/// other alert sinks come from the sink factory).
 fn start_rules(
     config: &Config,
     opts: &RunOptions,
     ctx: &AgentContext,
-) -> anyhow::Result<(
-    RulesStage,
-    Vec<tokio::task::JoinHandle<()>>,
-    Option<watch::Sender<RulesConfig>>,
-)> {
+) -> anyhow::Result<RulesStart> {
     let set = config
         .rules
         .load()
         .map_err(|e| crate::BadInput(format!("the rules have errors:\n{e}")))?;
     tracing::info!(rules = set.rules().len(), "rules loaded");
     let mut stage = RulesStage::new(set.clone(), config.rules.dedup_window, ctx.registry.clone());
-    let mut tasks = Vec::new();
+    let mut task = None;
     let mut trigger = None;
     if config.rules.enabled {
         // The configuration reloader sends the `[rules]` section on SIGHUP.
         let (tx, rules_rx) = watch::channel(config.rules.clone());
-        let (rx, task) = crate::rules::stage::spawn_reloader(
+        let (rx, reloader) = crate::rules::stage::spawn_reloader(
             config.rules.clone(),
             set,
             rules_rx,
             ctx.shutdown.clone(),
         );
         stage.follow(rx);
-        tasks.push(task);
+        task = Some(reloader);
         trigger = Some(tx);
     }
     if config.rules.console {
         stage.add_sink(Box::new(ConsoleAlerts::new(console_out(config), opts.json)));
     }
-    if let Some(am) = config.sinks.alertmanager() {
-        let (sink, task) = alertmanager::start(am).context("starting the Alertmanager sink")?;
-        alertmanager::register_stats(sink.stats(), &ctx.registry);
-        stage.add_sink(Box::new(sink));
-        tasks.push(task);
-    }
-    Ok((stage, tasks, trigger))
+    Ok(RulesStart {
+        stage,
+        reloader: task,
+        trigger,
+    })
 }
 
 /// Exports the pipeline channel's counters as self-metrics.

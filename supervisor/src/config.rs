@@ -11,8 +11,8 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, rules::RulesConfig,
-    sinks::SinksConfig, tools::ToolsConfig,
+    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, logs::LogsConfig,
+    rules::RulesConfig, sinks::SinksConfig, tools::ToolsConfig,
 };
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
@@ -41,6 +41,8 @@ pub struct Config {
     pub enrich: EnrichConfig,
     /// The security rules.
     pub rules: RulesConfig,
+    /// Container logs (stdout/stderr of containers).
+    pub logs: LogsConfig,
     /// What the `OTEL_*` environment variables did ([`Config::load`] only).
     #[serde(skip)]
     pub env: Vec<crate::otel_env::EnvSetting>,
@@ -167,7 +169,9 @@ impl Config {
     /// keys the file sets).
     fn parse(text: &str, path: &Path) -> Result<(Config, toml::Table), ConfigError> {
         let parse_err = |e: toml::de::Error| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |s| crate::textpos::line_col(text, s.start));
             ConfigError::Parse {
                 path: path.to_owned(),
                 line,
@@ -210,6 +214,7 @@ impl Config {
         self.aggregate.validate().map_err(invalid)?;
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
+        self.logs.validate().map_err(invalid)?;
         Ok(())
     }
 }
@@ -237,14 +242,6 @@ fn toml_message(e: &toml::de::Error) -> String {
         true => e.message().trim_end().to_owned(),
         false => format!("{}\n{}", e.message().trim_end(), excerpt.join("\n")),
     }
-}
-
-/// The 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]
@@ -334,7 +331,8 @@ mod tests {
         assert!(c.rules.defaults);
         let am = c.sinks.alertmanager.unwrap();
         assert_eq!(am.resolve_timeout, Duration::from_secs(600));
-        let err = parse("[sinks.alertmanager]\nurl = \"https://x\"\n").unwrap_err();
+        // Over reqwest, https:// works; another scheme is refused.
+        let err = parse("[sinks.alertmanager]\nurl = \"ftp://x\"\n").unwrap_err();
         assert!(err.to_string().contains("sinks.alertmanager"), "{err}");
     }
 

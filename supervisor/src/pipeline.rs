@@ -86,19 +86,22 @@ pub struct PipelineStats {
 
 /// The sources the pipeline counts separately: sample batches by their
 /// `source`, tool records as `tools`; anything else is `other`.
-pub const SOURCES: [&str; 7] = [
+pub const SOURCES: [&str; 8] = [
     "hotpath.syscalls",
     "hotpath.tcp",
     "hotpath.http",
     "hotpath.pids",
     "cgroups",
     "tools",
+    "logs",
     "other",
 ];
 
 fn source_slot(msg: &Message) -> usize {
     let name = match msg {
         Message::Samples(b) => b.source,
+        Message::Record(r) if &*r.tool == "logs" => "logs",
+        Message::Record(r) if &*r.tool == "http" => "hotpath.http",
         Message::Record(_) => "tools",
     };
     SOURCES
@@ -141,6 +144,16 @@ impl PipelineTx {
                 false
             }
         }
+    }
+
+    /// Messages the channel can take now.
+    pub fn room(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    /// Messages the channel holds at most.
+    pub fn max_room(&self) -> usize {
+        self.tx.max_capacity()
     }
 
     /// The shared pipeline counters.

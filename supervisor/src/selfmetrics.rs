@@ -118,7 +118,7 @@ impl Registry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.entries)
     }
 
     /// The counter `name{labels}`, created at zero on first use; the same

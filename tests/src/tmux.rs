@@ -112,5 +112,9 @@ fn text(out: &Output) -> String {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.tmux().arg("kill-server").output();
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
     }
 }

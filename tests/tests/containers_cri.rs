@@ -11,159 +11,21 @@ mod containers_support;
 use std::{thread, time::Duration};
 
 use containers_support::{
-    IMAGE, POD_UID_PREFIX, Runtimes,
+    IMAGE,
     agent::{AgentRun, args_contain, in_container},
-    can_run, remove_test_pod_cgroups, runtimes, tcp_sink,
+    can_run,
+    cri_pod::CriPod,
+    runtimes, tcp_sink,
 };
 use eunomia_tests::kernel_lock;
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1::{self as cri, runtime_service_client::RuntimeServiceClient as Client};
 use serde_json::Value;
-use tonic::transport::{Channel, Endpoint};
 
 const POD: &str = "web-0";
 const NAMESPACE: &str = "shop";
 const APP: &str = "app";
 
-/// A pod with one app container, removed on drop.
-struct TestPod {
-    rt: tokio::runtime::Runtime,
-    client: Client<Channel>,
-    uid: String,
-    sandbox: String,
-    app: String,
-}
-
-impl TestPod {
-    fn start(runtimes: &Runtimes, script: &str) -> TestPod {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let socket = runtimes.cri_socket();
-        let mut client = rt.block_on(async {
-            let channel = Endpoint::from_static("http://cri.local")
-                .connect_with_connector(tower::service_fn(move |_| {
-                    let socket = socket.clone();
-                    async move {
-                        tokio::net::UnixStream::connect(socket)
-                            .await
-                            .map(TokioIo::new)
-                    }
-                }))
-                .await
-                .expect("connect to containerd's CRI");
-            Client::new(channel)
-        });
-        let uid = format!("{POD_UID_PREFIX}0000-4000-8000-{:012x}", std::process::id());
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: POD.into(),
-                uid: uid.clone(),
-                namespace: NAMESPACE.into(),
-                attempt: 0,
-            }),
-            log_directory: runtimes
-                .base
-                .join(format!("pods/{NAMESPACE}_{POD}_{uid}"))
-                .display()
-                .to_string(),
-            linux: Some(cri::LinuxPodSandboxConfig {
-                cgroup_parent: format!("/kubepods/besteffort/pod{uid}"),
-                security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Node as i32,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (sandbox, app) = rt.block_on(async {
-            let sandbox = client
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(sandbox_config.clone()),
-                    ..Default::default()
-                })
-                .await
-                .expect("RunPodSandbox")
-                .into_inner()
-                .pod_sandbox_id;
-            let app = client
-                .create_container(cri::CreateContainerRequest {
-                    pod_sandbox_id: sandbox.clone(),
-                    config: Some(cri::ContainerConfig {
-                        metadata: Some(cri::ContainerMetadata {
-                            name: APP.into(),
-                            attempt: 0,
-                        }),
-                        image: Some(cri::ImageSpec {
-                            image: IMAGE.into(),
-                            ..Default::default()
-                        }),
-                        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
-                        log_path: format!("{APP}/0.log"),
-                        linux: Some(cri::LinuxContainerConfig::default()),
-                        ..Default::default()
-                    }),
-                    sandbox_config: Some(sandbox_config),
-                })
-                .await
-                .expect("CreateContainer")
-                .into_inner()
-                .container_id;
-            client
-                .start_container(cri::StartContainerRequest {
-                    container_id: app.clone(),
-                })
-                .await
-                .expect("StartContainer");
-            (sandbox, app)
-        });
-        TestPod {
-            rt,
-            client,
-            uid,
-            sandbox,
-            app,
-        }
-    }
-
-    /// `kubectl exec`: CRI ExecSync of `cmd` in the app container.
-    fn exec(&mut self, cmd: &[&str]) {
-        let req = cri::ExecSyncRequest {
-            container_id: self.app.clone(),
-            cmd: cmd.iter().map(|s| (*s).to_owned()).collect(),
-            timeout: 10,
-        };
-        let client = &mut self.client;
-        let r = self.rt.block_on(client.exec_sync(req)).expect("ExecSync");
-        assert_eq!(r.into_inner().exit_code, 0);
-    }
-}
-
-impl Drop for TestPod {
-    fn drop(&mut self) {
-        let id = self.sandbox.clone();
-        let client = &mut self.client;
-        self.rt.block_on(async {
-            let _ = client
-                .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                    pod_sandbox_id: id.clone(),
-                })
-                .await;
-            let _ = client
-                .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id })
-                .await;
-        });
-        remove_test_pod_cgroups();
-    }
-}
-
 /// The labels of the app container of the pod.
-fn assert_pod(what: &str, v: &Value, pod: &TestPod) {
+fn assert_pod(what: &str, v: &Value, pod: &CriPod) {
     assert_eq!(v["container.id"], pod.app.as_str(), "{what}: {v}");
     assert_eq!(v["container.runtime"], "containerd", "{what}: {v}");
     assert_eq!(v["container.name"], APP, "{what}: {v}");
@@ -198,7 +60,7 @@ fn cri_pods_are_named_everywhere_and_the_sandbox_is_not_the_app() {
     let script = format!(
         "while true; do /bin/true {marker}; /bin/cat /etc/hostname >/dev/null; /bin/nc 127.0.0.1 {port} </dev/null >/dev/null; /bin/sleep 0.3; done"
     );
-    let mut pod = TestPod::start(rt, &script);
+    let mut pod = CriPod::start(rt, NAMESPACE, POD, APP, &script);
     thread::sleep(Duration::from_secs(2));
     let exec_script = format!("/bin/true {exec_marker}; /bin/cat /etc/hostname");
     pod.exec(&["/bin/sh", "-c", &exec_script]);

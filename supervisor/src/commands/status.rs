@@ -136,7 +136,7 @@ fn links_line(s: &proto::StatusResponse) -> Option<String> {
 /// Each active source with its recent rate, e.g. `hotpath.syscalls 0.2/s`.
 fn sources_line(s: &proto::StatusResponse) -> String {
     let rate = |name: &str| {
-        let key = if name.starts_with("hotpath.") || name == "cgroups" {
+        let key = if name.starts_with("hotpath.") || name == "cgroups" || name == "logs" {
             name
         } else {
             "tools"
@@ -199,6 +199,7 @@ fn is_health(name: &str) -> bool {
         "overflow",
         "lost",
         "truncated",
+        "malformed",
     ]
     .iter()
     .any(|w| name.contains(w))

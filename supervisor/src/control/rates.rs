@@ -27,7 +27,7 @@ impl RateWindow {
     /// Takes a reading now.
     pub fn sample(&self, stats: &PipelineStats) {
         let now = (Instant::now(), stats.per_source());
-        let mut r = self.readings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = crate::sync::lock(&self.readings);
         r.0 = r.1.take();
         r.1 = Some(now);
     }
@@ -50,7 +50,7 @@ impl RateWindow {
     /// agent's start, used before two readings exist.
     pub fn rates(&self, stats: &PipelineStats, started: Instant) -> Vec<(&'static str, u64, f64)> {
         let now = stats.per_source();
-        let r = self.readings.lock().unwrap_or_else(|p| p.into_inner());
+        let r = crate::sync::lock(&self.readings);
         let base = match &*r {
             (Some((t0, old)), Some((t1, new))) => Some((t1.duration_since(*t0), old, new)),
             _ => None,

@@ -50,6 +50,8 @@ pub struct ControlContext {
     pub rates: super::rates::RateWindow,
     /// Interval snapshots of every workload and the syscall ledger.
     pub live: crate::live::LiveHub,
+    /// Every running sink's stats.
+    pub sinks: crate::sinks::SinkBook,
     /// The service map and the latest linked spans.
     pub map: crate::traces::stage::MapHandle,
 }
@@ -296,7 +298,7 @@ impl ControlContext {
                 .iter()
                 .map(|s| counters(s))
                 .collect(),
-            sinks: sink_statuses(&metrics),
+            sinks: sink_statuses(&self.sinks),
             source_rates: self
                 .rates
                 .rates(&self.pipeline, self.started)
@@ -313,21 +315,14 @@ impl ControlContext {
     }
 }
 
-/// Every running sink's health, with its backlog and drops from the
-/// self-metrics (`sink` label).
-fn sink_statuses(metrics: &[proto::SelfMetric]) -> Vec<proto::SinkStatus> {
+/// Every running sink's stats: health, backlog and drops.
+fn sink_statuses(sinks: &crate::sinks::SinkBook) -> Vec<proto::SinkStatus> {
     let unix = |t: Option<std::time::SystemTime>| {
         t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64())
     };
-    let sum = |name: &str, sink: &str| -> f64 {
-        metrics
-            .iter()
-            .filter(|m| m.name == name && m.labels.get("sink").map(String::as_str) == Some(sink))
-            .map(|m| m.value)
-            .sum()
-    };
-    crate::sinks::health::all()
+    sinks
+        .views()
         .into_iter()
         .map(|h| {
             let (err_at, err) = h.last_error.clone().unzip();
@@ -338,8 +333,8 @@ fn sink_statuses(metrics: &[proto::SelfMetric]) -> Vec<proto::SinkStatus> {
                 last_success_unix: unix(h.last_success),
                 last_error: err.unwrap_or_default(),
                 last_error_unix: unix(err_at),
-                backlog: sum("eunomia_sink_buffer_batches", h.name) as u64,
-                dropped: sum("eunomia_sink_dropped_items_total", h.name) as u64,
+                backlog: h.backlog,
+                dropped: h.dropped,
             }
         })
         .collect()

@@ -136,7 +136,7 @@ pub fn start(
                         tracing::info!("kubelet pod list reachable again");
                     }
                     failing = false;
-                    *shared.write().unwrap_or_else(|p| p.into_inner()) = pods;
+                    *crate::sync::write(&shared) = pods;
                 }
                 Err(err) if !failing => {
                     failing = true;

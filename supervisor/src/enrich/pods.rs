@@ -106,7 +106,7 @@ impl PodDirectory {
         f: impl FnOnce(&super::kubelet::KubeletPods) -> Option<T>,
     ) -> Option<T> {
         let snapshot = self.kubelet.as_ref()?;
-        let pods = snapshot.read().unwrap_or_else(|p| p.into_inner());
+        let pods = crate::sync::read(snapshot);
         f(&pods)
     }
 

@@ -141,6 +141,30 @@ impl RuntimeFiles {
             .find(|ns| tasks.join(ns).join(id).is_dir())
     }
 
+    /// The CRI app container `name` of the pod with uid `pod_uid` that
+    /// containerd runs: its id and facts (the newest bundle when it
+    /// restarted); `None` when no such task runs.
+    pub fn cri_container(&self, pod_uid: &str, name: &str) -> Option<(String, ContainerFacts)> {
+        let dir = self.containerd_tasks()?.join(CRI_NAMESPACE);
+        let mut found: Vec<(std::time::SystemTime, String, ContainerFacts)> =
+            std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .filter_map(|e| {
+                    let id = e.file_name().into_string().ok()?;
+                    let facts = self.containerd(CRI_NAMESPACE, &id)?;
+                    let pod = facts.pod.as_ref()?;
+                    let matches = !facts.sandbox
+                        && pod.uid.as_deref() == Some(pod_uid)
+                        && facts.name.as_deref() == Some(name);
+                    let at = e.metadata().and_then(|m| m.modified()).ok()?;
+                    matches.then_some((at, id, facts))
+                })
+                .collect();
+        found.sort_by_key(|(at, _, _)| *at);
+        found.pop().map(|(_, id, facts)| (id, facts))
+    }
+
     fn containerd_tasks(&self) -> Option<PathBuf> {
         Some(
             self.containerd_state

@@ -43,7 +43,7 @@ impl PidCgroups {
         if !*self.families.get(family as usize)? {
             return None;
         }
-        let map = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::lock(&self.newlines);
         map.get(&family, 0).ok()
     }
 
@@ -51,7 +51,7 @@ impl PidCgroups {
     /// else from `/proc/PID/cgroup`.
     pub fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
         let from_map = {
-            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let map = crate::sync::lock(&self.map);
             map.get(&pid, 0).ok().map(|info| info.cgroup_id)
         };
         from_map.or_else(|| cgroup_of_pid_from_proc(pid))
@@ -60,7 +60,7 @@ impl PidCgroups {
     /// What the kernel recorded of task `pid` (fork, exec, renames, moves,
     /// exit), if the map still has it.
     pub fn process(&self, pid: u32) -> Option<PidInfo> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::lock(&self.map);
         map.get(&pid, 0).ok()
     }
 
@@ -69,7 +69,7 @@ impl PidCgroups {
     pub fn sweep(&self, grace: Duration) -> (usize, usize) {
         let now = monotonic_ns();
         let grace = grace.as_nanos() as u64;
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock(&self.map);
         let mut total = 0;
         let stale: Vec<u32> = map
             .iter()

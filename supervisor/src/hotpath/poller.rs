@@ -30,27 +30,10 @@ use crate::{
     context::{AgentContext, PidLookup},
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue},
 };
-
-/// Source name of the syscall samples.
-pub const SYSCALLS_SOURCE: &str = "hotpath.syscalls";
-/// Source name of the TCP samples.
-pub const TCP_SOURCE: &str = "hotpath.tcp";
-/// Source name of the hot path's own counters.
-pub const SELF_SOURCE: &str = "hotpath.self";
-/// Syscalls per cgroup and syscall.
-pub const SYSCALLS_METRIC: &str = "eunomia_syscalls_total";
-/// Failed syscalls per cgroup and syscall.
-pub const SYSCALL_ERRORS_METRIC: &str = "eunomia_syscall_errors_total";
-/// Kernel-side map-full conditions, by map.
-pub const MAP_FULL_METRIC: &str = "eunomia_hotpath_map_full_total";
-/// Runs the kernel skipped because the program was already running on the CPU.
-pub const RECURSION_MISSES_METRIC: &str = "eunomia_hotpath_recursion_misses_total";
-/// Entries in a kernel map (gauge).
-pub const MAP_ENTRIES_METRIC: &str = "eunomia_hotpath_map_entries";
-/// Entries removed by the supervisor (dead cgroups, idle flows, exited pids).
-pub const EVICTIONS_METRIC: &str = "eunomia_hotpath_evictions_total";
-/// TCP sessions that closed without having been seen opening.
-pub const TCP_UNTRACKED_METRIC: &str = "eunomia_tcp_untracked_sessions_total";
+use model::metrics::{
+    EVICTIONS_METRIC, MAP_ENTRIES_METRIC, MAP_FULL_METRIC, RECURSION_MISSES_METRIC, SELF_SOURCE,
+    SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC, SYSCALLS_SOURCE, TCP_SOURCE, TCP_UNTRACKED_METRIC,
+};
 
 /// The running hot-path source.
 pub struct HotpathSource {

@@ -13,19 +13,10 @@ use hotpath_common::{DIR_ACTIVE, DIR_OVERFLOW, DIR_PASSIVE, FlowKey, FlowStats, 
 
 use super::{Hotpath, HotpathError};
 use crate::pipeline::{Sample, SampleValue};
-
-/// New connections, by direction (active: connect; passive: accept).
-pub const CONNECTIONS_METRIC: &str = "eunomia_tcp_connections_total";
-/// Connect attempts that failed.
-pub const CONNECT_FAILURES_METRIC: &str = "eunomia_tcp_connect_failures_total";
-/// Resets sent or received.
-pub const RESETS_METRIC: &str = "eunomia_tcp_resets_total";
-/// Sessions closed.
-pub const CLOSED_METRIC: &str = "eunomia_tcp_sessions_closed_total";
-/// Bytes of closed sessions, `direction` tx or rx.
-pub const BYTES_METRIC: &str = "eunomia_tcp_bytes_total";
-/// Session durations, log2 µs histogram.
-pub const DURATION_METRIC: &str = "eunomia_tcp_connection_duration_seconds";
+use model::metrics::{
+    BYTES_METRIC, CLOSED_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, DURATION_METRIC,
+    RESETS_METRIC,
+};
 
 /// The user-space side of the flow table.
 #[derive(Default)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use super::{ledger::Ledger, snapshot::Snapshot};
+use crate::selfmetrics::Registry;
 
 /// How many snapshots wait for the slowest subscriber.
 pub const CAPACITY: usize = 16;
@@ -44,5 +45,23 @@ impl LiveHub {
     /// The syscall ledger the view fills.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Exports the ledger's size and what it had to forget as self-metrics.
+    pub fn register(&self, registry: &Registry) {
+        let ledger = self.ledger.clone();
+        registry.observe_gauge(
+            "eunomia_live_workloads",
+            "Workloads whose syscalls the agent remembers (for advise seccomp).",
+            &[],
+            move || ledger.len() as f64,
+        );
+        let ledger = self.ledger.clone();
+        registry.observe_counter(
+            "eunomia_live_workloads_forgotten_total",
+            "Workloads forgotten, least recently seen first, to stay within the bound.",
+            &[],
+            move || ledger.forgotten(),
+        );
     }
 }

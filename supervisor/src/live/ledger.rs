@@ -99,6 +99,16 @@ impl Ledger {
             .collect()
     }
 
+    /// How many workloads it remembers.
+    pub fn len(&self) -> usize {
+        self.lock().workloads.len()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// How many workloads were forgotten to stay within [`MAX_WORKLOADS`].
     pub fn forgotten(&self) -> u64 {
         self.lock().forgotten

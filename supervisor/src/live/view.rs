@@ -13,17 +13,19 @@ use super::{
     ledger::{Ledger, Recorded},
     snapshot::{Peer, Rate, Row, RowKind, Snapshot},
 };
-use model::labels::{
-    CGROUP_ID, CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, CONTAINERD_NAMESPACE,
-    K8S_NAMESPACE, K8S_POD_NAME, SERVICE,
+use model::{
+    labels::{
+        CGROUP_ID, CONTAINER_ID, CONTAINER_NAME, CONTAINER_RUNTIME, CONTAINERD_NAMESPACE,
+        K8S_NAMESPACE, K8S_POD_NAME, SERVICE,
+    },
+    metrics::{
+        BYTES_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, RESETS_METRIC,
+        SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC, SYSCALLS_SOURCE,
+    },
 };
 
 use crate::{
     cgroups::poller::{CPU_SECONDS, MEMORY_BYTES},
-    hotpath::{
-        poller::{SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC, SYSCALLS_SOURCE},
-        tcp::{BYTES_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, RESETS_METRIC},
-    },
     pipeline::{Sample, SampleBatch, SampleValue},
 };
 
@@ -350,7 +352,7 @@ fn row(id: &Identity, acc: Option<&Acc>, res: Option<&Resources>, dt: f64) -> Ro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hotpath::poller::TCP_SOURCE;
+    use model::metrics::TCP_SOURCE;
 
     fn sample(metric: &'static str, labels: &[(&'static str, &str)], v: SampleValue) -> Sample {
         Sample {

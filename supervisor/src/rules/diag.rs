@@ -103,8 +103,7 @@ impl RuleError {
         let start = floor_char(text, range.start.min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |n| n + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |n| start + n);
-        let line = text[..start].matches('\n').count() + 1;
-        let col = text[line_start..start].chars().count() + 1;
+        let (line, col) = crate::textpos::line_col(text, start);
         let end = floor_char(text, range.end.clamp(start, line_end));
         let width = text[start..end].chars().count().max(1);
         RuleError {

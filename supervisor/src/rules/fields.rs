@@ -107,6 +107,7 @@ pub const KINDS: &[EventKind] = &[
     EventKind::Generic,
     EventKind::HttpServer,
     EventKind::HttpClient,
+    EventKind::Log,
 ];
 
 /// The position of `kind` in [`KINDS`].
@@ -141,8 +142,13 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::URL_PATH
         | pf::HTTP_ROUTE
         | pf::HTTP_STATUS_CLASS
+        | pf::TRACE_PARENT_ID
+        | pf::LOG_BODY
+        | pf::LOG_LEVEL
+        | pf::LOG_PATTERN
+        | pf::LOG_STREAM
         | pf::TRACE_ID
-        | pf::TRACE_PARENT_ID => Ty::Str,
+        | pf::SPAN_ID => Ty::Str,
         pf::PROC_EXIT_CODE
         | pf::RET
         | pf::ERROR
@@ -182,13 +188,13 @@ pub fn declare(name: &str, ty: Ty) {
     if event_field_type(name).is_some() || DERIVED.contains(&name) {
         return;
     }
-    let mut d = DECLARED.write().unwrap_or_else(|p| p.into_inner());
+    let mut d = crate::sync::write(&DECLARED);
     d.insert(pf::intern(name), ty);
 }
 
 /// The type of a field a manifest declared.
 fn declared(name: &str) -> Option<(&'static str, Ty)> {
-    let d = DECLARED.read().unwrap_or_else(|p| p.into_inner());
+    let d = crate::sync::read(&DECLARED);
     d.get_key_value(name).map(|(k, t)| (*k, *t))
 }
 

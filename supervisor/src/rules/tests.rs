@@ -276,7 +276,7 @@ fn compile_errors_point_at_the_text() {
         ),
         (
             "event.kind = exce",
-            "9:27: unknown event kind `exce` (expected one of exec, exit, open, stat, signal, kill, mount, tcp_state, tcp_session, dns_lookup, block_io, runq_latency, direct_reclaim, generic, http_server, http_client) [4]",
+            "9:27: unknown event kind `exce` (expected one of exec, exit, open, stat, signal, kill, mount, tcp_state, tcp_session, dns_lookup, block_io, runq_latency, direct_reclaim, generic, http_server, http_client, log) [4]",
         ),
         ("net.dport = http", "9:26: `http` is not an integer [4]"),
         (

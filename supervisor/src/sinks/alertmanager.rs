@@ -12,25 +12,20 @@
 //!
 //! Sending never blocks the pipeline: alerts queue in a bounded channel and
 //! are dropped (and counted) when it is full; failed posts are retried once
-//! at the next flush and then dropped and counted. Plain `http://` only.
+//! at the next flush and then dropped and counted. Posts go over reqwest
+//! (`http://` or `https://`).
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-    sync::mpsc,
-    task::JoinHandle,
-};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use super::{Outcome, SinkContext, SinkStats, Started, stats::DropCounter};
 use crate::rules::{Alert, AlertSink};
 
 /// `[sinks.alertmanager]`.
@@ -75,17 +70,19 @@ fn default_queue() -> usize {
 /// Why the sink cannot be set up or a post failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertmanagerError {
-    /// The URL is not `http://host[:port][/prefix]`.
-    #[error("alertmanager url `{0}`: expected http://HOST[:PORT][/PREFIX]")]
+    /// The URL is not `http(s)://host[:port][/prefix]`.
+    #[error("alertmanager url `{0}`: expected http://HOST[:PORT][/PREFIX] or https://...")]
     BadUrl(String),
+    /// The HTTP client could not be built.
+    #[error("alertmanager HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
     /// Connecting, writing or reading failed.
-    #[error("alertmanager at {addr}: {source}")]
-    Io {
+    #[error("alertmanager at {addr}: {reason}")]
+    Http {
         /// host:port.
         addr: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why, with its causes (`connection refused`, ...).
+        reason: String,
     },
     /// The POST timed out.
     #[error("alertmanager at {0}: timed out")]
@@ -109,106 +106,49 @@ impl AlertmanagerConfig {
     }
 }
 
-/// Where to post: `host:port` and the path.
+/// Where to post: the API v2 alerts URL and its `host:port` for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Endpoint {
+    url: reqwest::Url,
     addr: String,
-    host: String,
-    path: String,
 }
 
 impl Endpoint {
-    fn parse(url: &str) -> Result<Endpoint, AlertmanagerError> {
-        let bad = || AlertmanagerError::BadUrl(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (host, prefix) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
-        if host.is_empty() {
+    /// `BASE/api/v2/alerts`; a base without a port gets Alertmanager's 9093.
+    fn parse(base: &str) -> Result<Endpoint, AlertmanagerError> {
+        let bad = || AlertmanagerError::BadUrl(base.to_owned());
+        // `http:///x` has no host (the URL parser would take `x` as one).
+        let authority = base.split_once("://").map_or("", |(_, rest)| rest);
+        if authority.is_empty() || authority.starts_with('/') {
             return Err(bad());
         }
-        let addr = if host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            host.to_owned()
-        } else {
-            format!("{host}:9093")
-        };
-        let prefix = prefix.trim_end_matches('/');
-        let path = if prefix.is_empty() {
-            "/api/v2/alerts".to_owned()
-        } else {
-            format!("/{prefix}/api/v2/alerts")
-        };
-        Ok(Endpoint {
-            addr,
-            host: host.to_owned(),
-            path,
-        })
+        let mut url = reqwest::Url::parse(base).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(bad());
+        }
+        if url.port().is_none() {
+            url.set_port(Some(9093)).map_err(|_| bad())?;
+        }
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{prefix}/api/v2/alerts"));
+        let host = url.host_str().unwrap_or_default();
+        let addr = format!("{host}:{}", url.port().unwrap_or(9093));
+        Ok(Endpoint { url, addr })
     }
-}
-
-/// Counters of the sink.
-#[derive(Debug, Default)]
-pub struct AlertmanagerStats {
-    /// Alerts Alertmanager accepted.
-    pub sent: AtomicU64,
-    /// Alerts dropped because the queue was full.
-    pub dropped_full: AtomicU64,
-    /// Alerts dropped after a failed post and its retry.
-    pub dropped_failed: AtomicU64,
-    /// Failed posts.
-    pub post_errors: AtomicU64,
 }
 
 /// The pipeline side of the sink: queues alerts for the posting task.
 pub struct AlertmanagerSink {
     tx: mpsc::Sender<Arc<Alert>>,
-    stats: Arc<AlertmanagerStats>,
+    dropped_full: DropCounter,
 }
 
 impl AlertSink for AlertmanagerSink {
     fn send(&mut self, alert: &Arc<Alert>) {
         if self.tx.try_send(alert.clone()).is_err() {
-            self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+            self.dropped_full.inc();
         }
     }
-}
-
-impl AlertmanagerSink {
-    /// The sink's counters.
-    pub fn stats(&self) -> &Arc<AlertmanagerStats> {
-        &self.stats
-    }
-}
-
-/// Exports the sink's counters as the common sink self-metrics
-/// (`eunomia_sink_exports_total`, `eunomia_sink_dropped_items_total`,
-/// `sink="alertmanager"`, `signal="alerts"`).
-pub fn register_stats(stats: &Arc<AlertmanagerStats>, registry: &crate::selfmetrics::Registry) {
-    let read = |f: fn(&AlertmanagerStats) -> &AtomicU64| {
-        let s = Arc::downgrade(stats);
-        move || s.upgrade().map_or(0, |s| f(&s).load(Ordering::Relaxed))
-    };
-    let labels =
-        |k: &'static str, v: &'static str| [("sink", "alertmanager"), ("signal", "alerts"), (k, v)];
-    registry.observe_counter(
-        "eunomia_sink_exports_total",
-        "Export requests by sink, signal and outcome (success, failure, rejected).",
-        &labels("outcome", "failure"),
-        read(|s| &s.post_errors),
-    );
-    registry.observe_counter(
-        "eunomia_sink_dropped_items_total",
-        "Data points and log records a sink dropped, by reason.",
-        &labels("reason", "queue_full"),
-        read(|s| &s.dropped_full),
-    );
-    registry.observe_counter(
-        "eunomia_sink_dropped_items_total",
-        "Data points and log records a sink dropped, by reason.",
-        &labels("reason", "failure"),
-        read(|s| &s.dropped_failed),
-    );
 }
 
 /// Routing label names and the enrichment keys they copy.
@@ -221,35 +161,50 @@ const ROUTING_LABELS: &[(&str, &str)] = &[
 /// Alerts posted at most in one request.
 const MAX_BATCH: usize = 256;
 
-/// Starts the posting task; it ends, after a last flush, when the sink is
-/// dropped.
-pub fn start(
-    config: &AlertmanagerConfig,
-) -> Result<(AlertmanagerSink, JoinHandle<()>), AlertmanagerError> {
+/// Starts the posting task; it ends, after a last flush, on the context's
+/// `stop` or when the rules stage lets go of the sink.
+pub fn start(config: &AlertmanagerConfig, ctx: &SinkContext) -> Result<Started, AlertmanagerError> {
     let endpoint = Endpoint::parse(&config.url)?;
+    let client = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .user_agent(concat!("eunomia/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(AlertmanagerError::Client)?;
     let (tx, rx) = mpsc::channel(config.queue.max(1));
-    let stats = Arc::new(AlertmanagerStats::default());
+    let stats = ctx.stats("alertmanager", config.url.clone());
+    stats.declare_export(SIGNAL, Outcome::Failure);
+    stats.declare_drops(SIGNAL, "failure");
+    let sink = AlertmanagerSink {
+        tx,
+        dropped_full: stats.drop_counter(SIGNAL, "queue_full"),
+    };
     let poster = Poster {
-        health: super::health::register("alertmanager", config.url.clone()),
+        stats,
+        client,
         endpoint,
         config: config.clone(),
-        stats: stats.clone(),
-        instance: hostname(),
+        instance: crate::host::hostname(),
     };
-    let task = tokio::spawn(poster.run(rx));
-    Ok((AlertmanagerSink { tx, stats }, task))
+    Ok(Started {
+        tasks: vec![tokio::spawn(poster.run(rx, ctx.stop.clone()))],
+        events: None,
+        alerts: Some(Box::new(sink)),
+    })
 }
 
+/// The `signal` label of the sink's counters.
+const SIGNAL: &str = "alerts";
+
 struct Poster {
-    health: Arc<super::health::SinkHealth>,
+    stats: Arc<SinkStats>,
+    client: reqwest::Client,
     endpoint: Endpoint,
     config: AlertmanagerConfig,
-    stats: Arc<AlertmanagerStats>,
     instance: String,
 }
 
 impl Poster {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Alert>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Arc<Alert>>, stop: CancellationToken) {
         let mut batch: Vec<Arc<Alert>> = Vec::new();
         let mut retry: Vec<Arc<Alert>> = Vec::new();
         let mut tick = tokio::time::interval(self.config.flush_interval);
@@ -265,6 +220,12 @@ impl Poster {
                     None => break,
                 },
                 _ = tick.tick() => self.flush(&mut batch, &mut retry).await,
+                _ = stop.cancelled() => {
+                    while let Ok(a) = rx.try_recv() {
+                        batch.push(a);
+                    }
+                    break;
+                }
             }
         }
         self.flush(&mut batch, &mut retry).await;
@@ -281,19 +242,12 @@ impl Poster {
         }
         let body = serde_json::to_vec(&all.iter().map(|a| self.payload(a)).collect::<Vec<_>>())
             .unwrap_or_default();
-        match post(&self.endpoint, &body, self.config.timeout).await {
-            Ok(()) => {
-                self.health.success();
-                self.stats
-                    .sent
-                    .fetch_add(all.len() as u64, Ordering::Relaxed);
-            }
+        match post(&self.client, &self.endpoint, body).await {
+            Ok(()) => self.stats.export(SIGNAL, Outcome::Success),
             Err(e) => {
-                self.health.failure(&e);
-                self.stats.post_errors.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .dropped_failed
-                    .fetch_add(old.len() as u64, Ordering::Relaxed);
+                self.stats.failure(&e);
+                self.stats.export(SIGNAL, Outcome::Failure);
+                self.stats.dropped(SIGNAL, "failure", old.len() as u64);
                 tracing::warn!(error = %e, alerts = all.len(), "posting alerts to Alertmanager failed");
                 *retry = new;
             }
@@ -365,54 +319,46 @@ pub fn label_name(key: &str) -> String {
     s
 }
 
-fn hostname() -> String {
-    nix::sys::utsname::uname()
-        .ok()
-        .and_then(|u| u.nodename().to_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
+/// `err` and its causes, `: `-separated (reqwest's own message alone does
+/// not say why a connection failed).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
-/// One HTTP/1.1 POST of JSON `body`; Ok on a 2xx status.
-async fn post(ep: &Endpoint, body: &[u8], timeout: Duration) -> Result<(), AlertmanagerError> {
-    let io = |source| AlertmanagerError::Io {
-        addr: ep.addr.clone(),
-        source,
-    };
-    let exchange = async {
-        let mut stream = TcpStream::connect(&ep.addr).await.map_err(io)?;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: eunomia/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            ep.path,
-            ep.host,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
-        stream.write_all(body).await.map_err(io)?;
-        let mut resp = Vec::new();
-        stream
-            .take(64 * 1024)
-            .read_to_end(&mut resp)
-            .await
-            .map_err(io)?;
-        Ok::<_, AlertmanagerError>(resp)
-    };
-    let resp = tokio::time::timeout(timeout, exchange)
+/// One POST of JSON `body`; Ok on a 2xx status.
+async fn post(
+    client: &reqwest::Client,
+    ep: &Endpoint,
+    body: Vec<u8>,
+) -> Result<(), AlertmanagerError> {
+    let resp = client
+        .post(ep.url.clone())
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
         .await
-        .map_err(|_| AlertmanagerError::Timeout(ep.addr.clone()))??;
-    let text = String::from_utf8_lossy(&resp);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(0);
-    if (200..300).contains(&status) {
+        .map_err(|source| match source.is_timeout() {
+            true => AlertmanagerError::Timeout(ep.addr.clone()),
+            false => AlertmanagerError::Http {
+                addr: ep.addr.clone(),
+                reason: with_causes(&source),
+            },
+        })?;
+    let status = resp.status();
+    if status.is_success() {
         return Ok(());
     }
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = resp.text().await.unwrap_or_default();
     Err(AlertmanagerError::Status {
         addr: ep.addr.clone(),
-        status,
+        status: status.as_u16(),
         body: body.chars().take(200).collect(),
     })
 }
@@ -425,15 +371,17 @@ mod tests {
     fn urls() {
         let e = Endpoint::parse("http://127.0.0.1:9093").unwrap();
         assert_eq!(
-            (e.addr.as_str(), e.path.as_str()),
+            (e.addr.as_str(), e.url.path()),
             ("127.0.0.1:9093", "/api/v2/alerts")
         );
         let e = Endpoint::parse("http://am.local/prefix/").unwrap();
         assert_eq!(
-            (e.addr.as_str(), e.path.as_str()),
+            (e.addr.as_str(), e.url.path()),
             ("am.local:9093", "/prefix/api/v2/alerts")
         );
-        assert!(Endpoint::parse("https://x").is_err());
+        // Over reqwest, https works too.
+        assert!(Endpoint::parse("https://x").is_ok());
+        assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http:///x").is_err());
     }
 
@@ -459,7 +407,12 @@ mod tests {
         };
         let alert = Alert::new(&set.rules()[0], &ctx, 7, 0);
         let poster = Poster {
-            health: crate::sinks::health::register("alertmanager-test", "x"),
+            stats: SinkStats::new(
+                "alertmanager-test",
+                "x".into(),
+                crate::selfmetrics::Registry::new(),
+            ),
+            client: reqwest::Client::new(),
             endpoint: Endpoint::parse("http://127.0.0.1:9093").unwrap(),
             config: AlertmanagerConfig {
                 enabled: true,
@@ -469,7 +422,6 @@ mod tests {
                 timeout: default_timeout(),
                 queue: default_queue(),
             },
-            stats: Default::default(),
             instance: "node-1".into(),
         };
         let p = poster.payload(&alert);

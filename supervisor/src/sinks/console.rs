@@ -6,18 +6,13 @@ use std::{collections::BTreeMap, io::Write};
 
 use serde::Serialize;
 
-use crate::{
-    hotpath::{
-        poller::{
-            MAP_FULL_METRIC, RECURSION_MISSES_METRIC, SELF_SOURCE, SYSCALL_ERRORS_METRIC,
-            SYSCALLS_METRIC, SYSCALLS_SOURCE, TCP_SOURCE,
-        },
-        tcp::{
-            BYTES_METRIC, CLOSED_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, RESETS_METRIC,
-        },
-    },
-    pipeline::{Message, Sample, SampleBatch, SampleValue},
+use model::metrics::{
+    BYTES_METRIC, CLOSED_METRIC, CONNECT_FAILURES_METRIC, CONNECTIONS_METRIC, MAP_FULL_METRIC,
+    RECURSION_MISSES_METRIC, RESETS_METRIC, SELF_SOURCE, SYSCALL_ERRORS_METRIC, SYSCALLS_METRIC,
+    SYSCALLS_SOURCE, TCP_SOURCE,
 };
+
+use crate::pipeline::{Message, Sample, SampleBatch, SampleValue};
 
 /// Prints interval summaries to a writer (stdout in the agent).
 pub struct Console<W: Write> {

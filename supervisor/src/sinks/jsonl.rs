@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
     sync::mpsc,
-    task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
 
+use super::{EventSink, SinkContext, SinkStats, Started, publisher::Fresh, stats::DropCounter};
 use crate::{
-    aggregate::{MetricKind, PointValue, SharedAggregator, Snapshot},
-    selfmetrics::{Counter, Registry},
+    aggregate::{MetricKind, PointValue, Snapshot},
+    pipeline::ToolRecord,
 };
 
 /// `[sinks.jsonl]`.
@@ -134,7 +134,13 @@ pub fn event_line(r: &crate::pipeline::ToolRecord) -> Option<String> {
 pub struct JsonlSender {
     tx: mpsc::Sender<String>,
     events: bool,
-    dropped: Counter,
+    dropped: DropCounter,
+}
+
+impl EventSink for JsonlSender {
+    fn offer(&self, record: &ToolRecord) {
+        self.send_event(record);
+    }
 }
 
 impl JsonlSender {
@@ -162,13 +168,9 @@ pub struct JsonlError {
     pub source: std::io::Error,
 }
 
-/// Opens the output and starts the writer; returns the sender and the task.
-pub async fn start(
-    config: &JsonlConfig,
-    aggregator: SharedAggregator,
-    registry: Arc<Registry>,
-    stop: CancellationToken,
-) -> Result<(JsonlSender, JoinHandle<()>), JsonlError> {
+/// Opens the output and starts the writer; events go to the sender it
+/// hands back.
+pub async fn start(config: &JsonlConfig, ctx: &SinkContext) -> Result<Started, JsonlError> {
     let out: Box<dyn AsyncWrite + Send + Unpin> = if config.path.as_os_str() == "-" {
         Box::new(tokio::io::stdout())
     } else {
@@ -184,38 +186,34 @@ pub async fn start(
         Box::new(f)
     };
     let (tx, rx) = mpsc::channel(config.queue);
-    let dropped = registry.counter(
-        "eunomia_sink_dropped_items_total",
-        "Data points and log records a sink dropped, by reason.",
-        &[
-            ("sink", "jsonl"),
-            ("signal", "logs"),
-            ("reason", "queue_full"),
-        ],
-    );
-    let sender = JsonlSender {
-        tx,
-        events: config.events,
-        dropped,
-    };
     let to = match config.path.as_os_str() == "-" {
         true => "stdout".to_owned(),
         false => config.path.display().to_string(),
     };
+    let stats = ctx.stats("jsonl", to);
+    let sender = JsonlSender {
+        tx,
+        events: config.events,
+        dropped: stats.drop_counter("logs", "queue_full"),
+    };
     let writer = Writer {
-        health: super::health::register("jsonl", to),
+        stats,
         out: tokio::io::BufWriter::new(out),
-        aggregator,
+        snapshots: Fresh::new(ctx.snapshots.clone()),
         interval: config.interval,
         metrics: config.metrics,
     };
-    Ok((sender, tokio::spawn(writer.run(rx, stop))))
+    Ok(Started {
+        tasks: vec![tokio::spawn(writer.run(rx, ctx.stop.clone()))],
+        events: Some(Arc::new(sender)),
+        alerts: None,
+    })
 }
 
 struct Writer {
-    health: Arc<super::health::SinkHealth>,
+    stats: Arc<SinkStats>,
     out: tokio::io::BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
-    aggregator: SharedAggregator,
+    snapshots: Fresh,
     interval: Duration,
     metrics: bool,
 }
@@ -224,16 +222,25 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<String>, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.tick().await;
+        // Metrics are due: they are written from the next fresh snapshot.
+        let mut due = false;
         loop {
             let result = tokio::select! {
                 Some(line) = rx.recv() => self.line(&line).await,
-                _ = ticker.tick() => self.snapshot().await,
+                _ = ticker.tick() => {
+                    due = self.metrics;
+                    if due { Ok(()) } else { self.out.flush().await }
+                }
+                snap = self.snapshots.next(), if due => {
+                    due = false;
+                    self.snapshot(&snap).await
+                }
                 _ = stop.cancelled() => break,
             };
             match result {
-                Ok(()) => self.health.success(),
+                Ok(()) => self.stats.success(),
                 Err(err) => {
-                    self.health.failure(format!("{err}; stopped"));
+                    self.stats.failure(format!("{err}; stopped"));
                     tracing::warn!("JSON lines sink: {err}; stopping it");
                     return;
                 }
@@ -242,7 +249,8 @@ impl Writer {
         while let Ok(line) = rx.try_recv() {
             let _ = self.line(&line).await;
         }
-        let _ = self.snapshot().await;
+        let last = self.snapshots.latest();
+        let _ = self.snapshot(&last).await;
         let _ = self.out.flush().await;
     }
 
@@ -255,13 +263,9 @@ impl Writer {
         Ok(())
     }
 
-    async fn snapshot(&mut self) -> std::io::Result<()> {
+    async fn snapshot(&mut self, snap: &Snapshot) -> std::io::Result<()> {
         if self.metrics {
-            let snap = match self.aggregator.lock() {
-                Ok(mut a) => a.collect(),
-                Err(p) => p.into_inner().collect(),
-            };
-            for line in metric_lines(&snap) {
+            for line in metric_lines(snap) {
                 self.out.write_all(line.as_bytes()).await?;
                 self.out.write_all(b"\n").await?;
             }

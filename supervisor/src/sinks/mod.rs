@@ -1,22 +1,35 @@
-//! Where the pipeline's output goes. One module per sink; [`start`] starts
-//! every sink the `[sinks]` section enables.
+//! Where the pipeline's output goes. One module per sink, all of one shape:
+//! each is built by [`start`] (the factory) from its config section and a
+//! [`SinkContext`]; it reads metric snapshots the [`Publisher`] publishes
+//! once per interval, takes events ([`EventSink`]) and alerts
+//! ([`AlertSink`]) through what it hands back ([`Started`]), and reports
+//! through one [`SinkStats`] that `eunomia status` and the self-metrics read.
 
 pub mod alertmanager;
 pub mod console;
-pub mod health;
 pub mod jsonl;
 pub mod otlp;
 pub mod prometheus;
+pub mod publisher;
 pub mod remote_write;
 pub mod resource;
+pub mod stats;
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{aggregate::SharedAggregator, pipeline::Message, selfmetrics::Registry};
+pub use self::{
+    publisher::{Publisher, Snapshots},
+    stats::{Outcome, SinkBook, SinkStats},
+};
+use crate::{
+    pipeline::{Message, ToolRecord},
+    rules::AlertSink,
+    selfmetrics::Registry,
+};
 
 /// `[sinks]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -122,35 +135,77 @@ pub enum SinkError {
     /// The JSON-lines output.
     #[error(transparent)]
     Jsonl(#[from] jsonl::JsonlError),
+    /// The Alertmanager sink.
+    #[error(transparent)]
+    Alertmanager(#[from] alertmanager::AlertmanagerError),
+}
+
+/// What every sink is started with: the latest metric snapshot, the
+/// registry, the stop token, the resource attributes and the book its
+/// [`SinkStats`] go into.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The latest published metric snapshot.
+    pub snapshots: Snapshots,
+    /// Where self-metrics are registered.
+    pub registry: Arc<Registry>,
+    /// Cancelled once the pipeline has drained: export a last time, then end.
+    pub stop: CancellationToken,
+    /// `[agent] resource_attributes` (see [`resource`]).
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Every sink's stats, for `eunomia status`.
+    pub book: SinkBook,
+}
+
+impl SinkContext {
+    /// The stats of a sink starting now, added to the book.
+    pub fn stats(&self, name: &'static str, target: impl Into<String>) -> Arc<SinkStats> {
+        let stats = SinkStats::new(name, target.into(), self.registry.clone());
+        self.book.add(stats.clone());
+        stats
+    }
+}
+
+/// A sink of events: takes one enriched event without ever waiting (a full
+/// queue drops it and counts the drop).
+pub trait EventSink: Send + Sync {
+    /// Queues `record` (an event, with its workload).
+    fn offer(&self, record: &ToolRecord);
+}
+
+/// What a started sink hands back.
+#[derive(Default)]
+pub struct Started {
+    /// Tasks that end after the context's `stop` (exporting a last time).
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Where events go, if the sink takes events.
+    pub events: Option<Arc<dyn EventSink>>,
+    /// Where alerts go, if the sink takes alerts.
+    pub alerts: Option<Box<dyn AlertSink>>,
 }
 
 /// The running sinks.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Sinks {
-    /// Where events go as OTLP logs, if anywhere.
-    pub otlp_logs: Option<otlp::LogSender>,
-    /// Where events go as JSON lines, if anywhere.
-    pub jsonl: Option<jsonl::JsonlSender>,
     /// Tasks that end after `stop` (flushing first).
     pub tasks: Vec<JoinHandle<()>>,
+    /// The sinks that take events.
+    pub events: EventSinks,
+    /// The sinks that take alerts (handed to the rules stage).
+    pub alerts: Vec<Box<dyn AlertSink>>,
 }
 
 impl Sinks {
-    /// The handles the consume loop gives events to.
-    pub fn event_sinks(&self) -> EventSinks {
-        EventSinks {
-            otlp_logs: self.otlp_logs.clone(),
-            jsonl: self.jsonl.clone(),
-        }
+    fn add(&mut self, started: Started) {
+        self.tasks.extend(started.tasks);
+        self.events.0.extend(started.events);
+        self.alerts.extend(started.alerts);
     }
 }
 
 /// The sinks that export events one by one (OTLP logs, JSON lines).
-#[derive(Debug, Clone, Default)]
-pub struct EventSinks {
-    otlp_logs: Option<otlp::LogSender>,
-    jsonl: Option<jsonl::JsonlSender>,
-}
+#[derive(Clone, Default)]
+pub struct EventSinks(Vec<Arc<dyn EventSink>>);
 
 impl EventSinks {
     /// Hands a pipeline message's event, with its enrichment labels, to the
@@ -162,72 +217,30 @@ impl EventSinks {
         if r.record.as_event().is_none() {
             return;
         }
-        if let Some(logs) = &self.otlp_logs {
-            logs.send(r);
-        }
-        if let Some(j) = &self.jsonl {
-            j.send_event(r);
+        for sink in &self.0 {
+            sink.offer(r);
         }
     }
 }
 
-/// Starts every enabled sink. They collect from `aggregator` and stop
-/// (after a last export) when `stop` is cancelled; `resource_attributes`
-/// are `[agent] resource_attributes` (see [`resource`]).
-pub async fn start(
-    config: &SinksConfig,
-    resource_attributes: &std::collections::BTreeMap<String, String>,
-    aggregator: &SharedAggregator,
-    registry: &Arc<Registry>,
-    stop: &CancellationToken,
-) -> Result<Sinks, SinkError> {
+/// The factory: starts every sink the configuration enables, each from its
+/// section. A new sink is one module and one line here.
+pub async fn start(config: &SinksConfig, ctx: &SinkContext) -> Result<Sinks, SinkError> {
     let mut sinks = Sinks::default();
     if config.otlp.enabled {
-        let s = otlp::start(
-            &config.otlp,
-            aggregator.clone(),
-            resource::resource(resource_attributes),
-            registry.clone(),
-            stop.clone(),
-        )?;
-        tracing::info!(
-            metrics = config.otlp.metrics_endpoint(),
-            logs = config.otlp.logs_endpoint(),
-            "exporting OTLP"
-        );
-        sinks.otlp_logs = s.logs;
-        sinks.tasks.extend(s.tasks);
+        sinks.add(otlp::start(&config.otlp, ctx)?);
     }
     if config.prometheus.enabled {
-        let task = prometheus::start(
-            &config.prometheus,
-            aggregator.clone(),
-            registry.clone(),
-            stop.clone(),
-        )
-        .await?;
-        sinks.tasks.push(task);
+        sinks.add(prometheus::start(&config.prometheus, ctx).await?);
     }
     if config.remote_write.enabled {
-        let task = remote_write::start(
-            &config.remote_write,
-            aggregator.clone(),
-            registry.clone(),
-            stop.clone(),
-        )?;
-        tracing::info!(url = %config.remote_write.url, "pushing Prometheus remote write");
-        sinks.tasks.push(task);
+        sinks.add(remote_write::start(&config.remote_write, ctx)?);
     }
     if config.jsonl.enabled {
-        let (sender, task) = jsonl::start(
-            &config.jsonl,
-            aggregator.clone(),
-            registry.clone(),
-            stop.clone(),
-        )
-        .await?;
-        sinks.jsonl = Some(sender);
-        sinks.tasks.push(task);
+        sinks.add(jsonl::start(&config.jsonl, ctx).await?);
+    }
+    if let Some(am) = config.alertmanager() {
+        sinks.add(alertmanager::start(am, ctx)?);
     }
     Ok(sinks)
 }

@@ -1,22 +1,19 @@
 //! The Prometheus sink: a `/metrics` endpoint in the text exposition format
-//! (0.0.4), collected from the aggregator on every scrape. Label names are
+//! (0.0.4) of the latest published snapshot. Label names are
 //! the model's with every character outside `[a-zA-Z0-9_]` replaced by `_`
 //! (`container.name` → `container_name`).
 
-use std::{convert::Infallible, fmt::Write as _, net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, fmt::Write as _, net::SocketAddr};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpListener;
 
-use crate::{
-    aggregate::{Histogram, MetricKind, Point, PointValue, SharedAggregator, Snapshot},
-    selfmetrics::Registry,
-};
+use super::{Outcome, SinkContext, SinkStats, Snapshots, Started};
+use crate::aggregate::{Histogram, MetricKind, Point, PointValue, Snapshot};
 
 /// `[sinks.prometheus]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -165,13 +162,8 @@ pub struct ListenError {
     pub source: std::io::Error,
 }
 
-/// Binds the listener and serves `/metrics` until `stop`.
-pub async fn start(
-    config: &PrometheusConfig,
-    aggregator: SharedAggregator,
-    registry: Arc<Registry>,
-    stop: CancellationToken,
-) -> Result<JoinHandle<()>, ListenError> {
+/// Binds the listener and serves `/metrics` until the context's `stop`.
+pub async fn start(config: &PrometheusConfig, ctx: &SinkContext) -> Result<Started, ListenError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ListenError {
@@ -180,37 +172,28 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%addr, "serving Prometheus metrics on /metrics");
-    let scrapes = registry.counter(
-        "eunomia_sink_exports_total",
-        "Export requests by sink, signal and outcome (success, failure, rejected).",
-        &[
-            ("sink", "prometheus"),
-            ("signal", "metrics"),
-            ("outcome", "success"),
-        ],
-    );
-    let health = super::health::register("prometheus", format!("http://{addr}/metrics"));
-    Ok(tokio::spawn(async move {
+    let stats = ctx.stats("prometheus", format!("http://{addr}/metrics"));
+    let (snapshots, stop) = (ctx.snapshots.clone(), ctx.stop.clone());
+    let task = tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(c) => c,
                     Err(err) => {
-                        health.failure(format!("accepting a scrape connection: {err}"));
+                        stats.failure(format!("accepting a scrape connection: {err}"));
                         tracing::warn!("accepting a scrape connection: {err}");
                         continue;
                     }
                 },
                 _ = stop.cancelled() => return,
             };
-            let aggregator = aggregator.clone();
-            let scrapes = scrapes.clone();
-            health.success();
+            let snapshots = snapshots.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
-                    let aggregator = aggregator.clone();
-                    let scrapes = scrapes.clone();
-                    async move { Ok::<_, Infallible>(handle(req, &aggregator, &scrapes)) }
+                    let snapshots = snapshots.clone();
+                    let stats = stats.clone();
+                    async move { Ok::<_, Infallible>(handle(req, &snapshots, &stats)) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc);
@@ -219,13 +202,17 @@ pub async fn start(
                 }
             });
         }
-    }))
+    });
+    Ok(Started {
+        tasks: vec![task],
+        ..Started::default()
+    })
 }
 
 fn handle(
     req: Request<Incoming>,
-    aggregator: &SharedAggregator,
-    scrapes: &crate::selfmetrics::Counter,
+    snapshots: &Snapshots,
+    stats: &SinkStats,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET || req.uri().path() != "/metrics" {
         return Response::builder()
@@ -233,11 +220,8 @@ fn handle(
             .body(Full::new(Bytes::from_static(b"not found; try /metrics\n")))
             .expect("static response");
     }
-    scrapes.inc();
-    let snap = match aggregator.lock() {
-        Ok(mut a) => a.collect(),
-        Err(p) => p.into_inner().collect(),
-    };
+    stats.export("metrics", Outcome::Success);
+    let snap = snapshots.borrow().clone();
     Response::builder()
         .header("content-type", CONTENT_TYPE)
         .body(Full::new(Bytes::from(encode_text(&snap))))

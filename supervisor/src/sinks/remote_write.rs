@@ -5,18 +5,16 @@
 //! count: the next one carries it; failures are counted and retried at the
 //! next interval.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
+use super::{
+    Outcome, SinkContext, Started,
+    prometheus::{format_float, label_name},
+    publisher::Fresh,
+};
+use crate::aggregate::{Histogram, MetricKind, Point, PointValue, Snapshot};
 use prost::Message as _;
 use serde::Deserialize;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use super::prometheus::{format_float, label_name};
-use crate::{
-    aggregate::{Histogram, MetricKind, Point, PointValue, SharedAggregator, Snapshot},
-    selfmetrics::Registry,
-};
 
 /// The remote-write protocol's messages (prometheus/prompb, version 1).
 pub mod prompb {
@@ -239,13 +237,8 @@ pub fn encode(req: &prompb::WriteRequest) -> Vec<u8> {
 #[error("remote write HTTP client: {0}")]
 pub struct RemoteWriteError(#[from] reqwest::Error);
 
-/// Starts the push loop; it pushes once more after `stop`.
-pub fn start(
-    config: &RemoteWriteConfig,
-    aggregator: SharedAggregator,
-    registry: Arc<Registry>,
-    stop: CancellationToken,
-) -> Result<JoinHandle<()>, RemoteWriteError> {
+/// Starts the push loop; it pushes once more after the context's `stop`.
+pub fn start(config: &RemoteWriteConfig, ctx: &SinkContext) -> Result<Started, RemoteWriteError> {
     let mut headers = reqwest::header::HeaderMap::new();
     for (k, v) in &config.headers {
         if let (Ok(k), Ok(v)) = (
@@ -260,20 +253,10 @@ pub fn start(
         .default_headers(headers)
         .build()?;
     let config = config.clone();
-    let outcome = move |o: &str| {
-        registry.counter(
-            "eunomia_sink_exports_total",
-            "Export requests by sink, signal and outcome (success, failure, rejected).",
-            &[
-                ("sink", "remote_write"),
-                ("signal", "metrics"),
-                ("outcome", o),
-            ],
-        )
-    };
-    let (ok, failed) = (outcome("success"), outcome("failure"));
-    let health = super::health::register("remote_write", config.url.clone());
-    Ok(tokio::spawn(async move {
+    let stats = ctx.stats("remote_write", config.url.clone());
+    let (mut snapshots, stop) = (Fresh::new(ctx.snapshots.clone()), ctx.stop.clone());
+    tracing::info!(url = %config.url, "pushing Prometheus remote write");
+    let task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(config.interval);
         ticker.tick().await;
         loop {
@@ -281,19 +264,23 @@ pub fn start(
                 _ = ticker.tick() => false,
                 _ = stop.cancelled() => true,
             };
-            let snap = match aggregator.lock() {
-                Ok(mut a) => a.collect(),
-                Err(p) => p.into_inner().collect(),
+            // The next fresh snapshot; at the end, the last one.
+            let (snap, last) = match last {
+                true => (snapshots.latest(), true),
+                false => tokio::select! {
+                    s = snapshots.next() => (s, false),
+                    _ = stop.cancelled() => (snapshots.latest(), true),
+                },
             };
-            let body = encode(&write_request(&snap, &config.external_labels));
-            match push(&client, &config.url, body).await {
-                Ok(()) => {
-                    ok.inc();
-                    health.success();
-                }
+            let req = write_request(&snap, &config.external_labels);
+            let samples: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+            match push(&client, &config.url, encode(&req)).await {
+                Ok(()) => stats.export("metrics", Outcome::Success),
                 Err(err) => {
-                    failed.inc();
-                    health.failure(&err);
+                    // Not retried: the next push carries the cumulative values.
+                    stats.export("metrics", Outcome::Failure);
+                    stats.dropped("metrics", "failure", samples as u64);
+                    stats.failure(&err);
                     tracing::warn!(url = %config.url, "remote write failed: {err}");
                 }
             }
@@ -301,7 +288,11 @@ pub fn start(
                 return;
             }
         }
-    }))
+    });
+    Ok(Started {
+        tasks: vec![task],
+        ..Started::default()
+    })
 }
 
 async fn push(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {

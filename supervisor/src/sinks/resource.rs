@@ -15,7 +15,7 @@ use super::otlp::encode::kv;
 /// The resource attributes as pairs: the detected ones, then `configured`
 /// (which wins on a shared key).
 pub fn attributes(configured: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into());
+    let host = crate::host::hostname();
     let mut attrs: BTreeMap<String, String> = [
         ("service.name", "eunomia".to_owned()),
         ("service.version", env!("CARGO_PKG_VERSION").to_owned()),

@@ -117,14 +117,14 @@ impl Supervisor {
 
     /// The manifest and `[tools]` settings in use.
     pub fn setup(&self) -> (Arc<Manifest>, ToolsConfig) {
-        let s = self.inner.setup.read().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::read(&self.inner.setup);
         (s.0.clone(), s.1.clone())
     }
 
     /// Replaces the manifest and settings for tools started from now on
     /// (running tools keep theirs).
     pub fn reconfigure(&self, manifest: Manifest, config: ToolsConfig) {
-        *self.inner.setup.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(manifest), config);
+        *crate::sync::write(&self.inner.setup) = (Arc::new(manifest), config);
     }
 
     /// Whether the tool `spec` describes can run here, with the reason when
@@ -165,15 +165,11 @@ impl Supervisor {
                 });
             }
         };
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = crate::sync::lock(&self.inner.running);
         if running.get(name).is_some_and(|r| r.stats.is_active()) {
             return Err(StartError::AlreadyRunning(name.to_owned()));
         }
-        let tx = self
-            .inner
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let tx = crate::sync::lock(&self.inner.tx)
             .clone()
             .ok_or(StartError::ShuttingDown)?;
         let stop = self.inner.shutdown.child_token();
@@ -200,7 +196,7 @@ impl Supervisor {
     /// Asks `name` to stop; its counters when it was active, `None` when it
     /// was not running.
     pub fn stop(&self, name: &str) -> Option<Arc<ToolStats>> {
-        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = crate::sync::lock(&self.inner.running);
         let r = running.get(name).filter(|r| r.stats.is_active())?;
         r.stop.cancel();
         Some(r.stats.clone())
@@ -214,13 +210,13 @@ impl Supervisor {
         stats.fail(reason);
         let stop = CancellationToken::new();
         stop.cancel();
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = crate::sync::lock(&self.inner.running);
         running.insert(name.to_owned(), Running { stop, stats });
     }
 
     /// Counters of every tool started so far, by name.
     pub fn stats(&self) -> Vec<Arc<ToolStats>> {
-        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = crate::sync::lock(&self.inner.running);
         let mut all: Vec<_> = running.values().map(|r| r.stats.clone()).collect();
         all.sort_by(|a, b| a.tool.cmp(&b.tool));
         all
@@ -228,7 +224,7 @@ impl Supervisor {
 
     /// Counters of `name`, if it was ever started.
     pub fn tool_stats(&self, name: &str) -> Option<Arc<ToolStats>> {
-        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = crate::sync::lock(&self.inner.running);
         running.get(name).map(|r| r.stats.clone())
     }
 
@@ -247,11 +243,7 @@ impl Supervisor {
     /// Refuses further starts and lets go of the pipeline, so it can end
     /// once the running tools have stopped.
     pub fn close(&self) {
-        self.inner
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        crate::sync::lock(&self.inner.tx).take();
     }
 }
 

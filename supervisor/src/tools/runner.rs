@@ -320,12 +320,7 @@ async fn run_once(
         },
         None => "exited (status unknown)".into(),
     };
-    let stderr = tail
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .cloned()
-        .collect();
+    let stderr = crate::sync::lock(&tail).iter().cloned().collect();
     Outcome::Exited {
         clean,
         status,

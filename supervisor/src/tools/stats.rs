@@ -32,7 +32,7 @@ impl StatsBook {
 
     /// The counters of tool `name`, registered on first use.
     pub fn for_tool(&self, name: &Arc<str>) -> Arc<ToolStats> {
-        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = crate::sync::lock(&self.all);
         if let Some(s) = all.iter().find(|s| s.tool == *name) {
             return s.clone();
         }
@@ -211,7 +211,7 @@ impl ToolStats {
 
     /// The current state.
     pub fn state(&self) -> ToolState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.state).clone()
     }
 
     /// Whether the tool is starting, running or restarting (not stopped
@@ -226,6 +226,6 @@ impl ToolStats {
     }
 
     pub(super) fn set_state(&self, s: ToolState) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+        *crate::sync::lock(&self.state) = s;
     }
 }

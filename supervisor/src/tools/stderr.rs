@@ -140,7 +140,7 @@ pub async fn read(
         } else {
             tracing::debug!(tool = %tool, "stderr: {}{more}", line.escape_debug());
         }
-        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::sync::lock(&tail);
         if t.len() == STDERR_TAIL {
             t.pop_front();
         }

@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use model::labels::{CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, SERVICE};
+use model::{
+    labels::{CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, SERVICE},
+    metrics::{CONNECTIONS_METRIC, TCP_SOURCE},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -22,7 +25,6 @@ use super::{
     span::{IdGen, Side},
 };
 use crate::{
-    hotpath::tcp::CONNECTIONS_METRIC,
     pipeline::{Message, Sample, SampleBatch, SampleValue},
     selfmetrics::{Counter, Registry},
 };
@@ -174,7 +176,7 @@ impl TracesStage {
                 let early = self.linker.push(span, now_ns);
                 self.emit(early, now_ns);
             }
-            Message::Samples(b) if b.source == crate::hotpath::poller::TCP_SOURCE => {
+            Message::Samples(b) if b.source == TCP_SOURCE => {
                 for s in &b.samples {
                     self.on_tcp(s, now_ns);
                 }

@@ -88,7 +88,7 @@ fn tcp_connections_of_workloads_make_tcp_edges() {
     let mut stage = TracesStage::new(&registry, MapHandle::default(), Duration::ZERO);
     let tcp = |labels: Vec<(&'static str, &str)>| {
         Message::Samples(SampleBatch {
-            source: crate::hotpath::poller::TCP_SOURCE,
+            source: TCP_SOURCE,
             interval_s: 1.0,
             samples: vec![Sample {
                 metric: CONNECTIONS_METRIC,

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod cri_pod;
 
 use std::{
     io::Write as _,

@@ -45,6 +45,7 @@ pub fn semconv_key(name: &str) -> &str {
         "proc.comm" => "process.executable.name",
         "proc.args" => "process.command_line",
         "proc.exit_code" => "process.exit.code",
+        "log.stream" => "log.iostream",
         other => other,
     }
 }
@@ -149,8 +150,13 @@ fn exact_sum(h: &Histogram) -> Option<f64> {
 }
 
 /// One event as a log record: body and `event_name` are the kind, the
-/// attributes are `tool`, `kind` and every field.
+/// attributes are `tool`, `kind` and every field. A container's log line
+/// (kind `log`) is the record it is: its body, its severity, its trace and
+/// span ids ([`container_log_record`]).
 pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
+    if ev.kind() == "log" {
+        return container_log_record(ev, observed_ns);
+    }
     let mut attributes = vec![kv("tool", ev.tool()), kv("kind", ev.kind())];
     ev.for_each_field(&mut |name, value| {
         attributes.push(KeyValue {
@@ -171,6 +177,58 @@ pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
         event_name: format!("eunomia.{}", ev.kind()),
         ..Default::default()
     }
+}
+
+/// A container's log line: body `log.body`, severity from `log.level`,
+/// `trace_id`/`span_id` as the record's ids; the other fields (stream,
+/// pattern, workload labels) as attributes.
+fn container_log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
+    let text = |name| match ev.get(name) {
+        Some(ValueRef::Str(s)) => s,
+        _ => "",
+    };
+    let level = text(parsers::fields::LOG_LEVEL);
+    let severity = parsers::logs::Level::from_word(level).unwrap_or(parsers::logs::Level::Unknown);
+    let mut attributes = Vec::new();
+    ev.for_each_field(&mut |name, value| {
+        if !matches!(name, "log.body" | "log.level" | "trace_id" | "span_id") {
+            attributes.push(KeyValue {
+                key: semconv_key(name).to_owned(),
+                value: Some(any_value(value)),
+                ..Default::default()
+            });
+        }
+    });
+    LogRecord {
+        time_unix_nano: ev.ts_ns(),
+        observed_time_unix_nano: observed_ns,
+        severity_number: severity.otel_number(),
+        severity_text: match severity {
+            parsers::logs::Level::Unknown => String::new(),
+            known => known.as_str().to_ascii_uppercase(),
+        },
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(
+                text(parsers::fields::LOG_BODY).to_owned(),
+            )),
+        }),
+        attributes,
+        trace_id: hex_bytes(text(parsers::fields::TRACE_ID)),
+        span_id: hex_bytes(text(parsers::fields::SPAN_ID)),
+        ..Default::default()
+    }
+}
+
+/// Hex digits to bytes; empty when they are not hex.
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    if !hex.len().is_multiple_of(2) {
+        return Vec::new();
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_default()
 }
 
 fn any_value(v: ValueRef<'_>) -> AnyValue {
@@ -295,5 +353,38 @@ mod tests {
             Some(any_value::Value::IntValue(7))
         );
         assert_eq!(log_records(&logs_request(vec![r], &Resource::default())), 1);
+    }
+
+    #[test]
+    fn container_log_lines_are_records_with_severity_and_trace_ids() {
+        let line = OwnedEvent {
+            tool: "logs".into(),
+            kind: "log".into(),
+            ts_ns: 7,
+            fields: vec![
+                ("log.body".into(), OwnedValue::Str("boom 1".into())),
+                ("log.level".into(), OwnedValue::Str("error".into())),
+                ("log.pattern".into(), OwnedValue::Str("boom <*>".into())),
+                (
+                    "trace_id".into(),
+                    OwnedValue::Str("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                ),
+                ("span_id".into(), OwnedValue::Str("00f067aa0ba902b7".into())),
+                ("container.id".into(), OwnedValue::Str("abc".into())),
+            ],
+        };
+        let r = log_record(&line, 9);
+        assert_eq!(
+            r.body.unwrap().value,
+            Some(any_value::Value::StringValue("boom 1".into()))
+        );
+        assert_eq!(r.severity_number, SeverityNumber::Error as i32);
+        assert_eq!(r.severity_text, "ERROR");
+        assert_eq!(r.trace_id.len(), 16);
+        assert_eq!(r.trace_id[0], 0x4b);
+        assert_eq!(r.span_id.len(), 8);
+        let keys: Vec<_> = r.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["log.pattern", "container.id"]);
+        assert_eq!(hex_bytes("zz"), Vec::<u8>::new());
     }
 }

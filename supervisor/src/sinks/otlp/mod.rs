@@ -21,10 +21,7 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
 };
 use serde::Deserialize;
-use tokio::{
-    sync::{Mutex, Notify, mpsc},
-    task::JoinHandle,
-};
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::{
     codec::CompressionEncoding,
@@ -33,9 +30,10 @@ use tonic::{
 };
 
 use self::buffer::{Batch, BufferConfig, ExportBuffer};
+use super::{EventSink, SinkContext, SinkStats, Started, publisher::Fresh, stats::DropCounter};
 use crate::{
-    aggregate::{SharedAggregator, now_ns},
-    selfmetrics::{Counter, Registry},
+    aggregate::{Snapshot, now_ns},
+    pipeline::ToolRecord,
 };
 
 /// Compression of export requests.
@@ -226,35 +224,17 @@ pub enum OtlpError {
     Spill(#[source] std::io::Error),
 }
 
-/// Self-metric handles of the sink.
-#[derive(Debug, Clone)]
-struct Stats {
-    registry: Arc<Registry>,
-}
-
-impl Stats {
-    fn export(&self, signal: &str, outcome: &str) -> Counter {
-        self.registry.counter(
-            "eunomia_sink_exports_total",
-            "Export requests by sink, signal and outcome (success, failure, rejected).",
-            &[("sink", "otlp"), ("signal", signal), ("outcome", outcome)],
-        )
-    }
-
-    fn dropped(&self, signal: &str, reason: &str) -> Counter {
-        self.registry.counter(
-            "eunomia_sink_dropped_items_total",
-            "Data points and log records a sink dropped, by reason.",
-            &[("sink", "otlp"), ("signal", signal), ("reason", reason)],
-        )
-    }
-}
-
 /// The handle the consume loop uses to hand events to the sink.
 #[derive(Debug, Clone)]
 pub struct LogSender {
     tx: mpsc::Sender<LogRecord>,
-    queue_full: Counter,
+    queue_full: DropCounter,
+}
+
+impl EventSink for LogSender {
+    fn offer(&self, record: &ToolRecord) {
+        self.send(record);
+    }
 }
 
 impl LogSender {
@@ -267,24 +247,9 @@ impl LogSender {
     }
 }
 
-/// A started OTLP sink.
-#[derive(Debug)]
-pub struct OtlpSink {
-    /// Where events go, when logs are on.
-    pub logs: Option<LogSender>,
-    /// The producer and sender tasks; they end after `stop` is cancelled
-    /// and the buffer is flushed (or the timeout passes).
-    pub tasks: Vec<JoinHandle<()>>,
-}
-
-/// Starts the sink's producer and sender tasks.
-pub fn start(
-    config: &OtlpConfig,
-    aggregator: SharedAggregator,
-    resource: Resource,
-    registry: Arc<Registry>,
-    stop: CancellationToken,
-) -> Result<OtlpSink, OtlpError> {
+/// Starts the sink's producer and sender tasks; events go to the sender it
+/// hands back when logs are on.
+pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpError> {
     let metrics_channel = channel(config, config.metrics_endpoint())?;
     let logs_channel = match config.logs_endpoint() == config.metrics_endpoint() {
         true => metrics_channel.clone(),
@@ -296,19 +261,17 @@ pub fn start(
         wake: Notify::new(),
         produced_all: CancellationToken::new(),
     });
-    let stats = Stats {
-        registry: registry.clone(),
-    };
-    register_buffer_gauges(&registry, &shared);
+    let stats = ctx.stats("otlp", target(config));
+    register_buffer_gauges(ctx, &stats, &shared);
     let (logs_tx, logs_rx) = mpsc::channel(config.logs_queue);
     let logs = config.logs.then(|| LogSender {
         tx: logs_tx,
-        queue_full: stats.dropped("logs", "queue_full"),
+        queue_full: stats.drop_counter("logs", "queue_full"),
     });
     let producer = Producer {
         config: config.clone(),
-        aggregator,
-        resource,
+        snapshots: Fresh::new(ctx.snapshots.clone()),
+        resource: super::resource::resource(&ctx.resource_attributes),
         shared: shared.clone(),
         stats: stats.clone(),
     };
@@ -319,17 +282,31 @@ pub fn start(
         headers: headers(config),
         shared,
         stats,
-        health: super::health::register("otlp", target(config)),
     };
-    let producer_stop = stop.clone();
-    let tasks = vec![
-        tokio::spawn(producer.run(logs_rx, producer_stop)),
-        tokio::spawn(sender.run(stop)),
-    ];
-    Ok(OtlpSink { logs, tasks })
+    tracing::info!(
+        metrics = config.metrics_endpoint(),
+        logs = config.logs_endpoint(),
+        "exporting OTLP"
+    );
+    let stop = ctx.stop.clone();
+    Ok(Started {
+        tasks: vec![
+            tokio::spawn(producer.run(logs_rx, stop.clone())),
+            tokio::spawn(sender.run(stop)),
+        ],
+        events: logs.map(|l| Arc::new(l) as Arc<dyn EventSink>),
+        alerts: None,
+    })
 }
 
-fn register_buffer_gauges(registry: &Registry, shared: &Arc<Shared>) {
+fn register_buffer_gauges(ctx: &SinkContext, stats: &SinkStats, shared: &Arc<Shared>) {
+    let s = Arc::downgrade(shared);
+    stats.set_backlog(move || {
+        s.upgrade()
+            .and_then(|s| s.buffer.try_lock().ok().map(|b| b.len() as u64))
+            .unwrap_or(0)
+    });
+    let registry = &ctx.registry;
     let s = Arc::downgrade(shared);
     registry.observe_gauge(
         "eunomia_sink_buffer_batches",
@@ -431,23 +408,29 @@ fn headers(config: &OtlpConfig) -> MetadataMap {
 /// Makes batches: a metrics request per interval, log requests as records come.
 struct Producer {
     config: OtlpConfig,
-    aggregator: SharedAggregator,
+    snapshots: Fresh,
     resource: Resource,
     shared: Arc<Shared>,
-    stats: Stats,
+    stats: Arc<SinkStats>,
 }
 
 impl Producer {
-    async fn run(self, mut logs: mpsc::Receiver<LogRecord>, stop: CancellationToken) {
+    async fn run(mut self, mut logs: mpsc::Receiver<LogRecord>, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.config.export_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         let mut pending: Vec<LogRecord> = Vec::new();
+        // A metrics request is due: it goes with the next fresh snapshot.
+        let mut due = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.flush_logs(&mut pending).await;
-                    self.push_metrics().await;
+                    due = true;
+                }
+                snap = self.snapshots.next(), if due => {
+                    due = false;
+                    self.push_metrics(&snap).await;
                 }
                 Some(r) = logs.recv() => {
                     pending.push(r);
@@ -463,16 +446,13 @@ impl Producer {
             pending.push(r);
         }
         self.flush_logs(&mut pending).await;
-        self.push_metrics().await;
+        let last = self.snapshots.latest();
+        self.push_metrics(&last).await;
         self.shared.produced_all.cancel();
     }
 
-    async fn push_metrics(&self) {
-        let snap = match self.aggregator.lock() {
-            Ok(mut a) => a.collect(),
-            Err(p) => p.into_inner().collect(),
-        };
-        let req = encode::metrics_request(&snap, &self.resource);
+    async fn push_metrics(&self, snap: &Snapshot) {
+        let req = encode::metrics_request(snap, &self.resource);
         self.push(Batch::Metrics(req)).await;
     }
 
@@ -488,7 +468,7 @@ impl Producer {
     async fn push(&self, batch: Batch) {
         let dropped = self.shared.buffer.lock().await.push(batch);
         for d in dropped {
-            self.stats.dropped(d.signal, "buffer_full").add(d.items);
+            self.stats.dropped(d.signal, "buffer_full", d.items);
         }
         self.shared.wake.notify_one();
     }

@@ -33,7 +33,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, metadata::MetadataMap, transport::Channel};
 
-use super::{OtlpConfig, Shared, Stats, buffer::Batch};
+use super::{OtlpConfig, Shared, buffer::Batch};
+use crate::sinks::{Outcome as Export, SinkStats};
 
 /// The longest request deadline, as a multiple of `timeout`.
 pub const SLOW_CORE_FACTOR: u32 = 4;
@@ -64,9 +65,8 @@ pub(super) struct Sender {
     pub(super) logs: LogsServiceClient<Channel>,
     pub(super) headers: MetadataMap,
     pub(super) shared: std::sync::Arc<Shared>,
-    pub(super) stats: Stats,
-    /// Up/down, last success and last error, for `eunomia status`.
-    pub(super) health: std::sync::Arc<crate::sinks::health::SinkHealth>,
+    /// Exports, drops, up/down, last success and last error.
+    pub(super) stats: std::sync::Arc<SinkStats>,
 }
 
 /// What became of one export attempt.
@@ -185,15 +185,14 @@ impl Sender {
             };
             match outcome {
                 Outcome::Delivered => {
-                    self.health.success();
-                    self.stats.export(signal, "success").inc();
+                    self.stats.export(signal, Export::Success);
                     self.shared.buffer.lock().await.done(entry);
                     backoff = self.config.initial_backoff;
                     deadline = self.config.timeout;
                     log.delivered(&endpoint);
                 }
                 Outcome::Rejected(status) => {
-                    self.health
+                    self.stats
                         .failure(format!("{signal} rejected: {}", status.message()));
                     tracing::warn!(
                         endpoint,
@@ -202,14 +201,12 @@ impl Sender {
                         "OTLP export rejected, batch dropped: {}",
                         describe(&status)
                     );
-                    self.stats.export(signal, "rejected").inc();
-                    self.stats
-                        .dropped(signal, "rejected")
-                        .add(entry.batch.items());
+                    self.stats.export(signal, Export::Rejected);
+                    self.stats.dropped(signal, "rejected", entry.batch.items());
                     self.shared.buffer.lock().await.done(entry);
                 }
                 Outcome::TooLarge(status) => {
-                    self.stats.export(signal, "too_large").inc();
+                    self.stats.export(signal, Export::TooLarge);
                     let mut buffer = self.shared.buffer.lock().await;
                     let batch = entry.batch.clone();
                     buffer.done(entry);
@@ -230,14 +227,14 @@ impl Sender {
                                 "OTLP batch too large for the core even alone, dropped: {}",
                                 describe(&status)
                             );
-                            self.stats.dropped(signal, "too_large").add(batch.items());
+                            self.stats.dropped(signal, "too_large", batch.items());
                         }
                     }
                 }
                 Outcome::Retry(status) => {
-                    self.health
+                    self.stats
                         .failure(format!("{signal}: {}", status.message()));
-                    self.stats.export(signal, "failure").inc();
+                    self.stats.export(signal, Export::Failure);
                     deadline = next_deadline(deadline, &status, self.config.timeout);
                     log.failed(&endpoint, signal, &status, backoff);
                     self.shared.buffer.lock().await.give_back(entry);
@@ -278,8 +275,7 @@ impl Sender {
         while let Some(e) = buffer.take() {
             items += e.batch.items();
             self.stats
-                .dropped(e.batch.signal(), "shutdown")
-                .add(e.batch.items());
+                .dropped(e.batch.signal(), "shutdown", e.batch.items());
             buffer.done(e);
         }
         tracing::warn!(
@@ -319,8 +315,7 @@ impl Sender {
                 if let Some((rejected, msg)) = partial.filter(|(n, _)| *n > 0) {
                     tracing::warn!(rejected, "OTLP partial success: {msg}");
                     self.stats
-                        .dropped(batch.signal(), "rejected")
-                        .add(rejected as u64);
+                        .dropped(batch.signal(), "rejected", rejected as u64);
                 }
                 Outcome::Delivered
             }

@@ -1,0 +1,37 @@
+//! The names of the samples the hot path sends: its sources and metrics.
+//! The hot path writes them; aggregation, the console and the sinks read
+//! them.
+
+/// Source name of the syscall samples.
+pub const SYSCALLS_SOURCE: &str = "hotpath.syscalls";
+/// Source name of the TCP samples.
+pub const TCP_SOURCE: &str = "hotpath.tcp";
+/// Source name of the hot path's own counters.
+pub const SELF_SOURCE: &str = "hotpath.self";
+/// Syscalls per cgroup and syscall.
+pub const SYSCALLS_METRIC: &str = "eunomia_syscalls_total";
+/// Failed syscalls per cgroup and syscall.
+pub const SYSCALL_ERRORS_METRIC: &str = "eunomia_syscall_errors_total";
+/// Kernel-side map-full conditions, by map.
+pub const MAP_FULL_METRIC: &str = "eunomia_hotpath_map_full_total";
+/// Runs the kernel skipped because the program was already running on the CPU.
+pub const RECURSION_MISSES_METRIC: &str = "eunomia_hotpath_recursion_misses_total";
+/// Entries in a kernel map (gauge).
+pub const MAP_ENTRIES_METRIC: &str = "eunomia_hotpath_map_entries";
+/// Entries removed by the supervisor (dead cgroups, idle flows, exited pids).
+pub const EVICTIONS_METRIC: &str = "eunomia_hotpath_evictions_total";
+/// TCP sessions that closed without having been seen opening.
+pub const TCP_UNTRACKED_METRIC: &str = "eunomia_tcp_untracked_sessions_total";
+
+/// New connections, by direction (active: connect; passive: accept).
+pub const CONNECTIONS_METRIC: &str = "eunomia_tcp_connections_total";
+/// Connect attempts that failed.
+pub const CONNECT_FAILURES_METRIC: &str = "eunomia_tcp_connect_failures_total";
+/// Resets sent or received.
+pub const RESETS_METRIC: &str = "eunomia_tcp_resets_total";
+/// Sessions closed.
+pub const CLOSED_METRIC: &str = "eunomia_tcp_sessions_closed_total";
+/// Bytes of closed sessions, `direction` tx or rx.
+pub const BYTES_METRIC: &str = "eunomia_tcp_bytes_total";
+/// Session durations, log2 µs histogram.
+pub const DURATION_METRIC: &str = "eunomia_tcp_connection_duration_seconds";
