@@ -37,6 +37,10 @@ pub struct LinkConfig {
     pub window: Duration,
     /// Clock tolerance of the containment tests.
     pub slack: Duration,
+    /// The tolerance of a second try when nothing matched within `slack`
+    /// (spans timed from when the agent read them are late by how long
+    /// their record waited; a busy machine makes that milliseconds).
+    pub loose_slack: Duration,
     /// Spans kept at most; beyond, the oldest is emitted early.
     pub max_spans: usize,
 }
@@ -47,6 +51,7 @@ impl Default for LinkConfig {
             hold: Duration::from_secs(2),
             window: Duration::from_secs(10),
             slack: Duration::from_micros(500),
+            loose_slack: Duration::from_millis(20),
             max_spans: 100_000,
         }
     }
@@ -150,6 +155,8 @@ struct Entry {
     parent: Option<u64>,
     peer: Option<u64>,
     ambiguous: bool,
+    /// The thread parent was found within the loose slack only.
+    loose: bool,
     /// The trace id handed out, for a root (or a span once emitted).
     trace: Option<u128>,
     emitted: bool,
@@ -232,6 +239,7 @@ impl Linker {
                 parent: None,
                 peer: None,
                 ambiguous: false,
+                loose: false,
                 trace: None,
                 emitted: false,
             },
@@ -283,31 +291,44 @@ impl Linker {
         self.drain(u64::MAX)
     }
 
-    fn contains(&self, outer: &SpanIn, inner: &SpanIn) -> bool {
-        let slack = self.cfg.slack.as_nanos() as u64;
+    /// Whether `inner` lies within `outer`, give or take `slack` ns.
+    fn contains(outer: &SpanIn, inner: &SpanIn, slack: u64) -> bool {
         outer.start_ns <= inner.start_ns.saturating_add(slack)
             && inner.end_ns <= outer.end_ns.saturating_add(slack)
     }
 
-    /// Pairs `id` with the other end of its connection.
+    /// The strict and the loose slack, in ns.
+    fn slacks(&self) -> [u64; 2] {
+        [
+            self.cfg.slack.as_nanos() as u64,
+            self.cfg.loose_slack.as_nanos() as u64,
+        ]
+    }
+
+    /// Pairs `id` with the other end of its connection: within the strict
+    /// slack, else within the loose one; the nearest in time wins.
     fn link_conn(&mut self, id: u64, conn: (SocketAddr, SocketAddr)) {
         let me = &self.spans[&id].span;
-        let best = self
-            .by_conn
-            .get(&conn)
-            .into_iter()
-            .flatten()
-            .filter_map(|o| self.spans.get(o))
-            .filter(|o| o.span.side != me.side && o.peer.is_none())
-            .filter(|o| match me.side {
-                Side::Client => self.contains(me, &o.span),
-                Side::Server => self.contains(&o.span, me),
-            })
-            .min_by_key(|o| {
-                o.span.start_ns.abs_diff(me.start_ns) + o.span.end_ns.abs_diff(me.end_ns)
-            })
-            .map(|o| o.id);
-        let Some(other) = best else { return };
+        let candidates = |slack| {
+            self.by_conn
+                .get(&conn)
+                .into_iter()
+                .flatten()
+                .filter_map(|o| self.spans.get(o))
+                .filter(|o| o.span.side != me.side && o.peer.is_none())
+                .filter(move |o| match me.side {
+                    Side::Client => Self::contains(me, &o.span, slack),
+                    Side::Server => Self::contains(&o.span, me, slack),
+                })
+                .min_by_key(|o| {
+                    o.span.start_ns.abs_diff(me.start_ns) + o.span.end_ns.abs_diff(me.end_ns)
+                })
+                .map(|o| o.id)
+        };
+        let [strict, loose] = self.slacks();
+        let Some(other) = candidates(strict).or_else(|| candidates(loose)) else {
+            return;
+        };
         self.spans.get_mut(&id).expect("just inserted").peer = Some(other);
         self.spans.get_mut(&other).expect("found").peer = Some(id);
         let (client, server) = match self.spans[&id].span.side {
@@ -319,49 +340,88 @@ impl Linker {
         }
     }
 
+    /// The server spans of `thread` holding client span `c` within `slack`.
+    fn servers_around(&self, thread: (u32, u32), c: &SpanIn, slack: u64) -> Vec<u64> {
+        self.by_thread
+            .get(&thread)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| self.spans.get(o))
+            .filter(|o| o.span.side == Side::Server && Self::contains(&o.span, c, slack))
+            .map(|o| o.id)
+            .collect()
+    }
+
     /// Links a client to the server request its thread was serving, or a
-    /// server to the client calls its thread made while serving it.
+    /// server to the client calls its thread made while serving it. A link
+    /// within the loose slack only is tentative: a server that holds the
+    /// call within the strict slack takes it over.
     fn link_thread(&mut self, id: u64, thread: (u32, u32)) {
+        let [strict, loose] = self.slacks();
         let me = &self.spans[&id];
-        let on_thread = self.by_thread.get(&thread).into_iter().flatten();
         match me.span.side {
             Side::Client => {
                 if me.span.traceparent.is_some() {
                     return;
                 }
-                let servers: Vec<u64> = on_thread
-                    .filter_map(|o| self.spans.get(o))
-                    .filter(|o| o.span.side == Side::Server && self.contains(&o.span, &me.span))
-                    .map(|o| o.id)
-                    .collect();
+                let servers = self.servers_around(thread, &me.span, strict);
                 match servers.as_slice() {
-                    [] => {}
                     [s] => self.set_parent(id, *s),
+                    [] => {
+                        if let [s] = self.servers_around(thread, &me.span, loose).as_slice() {
+                            self.set_parent(id, *s);
+                            self.spans.get_mut(&id).expect("inserted").loose = true;
+                        }
+                    }
                     _ => self.spans.get_mut(&id).expect("inserted").ambiguous = true,
                 }
             }
             Side::Server => {
-                let clients: Vec<(u64, bool)> = on_thread
+                let clients: Vec<(u64, bool)> = self
+                    .by_thread
+                    .get(&thread)
+                    .into_iter()
+                    .flatten()
                     .filter_map(|o| self.spans.get(o))
                     .filter(|o| {
                         o.span.side == Side::Client
                             && !o.ambiguous
                             && o.span.traceparent.is_none()
-                            && self.contains(&me.span, &o.span)
+                            && Self::contains(&me.span, &o.span, loose)
                     })
-                    .map(|o| (o.id, o.parent.is_some() && !o.emitted))
+                    .map(|o| (o.id, Self::contains(&me.span, &o.span, strict)))
                     .collect();
-                for (c, linked) in clients {
-                    if linked {
-                        // a second request on this thread contains the call
-                        let e = self.spans.get_mut(&c).expect("found");
-                        e.parent = None;
-                        e.ambiguous = true;
-                    } else if self.spans[&c].parent.is_none() {
-                        self.set_parent(c, id);
-                    }
+                for (c, tight) in clients {
+                    self.claim(c, id, tight);
                 }
             }
+        }
+    }
+
+    /// Server `s` holds client `c` (within the strict slack when `tight`).
+    fn claim(&mut self, c: u64, s: u64, tight: bool) {
+        let e = &self.spans[&c];
+        if e.emitted && e.parent.is_some() {
+            return;
+        }
+        match (e.parent, e.loose, tight) {
+            (None, _, _) => {
+                self.set_parent(c, s);
+                self.spans.get_mut(&c).expect("found").loose = !tight;
+            }
+            (Some(_), true, true) => {
+                let e = self.spans.get_mut(&c).expect("found");
+                e.parent = None;
+                e.loose = false;
+                self.set_parent(c, s);
+            }
+            (Some(_), false, true) => {
+                // a second request on this thread holds the call
+                let e = self.spans.get_mut(&c).expect("found");
+                e.parent = None;
+                e.ambiguous = true;
+            }
+            (Some(_), _, false) => {}
         }
     }
 

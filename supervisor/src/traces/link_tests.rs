@@ -260,7 +260,7 @@ fn a_server_outside_the_clients_time_is_not_its_child() {
             Client,
             "fe",
             (1, 11),
-            (10, 20),
+            (40, 60),
             "10.0.0.1:5000",
             "10.0.0.2:80",
         ),
@@ -316,4 +316,61 @@ fn memory_is_bounded() {
     assert_eq!(emitted, 1000);
     assert!(l.drain(100_000 * MS).is_empty());
     assert!(l.is_empty());
+}
+
+#[test]
+fn late_records_still_link_and_a_tight_server_takes_a_loose_call() {
+    use Side::*;
+    let mut l = linker();
+    let spans = vec![
+        // the server's record was read 3 ms late: it seems to end after its client
+        span(
+            Server,
+            "api",
+            (2, 21),
+            (13, 53),
+            "10.0.0.2:80",
+            "10.0.0.1:5000",
+        ),
+        span(
+            Client,
+            "fe",
+            (1, 11),
+            (10, 50),
+            "10.0.0.1:5000",
+            "10.0.0.2:80",
+        ),
+        // keep-alive thread: request k ends at 100, request k+1 runs 101..200;
+        // its call (101.5..102) arrives before it, near request k's end
+        span(Server, "fe", (1, 11), (0, 100), "10.0.0.1:80", "10.0.0.9:1"),
+        span(
+            Client,
+            "fe",
+            (1, 11),
+            (102, 103),
+            "10.0.0.1:5001",
+            "10.0.0.3:80",
+        ),
+        span(
+            Server,
+            "fe",
+            (1, 11),
+            (101, 200),
+            "10.0.0.1:80",
+            "10.0.0.9:1",
+        ),
+    ];
+    let out = run(&mut l, spans);
+    let api = by_node(&out, "api", Server);
+    let first = out
+        .iter()
+        .find(|s| s.span.side == Client && s.span.start_ns == 10 * MS)
+        .unwrap();
+    assert_eq!(api.parent_id, Some(first.span_id));
+    let call = out.iter().find(|s| s.span.start_ns == 102 * MS).unwrap();
+    let second = out
+        .iter()
+        .find(|s| s.span.side == Server && s.span.start_ns == 101 * MS)
+        .unwrap();
+    assert_eq!(call.parent_id, Some(second.span_id));
 }
