@@ -1,7 +1,9 @@
 //! Links request spans into traces without writing into requests:
 //!
 //! - **same thread**: a client request made by the thread that is serving
-//!   a server request, inside that request's time, is its child;
+//!   a server request, inside that request's time, is its child (a
+//!   thread's records arrive in the order it made them: its calls that
+//!   arrived between its previous server span and this one are this one's);
 //! - **one TCP connection**: a client span and the server span on the
 //!   reversed 4-tuple, the server inside the client's time, are parent and
 //!   child (both ends on this host: across processes and containers);
@@ -51,7 +53,7 @@ impl Default for LinkConfig {
             hold: Duration::from_secs(2),
             window: Duration::from_secs(10),
             slack: Duration::from_micros(500),
-            loose_slack: Duration::from_millis(20),
+            loose_slack: Duration::from_millis(100),
             max_spans: 100_000,
         }
     }
@@ -155,8 +157,8 @@ struct Entry {
     parent: Option<u64>,
     peer: Option<u64>,
     ambiguous: bool,
-    /// The thread parent was found within the loose slack only.
-    loose: bool,
+    /// Arrival order.
+    seq: u64,
     /// The trace id handed out, for a root (or a span once emitted).
     trace: Option<u128>,
     emitted: bool,
@@ -172,6 +174,7 @@ pub struct Linker {
     by_conn: HashMap<(SocketAddr, SocketAddr), Vec<u64>>,
     by_thread: HashMap<(u32, u32), Vec<u64>>,
     counts: [u64; Outcome::ALL.len()],
+    seq: u64,
 }
 
 impl Linker {
@@ -186,6 +189,7 @@ impl Linker {
             by_conn: HashMap::new(),
             by_thread: HashMap::new(),
             counts: [0; Outcome::ALL.len()],
+            seq: 0,
         }
     }
 
@@ -229,6 +233,7 @@ impl Linker {
             self.remove(old);
         }
         let id = self.ids.next_u64();
+        self.seq += 1;
         let (conn, thread) = (span.conn(), (span.pid, span.tid));
         self.spans.insert(
             id,
@@ -239,7 +244,7 @@ impl Linker {
                 parent: None,
                 peer: None,
                 ambiguous: false,
-                loose: false,
+                seq: self.seq,
                 trace: None,
                 emitted: false,
             },
@@ -340,88 +345,65 @@ impl Linker {
         }
     }
 
-    /// The server spans of `thread` holding client span `c` within `slack`.
-    fn servers_around(&self, thread: (u32, u32), c: &SpanIn, slack: u64) -> Vec<u64> {
-        self.by_thread
+    /// Links a server span to the client calls its thread made while
+    /// serving it: a thread's records arrive in the order it made them, so
+    /// those are the thread's calls that arrived after its previous server
+    /// span (and lie within this one's time, give or take the loose
+    /// slack). When the previous server span overlaps this one, the thread
+    /// serves several requests at once (an event loop): its calls are
+    /// ambiguous and stay unlinked.
+    fn link_thread(&mut self, id: u64, thread: (u32, u32)) {
+        let me = &self.spans[&id];
+        if me.span.side != Side::Server {
+            return;
+        }
+        let [_, loose] = self.slacks();
+        let on_thread: Vec<&Entry> = self
+            .by_thread
             .get(&thread)
             .into_iter()
             .flatten()
             .filter_map(|o| self.spans.get(o))
-            .filter(|o| o.span.side == Side::Server && Self::contains(&o.span, c, slack))
+            .collect();
+        let prev = on_thread
+            .iter()
+            .filter(|o| o.span.side == Side::Server && o.id != id)
+            .max_by_key(|o| o.seq);
+        let concurrent =
+            prev.is_some_and(|p| p.span.end_ns > me.span.start_ns.saturating_add(loose));
+        let after = prev.map_or(0, |p| p.seq);
+        let calls = |o: &&&Entry| {
+            o.span.side == Side::Client
+                && o.span.traceparent.is_none()
+                && Self::contains(&me.span, &o.span, loose)
+        };
+        let mine: Vec<u64> = on_thread
+            .iter()
+            .filter(calls)
+            .filter(|o| o.seq > after && o.parent.is_none() && !o.ambiguous)
             .map(|o| o.id)
-            .collect()
-    }
-
-    /// Links a client to the server request its thread was serving, or a
-    /// server to the client calls its thread made while serving it. A link
-    /// within the loose slack only is tentative: a server that holds the
-    /// call within the strict slack takes it over.
-    fn link_thread(&mut self, id: u64, thread: (u32, u32)) {
-        let [strict, loose] = self.slacks();
-        let me = &self.spans[&id];
-        match me.span.side {
-            Side::Client => {
-                if me.span.traceparent.is_some() {
-                    return;
-                }
-                let servers = self.servers_around(thread, &me.span, strict);
-                match servers.as_slice() {
-                    [s] => self.set_parent(id, *s),
-                    [] => {
-                        if let [s] = self.servers_around(thread, &me.span, loose).as_slice() {
-                            self.set_parent(id, *s);
-                            self.spans.get_mut(&id).expect("inserted").loose = true;
-                        }
-                    }
-                    _ => self.spans.get_mut(&id).expect("inserted").ambiguous = true,
-                }
-            }
-            Side::Server => {
-                let clients: Vec<(u64, bool)> = self
-                    .by_thread
-                    .get(&thread)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|o| self.spans.get(o))
-                    .filter(|o| {
-                        o.span.side == Side::Client
-                            && !o.ambiguous
-                            && o.span.traceparent.is_none()
-                            && Self::contains(&me.span, &o.span, loose)
-                    })
-                    .map(|o| (o.id, Self::contains(&me.span, &o.span, strict)))
-                    .collect();
-                for (c, tight) in clients {
-                    self.claim(c, id, tight);
-                }
-            }
+            .collect();
+        let contested: Vec<u64> = match prev {
+            Some(p) if concurrent => on_thread
+                .iter()
+                .filter(calls)
+                .filter(|o| o.parent == Some(p.id) && !o.emitted)
+                .map(|o| o.id)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for c in contested
+            .into_iter()
+            .chain(concurrent.then_some(mine.clone()).into_iter().flatten())
+        {
+            let e = self.spans.get_mut(&c).expect("found");
+            e.parent = None;
+            e.ambiguous = true;
         }
-    }
-
-    /// Server `s` holds client `c` (within the strict slack when `tight`).
-    fn claim(&mut self, c: u64, s: u64, tight: bool) {
-        let e = &self.spans[&c];
-        if e.emitted && e.parent.is_some() {
-            return;
-        }
-        match (e.parent, e.loose, tight) {
-            (None, _, _) => {
-                self.set_parent(c, s);
-                self.spans.get_mut(&c).expect("found").loose = !tight;
+        if !concurrent {
+            for c in mine {
+                self.set_parent(c, id);
             }
-            (Some(_), true, true) => {
-                let e = self.spans.get_mut(&c).expect("found");
-                e.parent = None;
-                e.loose = false;
-                self.set_parent(c, s);
-            }
-            (Some(_), false, true) => {
-                // a second request on this thread holds the call
-                let e = self.spans.get_mut(&c).expect("found");
-                e.parent = None;
-                e.ambiguous = true;
-            }
-            (Some(_), _, false) => {}
         }
     }
 
