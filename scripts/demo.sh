@@ -73,6 +73,9 @@ log "starting the agent (control socket $SOCK, metrics on :$AGENT_PORT)"
 cat >"$OUT/eunomia.toml" <<TOML
 [agent]
 poll_interval = "1s"
+[http]
+# every request a span: the map and the traces count what the linker sees
+sample_ratio = 1.0
 [enrich]
 docker_root = "$DOCKER_ROOT"
 [sinks.prometheus]

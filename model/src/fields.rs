@@ -65,8 +65,8 @@
 //! | `log.level` | str | its severity: `unknown`, `trace`, `debug`, `info`, `warn`, `error`, `fatal` | container logs |
 //! | `log.pattern` | str | its pattern, variable parts masked as `<*>` | container logs |
 //! | `log.stream` | str | `stdout` or `stderr` | container logs |
-//! | `trace_id` | str | W3C trace id (32 hex digits) the line names | container logs |
-//! | `span_id` | str | span id (16 hex digits) the line names | container logs |
+//! | `trace_id` | str | W3C trace id (32 hex digits) the line names; a span's trace ([`crate::span`]) | container logs, HTTP capture |
+//! | `span_id` | str | span id (16 hex digits) the line names; a span's own id | container logs, HTTP capture |
 //!
 //! Table columns ([`TableSnapshot::columns`](crate::TableSnapshot::columns))
 //! of the built-in table tools: `irq` / `softirq` (str), `syscall` (str),

@@ -9,6 +9,8 @@
 //! - [`Value`] / [`ValueRef`]: the one value type (owned / borrowed).
 //! - [`fields`], [`labels`] and [`metrics`]: every field name, label key
 //!   and hot-path sample name.
+//! - [`span`]: an HTTP request as a span (an event of kind `http_server` or
+//!   `http_client` with trace and span ids), read and written by [`span::SpanContext`].
 //! - [`Workload`]: who an event came from (container, pod, service), as
 //!   enrichment finds it; read through [`Labels`].
 //! - [`ToolRecord`] and [`EventView`]: the enriched event and how rules,
@@ -23,6 +25,7 @@ pub mod labels;
 pub mod metrics;
 mod record;
 mod smallstr;
+pub mod span;
 mod value;
 mod view;
 mod workload;

@@ -35,3 +35,18 @@ pub const CLOSED_METRIC: &str = "eunomia_tcp_sessions_closed_total";
 pub const BYTES_METRIC: &str = "eunomia_tcp_bytes_total";
 /// Session durations, log2 µs histogram.
 pub const DURATION_METRIC: &str = "eunomia_tcp_connection_duration_seconds";
+
+/// Source name of the HTTP capture's samples.
+pub const HTTP_SOURCE: &str = "hotpath.http";
+/// Duration of requests served (OpenTelemetry `http.server.request.duration`).
+pub const HTTP_SERVER_DURATION_METRIC: &str = "http_server_request_duration_seconds";
+/// Duration of requests made (OpenTelemetry `http.client.request.duration`).
+pub const HTTP_CLIENT_DURATION_METRIC: &str = "http_client_request_duration_seconds";
+/// Requests (or their spans) the HTTP capture did not deliver, by reason.
+pub const HTTP_DROPPED_METRIC: &str = "eunomia_http_dropped_total";
+/// Request records the kernel delivered.
+pub const HTTP_RECORDS_METRIC: &str = "eunomia_http_records_total";
+/// Spans (request events) sent into the pipeline, by why they were kept.
+pub const HTTP_SPANS_METRIC: &str = "eunomia_http_spans_total";
+/// Requests whose route was folded into `other` (route bound per container).
+pub const HTTP_ROUTE_OVERFLOW_METRIC: &str = "eunomia_http_route_overflow_total";

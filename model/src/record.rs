@@ -165,6 +165,14 @@ impl Event {
         }
     }
 
+    /// Sets field `name`, replacing its value if the event has it.
+    pub fn set(&mut self, name: &'static str, value: Value) {
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
     /// The typed field `name` (not the process members).
     pub fn field(&self, name: &str) -> Option<&Value> {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)

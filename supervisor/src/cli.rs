@@ -74,6 +74,13 @@ pub enum Command {
     /// agent it loads the hot path itself (root). --json prints one
     /// snapshot per interval as a JSON line.
     Top(crate::cli_live::TopArgs),
+    /// Watch live HTTP requests: one line each with the workload (container,
+    /// pod, service or process), method, path, status, duration and peer.
+    ///
+    /// Reads the running agent's span events over the control socket: every
+    /// error and slow request and `[http] sample_ratio` of the others.
+    /// --json prints each as a JSON line (its span event).
+    Http(HttpArgs),
     /// Advice from what workloads really did.
     #[command(subcommand)]
     Advise(crate::cli_live::AdviseCommand),
@@ -275,6 +282,23 @@ pub struct ManifestArgs {
     /// replace built-in ones of the same name.
     #[arg(long = "manifest-dir", value_name = "DIR")]
     pub manifest_dirs: Vec<PathBuf>,
+}
+
+/// Arguments of `eunomia http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Stop after this long (e.g. `5s`); default: until Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub run_for: Option<Duration>,
+    /// One JSON object per request and line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only requests of this container (a prefix of its id).
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+    /// The running agent's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
+    pub socket: PathBuf,
 }
 
 /// Arguments of `eunomia tools start`.

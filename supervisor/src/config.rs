@@ -215,6 +215,7 @@ impl Config {
         self.sinks.validate().map_err(invalid)?;
         self.enrich.validate().map_err(invalid)?;
         self.logs.validate().map_err(invalid)?;
+        self.http.validate().map_err(invalid)?;
         Ok(())
     }
 }
@@ -289,6 +290,10 @@ mod tests {
         assert_eq!(
             c.sinks.otlp.logs_endpoint.take().as_deref(),
             Some("http://logs-core:4317")
+        );
+        assert_eq!(
+            c.sinks.otlp.traces_endpoint.take().as_deref(),
+            Some("http://traces-core:4317")
         );
         assert!(c.sinks.otlp.tls.ca_file.take().is_some());
         c.sinks.otlp.tls = Default::default();

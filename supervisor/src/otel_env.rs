@@ -8,7 +8,7 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `sinks.otlp.endpoint` (and turns the sink on) |
 //! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `sinks.otlp.metrics_endpoint` (and turns the sink on) |
 //! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `sinks.otlp.logs_endpoint` (and turns the sink on) |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | none: eunomia exports no traces (reported as unused) |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `sinks.otlp.traces_endpoint` (and turns the sink on) |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | `sinks.otlp.headers` (merged per header name) |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT` | `sinks.otlp.timeout` (milliseconds) |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION` | `sinks.otlp.compression` (`gzip`, `none`) |
@@ -155,7 +155,7 @@ impl Applier<'_> {
     }
 
     fn endpoints(&mut self) -> Result<(), EnvError> {
-        const VARS: [(&str, &str); 3] = [
+        const VARS: [(&str, &str); 4] = [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "sinks.otlp.endpoint"),
             (
                 "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -164,6 +164,10 @@ impl Applier<'_> {
             (
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
                 "sinks.otlp.logs_endpoint",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "sinks.otlp.traces_endpoint",
             ),
         ];
         let mut first = None;
@@ -177,18 +181,10 @@ impl Applier<'_> {
                 match key {
                     "sinks.otlp.endpoint" => otlp.endpoint = v,
                     "sinks.otlp.metrics_endpoint" => otlp.metrics_endpoint = Some(v),
-                    _ => otlp.logs_endpoint = Some(v),
+                    "sinks.otlp.logs_endpoint" => otlp.logs_endpoint = Some(v),
+                    _ => otlp.traces_endpoint = Some(v),
                 }
             }
-        }
-        if let Some(v) = self.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            crate::sinks::otlp::check_endpoint("traces endpoint", v.trim())
-                .map_err(|m| err("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &v, &m))?;
-            self.record(
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "",
-                Outcome::Unused("eunomia exports metrics and logs, no traces"),
-            );
         }
         if let Some(var) = first
             && self.claim(var, "sinks.otlp.enabled", "true")
@@ -484,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_means_unset_and_traces_are_reported_unused() {
+    fn empty_means_unset_and_traces_have_their_endpoint() {
         let (c, s) = run(
             "",
             &[
@@ -493,8 +489,14 @@ mod tests {
             ],
         )
         .unwrap();
-        assert!(!c.sinks.otlp.enabled);
-        assert_eq!(s.len(), 1);
-        assert!(s[0].to_string().contains("no traces"), "{}", s[0]);
+        assert!(c.sinks.otlp.enabled);
+        assert_eq!(
+            c.sinks.otlp.traces_endpoint.as_deref(),
+            Some("http://t:4317")
+        );
+        assert!(
+            s.iter().any(|x| x.to_string().contains("traces_endpoint")),
+            "{s:?}"
+        );
     }
 }

@@ -61,6 +61,17 @@ pub enum SampleValue {
         /// Bucket counts.
         counts: Vec<u64>,
     },
+    /// Increase of a histogram with explicit bounds since the previous
+    /// poll: `counts[i]` counts values `v` with `bounds[i-1] < v <= bounds[i]`,
+    /// the last one those above every bound; `sum` is their exact sum.
+    Histogram {
+        /// Upper bounds, strictly increasing, in the metric's base unit.
+        bounds: &'static [f64],
+        /// Bucket counts (one more than the bounds).
+        counts: Vec<u64>,
+        /// Sum of the values.
+        sum: f64,
+    },
 }
 
 impl Sample {

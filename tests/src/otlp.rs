@@ -1,6 +1,6 @@
 //! A test OTLP receiver built from the official protocol definitions (the
 //! `opentelemetry-proto` crate's tonic server traits): it records every
-//! metrics and logs request it accepts, and can be stopped and restarted on
+//! metrics, logs and traces request it accepts, and can be stopped and restarted on
 //! the same port to play an unreachable core.
 
 use std::{
@@ -19,6 +19,10 @@ use opentelemetry_proto::tonic::{
             ExportMetricsServiceRequest, ExportMetricsServiceResponse,
             metrics_service_server::{MetricsService, MetricsServiceServer},
         },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
     common::v1::{AnyValue, KeyValue, any_value},
     metrics::v1::{Metric, metric::Data, number_data_point},
@@ -32,6 +36,8 @@ pub struct Received {
     pub metrics: Vec<(Instant, ExportMetricsServiceRequest)>,
     /// Logs requests.
     pub logs: Vec<ExportLogsServiceRequest>,
+    /// Traces requests.
+    pub traces: Vec<ExportTraceServiceRequest>,
     /// The gRPC metadata (ASCII entries) of each metrics request.
     pub metrics_metadata: Vec<Vec<(String, String)>>,
 }
@@ -85,6 +91,18 @@ impl LogsService for Recorder {
         self.0.lock().unwrap().logs.push(req.into_inner());
         self.answer_late().await;
         Ok(Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Recorder {
+    async fn export(
+        &self,
+        req: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.0.lock().unwrap().traces.push(req.into_inner());
+        self.answer_late().await;
+        Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
@@ -143,7 +161,12 @@ impl OtlpReceiver {
                         .max_decoding_message_size(limit),
                 )
                 .add_service(
-                    LogsServiceServer::new(rec)
+                    LogsServiceServer::new(rec.clone())
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .max_decoding_message_size(limit),
+                )
+                .add_service(
+                    TraceServiceServer::new(rec)
                         .accept_compressed(CompressionEncoding::Gzip)
                         .max_decoding_message_size(limit),
                 )

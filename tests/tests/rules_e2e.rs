@@ -634,3 +634,112 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_rules() {
     );
     assert_eq!(agent.stop(), 0);
 }
+
+/// `http-echo serve` on a free port; killed on drop.
+struct EchoServer {
+    child: Child,
+    port: u16,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_http-echo"))
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn http-echo serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("port line");
+        let v: Value = serde_json::from_str(&line).expect("port JSON");
+        let port = v["port"].as_u64().expect("port") as u16;
+        EchoServer { child, port }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_rule_on_http_fields_fires_in_the_real_alertmanager() {
+    if !can_run(
+        "a_rule_on_http_fields_fires_in_the_real_alertmanager",
+        &[],
+        true,
+    ) {
+        return;
+    }
+    let _serial = kernel_lock();
+    let am = Alertmanager::start();
+    let dir = TempDir::new("/tmp", "rules-http");
+    let rules = dir.path().join("http.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"Payment errors\"\n\
+         condition = 'event.kind = http_server and http.response.status_code >= 500 and url.path startswith \"/status/503/pay\"'\n\
+         severity = \"error\"\n\
+         output = \"{http.request.method} {url.path} answered {http.response.status_code}\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("eunomia.toml");
+    // the default sampling: errors are always kept, so rules see them
+    std::fs::write(
+        &config,
+        format!(
+            "[tools]\nenabled = []\n[rules]\ndefaults = false\nfiles = [\"{}\"]\nwatch_interval = \"0s\"\n\
+             [sinks.alertmanager]\nurl = \"{}\"\nflush_interval = \"200ms\"\n",
+            rules.display(),
+            am.url()
+        ),
+    )
+    .unwrap();
+    let agent = AgentRun::start(&config);
+    wait_until(Duration::from_secs(30), "the hot path", || {
+        agent.stderr_has("hot path attached")
+    });
+    let server = EchoServer::start();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let get = |path: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_http-echo"))
+            .args(["get", "--addr", &addr, path])
+            .output()
+            .expect("http-echo get");
+        assert!(out.status.success(), "{out:?}");
+    };
+    let mut found = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while found.is_none() && Instant::now() < deadline {
+        get("/status/503/pay/42");
+        get("/status/200/pay/42");
+        get("/status/503/other");
+        thread::sleep(Duration::from_millis(500));
+        found = am
+            .alerts()
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "Payment errors");
+    }
+    let alert = found.unwrap_or_else(|| panic!("no alert in Alertmanager\n{}", agent.dump()));
+    assert_eq!(alert["labels"]["severity"], "error", "{alert}");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert_eq!(summary, "GET /status/503/pay/42 answered 503", "{alert}");
+    let event: Value =
+        serde_json::from_str(alert["annotations"]["event"].as_str().unwrap()).unwrap();
+    assert_eq!(event["http.response.status_code"], 503, "{event}");
+    assert_eq!(event["server.port"], server.port);
+    assert_eq!(event["http.route"], "/status/{id}/pay/{id}");
+    // only the 503s of /status/503/pay matched
+    assert!(
+        agent.alerts().iter().all(|a| a["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("/pay/42 answered 503"))),
+        "{}",
+        agent.dump()
+    );
+    drop(server);
+    assert_eq!(agent.stop(), 0);
+}

@@ -266,18 +266,6 @@ pub fn default_rules() -> Vec<EventRule> {
             &[CONTAINER_ID, CONTAINER, "signal.num"],
             "Signals generated (sigsnoop).",
         ),
-        http_rule(
-            "http_server",
-            "http_server_request_duration_seconds",
-            &[],
-            "Duration of HTTP requests served (OpenTelemetry http.server.request.duration).",
-        ),
-        http_rule(
-            "http_client",
-            "http_client_request_duration_seconds",
-            &["server.address", "server.port"],
-            "Duration of HTTP requests made (OpenTelemetry http.client.request.duration).",
-        ),
         EventRule::new(
             "mount",
             "eunomia_fs_mounts_total",
@@ -287,37 +275,6 @@ pub fn default_rules() -> Vec<EventRule> {
             "mount and umount calls (mountsnoop).",
         ),
     ]
-}
-
-/// The OpenTelemetry HTTP duration buckets, in seconds.
-const HTTP_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// A request-duration histogram of the HTTP capture's events of `kind`, by
-/// container, pod, method, status class and route, plus `extra` labels.
-fn http_rule(kind: &str, metric: &str, extra: &[&str], help: &str) -> EventRule {
-    let mut labels = vec![
-        CONTAINER_ID,
-        CONTAINER,
-        "k8s.namespace.name",
-        "k8s.pod.name",
-        "http.request.method",
-        "http.status_class",
-        "http.route",
-    ];
-    labels.extend_from_slice(extra);
-    EventRule {
-        buckets: Some(HTTP_BUCKETS.to_vec()),
-        ..EventRule::new(
-            kind,
-            metric,
-            MetricKind::Histogram,
-            Some("duration"),
-            &labels,
-            help,
-        )
-    }
 }
 
 /// Whether `name` is a valid Prometheus metric name.

@@ -106,6 +106,18 @@ impl Histogram {
         self.sum_exact = false;
     }
 
+    /// Adds bucket counts taken with the same bounds (a source's own
+    /// histogram of one interval) and their exact sum; counts beyond this
+    /// histogram's buckets go to its last one.
+    pub fn add_counts(&mut self, counts: &[u64], sum: f64) {
+        let last = self.counts.len() - 1;
+        for (i, &c) in counts.iter().enumerate() {
+            self.counts[i.min(last)] += c;
+            self.count += c;
+        }
+        self.sum += sum;
+    }
+
     fn grow_log2(&mut self, n: usize) {
         if n <= self.bounds.len() {
             return;
@@ -214,6 +226,16 @@ mod tests {
         assert_eq!(h.counts(), &[2, 2, 1]);
         assert_eq!(h.count(), 5);
         assert_eq!(h.sum(), 8.0);
+        assert!(h.sum_exact());
+    }
+
+    #[test]
+    fn counts_of_a_source_histogram_add_up() {
+        let mut h = Histogram::with_bounds(Arc::from(&[1.0, 2.0][..]));
+        h.add_counts(&[1, 0, 2], 7.5);
+        h.add_counts(&[0, 1, 0, 4], 1.5);
+        assert_eq!(h.counts(), &[1, 1, 6]);
+        assert_eq!((h.count(), h.sum()), (8, 9.0));
         assert!(h.sum_exact());
     }
 

@@ -292,9 +292,17 @@ impl Aggregator {
             let kind = match s.value {
                 SampleValue::Delta(_) | SampleValue::DeltaF64(_) => MetricKind::Sum,
                 SampleValue::Gauge(_) => MetricKind::LastValue,
-                SampleValue::Log2Histogram { .. } => MetricKind::Histogram,
+                SampleValue::Log2Histogram { .. } | SampleValue::Histogram { .. } => {
+                    MetricKind::Histogram
+                }
             };
-            let Some(m) = self.metric_index(s.metric, help_of(s.metric), kind, None) else {
+            let bounds = match &s.value {
+                SampleValue::Histogram { bounds, .. } if !self.by_name.contains_key(s.metric) => {
+                    Some(Arc::from(*bounds))
+                }
+                _ => None,
+            };
+            let Some(m) = self.metric_index(s.metric, help_of(s.metric), kind, bounds) else {
                 self.kind_conflicts += 1;
                 continue;
             };
@@ -317,6 +325,9 @@ impl Aggregator {
                 (SeriesValue::Last(x), SampleValue::Gauge(g)) => *x = *g,
                 (SeriesValue::Histogram(h), SampleValue::Log2Histogram { counts, .. }) => {
                     h.add_log2(counts)
+                }
+                (SeriesValue::Histogram(h), SampleValue::Histogram { counts, sum, .. }) => {
+                    h.add_counts(counts, *sum)
                 }
                 _ => {}
             }

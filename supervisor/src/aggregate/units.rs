@@ -91,6 +91,12 @@ pub(super) fn column_in_base_units(col: &'static str, value: &ValueRef<'_>) -> (
 pub(super) fn help_of(metric: &str) -> &'static str {
     match metric {
         "eunomia_syscalls_total" => "Syscalls made, by syscall (hot path).",
+        model::metrics::HTTP_SERVER_DURATION_METRIC => {
+            "Duration of HTTP requests served (OpenTelemetry http.server.request.duration)."
+        }
+        model::metrics::HTTP_CLIENT_DURATION_METRIC => {
+            "Duration of HTTP requests made (OpenTelemetry http.client.request.duration)."
+        }
         _ => "",
     }
 }

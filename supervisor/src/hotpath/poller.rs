@@ -58,13 +58,7 @@ pub fn start(
     if let Some(maps) = hotpath.take_http(config.http.is_some())?
         && let Some(http) = &config.http
     {
-        match crate::http::source::start(
-            maps,
-            http.clone(),
-            interval,
-            ctx.tx.clone(),
-            ctx.shutdown.clone(),
-        ) {
+        match crate::http::source::start(maps, http, interval, ctx) {
             Ok(_) => tracing::info!("HTTP capture on"),
             Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
         }

@@ -1,5 +1,7 @@
 //! The `[http]` section: HTTP/1.x request capture (on by default).
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 /// `[http]`.
@@ -12,10 +14,17 @@ pub struct HttpConfig {
     /// Distinct `http.route` values kept per container; later routes are
     /// reported as `other` (and counted).
     pub max_routes: usize,
-    /// Request events (and spans) per second sent on into the pipeline;
-    /// beyond it they are dropped and counted. Metrics come from the same
-    /// events, so this bounds the agent's work under load.
-    pub max_requests_per_second: u32,
+    /// Share of requests (0 to 1) sent on as spans (request events that
+    /// rules, the OTLP traces and the event sinks see); errors and slow
+    /// requests are always kept. The RED metrics count every request.
+    pub sample_ratio: f64,
+    /// Requests at least this slow are always kept as spans.
+    #[serde(with = "humantime_serde")]
+    pub slow_threshold: Duration,
+    /// Spans per second at most (errors and slow ones included); beyond
+    /// it they are dropped and counted
+    /// (`eunomia_http_dropped_total{reason="span_rate_limited"}`).
+    pub max_spans_per_second: u32,
 }
 
 impl Default for HttpConfig {
@@ -23,8 +32,26 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             max_routes: 100,
-            max_requests_per_second: 100_000,
+            sample_ratio: 0.1,
+            slow_threshold: Duration::from_secs(1),
+            max_spans_per_second: 500,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Checks values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(format!(
+                "http.sample_ratio must be between 0 and 1, not {}",
+                self.sample_ratio
+            ));
+        }
+        if self.max_routes == 0 {
+            return Err("http.max_routes must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -35,8 +62,13 @@ mod tests {
     #[test]
     fn on_by_default_and_can_be_turned_off() {
         assert!(HttpConfig::default().enabled);
+        assert_eq!(HttpConfig::default().validate(), Ok(()));
         let c: HttpConfig = toml::from_str("enabled = false\n").unwrap();
         assert!(!c.enabled);
         assert!(toml::from_str::<HttpConfig>("bogus = 1\n").is_err());
+        let c: HttpConfig =
+            toml::from_str("sample_ratio = 1.5\nslow_threshold = \"250ms\"\n").unwrap();
+        assert_eq!(c.slow_threshold, Duration::from_millis(250));
+        assert!(c.validate().unwrap_err().contains("http.sample_ratio"));
     }
 }

@@ -8,7 +8,10 @@ use std::{
 };
 
 use hotpath_common::http::{HTTP_CLIENT, HttpRecord};
-use model::{Event, EventKind, Value, fields as f};
+use model::{
+    Event, EventKind, Value, fields as f,
+    span::{SpanContext, from_hex},
+};
 
 /// Longest path kept (bytes); longer ones are cut.
 const MAX_PATH: usize = 128;
@@ -21,7 +24,7 @@ pub struct Head {
     /// The path, without query or fragment, control bytes escaped.
     pub path: String,
     /// `(trace id, parent span id)` of a valid `traceparent` header.
-    pub traceparent: Option<(String, String)>,
+    pub traceparent: Option<([u8; 16], [u8; 8])>,
 }
 
 /// Parses the first bytes of a request; None when they are no request line.
@@ -66,7 +69,7 @@ fn escape(b: &[u8]) -> String {
 }
 
 /// The `traceparent` header (W3C trace context, version 00) among `headers`.
-fn traceparent(headers: &[u8]) -> Option<(String, String)> {
+fn traceparent(headers: &[u8]) -> Option<([u8; 16], [u8; 8])> {
     headers.split(|&b| b == b'\n').find_map(|line| {
         let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
         if !name.trim_ascii().eq_ignore_ascii_case(b"traceparent") {
@@ -75,10 +78,10 @@ fn traceparent(headers: &[u8]) -> Option<(String, String)> {
         let v = std::str::from_utf8(value[1..].trim_ascii()).ok()?;
         let mut it = v.split('-');
         let (version, trace, parent, _flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        let hex = |s: &str, n| s.len() == n && s.bytes().all(|c| c.is_ascii_hexdigit());
-        let zero = |s: &str| s.bytes().all(|c| c == b'0');
-        (version == "00" && hex(trace, 32) && hex(parent, 16) && !zero(trace) && !zero(parent))
-            .then(|| (trace.to_ascii_lowercase(), parent.to_ascii_lowercase()))
+        if version != "00" {
+            return None;
+        }
+        Some((from_hex(trace)?, from_hex(parent)?))
     })
 }
 
@@ -135,55 +138,90 @@ pub fn addr(family: u16, a: &[u8; 16]) -> IpAddr {
     }
 }
 
-/// The event of one request record; `route` is the (bounded) route.
-/// None when the head is no request line.
-pub fn to_event(
-    tool: &Arc<str>,
-    r: &HttpRecord,
-    route: impl FnOnce(&str) -> String,
-) -> Option<Event> {
-    let c = &r.conn;
-    let len = (c.head_len as usize).min(c.head.len());
-    let head = parse_head(&c.head[..len])?;
-    let client_side = r.kind == HTTP_CLIENT;
-    let kind = if client_side {
-        EventKind::HttpClient
-    } else {
-        EventKind::HttpServer
-    };
-    let mut e = Event::new(tool.clone(), kind);
-    e.pid = Some(r.pid);
-    e.tid = Some(c.tid);
-    let (local, remote) = (addr(c.family, &c.laddr), addr(c.family, &c.raddr));
-    let ((server, sport), (client, cport)) = if client_side {
-        ((remote, c.rport), (local, c.lport))
-    } else {
-        ((local, c.lport), (remote, c.rport))
-    };
-    let route = route(&route_of(&head.path));
-    e.push(f::HTTP_METHOD, Value::Str(head.method.into()));
-    e.push(f::URL_PATH, Value::Str(head.path.into()));
-    e.push(f::HTTP_ROUTE, Value::Str(route.into()));
-    e.push(f::HTTP_STATUS, Value::Int(i64::from(r.status)));
-    e.push(
-        f::HTTP_STATUS_CLASS,
-        Value::Str(status_class(r.status).into()),
-    );
-    e.push(
-        f::DURATION,
-        Value::Duration(r.end_ns.saturating_sub(c.start_ns)),
-    );
-    e.push(f::HTTP_REQUEST_SIZE, Value::Int(c.req_bytes as i64));
-    e.push(f::HTTP_RESPONSE_SIZE, Value::Int(r.resp_bytes as i64));
-    e.push(f::SERVER_ADDRESS, Value::Ip(server));
-    e.push(f::SERVER_PORT, Value::Int(i64::from(sport)));
-    e.push(f::CLIENT_ADDRESS, Value::Ip(client));
-    e.push(f::CLIENT_PORT, Value::Int(i64::from(cport)));
-    if let Some((trace, parent)) = head.traceparent {
-        e.push(f::TRACE_ID, Value::Str(trace.into()));
-        e.push(f::TRACE_PARENT_ID, Value::Str(parent.into()));
+/// One request record, decoded: what the metrics, the sampler and the span need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Request line and headers read.
+    pub head: Head,
+    /// Made by this host (client side) rather than served.
+    pub client: bool,
+    /// The serving end.
+    pub server: (IpAddr, u16),
+    /// The calling end.
+    pub peer: (IpAddr, u16),
+    /// Response status code.
+    pub status: u16,
+    /// From the request's first bytes to the response's.
+    pub duration_ns: u64,
+}
+
+impl Request {
+    /// Decodes a record; None when its head is no request line.
+    pub fn decode(r: &HttpRecord) -> Option<Request> {
+        let c = &r.conn;
+        let len = (c.head_len as usize).min(c.head.len());
+        let head = parse_head(&c.head[..len])?;
+        let client = r.kind == HTTP_CLIENT;
+        let local = (addr(c.family, &c.laddr), c.lport);
+        let remote = (addr(c.family, &c.raddr), c.rport);
+        let (server, peer) = if client {
+            (remote, local)
+        } else {
+            (local, remote)
+        };
+        Some(Request {
+            head,
+            client,
+            server,
+            peer,
+            status: r.status,
+            duration_ns: r.end_ns.saturating_sub(c.start_ns),
+        })
     }
-    Some(e)
+
+    /// Whether the response is an error (OpenTelemetry: 5xx for a server,
+    /// 4xx and 5xx for a client).
+    pub fn is_error(&self) -> bool {
+        self.status >= 500 || (self.client && self.status >= 400)
+    }
+
+    /// The span event ([`model::span`]): `start_ns` the wall-clock start,
+    /// `route` the bounded route, `ids` its trace and span ids.
+    pub fn to_event(
+        &self,
+        tool: &Arc<str>,
+        r: &HttpRecord,
+        route: &str,
+        ids: &SpanContext,
+        start_ns: u64,
+    ) -> Event {
+        let kind = match self.client {
+            true => EventKind::HttpClient,
+            false => EventKind::HttpServer,
+        };
+        let mut e = Event::new(tool.clone(), kind);
+        e.ts_ns = start_ns;
+        e.pid = Some(r.pid);
+        e.tid = Some(r.conn.tid);
+        let h = &self.head;
+        e.push(f::HTTP_METHOD, Value::Str(h.method.as_str().into()));
+        e.push(f::URL_PATH, Value::Str(h.path.as_str().into()));
+        e.push(f::HTTP_ROUTE, Value::Str(route.into()));
+        e.push(f::HTTP_STATUS, Value::Int(i64::from(self.status)));
+        e.push(
+            f::HTTP_STATUS_CLASS,
+            Value::Str(status_class(self.status).into()),
+        );
+        e.push(f::DURATION, Value::Duration(self.duration_ns));
+        e.push(f::HTTP_REQUEST_SIZE, Value::Int(r.conn.req_bytes as i64));
+        e.push(f::HTTP_RESPONSE_SIZE, Value::Int(r.resp_bytes as i64));
+        e.push(f::SERVER_ADDRESS, Value::Ip(self.server.0));
+        e.push(f::SERVER_PORT, Value::Int(i64::from(self.server.1)));
+        e.push(f::CLIENT_ADDRESS, Value::Ip(self.peer.0));
+        e.push(f::CLIENT_PORT, Value::Int(i64::from(self.peer.1)));
+        ids.write(&mut e);
+        e
+    }
 }
 
 #[cfg(test)]
@@ -212,8 +250,8 @@ mod tests {
         assert_eq!(
             h.traceparent,
             Some((
-                "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-                "00f067aa0ba902b7".into()
+                from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                from_hex("00f067aa0ba902b7").unwrap()
             ))
         );
         let bad =

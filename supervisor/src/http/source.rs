@@ -1,8 +1,10 @@
 //! The HTTP source: reads the request records the kernel matched from the
-//! ring buffer (woken by its fd), bounds the rate and the routes per
-//! container, and sends one event per request into the pipeline; every
-//! interval it reports what was dropped, in the kernel and here, as
-//! `eunomia_http_dropped_total{reason}`.
+//! ring buffer (woken by its fd), counts every request in the RED
+//! histograms ([`super::red`], sent once per interval as samples), and
+//! sends only the requests the sampler keeps ([`super::sampler`]) into the
+//! pipeline as span events. Whatever is not delivered, in the kernel or
+//! here, is counted in `eunomia_http_dropped_total{reason}` (a self-metric,
+//! so `eunomia status` shows it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -12,22 +14,30 @@ use std::{
 
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HttpDrop, HttpRecord};
+use model::{
+    metrics::{
+        HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE,
+        HTTP_SPANS_METRIC,
+    },
+    span::SpanContext,
+};
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
 
-use super::{HttpConfig, request};
-use crate::pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue, ToolRecord};
+use super::{
+    HttpConfig,
+    red::{Key, Red},
+    request::{Request, route_of, status_class},
+    sampler::{Candidate, Kept, Sampler, Skipped},
+};
+use crate::{
+    context::AgentContext,
+    hotpath::pids::monotonic_ns,
+    pipeline::{Message, PipelineTx, SampleBatch, ToolRecord},
+    selfmetrics::{Counter, Registry},
+};
 
 /// The tool name HTTP events carry (`event.tool`).
 pub const TOOL: &str = "http";
-/// Source name of the HTTP self-metrics.
-pub const SOURCE: &str = "hotpath.http";
-/// Requests seen but not delivered, by reason.
-pub const DROPPED_METRIC: &str = "eunomia_http_dropped_total";
-/// Requests delivered by the kernel.
-pub const RECORDS_METRIC: &str = "eunomia_http_records_total";
-/// Requests whose route was folded into `other` (route bound per container).
-pub const ROUTE_OVERFLOW_METRIC: &str = "eunomia_http_route_overflow_total";
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
@@ -40,140 +50,233 @@ pub struct HttpMaps {
     pub counters: Array<MapData, u64>,
 }
 
-/// What the source counted itself.
-#[derive(Default, Debug, Clone, Copy, PartialEq)]
-struct Counts {
-    records: u64,
-    rate_limited: u64,
-    unparsable: u64,
-    pipeline_full: u64,
-    route_overflow: u64,
+/// The source's self-metrics.
+struct Counters {
+    records: Counter,
+    route_overflow: Counter,
+    unparsable: Counter,
+    series_full: Counter,
+    pipeline_full: Counter,
+    skipped: [Counter; 2],
+    spans: [Counter; 3],
+    kernel: Vec<Counter>,
 }
 
-/// Per-record state: routes per cgroup and the rate bound.
+impl Counters {
+    fn new(r: &Registry) -> Counters {
+        let dropped = |reason| {
+            r.counter(
+                HTTP_DROPPED_METRIC,
+                "HTTP requests (or their spans) not delivered, by reason.",
+                &[("reason", reason)],
+            )
+        };
+        let spans = |k: Kept| {
+            r.counter(
+                HTTP_SPANS_METRIC,
+                "HTTP requests sent on as spans, by why they were kept.",
+                &[("reason", k.name())],
+            )
+        };
+        Counters {
+            records: r.counter(
+                HTTP_RECORDS_METRIC,
+                "HTTP request records the kernel delivered.",
+                &[],
+            ),
+            route_overflow: r.counter(
+                HTTP_ROUTE_OVERFLOW_METRIC,
+                "HTTP requests whose route was folded into `other`.",
+                &[],
+            ),
+            unparsable: dropped("unparsable"),
+            series_full: dropped("series_full"),
+            pipeline_full: dropped("pipeline_full"),
+            skipped: [
+                dropped(Skipped::SampledOut.name()),
+                dropped(Skipped::RateLimited.name()),
+            ],
+            spans: [Kept::Sampled, Kept::Error, Kept::Slow].map(spans),
+            kernel: HttpDrop::ALL.iter().map(|d| dropped(d.name())).collect(),
+        }
+    }
+}
+
+/// Per-record state: routes per cgroup, the RED histograms, the sampler.
 struct State {
-    config: HttpConfig,
     tool: Arc<str>,
-    routes: HashMap<u64, HashSet<String>>,
-    window: Instant,
-    in_window: u32,
-    counts: Counts,
+    max_routes: usize,
+    routes: HashMap<u64, HashSet<Arc<str>>>,
+    red: Red,
+    sampler: Sampler,
+    counts: Counters,
+    /// Wall clock minus monotonic clock (ns), to date kernel times.
+    wall_offset: i128,
 }
 
 impl State {
-    fn new(config: HttpConfig) -> State {
+    fn new(config: &HttpConfig, registry: &Registry) -> State {
         State {
-            config,
             tool: TOOL.into(),
+            max_routes: config.max_routes,
             routes: HashMap::new(),
-            window: Instant::now(),
-            in_window: 0,
-            counts: Counts::default(),
+            red: Red::default(),
+            sampler: Sampler::new(
+                config.sample_ratio,
+                config.slow_threshold,
+                config.max_spans_per_second,
+            ),
+            counts: Counters::new(registry),
+            wall_offset: 0,
         }
-    }
-
-    /// Whether one more request fits this second's budget.
-    fn admit(&mut self) -> bool {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.in_window = 0;
-        }
-        self.in_window += 1;
-        self.in_window <= self.config.max_requests_per_second
     }
 
     /// `route`, or `other` when the cgroup has its fill of routes.
-    fn bounded_route(&mut self, cgroup: u64, route: &str) -> String {
+    fn bounded_route(&mut self, cgroup: u64, route: &str) -> Arc<str> {
         if self.routes.len() >= MAX_CGROUPS && !self.routes.contains_key(&cgroup) {
             self.routes.clear();
         }
         let known = self.routes.entry(cgroup).or_default();
-        if known.contains(route) {
-            return route.to_owned();
+        if let Some(r) = known.get(route) {
+            return r.clone();
         }
-        if known.len() < self.config.max_routes {
-            known.insert(route.to_owned());
-            return route.to_owned();
+        if known.len() < self.max_routes {
+            let r: Arc<str> = route.into();
+            known.insert(r.clone());
+            return r;
         }
-        self.counts.route_overflow += 1;
-        "other".to_owned()
+        self.counts.route_overflow.inc();
+        "other".into()
+    }
+
+    /// Dates kernel (monotonic) times from now on.
+    fn sync_clock(&mut self) {
+        let wall = crate::aggregate::now_ns() as i128;
+        self.wall_offset = wall - monotonic_ns() as i128;
     }
 
     /// One record from the ring buffer.
     fn record(&mut self, bytes: &[u8], tx: &PipelineTx) {
-        self.counts.records += 1;
+        self.counts.records.inc();
         if bytes.len() < std::mem::size_of::<HttpRecord>() {
-            self.counts.unparsable += 1;
+            self.counts.unparsable.inc();
             return;
         }
         // SAFETY: at least size_of::<HttpRecord>() bytes of plain data.
         let r: HttpRecord = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-        if !self.admit() {
-            self.counts.rate_limited += 1;
-            return;
-        }
-        let tool = self.tool.clone();
-        let cgroup = r.conn.cgroup_id;
-        let Some(mut event) =
-            request::to_event(&tool, &r, |route| self.bounded_route(cgroup, route))
-        else {
-            self.counts.unparsable += 1;
+        let Some(req) = Request::decode(&r) else {
+            self.counts.unparsable.inc();
             return;
         };
-        event.ts_ns = wall_ns();
-        let msg = ToolRecord::new(tool, model::Record::Event(event));
+        let cgroup = r.conn.cgroup_id;
+        let route = self.bounded_route(cgroup, &route_of(&req.head.path));
+        let key = Key {
+            cgroup,
+            client: req.client,
+            method: req.head.method.as_str().into(),
+            class: status_class(req.status),
+            route: route.clone(),
+            server: req.client.then_some(req.server),
+        };
+        if !self.red.observe(key, req.duration_ns as f64 / 1e9) {
+            self.counts.series_full.inc();
+        }
+        let candidate = Candidate {
+            error: req.is_error(),
+            duration: Duration::from_nanos(req.duration_ns),
+            trace_id: req.head.traceparent.as_ref().map(|(t, _)| t),
+        };
+        match self.sampler.decide(candidate, Instant::now()) {
+            Ok(kept) => {
+                self.counts.spans[kept as usize].inc();
+                self.send_span(&req, &r, &route, tx);
+            }
+            Err(why) => self.counts.skipped[why as usize].inc(),
+        }
+    }
+
+    fn send_span(&self, req: &Request, r: &HttpRecord, route: &str, tx: &PipelineTx) {
+        let ids = SpanContext {
+            trace_id: req
+                .head
+                .traceparent
+                .map_or_else(|| nonzero(fastrand::u128(..).to_be_bytes()), |(t, _)| t),
+            span_id: nonzero(fastrand::u64(..).to_be_bytes()),
+            parent_span_id: req.head.traceparent.map(|(_, p)| p),
+        };
+        let start = (r.conn.start_ns as i128 + self.wall_offset).max(0) as u64;
+        let event = req.to_event(&self.tool, r, route, &ids, start);
+        let msg = ToolRecord::new(self.tool.clone(), model::Record::Event(event));
         if !tx.send(Message::Record(msg)) {
-            self.counts.pipeline_full += 1;
+            self.counts.pipeline_full.inc();
+        }
+    }
+
+    /// The interval's histograms, and the kernel's drop counters into the
+    /// self-metrics.
+    fn flush(&mut self, kernel: &Array<MapData, u64>, seen: &mut [u64], tx: &PipelineTx) {
+        for (i, why) in HttpDrop::ALL.iter().enumerate() {
+            let v = kernel.get(&(*why as u32), 0).unwrap_or(0);
+            self.counts.kernel[i].add(v.wrapping_sub(seen[i]));
+            seen[i] = v;
+        }
+        let samples = self.red.drain();
+        if !samples.is_empty() {
+            tx.send(Message::Samples(SampleBatch {
+                source: HTTP_SOURCE,
+                interval_s: 0.0,
+                samples,
+            }));
         }
     }
 }
 
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+/// Ids are never all zero.
+fn nonzero<const N: usize>(mut b: [u8; N]) -> [u8; N] {
+    if b.iter().all(|&x| x == 0) {
+        b[N - 1] = 1;
+    }
+    b
 }
 
 /// Spawns the source.
 pub fn start(
     maps: HttpMaps,
-    config: HttpConfig,
+    config: &HttpConfig,
     interval: Duration,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
+    ctx: &AgentContext,
 ) -> std::io::Result<JoinHandle<()>> {
     let HttpMaps { ring, counters } = maps;
     // SAFETY: the ring buffer owns its descriptor, and the AsyncFd owns
     // the ring buffer until the task ends.
     let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
+    let state = State::new(config, &ctx.registry);
     Ok(tokio::spawn(run(
-        ring, counters, config, interval, tx, shutdown,
+        ring,
+        counters,
+        state,
+        interval,
+        ctx.clone(),
     )))
 }
 
 async fn run(
     mut ring: AsyncFd<RingBuf<MapData>>,
-    counters: Array<MapData, u64>,
-    config: HttpConfig,
+    kernel: Array<MapData, u64>,
+    mut state: State,
     interval: Duration,
-    tx: PipelineTx,
-    shutdown: CancellationToken,
+    ctx: AgentContext,
 ) {
-    let mut state = State::new(config);
     let mut tick = tokio::time::interval(interval);
-    let mut reported = Reported::default();
+    let mut seen = [0u64; HttpDrop::ALL.len()];
+    let tx = ctx.tx.clone();
+    state.sync_clock();
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break,
             _ = tick.tick() => {
-                let samples = reported.samples(&counters, &state.counts);
-                if !samples.is_empty() {
-                    tx.send(Message::Samples(SampleBatch {
-                        source: SOURCE,
-                        interval_s: interval.as_secs_f64(),
-                        samples,
-                    }));
-                }
+                state.sync_clock();
+                state.flush(&kernel, &mut seen, &tx);
             }
             guard = ring.readable_mut() => {
                 let Ok(mut guard) = guard else { break };
@@ -189,67 +292,5 @@ async fn run(
     while let Some(item) = ring.get_mut().next() {
         state.record(&item, &tx);
     }
-    let samples = reported.samples(&counters, &state.counts);
-    tx.send(Message::Samples(SampleBatch {
-        source: SOURCE,
-        interval_s: interval.as_secs_f64(),
-        samples,
-    }));
-}
-
-/// The counters last reported, for deltas.
-#[derive(Default)]
-struct Reported {
-    kernel: [u64; HttpDrop::ALL.len()],
-    counts: Counts,
-}
-
-impl Reported {
-    fn samples(&mut self, kernel: &Array<MapData, u64>, now: &Counts) -> Vec<Sample> {
-        let mut out = Vec::new();
-        let mut push = |metric, reason: Option<&str>, d: u64| {
-            if d > 0 {
-                out.push(Sample {
-                    metric,
-                    labels: reason
-                        .map(|r| vec![("reason", r.to_owned())])
-                        .unwrap_or_default(),
-                    value: SampleValue::Delta(d),
-                });
-            }
-        };
-        for (i, why) in HttpDrop::ALL.iter().enumerate() {
-            let v = kernel.get(&(*why as u32), 0).unwrap_or(0);
-            push(
-                DROPPED_METRIC,
-                Some(why.name()),
-                v.wrapping_sub(self.kernel[i]),
-            );
-            self.kernel[i] = v;
-        }
-        let was = self.counts;
-        push(
-            DROPPED_METRIC,
-            Some("rate_limited"),
-            now.rate_limited - was.rate_limited,
-        );
-        push(
-            DROPPED_METRIC,
-            Some("unparsable"),
-            now.unparsable - was.unparsable,
-        );
-        push(
-            DROPPED_METRIC,
-            Some("pipeline_full"),
-            now.pipeline_full - was.pipeline_full,
-        );
-        push(RECORDS_METRIC, None, now.records - was.records);
-        push(
-            ROUTE_OVERFLOW_METRIC,
-            None,
-            now.route_overflow - was.route_overflow,
-        );
-        self.counts = *now;
-        out
-    }
+    state.flush(&kernel, &mut seen, &tx);
 }

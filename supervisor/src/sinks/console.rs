@@ -304,6 +304,14 @@ pub fn batch_json(batch: &SampleBatch) -> serde_json::Value {
                 SampleValue::Log2Histogram { unit, counts } => {
                     o["histogram"] = serde_json::json!({ "unit": unit, "log2_counts": counts })
                 }
+                SampleValue::Histogram {
+                    bounds,
+                    counts,
+                    sum,
+                } => {
+                    o["histogram"] =
+                        serde_json::json!({ "bounds": bounds, "counts": counts, "sum": sum })
+                }
             }
             o
         })

@@ -1,8 +1,9 @@
-//! From the HTTP source's request events (and their workload) to the
-//! linker's [`SpanIn`]. The event's time is when the agent read the
-//! request's record, so the span ends then and starts its duration
-//! earlier: records are read in the order they end, which keeps a server
-//! span inside the client span that caused it.
+//! From the HTTP source's span events (and their workload) to the
+//! linker's [`SpanIn`]. The event's time is the request's start (the
+//! kernel's time, on the wall clock), its end that plus the duration. A
+//! `parent_span_id` on the event comes from the request's own
+//! `traceparent` (the source gives none otherwise): that is the
+//! application's trace, which linking keeps.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -38,8 +39,8 @@ pub fn span_of(e: &Event, workload: Option<&Workload>) -> Option<SpanIn> {
         side,
         pid,
         tid: e.tid.unwrap_or(pid),
-        start_ns: e.ts_ns.saturating_sub(duration),
-        end_ns: e.ts_ns,
+        start_ns: e.ts_ns,
+        end_ns: e.ts_ns.saturating_add(duration),
         local,
         remote,
         status: e
@@ -110,7 +111,7 @@ mod tests {
     fn server_and_client_events() {
         let s = span_of(&event(EventKind::HttpServer), None).unwrap();
         assert_eq!((s.side, s.pid, s.tid, s.status), (Side::Server, 7, 8, 503));
-        assert_eq!((s.start_ns, s.end_ns), (750_000, 1_000_000));
+        assert_eq!((s.start_ns, s.end_ns), (1_000_000, 1_250_000));
         assert_eq!(s.local.to_string(), "10.0.0.2:80");
         assert_eq!(s.remote.to_string(), "10.0.0.1:40000");
         assert_eq!(&*s.node, "pid 7");

@@ -21,7 +21,7 @@ fn request(
     e.pid = Some(pid);
     e.tid = Some(pid);
     e.comm = Some(format!("svc{pid}").as_str().into());
-    e.ts_ns = ms.1 * MS;
+    e.ts_ns = ms.0 * MS;
     let ip = |d| Value::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, d)));
     e.push(f::SERVER_ADDRESS, ip(server));
     e.push(f::SERVER_PORT, Value::Int(80));

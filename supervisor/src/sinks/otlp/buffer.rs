@@ -12,11 +12,15 @@ use std::{
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
 };
 use prost::Message as _;
 use serde::Deserialize;
 
-use super::encode::{log_records, metric_points};
+use super::{
+    encode::{log_records, metric_points},
+    traces,
+};
 
 /// `[sinks.otlp.buffer]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -54,6 +58,8 @@ pub enum Batch {
     Metrics(ExportMetricsServiceRequest),
     /// Logs.
     Logs(ExportLogsServiceRequest),
+    /// Traces (spans).
+    Traces(ExportTraceServiceRequest),
 }
 
 impl Batch {
@@ -62,6 +68,7 @@ impl Batch {
         match self {
             Batch::Metrics(_) => "metrics",
             Batch::Logs(_) => "logs",
+            Batch::Traces(_) => "traces",
         }
     }
 
@@ -70,6 +77,7 @@ impl Batch {
         match self {
             Batch::Metrics(m) => metric_points(m),
             Batch::Logs(l) => log_records(l),
+            Batch::Traces(t) => traces::span_count(t),
         }
     }
 
@@ -83,6 +91,9 @@ impl Batch {
             Batch::Logs(l) => split_logs(l)
                 .map(|(a, b)| (Batch::Logs(a), Batch::Logs(b)))
                 .map_err(Batch::Logs),
+            Batch::Traces(t) => traces::split(t)
+                .map(|(a, b)| (Batch::Traces(a), Batch::Traces(b)))
+                .map_err(Batch::Traces),
         }
     }
 
@@ -90,6 +101,7 @@ impl Batch {
         match self {
             Batch::Metrics(m) => m.encoded_len(),
             Batch::Logs(l) => l.encoded_len(),
+            Batch::Traces(t) => t.encoded_len(),
         }
     }
 
@@ -97,6 +109,7 @@ impl Batch {
         let (tag, body) = match self {
             Batch::Metrics(m) => (b'M', m.encode_to_vec()),
             Batch::Logs(l) => (b'L', l.encode_to_vec()),
+            Batch::Traces(t) => (b'T', t.encode_to_vec()),
         };
         let mut out = Vec::with_capacity(body.len() + 1);
         out.push(tag);
@@ -111,6 +124,9 @@ impl Batch {
                 .ok()
                 .map(Batch::Metrics),
             b'L' => ExportLogsServiceRequest::decode(body).ok().map(Batch::Logs),
+            b'T' => ExportTraceServiceRequest::decode(body)
+                .ok()
+                .map(Batch::Traces),
             _ => None,
         }
     }

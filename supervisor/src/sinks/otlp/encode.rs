@@ -50,7 +50,8 @@ pub fn semconv_key(name: &str) -> &str {
     }
 }
 
-fn scope() -> InstrumentationScope {
+/// The instrumentation scope of every request.
+pub(super) fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE.into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -1,6 +1,7 @@
 //! The OTLP/gRPC sink, the primary way data leaves the host: every export
 //! interval the aggregator's snapshot becomes one metrics request; events
-//! become log records, batched. Requests wait in an ordered, bounded
+//! become log records, and span events (HTTP requests, [`model::span`])
+//! spans ([`traces`]), batched. Requests wait in an ordered, bounded
 //! [`buffer::ExportBuffer`] and a sender delivers them one at a time, retrying
 //! with exponential backoff while the core is unreachable, so what was kept
 //! arrives in order once it is back.
@@ -8,6 +9,7 @@
 pub mod buffer;
 pub mod encode;
 mod sender;
+pub mod traces;
 
 use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
@@ -16,6 +18,7 @@ use opentelemetry_proto::tonic::{
     collector::{
         logs::v1::logs_service_client::LogsServiceClient,
         metrics::v1::metrics_service_client::MetricsServiceClient,
+        trace::v1::trace_service_client::TraceServiceClient,
     },
     logs::v1::LogRecord,
     resource::v1::Resource,
@@ -29,7 +32,10 @@ use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
-use self::buffer::{Batch, BufferConfig, ExportBuffer};
+use self::{
+    buffer::{Batch, BufferConfig, ExportBuffer},
+    traces::ResourceSpan,
+};
 use super::{EventSink, SinkContext, SinkStats, Started, publisher::Fresh, stats::DropCounter};
 use crate::{
     aggregate::{Snapshot, now_ns},
@@ -73,6 +79,8 @@ pub struct OtlpConfig {
     pub metrics_endpoint: Option<String>,
     /// Where logs go instead of `endpoint`.
     pub logs_endpoint: Option<String>,
+    /// Where traces go instead of `endpoint`.
+    pub traces_endpoint: Option<String>,
     /// Extra gRPC metadata sent with every request (e.g. an API key).
     pub headers: BTreeMap<String, String>,
     /// TLS settings for `https://` endpoints.
@@ -88,6 +96,9 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Export events as OTLP logs.
     pub logs: bool,
+    /// Export span events (HTTP requests) as OTLP traces (else, with
+    /// `logs`, as log records).
+    pub traces: bool,
     /// Log records per logs request (a full batch is sent before the interval ends).
     pub max_logs_per_batch: usize,
     /// Log records queued between the pipeline and the sink.
@@ -114,12 +125,14 @@ impl Default for OtlpConfig {
             endpoint: "http://localhost:4317".into(),
             metrics_endpoint: None,
             logs_endpoint: None,
+            traces_endpoint: None,
             headers: BTreeMap::new(),
             tls: TlsConfig::default(),
             compression: Compression::Gzip,
             export_interval: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
             logs: true,
+            traces: true,
             max_logs_per_batch: 1000,
             logs_queue: 10_000,
             initial_backoff: Duration::from_millis(500),
@@ -142,6 +155,9 @@ impl OtlpConfig {
         }
         if let Some(e) = &self.logs_endpoint {
             check_endpoint("sinks.otlp.logs_endpoint", e)?;
+        }
+        if let Some(e) = &self.traces_endpoint {
+            check_endpoint("sinks.otlp.traces_endpoint", e)?;
         }
         for (k, v) in &self.headers {
             MetadataKey::<tonic::metadata::Ascii>::from_str(&k.to_ascii_lowercase())
@@ -184,6 +200,11 @@ impl OtlpConfig {
     pub fn logs_endpoint(&self) -> &str {
         self.logs_endpoint.as_deref().unwrap_or(&self.endpoint)
     }
+
+    /// Where traces requests go.
+    pub fn traces_endpoint(&self) -> &str {
+        self.traces_endpoint.as_deref().unwrap_or(&self.endpoint)
+    }
 }
 
 /// Checks that `endpoint` is `http(s)://host[:port]`; `key` names it in the message.
@@ -224,16 +245,38 @@ pub enum OtlpError {
     Spill(#[source] std::io::Error),
 }
 
+/// What the consume loop queues for the producer.
+#[derive(Debug)]
+pub enum Item {
+    /// An event as a log record.
+    Log(LogRecord),
+    /// A span event as a span.
+    Span(ResourceSpan),
+}
+
 /// The handle the consume loop uses to hand events to the sink.
 #[derive(Debug, Clone)]
 pub struct LogSender {
-    tx: mpsc::Sender<LogRecord>,
+    tx: mpsc::Sender<Item>,
+    logs: bool,
+    traces: bool,
     queue_full: DropCounter,
+    spans_full: DropCounter,
 }
 
 impl EventSink for LogSender {
     fn offer(&self, record: &ToolRecord) {
-        self.send(record);
+        if self.traces
+            && let Some(span) = traces::span_of(record)
+        {
+            if self.tx.try_send(Item::Span(span)).is_err() {
+                self.spans_full.inc();
+            }
+            return;
+        }
+        if self.logs {
+            self.send(record);
+        }
     }
 }
 
@@ -241,7 +284,8 @@ impl LogSender {
     /// Queues `ev` as a log record without waiting; drops and counts it
     /// when the queue is full.
     pub fn send(&self, ev: &dyn EventView) {
-        if self.tx.try_send(encode::log_record(ev, now_ns())).is_err() {
+        let record = Item::Log(encode::log_record(ev, now_ns()));
+        if self.tx.try_send(record).is_err() {
             self.queue_full.inc();
         }
     }
@@ -255,6 +299,10 @@ pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpErro
         true => metrics_channel.clone(),
         false => channel(config, config.logs_endpoint())?,
     };
+    let traces_channel = match config.traces_endpoint() == config.metrics_endpoint() {
+        true => metrics_channel.clone(),
+        false => channel(config, config.traces_endpoint())?,
+    };
     let buffer = ExportBuffer::new(config.buffer.clone()).map_err(OtlpError::Spill)?;
     let shared = Arc::new(Shared {
         buffer: Mutex::new(buffer),
@@ -264,9 +312,12 @@ pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpErro
     let stats = ctx.stats("otlp", target(config));
     register_buffer_gauges(ctx, &stats, &shared);
     let (logs_tx, logs_rx) = mpsc::channel(config.logs_queue);
-    let logs = config.logs.then(|| LogSender {
+    let logs = (config.logs || config.traces).then(|| LogSender {
         tx: logs_tx,
+        logs: config.logs,
+        traces: config.traces,
         queue_full: stats.drop_counter("logs", "queue_full"),
+        spans_full: stats.drop_counter("traces", "queue_full"),
     });
     let producer = Producer {
         config: config.clone(),
@@ -279,6 +330,7 @@ pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpErro
         config: config.clone(),
         metrics: metrics_client(metrics_channel, config.compression),
         logs: logs_client(logs_channel, config.compression),
+        traces: traces_client(traces_channel, config.compression),
         headers: headers(config),
         shared,
         stats,
@@ -286,6 +338,7 @@ pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpErro
     tracing::info!(
         metrics = config.metrics_endpoint(),
         logs = config.logs_endpoint(),
+        traces = config.traces_endpoint(),
         "exporting OTLP"
     );
     let stop = ctx.stop.clone();
@@ -391,6 +444,14 @@ fn logs_client(ch: Channel, c: Compression) -> LogsServiceClient<Channel> {
     }
 }
 
+fn traces_client(ch: Channel, c: Compression) -> TraceServiceClient<Channel> {
+    let client = TraceServiceClient::new(ch);
+    match c {
+        Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+        Compression::None => client,
+    }
+}
+
 fn headers(config: &OtlpConfig) -> MetadataMap {
     let mut map = MetadataMap::new();
     for (k, v) in &config.headers {
@@ -415,11 +476,11 @@ struct Producer {
 }
 
 impl Producer {
-    async fn run(mut self, mut logs: mpsc::Receiver<LogRecord>, stop: CancellationToken) {
+    async fn run(mut self, mut logs: mpsc::Receiver<Item>, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.config.export_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
-        let mut pending: Vec<LogRecord> = Vec::new();
+        let mut pending = Pending::default();
         // A metrics request is due: it goes with the next fresh snapshot.
         let mut due = false;
         loop {
@@ -433,8 +494,7 @@ impl Producer {
                     self.push_metrics(&snap).await;
                 }
                 Some(r) = logs.recv() => {
-                    pending.push(r);
-                    if pending.len() >= self.config.max_logs_per_batch {
+                    if pending.push(r) >= self.config.max_logs_per_batch {
                         self.flush_logs(&mut pending).await;
                     }
                 }
@@ -456,13 +516,17 @@ impl Producer {
         self.push(Batch::Metrics(req)).await;
     }
 
-    async fn flush_logs(&self, pending: &mut Vec<LogRecord>) {
-        if pending.is_empty() {
-            return;
+    /// Sends the pending log records and spans, each as one request.
+    async fn flush_logs(&self, pending: &mut Pending) {
+        let Pending { logs, spans } = std::mem::take(pending);
+        if !logs.is_empty() {
+            self.push(Batch::Logs(encode::logs_request(logs, &self.resource)))
+                .await;
         }
-        let records = std::mem::take(pending);
-        self.push(Batch::Logs(encode::logs_request(records, &self.resource)))
-            .await;
+        if !spans.is_empty() {
+            let req = traces::traces_request(spans, &self.resource);
+            self.push(Batch::Traces(req)).await;
+        }
     }
 
     async fn push(&self, batch: Batch) {
@@ -474,14 +538,38 @@ impl Producer {
     }
 }
 
+/// Log records and spans waiting for the next request.
+#[derive(Debug, Default)]
+struct Pending {
+    logs: Vec<LogRecord>,
+    spans: Vec<ResourceSpan>,
+}
+
+impl Pending {
+    /// Adds `item`; returns how many of its kind wait.
+    fn push(&mut self, item: Item) -> usize {
+        match item {
+            Item::Log(r) => {
+                self.logs.push(r);
+                self.logs.len()
+            }
+            Item::Span(s) => {
+                self.spans.push(s);
+                self.spans.len()
+            }
+        }
+    }
+}
+
 /// Where the sink sends, for `eunomia status`.
 fn target(config: &OtlpConfig) -> String {
-    match config.metrics_endpoint() == config.logs_endpoint() {
+    let (m, l, t) = (
+        config.metrics_endpoint(),
+        config.logs_endpoint(),
+        config.traces_endpoint(),
+    );
+    match m == l && m == t {
         true => config.endpoint.clone(),
-        false => format!(
-            "metrics {}, logs {}",
-            config.metrics_endpoint(),
-            config.logs_endpoint()
-        ),
+        false => format!("metrics {m}, logs {l}, traces {t}"),
     }
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::logs_service_client::LogsServiceClient,
     metrics::v1::metrics_service_client::MetricsServiceClient,
+    trace::v1::trace_service_client::TraceServiceClient,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,7 @@ pub(super) struct Sender {
     pub(super) config: OtlpConfig,
     pub(super) metrics: MetricsServiceClient<Channel>,
     pub(super) logs: LogsServiceClient<Channel>,
+    pub(super) traces: TraceServiceClient<Channel>,
     pub(super) headers: MetadataMap,
     pub(super) shared: std::sync::Arc<Shared>,
     /// Exports, drops, up/down, last success and last error.
@@ -307,6 +309,16 @@ impl Sender {
                     r.into_inner()
                         .partial_success
                         .map(|p| (p.rejected_log_records, p.error_message))
+                })
+            }
+            Batch::Traces(t) => {
+                let mut req = Request::new(t.clone());
+                *req.metadata_mut() = self.headers.clone();
+                req.set_timeout(deadline);
+                self.traces.clone().export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_spans, p.error_message))
                 })
             }
         };

@@ -1,0 +1,140 @@
+//! RED metrics of every request, aggregated in the source: one histogram
+//! of durations per (cgroup, side, method, status class, route, and the
+//! server's address and port for calls), filled per request and handed to
+//! the pipeline once per interval as samples of
+//! `http_{server,client}_request_duration_seconds` (the aggregator keeps
+//! them cumulative, enrichment adds the container and pod). Rate, errors
+//! and duration all come from these histograms.
+
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
+
+use model::{
+    labels::CGROUP_ID,
+    metrics::{HTTP_CLIENT_DURATION_METRIC, HTTP_SERVER_DURATION_METRIC},
+};
+
+use crate::pipeline::{Sample, SampleValue};
+
+/// The OpenTelemetry HTTP duration buckets, in seconds.
+pub const BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Series one interval holds at most; requests of further series are
+/// counted (`series_full`) and left out.
+pub const MAX_SERIES: usize = 20_000;
+
+/// What a series is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// cgroup v2 id of the process.
+    pub cgroup: u64,
+    /// A request made (client side) rather than served.
+    pub client: bool,
+    /// `GET`, ... (the kernel only follows a fixed set of methods).
+    pub method: Arc<str>,
+    /// `2xx`, ...
+    pub class: &'static str,
+    /// The bounded route.
+    pub route: Arc<str>,
+    /// The server called (client side only).
+    pub server: Option<(IpAddr, u16)>,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    counts: [u64; BOUNDS.len() + 1],
+    sum: f64,
+}
+
+/// The histograms of the current interval.
+#[derive(Debug, Default)]
+pub struct Red {
+    series: HashMap<Key, Buckets>,
+}
+
+impl Red {
+    /// Counts one request of `seconds`; false when the interval holds
+    /// [`MAX_SERIES`] series already and `key` is new.
+    pub fn observe(&mut self, key: Key, seconds: f64) -> bool {
+        if self.series.len() >= MAX_SERIES && !self.series.contains_key(&key) {
+            return false;
+        }
+        let b = self.series.entry(key).or_default();
+        b.counts[BOUNDS.partition_point(|x| *x < seconds)] += 1;
+        b.sum += seconds;
+        true
+    }
+
+    /// The interval's histograms as samples; starts a new interval.
+    pub fn drain(&mut self) -> Vec<Sample> {
+        self.series
+            .drain()
+            .map(|(k, b)| {
+                let mut labels = vec![
+                    (CGROUP_ID, k.cgroup.to_string()),
+                    (model::fields::HTTP_METHOD, k.method.to_string()),
+                    (model::fields::HTTP_STATUS_CLASS, k.class.to_owned()),
+                    (model::fields::HTTP_ROUTE, k.route.to_string()),
+                ];
+                if let Some((addr, port)) = k.server {
+                    labels.push((model::fields::SERVER_ADDRESS, addr.to_string()));
+                    labels.push((model::fields::SERVER_PORT, port.to_string()));
+                }
+                Sample {
+                    metric: match k.client {
+                        true => HTTP_CLIENT_DURATION_METRIC,
+                        false => HTTP_SERVER_DURATION_METRIC,
+                    },
+                    labels,
+                    value: SampleValue::Histogram {
+                        bounds: &BOUNDS,
+                        counts: b.counts.to_vec(),
+                        sum: b.sum,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(route: &str, client: bool) -> Key {
+        Key {
+            cgroup: 7,
+            client,
+            method: "GET".into(),
+            class: "2xx",
+            route: route.into(),
+            server: client.then(|| ("10.0.0.1".parse().unwrap(), 80)),
+        }
+    }
+
+    #[test]
+    fn requests_fold_into_one_histogram_per_series() {
+        let mut red = Red::default();
+        for s in [0.001, 0.02, 0.02, 20.0] {
+            assert!(red.observe(key("/a", false), s));
+        }
+        assert!(red.observe(key("/a", true), 0.3));
+        let mut samples = red.drain();
+        samples.sort_by_key(|s| s.metric);
+        assert_eq!(samples.len(), 2);
+        let server = &samples[1];
+        assert_eq!(server.metric, HTTP_SERVER_DURATION_METRIC);
+        assert_eq!(server.label("http.route"), Some("/a"));
+        assert_eq!(server.label("cgroup.id"), Some("7"));
+        assert_eq!(server.label("server.address"), None);
+        let SampleValue::Histogram { counts, sum, .. } = &server.value else {
+            panic!("{server:?}");
+        };
+        assert_eq!(counts.iter().sum::<u64>(), 4);
+        assert_eq!((counts[0], counts[2], counts[14]), (1, 2, 1));
+        assert!((sum - 20.041).abs() < 1e-9);
+        assert_eq!(samples[0].label("server.port"), Some("80"));
+        assert!(red.drain().is_empty());
+    }
+}
