@@ -126,6 +126,7 @@ pub struct TracesStage {
     interval: Duration,
     last: Instant,
     servers: HashMap<SocketAddr, Arc<str>>,
+    comms: HashMap<u32, Arc<str>>,
     recent: VecDeque<SpanView>,
 }
 
@@ -152,6 +153,7 @@ impl TracesStage {
             interval,
             last: Instant::now(),
             servers: HashMap::new(),
+            comms: HashMap::new(),
             recent: VecDeque::new(),
         }
     }
@@ -160,13 +162,16 @@ impl TracesStage {
     pub fn on_message(&mut self, msg: &Message, now_ns: u64) {
         match msg {
             Message::Record(r) => {
-                let Some(span) = r
+                let Some(mut span) = r
                     .record
                     .as_event()
                     .and_then(|e| span_of(e, r.workload.as_deref()))
                 else {
                     return;
                 };
+                if span.node.starts_with("pid ") {
+                    span.node = self.process_name(span.pid);
+                }
                 if span.side == Side::Server {
                     if self.servers.len() >= MAX_ADDRS && !self.servers.contains_key(&span.local) {
                         self.servers.clear();
@@ -183,6 +188,25 @@ impl TracesStage {
             }
             Message::Samples(_) => {}
         }
+    }
+
+    /// A process outside any workload, by its name (`/proc/PID/comm`,
+    /// remembered: the process may be gone by the next request), else
+    /// `pid N`.
+    fn process_name(&mut self, pid: u32) -> Arc<str> {
+        if let Some(n) = self.comms.get(&pid) {
+            return n.clone();
+        }
+        if self.comms.len() >= MAX_ADDRS {
+            self.comms.clear();
+        }
+        let name: Arc<str> = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|c| model::escape::escape_str(c.trim_end()).into_owned())
+            .filter(|c| !c.is_empty())
+            .map_or_else(|| format!("pid {pid}").into(), Into::into);
+        self.comms.insert(pid, name.clone());
+        name
     }
 
     /// A new outgoing TCP connection of a known workload: a `tcp` edge.

@@ -117,3 +117,11 @@ fn tcp_connections_of_workloads_make_tcp_edges() {
     assert_eq!(edge[0].label("server"), Some("10.0.0.5:6379"));
     assert_eq!(edge[0].label("connection_type"), Some("tcp"));
 }
+
+#[test]
+fn processes_outside_workloads_are_named_by_their_comm() {
+    let mut stage = TracesStage::new(&Registry::new(), MapHandle::default(), Duration::ZERO);
+    let me = stage.process_name(std::process::id());
+    assert!(!me.starts_with("pid "), "{me}");
+    assert_eq!(&*stage.process_name(u32::MAX), &format!("pid {}", u32::MAX));
+}
