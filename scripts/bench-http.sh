@@ -15,7 +15,8 @@
 # agent's program fdinfo): its difference is what the capture adds in the
 # kernel per request. The `http` runs also report the requests the kernel
 # delivered and dropped (eunomia_http_records_total,
-# eunomia_http_dropped_total, from the agent's JSON-lines sink).
+# eunomia_http_dropped_total without the requests sampled out of the spans,
+# which the metrics still count, from the agent's JSON-lines sink).
 #
 # Environment: REPS (default 3), SECS (default 5), CONNS (default 8),
 # PROFILE (release, default, or debug: the build to use), SERVERS
@@ -161,7 +162,7 @@ for server in $SERVERS; do
             dropped=0
             if [ $mode = http ]; then
                 delivered=$(grep '"name":"eunomia_http_records_total"' "$WORK/http.jsonl" | tail -1 | sed 's/.*"value":\([0-9.]*\).*/\1/')
-                dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++{s+=$2} END{print s+0}')
+                dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
                 rm -f "$WORK/http.jsonl"
             fi
             echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0}" >>"$results"

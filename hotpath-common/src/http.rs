@@ -17,6 +17,24 @@ pub const HTTP_CONNS_MAP: &str = "HTTP_CONNS";
 /// Capacity of `HTTP_CONNS`. An evicted connection's pending request is
 /// lost; its response is then counted as [`HttpDrop::Unmatched`].
 pub const HTTP_CONNS_MAX: u32 = 8_192;
+/// `HTTP_SOCKS`: array of [`HTTP_SOCKS_LEN`] u64, the sockets the capture
+/// may follow: slot `hash(tgid << 32 | fd)` holds that key while the fd is
+/// a socket accepted or connected since the agent started (with
+/// [`HTTP_SOCK_IGNORED`] set once its first bytes were no HTTP). A read or
+/// write on any other fd costs one array load and a compare.
+pub const HTTP_SOCKS_MAP: &str = "HTTP_SOCKS";
+/// Slots of `HTTP_SOCKS` (a power of two). Two live sockets in one slot:
+/// the later one is followed, the earlier one no longer.
+pub const HTTP_SOCKS_LEN: u32 = 1 << 16;
+/// Bit of an `HTTP_SOCKS` value: the socket speaks something else than HTTP.
+pub const HTTP_SOCK_IGNORED: u64 = 1 << 63;
+
+/// The `HTTP_SOCKS` slot of `key` (`tgid << 32 | fd`).
+#[inline(always)]
+pub const fn http_sock_slot(key: u64) -> u32 {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as u32 & (HTTP_SOCKS_LEN - 1)
+}
+
 /// `HTTP_EVENTS`: ring buffer of [`HttpRecord`]s.
 pub const HTTP_EVENTS_MAP: &str = "HTTP_EVENTS";
 /// Size of `HTTP_EVENTS` in bytes (a power of two, page aligned).

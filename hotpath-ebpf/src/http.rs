@@ -13,9 +13,15 @@
 //!   add to its size (headers split over reads, large bodies).
 //! - The first bytes `HTTP/1.x NNN` in the other direction end it: one
 //!   [`HttpRecord`] goes to the ring buffer.
+//! - Only sockets accepted or connected since the agent started are looked
+//!   at: accept and connect enter the fd in `HTTP_SOCKS` (an array slot per
+//!   `tgid << 32 | fd`), close takes it out. A read or write on any other fd
+//!   (files, pipes, eventfds, sockets older than the agent) costs one array
+//!   load and a compare, no user-memory read and no hash lookup. A socket
+//!   whose first 16 bytes are no HTTP (TLS, binary protocols) is marked
+//!   ignored and costs the same from then on.
 //! - The fd must be a TCP socket (checked once per connection through
-//!   `task->files`), so files, pipes and TLS (whose bytes are no request
-//!   line) are never followed. connect, accept and close forget the fd.
+//!   `task->files`).
 //!
 //! Whatever the kernel cannot deliver is counted in `HTTP_COUNTERS`.
 
@@ -32,7 +38,8 @@ use hotpath_common::{
     Offset,
     http::{
         HTTP_CLIENT, HTTP_CONNS_MAX, HTTP_COUNTERS_LEN, HTTP_EVENTS_BYTES, HTTP_HEAD_LEN,
-        HTTP_IDLE, HTTP_SERVER, HttpConn, HttpDrop, HttpRecord,
+        HTTP_IDLE, HTTP_SERVER, HTTP_SOCK_IGNORED, HTTP_SOCKS_LEN, HttpConn, HttpDrop, HttpRecord,
+        http_sock_slot,
     },
 };
 
@@ -50,6 +57,9 @@ static HTTP_EVENTS: RingBuf = RingBuf::with_byte_size(HTTP_EVENTS_BYTES, 0);
 
 #[map]
 static HTTP_COUNTERS: Array<u64> = Array::with_max_entries(HTTP_COUNTERS_LEN, 0);
+
+#[map]
+static HTTP_SOCKS: Array<u64> = Array::with_max_entries(HTTP_SOCKS_LEN, 0);
 
 /// A zeroed connection to fill before inserting (too big for the stack).
 #[map]
@@ -69,6 +79,9 @@ const NR_RECVFROM: u32 = 45;
 const NR_SENDMSG: u32 = 46;
 const NR_RECVMSG: u32 = 47;
 const NR_ACCEPT4: u32 = 288;
+
+/// connect's result for a non-blocking socket still connecting.
+const EINPROGRESS: i64 = -115;
 
 /// The syscalls below 64 the capture looks at, as a bit mask.
 const LOW_MASK: u64 = (1 << NR_READ)
@@ -124,16 +137,21 @@ pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
     let (a0, a1) = unsafe { (*regs.add(REG_DI), *regs.add(REG_SI)) };
     let tgid = bpf_get_current_pid_tgid() >> 32;
     match nr {
-        NR_CLOSE | NR_CONNECT => {
-            // a close, or a connect on a reused fd: forget the old connection
-            let _ = HTTP_CONNS.remove(&(tgid << 32 | (a0 & 0xffff_ffff)));
+        NR_CLOSE => forget(tgid << 32 | (a0 & 0xffff_ffff)),
+        NR_CONNECT if ret == 0 || ret == EINPROGRESS => {
+            follow(tgid << 32 | (a0 & 0xffff_ffff));
         }
-        NR_ACCEPT | NR_ACCEPT4 => {
-            if ret >= 0 {
-                let _ = HTTP_CONNS.remove(&(tgid << 32 | ret as u64));
-            }
-        }
+        NR_ACCEPT | NR_ACCEPT4 if ret >= 0 => follow(tgid << 32 | ret as u64),
         _ if ret > 0 => {
+            let key = tgid << 32 | (a0 & 0xffff_ffff);
+            let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) else {
+                return 0;
+            };
+            // SAFETY: a pointer into the array's value.
+            if unsafe { *slot } != key {
+                // not a socket we follow, or one marked ignored
+                return 0;
+            }
             let write = matches!(
                 nr,
                 NR_WRITE | NR_WRITEV | NR_SENDTO | NR_SENDMSG | NR_SENDFILE
@@ -144,11 +162,40 @@ pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
                 NR_SENDFILE => Buf::None,
                 _ => Buf::Plain,
             };
-            let _ = on_data(tgid << 32 | (a0 & 0xffff_ffff), a1, kind, ret as u64, write);
+            if on_data(key, a1, kind, ret as u64, write) == Some(false) {
+                // SAFETY: as above.
+                unsafe { *slot = key | HTTP_SOCK_IGNORED };
+            }
         }
         _ => {}
     }
     0
+}
+
+/// Follows the socket `key` from now on (a new fd: what an older one of the
+/// same number held is forgotten).
+#[inline(always)]
+fn follow(key: u64) {
+    if let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) {
+        // SAFETY: a pointer into the array's value.
+        let old = unsafe { *slot };
+        unsafe { *slot = key };
+        if old & !HTTP_SOCK_IGNORED == key {
+            let _ = HTTP_CONNS.remove(&key);
+        }
+    }
+}
+
+/// The fd of `key` was closed.
+#[inline(always)]
+fn forget(key: u64) {
+    if let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) {
+        // SAFETY: a pointer into the array's value.
+        if unsafe { *slot } & !HTTP_SOCK_IGNORED == key {
+            unsafe { *slot = 0 };
+            let _ = HTTP_CONNS.remove(&key);
+        }
+    }
 }
 
 /// Reads a `T` from user memory.
@@ -232,9 +279,10 @@ fn classify(b: &[u8; 16], n: u64) -> Head {
     }
 }
 
-/// One read or write of `ret` bytes on connection `key`.
+/// One read or write of `ret` bytes on connection `key`. `Some(false)`
+/// when the socket's first bytes (at least 16 of them) were no HTTP.
 #[inline(always)]
-fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<()> {
+fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool> {
     let (addr, n) = data_at(arg, kind, ret);
     let mut b = [0u8; 16];
     if addr != 0 {
@@ -249,8 +297,12 @@ fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<()> {
     };
     let conn = match HTTP_CONNS.get_ptr_mut(&key) {
         Some(c) => c,
-        None if head == Head::Other => return None,
-        None => new_conn(key)?,
+        None if head == Head::Other => return Some(addr == 0 || n < 16),
+        None => match new_conn(key) {
+            Some(c) => c,
+            // not a TCP socket (a Unix socket, UDP, ...): never again
+            None => return Some(false),
+        },
     };
     // SAFETY: a pointer into the map value; this task's own connection.
     let c = unsafe { &mut *conn };
@@ -277,7 +329,7 @@ fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<()> {
         }
         _ => {}
     }
-    Some(())
+    Some(true)
 }
 
 /// A request begins: its time, thread, size and first bytes.
@@ -322,6 +374,7 @@ fn emit(c: &mut HttpConn, ret: u64, status: u16) {
         (*r).kind = kind;
         (*r)._pad = 0;
     }
+    // flags 0: the kernel wakes the agent only when it had caught up
     entry.submit(0);
 }
 

@@ -113,7 +113,7 @@ fn http_requests_counted_per_route_and_status() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nsample_ratio = 1.0\n\n[sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n",
+            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nenabled = true\nsample_ratio = 1.0\n\n[sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n",
             out.display()
         ),
     )
@@ -362,7 +362,7 @@ fn http_metrics_count_every_request_spans_only_sampled_and_errors() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nsample_ratio = 0.0\nslow_threshold = \"100ms\"\n\n\
+            "[agent]\npoll_interval = \"500ms\"\n\n[http]\nenabled = true\nsample_ratio = 0.0\nslow_threshold = \"100ms\"\n\n\
              [sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"500ms\"\n\n\
              [sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\n",
             out.display(),

@@ -691,7 +691,7 @@ fn a_rule_on_http_fields_fires_in_the_real_alertmanager() {
     std::fs::write(
         &config,
         format!(
-            "[tools]\nenabled = []\n[rules]\ndefaults = false\nfiles = [\"{}\"]\nwatch_interval = \"0s\"\n\
+            "[tools]\nenabled = []\n[http]\nenabled = true\n[rules]\ndefaults = false\nfiles = [\"{}\"]\nwatch_interval = \"0s\"\n\
              [sinks.alertmanager]\nurl = \"{}\"\nflush_interval = \"200ms\"\n",
             rules.display(),
             am.url()
