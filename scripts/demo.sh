@@ -74,6 +74,7 @@ cat >"$OUT/eunomia.toml" <<TOML
 [agent]
 poll_interval = "1s"
 [http]
+enabled = true
 # every request a span: the map and the traces count what the linker sees
 sample_ratio = 1.0
 [enrich]
