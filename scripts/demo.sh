@@ -77,6 +77,7 @@ poll_interval = "1s"
 enabled = true
 # every request a span: the map and the traces count what the linker sees
 sample_ratio = 1.0
+max_spans_per_second = 100000
 [enrich]
 docker_root = "$DOCKER_ROOT"
 [sinks.prometheus]

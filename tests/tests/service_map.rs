@@ -212,7 +212,7 @@ fn demo_system_traces_edges_and_map() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = 1.0\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
+            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = 1.0\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
             rt.enrich_toml()
         ),
     )
