@@ -105,6 +105,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let events = EventHub::default();
     let live = crate::live::LiveHub::default();
     live.register(&registry);
+    let map = crate::traces::stage::MapHandle::default();
     let control = start_control(
         &config,
         &opts,
@@ -121,6 +122,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             rates: Default::default(),
             live: live.clone(),
+            map: map.clone(),
         },
         rules_tx,
     )?;
@@ -138,6 +140,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
         live: events,
         view: crate::live::LiveView::new(live.ledger().clone()),
         snapshots: live,
+        traces: crate::traces::stage::TracesStage::new(&registry, map, config.agent.poll_interval),
     };
     while let Some(mut msg) = rx.recv().await {
         if let Err(err) = stages.handle(&mut msg) {
@@ -178,6 +181,8 @@ struct Stages<W: std::io::Write> {
     /// syscall ledger (`eunomia advise seccomp`).
     view: crate::live::LiveView,
     snapshots: crate::live::LiveHub,
+    /// Spans linked into traces, the service map (`eunomia map`).
+    traces: crate::traces::stage::TracesStage,
 }
 
 impl<W: std::io::Write> Stages<W> {
@@ -190,6 +195,11 @@ impl<W: std::io::Write> Stages<W> {
         }
         if let Message::Record(r) = &*msg {
             self.live.publish(r);
+        }
+        let now = crate::aggregate::now_ns();
+        self.traces.on_message(msg, now);
+        if let Some(graph) = self.traces.due(now) {
+            self.aggregate(&Message::Samples(graph));
         }
         if let Message::Samples(batch) = &*msg
             && let Some(snapshot) = self.view.ingest(batch)
@@ -407,6 +417,9 @@ async fn finish<W: std::io::Write>(
     stats: &Arc<PipelineStats>,
 ) -> anyhow::Result<()> {
     let rule_stats = stages.rules.engine().stats();
+    let mut stages = stages;
+    let graph = stages.traces.finish(crate::aggregate::now_ns());
+    stages.aggregate(&Message::Samples(graph));
     drop(stages);
     if let Some(task) = exporters.rules_task
         && tokio::time::timeout(Duration::from_secs(10), task)

@@ -84,6 +84,15 @@ pub enum Command {
     /// Advice from what workloads really did.
     #[command(subcommand)]
     Advise(crate::cli_live::AdviseCommand),
+    /// Draw the service map of this host: who calls whom, how often, how
+    /// many fail and how slow.
+    ///
+    /// Reads the running agent's map over the control socket (HTTP
+    /// requests linked across processes and containers, TCP connections)
+    /// and writes an SVG: nodes named by pod, container or service, edges
+    /// labelled with requests per second, error % and p99. --json prints
+    /// the edges, the latest linked spans and the link outcomes instead.
+    Map(MapArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell), generated from this command line's definition.
     ///
@@ -347,6 +356,21 @@ pub enum ConfigCommand {
     },
     /// Print the documented default configuration file.
     Default,
+}
+
+/// Arguments of `eunomia map`.
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// Where the SVG goes (default: stdout).
+    #[arg(short, long, value_name = "FILE.svg")]
+    pub output: Option<PathBuf>,
+    /// Print the map, the latest spans and the link outcomes as one JSON
+    /// object instead.
+    #[arg(long)]
+    pub json: bool,
+    /// The running agent's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
+    pub socket: PathBuf,
 }
 
 /// Arguments of `eunomia status`.

@@ -41,6 +41,7 @@ mod testing;
 pub mod textpos;
 pub mod tools;
 pub mod top;
+pub mod traces;
 pub mod trust;
 
 /// An error caused by what the user gave us (arguments, config, manifest,

@@ -35,6 +35,11 @@ const SCALED_UNITS: &[&str] = &[
 pub const SEMCONV: &[&str] = &[
     "http_server_request_duration_seconds",
     "http_client_request_duration_seconds",
+    // the service-graph metrics of Tempo's and the collector's servicegraph connector
+    "traces_service_graph_request_total",
+    "traces_service_graph_request_failed_total",
+    "traces_service_graph_request_server_seconds",
+    "traces_service_graph_request_client_seconds",
 ];
 
 /// Checks `name` against the rule; `kind` (when known) adds the counter

@@ -6,6 +6,7 @@ pub mod config;
 pub mod docs;
 pub mod flamegraph;
 pub mod http;
+pub mod map;
 pub mod remote;
 pub mod rules;
 pub mod run;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Flamegraph(args) => flamegraph::flamegraph(args),
         Command::Rules(RulesCommand::Check(args)) => rules::check(args),
         Command::Top(args) => top::top(args),
+        Command::Map(args) => map::map(args),
         Command::Http(args) => http::http(args),
         Command::Advise(crate::cli_live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
         Command::Completions { shell } => docs::completions(shell),

@@ -105,6 +105,9 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
     for line in super::status_overhead::lines(&s.metrics) {
         writeln!(out, "{line}")?;
     }
+    if let Some(line) = links_line(s) {
+        writeln!(out, "\ntrace links: {line}")?;
+    }
     let health: Vec<_> = s.metrics.iter().filter(|m| is_health(&m.name)).collect();
     if !health.is_empty() {
         writeln!(out, "\nself-metrics:")?;
@@ -119,6 +122,18 @@ fn print_text(out: &mut impl std::io::Write, s: &proto::StatusResponse) -> std::
         }
     }
     Ok(())
+}
+
+/// The non-zero `eunomia_trace_links_total` outcomes, e.g.
+/// `server_parent_client 40, client_no_parent 2`; None before any span.
+fn links_line(s: &proto::StatusResponse) -> Option<String> {
+    let parts: Vec<String> = s
+        .metrics
+        .iter()
+        .filter(|m| m.name == crate::traces::stage::LINKS_METRIC && m.value > 0.0)
+        .filter_map(|m| Some(format!("{} {}", m.labels.get("outcome")?, m.value)))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Each active source with its recent rate, e.g. `hotpath.syscalls 0.2/s`.
@@ -265,5 +280,24 @@ mod tests {
         assert_eq!(json["sinks"][0]["backlog"], 3);
         assert_eq!(json["sinks"][0]["up"], false);
         assert_eq!(json["source_rates"][1]["per_second"], 25.0);
+    }
+
+    #[test]
+    fn trace_links_are_shown() {
+        let mut s = sample();
+        let link = |outcome: &str, value| proto::SelfMetric {
+            name: crate::traces::stage::LINKS_METRIC.into(),
+            labels: [("outcome".to_owned(), outcome.to_owned())].into(),
+            value,
+        };
+        s.metrics = vec![link("server_parent_client", 40.0), link("evicted", 0.0)];
+        let mut out = Vec::new();
+        print_text(&mut out, &s).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("trace links: server_parent_client 40\n"),
+            "{text}"
+        );
+        assert!(!text.contains("evicted"));
     }
 }

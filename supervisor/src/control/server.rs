@@ -52,6 +52,8 @@ pub struct ControlContext {
     pub live: crate::live::LiveHub,
     /// Every running sink's stats.
     pub sinks: crate::sinks::SinkBook,
+    /// The service map and the latest linked spans.
+    pub map: crate::traces::stage::MapHandle,
 }
 
 /// Serves the control API on `bound` (from [`socket::bind`], called early
@@ -254,6 +256,15 @@ impl proto::control_server::Control for ControlContext {
         req: Request<proto::WorkloadSyscallsRequest>,
     ) -> Result<Response<proto::WorkloadSyscallsResponse>, Status> {
         super::live::workload_syscalls(&self.live, &req.into_inner().container).map(Response::new)
+    }
+
+    async fn service_map(
+        &self,
+        _req: Request<proto::ServiceMapRequest>,
+    ) -> Result<Response<proto::ServiceMapResponse>, Status> {
+        Ok(Response::new(proto::ServiceMapResponse {
+            json: self.map.json(),
+        }))
     }
 }
 

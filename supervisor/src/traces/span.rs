@@ -1,0 +1,150 @@
+//! What the linker needs of one request span, independent of where it came
+//! from (the HTTP source's events today), and the ids it hands out.
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    net::SocketAddr,
+    sync::Arc,
+};
+
+/// Which end of a request a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// This host served the request.
+    Server,
+    /// This host made the request.
+    Client,
+}
+
+/// A W3C `traceparent` the application put into its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceParent {
+    /// The trace id.
+    pub trace_id: u128,
+    /// The span id of the application's span that made the request.
+    pub parent_id: u64,
+}
+
+impl TraceParent {
+    /// Parses the 32 and 16 hex digits of a `traceparent` header's ids.
+    pub fn from_hex(trace_id: &str, parent_id: &str) -> Option<TraceParent> {
+        let trace_id = u128::from_str_radix(trace_id, 16).ok()?;
+        let parent_id = u64::from_str_radix(parent_id, 16).ok()?;
+        (trace_id != 0 && parent_id != 0).then_some(TraceParent {
+            trace_id,
+            parent_id,
+        })
+    }
+}
+
+/// One finished request, as the linker sees it. Times are in one clock
+/// for every span (nanoseconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanIn {
+    /// Server or client.
+    pub side: Side,
+    /// Process id (host namespace).
+    pub pid: u32,
+    /// Thread that read the request (server) or wrote it (client).
+    pub tid: u32,
+    /// When the request started.
+    pub start_ns: u64,
+    /// When the response was complete.
+    pub end_ns: u64,
+    /// This end of the connection.
+    pub local: SocketAddr,
+    /// The other end.
+    pub remote: SocketAddr,
+    /// HTTP status code (0: none).
+    pub status: u16,
+    /// The application's own trace context, if the request carried one.
+    pub traceparent: Option<TraceParent>,
+    /// Who this end is: container, pod or service name (or the process).
+    pub node: Arc<str>,
+}
+
+impl SpanIn {
+    /// The connection as `(client address, server address)`, the same for
+    /// both ends of one TCP connection.
+    pub fn conn(&self) -> (SocketAddr, SocketAddr) {
+        match self.side {
+            Side::Client => (self.local, self.remote),
+            Side::Server => (self.remote, self.local),
+        }
+    }
+
+    /// Duration in nanoseconds.
+    pub fn duration_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+
+    /// Whether the request failed (a 5xx, or no status at all).
+    pub fn failed(&self) -> bool {
+        self.status >= 500 || self.status == 0
+    }
+}
+
+/// Hands out random, non-zero span and trace ids (splitmix64 over a
+/// per-process random seed; ids need to be unique, not secret).
+#[derive(Debug)]
+pub struct IdGen {
+    state: u64,
+}
+
+impl Default for IdGen {
+    fn default() -> Self {
+        IdGen {
+            state: RandomState::new().hash_one(std::time::SystemTime::now()),
+        }
+    }
+}
+
+impl IdGen {
+    /// A generator with a fixed seed (tests).
+    pub fn seeded(seed: u64) -> IdGen {
+        IdGen { state: seed }
+    }
+
+    /// The next 64-bit id, never zero.
+    pub fn next_u64(&mut self) -> u64 {
+        loop {
+            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            if z != 0 {
+                return z;
+            }
+        }
+    }
+
+    /// The next 128-bit trace id, never zero.
+    pub fn next_u128(&mut self) -> u128 {
+        (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_hex() {
+        let t =
+            TraceParent::from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7").unwrap();
+        assert_eq!(t.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(t.parent_id, 0x00f067aa0ba902b7);
+        assert!(TraceParent::from_hex("zz", "00f067aa0ba902b7").is_none());
+        assert!(TraceParent::from_hex("0", "1").is_none());
+    }
+
+    #[test]
+    fn ids_are_distinct_and_non_zero() {
+        let mut g = IdGen::seeded(0);
+        let a: Vec<u64> = (0..1000).map(|_| g.next_u64()).collect();
+        let set: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(set.len(), a.len());
+        assert!(a.iter().all(|x| *x != 0));
+    }
+}

@@ -1,0 +1,305 @@
+//! The traces stage: HTTP request events become spans, linked into traces
+//! (the linker), folded into the service map (the graph); the hot path's
+//! TCP connections add TCP edges. Every interval it emits the
+//! service-graph samples, updates `eunomia_trace_links_total{outcome}` and
+//! publishes the map and the latest spans for the control API
+//! (`eunomia map`).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use model::{
+    labels::{CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, SERVICE},
+    metrics::{CONNECTIONS_METRIC, TCP_SOURCE},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    event::span_of,
+    graph::{MapView, ServiceGraph},
+    link::{LinkConfig, LinkedSpan, Linker, Outcome},
+    span::{IdGen, Side},
+};
+use crate::{
+    pipeline::{Message, Sample, SampleBatch, SampleValue},
+    selfmetrics::{Counter, Registry},
+};
+
+/// Source name of the service-graph samples.
+pub const SOURCE: &str = "traces";
+/// Link outcomes, by `outcome`.
+pub const LINKS_METRIC: &str = "eunomia_trace_links_total";
+/// Edges at most in the map.
+const MAX_EDGES: usize = 2048;
+/// Spans kept for the control API.
+const RECENT_SPANS: usize = 2048;
+/// Server addresses remembered (address → node), for TCP edges.
+const MAX_ADDRS: usize = 4096;
+/// Edges idle this long leave the map.
+const EDGE_TTL: Duration = Duration::from_secs(600);
+
+/// One span as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanView {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// 16 hex digits, when it has a parent.
+    pub parent_id: Option<String>,
+    /// `server` or `client`.
+    pub kind: String,
+    /// Who this end is.
+    pub node: String,
+    /// The other end, when on this host.
+    pub peer: Option<String>,
+    /// Process and thread.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// This end's address.
+    pub local: String,
+    /// The other end's address.
+    pub remote: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Duration, ns.
+    pub duration_ns: u64,
+}
+
+impl SpanView {
+    fn of(s: &LinkedSpan) -> SpanView {
+        SpanView {
+            trace_id: format!("{:032x}", s.trace_id),
+            span_id: format!("{:016x}", s.span_id),
+            parent_id: s.parent_id.map(|p| format!("{p:016x}")),
+            kind: match s.span.side {
+                Side::Server => "server",
+                Side::Client => "client",
+            }
+            .into(),
+            node: s.span.node.to_string(),
+            peer: s.peer.as_ref().map(|p| p.node.to_string()),
+            pid: s.span.pid,
+            tid: s.span.tid,
+            local: s.span.local.to_string(),
+            remote: s.span.remote.to_string(),
+            status: s.span.status,
+            duration_ns: s.span.duration_ns(),
+        }
+    }
+}
+
+/// What `eunomia map` gets from the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MapState {
+    /// The service map.
+    pub map: MapView,
+    /// The latest linked spans, oldest first.
+    pub spans: VecDeque<SpanView>,
+    /// Link outcomes so far.
+    pub links: Vec<(String, u64)>,
+}
+
+/// The map as the stage last published it; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct MapHandle(Arc<Mutex<MapState>>);
+
+impl MapHandle {
+    /// The state as one JSON object.
+    pub fn json(&self) -> String {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_string(&*s).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// The stage (see the module docs).
+pub struct TracesStage {
+    linker: Linker,
+    graph: ServiceGraph,
+    handle: MapHandle,
+    counters: Vec<(Outcome, Counter, u64)>,
+    interval: Duration,
+    last: Instant,
+    servers: HashMap<SocketAddr, Arc<str>>,
+    comms: HashMap<u32, Arc<str>>,
+    recent: VecDeque<SpanView>,
+}
+
+impl TracesStage {
+    /// A stage reporting to `registry` and publishing to `handle` every
+    /// `interval`.
+    pub fn new(registry: &Registry, handle: MapHandle, interval: Duration) -> TracesStage {
+        let counters = Outcome::ALL
+            .iter()
+            .map(|o| {
+                let c = registry.counter(
+                    LINKS_METRIC,
+                    "Request spans by what linking found for them (trace links without writing into requests).",
+                    &[("outcome", o.name())],
+                );
+                (*o, c, 0)
+            })
+            .collect();
+        TracesStage {
+            linker: Linker::new(LinkConfig::default(), IdGen::default()),
+            graph: ServiceGraph::new(MAX_EDGES),
+            handle,
+            counters,
+            interval,
+            last: Instant::now(),
+            servers: HashMap::new(),
+            comms: HashMap::new(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Takes one (enriched) pipeline message.
+    pub fn on_message(&mut self, msg: &Message, now_ns: u64) {
+        match msg {
+            Message::Record(r) => {
+                let Some(mut span) = r
+                    .record
+                    .as_event()
+                    .and_then(|e| span_of(e, r.workload.as_deref()))
+                else {
+                    return;
+                };
+                if span.node.starts_with("pid ") {
+                    span.node = self.process_name(span.pid);
+                }
+                if span.side == Side::Server {
+                    if self.servers.len() >= MAX_ADDRS && !self.servers.contains_key(&span.local) {
+                        self.servers.clear();
+                    }
+                    self.servers.insert(span.local, span.node.clone());
+                }
+                let early = self.linker.push(span, now_ns);
+                self.emit(early, now_ns);
+            }
+            Message::Samples(b) if b.source == TCP_SOURCE => {
+                for s in &b.samples {
+                    self.on_tcp(s, now_ns);
+                }
+            }
+            Message::Samples(_) => {}
+        }
+    }
+
+    /// A process outside any workload, by its name (`/proc/PID/comm`,
+    /// remembered: the process may be gone by the next request), else
+    /// `pid N`.
+    fn process_name(&mut self, pid: u32) -> Arc<str> {
+        if let Some(n) = self.comms.get(&pid) {
+            return n.clone();
+        }
+        if self.comms.len() >= MAX_ADDRS {
+            self.comms.clear();
+        }
+        let name: Arc<str> = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|c| model::escape::escape_str(c.trim_end()).into_owned())
+            .filter(|c| !c.is_empty())
+            .map_or_else(|| format!("pid {pid}").into(), Into::into);
+        self.comms.insert(pid, name.clone());
+        name
+    }
+
+    /// A new outgoing TCP connection of a known workload: a `tcp` edge.
+    fn on_tcp(&mut self, s: &Sample, now_ns: u64) {
+        let SampleValue::Delta(n) = s.value else {
+            return;
+        };
+        if s.metric != CONNECTIONS_METRIC || s.label("direction") != Some("active") {
+            return;
+        }
+        let Some(client) = sample_node(s) else { return };
+        let (Some(ip), Some(port)) = (s.label("net.daddr"), s.label("net.dport")) else {
+            return;
+        };
+        let Ok(addr) = format!("{ip}:{port}").parse::<SocketAddr>() else {
+            return;
+        };
+        let server = self
+            .servers
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| addr.to_string().into());
+        self.graph.observe_tcp(client, server, n, now_ns);
+    }
+
+    fn emit(&mut self, spans: Vec<LinkedSpan>, now_ns: u64) {
+        for s in spans {
+            self.graph.observe(&s, now_ns);
+            if self.recent.len() >= RECENT_SPANS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(SpanView::of(&s));
+        }
+    }
+
+    /// Every interval: the spans whose hold is over, the service-graph
+    /// samples, the link counters and the published map.
+    pub fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
+        if self.last.elapsed() < self.interval {
+            return None;
+        }
+        let interval_s = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        Some(self.tick(now_ns, interval_s))
+    }
+
+    /// Emits everything held (at shutdown).
+    pub fn finish(&mut self, now_ns: u64) -> SampleBatch {
+        let spans = self.linker.flush();
+        self.emit(spans, now_ns);
+        self.tick(now_ns, self.last.elapsed().as_secs_f64())
+    }
+
+    fn tick(&mut self, now_ns: u64, interval_s: f64) -> SampleBatch {
+        let spans = self.linker.drain(now_ns);
+        self.emit(spans, now_ns);
+        self.graph
+            .expire(now_ns.saturating_sub(EDGE_TTL.as_nanos() as u64));
+        let counts: HashMap<Outcome, u64> = self.linker.counts().collect();
+        for (o, counter, reported) in &mut self.counters {
+            let now = counts.get(o).copied().unwrap_or(0);
+            counter.add(now - *reported);
+            *reported = now;
+        }
+        let state = MapState {
+            map: self.graph.view(now_ns),
+            spans: self.recent.clone(),
+            links: counts
+                .iter()
+                .map(|(o, n)| (o.name().to_owned(), *n))
+                .collect(),
+        };
+        *self.handle.0.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        SampleBatch {
+            source: SOURCE,
+            interval_s,
+            samples: self.graph.take_samples(),
+        }
+    }
+}
+
+/// The node of an enriched sample: pod, container or service; None for
+/// processes outside any workload.
+fn sample_node(s: &Sample) -> Option<Arc<str>> {
+    if let Some(pod) = s.label(K8S_POD_NAME) {
+        return Some(match s.label(K8S_NAMESPACE) {
+            Some(ns) => format!("{ns}/{pod}").into(),
+            None => pod.into(),
+        });
+    }
+    s.label(CONTAINER_NAME).or(s.label(SERVICE)).map(Into::into)
+}
+
+#[cfg(test)]
+#[path = "stage_tests.rs"]
+mod tests;

@@ -1,0 +1,127 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use model::{Event, EventKind, Record, Value, fields as f};
+
+use super::*;
+use crate::pipeline::ToolRecord;
+
+const MS: u64 = 1_000_000;
+
+/// An HTTP event of `pid`/`tid` ending at `end` ms after `dur` ms, from
+/// 10.0.0.c:cport to 10.0.0.s:80.
+fn request(
+    kind: EventKind,
+    pid: u32,
+    ms: (u64, u64),
+    client: (u8, u16),
+    server: u8,
+    status: i64,
+) -> Message {
+    let mut e = Event::new("http".into(), kind);
+    e.pid = Some(pid);
+    e.tid = Some(pid);
+    e.comm = Some(format!("svc{pid}").as_str().into());
+    e.ts_ns = ms.0 * MS;
+    let ip = |d| Value::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, d)));
+    e.push(f::SERVER_ADDRESS, ip(server));
+    e.push(f::SERVER_PORT, Value::Int(80));
+    e.push(f::CLIENT_ADDRESS, ip(client.0));
+    e.push(f::CLIENT_PORT, Value::Int(i64::from(client.1)));
+    e.push(f::DURATION, Value::Duration((ms.1 - ms.0) * MS));
+    e.push(f::HTTP_STATUS, Value::Int(status));
+    Message::Record(ToolRecord::new("http".into(), Record::Event(e)))
+}
+
+#[test]
+fn events_become_linked_spans_metrics_and_a_map() {
+    use EventKind::*;
+    let registry = Registry::new();
+    let handle = MapHandle::default();
+    let mut stage = TracesStage::new(&registry, handle.clone(), Duration::ZERO);
+    let msgs = [
+        request(HttpServer, 2, (12, 58), (1, 5000), 2, 500),
+        request(HttpClient, 1, (10, 60), (1, 5000), 2, 500),
+        request(HttpServer, 1, (0, 100), (9, 6000), 1, 500),
+    ];
+    for m in &msgs {
+        stage.on_message(m, 0);
+    }
+    let batch = stage.finish(1000 * MS);
+    assert_eq!(batch.source, SOURCE);
+    let total = |server: &str| {
+        batch
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == super::super::graph::REQUESTS_METRIC
+                    && s.label("server") == Some(server)
+            })
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(total("svc2"), Some(SampleValue::Delta(1)));
+    assert_eq!(total("svc1"), Some(SampleValue::Delta(1))); // from 10.0.0.9
+    let state: MapState = serde_json::from_str(&handle.json()).unwrap();
+    assert_eq!(state.spans.len(), 3);
+    let traces: std::collections::HashSet<_> = state.spans.iter().map(|s| &s.trace_id).collect();
+    assert_eq!(traces.len(), 1, "{:#?}", state.spans);
+    assert!(
+        state
+            .map
+            .edges
+            .iter()
+            .any(|e| e.client == "svc1" && e.server == "svc2" && e.failed == 1)
+    );
+    let links: HashMap<_, _> = registry
+        .read()
+        .into_iter()
+        .filter(|p| p.name == LINKS_METRIC)
+        .map(|p| (p.labels[0].1.clone(), p.value))
+        .collect();
+    assert_eq!(links["server_parent_client"], 1.0);
+    assert_eq!(links["server_no_parent"], 1.0);
+    assert_eq!(links["client_parent_thread"], 1.0);
+}
+
+#[test]
+fn tcp_connections_of_workloads_make_tcp_edges() {
+    let registry = Registry::new();
+    let mut stage = TracesStage::new(&registry, MapHandle::default(), Duration::ZERO);
+    let tcp = |labels: Vec<(&'static str, &str)>| {
+        Message::Samples(SampleBatch {
+            source: TCP_SOURCE,
+            interval_s: 1.0,
+            samples: vec![Sample {
+                metric: CONNECTIONS_METRIC,
+                labels: labels.into_iter().map(|(k, v)| (k, v.to_owned())).collect(),
+                value: SampleValue::Delta(3),
+            }],
+        })
+    };
+    let base = vec![
+        ("direction", "active"),
+        ("net.daddr", "10.0.0.5"),
+        ("net.dport", "6379"),
+    ];
+    let mut named = base.clone();
+    named.push((CONTAINER_NAME, "api"));
+    stage.on_message(&tcp(named), 1);
+    stage.on_message(&tcp(base), 1); // a host process: no node
+    let batch = stage.finish(2);
+    let edge: Vec<_> = batch
+        .samples
+        .iter()
+        .filter(|s| s.metric == super::super::graph::REQUESTS_METRIC)
+        .collect();
+    assert_eq!(edge.len(), 1);
+    assert_eq!(edge[0].label("client"), Some("api"));
+    assert_eq!(edge[0].label("server"), Some("10.0.0.5:6379"));
+    assert_eq!(edge[0].label("connection_type"), Some("tcp"));
+}
+
+#[test]
+fn processes_outside_workloads_are_named_by_their_comm() {
+    let mut stage = TracesStage::new(&Registry::new(), MapHandle::default(), Duration::ZERO);
+    let me = stage.process_name(std::process::id());
+    assert!(!me.starts_with("pid "), "{me}");
+    assert_eq!(&*stage.process_name(u32::MAX), &format!("pid {}", u32::MAX));
+}

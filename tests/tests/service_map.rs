@@ -1,0 +1,462 @@
+//! Call chains and the service map on a small microservice system of real
+//! Docker containers on a Docker network (`scripts/demo/demo-svc.rs`,
+//! built static into `FROM scratch` images): frontend → api → {auth,
+//! data}, data failing every 5th request, and `pool`, a service that
+//! hands its call to data to a thread pool. Under N known requests: N
+//! traces each with the whole chain and its parent links, edges counting
+//! the calls made and the failures injected, the service-graph metrics in
+//! a real Prometheus, and the map SVG naming every service. The thread
+//! pool's link completeness is measured and printed.
+
+mod containers_support;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use containers_support::{Runtimes, can_run, run, runtimes, wait_for};
+use eunomia_tests::{
+    Agent, eunomia, kernel_lock,
+    prom::{Prometheus, free_port, value_of},
+};
+use serde_json::Value;
+
+const N: u64 = 40;
+const POOL_N: u64 = 20;
+const FAIL_EVERY: u64 = 5;
+
+/// The demo containers and network; removed on drop (also when a test fails).
+struct Demo<'a> {
+    rt: &'a Runtimes,
+    prefix: String,
+    net: String,
+    bin: PathBuf,
+    ips: HashMap<&'static str, String>,
+}
+
+impl Drop for Demo<'_> {
+    fn drop(&mut self) {
+        for name in ["frontend", "api", "auth", "data", "pool"] {
+            let _ = self
+                .rt
+                .docker()
+                .args(["rm", "-f", &format!("{}-{name}", self.prefix)])
+                .output();
+        }
+        let _ = self.rt.docker().args(["network", "rm", &self.net]).output();
+    }
+}
+
+/// Builds the static service binary with rustc (std only).
+fn build_service(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/demo-svc.rs");
+    let out = dir.join("demo-svc");
+    run(Command::new("rustc")
+        .args([
+            "--edition",
+            "2024",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out));
+    out
+}
+
+impl<'a> Demo<'a> {
+    fn start(rt: &'a Runtimes) -> Demo<'a> {
+        let dir = rt.base.join("demo");
+        std::fs::create_dir_all(dir.join("image")).unwrap();
+        let bin = build_service(&dir);
+        std::fs::copy(&bin, dir.join("image/demo-svc")).unwrap();
+        let tar = dir.join("demo.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(dir.join("image"))
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        run(rt
+            .docker()
+            .args(["import", "--change", r#"ENTRYPOINT ["/demo-svc"]"#])
+            .arg(&tar)
+            .arg("eunomia.test/demo:1"));
+        let pid = std::process::id();
+        let subnet = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
+        let prefix = format!("demo{pid}");
+        let net = format!("{prefix}-net");
+        let mut demo = Demo {
+            rt,
+            prefix,
+            net,
+            bin,
+            ips: HashMap::new(),
+        };
+        run(rt.docker().args([
+            "network",
+            "create",
+            "--subnet",
+            &format!("{subnet}.0/24"),
+            &demo.net,
+        ]));
+        let ip = |n| format!("{subnet}.{n}");
+        let fail = FAIL_EVERY.to_string();
+        let services: [(&str, u8, Vec<String>); 5] = [
+            ("data", 10, vec!["--fail-every".into(), fail]),
+            ("auth", 11, vec![]),
+            (
+                "api",
+                12,
+                vec![
+                    "--call".into(),
+                    format!("auth={}:8080", ip(11)),
+                    "--call".into(),
+                    format!("data={}:8080", ip(10)),
+                ],
+            ),
+            (
+                "frontend",
+                13,
+                vec!["--call".into(), format!("api={}:8080", ip(12))],
+            ),
+            (
+                "pool",
+                14,
+                vec![
+                    "--call".into(),
+                    format!("data={}:8080", ip(10)),
+                    "--pool".into(),
+                    "2".into(),
+                ],
+            ),
+        ];
+        for (name, n, args) in services {
+            run(rt
+                .docker()
+                .args(["run", "-d", "--name", &format!("{}-{name}", demo.prefix)])
+                .args(["--network", &demo.net, "--ip", &ip(n)])
+                .arg("eunomia.test/demo:1")
+                .args(["serve", "--port", "8080"])
+                .args(&args));
+            demo.ips.insert(name, ip(n));
+        }
+        for name in ["data", "auth", "api", "frontend", "pool"] {
+            let addr = format!("{}:8080", demo.ips[name]);
+            wait_for(Duration::from_secs(20), name, || {
+                std::net::TcpStream::connect(&addr).is_ok()
+            });
+        }
+        demo
+    }
+
+    fn node(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// `demo-svc load` against `name`: (ok, failed).
+    fn load(&self, name: &str, n: u64) -> (u64, u64) {
+        let out = run(Command::new(&self.bin).args([
+            "load",
+            "--addr",
+            &format!("{}:8080", self.ips[name]),
+            "--requests",
+            &n.to_string(),
+        ]));
+        let v: Value = serde_json::from_str(out.trim()).expect("load output");
+        (v["ok"].as_u64().unwrap(), v["failed"].as_u64().unwrap())
+    }
+}
+
+fn map_json(socket: &Path) -> Value {
+    let out = eunomia()
+        .args(["map", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("map JSON")
+}
+
+fn edge<'v>(map: &'v Value, client: &str, server: &str) -> Option<&'v Value> {
+    map["map"]["edges"]
+        .as_array()?
+        .iter()
+        .find(|e| e["client"] == client && e["server"] == server && e["connection_type"] == "")
+}
+
+fn count(e: Option<&Value>, key: &str) -> u64 {
+    e.and_then(|e| e[key].as_u64()).unwrap_or(0)
+}
+
+#[test]
+fn demo_system_traces_edges_and_map() {
+    if !can_run("demo_system_traces_edges_and_map") {
+        return;
+    }
+    let _k = kernel_lock();
+    let rt = runtimes();
+    let demo = Demo::start(rt);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("eunomia.sock");
+    let port = free_port();
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = 1.0\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
+            rt.enrich_toml()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&[
+        "run",
+        "--for",
+        "240s",
+        "--config",
+        config.to_str().unwrap(),
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    agent.wait_for_stderr("control API listening", Duration::from_secs(30));
+    // the capture is on once a request to auth shows in the map
+    let auth = demo.node("auth");
+    wait_for(Duration::from_secs(60), "HTTP capture attached", || {
+        demo.load("auth", 1);
+        std::thread::sleep(Duration::from_millis(500));
+        map_json(&socket)["map"]["edges"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["server"] == auth.as_str()))
+    });
+
+    let prom = Prometheus::start(&format!(
+        "  - job_name: eunomia\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    ));
+    let (ok, failed) = demo.load("frontend", N);
+    let injected = N / FAIL_EVERY;
+    assert_eq!((ok, failed), (N - injected, injected));
+    let (pool_ok, pool_failed) = demo.load("pool", POOL_N);
+    assert_eq!(pool_ok + pool_failed, POOL_N);
+
+    let (fe, api, data, pool) = (
+        demo.node("frontend"),
+        demo.node("api"),
+        demo.node("data"),
+        demo.node("pool"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let map = loop {
+        let map = map_json(&socket);
+        let all = count(edge(&map, &fe, &api), "requests") >= N
+            && count(edge(&map, &api, &data), "requests") >= N
+            && count(edge(&map, &pool, &data), "requests") >= POOL_N;
+        if all {
+            break map;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every call in the map: {:#}\nlinks: {}",
+            map["map"],
+            map["links"]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // edges: the calls made, the failures injected
+    let fe_api = edge(&map, &fe, &api);
+    assert_eq!(
+        (count(fe_api, "requests"), count(fe_api, "failed")),
+        (N, injected),
+        "{map:#}"
+    );
+    let api_data = edge(&map, &api, &data);
+    assert_eq!(
+        (count(api_data, "requests"), count(api_data, "failed")),
+        (N, injected)
+    );
+    let api_auth = edge(&map, &api, &auth);
+    assert_eq!(
+        (count(api_auth, "requests"), count(api_auth, "failed")),
+        (N, 0)
+    );
+    let pool_data = edge(&map, &pool, &data);
+    assert_eq!(
+        (count(pool_data, "requests"), count(pool_data, "failed")),
+        (POOL_N, POOL_N / FAIL_EVERY)
+    );
+
+    // traces: each user request is one trace through every service
+    let spans = map["spans"].as_array().unwrap();
+    let mut traces: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for s in spans {
+        traces
+            .entry(s["trace_id"].as_str().unwrap())
+            .or_default()
+            .push(s);
+    }
+    let whole = traces
+        .values()
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server")
+        })
+        .filter(|t| chain_complete(t, &fe, &api, &auth, &data))
+        .count();
+    let broken: Vec<_> = traces
+        .values()
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server")
+        })
+        .filter(|t| !chain_complete(t, &fe, &api, &auth, &data))
+        .collect();
+    let brief = |t: &Vec<&Value>| -> Vec<String> {
+        t.iter()
+            .map(|s| {
+                format!(
+                    "{} {} tid {} {}→{} id {} parent {} dur {}",
+                    s["node"],
+                    s["kind"],
+                    s["tid"],
+                    s["local"],
+                    s["remote"],
+                    s["span_id"],
+                    s["parent_id"],
+                    s["duration_ns"]
+                )
+            })
+            .collect()
+    };
+    let broken: Vec<Vec<String>> = broken.into_iter().map(brief).collect();
+    let auth_spans: Vec<String> = spans
+        .iter()
+        .filter(|s| {
+            s["node"] == auth.as_str() || (s["node"] == api.as_str() && s["kind"] == "client")
+        })
+        .map(|s| {
+            format!(
+                "{} {} {} tid {} trace {} parent {}",
+                s["node"], s["kind"], s["remote"], s["tid"], s["trace_id"], s["parent_id"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        whole as u64, N,
+        "traces with the whole chain; links {}; broken: {broken:#?}; api/auth spans: {auth_spans:#?}",
+        map["links"]
+    );
+
+    // the thread pool: its calls are made by another thread
+    let pool_linked = traces
+        .values()
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == pool.as_str() && s["kind"] == "server")
+        })
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == data.as_str() && s["kind"] == "server")
+        })
+        .count();
+    println!(
+        "link completeness: {whole}/{N} user requests fully linked; thread pool service: {pool_linked}/{POOL_N} (its calls to data are made by pool threads, which the same-thread rule cannot see)"
+    );
+    println!("link outcomes: {}", map["links"]);
+    assert_eq!(
+        pool_linked, 0,
+        "a thread pool's calls cannot be linked by thread"
+    );
+
+    // the map SVG names every service
+    let svg_path = dir.path().join("map.svg");
+    let out = eunomia()
+        .args(["map", "-o"])
+        .arg(&svg_path)
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    for name in [&fe, &api, &auth, &data, &pool] {
+        assert!(
+            svg.contains(&format!("<title>{name}</title>")),
+            "{name} not in the SVG"
+        );
+    }
+
+    // the service-graph metrics in a real Prometheus
+    let q = format!(
+        "traces_service_graph_request_total{{client=\"{fe}\",server=\"{api}\",connection_type=\"\"}}"
+    );
+    let r = prom.wait_for(&q, Duration::from_secs(30), |r| {
+        r.first().is_some_and(|x| value_of(x) >= N as f64)
+    });
+    assert_eq!(value_of(&r[0]), N as f64);
+    let q =
+        format!("traces_service_graph_request_failed_total{{client=\"{api}\",server=\"{data}\"}}");
+    let r = prom.wait_for(&q, Duration::from_secs(30), |r| !r.is_empty());
+    assert_eq!(value_of(&r[0]), injected as f64);
+    let q = format!(
+        "traces_service_graph_request_server_seconds_count{{client=\"{fe}\",server=\"{api}\"}}"
+    );
+    let r = prom.wait_for(&q, Duration::from_secs(30), |r| !r.is_empty());
+    assert_eq!(value_of(&r[0]), N as f64);
+
+    let status = eunomia()
+        .args(["status", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("trace links: "), "{text}");
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+    drop(demo);
+}
+
+/// Whether one trace holds the frontend's server and client spans, the
+/// api's server span and its two calls, auth's and data's server spans,
+/// each with its parent in the trace.
+fn chain_complete(t: &[&Value], fe: &str, api: &str, auth: &str, data: &str) -> bool {
+    let find = |node: &str, kind: &str| -> Vec<&Value> {
+        t.iter()
+            .copied()
+            .filter(|s| s["node"] == node && s["kind"] == kind)
+            .collect()
+    };
+    let id = |s: &Value| s["span_id"].as_str().unwrap_or("").to_owned();
+    let parent = |s: &Value| s["parent_id"].as_str().unwrap_or("").to_owned();
+    let (fe_s, fe_c, api_s, api_c, auth_s, data_s) = (
+        find(fe, "server"),
+        find(fe, "client"),
+        find(api, "server"),
+        find(api, "client"),
+        find(auth, "server"),
+        find(data, "server"),
+    );
+    if [&fe_s, &fe_c, &api_s, &auth_s, &data_s]
+        .iter()
+        .any(|v| v.len() != 1)
+        || api_c.len() != 2
+    {
+        return false;
+    }
+    parent(fe_c[0]) == id(fe_s[0])
+        && parent(api_s[0]) == id(fe_c[0])
+        && api_c.iter().all(|c| parent(c) == id(api_s[0]))
+        && api_c.iter().any(|c| parent(auth_s[0]) == id(c))
+        && api_c.iter().any(|c| parent(data_s[0]) == id(c))
+}
