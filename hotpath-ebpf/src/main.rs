@@ -112,6 +112,11 @@ fn add(p: *mut u64, n: u64) {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, n) };
 }
 
+/// `IPPROTO_TCP`, as `sock.sk_protocol` holds it.
+const IPPROTO_TCP: u16 = 6;
+/// `AF_INET`, as `sock.__sk_common.skc_family` holds it.
+const AF_INET: u16 = 2;
+
 #[inline(always)]
 fn offset(which: Offset) -> Option<usize> {
     // SAFETY: reading a read-only global the loader set.

@@ -13,15 +13,15 @@ use hotpath_common::{
     SockInfo,
 };
 
-use crate::{TCP_FLOWS, TCP_SOCKS, add, cgroup_v2_id, count, field, load, offset};
+use crate::{
+    AF_INET, IPPROTO_TCP, TCP_FLOWS, TCP_SOCKS, add, cgroup_v2_id, count, field, load, offset,
+};
 
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
 const TCP_LISTEN: i32 = 10;
-const IPPROTO_TCP: u16 = 6;
-const AF_INET: u16 = 2;
 
 /// The cgroup v2 id of the socket's owner: `sk->sk_cgrp_data.cgroup->kn->id`.
 #[inline(always)]
