@@ -21,8 +21,9 @@
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
 # manifest's arguments), default (`eunomia run` with the default
 # configuration), default-TOOL (the default configuration without TOOL),
-# default+TOOL (with TOOL too), legacy (the default tool set before
-# 2026-12-06: execsnoop, exitsnoop, tcpstates, killsnoop, mountsnoop).
+# default+TOOL (with TOOL too), legacy (execsnoop, exitsnoop, tcpstates,
+# killsnoop, mountsnoop: the default tool set), cheap (exitsnoop, tcpstates,
+# sigsnoop: no syscall tracepoint, execs from the hot path).
 #
 # Env: REPS (default 5), CALLS (default 5000000), CPU (default 1), STATS=0
 # to skip the bpf_stats pass, OUT (JSON, default target/bench/cost.json).
@@ -37,7 +38,7 @@ CPU=${CPU:-1}
 STATS=${STATS:-1}
 OUT=${OUT:-target/bench/cost.json}
 BIN=${BIN:-target/release}
-read -r -a MODES <<<"${MODES:-none floor syscalls pids hotpath sampled exitsnoop tcpstates sigsnoop default legacy default+mountsnoop}"
+read -r -a MODES <<<"${MODES:-none floor syscalls pids hotpath sampled exitsnoop tcpstates sigsnoop default cheap}"
 mkdir -p "$(dirname "$OUT")"
 if [ "${BUILD:-1}" = 1 ]; then
   cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin bench-floor --bin bench-getppid
@@ -71,6 +72,10 @@ agent_config() {
     ;;
   legacy)
     printf '[tools]\nenabled = ["execsnoop", "exitsnoop", "tcpstates", "killsnoop", "mountsnoop"]\n'
+    return 0
+    ;;
+  cheap)
+    printf '[tools]\nenabled = ["exitsnoop", "tcpstates", "sigsnoop"]\n'
     return 0
     ;;
   esac
@@ -114,12 +119,12 @@ start() {
     exec 3>"$WORK/fifo"
     wait_for "$WORK/floor.log" attached
     ;;
-  syscalls | pids | hotpath | sampled | default | default-* | default+* | legacy)
+  syscalls | pids | hotpath | sampled | default | default-* | default+* | legacy | cheap)
     agent_config "$1" >"$WORK/agent.toml"
     EUNOMIA_SOCKET="$WORK/agent.sock" "$BIN/eunomia" run --config "$WORK/agent.toml" --interval 10s >/dev/null 2>"$WORK/agent.log" &
     PID=$!
     wait_for "$WORK/agent.log" "hot path attached"
-    case $1 in default* | legacy) sleep 2 ;; esac # the tools attach after the hot path
+    case $1 in default* | legacy | cheap) sleep 2 ;; esac # the tools attach after the hot path
     ;;
   *)
     # shellcheck disable=SC2046
