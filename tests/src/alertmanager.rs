@@ -2,14 +2,11 @@
 //! for a test on a free loopback port, clustering off, with a temporary
 //! configuration and storage, and read through its v2 API.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::prom::free_port;
+use crate::prom::{free_port, wait_ready};
 
 /// The Debian binary (installed by `scripts/setup.sh`).
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -51,21 +48,8 @@ impl Alertmanager {
             port,
             _dir: dir,
         };
-        am.wait_ready();
+        wait_ready(&am.url(), "alertmanager");
         am
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if reqwest::blocking::get(format!("{}/-/ready", self.url()))
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("alertmanager did not become ready");
     }
 
     /// `http://127.0.0.1:PORT`, what the agent's `[alertmanager] url` takes.

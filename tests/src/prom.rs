@@ -19,6 +19,19 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Waits (at most 30 s) until `URL/-/ready` answers with success, as
+/// Prometheus and Alertmanager do once they serve; panics naming `what`.
+pub fn wait_ready(url: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::blocking::get(format!("{url}/-/ready")).is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not become ready");
+}
+
 /// A running Prometheus.
 pub struct Prometheus {
     child: Child,
@@ -57,21 +70,8 @@ impl Prometheus {
             port,
             _dir: dir,
         };
-        p.wait_ready();
+        wait_ready(&p.url(), "prometheus");
         p
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if reqwest::blocking::get(format!("{}/-/ready", self.url()))
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("prometheus did not become ready");
     }
 
     /// `http://127.0.0.1:PORT`.
