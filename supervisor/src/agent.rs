@@ -176,7 +176,7 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     finish(stages, sinks, &stats).await
 }
 
-/// The traces stage, sampling by `[http]`.
+/// The traces stage, bounded by `[traces]`, sampling by `[http]`.
 fn traces_stage(
     config: &Config,
     registry: &Registry,
@@ -192,7 +192,7 @@ fn traces_stage(
         registry,
         map,
         config.agent.poll_interval,
-        &crate::traces::config::TracesConfig::default(),
+        &config.traces,
         sampling,
     )
 }
