@@ -406,6 +406,8 @@ fn demo_system_traces_edges_and_map() {
     let r = prom.wait_for(&q, Duration::from_secs(30), |r| !r.is_empty());
     assert_eq!(value_of(&r[0]), N as f64);
 
+    dashboard_service_map(&prom, &[&fe, &api, &auth, &data, &pool]);
+
     let status = eunomia()
         .args(["status", "--socket"])
         .arg(&socket)
@@ -463,6 +465,60 @@ fn demo_system_traces_edges_and_map() {
         "some traces kept by ratio, some dropped: {kept} of {N}"
     );
     drop(demo);
+}
+
+/// The service-map panels of the shipped Grafana dashboard, run in the
+/// real Prometheus: every query returns data, the node graph's nodes query
+/// names every service and its edges query has the frontend → api edge.
+fn dashboard_service_map(prom: &Prometheus, services: &[&String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/eunomia.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panel = |title: &str| -> Vec<(String, String)> {
+        let p = dash["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"));
+        p["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let q = t["expr"].as_str().unwrap();
+                let q = q
+                    .replace("$instance", ".*")
+                    .replace("$__range", "5m")
+                    .replace("$__rate_interval", "30s");
+                (t["refId"].as_str().unwrap().to_owned(), q)
+            })
+            .collect()
+    };
+    // rates need two scrapes of each series
+    let wait = |q: &str, what: &str, pred: &dyn Fn(&[Value]) -> bool| {
+        prom.wait_for(q, Duration::from_secs(30), |r| pred(r));
+        println!("dashboard: {what} ok");
+    };
+    let graph = panel("Service graph");
+    assert_eq!(graph[0].0, "nodes");
+    wait(&graph[0].1, "node graph nodes", &|r| {
+        services
+            .iter()
+            .all(|name| r.iter().any(|n| n["metric"]["id"] == name.as_str()))
+    });
+    let fe_api = format!("{} -> {}", services[0], services[1]);
+    wait(&graph[1].1, "node graph edges", &|r| {
+        r.iter().any(|e| e["metric"]["id"] == fe_api.as_str())
+    });
+    wait(&graph[2].1, "node graph failed share", &|r| !r.is_empty());
+    for title in [
+        "Requests / s by edge",
+        "Failed requests / s and p99 by edge",
+    ] {
+        for (_, q) in panel(title) {
+            wait(&q, title, &|r| !r.is_empty());
+        }
+    }
 }
 
 /// The spans the receiver got, as `eunomia map --json` shows spans
