@@ -91,7 +91,7 @@ impl HotpathConfig {
     }
 
     /// Whether any probe is on.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.syscalls.on() || self.tcp || self.pids
     }
 }
@@ -114,7 +114,7 @@ pub const SAMPLED_FRACTION: f64 = 0.1;
 
 impl SyscallCounting {
     /// Whether syscalls are counted at all.
-    pub fn on(self) -> bool {
+    pub(crate) fn on(self) -> bool {
         self != SyscallCounting::Off
     }
 }

@@ -5,9 +5,9 @@
 //! `crate::traces`, then seen by rules, the event sinks and the OTLP
 //! traces).
 
-pub mod config;
-pub mod red;
-pub mod request;
-pub mod source;
+pub(crate) mod config;
+pub(crate) mod red;
+pub(crate) mod request;
+pub(crate) mod source;
 
-pub use config::HttpConfig;
+pub(crate) use config::HttpConfig;

@@ -12,17 +12,17 @@ use super::link::LinkConfig;
 /// `[traces]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Raw")]
-pub struct TracesConfig {
+pub(crate) struct TracesConfig {
     /// How long a span waits for its parent (and the rest of its trace)
     /// before it is linked, sampled and handed to the sinks.
-    pub hold: Duration,
+    pub(crate) hold: Duration,
     /// How long a span can be found by later spans (at least `hold`).
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Spans held at most; beyond, the oldest goes early (`evicted`).
-    pub max_spans: usize,
+    pub(crate) max_spans: usize,
     /// Edges of the service map at most; beyond, counted
     /// (`eunomia_service_graph_edges_overflow_total`).
-    pub max_edges: usize,
+    pub(crate) max_edges: usize,
 }
 
 impl Default for TracesConfig {
@@ -39,7 +39,7 @@ impl Default for TracesConfig {
 
 impl TracesConfig {
     /// The linker's bounds.
-    pub fn link(&self) -> LinkConfig {
+    pub(crate) fn link(&self) -> LinkConfig {
         LinkConfig {
             hold: self.hold,
             window: self.window,

@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Span events held, and the sampler deciding which go on.
-pub struct SpanExport {
+pub(crate) struct SpanExport {
     records: HashMap<u64, ToolRecord>,
     sampler: TraceSampler,
     kept: [Counter; 3],
@@ -35,7 +35,7 @@ pub struct SpanExport {
 
 impl SpanExport {
     /// Sampling by `cfg`, decisions remembered for `window`.
-    pub fn new(registry: &Registry, cfg: SampleConfig, window: Duration) -> SpanExport {
+    pub(crate) fn new(registry: &Registry, cfg: SampleConfig, window: Duration) -> SpanExport {
         let kept = |k: Kept| {
             registry.counter(
                 HTTP_SPANS_METRIC,
@@ -58,25 +58,15 @@ impl SpanExport {
         }
     }
 
-    /// Span events held now.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// Holds the event of the span the linker calls `id`.
-    pub fn hold(&mut self, id: u64, record: ToolRecord) {
+    pub(crate) fn hold(&mut self, id: u64, record: ToolRecord) {
         self.records.insert(id, record);
     }
 
     /// The events of `spans` (just emitted by the linker) whose trace is
     /// kept, with their linked ids; `held` are the spans the linker still
     /// holds with their trace (what else is known of each trace).
-    pub fn release<'a>(
+    pub(crate) fn release<'a>(
         &mut self,
         spans: &[LinkedSpan],
         held: impl Iterator<Item = (u128, &'a SpanIn)>,

@@ -3,12 +3,12 @@
 //! folds linked spans into edges client → server; the span events go on
 //! to the sinks with the linked ids, sampled per trace.
 
-pub mod config;
-pub mod event;
-pub mod export;
-pub mod graph;
-pub mod link;
-pub mod sample;
-pub mod span;
-pub mod stage;
-pub mod svg;
+pub(crate) mod config;
+pub(crate) mod event;
+pub(crate) mod export;
+pub(crate) mod graph;
+pub(crate) mod link;
+pub(crate) mod sample;
+pub(crate) mod span;
+pub(crate) mod stage;
+pub(crate) mod svg;

@@ -21,7 +21,7 @@ use super::span::{Side, SpanIn};
 
 /// Why a trace was kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kept {
+pub(crate) enum Kept {
     /// Chosen by the ratio.
     Sampled,
     /// At least one span at least the slow threshold.
@@ -32,7 +32,7 @@ pub enum Kept {
 
 impl Kept {
     /// The `reason` label of `eunomia_http_spans_total`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kept::Sampled => "sampled",
             Kept::Error => "error",
@@ -43,7 +43,7 @@ impl Kept {
 
 /// Why a trace was dropped (a `reason` of `eunomia_http_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skipped {
+pub(crate) enum Skipped {
     /// Not chosen by the ratio (still counted in the metrics and the map).
     SampledOut,
     /// Over the cap of spans per second.
@@ -52,7 +52,7 @@ pub enum Skipped {
 
 impl Skipped {
     /// The `reason` label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Skipped::SampledOut => "sampled_out",
             Skipped::RateLimited => "span_rate_limited",
@@ -62,13 +62,13 @@ impl Skipped {
 
 /// How traces are sampled (from `[http]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SampleConfig {
+pub(crate) struct SampleConfig {
     /// Share of the traces (0 to 1) kept by ratio.
-    pub ratio: f64,
+    pub(crate) ratio: f64,
     /// A span at least this slow keeps its trace.
-    pub slow: Duration,
+    pub(crate) slow: Duration,
     /// Spans per second at most.
-    pub cap: u32,
+    pub(crate) cap: u32,
 }
 
 impl Default for SampleConfig {
@@ -83,7 +83,7 @@ impl Default for SampleConfig {
 
 impl SampleConfig {
     /// What `span` alone says about its trace: an error, slow, or neither.
-    pub fn notable(&self, span: &SpanIn) -> Option<Kept> {
+    pub(crate) fn notable(&self, span: &SpanIn) -> Option<Kept> {
         let error = span.status >= 500 || (span.side == Side::Client && span.status >= 400);
         if error {
             Some(Kept::Error)
@@ -100,7 +100,7 @@ const MAX_DECISIONS: usize = 200_000;
 
 /// The sampling state.
 #[derive(Debug)]
-pub struct TraceSampler {
+pub(crate) struct TraceSampler {
     cfg: SampleConfig,
     remember: u64,
     decided: HashMap<u128, Result<Kept, Skipped>>,
@@ -111,7 +111,7 @@ pub struct TraceSampler {
 
 impl TraceSampler {
     /// A sampler remembering decisions for `remember`.
-    pub fn new(cfg: SampleConfig, remember: Duration) -> TraceSampler {
+    pub(crate) fn new(cfg: SampleConfig, remember: Duration) -> TraceSampler {
         TraceSampler {
             cfg: SampleConfig {
                 ratio: cfg.ratio.clamp(0.0, 1.0),
@@ -126,13 +126,13 @@ impl TraceSampler {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &SampleConfig {
+    pub(crate) fn config(&self) -> &SampleConfig {
         &self.cfg
     }
 
     /// Whether the `spans` spans of `trace` released at `now_ns` go on;
     /// `notable` is the strongest reason among the trace's known spans.
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         trace: u128,
         notable: Option<Kept>,

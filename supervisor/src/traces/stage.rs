@@ -36,9 +36,9 @@ use crate::{
 };
 
 /// Source name of the service-graph samples.
-pub const SOURCE: &str = "traces";
+pub(crate) const SOURCE: &str = "traces";
 /// Link outcomes, by `outcome`.
-pub const LINKS_METRIC: &str = "eunomia_trace_links_total";
+pub(crate) const LINKS_METRIC: &str = "eunomia_trace_links_total";
 /// Spans kept for the control API.
 const RECENT_SPANS: usize = 2048;
 /// Server addresses remembered (address → node), for TCP edges.
@@ -48,31 +48,31 @@ const EDGE_TTL: Duration = Duration::from_secs(600);
 
 /// One span as the control API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpanView {
+pub(crate) struct SpanView {
     /// 32 hex digits.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// 16 hex digits.
-    pub span_id: String,
+    pub(crate) span_id: String,
     /// 16 hex digits, when it has a parent.
-    pub parent_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
     /// `server` or `client`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Who this end is.
-    pub node: String,
+    pub(crate) node: String,
     /// The other end, when on this host.
-    pub peer: Option<String>,
+    pub(crate) peer: Option<String>,
     /// Process and thread.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Thread.
-    pub tid: u32,
+    pub(crate) tid: u32,
     /// This end's address.
-    pub local: String,
+    pub(crate) local: String,
     /// The other end's address.
-    pub remote: String,
+    pub(crate) remote: String,
     /// HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Duration, ns.
-    pub duration_ns: u64,
+    pub(crate) duration_ns: u64,
 }
 
 impl SpanView {
@@ -100,29 +100,29 @@ impl SpanView {
 
 /// What `eunomia map` gets from the agent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MapState {
+pub(crate) struct MapState {
     /// The service map.
-    pub map: MapView,
+    pub(crate) map: MapView,
     /// The latest linked spans, oldest first.
-    pub spans: VecDeque<SpanView>,
+    pub(crate) spans: VecDeque<SpanView>,
     /// Link outcomes so far.
-    pub links: Vec<(String, u64)>,
+    pub(crate) links: Vec<(String, u64)>,
 }
 
 /// The map as the stage last published it; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct MapHandle(Arc<Mutex<MapState>>);
+pub(crate) struct MapHandle(Arc<Mutex<MapState>>);
 
 impl MapHandle {
     /// The state as one JSON object.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::to_string(&*s).unwrap_or_else(|_| "{}".into())
     }
 }
 
 /// The stage (see the module docs).
-pub struct TracesStage {
+pub(crate) struct TracesStage {
     linker: Linker,
     export: SpanExport,
     /// Spans the linker emitted early (evicted), for the next release.
@@ -140,7 +140,7 @@ pub struct TracesStage {
 impl TracesStage {
     /// A stage bounded by `config`, sampling span events by `sampling`,
     /// reporting to `registry` and publishing to `handle` every `interval`.
-    pub fn new(
+    pub(crate) fn new(
         registry: &Registry,
         handle: MapHandle,
         interval: Duration,
@@ -176,7 +176,7 @@ impl TracesStage {
     /// Takes one (enriched) pipeline message: a span event is held (it
     /// comes back out of [`TracesStage::release`]), anything else is
     /// handed back for the later stages.
-    pub fn on_message(&mut self, msg: Message, now_ns: u64) -> Option<Message> {
+    pub(crate) fn on_message(&mut self, msg: Message, now_ns: u64) -> Option<Message> {
         match &msg {
             Message::Record(r) => {
                 let Some(mut span) = r
@@ -217,7 +217,7 @@ impl TracesStage {
     /// The span events whose hold is over at `now_ns` and whose trace is
     /// kept, with their linked ids (every span of them counted in the
     /// service map first).
-    pub fn release(&mut self, now_ns: u64) -> Vec<ToolRecord> {
+    pub(crate) fn release(&mut self, now_ns: u64) -> Vec<ToolRecord> {
         let drained = self.linker.drain(now_ns);
         self.pass_on(drained, now_ns)
     }
@@ -285,7 +285,7 @@ impl TracesStage {
 
     /// Every interval: the service-graph samples, the link counters and
     /// the published map.
-    pub fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
+    pub(crate) fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
         if self.last.elapsed() < self.interval {
             return None;
         }
@@ -296,7 +296,7 @@ impl TracesStage {
 
     /// Releases everything held (at shutdown): the span events that go
     /// on, and the last service-graph samples.
-    pub fn finish(&mut self, now_ns: u64) -> (Vec<ToolRecord>, SampleBatch) {
+    pub(crate) fn finish(&mut self, now_ns: u64) -> (Vec<ToolRecord>, SampleBatch) {
         let flushed = self.linker.flush();
         let released = self.pass_on(flushed, now_ns);
         (
