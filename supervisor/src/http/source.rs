@@ -38,6 +38,10 @@ use crate::{
 /// The tool name HTTP events carry (`event.tool`).
 pub(crate) const TOOL: &str = "http";
 
+/// Span events are not sent while less than 1/RESERVED_SHARE of the
+/// pipeline's room is left: that part stays for the other sources.
+const RESERVED_SHARE: usize = 4;
+
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
 
@@ -48,6 +52,7 @@ struct Counters {
     unparsable: Counter,
     series_full: Counter,
     pipeline_full: Counter,
+    pipeline_busy: Counter,
     kernel: Vec<Counter>,
 }
 
@@ -74,6 +79,7 @@ impl Counters {
             unparsable: dropped("unparsable"),
             series_full: dropped("series_full"),
             pipeline_full: dropped("pipeline_full"),
+            pipeline_busy: dropped("pipeline_busy"),
             kernel: HttpDrop::ALL.iter().map(|d| dropped(d.name())).collect(),
         }
     }
@@ -156,6 +162,13 @@ impl State {
     }
 
     fn send_span(&self, req: &Request, r: &HttpRecord, route: &str, tx: &PipelineTx) {
+        // every request is a message: under a flood of requests they must
+        // not crowd out the other sources (the RED histograms still count
+        // the request)
+        if tx.room() < tx.max_room() / RESERVED_SHARE {
+            self.counts.pipeline_busy.inc();
+            return;
+        }
         let ids = SpanContext {
             trace_id: req
                 .head
