@@ -257,7 +257,7 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
-    hotpath.http = config.http.enabled.then(|| config.http.clone());
+    hotpath.http = config.http.enabled;
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;
@@ -266,6 +266,12 @@ fn start_sources(
         sources.extend(source.execs);
         ctx.pids = source.pids;
         counting = Some(source.counting);
+        if let Some(maps) = source.http {
+            match crate::http::source::start(maps, &config.http, interval, ctx) {
+                Ok(_) => tracing::info!("HTTP capture on"),
+                Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
+            }
+        }
     }
     if let Some(stats) = crate::config::container_stats(&config.enrich) {
         sources.extend(cgroups::start(&stats, interval, ctx));

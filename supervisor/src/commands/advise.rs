@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::remote;
 use crate::{
     BadInput,
-    cli_live::SeccompArgs,
+    cli::live::SeccompArgs,
     config::Config,
     control::proto,
     live::{Ledger, Recorded, standalone},

@@ -222,7 +222,7 @@ impl Hotpath {
     /// `config` turns on. A program whose hook this kernel lacks is
     /// reported in [`Hotpath::unavailable`], not fatal.
     pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
-        let mut hp = Self::load_object(config.cgroup_slots, config.http.is_some())?;
+        let mut hp = Self::load_object(config.cgroup_slots, config.http)?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
             Probe::Syscalls => config.syscalls.on(),

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use hotpath_common::SYS_EXIT_PROG;
 
 use super::{
-    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe, SAMPLED_FRACTION, SyscallCounting,
+    Hotpath, HotpathConfig, HotpathError, HttpMaps, PidCgroups, Probe, SAMPLED_FRACTION,
+    SyscallCounting,
     mmap::MmapArray,
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
@@ -89,6 +90,8 @@ pub(crate) struct HotpathSource {
     pub(crate) counting: SyscallControl,
     /// The exec events' reader, when the exec probe is attached.
     pub(crate) execs: Option<JoinHandle<()>>,
+    /// The HTTP capture's maps, for the HTTP source, when it is on.
+    pub(crate) http: Option<HttpMaps>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -105,16 +108,9 @@ pub(crate) fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
-    if let Some(maps) = hotpath.take_http(config.http.is_some())?
-        && let Some(http) = &config.http
-    {
-        match crate::http::source::start(maps, http, interval, ctx) {
-            Ok(_) => tracing::info!("HTTP capture on"),
-            Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
-        }
-    }
+    let http = hotpath.take_http(config.http)?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    poller.http = config.http.is_some();
+    poller.http = config.http;
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
         && let Err(err) = poller.start_sampling()
@@ -139,6 +135,7 @@ pub(crate) fn start(
         pids,
         counting,
         execs,
+        http,
     }))
 }
 

@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod live;
+
 /// eBPF observability and security agent.
 ///
 /// eunomia counts syscalls and TCP connections in the kernel at near-zero cost,
@@ -73,7 +75,7 @@ pub(crate) enum Command {
     /// the running agent's snapshots over the control socket; without an
     /// agent it loads the hot path itself (root). --json prints one
     /// snapshot per interval as a JSON line.
-    Top(crate::cli_live::TopArgs),
+    Top(crate::cli::live::TopArgs),
     /// Watch live HTTP requests: one line each with the workload (container,
     /// pod, service or process), method, path, status, duration and peer.
     ///
@@ -83,7 +85,7 @@ pub(crate) enum Command {
     Http(HttpArgs),
     /// Advice from what workloads really did.
     #[command(subcommand)]
-    Advise(crate::cli_live::AdviseCommand),
+    Advise(crate::cli::live::AdviseCommand),
     /// Draw the service map of this host: who calls whom, how often, how
     /// many fail and how slow.
     ///

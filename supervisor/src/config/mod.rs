@@ -1,6 +1,9 @@
 //! The agent's configuration file (TOML, default `/etc/eunomia/eunomia.toml`).
 //! Every section denies unknown keys; errors name the file, line and column.
 //! Without a file the built-in defaults apply, so `eunomia run` works as is.
+//! [`otel_env`] applies the standard `OTEL_*` environment variables on top.
+
+pub(crate) mod otel_env;
 
 use std::{
     collections::BTreeMap,
@@ -29,7 +32,7 @@ pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
 pub(crate) const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
 
 /// The documented default configuration file (`eunomia config default`).
-pub(crate) const DEFAULT_TEXT: &str = include_str!("../../deploy/eunomia.toml");
+pub(crate) const DEFAULT_TEXT: &str = include_str!("../../../deploy/eunomia.toml");
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -55,7 +58,7 @@ pub(crate) struct Config {
     pub(crate) logs: LogsConfig,
     /// What the `OTEL_*` environment variables did ([`Config::load`] only).
     #[serde(skip)]
-    pub(crate) env: Vec<crate::otel_env::EnvSetting>,
+    pub(crate) env: Vec<crate::config::otel_env::EnvSetting>,
 }
 
 /// Agent-wide settings.
@@ -123,7 +126,7 @@ pub(crate) enum ConfigError {
     },
     /// An `OTEL_*` environment variable cannot be used.
     #[error("environment: {0}")]
-    Env(#[from] crate::otel_env::EnvError),
+    Env(#[from] crate::config::otel_env::EnvError),
     /// A value is out of its range.
     #[error("{path}: {message}")]
     Invalid {
@@ -137,15 +140,15 @@ pub(crate) enum ConfigError {
 impl Config {
     /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults,
     /// then applies the `OTEL_*` environment variables
-    /// ([`crate::otel_env`]; the file wins where both set a key).
+    /// ([`crate::config::otel_env`]; the file wins where both set a key).
     pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_with_env(path, &crate::otel_env::process_env)
+        Self::load_with_env(path, &crate::config::otel_env::process_env)
     }
 
     /// [`Config::load`] with the environment given by `env`.
     pub(crate) fn load_with_env(
         path: Option<&Path>,
-        env: crate::otel_env::Lookup<'_>,
+        env: crate::config::otel_env::Lookup<'_>,
     ) -> Result<Config, ConfigError> {
         let path = match path {
             Some(path) => Some(path),
@@ -164,7 +167,7 @@ impl Config {
                 PathBuf::from("<built-in defaults>"),
             ),
         };
-        config.env = crate::otel_env::apply(&mut config, &table, env)?;
+        config.env = crate::config::otel_env::apply(&mut config, &table, env)?;
         config.validate(&shown)?;
         Ok(config)
     }
