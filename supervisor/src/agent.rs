@@ -63,7 +63,7 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
     let bound = bind_control(&config)?;
     // The manifest before the rules: its generic tools' columns are fields
     // of the rules.
-    crate::tools::load_checked(&config.tools)?;
+    crate::config::load_manifest(&config.tools)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let mut ctx = AgentContext::new(tx, shutdown.clone());
     let registry = ctx.registry.clone();
@@ -196,7 +196,7 @@ impl<W: std::io::Write> Stages<W> {
         if let Message::Record(r) = &*msg {
             self.live.publish(r);
         }
-        let now = crate::aggregate::now_ns();
+        let now = crate::host::now_ns();
         self.traces.on_message(msg, now);
         if let Some(graph) = self.traces.due(now) {
             self.aggregate(&Message::Samples(graph));
@@ -427,7 +427,7 @@ async fn finish<W: std::io::Write>(
 ) -> anyhow::Result<()> {
     let rule_stats = stages.rules.engine().stats();
     let mut stages = stages;
-    let graph = stages.traces.finish(crate::aggregate::now_ns());
+    let graph = stages.traces.finish(crate::host::now_ns());
     stages.aggregate(&Message::Samples(graph));
     drop(stages);
     if let Some(task) = exporters.rules_task

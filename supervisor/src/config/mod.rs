@@ -19,6 +19,15 @@ use crate::{
     tools::ToolsConfig,
 };
 
+/// Loads and checks the manifest `[tools]` names (`tools::load_checked`),
+/// then declares its generic tools' event columns to the rules, so rules
+/// can test them. Errors are bad input (exit 2).
+pub fn load_manifest(tools: &ToolsConfig) -> Result<crate::tools::Manifest, crate::BadInput> {
+    let manifest = crate::tools::load_checked(tools)?;
+    crate::rules::fields::declare_columns(manifest.event_columns());
+    Ok(manifest)
+}
+
 /// The container stats source's settings from `[enrich]`, when it is on.
 pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
     enrich.container_stats.then(|| StatsSettings {

@@ -15,6 +15,7 @@ use tokio::{io::unix::AsyncFd, task::JoinHandle};
 
 use crate::{
     context::AgentContext,
+    host::now_ns,
     pipeline::{Message, ToolRecord},
 };
 
@@ -98,12 +99,6 @@ fn args_text(ev: &ExecEvent) -> Vec<u8> {
         text.extend_from_slice(b" ...");
     }
     text
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]
