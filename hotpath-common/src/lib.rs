@@ -203,10 +203,20 @@ pub enum Offset {
     SockRcvSaddr = 29,
     /// BTF: `struct sock`, `__sk_common.skc_v6_rcv_saddr` (local IPv6).
     SockV6RcvSaddr = 30,
+    /// BTF: `struct task_struct`, `thread_pid` (its `struct pid`).
+    TaskThreadPid = 31,
+    /// BTF: `struct pid`, `level` (the depth of its innermost pid namespace).
+    PidLevel = 32,
+    /// BTF: `struct pid`, `numbers` (one `struct upid` per level).
+    PidNumbers = 33,
+    /// BTF: `struct upid`, `nr` (the pid in that level's namespace).
+    UpidNr = 34,
+    /// BTF: the size of `struct upid` (the stride of `pid.numbers`).
+    UpidSize = 35,
 }
 
 /// Number of entries of `OFFSETS`.
-pub const OFFSETS_LEN: u32 = 31;
+pub const OFFSETS_LEN: u32 = 36;
 
 // ---------------------------------------------------------------------------
 // TCP
@@ -456,6 +466,11 @@ pub struct ExecEvent {
     pub uid: u32,
     /// Bytes of `args` read (NUL-separated argv, cut at [`EXEC_ARGS_LEN`]).
     pub args_len: u32,
+    /// The process id in its own (innermost) pid namespace: 1 for a
+    /// container's first process; 0 if unknown.
+    pub vpid: u32,
+    /// Padding.
+    pub _pad: u32,
     /// The whole length of argv in bytes (more than `args_len` when cut).
     pub args_full: u64,
     /// cgroup v2 id.

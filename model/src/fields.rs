@@ -14,6 +14,7 @@
 //! | `proc.pid` | int | process id (tgid) | most event tools |
 //! | `proc.tid` | int | thread id | exitsnoop, mountsnoop, runqslower, drsnoop |
 //! | `proc.ppid` | int | parent pid | execsnoop, exitsnoop |
+//! | `proc.vpid` | int | process id in its own pid namespace (1: a container's first process) | hot-path execs |
 //! | `proc.uid` | int | user id | execsnoop `-U`, opensnoop `-U` |
 //! | `proc.comm` | str | process name (≤ 15 bytes in the kernel) | all event tools |
 //! | `proc.args` | str | command line as printed (args joined by spaces) | execsnoop |
@@ -87,6 +88,8 @@ pub const PROC_PID: &str = "proc.pid";
 pub const PROC_TID: &str = "proc.tid";
 /// Parent process id.
 pub const PROC_PPID: &str = "proc.ppid";
+/// Process id in the process's own (innermost) pid namespace.
+pub const PROC_VPID: &str = "proc.vpid";
 /// User id.
 pub const PROC_UID: &str = "proc.uid";
 /// Process name.
@@ -207,6 +210,7 @@ pub const ALL: &[&str] = &[
     PROC_PID,
     PROC_TID,
     PROC_PPID,
+    PROC_VPID,
     PROC_UID,
     PROC_COMM,
     PROC_ARGS,

@@ -422,6 +422,9 @@ fn the_cheap_tool_set_sees_execs_without_syscall_tracepoints() {
     );
     assert_eq!(alert["proc.args"], format!("{path} marker-arg"), "{line}");
     assert_eq!(alert["proc.comm"], "probe-true", "{line}");
+    // the pid in its own pid namespace: the host's, so the same pid
+    assert!(alert["proc.vpid"].is_u64(), "{line}");
+    assert_eq!(alert["proc.vpid"], alert["proc.pid"], "{line}");
     agent.signal(libc::SIGINT);
     let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);

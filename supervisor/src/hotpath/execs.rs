@@ -2,7 +2,9 @@
 //! program sends (at `sched_process_exec`, no syscall hook) becomes an exec
 //! record of tool [`TOOL`], with the fields execsnoop's records carry
 //! (`proc.pid`, `proc.ppid`, `proc.uid`, `proc.comm`, `proc.args`,
-//! `ret` = 0), so rules and sinks treat both alike. Events lost to a full
+//! `ret` = 0), so rules and sinks treat both alike, and one more:
+//! `proc.vpid`, the pid in the process's own pid namespace (1 for a
+//! container's first process), which execsnoop does not print. Events lost to a full
 //! ring buffer are counted in the kernel
 //! (`eunomia_hotpath_map_full_total{map="exec_events"}`).
 
@@ -76,6 +78,9 @@ pub fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
     out.pid = Some(ev.pid);
     out.ppid = (ev.ppid != 0).then_some(ev.ppid);
     out.uid = Some(ev.uid);
+    if ev.vpid != 0 {
+        out.push(fields::PROC_VPID, Value::Int(i64::from(ev.vpid)));
+    }
     let comm_len = ev
         .comm
         .iter()
@@ -123,6 +128,8 @@ mod tests {
             ppid: 7,
             uid: 1000,
             args_len: args.len() as u32,
+            vpid: 1,
+            _pad: 0,
             args_full: full,
             cgroup_id: 1,
             comm: [0; 16],
@@ -141,6 +148,7 @@ mod tests {
         assert_eq!((e.pid, e.ppid, e.uid), (Some(42), Some(7), Some(1000)));
         assert_eq!(e.comm.as_ref().map(|c| c.as_str()), Some("sh"));
         assert_eq!(args(&e), Some("sh -c echo hi"));
+        assert_eq!(e.get(fields::PROC_VPID), Some(model::ValueRef::Int(1)));
     }
 
     #[test]
