@@ -267,10 +267,13 @@ fn start_sources(
         ctx.pids = source.pids;
         counting = Some(source.counting);
     }
-    sources.extend(cgroups::start(&config.enrich, interval, ctx));
+    if let Some(stats) = crate::config::container_stats(&config.enrich) {
+        sources.extend(cgroups::start(&stats, interval, ctx));
+    }
     sources.extend(crate::logs::start(
         &config.logs,
-        &config.enrich,
+        config.enrich.runtime_files(),
+        config.enrich.pod_logs(),
         interval,
         ctx,
     ));

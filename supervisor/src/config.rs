@@ -11,9 +11,19 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, logs::LogsConfig,
-    rules::RulesConfig, sinks::SinksConfig, tools::ToolsConfig,
+    aggregate::AggregateConfig, cgroups::StatsSettings, enrich::EnrichConfig,
+    hotpath::HotpathConfig, logs::LogsConfig, rules::RulesConfig, sinks::SinksConfig,
+    tools::ToolsConfig,
 };
+
+/// The container stats source's settings from `[enrich]`, when it is on.
+pub fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
+    enrich.container_stats.then(|| StatsSettings {
+        cgroup_root: enrich.cgroup_root.clone(),
+        max_cgroups: enrich.max_stats_cgroups,
+        files: enrich.runtime_files(),
+    })
+}
 
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
 pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";

@@ -17,5 +17,5 @@
 pub mod poller;
 pub mod stats;
 
-pub use poller::{CgroupStatsPoller, SOURCE, start};
+pub use poller::{CgroupStatsPoller, SOURCE, StatsSettings, start};
 pub use stats::{CgroupStats, StatsReader};

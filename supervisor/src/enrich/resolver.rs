@@ -122,15 +122,11 @@ impl Resolver {
             }
         });
         let pods = PodDirectory::new(
-            EnrichConfig::optional(&config.pod_logs_root),
+            config.pod_logs(),
             EnrichConfig::optional(&config.container_logs_root),
             config.refresh,
         );
-        let files = RuntimeFiles {
-            docker_root: EnrichConfig::optional(&config.docker_root),
-            podman_root: EnrichConfig::optional(&config.podman_root),
-            containerd_state: EnrichConfig::optional(&config.containerd_state),
-        };
+        let files = config.runtime_files();
         let cap = |n: usize| NonZeroUsize::new(n.max(1)).expect("at least 1");
         Resolver {
             v2,

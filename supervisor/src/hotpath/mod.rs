@@ -3,6 +3,7 @@
 //!
 //! - [`loader`] loads the embedded object and attaches programs; dropping it
 //!   detaches everything.
+//! - [`maps`] hands the loaded object's maps to their readers.
 //! - [`syscalls`] reads the per-cgroup syscall table (through mmap) and
 //!   turns it into deltas; it frees the slots of dead cgroups.
 //! - [`tcp`] reads the TCP flow table.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod execs;
 pub mod loader;
+pub mod maps;
 pub mod mmap;
 pub(crate) mod offsets;
 pub mod pids;
@@ -24,4 +26,5 @@ pub mod tcp;
 
 pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
+pub use maps::HttpMaps;
 pub use pids::PidCgroups;

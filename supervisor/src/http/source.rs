@@ -32,6 +32,7 @@ use super::{
 use crate::{
     context::AgentContext,
     host::monotonic_ns,
+    hotpath::HttpMaps,
     pipeline::{Message, PipelineTx, SampleBatch, ToolRecord},
     selfmetrics::{Counter, Registry},
 };
@@ -41,14 +42,6 @@ pub const TOOL: &str = "http";
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
-
-/// The kernel side of the capture, handed over by the loader.
-pub struct HttpMaps {
-    /// Request records.
-    pub ring: RingBuf<MapData>,
-    /// Kernel drop counters, indexed by [`HttpDrop`].
-    pub counters: Array<MapData, u64>,
-}
 
 /// The source's self-metrics.
 struct Counters {

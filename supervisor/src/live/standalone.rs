@@ -45,7 +45,9 @@ pub async fn run(
         sources.push(source.task);
         ctx.pids = source.pids;
     }
-    sources.extend(cgroups::start(enrich, interval, &ctx));
+    if let Some(stats) = crate::config::container_stats(enrich) {
+        sources.extend(cgroups::start(&stats, interval, &ctx));
+    }
     let mut resolver = Resolver::new(enrich);
     if let Some(pids) = ctx.pids.map().cloned() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));

@@ -29,20 +29,23 @@ use tokio::task::JoinHandle;
 pub use config::LogsConfig;
 pub use source::{LogSource, TOOL, log_event};
 
-use crate::{context::AgentContext, enrich::EnrichConfig};
+use std::path::PathBuf;
+
+use crate::{context::AgentContext, host::containers::RuntimeFiles};
 
 /// Starts the container-log source when `[logs]` enables it (a thread that
 /// polls the files); it ends on shutdown, after saving the checkpoints.
 pub fn start(
     config: &LogsConfig,
-    enrich: &EnrichConfig,
+    files: RuntimeFiles,
+    pod_logs_root: Option<PathBuf>,
     metrics_interval: Duration,
     ctx: &AgentContext,
 ) -> Option<JoinHandle<()>> {
     if !config.enabled {
         return None;
     }
-    let mut source = LogSource::new(config, enrich, ctx.tx.clone(), &ctx.registry);
+    let mut source = LogSource::new(config, files, pod_logs_root, ctx.tx.clone(), &ctx.registry);
     let shutdown = ctx.shutdown.clone();
     let poll = config.poll_interval;
     Some(tokio::task::spawn_blocking(move || {

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -28,7 +28,6 @@ use super::{
     tail::{PollOutcome, Seen, Start, Tailer},
 };
 use crate::{
-    enrich::EnrichConfig,
     host::containers::RuntimeFiles,
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue, ToolRecord},
     selfmetrics::Registry,
@@ -75,23 +74,20 @@ pub struct LogSource {
 }
 
 impl LogSource {
-    /// A source reading the runtimes' roots of `enrich`.
+    /// A source reading the runtimes' roots in `files` and the kubelet's
+    /// pod log directories, as far as `config` turns each on.
     pub fn new(
         config: &LogsConfig,
-        enrich: &EnrichConfig,
+        files: RuntimeFiles,
+        pod_logs_root: Option<PathBuf>,
         tx: PipelineTx,
         registry: &Arc<Registry>,
     ) -> LogSource {
-        let opt = |on: bool, p: &Path| on.then(|| EnrichConfig::optional(p)).flatten();
         let roots = Roots {
-            docker: opt(config.docker, &enrich.docker_root),
-            podman: opt(config.podman, &enrich.podman_root),
-            pods: opt(config.cri, &enrich.pod_logs_root),
-            files: RuntimeFiles {
-                docker_root: EnrichConfig::optional(&enrich.docker_root),
-                podman_root: EnrichConfig::optional(&enrich.podman_root),
-                containerd_state: EnrichConfig::optional(&enrich.containerd_state),
-            },
+            docker: files.docker_root.clone().filter(|_| config.docker),
+            podman: files.podman_root.clone().filter(|_| config.podman),
+            pods: pod_logs_root.filter(|_| config.cri),
+            files,
         };
         let stats = Stats::new(registry);
         let checkpoints = Checkpoints::load(&config.checkpoint_file).unwrap_or_else(|e| {
