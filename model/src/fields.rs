@@ -29,12 +29,12 @@
 //! | `signal.num` | int | signal number | killsnoop, sigsnoop, exitsnoop |
 //! | `signal.name` | str | signal name (`SIGTERM`, or strsignal text for exitsnoop) | sigsnoop `-n`, exitsnoop |
 //! | `target.pid` | int | pid a signal was sent to | killsnoop, sigsnoop |
-//! | `mount.op` | str | `mount` or `umount` | mountsnoop |
-//! | `mount.source` | str | mount source | mountsnoop |
-//! | `mount.target` | str | mount point | mountsnoop |
-//! | `mount.fs` | str | filesystem type | mountsnoop |
-//! | `mount.flags` | str | MS_* flags as printed (`0x0`, `MS_RDONLY \| MS_NOSUID`) | mountsnoop |
-//! | `mount.data` | str | mount data string | mountsnoop |
+//! | `mount.op` | str | `mount` or `umount`; `move_mount` from the hot path | mountsnoop, hot-path mounts |
+//! | `mount.source` | str | mount source (move_mount: the from path) | mountsnoop, hot-path mounts |
+//! | `mount.target` | str | mount point (move_mount: the to path) | mountsnoop, hot-path mounts |
+//! | `mount.fs` | str | filesystem type | mountsnoop, hot-path mounts |
+//! | `mount.flags` | str | MS_* flags as printed (`0x0`, `MS_RDONLY \| MS_NOSUID`) | mountsnoop, hot-path mounts |
+//! | `mount.data` | str | mount data string | mountsnoop, hot-path mounts |
 //! | `mount.ns` | int | mount namespace inode | mountsnoop |
 //! | `net.saddr` | ip | local address | tcplife, tcpstates |
 //! | `net.sport` | int | local port | tcplife, tcpstates |

@@ -12,13 +12,10 @@ use std::sync::Arc;
 
 use aya::maps::{MapData, RingBuf};
 use hotpath_common::{EXEC_ARGS_LEN, ExecEvent};
-use model::{Comm, Event, EventKind, Record, Value, fields};
-use tokio::{io::unix::AsyncFd, task::JoinHandle};
+use model::{Comm, Event, EventKind, Value, fields};
+use tokio::task::JoinHandle;
 
-use crate::{
-    context::AgentContext,
-    pipeline::{Message, ToolRecord},
-};
+use crate::context::AgentContext;
 
 /// The tool name of the hot path's exec records.
 pub const TOOL: &str = "hotpath.exec";
@@ -26,49 +23,18 @@ pub const TOOL: &str = "hotpath.exec";
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
 pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
-    // SAFETY: the ring buffer's descriptor is owned by the AsyncFd from here
-    // on; nothing else closes or replaces it.
-    let mut fd = match unsafe { AsyncFd::register(ring) } {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!("exec events: cannot poll the ring buffer: {e}");
-            return None;
-        }
-    };
-    let (tx, shutdown) = (ctx.tx.clone(), ctx.shutdown.clone());
-    let tool: Arc<str> = Arc::from(TOOL);
-    Some(tokio::spawn(async move {
-        loop {
-            let mut guard = tokio::select! {
-                g = fd.readable_mut() => match g {
-                    Ok(g) => g,
-                    Err(e) => {
-                        tracing::warn!("exec events: {e}");
-                        return;
-                    }
-                },
-                _ = shutdown.cancelled() => return,
-            };
-            let ring = guard.get_inner_mut();
-            while let Some(item) = ring.next() {
-                if let Some(ev) = read_event(&item) {
-                    let record = ToolRecord::new(tool.clone(), Record::Event(to_event(&tool, &ev)));
-                    tx.send(Message::Record(record));
-                }
-            }
-            guard.clear_ready();
-        }
-    }))
+    super::ring::start(
+        "exec events",
+        ring,
+        TOOL,
+        |tool, item| read_event(item).map(|ev| to_event(tool, &ev)),
+        ctx,
+    )
 }
 
 /// The event in a ring buffer item (None when it is too short).
 fn read_event(bytes: &[u8]) -> Option<ExecEvent> {
-    if bytes.len() < std::mem::size_of::<ExecEvent>() {
-        return None;
-    }
-    // SAFETY: the item holds a whole ExecEvent (checked above), plain data
-    // written by the BPF program; read unaligned.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<ExecEvent>()) })
+    super::ring::read_item(bytes)
 }
 
 /// An exec record like execsnoop's: argv joined by spaces (control bytes
@@ -81,15 +47,10 @@ pub fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
     if ev.vpid != 0 {
         out.push(fields::PROC_VPID, Value::Int(i64::from(ev.vpid)));
     }
-    let comm_len = ev
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(ev.comm.len());
-    out.comm = Some(Comm::from_utf8_lossy(&ev.comm[..comm_len]));
+    out.comm = Some(Comm::from_utf8_lossy(super::ring::c_str(&ev.comm)));
     out.push(fields::RET, Value::Int(0));
     out.push(fields::PROC_ARGS, Value::str_lossy(&args_text(ev)));
-    out.ts_ns = now_ns();
+    out.ts_ns = super::ring::now_ns();
     out
 }
 
@@ -103,12 +64,6 @@ fn args_text(ev: &ExecEvent) -> Vec<u8> {
         text.extend_from_slice(b" ...");
     }
     text
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

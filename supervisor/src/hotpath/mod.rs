@@ -8,7 +8,8 @@
 //!   turns it into deltas; it frees the slots of dead cgroups.
 //! - [`tcp`] reads the TCP flow table.
 //! - [`pids`] is the pid → cgroup map and its lookup handle.
-//! - [`execs`] reads the exec events' ring buffer into exec records.
+//! - [`execs`] reads the exec events' ring buffer into exec records,
+//!   [`mounts`] the mount events' into mount records (both through [`ring`]).
 //! - [`poller`] is the pipeline source that polls them every interval.
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
@@ -18,9 +19,11 @@ pub mod execs;
 pub mod loader;
 pub mod maps;
 pub mod mmap;
+pub mod mounts;
 pub(crate) mod offsets;
 pub mod pids;
 pub mod poller;
+pub(crate) mod ring;
 pub mod syscalls;
 pub mod tcp;
 

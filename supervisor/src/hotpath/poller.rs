@@ -89,6 +89,8 @@ pub struct HotpathSource {
     pub counting: SyscallControl,
     /// The exec events' reader, when the exec probe is attached.
     pub execs: Option<JoinHandle<()>>,
+    /// The mount events' reader, when `sys_exit` reports mounts.
+    pub mounts: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -105,6 +107,14 @@ pub fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
+    if config.mounts && !config.syscalls.on() {
+        tracing::warn!(
+            "mounts are not reported: they ride on the syscall probe, which [hotpath] syscalls turns off (enable mountsnoop to see them)"
+        );
+    }
+    let mounts = hotpath
+        .take_mount_events(config.mounts_from_sys_exit())
+        .and_then(|ring| super::mounts::start(ring, ctx));
     if let Some(maps) = hotpath.take_http(config.http.is_some())?
         && let Some(http) = &config.http
     {
@@ -115,6 +125,7 @@ pub fn start(
     }
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
     poller.http = config.http.is_some();
+    poller.mounts = mounts.is_some();
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
         && let Err(err) = poller.start_sampling()
@@ -139,6 +150,7 @@ pub fn start(
         pids,
         counting,
         execs,
+        mounts,
     }))
 }
 
@@ -165,6 +177,9 @@ pub struct Poller {
     control: SyscallControl,
     /// HTTP capture rides on the syscall probe: it must stay attached.
     http: bool,
+    /// Mounts are reported from the syscall probe: sampled, they are seen
+    /// only while it is attached.
+    mounts: bool,
 }
 
 impl Poller {
@@ -204,6 +219,7 @@ impl Poller {
             sampled_on: None,
             control: SyscallControl::default(),
             http: false,
+            mounts: false,
         })
     }
 
@@ -222,6 +238,12 @@ impl Poller {
         }
         self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;
         self.sampled_on = Some(Duration::ZERO);
+        if self.mounts {
+            tracing::warn!(
+                fraction = SAMPLED_FRACTION,
+                "syscalls sampled: mounts are seen only while the syscall probe is attached (enable mountsnoop to see every mount)"
+            );
+        }
         Ok(())
     }
 

@@ -742,6 +742,17 @@ fn default_mount_in_container() {
         "16:44:47 umount           27616   27616   4026531832  umount(\"/mnt/host\", 0x0) = 0",
     );
     assert!(default_alerts(&[in_container(umount)]).is_empty());
+    // the hot path's move_mount (the new mount API's attach step)
+    let mut moved = Event::new(std::sync::Arc::from("hotpath.mount"), EventKind::Mount);
+    (moved.pid, moved.comm) = (Some(27617), Some(parsers::Comm::from_utf8_lossy(b"evil")));
+    moved.push(pf::MOUNT_OP, Value::Str("move_mount".into()));
+    moved.push(pf::MOUNT_SOURCE, Value::Str("".into()));
+    moved.push(pf::MOUNT_TARGET, Value::Str("/mnt/host".into()));
+    moved.push(pf::RET, Value::Int(0));
+    assert_eq!(
+        default_alerts(&[in_container(moved)]),
+        ["Mount inside a container"]
+    );
 }
 
 #[test]
