@@ -264,6 +264,7 @@ fn start_sources(
     if let Some(source) = started {
         sources.push(source.task);
         sources.extend(source.execs);
+        sources.extend(source.mounts);
         ctx.pids = source.pids;
         counting = Some(source.counting);
         if let Some(maps) = source.http {

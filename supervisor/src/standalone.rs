@@ -39,6 +39,7 @@ pub(crate) async fn run(
         path_strings: false,
         mount_strings: false,
         execs: false,
+        mounts: false,
         ..hotpath.clone()
     };
     if let Some(source) = hotpath::poller::start(&config, interval, &ctx)? {

@@ -150,6 +150,7 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::TRACE_ID
         | pf::SPAN_ID => Ty::Str,
         pf::PROC_EXIT_CODE
+        | pf::PROC_VPID
         | pf::RET
         | pf::ERROR
         | pf::FILE_FLAGS
