@@ -63,7 +63,7 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
     let bound = bind_control(&config)?;
     // The manifest before the rules: its generic tools' columns are fields
     // of the rules.
-    crate::tools::load_checked(&config.tools)?;
+    crate::config::load_manifest(&config.tools)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let mut ctx = AgentContext::new(tx, shutdown.clone());
     let registry = ctx.registry.clone();
@@ -227,7 +227,7 @@ impl<W: std::io::Write> Stages<W> {
                 self.aggregate(&Message::Samples(own));
             }
         }
-        let now = crate::aggregate::now_ns();
+        let now = crate::host::now_ns();
         let rest = self.traces.on_message(msg, now);
         self.release()?;
         match rest {
@@ -239,7 +239,7 @@ impl<W: std::io::Write> Stages<W> {
     /// The span events the traces stage lets go now, and the service-graph
     /// samples when due.
     fn release(&mut self) -> anyhow::Result<()> {
-        let now = crate::aggregate::now_ns();
+        let now = crate::host::now_ns();
         let released = self.traces.release(now);
         if let Some(graph) = self.traces.due(now) {
             self.aggregate(&Message::Samples(graph));
@@ -311,15 +311,22 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
-    hotpath.http = config.http.enabled.then(|| config.http.clone());
+    hotpath.http = config.http.enabled;
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;
     if let Some(source) = started {
         sources.push(source.task);
         sources.extend(source.execs);
+        sources.extend(source.mounts);
         ctx.pids = source.pids;
         counting = Some(source.counting);
+        if let Some(maps) = source.http {
+            match crate::http::source::start(maps, &config.http, interval, ctx) {
+                Ok(_) => tracing::info!("HTTP capture on"),
+                Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
+            }
+        }
     }
     if let Some(stats) = crate::config::container_stats(&config.enrich) {
         sources.extend(cgroups::start(&stats, interval, ctx));
@@ -475,7 +482,7 @@ async fn finish<W: std::io::Write>(
 ) -> anyhow::Result<()> {
     let rule_stats = stages.rules.engine().stats();
     let mut stages = stages;
-    let (spans, graph) = stages.traces.finish(crate::aggregate::now_ns());
+    let (spans, graph) = stages.traces.finish(crate::host::now_ns());
     for record in spans {
         stages.after_traces(&Message::Record(record))?;
     }

@@ -82,7 +82,7 @@ pub(crate) fn tagged(mut obj: Value, kind: &str, ts_ns: u64) -> Value {
 /// `rule`, `severity`, `output`, `tags`, `fingerprint`, `suppressed`, and
 /// the event's `tool`, `kind`, fields and labels flat, under the same names
 /// as in the event's own object.
-pub(crate) fn alert_object(a: &crate::rules::Alert) -> Value {
+pub(crate) fn alert_object(a: &impl serde::Serialize, ts_ns: u64) -> Value {
     let Ok(Value::Object(mut obj)) = serde_json::to_value(a) else {
         return Value::Null;
     };
@@ -93,14 +93,7 @@ pub(crate) fn alert_object(a: &crate::rules::Alert) -> Value {
             }
         }
     }
-    tagged(Value::Object(obj), "alert", a.ts_ns)
-}
-
-/// Now, in ns since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    tagged(Value::Object(obj), "alert", ts_ns)
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use super::remote;
 use crate::{
     BadInput,
-    cli_live::SeccompArgs,
+    cli::live::SeccompArgs,
     config::Config,
     control::proto,
-    live::{Ledger, Recorded, standalone},
+    live::{Ledger, Recorded},
     seccomp::{Profile, Source},
+    standalone,
 };
 
 /// Runs `eunomia advise seccomp`.

@@ -38,7 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => top::top(args),
         Command::Map(args) => map::map(args),
         Command::Http(args) => http::http(args),
-        Command::Advise(crate::cli_live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
+        Command::Advise(crate::cli::live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

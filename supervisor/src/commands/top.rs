@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::remote;
 use crate::{
     BadInput,
-    cli_live::TopArgs,
+    cli::live::TopArgs,
     config::Config,
     live::Ledger,
     top::{

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use hotpath_common::SYS_EXIT_PROG;
 
 use super::{
-    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe, SAMPLED_FRACTION, SyscallCounting,
+    Hotpath, HotpathConfig, HotpathError, HttpMaps, PidCgroups, Probe, SAMPLED_FRACTION,
+    SyscallCounting,
     mmap::MmapArray,
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
@@ -89,6 +90,10 @@ pub(crate) struct HotpathSource {
     pub(crate) counting: SyscallControl,
     /// The exec events' reader, when the exec probe is attached.
     pub(crate) execs: Option<JoinHandle<()>>,
+    /// The HTTP capture's maps, for the HTTP source, when it is on.
+    pub(crate) http: Option<HttpMaps>,
+    /// The mount events' reader, when `sys_exit` reports mounts.
+    pub(crate) mounts: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -105,16 +110,18 @@ pub(crate) fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
-    if let Some(maps) = hotpath.take_http(config.http.is_some())?
-        && let Some(http) = &config.http
-    {
-        match crate::http::source::start(maps, http, interval, ctx) {
-            Ok(_) => tracing::info!("HTTP capture on"),
-            Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
-        }
+    if config.mounts && !config.syscalls.on() {
+        tracing::warn!(
+            "mounts are not reported: they ride on the syscall probe, which [hotpath] syscalls turns off (enable mountsnoop to see them)"
+        );
     }
+    let mounts = hotpath
+        .take_mount_events(config.mounts_from_sys_exit())
+        .and_then(|ring| super::mounts::start(ring, ctx));
+    let http = hotpath.take_http(config.http)?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    poller.http = config.http.is_some();
+    poller.http = config.http;
+    poller.mounts = mounts.is_some();
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
         && let Err(err) = poller.start_sampling()
@@ -139,6 +146,8 @@ pub(crate) fn start(
         pids,
         counting,
         execs,
+        http,
+        mounts,
     }))
 }
 
@@ -165,6 +174,9 @@ pub(crate) struct Poller {
     control: SyscallControl,
     /// HTTP capture rides on the syscall probe: it must stay attached.
     http: bool,
+    /// Mounts are reported from the syscall probe: sampled, they are seen
+    /// only while it is attached.
+    mounts: bool,
 }
 
 impl Poller {
@@ -204,6 +216,7 @@ impl Poller {
             sampled_on: None,
             control: SyscallControl::default(),
             http: false,
+            mounts: false,
         })
     }
 
@@ -217,6 +230,12 @@ impl Poller {
         }
         self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;
         self.sampled_on = Some(Duration::ZERO);
+        if self.mounts {
+            tracing::warn!(
+                fraction = SAMPLED_FRACTION,
+                "syscalls sampled: mounts are seen only while the syscall probe is attached (enable mountsnoop to see every mount)"
+            );
+        }
         Ok(())
     }
 

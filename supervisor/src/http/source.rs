@@ -128,7 +128,7 @@ impl State {
 
     /// Dates kernel (monotonic) times from now on.
     fn sync_clock(&mut self) {
-        let wall = crate::aggregate::now_ns() as i128;
+        let wall = crate::host::now_ns() as i128;
         self.wall_offset = wall - monotonic_ns() as i128;
     }
 

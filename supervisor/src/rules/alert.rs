@@ -228,7 +228,7 @@ impl<W: std::io::Write + Send> ConsoleAlerts<W> {
 
     fn write(&mut self, a: &Alert) -> std::io::Result<()> {
         if self.json {
-            let v = crate::schema::alert_object(a);
+            let v = crate::schema::alert_object(a, a.ts_ns);
             serde_json::to_writer(&mut self.out, &v)?;
             writeln!(self.out)
         } else {

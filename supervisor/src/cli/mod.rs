@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod live;
+
 /// eBPF observability and security agent.
 ///
 /// eunomia counts syscalls and TCP connections in the kernel at near-zero cost,
@@ -31,6 +33,17 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The log level when neither `--log-level` nor `RUST_LOG` says one:
+    /// `info` for the agent, `warn` for every other command.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Run(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// The subcommands.
@@ -73,7 +86,7 @@ pub(crate) enum Command {
     /// the running agent's snapshots over the control socket; without an
     /// agent it loads the hot path itself (root). --json prints one
     /// snapshot per interval as a JSON line.
-    Top(crate::cli_live::TopArgs),
+    Top(crate::cli::live::TopArgs),
     /// Watch live HTTP requests: one line each with the workload (container,
     /// pod, service or process), method, path, status, duration and peer.
     ///
@@ -83,7 +96,7 @@ pub(crate) enum Command {
     Http(HttpArgs),
     /// Advice from what workloads really did.
     #[command(subcommand)]
-    Advise(crate::cli_live::AdviseCommand),
+    Advise(crate::cli::live::AdviseCommand),
     /// Draw the service map of this host: who calls whom, how often, how
     /// many fail and how slow.
     ///

@@ -1,6 +1,9 @@
 //! The agent's configuration file (TOML, default `/etc/eunomia/eunomia.toml`).
 //! Every section denies unknown keys; errors name the file, line and column.
 //! Without a file the built-in defaults apply, so `eunomia run` works as is.
+//! [`otel_env`] applies the standard `OTEL_*` environment variables on top.
+
+pub(crate) mod otel_env;
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +19,15 @@ use crate::{
     tools::ToolsConfig,
 };
 
+/// Loads and checks the manifest `[tools]` names (`tools::load_checked`),
+/// then declares its generic tools' event columns to the rules, so rules
+/// can test them. Errors are bad input (exit 2).
+pub fn load_manifest(tools: &ToolsConfig) -> Result<crate::tools::Manifest, crate::BadInput> {
+    let manifest = crate::tools::load_checked(tools)?;
+    crate::rules::fields::declare_columns(manifest.event_columns());
+    Ok(manifest)
+}
+
 /// The container stats source's settings from `[enrich]`, when it is on.
 pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
     enrich.container_stats.then(|| StatsSettings {
@@ -29,7 +41,7 @@ pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
 pub(crate) const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
 
 /// The documented default configuration file (`eunomia config default`).
-pub(crate) const DEFAULT_TEXT: &str = include_str!("../../deploy/eunomia.toml");
+pub(crate) const DEFAULT_TEXT: &str = include_str!("../../../deploy/eunomia.toml");
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -57,7 +69,7 @@ pub(crate) struct Config {
     pub(crate) logs: LogsConfig,
     /// What the `OTEL_*` environment variables did ([`Config::load`] only).
     #[serde(skip)]
-    pub(crate) env: Vec<crate::otel_env::EnvSetting>,
+    pub(crate) env: Vec<crate::config::otel_env::EnvSetting>,
 }
 
 /// Agent-wide settings.
@@ -125,7 +137,7 @@ pub(crate) enum ConfigError {
     },
     /// An `OTEL_*` environment variable cannot be used.
     #[error("environment: {0}")]
-    Env(#[from] crate::otel_env::EnvError),
+    Env(#[from] crate::config::otel_env::EnvError),
     /// A value is out of its range.
     #[error("{path}: {message}")]
     Invalid {
@@ -139,15 +151,15 @@ pub(crate) enum ConfigError {
 impl Config {
     /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults,
     /// then applies the `OTEL_*` environment variables
-    /// ([`crate::otel_env`]; the file wins where both set a key).
+    /// ([`crate::config::otel_env`]; the file wins where both set a key).
     pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_with_env(path, &crate::otel_env::process_env)
+        Self::load_with_env(path, &crate::config::otel_env::process_env)
     }
 
     /// [`Config::load`] with the environment given by `env`.
     pub(crate) fn load_with_env(
         path: Option<&Path>,
-        env: crate::otel_env::Lookup<'_>,
+        env: crate::config::otel_env::Lookup<'_>,
     ) -> Result<Config, ConfigError> {
         let path = match path {
             Some(path) => Some(path),
@@ -166,7 +178,7 @@ impl Config {
                 PathBuf::from("<built-in defaults>"),
             ),
         };
-        config.env = crate::otel_env::apply(&mut config, &table, env)?;
+        config.env = crate::config::otel_env::apply(&mut config, &table, env)?;
         config.validate(&shown)?;
         Ok(config)
     }
