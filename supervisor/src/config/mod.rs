@@ -22,7 +22,9 @@ use crate::{
 /// Loads and checks the manifest `[tools]` names (`tools::load_checked`),
 /// then declares its generic tools' event columns to the rules, so rules
 /// can test them. Errors are bad input (exit 2).
-pub fn load_manifest(tools: &ToolsConfig) -> Result<crate::tools::Manifest, crate::BadInput> {
+pub(crate) fn load_manifest(
+    tools: &ToolsConfig,
+) -> Result<crate::tools::Manifest, crate::BadInput> {
     let manifest = crate::tools::load_checked(tools)?;
     crate::rules::fields::declare_columns(manifest.event_columns());
     Ok(manifest)

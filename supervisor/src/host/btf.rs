@@ -70,7 +70,7 @@ impl KernelBtf {
     }
 
     /// The size in bytes of `struct name` (the stride of an array of it).
-    pub fn struct_size(&self, name: &str) -> Option<u32> {
+    pub(crate) fn struct_size(&self, name: &str) -> Option<u32> {
         self.btf
             .resolve_types_by_name(name)
             .ok()?

@@ -102,7 +102,7 @@ impl HotpathConfig {
 
     /// Whether the `sys_exit` program reports mounts: asked for, and the
     /// syscall probe it rides on is on.
-    pub fn mounts_from_sys_exit(&self) -> bool {
+    pub(crate) fn mounts_from_sys_exit(&self) -> bool {
         self.mounts && self.syscalls.on()
     }
 

@@ -22,7 +22,7 @@ pub(crate) const TOOL: &str = "hotpath.exec";
 
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
-pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
+pub(crate) fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
     super::ring::start(
         "exec events",
         ring,

@@ -35,7 +35,7 @@ impl Hotpath {
 
     /// The mount events' ring buffer, taken once (None when mounts are not
     /// reported or `sys_exit` is not attached).
-    pub fn take_mount_events(&mut self, enabled: bool) -> Option<RingBuf<MapData>> {
+    pub(crate) fn take_mount_events(&mut self, enabled: bool) -> Option<RingBuf<MapData>> {
         if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
             return None;
         }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     /// Capture HTTP/1.x requests and responses (needs `hotpath.syscalls`:
     /// the capture rides on its `sys_exit` program).
     pub(crate) enabled: bool,
