@@ -87,7 +87,7 @@ impl CgroupStatsPoller {
 
     /// Also polls plain containerd tasks, confirmed in containerd's state
     /// directory `dir`.
-    pub fn with_containerd_state(mut self, dir: Option<std::path::PathBuf>) -> Self {
+    pub(crate) fn with_containerd_state(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.containerd_state = dir;
         self
     }
@@ -249,11 +249,11 @@ fn push_samples(
 #[derive(Debug, Clone)]
 pub struct StatsSettings {
     /// The cgroup v2 mount; detected when unset.
-    pub cgroup_root: Option<PathBuf>,
+    pub(crate) cgroup_root: Option<PathBuf>,
     /// Workload cgroups polled at most.
-    pub max_cgroups: usize,
+    pub(crate) max_cgroups: usize,
     /// The runtimes' files (containerd's tasks are workload roots).
-    pub files: RuntimeFiles,
+    pub(crate) files: RuntimeFiles,
 }
 
 /// Starts the source. Each poll runs on the blocking pool (it reads many

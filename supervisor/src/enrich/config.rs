@@ -88,7 +88,7 @@ impl Default for EnrichConfig {
 
 impl EnrichConfig {
     /// Checks ranges; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.cache_capacity == 0 || self.pid_cache_capacity == 0 {
             return Err(
                 "enrich.cache_capacity and enrich.pid_cache_capacity must be at least 1".into(),
@@ -113,7 +113,7 @@ impl EnrichConfig {
     }
 
     /// The runtimes' file roots this section names (an empty path: off).
-    pub fn runtime_files(&self) -> RuntimeFiles {
+    pub(crate) fn runtime_files(&self) -> RuntimeFiles {
         RuntimeFiles {
             docker_root: Self::optional(&self.docker_root),
             podman_root: Self::optional(&self.podman_root),
@@ -122,7 +122,7 @@ impl EnrichConfig {
     }
 
     /// The kubelet's pod log directories, unless turned off.
-    pub fn pod_logs(&self) -> Option<PathBuf> {
+    pub(crate) fn pod_logs(&self) -> Option<PathBuf> {
         Self::optional(&self.pod_logs_root)
     }
 }

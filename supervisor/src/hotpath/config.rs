@@ -53,10 +53,10 @@ pub struct HotpathConfig {
     /// runs).
     #[serde(skip)]
     pub mount_strings: bool,
-    /// HTTP capture (set by the agent from `[http]` when it is enabled):
-    /// rides on the syscall probe's `sys_exit` program.
+    /// HTTP capture (set by the agent from `[http] enabled`): rides on the
+    /// syscall probe's `sys_exit` program; its maps go to the HTTP source.
     #[serde(skip)]
-    pub http: Option<crate::http::HttpConfig>,
+    pub http: bool,
 }
 
 impl Default for HotpathConfig {
@@ -72,7 +72,7 @@ impl Default for HotpathConfig {
             uid_changes: false,
             path_strings: false,
             mount_strings: false,
-            http: None,
+            http: false,
         }
     }
 }
@@ -102,12 +102,12 @@ impl HotpathConfig {
 
     /// Whether the `sys_exit` program reports mounts: asked for, and the
     /// syscall probe it rides on is on.
-    pub fn mounts_from_sys_exit(&self) -> bool {
+    pub(crate) fn mounts_from_sys_exit(&self) -> bool {
         self.mounts && self.syscalls.on()
     }
 
     /// Whether any probe is on.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.syscalls.on() || self.tcp || self.pids
     }
 }
@@ -130,7 +130,7 @@ pub const SAMPLED_FRACTION: f64 = 0.1;
 
 impl SyscallCounting {
     /// Whether syscalls are counted at all.
-    pub fn on(self) -> bool {
+    pub(crate) fn on(self) -> bool {
         self != SyscallCounting::Off
     }
 }

@@ -18,11 +18,11 @@ use tokio::task::JoinHandle;
 use crate::context::AgentContext;
 
 /// The tool name of the hot path's exec records.
-pub const TOOL: &str = "hotpath.exec";
+pub(crate) const TOOL: &str = "hotpath.exec";
 
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
-pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
+pub(crate) fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
     super::ring::start(
         "exec events",
         ring,
@@ -39,7 +39,7 @@ fn read_event(bytes: &[u8]) -> Option<ExecEvent> {
 
 /// An exec record like execsnoop's: argv joined by spaces (control bytes
 /// escaped by the model's string rules), ` ...` when cut.
-pub fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
+pub(crate) fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
     let mut out = Event::new(tool.clone(), EventKind::Exec);
     out.pid = Some(ev.pid);
     out.ppid = (ev.ppid != 0).then_some(ev.ppid);

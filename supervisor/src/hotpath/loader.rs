@@ -204,13 +204,13 @@ const fn string_prog(i: usize) -> (&'static str, Probe, Hook) {
 pub struct Hotpath {
     pub(super) ebpf: Ebpf,
     /// Number of cgroup slots of the syscall table.
-    pub slots: u32,
+    pub(crate) slots: u32,
     /// Number of possible CPUs (the syscall table has `cpus * slots` elements).
-    pub cpus: u32,
+    pub(crate) cpus: u32,
     /// The programs attached, with their probe.
-    pub attached: Vec<(&'static str, Probe)>,
+    pub(crate) attached: Vec<(&'static str, Probe)>,
     /// Programs that could not be attached here, and why.
-    pub unavailable: Vec<(&'static str, String)>,
+    pub(crate) unavailable: Vec<(&'static str, String)>,
     /// The programs in `attached` with their probe, hook and live
     /// attachment (None while detached by [`Hotpath::set_attached`]).
     links: Vec<(&'static str, Probe, Hook, Option<Link>)>,
@@ -224,7 +224,7 @@ impl Hotpath {
     pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
         let mut hp = Self::load_object(
             config.cgroup_slots,
-            config.http.is_some(),
+            config.http,
             config.mounts_from_sys_exit(),
         )?;
         let btf = Btf::from_sys_fs().ok();
@@ -395,7 +395,11 @@ impl Hotpath {
 
     /// Detaches or re-attaches the one program `name` (sampled syscall
     /// counting toggles `count_sys_exit` and keeps its cache invalidators).
-    pub fn set_program_attached(&mut self, name: &str, on: bool) -> Result<(), HotpathError> {
+    pub(crate) fn set_program_attached(
+        &mut self,
+        name: &str,
+        on: bool,
+    ) -> Result<(), HotpathError> {
         self.set_links(|n, _| n == name, on)
     }
 
@@ -423,7 +427,7 @@ impl Hotpath {
     }
 
     /// The loaded object, for the pollers that read its maps.
-    pub fn ebpf(&self) -> &Ebpf {
+    pub(crate) fn ebpf(&self) -> &Ebpf {
         &self.ebpf
     }
 
@@ -433,7 +437,7 @@ impl Hotpath {
     }
 
     /// Whether any program of `probe` is attached.
-    pub fn has(&self, probe: Probe) -> bool {
+    pub(crate) fn has(&self, probe: Probe) -> bool {
         self.attached.iter().any(|(_, p)| *p == probe)
     }
 }

@@ -15,17 +15,17 @@ use super::loader::{Hotpath, HotpathError, Probe};
 use super::{mmap::MmapArray, pids::PidCgroups};
 
 /// The HTTP capture's maps, handed to the HTTP source.
-pub struct HttpMaps {
+pub(crate) struct HttpMaps {
     /// Request records.
-    pub ring: RingBuf<MapData>,
+    pub(crate) ring: RingBuf<MapData>,
     /// Kernel drop counters, indexed by `hotpath_common::http::HttpDrop`.
-    pub counters: Array<MapData, u64>,
+    pub(crate) counters: Array<MapData, u64>,
 }
 
 impl Hotpath {
     /// The exec events' ring buffer, taken once (None when the exec probe
     /// is not attached).
-    pub fn take_exec_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
+    pub(crate) fn take_exec_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
         if !self.attached.iter().any(|(_, p)| *p == Probe::Execs) {
             return None;
         }
@@ -35,7 +35,7 @@ impl Hotpath {
 
     /// The mount events' ring buffer, taken once (None when mounts are not
     /// reported or `sys_exit` is not attached).
-    pub fn take_mount_events(&mut self, enabled: bool) -> Option<RingBuf<MapData>> {
+    pub(crate) fn take_mount_events(&mut self, enabled: bool) -> Option<RingBuf<MapData>> {
         if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
             return None;
         }
@@ -44,7 +44,7 @@ impl Hotpath {
 
     /// The HTTP capture's ring buffer and counters, once (None when the
     /// capture is off or `sys_exit` is not attached).
-    pub fn take_http(&mut self, enabled: bool) -> Result<Option<HttpMaps>, HotpathError> {
+    pub(crate) fn take_http(&mut self, enabled: bool) -> Result<Option<HttpMaps>, HotpathError> {
         if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
             return Ok(None);
         }
@@ -76,17 +76,17 @@ impl Hotpath {
     }
 
     /// mmap of the syscall counters (`cpus * slots` [`SlotCounters`]).
-    pub fn map_syscall_counters(&self) -> Result<MmapArray<SlotCounters>, HotpathError> {
+    pub(crate) fn map_syscall_counters(&self) -> Result<MmapArray<SlotCounters>, HotpathError> {
         self.mmap(SYSCALL_COUNTERS_MAP, (self.cpus * self.slots) as usize)
     }
 
     /// mmap of slot → cgroup id.
-    pub fn map_slot_owners(&self) -> Result<MmapArray<u64>, HotpathError> {
+    pub(crate) fn map_slot_owners(&self) -> Result<MmapArray<u64>, HotpathError> {
         self.mmap(SLOT_OWNERS_MAP, self.slots as usize)
     }
 
     /// mmap of the self-observability counters.
-    pub fn map_counters(&self) -> Result<MmapArray<u64>, HotpathError> {
+    pub(crate) fn map_counters(&self) -> Result<MmapArray<u64>, HotpathError> {
         self.mmap(COUNTERS_MAP, COUNTERS_LEN as usize)
     }
 
@@ -108,7 +108,7 @@ impl Hotpath {
     /// The recursion misses of every attached program (the kernel skipped
     /// the program because it was already running on that CPU, e.g. when
     /// a task was preempted inside it), from `/proc/self/fdinfo`.
-    pub fn recursion_misses(&self) -> Vec<(&'static str, u64)> {
+    pub(crate) fn recursion_misses(&self) -> Vec<(&'static str, u64)> {
         self.attached
             .iter()
             .filter_map(|&(name, _)| {

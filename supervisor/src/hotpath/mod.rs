@@ -14,20 +14,20 @@
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
-pub mod config;
-pub mod execs;
-pub mod loader;
-pub mod maps;
-pub mod mmap;
-pub mod mounts;
+pub(crate) mod config;
+pub(crate) mod execs;
+pub(crate) mod loader;
+pub(crate) mod maps;
+pub(crate) mod mmap;
+pub(crate) mod mounts;
 pub(crate) mod offsets;
-pub mod pids;
-pub mod poller;
+pub(crate) mod pids;
+pub(crate) mod poller;
 pub(crate) mod ring;
-pub mod syscalls;
-pub mod tcp;
+pub(crate) mod syscalls;
+pub(crate) mod tcp;
 
 pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
-pub use maps::HttpMaps;
+pub(crate) use maps::HttpMaps;
 pub use pids::PidCgroups;

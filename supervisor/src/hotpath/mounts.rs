@@ -21,11 +21,11 @@ use super::ring::{c_str, now_ns, read_item};
 use crate::context::AgentContext;
 
 /// The tool name of the hot path's mount records.
-pub const TOOL: &str = "hotpath.mount";
+pub(crate) const TOOL: &str = "hotpath.mount";
 
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
-pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
+pub(crate) fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
     super::ring::start(
         "mount events",
         ring,
@@ -36,7 +36,7 @@ pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()
 }
 
 /// A mount record like mountsnoop's.
-pub fn to_event(tool: &Arc<str>, ev: &MountEvent) -> Event {
+pub(crate) fn to_event(tool: &Arc<str>, ev: &MountEvent) -> Event {
     let mut out = Event::new(tool.clone(), EventKind::Mount);
     (out.pid, out.tid, out.uid) = (Some(ev.pid), Some(ev.tid), Some(ev.uid));
     out.comm = Some(Comm::from_utf8_lossy(c_str(&ev.comm)));

@@ -17,7 +17,7 @@ use crate::{
 /// Reads `ring` into the pipeline until shutdown, each item turned into an
 /// event by `to_event` (None: an item too short, skipped). None (with a
 /// warning naming `what`) when the ring buffer cannot be polled.
-pub fn start(
+pub(crate) fn start(
     what: &'static str,
     ring: RingBuf<MapData>,
     tool: &'static str,
@@ -61,7 +61,7 @@ pub fn start(
 
 /// The plain-data `T` at the start of a ring buffer item (None when the
 /// item is too short).
-pub fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+pub(crate) fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
@@ -71,13 +71,13 @@ pub fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
 }
 
 /// The bytes of `s` up to its first NUL (all of it without one).
-pub fn c_str(s: &[u8]) -> &[u8] {
+pub(crate) fn c_str(s: &[u8]) -> &[u8] {
     let len = s.iter().position(|&b| b == 0).unwrap_or(s.len());
     &s[..len]
 }
 
 /// Wall-clock now, in ns since the Unix epoch.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

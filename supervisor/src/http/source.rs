@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// The tool name HTTP events carry (`event.tool`).
-pub const TOOL: &str = "http";
+pub(crate) const TOOL: &str = "http";
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
@@ -233,7 +233,7 @@ fn nonzero<const N: usize>(mut b: [u8; N]) -> [u8; N] {
 }
 
 /// Spawns the source.
-pub fn start(
+pub(crate) fn start(
     maps: HttpMaps,
     config: &HttpConfig,
     interval: Duration,

@@ -24,7 +24,7 @@ const CHANNEL: usize = 1024;
 /// Runs the sources until `shutdown`, sending one snapshot per `interval`
 /// to `out` and recording syscalls into `ledger`. Fails when the hot path
 /// cannot be loaded (not root, no BTF, built without BPF).
-pub async fn run(
+pub(crate) async fn run(
     enrich: &EnrichConfig,
     hotpath: &HotpathConfig,
     interval: Duration,

@@ -13,10 +13,10 @@
 //! the pipeline is three-quarters full the source stops reading (the file
 //! is the buffer) rather than crowd out the other sources.
 
-pub mod checkpoint;
-pub mod config;
-pub mod discover;
-pub mod limit;
+pub(crate) mod checkpoint;
+pub(crate) mod config;
+pub(crate) mod discover;
+pub(crate) mod limit;
 pub mod patterns;
 mod source;
 mod stats;
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use config::LogsConfig;
+pub(crate) use config::LogsConfig;
 pub use source::{LogSource, TOOL, log_event};
 
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ use crate::{context::AgentContext, host::containers::RuntimeFiles};
 
 /// Starts the container-log source when `[logs]` enables it (a thread that
 /// polls the files); it ends on shutdown, after saving the checkpoints.
-pub fn start(
+pub(crate) fn start(
     config: &LogsConfig,
     files: RuntimeFiles,
     pod_logs_root: Option<PathBuf>,

@@ -36,7 +36,7 @@ use crate::{
 /// The `tool` of log events and the pipeline source name.
 pub const TOOL: &str = "logs";
 /// Messages per container, level and pattern (counter samples).
-pub const MESSAGES: &str = "eunomia_container_log_messages_total";
+pub(crate) const MESSAGES: &str = "eunomia_container_log_messages_total";
 /// How often the checkpoints are written (when they changed).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -76,7 +76,7 @@ pub struct LogSource {
 impl LogSource {
     /// A source reading the runtimes' roots in `files` and the kubelet's
     /// pod log directories, as far as `config` turns each on.
-    pub fn new(
+    pub(crate) fn new(
         config: &LogsConfig,
         files: RuntimeFiles,
         pod_logs_root: Option<PathBuf>,
@@ -110,7 +110,12 @@ impl LogSource {
 
     /// Polls until `shutdown`, then saves the checkpoints and reports the
     /// last counts.
-    pub fn run(&mut self, poll: Duration, metrics_every: Duration, shutdown: &CancellationToken) {
+    pub(crate) fn run(
+        &mut self,
+        poll: Duration,
+        metrics_every: Duration,
+        shutdown: &CancellationToken,
+    ) {
         let mut discovered = None::<Instant>;
         let mut reported = Instant::now();
         let mut saved = Instant::now();
@@ -137,7 +142,7 @@ impl LogSource {
     }
 
     /// Follows the files discovery finds; marks those it no longer finds.
-    pub fn discover(&mut self) {
+    pub(crate) fn discover(&mut self) {
         let found = discover(&self.roots, self.config.max_files);
         for f in self.files.values_mut() {
             f.missing = true;
@@ -199,7 +204,7 @@ impl LogSource {
 
     /// Reads every file once; true when some file had more to read than
     /// its budget (poll again at once).
-    pub fn poll_all(&mut self) -> bool {
+    pub(crate) fn poll_all(&mut self) -> bool {
         let mut busy = false;
         let mut gone = Vec::new();
         let reserve = self.tx.max_room() / 4;
