@@ -22,7 +22,7 @@ pub(crate) const TOOL: &str = "hotpath.exec";
 
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
-pub(crate) fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
+pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
     super::ring::start(
         "exec events",
         ring,
@@ -50,7 +50,7 @@ pub(crate) fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
     out.comm = Some(Comm::from_utf8_lossy(super::ring::c_str(&ev.comm)));
     out.push(fields::RET, Value::Int(0));
     out.push(fields::PROC_ARGS, Value::str_lossy(&args_text(ev)));
-    out.ts_ns = super::ring::now_ns();
+    out.ts_ns = crate::host::now_ns();
     out
 }
 

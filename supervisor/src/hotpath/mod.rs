@@ -14,18 +14,18 @@
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
-pub(crate) mod config;
-pub(crate) mod execs;
-pub(crate) mod loader;
-pub(crate) mod maps;
-pub(crate) mod mmap;
-pub(crate) mod mounts;
+pub mod config;
+pub mod execs;
+pub mod loader;
+pub mod maps;
+pub mod mmap;
+pub mod mounts;
 pub(crate) mod offsets;
-pub(crate) mod pids;
-pub(crate) mod poller;
+pub mod pids;
+pub mod poller;
 pub(crate) mod ring;
-pub(crate) mod syscalls;
-pub(crate) mod tcp;
+pub mod syscalls;
+pub mod tcp;
 
 pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};

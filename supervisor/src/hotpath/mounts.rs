@@ -17,8 +17,8 @@ use hotpath_common::{MOUNT_OP_MOVE, MOUNT_OP_UMOUNT, MountEvent};
 use model::{Comm, Event, EventKind, Value, fields};
 use tokio::task::JoinHandle;
 
-use super::ring::{c_str, now_ns, read_item};
-use crate::context::AgentContext;
+use super::ring::{c_str, read_item};
+use crate::{context::AgentContext, host::now_ns};
 
 /// The tool name of the hot path's mount records.
 pub(crate) const TOOL: &str = "hotpath.mount";

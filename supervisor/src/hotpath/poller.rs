@@ -90,10 +90,10 @@ pub(crate) struct HotpathSource {
     pub(crate) counting: SyscallControl,
     /// The exec events' reader, when the exec probe is attached.
     pub(crate) execs: Option<JoinHandle<()>>,
-    /// The mount events' reader, when `sys_exit` reports mounts.
-    pub(crate) mounts: Option<JoinHandle<()>>,
     /// The HTTP capture's maps, for the HTTP source, when it is on.
     pub(crate) http: Option<HttpMaps>,
+    /// The mount events' reader, when `sys_exit` reports mounts.
+    pub(crate) mounts: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -146,8 +146,8 @@ pub(crate) fn start(
         pids,
         counting,
         execs,
-        mounts,
         http,
+        mounts,
     }))
 }
 

@@ -17,7 +17,7 @@ use crate::{
 /// Reads `ring` into the pipeline until shutdown, each item turned into an
 /// event by `to_event` (None: an item too short, skipped). None (with a
 /// warning naming `what`) when the ring buffer cannot be polled.
-pub(crate) fn start(
+pub fn start(
     what: &'static str,
     ring: RingBuf<MapData>,
     tool: &'static str,
@@ -61,7 +61,7 @@ pub(crate) fn start(
 
 /// The plain-data `T` at the start of a ring buffer item (None when the
 /// item is too short).
-pub(crate) fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+pub fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
@@ -71,14 +71,7 @@ pub(crate) fn read_item<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
 }
 
 /// The bytes of `s` up to its first NUL (all of it without one).
-pub(crate) fn c_str(s: &[u8]) -> &[u8] {
+pub fn c_str(s: &[u8]) -> &[u8] {
     let len = s.iter().position(|&b| b == 0).unwrap_or(s.len());
     &s[..len]
-}
-
-/// Wall-clock now, in ns since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

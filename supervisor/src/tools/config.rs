@@ -19,11 +19,7 @@ pub(crate) const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
 /// `docs/performance.md`). opensnoop, which the file rules need, reports
 /// every open(2) and is left for the user to enable where that is
 /// affordable.
-pub(crate) const DEFAULT_TOOLS: &[&str] = CHEAP_TOOLS;
-
-/// Tools on non-syscall hooks only (the default): with them the agent
-/// holds no syscall tracepoint of its own but the hot path's counter.
-pub(crate) const CHEAP_TOOLS: &[&str] = &["exitsnoop", "tcpstates", "sigsnoop"];
+pub(crate) const DEFAULT_TOOLS: &[&str] = &["exitsnoop", "tcpstates", "sigsnoop"];
 
 /// Which external tools the agent supervises, and how.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
