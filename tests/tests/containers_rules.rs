@@ -65,14 +65,15 @@ impl AgentRun {
         agent
     }
 
-    /// The alerts about containers (the machine is shared: other
-    /// processes of the host may alert at the same time).
-    fn alerts(&self) -> Vec<Value> {
+    /// The alerts about this test's containers (named `*-TAG`): the
+    /// machine is shared, and other tests' containers may alert at the
+    /// same time (another helper's service listening, ...).
+    fn alerts(&self, tag: &str) -> Vec<Value> {
         std::fs::read_to_string(&self.stdout)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["type"] == "alert" && v["container.id"].is_string())
+            .filter(|v| v["type"] == "alert" && ours(&v["container.name"], tag))
             .collect()
     }
 
@@ -157,16 +158,16 @@ fn container_lifecycles_are_quiet_and_an_exec_shell_alerts_once() {
     lifecycles(rt, &tag);
     // Let the last events pass the pipeline and the Alertmanager flush.
     thread::sleep(Duration::from_secs(3));
-    let alerts = agent.alerts();
+    let alerts = agent.alerts(&tag);
     assert!(
         alerts.is_empty(),
         "starting and stopping containers alerted: {alerts:#?}\n{}",
         agent.stderr()
     );
     assert!(
-        container_alerts(&am).is_empty(),
+        container_alerts(&am, &tag).is_empty(),
         "Alertmanager: {:#?}",
-        container_alerts(&am)
+        container_alerts(&am, &tag)
     );
 
     // A shell exec'd into a running container: exactly one alert.
@@ -180,11 +181,11 @@ fn container_lifecycles_are_quiet_and_an_exec_shell_alerts_once() {
         .docker()
         .args(["exec", &id, "/bin/sh", "-c", "/bin/cat /etc/hostname"]));
     wait_for(Duration::from_secs(20), "the shell alert", || {
-        !agent.alerts().is_empty() && !container_alerts(&am).is_empty()
+        !agent.alerts(&tag).is_empty() && !container_alerts(&am, &tag).is_empty()
     });
     thread::sleep(Duration::from_secs(2));
     let _ = rt.docker().args(["rm", "-f", &id]).output();
-    let alerts = agent.alerts();
+    let alerts = agent.alerts(&tag);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let alert = &alerts[0];
     assert_eq!(alert["rule"], SHELL_RULE, "{alert:#}");
@@ -203,14 +204,20 @@ fn container_lifecycles_are_quiet_and_an_exec_shell_alerts_once() {
         output.contains(&name) && !output.contains("<NA>") && !output.contains("()"),
         "alert text: {output}"
     );
-    let in_am = container_alerts(&am);
+    let in_am = container_alerts(&am, &tag);
     assert_eq!(in_am.len(), 1, "Alertmanager: {in_am:#?}");
     assert_eq!(in_am[0]["labels"]["alertname"], SHELL_RULE, "{in_am:#?}");
 }
 
-/// The alerts in Alertmanager about containers.
-fn container_alerts(am: &Alertmanager) -> Vec<Value> {
+/// The alerts in Alertmanager about this test's containers.
+fn container_alerts(am: &Alertmanager, tag: &str) -> Vec<Value> {
     let mut alerts = am.alerts();
-    alerts.retain(|a| a["labels"]["container_id"].is_string());
+    alerts.retain(|a| ours(&a["labels"]["container_name"], tag));
     alerts
+}
+
+/// Whether a container name is one of this test's (`*-TAG`).
+fn ours(name: &Value, tag: &str) -> bool {
+    name.as_str()
+        .is_some_and(|n| n.ends_with(&format!("-{tag}")))
 }
