@@ -34,24 +34,24 @@ use crate::{
 
 /// How `eunomia run` was asked to behave beyond its configuration.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Stop after this long.
-    pub run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// Print summaries as JSON lines.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also print every sample batch as a JSON line.
-    pub samples: bool,
+    pub(crate) samples: bool,
     /// Syscalls per summary.
-    pub top: usize,
+    pub(crate) top: usize,
     /// The configuration file given (`None`: default path or defaults);
     /// read again on SIGHUP.
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
     /// Command-line overrides, applied again on reload.
-    pub overrides: Overrides,
+    pub(crate) overrides: Overrides,
 }
 
 /// Runs the agent to completion.
-pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // Handlers first, so a signal that arrives while loading still ends us cleanly.
     spawn_signal_watch(shutdown.clone(), opts.run_for)?;
@@ -257,7 +257,7 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
-    hotpath.http = config.http.enabled.then(|| config.http.clone());
+    hotpath.http = config.http.enabled;
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;
@@ -266,11 +266,20 @@ fn start_sources(
         sources.extend(source.execs);
         ctx.pids = source.pids;
         counting = Some(source.counting);
+        if let Some(maps) = source.http {
+            match crate::http::source::start(maps, &config.http, interval, ctx) {
+                Ok(_) => tracing::info!("HTTP capture on"),
+                Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
+            }
+        }
     }
-    sources.extend(cgroups::start(&config.enrich, interval, ctx));
+    if let Some(stats) = crate::config::container_stats(&config.enrich) {
+        sources.extend(cgroups::start(&stats, interval, ctx));
+    }
     sources.extend(crate::logs::start(
         &config.logs,
-        &config.enrich,
+        config.enrich.runtime_files(),
+        config.enrich.pod_logs(),
         interval,
         ctx,
     ));

@@ -28,14 +28,14 @@ use crate::{
 };
 
 /// Intervals in a row the cost must stay above (or under) before a step.
-pub const SUSTAIN: u32 = 3;
+pub(crate) const SUSTAIN: u32 = 3;
 /// A step is undone when the cost with it undone would be under this
 /// share of the budget.
-pub const RECOVER_BELOW: f64 = 0.8;
+pub(crate) const RECOVER_BELOW: f64 = 0.8;
 
 /// One degradation step.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Syscall counting switched from exact to sampled.
     SampleSyscalls,
     /// A tool stopped.
@@ -60,7 +60,7 @@ impl Action {
 
 /// What to do after one interval.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Nothing.
     Hold,
     /// Take this step.
@@ -72,7 +72,7 @@ pub enum Decision {
 /// The budget's state: the steps taken and how long the cost has been
 /// above or under.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// The budget as a share of the machine (0..=1).
     limit: f64,
     /// Steps taken, with the share of the machine each saved.
@@ -83,7 +83,7 @@ pub struct Budget {
 
 impl Budget {
     /// A budget of `percent` % of the machine.
-    pub fn new(percent: f64) -> Budget {
+    pub(crate) fn new(percent: f64) -> Budget {
         Budget {
             limit: percent / 100.0,
             steps: Vec::new(),
@@ -93,14 +93,14 @@ impl Budget {
     }
 
     /// Steps in force.
-    pub fn steps(&self) -> usize {
+    pub(crate) fn steps(&self) -> usize {
         self.steps.len()
     }
 
     /// Decides after an interval that cost `cost` (share of the machine),
     /// with the agent's own part `agent` and the running tools' parts
     /// `tools`; `exact` tells whether syscalls are counted exactly.
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         cost: f64,
         agent: f64,
@@ -153,7 +153,7 @@ impl Budget {
 /// Holds the agent to `budget`, checking every `interval` what `overhead`
 /// measured; `counting` switches the hot path's syscall counting (with the
 /// mode it starts in), None when syscalls are not counted.
-pub fn start(
+pub(crate) fn start(
     mut budget: Budget,
     interval: Duration,
     overhead: Overhead,

@@ -16,14 +16,14 @@ use crate::{pipeline::PipelineTx, selfmetrics::Registry};
 #[derive(Clone)]
 pub struct AgentContext {
     /// Where self-metrics are registered.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// Cancelled on SIGINT, SIGTERM or the end of `--for`.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// The pipeline's sending side.
-    pub tx: PipelineTx,
+    pub(crate) tx: PipelineTx,
     /// The kernel's record of processes, once the hot path runs its pid
     /// probe; `/proc` otherwise.
-    pub pids: PidLookup,
+    pub(crate) pids: PidLookup,
 }
 
 impl AgentContext {
@@ -61,7 +61,7 @@ impl PidLookup {
     }
 
     /// The kernel's map, if the hot path runs its pid probe.
-    pub fn map(&self) -> Option<&Arc<dyn KernelPids>> {
+    pub(crate) fn map(&self) -> Option<&Arc<dyn KernelPids>> {
         self.0.as_ref()
     }
 }

@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How often free memory is returned.
-pub const TRIM_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// Returns free heap pages to the system every [`TRIM_EVERY`] until
 /// `shutdown`.
-pub fn spawn_trimmer(shutdown: CancellationToken) {
+pub(crate) fn spawn_trimmer(shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TRIM_EVERY);
         tick.tick().await;
@@ -32,7 +32,7 @@ pub fn spawn_trimmer(shutdown: CancellationToken) {
 }
 
 /// Returns free heap pages to the system now; whether any were returned.
-pub fn trim() -> bool {
+pub(crate) fn trim() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only walks glibc's own arenas under their locks.

@@ -25,11 +25,11 @@ pub enum Message {
 #[derive(Debug)]
 pub struct SampleBatch {
     /// The source, e.g. `hotpath.syscalls`, `hotpath.tcp`, `cgroups`.
-    pub source: &'static str,
+    pub(crate) source: &'static str,
     /// How long the poll interval that these deltas cover was, in seconds.
-    pub interval_s: f64,
+    pub(crate) interval_s: f64,
     /// The values.
-    pub samples: Vec<Sample>,
+    pub(crate) samples: Vec<Sample>,
 }
 
 /// One value of one metric with its labels.
@@ -38,7 +38,7 @@ pub struct Sample {
     /// Metric name, `eunomia_<area>_<name>_<unit>`.
     pub metric: &'static str,
     /// Label pairs, e.g. `("syscall", "read")`, `("cgroup.id", "1234")`.
-    pub labels: Vec<(&'static str, String)>,
+    pub(crate) labels: Vec<(&'static str, String)>,
     /// The value.
     pub value: SampleValue,
 }
@@ -86,18 +86,18 @@ impl Sample {
 
 /// Counters of the pipeline itself (self-observability).
 #[derive(Debug, Default)]
-pub struct PipelineStats {
+pub(crate) struct PipelineStats {
     /// Messages accepted into the channel.
-    pub sent: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// Messages dropped because the channel was full.
-    pub dropped_full: AtomicU64,
+    pub(crate) dropped_full: AtomicU64,
     /// Messages accepted, per source (indexed like [`SOURCES`]).
-    pub by_source: [AtomicU64; SOURCES.len()],
+    pub(crate) by_source: [AtomicU64; SOURCES.len()],
 }
 
 /// The sources the pipeline counts separately: sample batches by their
 /// `source`, tool records as `tools`; anything else is `other`.
-pub const SOURCES: [&str; 8] = [
+pub(crate) const SOURCES: [&str; 8] = [
     "hotpath.syscalls",
     "hotpath.tcp",
     "hotpath.http",
@@ -123,7 +123,7 @@ fn source_slot(msg: &Message) -> usize {
 
 impl PipelineStats {
     /// `(source, messages accepted)` for every source.
-    pub fn per_source(&self) -> Vec<(&'static str, u64)> {
+    pub(crate) fn per_source(&self) -> Vec<(&'static str, u64)> {
         SOURCES
             .iter()
             .zip(&self.by_source)
@@ -142,7 +142,7 @@ pub struct PipelineTx {
 impl PipelineTx {
     /// Queues `msg` without waiting; returns false (and counts the drop)
     /// when the pipeline is full or closed.
-    pub fn send(&self, msg: Message) -> bool {
+    pub(crate) fn send(&self, msg: Message) -> bool {
         let slot = source_slot(&msg);
         match self.tx.try_send(msg) {
             Ok(()) => {
@@ -158,17 +158,17 @@ impl PipelineTx {
     }
 
     /// Messages the channel can take now.
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         self.tx.capacity()
     }
 
     /// Messages the channel holds at most.
-    pub fn max_room(&self) -> usize {
+    pub(crate) fn max_room(&self) -> usize {
         self.tx.max_capacity()
     }
 
     /// The shared pipeline counters.
-    pub fn stats(&self) -> &Arc<PipelineStats> {
+    pub(crate) fn stats(&self) -> &Arc<PipelineStats> {
         &self.stats
     }
 }

@@ -13,24 +13,24 @@ use crate::{BadInput, config::Config, tools};
 
 /// What the configuration turns on, as checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Preflight {
+pub(crate) struct Preflight {
     /// The tools `run` starts.
-    pub tools: Vec<String>,
+    pub(crate) tools: Vec<String>,
     /// The manifest files the tools come from.
-    pub manifests: Vec<String>,
+    pub(crate) manifests: Vec<String>,
     /// Rules loaded (0 when rules are off).
-    pub rules: usize,
+    pub(crate) rules: usize,
     /// The rules files they come from (besides the built-in defaults).
-    pub rules_files: Vec<PathBuf>,
+    pub(crate) rules_files: Vec<PathBuf>,
     /// One line per enabled sink.
-    pub sinks: Vec<String>,
+    pub(crate) sinks: Vec<String>,
     /// Things that are fine for the check but worth saying (an address in
     /// use, perhaps by the agent that runs now).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Checks `config`; every error is bad input (exit 2) naming what is wrong.
-pub fn check(config: &Config) -> Result<Preflight, BadInput> {
+pub(crate) fn check(config: &Config) -> Result<Preflight, BadInput> {
     let manifest = tools::load_checked(&config.tools)?;
     let set = config
         .rules

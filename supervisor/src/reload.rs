@@ -25,16 +25,16 @@ use crate::{
 /// Settings the command line overrides, applied again to every reloaded
 /// configuration.
 #[derive(Debug, Clone, Default)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--interval`: `agent.poll_interval`.
-    pub interval: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
     /// `--socket`: `agent.control_socket`.
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
 }
 
 impl Overrides {
     /// Applies the overrides to `config`.
-    pub fn apply(&self, config: &mut Config) {
+    pub(crate) fn apply(&self, config: &mut Config) {
         if let Some(interval) = self.interval {
             config.agent.poll_interval = interval;
         }
@@ -45,22 +45,22 @@ impl Overrides {
 }
 
 /// What a reload acts on.
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// The configuration file (`None`: the default path or the defaults).
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// Command-line overrides.
-    pub overrides: Overrides,
+    pub(crate) overrides: Overrides,
     /// The configuration in force.
-    pub current: Config,
+    pub(crate) current: Config,
     /// The agent's tools.
-    pub supervisor: Supervisor,
+    pub(crate) supervisor: Supervisor,
     /// Where a new `[rules]` section goes (the rules reloader), when rules
     /// are enabled.
-    pub rules: Option<watch::Sender<RulesConfig>>,
+    pub(crate) rules: Option<watch::Sender<RulesConfig>>,
 }
 
 /// Installs the SIGHUP handler and reloads on every SIGHUP until `shutdown`.
-pub fn spawn(
+pub(crate) fn spawn(
     mut reloader: Reloader,
     shutdown: CancellationToken,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -81,7 +81,7 @@ pub fn spawn(
 impl Reloader {
     /// Reads the configuration and manifest again and applies them, or logs
     /// why not and keeps the old ones.
-    pub fn reload(&mut self) {
+    pub(crate) fn reload(&mut self) {
         let mut new = match Config::load(self.path.as_deref()) {
             Ok(c) => c,
             Err(e) => {

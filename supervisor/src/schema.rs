@@ -17,13 +17,13 @@ use serde_json::{Map, Value};
 use model::{ToolRecord, Workload};
 
 /// The key naming what an object is.
-pub const TYPE: &str = "type";
+pub(crate) const TYPE: &str = "type";
 
 /// The key of the time, in ns since the Unix epoch.
-pub const TS_NS: &str = "ts_ns";
+pub(crate) const TS_NS: &str = "ts_ns";
 
 /// The `type` of a tool record: `event`, `histogram`, `table` or `stack`.
-pub fn record_type(record: &parsers::Record) -> &'static str {
+pub(crate) fn record_type(record: &parsers::Record) -> &'static str {
     match record {
         parsers::Record::Event(_) => "event",
         parsers::Record::Histogram(_) => "histogram",
@@ -34,7 +34,10 @@ pub fn record_type(record: &parsers::Record) -> &'static str {
 
 /// A tool record as one JSON object: `type`, the record's own fields, then
 /// the workload's labels when it was enriched.
-pub fn record_object(record: &parsers::Record, workload: Option<&Workload>) -> Map<String, Value> {
+pub(crate) fn record_object(
+    record: &parsers::Record,
+    workload: Option<&Workload>,
+) -> Map<String, Value> {
     let mut obj = match serde_json::to_value(record) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -49,7 +52,7 @@ pub fn record_object(record: &parsers::Record, workload: Option<&Workload>) -> M
 }
 
 /// [`record_object`] of a pipeline record.
-pub fn tool_record_object(r: &ToolRecord) -> Map<String, Value> {
+pub(crate) fn tool_record_object(r: &ToolRecord) -> Map<String, Value> {
     record_object(&r.record, r.workload.as_deref())
 }
 
@@ -67,7 +70,7 @@ fn add_workload(obj: &mut Map<String, Value>, w: &Workload) {
 }
 
 /// `obj` with `type` set to `kind` and `ts_ns` to `ts_ns` (when not set).
-pub fn tagged(mut obj: Value, kind: &str, ts_ns: u64) -> Value {
+pub(crate) fn tagged(mut obj: Value, kind: &str, ts_ns: u64) -> Value {
     if let Value::Object(map) = &mut obj {
         map.insert(TYPE.into(), kind.into());
         map.entry(TS_NS).or_insert(ts_ns.into());
@@ -79,7 +82,7 @@ pub fn tagged(mut obj: Value, kind: &str, ts_ns: u64) -> Value {
 /// `rule`, `severity`, `output`, `tags`, `fingerprint`, `suppressed`, and
 /// the event's `tool`, `kind`, fields and labels flat, under the same names
 /// as in the event's own object.
-pub fn alert_object(a: &crate::rules::Alert) -> Value {
+pub(crate) fn alert_object(a: &impl serde::Serialize, ts_ns: u64) -> Value {
     let Ok(Value::Object(mut obj)) = serde_json::to_value(a) else {
         return Value::Null;
     };
@@ -90,11 +93,11 @@ pub fn alert_object(a: &crate::rules::Alert) -> Value {
             }
         }
     }
-    tagged(Value::Object(obj), "alert", a.ts_ns)
+    tagged(Value::Object(obj), "alert", ts_ns)
 }
 
 /// Now, in ns since the Unix epoch.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

@@ -16,53 +16,48 @@ use std::sync::{
 };
 
 /// Label pairs of one self-metric series.
-pub type Labels = Vec<(&'static str, String)>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
 /// A monotonic counter handle. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+pub(crate) struct Counter(Arc<AtomicU64>);
 
 impl Counter {
     /// Adds `n`.
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds one.
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.add(1);
     }
 
     /// The current value.
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// A gauge handle (a value that goes up and down). Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Gauge(Arc<AtomicI64>);
+pub(crate) struct Gauge(Arc<AtomicI64>);
 
 impl Gauge {
     /// Sets the value.
-    pub fn set(&self, v: i64) {
+    pub(crate) fn set(&self, v: i64) {
         self.0.store(v, Ordering::Relaxed);
     }
 
-    /// Adds `d` (may be negative).
-    pub fn add(&self, d: i64) {
-        self.0.fetch_add(d, Ordering::Relaxed);
-    }
-
     /// The current value.
-    pub fn get(&self) -> i64 {
+    pub(crate) fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// Whether a self-metric is a counter or a gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SelfKind {
+pub(crate) enum SelfKind {
     /// Monotonic, exported as a cumulative Sum.
     Counter,
     /// Exported as a LastValue (gauge).
@@ -71,17 +66,17 @@ pub enum SelfKind {
 
 /// One value read from the registry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SelfPoint {
+pub(crate) struct SelfPoint {
     /// Metric name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Help text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// Counter or gauge.
-    pub kind: SelfKind,
+    pub(crate) kind: SelfKind,
     /// Labels.
-    pub labels: Labels,
+    pub(crate) labels: Labels,
     /// The value.
-    pub value: f64,
+    pub(crate) value: f64,
 }
 
 type Observer = Box<dyn Fn() -> f64 + Send + Sync>;
@@ -123,7 +118,7 @@ impl Registry {
 
     /// The counter `name{labels}`, created at zero on first use; the same
     /// name and labels give the same counter.
-    pub fn counter(
+    pub(crate) fn counter(
         &self,
         name: &'static str,
         help: &'static str,
@@ -154,7 +149,7 @@ impl Registry {
 
     /// The gauge `name{labels}`, created at zero (replacing an earlier one of
     /// the same name and labels).
-    pub fn gauge(
+    pub(crate) fn gauge(
         &self,
         name: &'static str,
         help: &'static str,
@@ -174,7 +169,7 @@ impl Registry {
 
     /// Registers a counter whose value `read` returns (e.g. an atomic owned
     /// elsewhere, such as [`crate::pipeline::PipelineStats`]).
-    pub fn observe_counter(
+    pub(crate) fn observe_counter(
         &self,
         name: &'static str,
         help: &'static str,
@@ -191,7 +186,7 @@ impl Registry {
     }
 
     /// Registers a counter whose fractional value `read` returns (seconds).
-    pub fn observe_counter_f64(
+    pub(crate) fn observe_counter_f64(
         &self,
         name: &'static str,
         help: &'static str,
@@ -202,7 +197,7 @@ impl Registry {
     }
 
     /// Registers a gauge whose value `read` returns.
-    pub fn observe_gauge(
+    pub(crate) fn observe_gauge(
         &self,
         name: &'static str,
         help: &'static str,
@@ -233,7 +228,7 @@ impl Registry {
     }
 
     /// Every registered value, read now.
-    pub fn read(&self) -> Vec<SelfPoint> {
+    pub(crate) fn read(&self) -> Vec<SelfPoint> {
         self.lock()
             .iter()
             .map(|e| SelfPoint {

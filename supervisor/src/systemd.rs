@@ -8,23 +8,18 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 /// Tells systemd the agent is up (probes attached, sources started).
-pub fn ready() {
+pub(crate) fn ready() {
     notify(&[NotifyState::Ready]);
 }
 
 /// Tells systemd the agent is stopping.
-pub fn stopping() {
+pub(crate) fn stopping() {
     notify(&[NotifyState::Stopping]);
-}
-
-/// Reloading configuration (SIGHUP) started.
-pub fn reloading() {
-    notify(&[NotifyState::Reloading]);
 }
 
 /// Pings the watchdog at half its period until `shutdown`, when the unit
 /// asked for one.
-pub fn spawn_watchdog(shutdown: CancellationToken) {
+pub(crate) fn spawn_watchdog(shutdown: CancellationToken) {
     let Some(timeout) = sd_notify::watchdog_enabled() else {
         return;
     };

@@ -7,13 +7,13 @@ use model::{EventView, ValueRef};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OwnedEvent {
     /// Tool name.
-    pub tool: String,
+    pub(crate) tool: String,
     /// Event kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Receive time in ns since the epoch.
-    pub ts_ns: u64,
+    pub(crate) ts_ns: u64,
     /// Fields by name.
-    pub fields: Vec<(String, OwnedValue)>,
+    pub(crate) fields: Vec<(String, OwnedValue)>,
 }
 
 /// An owned field value of an [`OwnedEvent`].

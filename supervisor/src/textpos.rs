@@ -8,14 +8,14 @@ use std::{fmt, path::PathBuf};
 /// The line starts of a text: [`LineIndex::line_col`] is then O(log n) plus
 /// the length of the line (a manifest of thousands of entries loads in
 /// linear time).
-pub struct LineIndex<'a> {
+pub(crate) struct LineIndex<'a> {
     text: &'a str,
     starts: Vec<usize>,
 }
 
 impl<'a> LineIndex<'a> {
     /// Indexes `text`.
-    pub fn new(text: &'a str) -> LineIndex<'a> {
+    pub(crate) fn new(text: &'a str) -> LineIndex<'a> {
         let starts = std::iter::once(0)
             .chain(
                 text.bytes()
@@ -28,7 +28,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// 1-based line and column (in characters) of byte `offset`.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
@@ -40,7 +40,7 @@ impl<'a> LineIndex<'a> {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     LineIndex::new(text).line_col(offset)
 }
 
@@ -48,31 +48,31 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[derive(Debug)]
 pub struct SourceFile {
     /// Where it was read from.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its content.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// An error in a file a user wrote, with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Diagnostic {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// 1-based line; 0 when the error has no position (e.g. unreadable file).
-    pub line: usize,
+    pub(crate) line: usize,
     /// 1-based column, in characters.
-    pub col: usize,
+    pub(crate) col: usize,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
     /// The source line, for the underline.
-    pub line_text: String,
+    pub(crate) line_text: String,
     /// How many characters to underline (at least 1 when positioned).
-    pub width: usize,
+    pub(crate) width: usize,
 }
 
 impl Diagnostic {
     /// An error covering `range` of `file`.
-    pub fn at(
+    pub(crate) fn at(
         file: &SourceFile,
         range: std::ops::Range<usize>,
         message: impl Into<String>,
@@ -95,7 +95,7 @@ impl Diagnostic {
     }
 
     /// An error about `path` as a whole.
-    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Diagnostic {
             path: path.into(),
             line: 0,

@@ -17,23 +17,23 @@ use std::{
 };
 
 /// The environment variable that turns the checks off (any value but `0`).
-pub const INSECURE_ENV: &str = "EUNOMIA_INSECURE_FILES";
+pub(crate) const INSECURE_ENV: &str = "EUNOMIA_INSECURE_FILES";
 
 static RELAXED: AtomicBool = AtomicBool::new(false);
 
 /// A path that may not be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {}", path.display(), self.advice())]
-pub struct Untrusted {
+pub(crate) struct Untrusted {
     /// The path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Why, in words.
-    pub why: String,
+    pub(crate) why: String,
 }
 
 impl Untrusted {
     /// `refused: <why> (...)`, without the path.
-    pub fn advice(&self) -> String {
+    pub(crate) fn advice(&self) -> String {
         format!(
             "refused: {} (others than root could make the agent run commands as root; \
              fix its owner and mode, or use --insecure-files / {INSECURE_ENV}=1 for development)",
@@ -51,7 +51,7 @@ pub fn relax() {
 }
 
 /// Whether the checks are on.
-pub fn enforced() -> bool {
+pub(crate) fn enforced() -> bool {
     if RELAXED.load(Ordering::Relaxed) {
         return false;
     }
@@ -60,7 +60,7 @@ pub fn enforced() -> bool {
 
 /// Checks `path` (a file or a directory; symlinks followed). A path that
 /// does not exist is not an error here: its reader says so.
-pub fn check(path: &Path) -> Result<(), Untrusted> {
+pub(crate) fn check(path: &Path) -> Result<(), Untrusted> {
     if !enforced() {
         return Ok(());
     }
@@ -71,7 +71,7 @@ pub fn check(path: &Path) -> Result<(), Untrusted> {
 }
 
 /// Checks a file and the directory it is in.
-pub fn check_with_dir(path: &Path) -> Result<(), Untrusted> {
+pub(crate) fn check_with_dir(path: &Path) -> Result<(), Untrusted> {
     check(path)?;
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => check(dir),
@@ -81,7 +81,7 @@ pub fn check_with_dir(path: &Path) -> Result<(), Untrusted> {
 
 /// The rule, on an owner and a mode: owned by root or the agent's own user,
 /// not writable by group or others.
-pub fn check_meta(path: &Path, uid: u32, mode: u32) -> Result<(), Untrusted> {
+pub(crate) fn check_meta(path: &Path, uid: u32, mode: u32) -> Result<(), Untrusted> {
     let me = nix::unistd::geteuid().as_raw();
     let refuse = |why: String| {
         Err(Untrusted {

@@ -21,7 +21,7 @@ pub enum MetricKind {
 
 impl MetricKind {
     /// Name as written in the configuration.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MetricKind::Sum => "sum",
             MetricKind::Count => "count",
@@ -37,17 +37,17 @@ impl MetricKind {
 pub struct AggregateConfig {
     /// Series kept per metric; beyond it, new label sets fold into one
     /// overflow series (every label `other`) and are counted.
-    pub max_series: usize,
+    pub(crate) max_series: usize,
     /// Per-metric overrides of `max_series`, by metric name.
-    pub series_limits: BTreeMap<String, usize>,
+    pub(crate) series_limits: BTreeMap<String, usize>,
     /// A series not updated for this long is dropped (e.g. a vanished
     /// container's).
     #[serde(with = "humantime_serde")]
-    pub series_ttl: Duration,
+    pub(crate) series_ttl: Duration,
     /// Apply the built-in rules ([`default_rules`]) before `rules`.
-    pub default_rules: bool,
+    pub(crate) default_rules: bool,
     /// Event rules (`[[aggregate.rules]]`).
-    pub rules: Vec<EventRule>,
+    pub(crate) rules: Vec<EventRule>,
 }
 
 impl Default for AggregateConfig {
@@ -67,31 +67,31 @@ impl Default for AggregateConfig {
 #[serde(deny_unknown_fields)]
 pub struct EventRule {
     /// Event kind (`exec`, `tcp_session`, ...) or `*` for every event.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Only events of this tool.
     #[serde(default)]
-    pub tool: Option<String>,
+    pub(crate) tool: Option<String>,
     /// Metric name, `eunomia_<area>_<name>_<unit>`.
-    pub metric: String,
+    pub(crate) metric: String,
     /// What the metric is.
     #[serde(rename = "type")]
-    pub metric_type: MetricKind,
+    pub(crate) metric_type: MetricKind,
     /// The numeric field aggregated (not for `count`). Durations are taken
     /// in seconds.
     #[serde(default)]
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// Fields that become labels (`proc.comm`, `container.name`, `tool`, `kind`, ...).
     #[serde(default)]
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// Histogram bucket upper bounds (default by unit suffix of `metric`).
     #[serde(default)]
-    pub buckets: Option<Vec<f64>>,
+    pub(crate) buckets: Option<Vec<f64>>,
     /// Factor applied to the field's value (e.g. 1024 for KiB to bytes).
     #[serde(default)]
-    pub scale: Option<f64>,
+    pub(crate) scale: Option<f64>,
     /// Help text.
     #[serde(default)]
-    pub help: Option<String>,
+    pub(crate) help: Option<String>,
 }
 
 impl EventRule {
@@ -124,7 +124,7 @@ const CONTAINER: &str = "container.name";
 const CONTAINER_ID: &str = "container.id";
 
 /// The built-in rules (documented in `docs/metrics.md`).
-pub fn default_rules() -> Vec<EventRule> {
+pub(crate) fn default_rules() -> Vec<EventRule> {
     use MetricKind::*;
     vec![
         EventRule::new(
@@ -278,7 +278,7 @@ pub fn default_rules() -> Vec<EventRule> {
 }
 
 /// Whether `name` is a valid Prometheus metric name.
-pub fn is_metric_name(name: &str) -> bool {
+pub(crate) fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
@@ -286,7 +286,7 @@ pub fn is_metric_name(name: &str) -> bool {
 
 impl AggregateConfig {
     /// The default rules (if on) followed by the configured ones.
-    pub fn effective_rules(&self) -> Vec<EventRule> {
+    pub(crate) fn effective_rules(&self) -> Vec<EventRule> {
         let mut rules = if self.default_rules {
             default_rules()
         } else {
@@ -297,7 +297,7 @@ impl AggregateConfig {
     }
 
     /// The series bound of `metric`.
-    pub fn limit_of(&self, metric: &str) -> usize {
+    pub(crate) fn limit_of(&self, metric: &str) -> usize {
         self.series_limits
             .get(metric)
             .copied()
@@ -305,7 +305,7 @@ impl AggregateConfig {
     }
 
     /// Checks ranges and rule consistency; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_series == 0 {
             return Err("aggregate.max_series must be at least 1".into());
         }

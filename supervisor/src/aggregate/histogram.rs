@@ -5,12 +5,12 @@
 use std::sync::{Arc, OnceLock};
 
 /// Most log2 buckets a histogram keeps (values up to 2^63).
-pub const MAX_LOG2_BUCKETS: usize = 64;
+pub(crate) const MAX_LOG2_BUCKETS: usize = 64;
 
 /// A cumulative histogram. `counts[i]` counts values `v` with
 /// `bounds[i-1] < v <= bounds[i]`; the last count is the `+Inf` bucket.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: Arc<[f64]>,
     counts: Vec<u64>,
     sum: f64,
@@ -24,7 +24,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// An empty histogram with the given (strictly increasing) upper bounds.
-    pub fn with_bounds(bounds: Arc<[f64]>) -> Histogram {
+    pub(crate) fn with_bounds(bounds: Arc<[f64]>) -> Histogram {
         let n = bounds.len() + 1;
         Histogram {
             bounds,
@@ -37,15 +37,16 @@ impl Histogram {
         }
     }
 
+    #[cfg(test)]
     /// An empty log2 histogram (bounds grow with the buckets added).
-    pub fn log2() -> Histogram {
+    pub(crate) fn log2() -> Histogram {
         Self::log2_scaled(1.0)
     }
 
     /// An empty log2 histogram whose source values are multiplied by
     /// `scale` (bounds and sum), so that a histogram of microseconds is
     /// kept and exported in seconds.
-    pub fn log2_scaled(scale: f64) -> Histogram {
+    pub(crate) fn log2_scaled(scale: f64) -> Histogram {
         Histogram {
             bounds: log2_bounds(0),
             counts: vec![0],
@@ -58,7 +59,7 @@ impl Histogram {
     }
 
     /// Records one value.
-    pub fn observe(&mut self, v: f64) {
+    pub(crate) fn observe(&mut self, v: f64) {
         let i = self.bounds.partition_point(|b| *b < v);
         self.counts[i] += 1;
         self.sum += v;
@@ -69,7 +70,7 @@ impl Histogram {
     /// `counts[i]` values in `[2^(i-1), 2^i)`. For integer values the
     /// inclusive upper bound of bucket `i` is `2^i - 1`, which is the bound
     /// kept. The sum is estimated from bucket midpoints (no exact sum exists).
-    pub fn add_log2(&mut self, counts: &[u64]) {
+    pub(crate) fn add_log2(&mut self, counts: &[u64]) {
         let n = counts.len().min(MAX_LOG2_BUCKETS);
         if n > self.bounds.len() {
             self.grow_log2(n);
@@ -89,7 +90,7 @@ impl Histogram {
     /// printed histogram), in the source unit (see [`Self::log2_scaled`]).
     /// Counts land in the bucket whose bound is the smallest one at or
     /// above `high`; the sum is estimated.
-    pub fn add_buckets(&mut self, buckets: impl IntoIterator<Item = (f64, f64, u64)>) {
+    pub(crate) fn add_buckets(&mut self, buckets: impl IntoIterator<Item = (f64, f64, u64)>) {
         for (low, high, c) in buckets {
             if c == 0 {
                 continue;
@@ -109,7 +110,7 @@ impl Histogram {
     /// Adds bucket counts taken with the same bounds (a source's own
     /// histogram of one interval) and their exact sum; counts beyond this
     /// histogram's buckets go to its last one.
-    pub fn add_counts(&mut self, counts: &[u64], sum: f64) {
+    pub(crate) fn add_counts(&mut self, counts: &[u64], sum: f64) {
         let last = self.counts.len() - 1;
         for (i, &c) in counts.iter().enumerate() {
             self.counts[i.min(last)] += c;
@@ -132,27 +133,27 @@ impl Histogram {
     }
 
     /// The upper bounds.
-    pub fn bounds(&self) -> &Arc<[f64]> {
+    pub(crate) fn bounds(&self) -> &Arc<[f64]> {
         &self.bounds
     }
 
     /// The bucket counts (one more than the bounds).
-    pub fn counts(&self) -> &[u64] {
+    pub(crate) fn counts(&self) -> &[u64] {
         &self.counts
     }
 
     /// Sum of the observed values (estimated unless [`Self::sum_exact`]).
-    pub fn sum(&self) -> f64 {
+    pub(crate) fn sum(&self) -> f64 {
         self.sum
     }
 
     /// Whether the sum is exact rather than estimated from buckets.
-    pub fn sum_exact(&self) -> bool {
+    pub(crate) fn sum_exact(&self) -> bool {
         self.sum_exact
     }
 
     /// Number of observed values.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 }
@@ -168,7 +169,7 @@ fn log2_midpoint(i: usize) -> f64 {
 }
 
 /// The first `n` log2 bounds `0, 1, 3, 7, ..., 2^(n-1) - 1`, shared.
-pub fn log2_bounds(n: usize) -> Arc<[f64]> {
+pub(crate) fn log2_bounds(n: usize) -> Arc<[f64]> {
     static TABLE: OnceLock<Vec<Arc<[f64]>>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         (0..=MAX_LOG2_BUCKETS)
@@ -184,7 +185,7 @@ pub fn log2_bounds(n: usize) -> Arc<[f64]> {
 }
 
 /// Default bounds for durations in seconds: 100µs to 100s, ×~2.5 steps.
-pub fn default_seconds_bounds() -> Arc<[f64]> {
+pub(crate) fn default_seconds_bounds() -> Arc<[f64]> {
     Arc::from(
         &[
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -194,7 +195,7 @@ pub fn default_seconds_bounds() -> Arc<[f64]> {
 }
 
 /// Default bounds for sizes in bytes: 64 B to 1 GiB, ×4 steps.
-pub fn default_bytes_bounds() -> Arc<[f64]> {
+pub(crate) fn default_bytes_bounds() -> Arc<[f64]> {
     (0..13)
         .map(|i| 64.0 * 4f64.powi(i))
         .collect::<Vec<_>>()

@@ -6,10 +6,10 @@
 //! The aggregator is shared by the pipeline's consume loop (which feeds it)
 //! and the sinks (which collect from it), behind a mutex held briefly.
 
-pub mod config;
-pub mod histogram;
+pub(crate) mod config;
+pub(crate) mod histogram;
 pub mod names;
-pub mod store;
+pub(crate) mod store;
 mod units;
 
 use std::{
@@ -22,10 +22,12 @@ use hashbrown::HashMap;
 use model::{EventView, ValueRef};
 
 pub use config::{AggregateConfig, EventRule, MetricKind};
-pub use histogram::Histogram;
-pub use store::{Labels, OVERFLOW_VALUE, Series, SeriesValue};
+pub(crate) use histogram::Histogram;
+#[cfg(test)]
+pub(crate) use store::OVERFLOW_VALUE;
+pub(crate) use store::{Labels, SeriesValue};
 use store::{MetricDesc, MetricStore};
-pub use units::unit_of;
+pub(crate) use units::unit_of;
 use units::{
     base_unit, column_in_base_units, default_bounds, help_of, leak, tool_metric_name, unit_scale,
 };
@@ -36,46 +38,46 @@ use crate::{
 };
 
 /// An aggregator shared between the consume loop and the sinks.
-pub type SharedAggregator = Arc<Mutex<Aggregator>>;
+pub(crate) type SharedAggregator = Arc<Mutex<Aggregator>>;
 
 /// The metrics at one instant, as every sink receives them.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Collection time, ns since the Unix epoch.
-    pub time_ns: u64,
+    pub(crate) time_ns: u64,
     /// The metrics, in a stable order (by name).
-    pub metrics: Vec<MetricSnapshot>,
+    pub(crate) metrics: Vec<MetricSnapshot>,
 }
 
 /// One metric in a [`Snapshot`].
 #[derive(Debug, Clone)]
-pub struct MetricSnapshot {
+pub(crate) struct MetricSnapshot {
     /// Name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Help text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// Kind.
-    pub kind: MetricKind,
+    pub(crate) kind: MetricKind,
     /// Unit (UCUM, as OTLP wants it), derived from the name's suffix.
-    pub unit: &'static str,
+    pub(crate) unit: &'static str,
     /// One point per series.
-    pub points: Vec<Point>,
+    pub(crate) points: Vec<Point>,
 }
 
 /// The cumulative value of one series at snapshot time.
 #[derive(Debug, Clone)]
-pub struct Point {
+pub(crate) struct Point {
     /// Labels.
-    pub labels: Labels,
+    pub(crate) labels: Labels,
     /// Start of the cumulative value (series creation), ns since the epoch.
-    pub start_ns: u64,
+    pub(crate) start_ns: u64,
     /// The value.
-    pub value: PointValue,
+    pub(crate) value: PointValue,
 }
 
 /// A point's value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PointValue {
+pub(crate) enum PointValue {
     /// Sum, count or gauge.
     Number(f64),
     /// A histogram.
@@ -195,7 +197,7 @@ impl Aggregator {
     }
 
     /// Takes one pipeline message.
-    pub fn ingest(&mut self, msg: &Message) {
+    pub(crate) fn ingest(&mut self, msg: &Message) {
         self.now_ns = now_ns();
         match msg {
             Message::Samples(batch) => self.ingest_samples(batch),
@@ -213,7 +215,7 @@ impl Aggregator {
     /// `eunomia_tool_<tool>_<base unit>`, keeping the printed bucket bounds
     /// converted to the base unit (`seconds`, `bytes`), labelled by the
     /// per-key label (`disk`, `pid`, ...).
-    pub fn ingest_tool_histogram(&mut self, h: &parsers::HistogramSnapshot) {
+    pub(crate) fn ingest_tool_histogram(&mut self, h: &parsers::HistogramSnapshot) {
         let (unit, scale) = base_unit(&h.unit);
         let name = tool_metric_name(&h.tool, unit);
         let help = leak(&format!("Histogram printed by {} (in {unit}).", h.tool));
@@ -240,7 +242,7 @@ impl Aggregator {
     /// Folds a periodic table (syscount, hardirqs, softirqs, biopattern):
     /// every numeric column becomes the LastValue `eunomia_tool_<tool>_<column>`
     /// labelled by the row's text columns.
-    pub fn ingest_table(&mut self, t: &parsers::TableSnapshot) {
+    pub(crate) fn ingest_table(&mut self, t: &parsers::TableSnapshot) {
         for row in &t.rows {
             let labels: Vec<(&'static str, Box<str>)> = t
                 .columns
@@ -280,14 +282,15 @@ impl Aggregator {
         series.value = SeriesValue::Last(x);
     }
 
+    #[cfg(test)]
     /// Sets the clock used to stamp series (tests and benchmarks).
-    pub fn set_now(&mut self, now_ns: u64) {
+    pub(crate) fn set_now(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
     }
 
     /// Folds one batch of samples: deltas into Sums, gauges into
     /// LastValues, log2 histograms into Histograms with log2 bounds.
-    pub fn ingest_samples(&mut self, batch: &SampleBatch) {
+    pub(crate) fn ingest_samples(&mut self, batch: &SampleBatch) {
         for s in &batch.samples {
             let kind = match s.value {
                 SampleValue::Delta(_) | SampleValue::DeltaF64(_) => MetricKind::Sum,
@@ -420,8 +423,9 @@ impl Aggregator {
         out
     }
 
+    #[cfg(test)]
     /// The metric `name`'s store, if any (tests).
-    pub fn series_count(&self, name: &str) -> Option<usize> {
+    pub(crate) fn series_count(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).map(|&i| self.metrics[i].len())
     }
 }
@@ -531,7 +535,7 @@ fn merge_self_points(metrics: &mut Vec<MetricSnapshot>, registry: &Registry, sta
 }
 
 /// Now, in ns since the Unix epoch.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

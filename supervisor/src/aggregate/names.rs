@@ -32,7 +32,7 @@ const SCALED_UNITS: &[&str] = &[
 /// Metrics named by the OpenTelemetry semantic conventions (in their
 /// Prometheus form), which dashboards of every HTTP instrumentation share:
 /// kept as the conventions name them, without the `eunomia_` prefix.
-pub const SEMCONV: &[&str] = &[
+pub(crate) const SEMCONV: &[&str] = &[
     "http_server_request_duration_seconds",
     "http_client_request_duration_seconds",
     // the service-graph metrics of Tempo's and the collector's servicegraph connector

@@ -9,14 +9,14 @@ use hashbrown::HashMap;
 use super::{MetricKind, histogram::Histogram};
 
 /// Label pairs of one series, shared between the store and snapshots.
-pub type Labels = Arc<[(&'static str, Box<str>)]>;
+pub(crate) type Labels = Arc<[(&'static str, Box<str>)]>;
 
 /// The value the overflow series has for every label.
-pub const OVERFLOW_VALUE: &str = "other";
+pub(crate) const OVERFLOW_VALUE: &str = "other";
 
 /// The cumulative value of one series.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SeriesValue {
+pub(crate) enum SeriesValue {
     /// A monotonic sum or a count.
     Sum(f64),
     /// The last value set.
@@ -27,50 +27,50 @@ pub enum SeriesValue {
 
 /// One series.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     /// Its labels.
-    pub labels: Labels,
+    pub(crate) labels: Labels,
     /// When it was created (ns since the epoch): the start of the cumulative values.
-    pub start_ns: u64,
+    pub(crate) start_ns: u64,
     /// When it was last updated.
-    pub last_ns: u64,
+    pub(crate) last_ns: u64,
     /// The value.
-    pub value: SeriesValue,
+    pub(crate) value: SeriesValue,
 }
 
 /// Static description of a metric.
 #[derive(Debug, Clone)]
-pub struct MetricDesc {
+pub(crate) struct MetricDesc {
     /// Name, `eunomia_<area>_<name>_<unit>`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Help text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// Kind.
-    pub kind: MetricKind,
+    pub(crate) kind: MetricKind,
     /// Bounds of histograms filled by observations; `None` for log2 histograms.
-    pub bounds: Option<Arc<[f64]>>,
+    pub(crate) bounds: Option<Arc<[f64]>>,
     /// Base units per source unit of a log2 histogram (see
     /// [`Histogram::log2_scaled`]); 1 for everything else.
-    pub log2_scale: f64,
+    pub(crate) log2_scale: f64,
 }
 
 /// The series of one metric.
 #[derive(Debug)]
-pub struct MetricStore {
+pub(crate) struct MetricStore {
     /// What it is.
-    pub desc: MetricDesc,
+    pub(crate) desc: MetricDesc,
     limit: usize,
     series: HashMap<String, Series>,
     overflow: Option<Series>,
     /// Updates folded into the overflow series since start.
-    pub overflowed: u64,
+    pub(crate) overflowed: u64,
     /// Series dropped because they were not updated within the TTL.
-    pub expired: u64,
+    pub(crate) expired: u64,
 }
 
 impl MetricStore {
     /// An empty metric holding at most `limit` series (plus overflow).
-    pub fn new(desc: MetricDesc, limit: usize) -> Self {
+    pub(crate) fn new(desc: MetricDesc, limit: usize) -> Self {
         Self {
             desc,
             limit: limit.max(1),
@@ -83,7 +83,7 @@ impl MetricStore {
 
     /// The series with encoded label key `key`, created with `labels()` if
     /// new, or the overflow series when the bound is reached.
-    pub fn series_mut(
+    pub(crate) fn series_mut(
         &mut self,
         key: &str,
         now_ns: u64,
@@ -114,7 +114,7 @@ impl MetricStore {
     }
 
     /// Drops series last updated before `cutoff_ns`.
-    pub fn expire(&mut self, cutoff_ns: u64) {
+    pub(crate) fn expire(&mut self, cutoff_ns: u64) {
         let before = self.series.len();
         self.series.retain(|_, s| s.last_ns >= cutoff_ns);
         self.expired += (before - self.series.len()) as u64;
@@ -128,17 +128,17 @@ impl MetricStore {
     }
 
     /// Every series (the overflow one last).
-    pub fn iter(&self) -> impl Iterator<Item = &Series> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Series> {
         self.series.values().chain(self.overflow.iter())
     }
 
     /// Number of series, not counting the overflow series.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.series.len()
     }
 
     /// Whether there is no series at all.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.series.is_empty() && self.overflow.is_none()
     }
 }

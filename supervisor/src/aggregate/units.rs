@@ -8,7 +8,7 @@ use model::ValueRef;
 use super::histogram;
 
 /// The UCUM unit of a metric, from its name's suffix.
-pub fn unit_of(name: &str) -> &'static str {
+pub(crate) fn unit_of(name: &str) -> &'static str {
     let base = name.strip_suffix("_total").unwrap_or(name);
     match base.rsplit('_').next() {
         Some("seconds") => "s",

@@ -15,7 +15,7 @@
 //!   the samples.
 
 pub mod poller;
-pub mod stats;
+pub(crate) mod stats;
 
-pub use poller::{CgroupStatsPoller, SOURCE, start};
+pub use poller::{CgroupStatsPoller, SOURCE, StatsSettings, start};
 pub use stats::{CgroupStats, StatsReader};

@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -16,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use super::stats::{CgroupStats, StatsReader};
 use crate::{
     context::AgentContext,
-    enrich::EnrichConfig,
     host::{
         cgroup::{CgroupMounts, WALK_LIMIT, walk},
         containers::{RuntimeFiles, classify},
@@ -87,7 +87,7 @@ impl CgroupStatsPoller {
 
     /// Also polls plain containerd tasks, confirmed in containerd's state
     /// directory `dir`.
-    pub fn with_containerd_state(mut self, dir: Option<std::path::PathBuf>) -> Self {
+    pub(crate) fn with_containerd_state(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.containerd_state = dir;
         self
     }
@@ -244,27 +244,35 @@ fn push_samples(
     }
 }
 
-/// Starts the source when `config.container_stats` is on. Each poll runs on
-/// the blocking pool (it reads many small files); on shutdown it polls once
-/// more and stops.
+/// What the source reads (from `[enrich]`: its `container_stats`,
+/// `cgroup_root`, `max_stats_cgroups` and the runtimes' roots).
+#[derive(Debug, Clone)]
+pub struct StatsSettings {
+    /// The cgroup v2 mount; detected when unset.
+    pub(crate) cgroup_root: Option<PathBuf>,
+    /// Workload cgroups polled at most.
+    pub(crate) max_cgroups: usize,
+    /// The runtimes' files (containerd's tasks are workload roots).
+    pub(crate) files: RuntimeFiles,
+}
+
+/// Starts the source. Each poll runs on the blocking pool (it reads many
+/// small files); on shutdown it polls once more and stops.
 pub fn start(
-    config: &EnrichConfig,
+    settings: &StatsSettings,
     interval: Duration,
     ctx: &AgentContext,
 ) -> Option<JoinHandle<()>> {
-    if !config.container_stats {
-        return None;
-    }
     let mut mounts = CgroupMounts::detect();
-    if let Some(root) = &config.cgroup_root {
+    if let Some(root) = &settings.cgroup_root {
         mounts.v2 = Some(root.clone());
     }
     if mounts.v2.is_none() && mounts.v1.is_empty() {
         tracing::warn!("no cgroup hierarchy mounted; container metrics are off");
         return None;
     }
-    let poller = CgroupStatsPoller::new(mounts, config.max_stats_cgroups)
-        .with_containerd_state(EnrichConfig::optional(&config.containerd_state));
+    let poller = CgroupStatsPoller::new(mounts, settings.max_cgroups)
+        .with_containerd_state(settings.files.containerd_state.clone());
     Some(tokio::spawn(poll_loop(
         poller,
         interval,

@@ -18,19 +18,19 @@ const V1_UNLIMITED: u64 = 1 << 62;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupStats {
     /// CPU time used, in nanoseconds (cumulative).
-    pub cpu_ns: Option<u64>,
+    pub(crate) cpu_ns: Option<u64>,
     /// Memory in use, in bytes.
     pub memory_bytes: Option<u64>,
     /// The memory limit in bytes; `None` when unlimited.
-    pub memory_limit_bytes: Option<u64>,
+    pub(crate) memory_limit_bytes: Option<u64>,
     /// Processes killed by the OOM killer in this cgroup (cumulative).
-    pub oom_kills: Option<u64>,
+    pub(crate) oom_kills: Option<u64>,
     /// Bytes read from block devices (cumulative).
-    pub io_read_bytes: Option<u64>,
+    pub(crate) io_read_bytes: Option<u64>,
     /// Bytes written to block devices (cumulative).
-    pub io_write_bytes: Option<u64>,
+    pub(crate) io_write_bytes: Option<u64>,
     /// Tasks in the cgroup.
-    pub pids: Option<u64>,
+    pub(crate) pids: Option<u64>,
 }
 
 /// Reads [`CgroupStats`] for paths relative to the hierarchies' roots.

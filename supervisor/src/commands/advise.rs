@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::remote;
 use crate::{
     BadInput,
-    cli_live::SeccompArgs,
+    cli::live::SeccompArgs,
     config::Config,
     control::proto,
     live::{Ledger, Recorded, standalone},
@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Runs `eunomia advise seccomp`.
-pub fn seccomp(args: SeccompArgs) -> anyhow::Result<()> {
+pub(crate) fn seccomp(args: SeccompArgs) -> anyhow::Result<()> {
     if args.container.trim().is_empty() {
         return Err(BadInput("--container: name a container (name or id)".into()).into());
     }

@@ -10,7 +10,7 @@ use crate::{
 
 /// Validates FILE (or the default file, or the built-in defaults) as `run`
 /// would, and prints what it turns on and which `OTEL_*` variables applied.
-pub fn check(file: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn check(file: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(file).map_err(|e| BadInput(e.to_string()))?;
     let checked = preflight::check(&config)?;
     let source = match file {
@@ -88,7 +88,7 @@ fn describe(config: &Config, p: &preflight::Preflight) -> String {
 }
 
 /// Prints the documented default configuration file.
-pub fn print_default() -> anyhow::Result<()> {
+pub(crate) fn print_default() -> anyhow::Result<()> {
     print!("{DEFAULT_TEXT}");
     Ok(())
 }

@@ -10,14 +10,14 @@ use clap::CommandFactory as _;
 use crate::{BadInput, cli::Cli};
 
 /// Prints the completion script of `shell`.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(shell, &mut Cli::command(), "eunomia", &mut out);
     out.flush().context("writing to stdout")
 }
 
 /// Prints the main man page, or writes every page into `dir`.
-pub fn man(dir: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn man(dir: Option<&Path>) -> anyhow::Result<()> {
     let cmd = Cli::command();
     match dir {
         Some(dir) => {

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Runs the command.
-pub fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
+pub(crate) fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref()).map_err(|e| BadInput(e.to_string()))?;
     let target = target_of(&args, &config).map_err(|e| BadInput(e.to_string()))?;
     check_writable(&args.output).map_err(|e| BadInput(e.to_string()))?;

@@ -15,7 +15,7 @@ use super::remote;
 use crate::{cli::HttpArgs, control::proto, http::source::TOOL};
 
 /// Runs `eunomia http`.
-pub fn http(args: HttpArgs) -> anyhow::Result<()> {
+pub(crate) fn http(args: HttpArgs) -> anyhow::Result<()> {
     remote::block_on(follow(args))
 }
 
@@ -69,7 +69,7 @@ async fn follow(args: HttpArgs) -> anyhow::Result<()> {
 }
 
 /// The column titles.
-pub fn header() -> String {
+pub(crate) fn header() -> String {
     format!(
         "{:<12} {:<6} {:<24} {:<7} {:<40} {:>6} {:>10}  {}",
         "TIME", "SIDE", "WORKLOAD", "METHOD", "PATH", "STATUS", "DURATION", "PEER"
@@ -77,7 +77,7 @@ pub fn header() -> String {
 }
 
 /// One request as a line of text (values are the agent's, already escaped).
-pub fn row(obj: &Map<String, Value>) -> String {
+pub(crate) fn row(obj: &Map<String, Value>) -> String {
     let s = |k: &str| match obj.get(k) {
         Some(Value::String(v)) => v.clone(),
         Some(Value::Null) | None => String::new(),

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Runs `eunomia map`.
-pub fn map(args: MapArgs) -> anyhow::Result<()> {
+pub(crate) fn map(args: MapArgs) -> anyhow::Result<()> {
     let json = remote::block_on(fetch(&args))?;
     let out = if args.json {
         json + "\n"

@@ -1,20 +1,20 @@
 //! The subcommands of `eunomia`, one module each, and [`dispatch`] which
 //! routes a parsed command line to them.
 
-pub mod advise;
-pub mod config;
-pub mod docs;
-pub mod flamegraph;
-pub mod http;
-pub mod map;
-pub mod remote;
-pub mod rules;
-pub mod run;
-pub mod status;
-pub mod status_overhead;
-pub mod tools;
-pub mod top;
-pub mod version;
+pub(crate) mod advise;
+pub(crate) mod config;
+pub(crate) mod docs;
+pub(crate) mod flamegraph;
+pub(crate) mod http;
+pub(crate) mod map;
+pub(crate) mod remote;
+pub(crate) mod rules;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod status_overhead;
+pub(crate) mod tools;
+pub(crate) mod top;
+pub(crate) mod version;
 
 use crate::cli::{Cli, Command, ConfigCommand, RulesCommand, ToolsCommand};
 
@@ -38,7 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => top::top(args),
         Command::Map(args) => map::map(args),
         Command::Http(args) => http::http(args),
-        Command::Advise(crate::cli_live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
+        Command::Advise(crate::cli::live::AdviseCommand::Seccomp(args)) => advise::seccomp(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

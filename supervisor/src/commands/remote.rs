@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Runs `f` on a small single-threaded runtime.
-pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -21,13 +21,13 @@ pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
 }
 
 /// Connects to the agent at `socket`; every failure is an error.
-pub async fn connect(socket: &Path) -> anyhow::Result<Client> {
+pub(crate) async fn connect(socket: &Path) -> anyhow::Result<Client> {
     Ok(client::connect(socket).await?)
 }
 
 /// Connects to the agent at `socket`, or `None` when no agent runs there
 /// (no socket file). A stale socket or a permission problem is an error.
-pub async fn connect_if_running(socket: &Path) -> anyhow::Result<Option<Client>> {
+pub(crate) async fn connect_if_running(socket: &Path) -> anyhow::Result<Option<Client>> {
     match client::connect(socket).await {
         Ok(c) => Ok(Some(c)),
         Err(ClientError::NoAgent(_)) => Ok(None),
@@ -38,7 +38,7 @@ pub async fn connect_if_running(socket: &Path) -> anyhow::Result<Option<Client>>
 /// An error the agent answered with, as the CLI reports it: the agent's
 /// message; a request naming an unknown tool or lacking arguments is bad
 /// input (exit 2).
-pub fn answer_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn answer_error(status: tonic::Status) -> anyhow::Error {
     let msg = status.message().to_owned();
     match status.code() {
         tonic::Code::NotFound | tonic::Code::InvalidArgument => BadInput(msg).into(),
@@ -50,7 +50,7 @@ pub fn answer_error(status: tonic::Status) -> anyhow::Error {
 }
 
 /// A tool's counters as one JSON object.
-pub fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
+pub(crate) fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
     serde_json::json!({
         "name": c.name,
         "state": c.state,
@@ -67,10 +67,10 @@ pub fn counters_json(c: &proto::ToolCounters) -> serde_json::Value {
 }
 
 /// The header of [`counters_row`].
-pub const COUNTERS_HEADER: &str = "TOOL             STATE            LINES      RECORDS    PARSE_ERR  REJECTED   DROPPED    RESTARTS";
+pub(crate) const COUNTERS_HEADER: &str = "TOOL             STATE            LINES      RECORDS    PARSE_ERR  REJECTED   DROPPED    RESTARTS";
 
 /// A tool's counters as one table row.
-pub fn counters_row(c: &proto::ToolCounters) -> String {
+pub(crate) fn counters_row(c: &proto::ToolCounters) -> String {
     let state = match (c.state.as_str(), c.detail.as_str()) {
         ("running", pid) => format!("running({pid})"),
         (s, _) => s.to_owned(),

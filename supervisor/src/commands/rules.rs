@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Checks the files and reports.
-pub fn check(args: RulesCheckArgs) -> anyhow::Result<()> {
+pub(crate) fn check(args: RulesCheckArgs) -> anyhow::Result<()> {
     declare_manifest_fields();
     let result = if args.with_defaults {
         rules::load_with_defaults(&args.files)

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Runs the agent until a signal or the end of `--for`.
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref()).map_err(|e| BadInput(e.to_string()))?;
     let overrides = Overrides {
         interval: args.interval,

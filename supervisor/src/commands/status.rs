@@ -12,7 +12,7 @@ use super::remote::{self, COUNTERS_HEADER, answer_error, counters_json, counters
 use crate::{cli::StatusArgs, control::proto};
 
 /// Reports the running agent's state; fails when none answers.
-pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     let status = remote::block_on(async {
         let mut client = remote::connect(&args.socket).await?;
         let r = client

@@ -5,7 +5,7 @@
 use crate::control::proto;
 
 /// `overhead:` lines, or none when the agent has not measured yet.
-pub fn lines(metrics: &[proto::SelfMetric]) -> Vec<String> {
+pub(crate) fn lines(metrics: &[proto::SelfMetric]) -> Vec<String> {
     let get = |name: &str, component: &str, program: Option<&str>| {
         metrics
             .iter()

@@ -79,7 +79,7 @@ fn agent_running(socket: &Path) -> Option<Vec<String>> {
 
 /// Lists the manifest's tools, whether each can run here and whether the
 /// running agent runs it.
-pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()> {
+pub(crate) fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()> {
     let (_, config) = tools_config(args)?;
     let manifest = load_manifest(&config)?;
     let kernel = crate::host::kernel::Kernel::new();
@@ -145,7 +145,7 @@ pub fn list(json: bool, args: &ManifestArgs, socket: &Path) -> anyhow::Result<()
 
 /// Asks the running agent to start a tool, or (no agent, or
 /// `--foreground`) runs it here and prints its records.
-pub fn start(args: ToolsStartArgs) -> anyhow::Result<()> {
+pub(crate) fn start(args: ToolsStartArgs) -> anyhow::Result<()> {
     if !args.foreground && !filter_of(&args).is_empty() {
         // Filtering needs the events here: run the tool in the foreground.
         return start_foreground(args);
@@ -347,7 +347,7 @@ impl<W: std::io::Write> Output<W> {
 }
 
 /// Asks the running agent to stop a tool and prints the state it ended in.
-pub fn stop(name: &str, socket: &Path) -> anyhow::Result<()> {
+pub(crate) fn stop(name: &str, socket: &Path) -> anyhow::Result<()> {
     remote::block_on(async {
         let mut client = remote::connect(socket).await?;
         let r = client

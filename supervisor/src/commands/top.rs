@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::remote;
 use crate::{
     BadInput,
-    cli_live::TopArgs,
+    cli::live::TopArgs,
     config::Config,
     live::Ledger,
     top::{
@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// Runs `eunomia top`.
-pub fn top(args: TopArgs) -> anyhow::Result<()> {
+pub(crate) fn top(args: TopArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Prints the version, the kernel release and whether kernel BTF is present.
-pub fn version() -> anyhow::Result<()> {
+pub(crate) fn version() -> anyhow::Result<()> {
     let uname = nix::sys::utsname::uname()?;
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     println!("eunomia {}", env!("CARGO_PKG_VERSION"));

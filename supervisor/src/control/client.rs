@@ -12,11 +12,11 @@ use tonic::transport::{Channel, Endpoint};
 use super::proto::control_client::ControlClient;
 
 /// A connected client.
-pub type Client = ControlClient<Channel>;
+pub(crate) type Client = ControlClient<Channel>;
 
 /// Why the agent cannot be reached.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// No socket file: no agent runs (with this socket).
     #[error("no agent is running (no control socket at {0}); start one with `eunomia run`")]
     NoAgent(PathBuf),
@@ -64,7 +64,7 @@ fn classify(path: &Path, e: std::io::Error) -> ClientError {
 }
 
 /// Connects to the agent listening on `path`.
-pub async fn connect(path: &Path) -> Result<Client, ClientError> {
+pub(crate) async fn connect(path: &Path) -> Result<Client, ClientError> {
     // Probe once directly, for a precise error (the channel's is vaguer).
     drop(
         tokio::net::UnixStream::connect(path)

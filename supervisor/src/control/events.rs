@@ -12,24 +12,24 @@ use tokio::sync::broadcast;
 use crate::pipeline::ToolRecord;
 
 /// How many events the broadcast holds for the slowest subscriber.
-pub const CAPACITY: usize = 4096;
+pub(crate) const CAPACITY: usize = 4096;
 
 /// One published event, rendered once for every subscriber.
 #[derive(Debug)]
-pub struct LiveEvent {
+pub(crate) struct LiveEvent {
     /// The tool that printed it.
-    pub tool: Arc<str>,
+    pub(crate) tool: Arc<str>,
     /// Its kind, e.g. `exec`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The container it came from, if known.
-    pub container_id: Option<String>,
+    pub(crate) container_id: Option<String>,
     /// The event with its workload labels as one JSON object.
-    pub json: String,
+    pub(crate) json: String,
 }
 
 /// The publishing side, shared by the consume loop and the control server.
 #[derive(Debug, Clone)]
-pub struct EventHub {
+pub(crate) struct EventHub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
 }
 
@@ -41,7 +41,7 @@ impl Default for EventHub {
 
 impl EventHub {
     /// A hub keeping at most `capacity` events per lagging subscriber.
-    pub fn new(capacity: usize) -> EventHub {
+    pub(crate) fn new(capacity: usize) -> EventHub {
         EventHub {
             tx: broadcast::channel(capacity.max(1)).0,
         }
@@ -49,7 +49,7 @@ impl EventHub {
 
     /// Publishes `record` (any record: events, histograms, tables, stacks)
     /// when someone listens.
-    pub fn publish(&self, record: &ToolRecord) {
+    pub(crate) fn publish(&self, record: &ToolRecord) {
         if self.tx.receiver_count() == 0 {
             return;
         }
@@ -59,12 +59,12 @@ impl EventHub {
     }
 
     /// A new subscriber, seeing events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.tx.subscribe()
     }
 
     /// How many subscribers listen now.
-    pub fn subscribers(&self) -> usize {
+    pub(crate) fn subscribers(&self) -> usize {
         self.tx.receiver_count()
     }
 }
@@ -92,18 +92,18 @@ fn render(record: &ToolRecord) -> Option<LiveEvent> {
 
 /// What a subscriber wants to see.
 #[derive(Debug, Clone, Default)]
-pub struct EventFilter {
+pub(crate) struct EventFilter {
     /// Only these tools (empty: all).
-    pub tools: Vec<String>,
+    pub(crate) tools: Vec<String>,
     /// Only these kinds (empty: all).
-    pub kinds: Vec<String>,
+    pub(crate) kinds: Vec<String>,
     /// Only containers whose id starts with this (empty: all).
-    pub container_id: String,
+    pub(crate) container_id: String,
 }
 
 impl EventFilter {
     /// Whether `e` passes.
-    pub fn matches(&self, e: &LiveEvent) -> bool {
+    pub(crate) fn matches(&self, e: &LiveEvent) -> bool {
         (self.tools.is_empty() || self.tools.iter().any(|t| **t == *e.tool))
             && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && (self.container_id.is_empty()

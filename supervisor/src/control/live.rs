@@ -11,7 +11,7 @@ use crate::live::LiveHub;
 
 /// Copies snapshots from the hub to one subscriber until it goes away or
 /// the agent stops; snapshots it missed are counted in the next one.
-pub async fn forward(
+pub(crate) async fn forward(
     hub: LiveHub,
     tx: mpsc::Sender<Result<proto::SnapshotLine, Status>>,
     shutdown: CancellationToken,
@@ -42,7 +42,7 @@ pub async fn forward(
 
 /// The workloads `container` names in the ledger, as a JSON array; an
 /// empty query is invalid.
-pub fn workload_syscalls(
+pub(crate) fn workload_syscalls(
     hub: &LiveHub,
     container: &str,
 ) -> Result<proto::WorkloadSyscallsResponse, Status> {

@@ -5,15 +5,15 @@
 //! implements the service, [`events`] fans events out to subscribers, and
 //! [`client`] is what the CLI uses to talk to the agent.
 
-pub mod client;
-pub mod events;
-pub mod live;
-pub mod rates;
-pub mod server;
-pub mod socket;
+pub(crate) mod client;
+pub(crate) mod events;
+pub(crate) mod live;
+pub(crate) mod rates;
+pub(crate) mod server;
+pub(crate) mod socket;
 
 /// The generated messages and tonic client/server of `eunomia.control.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
+pub(crate) mod proto {
     tonic::include_proto!("eunomia.control.v1");
 }

@@ -13,19 +13,19 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::PipelineStats;
 
 /// How often the counters are read.
-pub const WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const WINDOW: Duration = Duration::from_secs(5);
 
 type Reading = (Instant, Vec<(&'static str, u64)>);
 
 /// The last two readings of the per-source counters.
 #[derive(Debug, Clone, Default)]
-pub struct RateWindow {
+pub(crate) struct RateWindow {
     readings: Arc<Mutex<(Option<Reading>, Option<Reading>)>>,
 }
 
 impl RateWindow {
     /// Takes a reading now.
-    pub fn sample(&self, stats: &PipelineStats) {
+    pub(crate) fn sample(&self, stats: &PipelineStats) {
         let now = (Instant::now(), stats.per_source());
         let mut r = crate::sync::lock(&self.readings);
         r.0 = r.1.take();
@@ -33,7 +33,7 @@ impl RateWindow {
     }
 
     /// Samples every [`WINDOW`] until `stop`.
-    pub fn spawn_sampler(&self, stats: Arc<PipelineStats>, stop: CancellationToken) {
+    pub(crate) fn spawn_sampler(&self, stats: Arc<PipelineStats>, stop: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(WINDOW);
@@ -48,7 +48,11 @@ impl RateWindow {
 
     /// `(source, messages, per second)` for every source; `started` is the
     /// agent's start, used before two readings exist.
-    pub fn rates(&self, stats: &PipelineStats, started: Instant) -> Vec<(&'static str, u64, f64)> {
+    pub(crate) fn rates(
+        &self,
+        stats: &PipelineStats,
+        started: Instant,
+    ) -> Vec<(&'static str, u64, f64)> {
         let now = stats.per_source();
         let r = crate::sync::lock(&self.readings);
         let base = match &*r {

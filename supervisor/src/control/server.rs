@@ -2,7 +2,7 @@
 //! start, stop), status, and the live event stream.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Instant,
@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use super::{
     events::{EventFilter, EventHub},
     proto::{self, control_server::ControlServer},
-    socket::{self, SocketError},
+    socket,
 };
 use crate::{
     pipeline::PipelineStats,
@@ -29,37 +29,37 @@ use crate::{
 
 /// What the control service reads and acts on.
 #[derive(Clone)]
-pub struct ControlContext {
+pub(crate) struct ControlContext {
     /// The agent's tools.
-    pub supervisor: Supervisor,
+    pub(crate) supervisor: Supervisor,
     /// Live events.
-    pub events: EventHub,
+    pub(crate) events: EventHub,
     /// The agent's self-metrics.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// The pipeline channel's counters.
-    pub pipeline: Arc<PipelineStats>,
+    pub(crate) pipeline: Arc<PipelineStats>,
     /// When the agent started.
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// The configuration file in use, if any.
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
     /// The sources the agent runs (besides tools).
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     /// Ends every open event stream.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Recent message rates per source.
-    pub rates: super::rates::RateWindow,
+    pub(crate) rates: super::rates::RateWindow,
     /// Interval snapshots of every workload and the syscall ledger.
-    pub live: crate::live::LiveHub,
+    pub(crate) live: crate::live::LiveHub,
     /// Every running sink's stats.
-    pub sinks: crate::sinks::SinkBook,
+    pub(crate) sinks: crate::sinks::SinkBook,
     /// The service map and the latest linked spans.
-    pub map: crate::traces::stage::MapHandle,
+    pub(crate) map: crate::traces::stage::MapHandle,
 }
 
 /// Serves the control API on `bound` (from [`socket::bind`], called early
 /// so a second agent stops before it attaches anything) until `shutdown`;
 /// the socket is removed when the returned task ends.
-pub fn serve(
+pub(crate) fn serve(
     bound: (tokio::net::UnixListener, socket::SocketGuard),
     ctx: ControlContext,
     shutdown: CancellationToken,
@@ -81,17 +81,8 @@ pub fn serve(
     })
 }
 
-/// Binds `path` and serves the control API until `shutdown`.
-pub fn spawn(
-    path: &Path,
-    ctx: ControlContext,
-    shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, SocketError> {
-    Ok(serve(socket::bind(path)?, ctx, shutdown))
-}
-
 /// A tool's counters in the API's form.
-pub fn counters(s: &ToolStats) -> proto::ToolCounters {
+pub(crate) fn counters(s: &ToolStats) -> proto::ToolCounters {
     let (state, detail) = match s.state() {
         ToolState::Starting => ("starting", String::new()),
         ToolState::Running(pid) => ("running", pid.to_string()),

@@ -11,7 +11,7 @@ use std::{
 
 /// Why the control socket cannot be created.
 #[derive(Debug, thiserror::Error)]
-pub enum SocketError {
+pub(crate) enum SocketError {
     /// The path is a symbolic link.
     #[error("{0}: is a symbolic link; refusing to use it as the control socket")]
     Symlink(PathBuf),
@@ -51,14 +51,14 @@ pub enum SocketError {
 
 /// Removes the socket file when dropped, if it is still the one we made.
 #[derive(Debug)]
-pub struct SocketGuard {
+pub(crate) struct SocketGuard {
     path: PathBuf,
     ino: u64,
 }
 
 impl SocketGuard {
     /// The socket's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -74,7 +74,7 @@ impl Drop for SocketGuard {
 
 /// Binds the control socket at `path` (creating its directory, mode 0700,
 /// when missing). Must be called inside a tokio runtime.
-pub fn bind(path: &Path) -> Result<(tokio::net::UnixListener, SocketGuard), SocketError> {
+pub(crate) fn bind(path: &Path) -> Result<(tokio::net::UnixListener, SocketGuard), SocketError> {
     let io = |what, source| SocketError::Io {
         path: path.to_owned(),
         what,

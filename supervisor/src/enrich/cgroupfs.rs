@@ -30,7 +30,7 @@ const REWALK_EVERY: Duration = Duration::from_secs(1);
 
 /// What an id lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdLookup {
+pub(crate) enum IdLookup {
     /// The cgroup exists at this path (relative to the v2 root, starting `/`).
     Found(Arc<str>),
     /// No such cgroup (any more).
@@ -39,7 +39,7 @@ pub enum IdLookup {
 
 /// The v2 hierarchy, opened for id lookups.
 #[derive(Debug)]
-pub struct V2Hierarchy {
+pub(crate) struct V2Hierarchy {
     mount: PathBuf,
     root: File,
     mode: Mode,
@@ -59,7 +59,7 @@ struct WalkIndex {
 
 impl V2Hierarchy {
     /// Opens the v2 hierarchy mounted at `mount`.
-    pub fn open(mount: &Path) -> std::io::Result<V2Hierarchy> {
+    pub(crate) fn open(mount: &Path) -> std::io::Result<V2Hierarchy> {
         let root = File::open(mount)?;
         let mut me = V2Hierarchy {
             mount: mount.to_owned(),
@@ -78,23 +78,18 @@ impl V2Hierarchy {
         Ok(me)
     }
 
-    /// Where the hierarchy is mounted.
-    pub fn mount(&self) -> &Path {
-        &self.mount
-    }
-
     /// The absolute directory of a cgroup path relative to the root.
-    pub fn dir_of(&self, path: &str) -> PathBuf {
+    pub(crate) fn dir_of(&self, path: &str) -> PathBuf {
         self.mount.join(path.trim_start_matches('/'))
     }
 
     /// The id of the cgroup at `path` (relative to the root), if it exists.
-    pub fn id_of(&self, path: &str) -> Option<u64> {
+    pub(crate) fn id_of(&self, path: &str) -> Option<u64> {
         std::fs::metadata(self.dir_of(path)).ok().map(|m| m.ino())
     }
 
     /// The path of the cgroup with id `id`.
-    pub fn path_of(&mut self, id: u64) -> IdLookup {
+    pub(crate) fn path_of(&mut self, id: u64) -> IdLookup {
         if let Mode::Walk(index) = &mut self.mode {
             return index.lookup(&self.mount, id);
         }

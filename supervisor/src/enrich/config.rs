@@ -6,6 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+use crate::host::containers::RuntimeFiles;
+
 /// Enrichment and container-metrics settings. Paths set to `""` turn that
 /// source of names off.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -86,7 +88,7 @@ impl Default for EnrichConfig {
 
 impl EnrichConfig {
     /// Checks ranges; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.cache_capacity == 0 || self.pid_cache_capacity == 0 {
             return Err(
                 "enrich.cache_capacity and enrich.pid_cache_capacity must be at least 1".into(),
@@ -108,5 +110,19 @@ impl EnrichConfig {
     /// `path` unless it is empty (turned off).
     pub(crate) fn optional(path: &std::path::Path) -> Option<PathBuf> {
         (!path.as_os_str().is_empty()).then(|| path.to_owned())
+    }
+
+    /// The runtimes' file roots this section names (an empty path: off).
+    pub(crate) fn runtime_files(&self) -> RuntimeFiles {
+        RuntimeFiles {
+            docker_root: Self::optional(&self.docker_root),
+            podman_root: Self::optional(&self.podman_root),
+            containerd_state: Self::optional(&self.containerd_state),
+        }
+    }
+
+    /// The kubelet's pod log directories, unless turned off.
+    pub(crate) fn pod_logs(&self) -> Option<PathBuf> {
+        Self::optional(&self.pod_logs_root)
     }
 }

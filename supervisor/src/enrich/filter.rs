@@ -5,13 +5,13 @@ use model::Workload;
 
 /// A selection of workloads; every criterion set must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkloadFilter {
+pub(crate) struct WorkloadFilter {
     /// A container's name, full id, or an id prefix (as `docker ps` shows it).
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// A pod's name (or uid).
-    pub pod: Option<String>,
+    pub(crate) pod: Option<String>,
     /// A pod's namespace.
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 /// The shortest id prefix accepted, so that `--container 1` cannot match
@@ -20,12 +20,12 @@ const MIN_ID_PREFIX: usize = 4;
 
 impl WorkloadFilter {
     /// Whether nothing is selected (every event passes).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.container.is_none() && self.pod.is_none() && self.namespace.is_none()
     }
 
     /// Whether the workload (`None`: unknown) is selected.
-    pub fn matches(&self, workload: Option<&Workload>) -> bool {
+    pub(crate) fn matches(&self, workload: Option<&Workload>) -> bool {
         if self.is_empty() {
             return true;
         }

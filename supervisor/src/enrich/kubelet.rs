@@ -21,7 +21,7 @@ use super::{EnrichConfig, pods::PodName};
 
 /// Why a pod list could not be fetched or used.
 #[derive(Debug, thiserror::Error)]
-pub enum KubeletError {
+pub(crate) enum KubeletError {
     /// The response is not a pod list.
     #[error("the kubelet's pod list is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -47,7 +47,7 @@ pub enum KubeletError {
 
 /// Fetches the kubelet's pod list.
 #[derive(Debug, Clone)]
-pub struct KubeletClient {
+pub(crate) struct KubeletClient {
     http: reqwest::Client,
     url: String,
     token_file: Option<PathBuf>,
@@ -55,7 +55,7 @@ pub struct KubeletClient {
 
 impl KubeletClient {
     /// A client for `config.kubelet_url`; `None` when it is unset.
-    pub fn new(config: &EnrichConfig) -> Result<Option<KubeletClient>, KubeletError> {
+    pub(crate) fn new(config: &EnrichConfig) -> Result<Option<KubeletClient>, KubeletError> {
         let Some(url) = config.kubelet_url.clone() else {
             return Ok(None);
         };
@@ -86,7 +86,7 @@ impl KubeletClient {
     }
 
     /// One `GET` of the pod list.
-    pub async fn fetch(&self) -> Result<KubeletPods, KubeletError> {
+    pub(crate) async fn fetch(&self) -> Result<KubeletPods, KubeletError> {
         let http = |source| KubeletError::Http {
             url: self.url.clone(),
             source,
@@ -113,7 +113,7 @@ impl KubeletClient {
 /// Starts the task that keeps `shared` current, when a kubelet URL is
 /// configured. A failed fetch is logged (once until the next success) and
 /// leaves the snapshot as it was.
-pub fn start(
+pub(crate) fn start(
     config: &EnrichConfig,
     shared: SharedKubeletPods,
     shutdown: CancellationToken,
@@ -150,15 +150,15 @@ pub fn start(
 
 /// What the kubelet said, by pod uid and by container id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KubeletPods {
+pub(crate) struct KubeletPods {
     /// pod uid → namespace and name.
-    pub pods: HashMap<String, PodName>,
+    pub(crate) pods: HashMap<String, PodName>,
     /// container id → (runtime from the `containerID` scheme, container name).
-    pub containers: HashMap<String, (Option<Runtime>, String)>,
+    pub(crate) containers: HashMap<String, (Option<Runtime>, String)>,
 }
 
 /// The snapshot shared between the fetching task and the resolver.
-pub type SharedKubeletPods = Arc<RwLock<KubeletPods>>;
+pub(crate) type SharedKubeletPods = Arc<RwLock<KubeletPods>>;
 
 #[derive(Deserialize)]
 struct PodList {
@@ -202,7 +202,7 @@ struct ContainerStatus {
 
 impl KubeletPods {
     /// Parses the body of the kubelet's `/pods` response.
-    pub fn parse(body: &[u8]) -> Result<KubeletPods, KubeletError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<KubeletPods, KubeletError> {
         let list: PodList = serde_json::from_slice(body)?;
         let mut out = KubeletPods::default();
         for item in list.items {

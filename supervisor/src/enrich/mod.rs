@@ -18,14 +18,14 @@
 //! - [`filter`] selects events by container, pod and namespace.
 
 pub(crate) mod cgroupfs;
-pub mod config;
-pub mod filter;
-pub mod kubelet;
-pub mod pods;
-pub mod resolver;
-pub mod stage;
+pub(crate) mod config;
+pub(crate) mod filter;
+pub(crate) mod kubelet;
+pub(crate) mod pods;
+pub(crate) mod resolver;
+pub(crate) mod stage;
 
 pub use config::EnrichConfig;
-pub use filter::WorkloadFilter;
+pub(crate) use filter::WorkloadFilter;
 pub use resolver::{PidCgroupLookup, Resolver};
 pub use stage::Enricher;

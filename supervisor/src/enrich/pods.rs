@@ -24,11 +24,11 @@ use super::kubelet::SharedKubeletPods;
 
 /// A pod's namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodName {
+pub(crate) struct PodName {
     /// The namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The pod's name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// One pod log directory.
@@ -40,7 +40,7 @@ struct PodDir {
 /// Pod and container names from the kubelet's pod list (when configured),
 /// `/var/log/pods` and `/var/log/containers`.
 #[derive(Debug)]
-pub struct PodDirectory {
+pub(crate) struct PodDirectory {
     kubelet: Option<SharedKubeletPods>,
     pod_logs: Option<PathBuf>,
     container_logs: Option<PathBuf>,
@@ -53,7 +53,7 @@ pub struct PodDirectory {
 
 impl PodDirectory {
     /// A directory over these roots (any may be absent).
-    pub fn new(
+    pub(crate) fn new(
         pod_logs: Option<PathBuf>,
         container_logs: Option<PathBuf>,
         min_rescan: Duration,
@@ -70,13 +70,13 @@ impl PodDirectory {
     }
 
     /// Consults `pods` (kept current by the kubelet task) before the files.
-    pub fn set_kubelet(&mut self, pods: SharedKubeletPods) {
+    pub(crate) fn set_kubelet(&mut self, pods: SharedKubeletPods) {
         self.kubelet = Some(pods);
     }
 
     /// The namespace and name of pod `uid`, from the kubelet or the pod's
     /// log directory.
-    pub fn pod(&mut self, uid: &str) -> Option<PodName> {
+    pub(crate) fn pod(&mut self, uid: &str) -> Option<PodName> {
         if let Some(pod) = self.ask_kubelet(|k| k.pods.get(uid).cloned()) {
             return Some(pod);
         }
@@ -87,7 +87,7 @@ impl PodDirectory {
     /// The name of container `id`, exactly from the kubelet or
     /// `/var/log/containers`; never guessed from the pod's container
     /// directories, which would give the pause sandbox the app's name.
-    pub fn container_name(&mut self, id: &str) -> Option<String> {
+    pub(crate) fn container_name(&mut self, id: &str) -> Option<String> {
         if let Some(name) = self.ask_kubelet(|k| k.containers.get(id).map(|c| c.1.clone())) {
             return Some(name);
         }
@@ -97,7 +97,7 @@ impl PodDirectory {
 
     /// The runtime the kubelet reports for container `id` (its
     /// `containerID` scheme), which the cgroup name alone may not tell.
-    pub fn container_runtime(&self, id: &str) -> Option<Runtime> {
+    pub(crate) fn container_runtime(&self, id: &str) -> Option<Runtime> {
         self.ask_kubelet(|k| k.containers.get(id).and_then(|c| c.0))
     }
 
@@ -110,13 +110,15 @@ impl PodDirectory {
         f(&pods)
     }
 
+    #[cfg(test)]
     /// How many pods are known (for bounds checks and status).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.pods.len()
     }
 
+    #[cfg(test)]
     /// Whether no pod is known.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }
 

@@ -49,17 +49,17 @@ where
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ResolverStats {
     /// Cgroup lookups answered from the cache.
-    pub cache_hits: u64,
+    pub(crate) cache_hits: u64,
     /// Cgroup lookups that had to ask cgroupfs.
-    pub cache_misses: u64,
+    pub(crate) cache_misses: u64,
     /// Cgroup ids that resolved to no cgroup (gone).
-    pub gone: u64,
+    pub(crate) gone: u64,
     /// Pids resolved through the kernel map.
     pub pid_from_kernel: u64,
     /// Pids resolved through `/proc/PID/cgroup`.
-    pub pid_from_proc: u64,
+    pub(crate) pid_from_proc: u64,
     /// Pids that could not be resolved at all.
-    pub pid_unknown: u64,
+    pub(crate) pid_unknown: u64,
 }
 
 /// How full the caches are.
@@ -70,7 +70,7 @@ pub struct CacheSizes {
     /// Entries keyed by cgroup path.
     pub by_path: usize,
     /// Entries keyed by pid.
-    pub by_pid: usize,
+    pub(crate) by_pid: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -122,15 +122,11 @@ impl Resolver {
             }
         });
         let pods = PodDirectory::new(
-            EnrichConfig::optional(&config.pod_logs_root),
+            config.pod_logs(),
             EnrichConfig::optional(&config.container_logs_root),
             config.refresh,
         );
-        let files = RuntimeFiles {
-            docker_root: EnrichConfig::optional(&config.docker_root),
-            podman_root: EnrichConfig::optional(&config.podman_root),
-            containerd_state: EnrichConfig::optional(&config.containerd_state),
-        };
+        let files = config.runtime_files();
         let cap = |n: usize| NonZeroUsize::new(n.max(1)).expect("at least 1");
         Resolver {
             v2,
@@ -154,13 +150,8 @@ impl Resolver {
 
     /// Takes pod and container names from `pods` (the kubelet's list, kept
     /// current by [`super::kubelet`]'s task) before the node's files.
-    pub fn set_kubelet(&mut self, pods: super::kubelet::SharedKubeletPods) {
+    pub(crate) fn set_kubelet(&mut self, pods: super::kubelet::SharedKubeletPods) {
         self.pods.set_kubelet(pods);
-    }
-
-    /// The v2 hierarchy, if one is mounted and open.
-    pub fn v2(&self) -> Option<&V2Hierarchy> {
-        self.v2.as_ref()
     }
 
     /// The workload of the cgroup with v2 id `id`; unknown when it is gone.
@@ -190,7 +181,7 @@ impl Resolver {
 
     /// The workload of a cgroup known only by its path (v1 hierarchies, or
     /// sources that read cgroupfs by path).
-    pub fn by_path(&mut self, path: &str) -> Arc<Workload> {
+    pub(crate) fn by_path(&mut self, path: &str) -> Arc<Workload> {
         if let Some(hit) = self.by_path.get(path)
             && is_fresh(hit, self.refresh)
         {
@@ -242,7 +233,7 @@ impl Resolver {
 
     /// Forgets what is cached about `pid`: it exec'd (a process moved into
     /// a container, e.g. by `docker exec`, is in its new cgroup by then).
-    pub fn forget_pid(&mut self, pid: u32) {
+    pub(crate) fn forget_pid(&mut self, pid: u32) {
         self.by_pid.pop(&pid);
     }
 

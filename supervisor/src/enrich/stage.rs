@@ -12,15 +12,15 @@ use crate::pipeline::{Message, Sample, SampleBatch, SampleValue, ToolRecord};
 use super::resolver::{Resolver, ResolverStats};
 
 /// Source name of the stage's own counters.
-pub const SELF_SOURCE: &str = "enrich.self";
+pub(crate) const SELF_SOURCE: &str = "enrich.self";
 /// Entries in the resolver's caches (gauge), label `cache`.
-pub const CACHE_ENTRIES: &str = "eunomia_enrich_cache_entries";
+pub(crate) const CACHE_ENTRIES: &str = "eunomia_enrich_cache_entries";
 /// Cgroup lookups (counter), label `result` = `hit` | `miss`.
-pub const LOOKUPS: &str = "eunomia_enrich_lookups_total";
+pub(crate) const LOOKUPS: &str = "eunomia_enrich_lookups_total";
 /// Lookups that found nothing (counter), label `what` = `cgroup` | `pid`.
-pub const UNRESOLVED: &str = "eunomia_enrich_unresolved_total";
+pub(crate) const UNRESOLVED: &str = "eunomia_enrich_unresolved_total";
 /// Pid lookups (counter), label `via` = `kernel` | `proc`.
-pub const PID_LOOKUPS: &str = "eunomia_enrich_pid_lookups_total";
+pub(crate) const PID_LOOKUPS: &str = "eunomia_enrich_pid_lookups_total";
 
 /// The stage; owns the resolver and its caches.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl Enricher {
 
     /// The stage's own counters since the last report, once `every` has
     /// passed since then (self-observability); `None` before.
-    pub fn self_batch_due(&mut self, every: Duration) -> Option<SampleBatch> {
+    pub(crate) fn self_batch_due(&mut self, every: Duration) -> Option<SampleBatch> {
         let elapsed = self.reported_at.elapsed();
         if elapsed < every {
             return None;
@@ -103,11 +103,6 @@ impl Enricher {
         })
     }
 
-    /// The resolver, e.g. to wire the hot path's pid lookup.
-    pub fn resolver(&mut self) -> &mut Resolver {
-        &mut self.resolver
-    }
-
     /// Enriches one message in place.
     pub fn enrich(&mut self, msg: &mut Message) {
         match msg {
@@ -142,7 +137,7 @@ impl Enricher {
     }
 
     /// Attaches the workload of the record's process.
-    pub fn enrich_record(&mut self, record: &mut ToolRecord) {
+    pub(crate) fn enrich_record(&mut self, record: &mut ToolRecord) {
         if record.workload.is_some() {
             return;
         }

@@ -12,7 +12,7 @@ use super::folded::FoldedLines;
 
 /// Why the earlier recording cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum DiffError {
+pub(crate) enum DiffError {
     /// It cannot be read.
     #[error("{path}: {source}")]
     Read {
@@ -39,7 +39,7 @@ pub enum DiffError {
 
 /// Reads and checks the earlier recording (the folded text `--folded`
 /// writes): every non-empty line must be a folded stack.
-pub fn read_before(path: &Path) -> Result<FoldedLines, DiffError> {
+pub(crate) fn read_before(path: &Path) -> Result<FoldedLines, DiffError> {
     let bytes = std::fs::read(path).map_err(|source| DiffError::Read {
         path: path.to_owned(),
         source,
@@ -67,7 +67,10 @@ pub fn read_before(path: &Path) -> Result<FoldedLines, DiffError> {
 
 /// The differential folded lines (`stack before after`, `before` scaled
 /// to the total of `after`) of two recordings.
-pub fn differential(before: &FoldedLines, after: &FoldedLines) -> std::io::Result<Vec<String>> {
+pub(crate) fn differential(
+    before: &FoldedLines,
+    after: &FoldedLines,
+) -> std::io::Result<Vec<String>> {
     let text = |lines: &FoldedLines| super::folded::to_text(lines).into_bytes();
     let opts = differential::Options {
         normalize: true,
@@ -85,7 +88,11 @@ pub fn differential(before: &FoldedLines, after: &FoldedLines) -> std::io::Resul
 
 /// Functions whose share as the innermost frame changed most, with the
 /// change in percentage points (after minus before), largest change first.
-pub fn biggest_changes(before: &FoldedLines, after: &FoldedLines, n: usize) -> Vec<(String, f64)> {
+pub(crate) fn biggest_changes(
+    before: &FoldedLines,
+    after: &FoldedLines,
+    n: usize,
+) -> Vec<(String, f64)> {
     let shares = |lines: &FoldedLines| {
         let total = lines.iter().map(|(_, c)| c).sum::<u64>().max(1) as f64;
         let mut m = std::collections::HashMap::<String, f64>::new();

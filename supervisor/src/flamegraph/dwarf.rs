@@ -13,34 +13,34 @@ use super::unwind::{DwarfUnwinder, process_has_frame_pointers};
 /// One distinct unwound situation: which process, which user frames
 /// (innermost first, ready for symbolizing), which kernel stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UnwoundKey {
+pub(crate) struct UnwoundKey {
     /// Process id.
-    pub tgid: u32,
+    pub(crate) tgid: u32,
     /// The thread's command name, NUL-padded.
-    pub comm: [u8; 16],
+    pub(crate) comm: [u8; 16],
     /// Kernel stack id, or a negative errno.
-    pub kernel_stack: i32,
+    pub(crate) kernel_stack: i32,
     /// User frame addresses, innermost first.
-    pub user: Vec<u64>,
+    pub(crate) user: Vec<u64>,
 }
 
 /// Drains, unwinds and counts stack samples.
-pub struct Collector {
+pub(crate) struct Collector {
     ring: RingBuf<MapData>,
     fp_tgids: Option<BpfHashMap<MapData, u32, u8>>,
     checked: HashSet<u32>,
     /// The unwinder (and what it cost).
-    pub unwinder: DwarfUnwinder,
+    pub(crate) unwinder: DwarfUnwinder,
     /// Samples by unwound stack.
-    pub counts: HashMap<UnwoundKey, u64>,
+    pub(crate) counts: HashMap<UnwoundKey, u64>,
     /// Ring buffer records too short to be a sample (never expected).
-    pub malformed: u64,
+    pub(crate) malformed: u64,
 }
 
 impl Collector {
     /// Takes the ring buffer (and, when `auto`, the frame-pointer process
     /// map) out of the loaded profiler.
-    pub fn new(ebpf: &mut aya::Ebpf, auto: bool) -> Result<Collector, MapError> {
+    pub(crate) fn new(ebpf: &mut aya::Ebpf, auto: bool) -> Result<Collector, MapError> {
         let missing = |name: &str| MapError::InvalidName { name: name.into() };
         let ring = RingBuf::try_from(
             ebpf.take_map(SAMPLES_RING)
@@ -65,7 +65,7 @@ impl Collector {
     }
 
     /// Unwinds and counts every sample waiting in the ring buffer.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         let mut new_tgids = Vec::new();
         while let Some(item) = self.ring.next() {
             let Some(sample) = as_sample(&item) else {

@@ -11,7 +11,7 @@ use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol a
 
 /// A byte range of a mapped file, shared: the section data the unwinder reads.
 #[derive(Clone)]
-pub struct Bytes {
+pub(crate) struct Bytes {
     map: Arc<Mmap>,
     range: Range<usize>,
 }
@@ -26,47 +26,47 @@ impl std::ops::Deref for Bytes {
 
 /// A section: its address as stated in the file and its bytes.
 #[derive(Clone)]
-pub struct Section {
+pub(crate) struct Section {
     /// Stated virtual addresses.
-    pub svma: Range<u64>,
+    pub(crate) svma: Range<u64>,
     /// The bytes (empty for sections without file data, like `.bss`).
-    pub data: Option<Bytes>,
+    pub(crate) data: Option<Bytes>,
 }
 
 /// One loadable segment: file offset and stated address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// Offset in the file.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Bytes in the file.
-    pub filesz: u64,
+    pub(crate) filesz: u64,
     /// Stated virtual address.
-    pub vaddr: u64,
+    pub(crate) vaddr: u64,
     /// Whether it holds code (PF_X).
-    pub executable: bool,
+    pub(crate) executable: bool,
 }
 
 /// The parts of one ELF file that unwinding needs.
-pub struct ElfInfo {
+pub(crate) struct ElfInfo {
     /// `.text`.
-    pub text: Option<Section>,
+    pub(crate) text: Option<Section>,
     /// `.eh_frame`.
-    pub eh_frame: Option<Section>,
+    pub(crate) eh_frame: Option<Section>,
     /// `.eh_frame_hdr`.
-    pub eh_frame_hdr: Option<Section>,
+    pub(crate) eh_frame_hdr: Option<Section>,
     /// `.debug_frame` (unwind tables kept with debug info).
-    pub debug_frame: Option<Section>,
+    pub(crate) debug_frame: Option<Section>,
     /// `.got`.
-    pub got: Option<Range<u64>>,
+    pub(crate) got: Option<Range<u64>>,
     /// Loadable segments.
-    pub segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
     /// Whether most functions set up a frame pointer (`push rbp; mov rbp, rsp`).
-    pub frame_pointers: bool,
+    pub(crate) frame_pointers: bool,
 }
 
 /// Why an ELF file could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ElfError {
+pub(crate) enum ElfError {
     /// Opening or mapping the file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -77,7 +77,7 @@ pub enum ElfError {
 
 impl ElfInfo {
     /// Maps and reads the ELF file at `path`.
-    pub fn open(path: &Path) -> Result<ElfInfo, ElfError> {
+    pub(crate) fn open(path: &Path) -> Result<ElfInfo, ElfError> {
         let file = File::open(path)?;
         // SAFETY: the file is only read; a binary rewritten in place while
         // mapped is the same hazard every profiler and debugger accepts.
@@ -135,7 +135,7 @@ impl ElfInfo {
     /// it states, given one executable mapping of it (`start` in memory,
     /// `offset` in the file, page-aligned: it may start before its segment);
     /// `None` when no executable load segment holds `offset`.
-    pub fn bias(&self, start: u64, offset: u64) -> Option<u64> {
+    pub(crate) fn bias(&self, start: u64, offset: u64) -> Option<u64> {
         const PAGE: u64 = 4096;
         let seg = self.segments.iter().find(|s| {
             s.executable && s.offset & !(PAGE - 1) <= offset && offset < s.offset + s.filesz.max(1)

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use super::{sampler::RawProfile, symbolize::Symbolizer};
 
 /// Folded stacks with their counts, largest first.
-pub type FoldedLines = Vec<(String, u64)>;
+pub(crate) type FoldedLines = Vec<(String, u64)>;
 
 /// Symbolizes every sampled stack and folds equal stacks together.
-pub fn fold(profile: &RawProfile, sym: &mut Symbolizer) -> FoldedLines {
+pub(crate) fn fold(profile: &RawProfile, sym: &mut Symbolizer) -> FoldedLines {
     let mut folded: HashMap<String, u64> = HashMap::new();
     for (key, count) in &profile.samples {
         let user = stack(profile, key.user_stack).map(for_lookup);
@@ -76,23 +76,23 @@ fn for_lookup(ips: &[u64]) -> Vec<u64> {
 }
 
 /// The folded lines as text, one `stack count` per line.
-pub fn to_text(lines: &FoldedLines) -> String {
+pub(crate) fn to_text(lines: &FoldedLines) -> String {
     lines.iter().map(|(s, n)| format!("{s} {n}\n")).collect()
 }
 
 /// What a flame graph shows, in numbers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Samples in all.
-    pub samples: u64,
+    pub(crate) samples: u64,
     /// Distinct folded stacks.
-    pub distinct: usize,
+    pub(crate) distinct: usize,
     /// Functions by samples in which they were the innermost frame, largest first.
-    pub top_self: Vec<(String, u64)>,
+    pub(crate) top_self: Vec<(String, u64)>,
 }
 
 /// Totals and the `n` functions with the most self samples.
-pub fn summarize(lines: &FoldedLines, n: usize) -> Summary {
+pub(crate) fn summarize(lines: &FoldedLines, n: usize) -> Summary {
     let mut leaf: HashMap<&str, u64> = HashMap::new();
     for (stack, count) in lines {
         let name = stack.rsplit(';').next().unwrap_or(stack);

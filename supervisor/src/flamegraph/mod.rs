@@ -7,23 +7,23 @@
 //! tool ([`offcpu`]). Two recordings compare as a differential graph
 //! ([`diff`]).
 
-pub mod diff;
-pub mod dwarf;
-pub mod elf;
-pub mod folded;
-pub mod offcpu;
-pub mod perf_map;
-pub mod render;
-pub mod sampler;
-pub mod symbolize;
-pub mod target;
-pub mod unwind;
+pub(crate) mod diff;
+pub(crate) mod dwarf;
+pub(crate) mod elf;
+pub(crate) mod folded;
+pub(crate) mod offcpu;
+pub(crate) mod perf_map;
+pub(crate) mod render;
+pub(crate) mod sampler;
+pub(crate) mod symbolize;
+pub(crate) mod target;
+pub(crate) mod unwind;
 
-pub use target::Target;
+pub(crate) use target::Target;
 
 /// Why a flame graph could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum FlameError {
+pub(crate) enum FlameError {
     /// The target does not exist (no such pid, cgroup or container).
     #[error("{0}")]
     NoTarget(String),
@@ -36,13 +36,4 @@ pub enum FlameError {
     /// Nothing was sampled.
     #[error("nothing was sampled: {0}")]
     Empty(String),
-    /// Writing the output failed.
-    #[error("writing {path}: {source}")]
-    Write {
-        /// The output file.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
 }

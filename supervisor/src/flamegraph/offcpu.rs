@@ -26,27 +26,27 @@ const MAX_LINE: usize = 4096;
 
 /// What one run of offcputime gave.
 #[derive(Debug, Default)]
-pub struct OffCpu {
+pub(crate) struct OffCpu {
     /// Blocked microseconds per folded stack, largest first.
-    pub lines: FoldedLines,
+    pub(crate) lines: FoldedLines,
     /// What it wrote on stderr: distinct messages (numbers as `N`) with an
     /// example and how often, most frequent first.
-    pub warnings: Vec<Warning>,
+    pub(crate) warnings: Vec<Warning>,
     /// Output lines the parser refused.
-    pub unparsed: u64,
+    pub(crate) unparsed: u64,
 }
 
 /// One kind of stderr message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// The first line of this kind.
-    pub example: String,
+    pub(crate) example: String,
     /// Lines of this kind.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// Blocked time per folded stack of `target` over `duration`.
-pub fn sample(
+pub(crate) fn sample(
     target: &Target,
     duration: Duration,
     config: &ToolsConfig,
@@ -242,11 +242,11 @@ fn summarise(mut err: impl Read) -> Vec<Warning> {
 /// The names of the kernel's functions (/proc/kallsyms), to tell the
 /// kernel part of a stack from the user part.
 #[derive(Debug, Default)]
-pub struct KernelNames(HashSet<String>);
+pub(crate) struct KernelNames(HashSet<String>);
 
 impl KernelNames {
     /// The running kernel's text symbols; empty when unreadable.
-    pub fn load() -> KernelNames {
+    pub(crate) fn load() -> KernelNames {
         let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
         KernelNames(
             text.lines()

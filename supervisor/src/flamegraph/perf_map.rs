@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 /// One process's perf map, sorted by start address.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PerfMap {
+pub(crate) struct PerfMap {
     entries: Vec<Entry>,
     /// Lines that did not parse.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl PerfMap {
     /// The perf map of `pid`, looked for in the process's own /tmp (a
     /// container's, under the pid it has in its namespace) and then in the
     /// host's; `None` when there is none.
-    pub fn load(pid: u32) -> Option<PerfMap> {
+    pub(crate) fn load(pid: u32) -> Option<PerfMap> {
         candidates(pid)
             .into_iter()
             .find_map(|path| std::fs::read(path).ok())
@@ -38,7 +38,7 @@ impl PerfMap {
 
     /// Parses perf map text. A later entry for the same address wins (a
     /// runtime that reuses memory appends the new code's name).
-    pub fn parse(text: &str) -> PerfMap {
+    pub(crate) fn parse(text: &str) -> PerfMap {
         let mut map = PerfMap::default();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match parse_line(line) {
@@ -52,7 +52,7 @@ impl PerfMap {
     }
 
     /// The name of the code at `ip`.
-    pub fn lookup(&self, ip: u64) -> Option<&str> {
+    pub(crate) fn lookup(&self, ip: u64) -> Option<&str> {
         // Entries sorted by start; among overlapping ones the last written wins.
         let idx = self.entries.partition_point(|e| e.start <= ip);
         self.entries[..idx]
@@ -63,14 +63,10 @@ impl PerfMap {
             .map(|e| e.name.as_str())
     }
 
+    #[cfg(test)]
     /// Entries known.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 

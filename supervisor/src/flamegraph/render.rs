@@ -4,10 +4,12 @@ use std::io::Write;
 
 use inferno::flamegraph::{self, Options};
 
+#[cfg(test)]
 use super::folded::FoldedLines;
 
+#[cfg(test)]
 /// Writes the SVG flame graph of `lines` to `out`.
-pub fn svg(
+pub(crate) fn svg(
     lines: &FoldedLines,
     title: &str,
     count_name: &str,
@@ -19,7 +21,7 @@ pub fn svg(
 
 /// Writes the SVG flame graph of folded text lines to `out`: `stack count`,
 /// or `stack before after` for a differential graph (coloured by change).
-pub fn svg_of_text(
+pub(crate) fn svg_of_text(
     text: &[String],
     title: &str,
     count_name: &str,

@@ -34,53 +34,53 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pr
 
 /// What the kernel counted: samples per (process, stacks) and the stacks.
 #[derive(Debug, Default)]
-pub struct RawProfile {
+pub(crate) struct RawProfile {
     /// Sample counts by key (user stacks walked by frame pointers).
-    pub samples: Vec<(ProfileKey, u64)>,
+    pub(crate) samples: Vec<(ProfileKey, u64)>,
     /// Sample counts by unwound stack (DWARF).
-    pub unwound: HashMap<UnwoundKey, u64>,
+    pub(crate) unwound: HashMap<UnwoundKey, u64>,
     /// Whether user stacks were copied for DWARF unwinding.
-    pub dwarf: bool,
+    pub(crate) dwarf: bool,
     /// Stack samples lost to a full ring buffer.
-    pub lost: u64,
+    pub(crate) lost: u64,
     /// What DWARF unwinding cost.
-    pub unwind: UnwindStats,
+    pub(crate) unwind: UnwindStats,
     /// Time the profiler program ran in the kernel and how often (zero
     /// unless `kernel.bpf_stats_enabled` is 1).
-    pub kernel: (Duration, u64),
+    pub(crate) kernel: (Duration, u64),
     /// Instruction pointers by stack id, innermost frame first.
-    pub stacks: HashMap<u32, Vec<u64>>,
+    pub(crate) stacks: HashMap<u32, Vec<u64>>,
     /// How long sampling ran.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Whether the target went away before the end.
-    pub target_exited: bool,
+    pub(crate) target_exited: bool,
 }
 
 impl RawProfile {
     /// Total samples.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.samples.iter().map(|(_, n)| n).sum::<u64>() + self.unwound.values().sum::<u64>()
     }
 }
 
 /// How to sample.
 #[derive(Debug, Clone)]
-pub struct SampleOptions {
+pub(crate) struct SampleOptions {
     /// Samples per second per CPU.
-    pub freq: u64,
+    pub(crate) freq: u64,
     /// How long to sample.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Skip kernel stacks.
-    pub user_only: bool,
+    pub(crate) user_only: bool,
     /// How user stacks are unwound.
-    pub unwind: UnwindMode,
+    pub(crate) unwind: UnwindMode,
 }
 
 /// Whether `target` is sampled with stack copies (DWARF): always for
 /// `dwarf`, never for `fp`; for `auto`, a process whose program keeps frame
 /// pointers is not, and a cgroup or the host is (their processes that keep
 /// frame pointers are switched to the kernel's walk at their first sample).
-pub fn uses_dwarf(mode: UnwindMode, target: &Target) -> bool {
+pub(crate) fn uses_dwarf(mode: UnwindMode, target: &Target) -> bool {
     match (mode, target) {
         (UnwindMode::Fp, _) => false,
         (UnwindMode::Dwarf, _) => true,
@@ -91,7 +91,7 @@ pub fn uses_dwarf(mode: UnwindMode, target: &Target) -> bool {
 
 /// Samples `target` and returns what the kernel counted. `progress` is called
 /// about once a second with the time left.
-pub fn sample(
+pub(crate) fn sample(
     target: &Target,
     opts: &SampleOptions,
     mut progress: impl FnMut(Duration),

@@ -18,7 +18,7 @@ use blazesym::{
 };
 
 /// Names frames, remembering every answer.
-pub struct Symbolizer {
+pub(crate) struct Symbolizer {
     blaze: Blaze,
     names: HashMap<(u32, u64), String>,
     mappings: HashMap<u32, Vec<Mapping>>,
@@ -44,7 +44,7 @@ impl Default for Symbolizer {
 
 impl Symbolizer {
     /// A symbolizer with empty caches.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             blaze: Blaze::new(),
             names: HashMap::new(),
@@ -55,7 +55,7 @@ impl Symbolizer {
 
     /// Reads the memory map of `pid` now, so its frames can still be named
     /// after it exits.
-    pub fn remember_process(&mut self, pid: u32) {
+    pub(crate) fn remember_process(&mut self, pid: u32) {
         let _ = self
             .blaze
             .cache(&cache::Cache::Process(cache::Process::new(Pid::from(pid))));
@@ -65,7 +65,7 @@ impl Symbolizer {
     }
 
     /// Names of user frames of `pid`, in the order of `ips`.
-    pub fn user_frames(&mut self, pid: u32, ips: &[u64]) -> Vec<String> {
+    pub(crate) fn user_frames(&mut self, pid: u32, ips: &[u64]) -> Vec<String> {
         if !self.mappings.contains_key(&pid) {
             self.remember_process(pid);
         }
@@ -75,7 +75,7 @@ impl Symbolizer {
     }
 
     /// Names of kernel frames, in the order of `ips`.
-    pub fn kernel_frames(&mut self, ips: &[u64]) -> Vec<String> {
+    pub(crate) fn kernel_frames(&mut self, ips: &[u64]) -> Vec<String> {
         self.frames(KERNEL, &Source::Kernel(Kernel::default()), ips)
     }
 

@@ -19,7 +19,7 @@ const MAX_CGROUPS: usize = 100_000;
 
 /// The thing being profiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// One process (all its threads).
     Pid(u32),
     /// Every process in one cgroup v2 directory.
@@ -35,7 +35,7 @@ pub enum Target {
 
 impl Target {
     /// A process that must exist now.
-    pub fn pid(pid: u32) -> Result<Target, FlameError> {
+    pub(crate) fn pid(pid: u32) -> Result<Target, FlameError> {
         if Path::new(&format!("/proc/{pid}")).exists() {
             Ok(Target::Pid(pid))
         } else {
@@ -44,7 +44,7 @@ impl Target {
     }
 
     /// A cgroup given as a path, absolute or relative to the v2 root.
-    pub fn cgroup(path: &Path) -> Result<Target, FlameError> {
+    pub(crate) fn cgroup(path: &Path) -> Result<Target, FlameError> {
         let full = if path.is_absolute() && path.exists() {
             path.to_owned()
         } else {
@@ -68,7 +68,7 @@ impl Target {
     /// kubelet names it), or whose id is `want` or starts with it (at least
     /// 4 characters), as `eunomia tools start --container` selects; the
     /// runtimes' files are where `enrich` says.
-    pub fn container(want: &str, enrich: &EnrichConfig) -> Result<Target, FlameError> {
+    pub(crate) fn container(want: &str, enrich: &EnrichConfig) -> Result<Target, FlameError> {
         if want.is_empty() {
             return Err(FlameError::NoTarget("empty container name".into()));
         }
@@ -104,7 +104,7 @@ impl Target {
     }
 
     /// Short human description, for titles and progress.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::Pid(pid) => format!("pid {pid} ({})", comm_of(*pid)),
             Target::Cgroup { path, .. } => format!("cgroup {}", path.display()),
@@ -113,7 +113,7 @@ impl Target {
     }
 
     /// Whether the target still exists (a zombie process does not count).
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         match self {
             Target::Pid(pid) => process_running(*pid),
             Target::Cgroup { path, .. } => path.exists(),
@@ -135,7 +135,7 @@ fn process_running(pid: u32) -> bool {
 }
 
 /// The command name of a process, or `?`.
-pub fn comm_of(pid: u32) -> String {
+pub(crate) fn comm_of(pid: u32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_owned())
         .unwrap_or_else(|_| "?".to_owned())

@@ -19,7 +19,7 @@ use super::elf::{Bytes, ElfInfo};
 
 /// How user stacks are unwound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum UnwindMode {
+pub(crate) enum UnwindMode {
     /// Per binary: frame pointers where the program keeps them in every
     /// function (leaves too), DWARF (`.eh_frame`) where it does not.
     #[default]
@@ -38,32 +38,32 @@ const MAX_FRAMES: usize = 127;
 /// Whether the program `pid` runs keeps frame pointers in its functions
 /// (then the kernel's frame-pointer walk serves it); `false` when it cannot
 /// be read.
-pub fn process_has_frame_pointers(pid: u32) -> bool {
+pub(crate) fn process_has_frame_pointers(pid: u32) -> bool {
     ElfInfo::open(&PathBuf::from(format!("/proc/{pid}/exe"))).is_ok_and(|e| e.frame_pointers)
 }
 
 /// What unwinding cost and found.
 #[derive(Debug, Default, Clone)]
-pub struct UnwindStats {
+pub(crate) struct UnwindStats {
     /// Samples unwound.
-    pub samples: u64,
+    pub(crate) samples: u64,
     /// Frames found in all.
-    pub frames: u64,
+    pub(crate) frames: u64,
     /// Stack bytes copied by the kernel in all.
-    pub stack_bytes: u64,
+    pub(crate) stack_bytes: u64,
     /// Samples whose user stack could not be read at all.
-    pub unreadable: u64,
+    pub(crate) unreadable: u64,
     /// CPU time spent unwinding (not reading maps or files): this thread's
     /// CPU clock, so time the thread waited for a CPU does not count.
-    pub time: Duration,
+    pub(crate) time: Duration,
     /// CPU time each sample took, in ns (saturating), for the median.
-    pub each_ns: Vec<u32>,
+    pub(crate) each_ns: Vec<u32>,
 }
 
 impl UnwindStats {
     /// The median time one sample took to unwind: the steady cost, without
     /// the first samples' one-off work (parsing each binary's tables).
-    pub fn median(&self) -> Option<Duration> {
+    pub(crate) fn median(&self) -> Option<Duration> {
         let mut v = self.each_ns.clone();
         v.sort_unstable();
         v.get(v.len() / 2)
@@ -74,12 +74,12 @@ impl UnwindStats {
 /// Unwinds copied stacks; keeps one unwinder per process and one parsed
 /// file per (device, inode).
 #[derive(Default)]
-pub struct DwarfUnwinder {
+pub(crate) struct DwarfUnwinder {
     processes: HashMap<u32, Process>,
     files: HashMap<(u64, u64), Option<Arc<ElfInfo>>>,
     cache: CacheX86_64,
     /// What unwinding cost so far.
-    pub stats: UnwindStats,
+    pub(crate) stats: UnwindStats,
 }
 
 /// The modules of one process.
@@ -93,14 +93,14 @@ struct Process {
 
 impl DwarfUnwinder {
     /// An unwinder with empty caches.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Frame addresses of `sample`'s user stack, innermost first, ready for
     /// symbolizing (return addresses minus one). Empty when the sample has
     /// no user context (a kernel thread).
-    pub fn unwind(&mut self, sample: &StackSample) -> Vec<u64> {
+    pub(crate) fn unwind(&mut self, sample: &StackSample) -> Vec<u64> {
         if sample.ip == 0 {
             return Vec::new();
         }

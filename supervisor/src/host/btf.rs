@@ -7,13 +7,13 @@
 use btf_rs::{Backend, Btf, Type};
 
 /// Where the running kernel exposes its BTF.
-pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+pub(crate) const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Most typedefs and qualifiers followed before a type counts as unresolved.
 const MAX_CHAIN: usize = 16;
 
 /// The running kernel's BTF, parsed once.
-pub struct KernelBtf {
+pub(crate) struct KernelBtf {
     btf: Btf,
 }
 
@@ -22,7 +22,7 @@ impl KernelBtf {
     /// cannot be parsed. The file is mapped and read on demand (a few ms
     /// against a second and tens of MB to parse every type up front); a
     /// kernel that cannot map it has it parsed whole.
-    pub fn load() -> Option<KernelBtf> {
+    pub(crate) fn load() -> Option<KernelBtf> {
         let mapped = Btf::from_file_with_backend(VMLINUX_BTF, Backend::Mmap);
         match mapped.or_else(|_| Btf::from_file(VMLINUX_BTF)) {
             Ok(btf) => Some(KernelBtf { btf }),
@@ -34,7 +34,7 @@ impl KernelBtf {
     }
 
     /// The BTF id of kernel function `name`.
-    pub fn func_id(&self, name: &str) -> Option<u32> {
+    pub(crate) fn func_id(&self, name: &str) -> Option<u32> {
         let ids = self.btf.resolve_ids_by_name(name).ok()?;
         ids.into_iter()
             .find(|&id| matches!(self.btf.resolve_type_by_id(id), Ok(Type::Func(_))))
@@ -42,7 +42,7 @@ impl KernelBtf {
 
     /// Whether struct (or union) `ty` has a member named `field` (directly,
     /// not inside an anonymous member).
-    pub fn has_member(&self, ty: &str, field: &str) -> bool {
+    pub(crate) fn has_member(&self, ty: &str, field: &str) -> bool {
         self.composites(ty).iter().any(|s| {
             s.members
                 .iter()
@@ -53,7 +53,7 @@ impl KernelBtf {
     /// Byte offset of `path` (nested member names) from the start of
     /// `struct name`, looking through anonymous struct and union members;
     /// `None` when a member is missing or the offset is not whole bytes.
-    pub fn member_offset(&self, name: &str, path: &[&str]) -> Option<u32> {
+    pub(crate) fn member_offset(&self, name: &str, path: &[&str]) -> Option<u32> {
         let structs = self.btf.resolve_types_by_name(name).ok()?;
         structs
             .into_iter()

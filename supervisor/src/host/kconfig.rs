@@ -11,7 +11,7 @@ const MAX_CONFIG: u64 = 16 << 20;
 
 /// `CONFIG_*` options as name → value (`y`, `m`, a string; `n` for
 /// `# CONFIG_X is not set`); empty when neither file is readable.
-pub fn read() -> HashMap<String, String> {
+pub(crate) fn read() -> HashMap<String, String> {
     proc_config()
         .or_else(boot_config)
         .map(|text| parse(&text))
@@ -40,7 +40,7 @@ fn boot_config() -> Option<String> {
 }
 
 /// Parses the text of a kernel configuration.
-pub fn parse(text: &str) -> HashMap<String, String> {
+pub(crate) fn parse(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter_map(|l| {
             if let Some(name) = l

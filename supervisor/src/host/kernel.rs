@@ -21,7 +21,7 @@ const PMUS: &str = "/sys/bus/event_source/devices";
 
 /// A lazily read view of the running kernel.
 #[derive(Default)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     tracefs: OnceLock<Option<PathBuf>>,
     kallsyms: OnceLock<Option<HashSet<String>>>,
     btf: OnceLock<Option<KernelBtf>>,
@@ -31,32 +31,32 @@ pub struct Kernel {
 
 impl Kernel {
     /// A fresh view of the running kernel.
-    pub fn new() -> Kernel {
+    pub(crate) fn new() -> Kernel {
         Kernel::default()
     }
 
     /// Where tracefs is mounted.
-    pub fn tracefs(&self) -> Option<&Path> {
+    pub(crate) fn tracefs(&self) -> Option<&Path> {
         self.tracefs.get_or_init(tracefs::root).as_deref()
     }
 
     /// The kernel's BTF, when it has one.
-    pub fn btf(&self) -> Option<&KernelBtf> {
+    pub(crate) fn btf(&self) -> Option<&KernelBtf> {
         self.btf.get_or_init(KernelBtf::load).as_ref()
     }
 
     /// The kernel's build configuration (empty when unreadable).
-    pub fn config(&self) -> &HashMap<String, String> {
+    pub(crate) fn config(&self) -> &HashMap<String, String> {
         self.config.get_or_init(kconfig::read)
     }
 
     /// Whether the perf PMU `name` exists (`kprobe`, `uprobe`, `cpu`, ...).
-    pub fn has_pmu(&self, name: &str) -> bool {
+    pub(crate) fn has_pmu(&self, name: &str) -> bool {
         Path::new(PMUS).join(name).exists()
     }
 
     /// Why kprobes cannot be created here, if they cannot.
-    pub fn kprobes_missing(&self) -> Option<String> {
+    pub(crate) fn kprobes_missing(&self) -> Option<String> {
         // libbpf creates kprobes through the `kprobe` PMU, or legacy through
         // tracefs' kprobe_events; either one is enough.
         if self.has_pmu("kprobe") {
@@ -80,7 +80,7 @@ impl Kernel {
 
     /// The first of `syms` that `/proc/kallsyms` lacks (none when it cannot
     /// be read).
-    pub fn missing_symbol<'a>(&self, syms: &'a [String]) -> Option<&'a str> {
+    pub(crate) fn missing_symbol<'a>(&self, syms: &'a [String]) -> Option<&'a str> {
         if syms.is_empty() {
             return None;
         }
@@ -92,7 +92,7 @@ impl Kernel {
 
     /// The first of `funcs` that is not a function in the kernel's BTF (the
     /// first of all when there is no BTF).
-    pub fn missing_btf_func<'a>(&self, funcs: &'a [String]) -> Option<&'a str> {
+    pub(crate) fn missing_btf_func<'a>(&self, funcs: &'a [String]) -> Option<&'a str> {
         let Some(btf) = self.btf() else {
             return funcs.first().map(String::as_str);
         };
@@ -105,7 +105,7 @@ impl Kernel {
     /// Whether BPF trampolines (fentry/fexit) can be loaded and attached:
     /// aya's probe of the tracing program type, which loads a trivial
     /// fentry program on a test function and attaches it.
-    pub fn fentry_works(&self) -> Result<(), String> {
+    pub(crate) fn fentry_works(&self) -> Result<(), String> {
         self.fentry
             .get_or_init(|| {
                 self.btf().ok_or("no kernel BTF")?;

@@ -3,18 +3,18 @@
 
 /// The fields of `/proc/<pid>/status` the agent reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     /// `Name:` (the kernel escapes control bytes in it).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `Uid:`: real, effective, saved and filesystem uid.
-    pub uids: Vec<u32>,
+    pub(crate) uids: Vec<u32>,
     /// `NSpid:`: the pid in each pid namespace, outermost first.
-    pub ns_pids: Vec<u32>,
+    pub(crate) ns_pids: Vec<u32>,
 }
 
 impl Status {
     /// Reads the status of `pid`; `None` when the process is gone.
-    pub fn read(pid: u32) -> Option<Status> {
+    pub(crate) fn read(pid: u32) -> Option<Status> {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .map(|text| Status::parse(&text))
@@ -22,7 +22,7 @@ impl Status {
 
     /// Parses the text of a status file; unknown and malformed lines are
     /// left out.
-    pub fn parse(text: &str) -> Status {
+    pub(crate) fn parse(text: &str) -> Status {
         let mut status = Status::default();
         for line in text.lines() {
             let Some((key, value)) = line.split_once(':') else {
@@ -41,12 +41,12 @@ impl Status {
     }
 
     /// The real uid.
-    pub fn uid(&self) -> Option<u32> {
+    pub(crate) fn uid(&self) -> Option<u32> {
         self.uids.first().copied()
     }
 
     /// The pid in the process's own (innermost) pid namespace.
-    pub fn ns_pid(&self) -> Option<u32> {
+    pub(crate) fn ns_pid(&self) -> Option<u32> {
         self.ns_pids.last().copied()
     }
 }

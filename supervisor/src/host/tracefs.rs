@@ -8,7 +8,7 @@ use std::path::PathBuf;
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
 /// Where tracefs is mounted (the first candidate with an `events` folder).
-pub fn root() -> Option<PathBuf> {
+pub(crate) fn root() -> Option<PathBuf> {
     TRACEFS
         .iter()
         .map(PathBuf::from)
@@ -16,7 +16,7 @@ pub fn root() -> Option<PathBuf> {
 }
 
 /// The byte offset of `field` in the records of tracepoint `category/name`.
-pub fn tracepoint_field(category: &str, name: &str, field: &str) -> Option<u32> {
+pub(crate) fn tracepoint_field(category: &str, name: &str, field: &str) -> Option<u32> {
     let text = TRACEFS.iter().find_map(|root| {
         std::fs::read_to_string(format!("{root}/events/{category}/{name}/format")).ok()
     })?;

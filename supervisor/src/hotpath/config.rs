@@ -47,10 +47,10 @@ pub struct HotpathConfig {
     /// runs).
     #[serde(skip)]
     pub mount_strings: bool,
-    /// HTTP capture (set by the agent from `[http]` when it is enabled):
-    /// rides on the syscall probe's `sys_exit` program.
+    /// HTTP capture (set by the agent from `[http] enabled`): rides on the
+    /// syscall probe's `sys_exit` program; its maps go to the HTTP source.
     #[serde(skip)]
-    pub http: Option<crate::http::HttpConfig>,
+    pub http: bool,
 }
 
 impl Default for HotpathConfig {
@@ -65,7 +65,7 @@ impl Default for HotpathConfig {
             uid_changes: false,
             path_strings: false,
             mount_strings: false,
-            http: None,
+            http: false,
         }
     }
 }
@@ -91,7 +91,7 @@ impl HotpathConfig {
     }
 
     /// Whether any probe is on.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.syscalls.on() || self.tcp || self.pids
     }
 }
@@ -114,7 +114,7 @@ pub const SAMPLED_FRACTION: f64 = 0.1;
 
 impl SyscallCounting {
     /// Whether syscalls are counted at all.
-    pub fn on(self) -> bool {
+    pub(crate) fn on(self) -> bool {
         self != SyscallCounting::Off
     }
 }

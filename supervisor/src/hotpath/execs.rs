@@ -19,11 +19,11 @@ use crate::{
 };
 
 /// The tool name of the hot path's exec records.
-pub const TOOL: &str = "hotpath.exec";
+pub(crate) const TOOL: &str = "hotpath.exec";
 
 /// Starts reading `ring` into the pipeline until shutdown; None (with a
 /// warning) when the ring buffer cannot be polled.
-pub fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
+pub(crate) fn start(ring: RingBuf<MapData>, ctx: &AgentContext) -> Option<JoinHandle<()>> {
     // SAFETY: the ring buffer's descriptor is owned by the AsyncFd from here
     // on; nothing else closes or replaces it.
     let mut fd = match unsafe { AsyncFd::register(ring) } {
@@ -71,7 +71,7 @@ fn read_event(bytes: &[u8]) -> Option<ExecEvent> {
 
 /// An exec record like execsnoop's: argv joined by spaces (control bytes
 /// escaped by the model's string rules), ` ...` when cut.
-pub fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
+pub(crate) fn to_event(tool: &Arc<str>, ev: &ExecEvent) -> Event {
     let mut out = Event::new(tool.clone(), EventKind::Exec);
     out.pid = Some(ev.pid);
     out.ppid = (ev.ppid != 0).then_some(ev.ppid);

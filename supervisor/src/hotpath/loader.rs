@@ -3,8 +3,6 @@
 //! the [`Hotpath`] lives; dropping it closes the links and programs, so
 //! nothing of eunomia's remains loaded after the agent exits.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
-
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, Queue},
@@ -15,19 +13,18 @@ use aya::{
     },
 };
 use hotpath_common::{
-    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, COUNTERS_LEN,
-    COUNTERS_MAP, DIR_OVERFLOW, EXEC_EVENT_PROG, EXEC_EVENTS_MAP, EXEC_PROG, EXIT_PROG,
-    FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey, FlowStats, MAX_SYSCALLS, NEWLINES_MAP,
-    OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP,
-    SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, SlotCounters,
-    TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG,
-    TCP_STATE_PROG,
+    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, DIR_OVERFLOW,
+    EXEC_EVENT_PROG, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
+    FlowStats, MAX_SYSCALLS, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG,
+    PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
+    SYSCALL_COUNTERS_MAP, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG,
+    TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
-use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_ENABLED_GLOBAL, HTTP_EVENTS_MAP};
+use hotpath_common::http::HTTP_ENABLED_GLOBAL;
 
-use super::{HotpathConfig, mmap::MmapArray, offsets, pids::PidCgroups};
-use crate::http::source::HttpMaps;
+use super::maps::{map_err, missing};
+use super::{HotpathConfig, offsets, pids::PidCgroups};
 
 /// The BPF object built from `hotpath-ebpf` (empty when built with AYA_BUILD_SKIP=1).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hotpath"));
@@ -205,19 +202,19 @@ const fn string_prog(i: usize) -> (&'static str, Probe, Hook) {
 
 /// The loaded hot-path programs and their maps.
 pub struct Hotpath {
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
     /// Number of cgroup slots of the syscall table.
-    pub slots: u32,
+    pub(crate) slots: u32,
     /// Number of possible CPUs (the syscall table has `cpus * slots` elements).
-    pub cpus: u32,
+    pub(crate) cpus: u32,
     /// The programs attached, with their probe.
-    pub attached: Vec<(&'static str, Probe)>,
+    pub(crate) attached: Vec<(&'static str, Probe)>,
     /// Programs that could not be attached here, and why.
-    pub unavailable: Vec<(&'static str, String)>,
+    pub(crate) unavailable: Vec<(&'static str, String)>,
     /// The programs in `attached` with their probe, hook and live
     /// attachment (None while detached by [`Hotpath::set_attached`]).
     links: Vec<(&'static str, Probe, Hook, Option<Link>)>,
-    pids: Option<PidCgroups>,
+    pub(super) pids: Option<PidCgroups>,
 }
 
 impl Hotpath {
@@ -225,7 +222,7 @@ impl Hotpath {
     /// `config` turns on. A program whose hook this kernel lacks is
     /// reported in [`Hotpath::unavailable`], not fatal.
     pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
-        let mut hp = Self::load_object(config.cgroup_slots, config.http.is_some())?;
+        let mut hp = Self::load_object(config.cgroup_slots, config.http)?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
             Probe::Syscalls => config.syscalls.on(),
@@ -393,7 +390,11 @@ impl Hotpath {
 
     /// Detaches or re-attaches the one program `name` (sampled syscall
     /// counting toggles `count_sys_exit` and keeps its cache invalidators).
-    pub fn set_program_attached(&mut self, name: &str, on: bool) -> Result<(), HotpathError> {
+    pub(crate) fn set_program_attached(
+        &mut self,
+        name: &str,
+        on: bool,
+    ) -> Result<(), HotpathError> {
         self.set_links(|n, _| n == name, on)
     }
 
@@ -420,18 +421,8 @@ impl Hotpath {
         Ok(())
     }
 
-    /// The exec events' ring buffer, taken once (None when the exec probe
-    /// is not attached).
-    pub fn take_exec_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
-        if !self.attached.iter().any(|(_, p)| *p == Probe::Execs) {
-            return None;
-        }
-        let map = self.ebpf.take_map(EXEC_EVENTS_MAP)?;
-        aya::maps::RingBuf::try_from(map).ok()
-    }
-
     /// The loaded object, for the pollers that read its maps.
-    pub fn ebpf(&self) -> &Ebpf {
+    pub(crate) fn ebpf(&self) -> &Ebpf {
         &self.ebpf
     }
 
@@ -441,106 +432,12 @@ impl Hotpath {
     }
 
     /// Whether any program of `probe` is attached.
-    pub fn has(&self, probe: Probe) -> bool {
+    pub(crate) fn has(&self, probe: Probe) -> bool {
         self.attached.iter().any(|(_, p)| *p == probe)
-    }
-
-    /// The HTTP capture's ring buffer and counters, once (None when the
-    /// capture is off or `sys_exit` is not attached).
-    pub fn take_http(&mut self, enabled: bool) -> Result<Option<HttpMaps>, HotpathError> {
-        if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
-            return Ok(None);
-        }
-        let ring = self
-            .ebpf
-            .take_map(HTTP_EVENTS_MAP)
-            .ok_or_else(|| missing(HTTP_EVENTS_MAP))?;
-        let ring = aya::maps::RingBuf::try_from(ring).map_err(map_err(HTTP_EVENTS_MAP))?;
-        let counters = self
-            .ebpf
-            .take_map(HTTP_COUNTERS_MAP)
-            .ok_or_else(|| missing(HTTP_COUNTERS_MAP))?;
-        let counters = aya::maps::Array::try_from(counters).map_err(map_err(HTTP_COUNTERS_MAP))?;
-        Ok(Some(HttpMaps { ring, counters }))
-    }
-
-    /// A cloneable handle on the pid → cgroup map (None when the pid probe is off).
-    pub fn pid_cgroups(&self) -> Option<PidCgroups> {
-        self.pids.clone()
-    }
-
-    /// The cgroup v2 id of `pid`: from the kernel's pid map (which keeps
-    /// exited processes for a grace period), else from /proc.
-    pub fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
-        match &self.pids {
-            Some(p) => p.cgroup_of_pid(pid),
-            None => crate::host::cgroup::id_of_pid(pid),
-        }
-    }
-
-    /// mmap of the syscall counters (`cpus * slots` [`SlotCounters`]).
-    pub fn map_syscall_counters(&self) -> Result<MmapArray<SlotCounters>, HotpathError> {
-        self.mmap(SYSCALL_COUNTERS_MAP, (self.cpus * self.slots) as usize)
-    }
-
-    /// mmap of slot → cgroup id.
-    pub fn map_slot_owners(&self) -> Result<MmapArray<u64>, HotpathError> {
-        self.mmap(SLOT_OWNERS_MAP, self.slots as usize)
-    }
-
-    /// mmap of the self-observability counters.
-    pub fn map_counters(&self) -> Result<MmapArray<u64>, HotpathError> {
-        self.mmap(COUNTERS_MAP, COUNTERS_LEN as usize)
-    }
-
-    fn mmap<T: Copy>(&self, name: &'static str, len: usize) -> Result<MmapArray<T>, HotpathError> {
-        let map = self.ebpf.map(name).ok_or_else(|| missing(name))?;
-        let data: &MapData = match map {
-            aya::maps::Map::Array(d) => d,
-            _ => {
-                return Err(HotpathError::Map {
-                    map: name,
-                    source: aya::maps::MapError::InvalidName { name: name.into() },
-                });
-            }
-        };
-        MmapArray::new(data.fd().as_fd(), len)
-            .map_err(|source| HotpathError::Mmap { map: name, source })
-    }
-
-    /// The recursion misses of every attached program (the kernel skipped
-    /// the program because it was already running on that CPU, e.g. when
-    /// a task was preempted inside it), from `/proc/self/fdinfo`.
-    pub fn recursion_misses(&self) -> Vec<(&'static str, u64)> {
-        self.attached
-            .iter()
-            .filter_map(|&(name, _)| {
-                let fd = self.ebpf.program(name)?.fd().ok()?.as_fd().as_raw_fd();
-                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-                let misses = info
-                    .lines()
-                    .find_map(|l| l.strip_prefix("recursion_misses:"))?
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some((name, misses))
-            })
-            .collect()
     }
 }
 
 const _: () = assert!(MAX_SYSCALLS.is_power_of_two());
-
-fn missing(map: &'static str) -> HotpathError {
-    HotpathError::Map {
-        map,
-        source: aya::maps::MapError::InvalidName { name: map.into() },
-    }
-}
-
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> HotpathError {
-    move |source| HotpathError::Map { map, source }
-}
 
 /// Loads program `name` for `hook` (the verifier runs here).
 fn load_program(

@@ -4,7 +4,7 @@
 use std::{io, marker::PhantomData, os::fd::BorrowedFd, ptr::NonNull};
 
 /// `len` elements of `T` shared with the kernel.
-pub struct MmapArray<T> {
+pub(crate) struct MmapArray<T> {
     ptr: NonNull<T>,
     len: usize,
     bytes: usize,
@@ -20,7 +20,7 @@ unsafe impl<T> Sync for MmapArray<T> {}
 impl<T: Copy> MmapArray<T> {
     /// Maps the array map behind `fd`, which has `len` elements of `T`
     /// (BPF rounds element sizes up to 8 bytes; `T` must already be).
-    pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
         assert!(
             size_of::<T>().is_multiple_of(8),
             "element size must be a multiple of 8"
@@ -52,24 +52,19 @@ impl<T: Copy> MmapArray<T> {
     }
 
     /// Number of elements.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether it has no element.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// A pointer to element `i` (panics when out of range).
-    pub fn ptr(&self, i: usize) -> *mut T {
+    pub(crate) fn ptr(&self, i: usize) -> *mut T {
         assert!(i < self.len, "index {i} out of {}", self.len);
         // SAFETY: in bounds of the mapping.
         unsafe { self.ptr.as_ptr().add(i) }
     }
 
     /// Element `i`, read once.
-    pub fn get(&self, i: usize) -> T {
+    pub(crate) fn get(&self, i: usize) -> T {
         // SAFETY: in bounds; the kernel may write concurrently, which a
         // volatile read of plain integers tolerates (values are torn at
         // worst per u64 never).
@@ -77,7 +72,7 @@ impl<T: Copy> MmapArray<T> {
     }
 
     /// Overwrites element `i`.
-    pub fn set(&self, i: usize, v: T) {
+    pub(crate) fn set(&self, i: usize, v: T) {
         // SAFETY: in bounds.
         unsafe { std::ptr::write_volatile(self.ptr(i), v) }
     }

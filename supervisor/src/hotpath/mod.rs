@@ -3,6 +3,7 @@
 //!
 //! - [`loader`] loads the embedded object and attaches programs; dropping it
 //!   detaches everything.
+//! - [`maps`] hands the loaded object's maps to their readers.
 //! - [`syscalls`] reads the per-cgroup syscall table (through mmap) and
 //!   turns it into deltas; it frees the slots of dead cgroups.
 //! - [`tcp`] reads the TCP flow table.
@@ -12,16 +13,18 @@
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
-pub mod config;
-pub mod execs;
-pub mod loader;
-pub mod mmap;
+pub(crate) mod config;
+pub(crate) mod execs;
+pub(crate) mod loader;
+pub(crate) mod maps;
+pub(crate) mod mmap;
 pub(crate) mod offsets;
-pub mod pids;
-pub mod poller;
-pub mod syscalls;
-pub mod tcp;
+pub(crate) mod pids;
+pub(crate) mod poller;
+pub(crate) mod syscalls;
+pub(crate) mod tcp;
 
 pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
+pub(crate) use maps::HttpMaps;
 pub use pids::PidCgroups;

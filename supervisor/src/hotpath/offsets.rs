@@ -10,7 +10,7 @@ use hotpath_common::{OFFSET_UNKNOWN, OFFSETS_LEN, Offset};
 use crate::host::{btf::KernelBtf, tracefs::tracepoint_field};
 
 /// Every offset of [`Offset`], [`OFFSET_UNKNOWN`] where not found.
-pub fn compute() -> [u32; OFFSETS_LEN as usize] {
+pub(crate) fn compute() -> [u32; OFFSETS_LEN as usize] {
     let mut out = [OFFSET_UNKNOWN; OFFSETS_LEN as usize];
     let mut set = |which: Offset, v: Option<u32>| {
         if let Some(v) = v {

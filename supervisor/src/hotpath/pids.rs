@@ -37,7 +37,7 @@ impl PidCgroups {
     /// Newlines the kernel saw in the strings of `family`'s syscalls
     /// (`hotpath_common::FAMILY_*`) since the probe was attached; None when
     /// that family is not counted.
-    pub fn newlines(&self, family: u32) -> Option<u64> {
+    pub(crate) fn newlines(&self, family: u32) -> Option<u64> {
         if !*self.families.get(family as usize)? {
             return None;
         }
@@ -57,14 +57,14 @@ impl PidCgroups {
 
     /// What the kernel recorded of task `pid` (fork, exec, renames, moves,
     /// exit), if the map still has it.
-    pub fn process(&self, pid: u32) -> Option<PidInfo> {
+    pub(crate) fn process(&self, pid: u32) -> Option<PidInfo> {
         let map = crate::sync::lock(&self.map);
         map.get(&pid, 0).ok()
     }
 
     /// Removes entries of processes that exited more than `grace` ago.
     /// Returns (entries left, entries removed).
-    pub fn sweep(&self, grace: Duration) -> (usize, usize) {
+    pub(crate) fn sweep(&self, grace: Duration) -> (usize, usize) {
         let now = crate::host::monotonic_ns();
         let grace = grace.as_nanos() as u64;
         let mut map = crate::sync::lock(&self.map);

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use hotpath_common::SYS_EXIT_PROG;
 
 use super::{
-    Hotpath, HotpathConfig, HotpathError, PidCgroups, Probe, SAMPLED_FRACTION, SyscallCounting,
+    Hotpath, HotpathConfig, HotpathError, HttpMaps, PidCgroups, Probe, SAMPLED_FRACTION,
+    SyscallCounting,
     mmap::MmapArray,
     syscalls::{SyscallTable, syscall_name},
     tcp::TcpTable,
@@ -47,9 +48,9 @@ use model::metrics::{
 };
 
 /// How many windows sampled syscall counting opens per poll interval.
-pub const SAMPLE_WINDOWS: u32 = 10;
+pub(crate) const SAMPLE_WINDOWS: u32 = 10;
 /// The label sampled syscall counts carry.
-pub const ESTIMATE_LABEL: (&str, &str) = ("estimate", "sampled");
+pub(crate) const ESTIMATE_LABEL: (&str, &str) = ("estimate", "sampled");
 
 const MODE_EXACT: u8 = 1;
 const MODE_SAMPLED: u8 = 2;
@@ -58,12 +59,12 @@ const MODE_SAMPLED: u8 = 2;
 /// sampled from its next interval on (the CPU budget degrades and recovers
 /// this way). Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct SyscallControl(Arc<AtomicU8>);
+pub(crate) struct SyscallControl(Arc<AtomicU8>);
 
 impl SyscallControl {
     /// Asks for `mode`; `Off` is not a mode to switch to at run time and
     /// is ignored.
-    pub fn request(&self, mode: SyscallCounting) {
+    pub(crate) fn request(&self, mode: SyscallCounting) {
         let m = match mode {
             SyscallCounting::Exact => MODE_EXACT,
             SyscallCounting::Sampled => MODE_SAMPLED,
@@ -79,21 +80,23 @@ impl SyscallControl {
 }
 
 /// The running hot-path source.
-pub struct HotpathSource {
+pub(crate) struct HotpathSource {
     /// The poller; it ends after the last poll on shutdown.
-    pub task: JoinHandle<()>,
+    pub(crate) task: JoinHandle<()>,
     /// The kernel's pid map, when the pid probe is attached, for the stages
     /// started after the hot path (enrichment, tool record checks).
-    pub pids: PidLookup,
+    pub(crate) pids: PidLookup,
     /// Switches syscall counting at run time.
-    pub counting: SyscallControl,
+    pub(crate) counting: SyscallControl,
     /// The exec events' reader, when the exec probe is attached.
-    pub execs: Option<JoinHandle<()>>,
+    pub(crate) execs: Option<JoinHandle<()>>,
+    /// The HTTP capture's maps, for the HTTP source, when it is on.
+    pub(crate) http: Option<HttpMaps>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
 /// `None` when every probe is turned off.
-pub fn start(
+pub(crate) fn start(
     config: &HotpathConfig,
     interval: Duration,
     ctx: &AgentContext,
@@ -105,16 +108,9 @@ pub fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
-    if let Some(maps) = hotpath.take_http(config.http.is_some())?
-        && let Some(http) = &config.http
-    {
-        match crate::http::source::start(maps, http, interval, ctx) {
-            Ok(_) => tracing::info!("HTTP capture on"),
-            Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
-        }
-    }
+    let http = hotpath.take_http(config.http)?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    poller.http = config.http.is_some();
+    poller.http = config.http;
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
         && let Err(err) = poller.start_sampling()
@@ -139,11 +135,12 @@ pub fn start(
         pids,
         counting,
         execs,
+        http,
     }))
 }
 
 /// Everything one poll needs, and the previous values for the deltas.
-pub struct Poller {
+pub(crate) struct Poller {
     hotpath: Hotpath,
     syscalls: Option<SyscallTable>,
     tcp: Option<TcpTable>,
@@ -169,7 +166,7 @@ pub struct Poller {
 
 impl Poller {
     /// Prepares the readers of a loaded hot path.
-    pub fn new(
+    pub(crate) fn new(
         hotpath: Hotpath,
         pid_grace: Duration,
         interval: Duration,
@@ -207,14 +204,9 @@ impl Poller {
         })
     }
 
-    /// The loaded programs.
-    pub fn hotpath(&self) -> &Hotpath {
-        &self.hotpath
-    }
-
     /// Switches syscall counting to sampled: the probe is detached until
     /// the next [`Poller::sample_window`].
-    pub fn start_sampling(&mut self) -> Result<(), HotpathError> {
+    pub(crate) fn start_sampling(&mut self) -> Result<(), HotpathError> {
         if self.http {
             return Err(HotpathError::Sampling(
                 "HTTP capture runs in the syscall probe, which must stay attached",
@@ -226,7 +218,7 @@ impl Poller {
     }
 
     /// Back to exact syscall counting: the probe stays attached.
-    pub fn stop_sampling(&mut self) -> Result<(), HotpathError> {
+    pub(crate) fn stop_sampling(&mut self) -> Result<(), HotpathError> {
         self.hotpath.set_program_attached(SYS_EXIT_PROG, true)?;
         self.sampled_on = None;
         Ok(())
@@ -250,7 +242,7 @@ impl Poller {
     }
 
     /// Whether syscall counting is sampled.
-    pub fn sampled(&self) -> bool {
+    pub(crate) fn sampled(&self) -> bool {
         self.sampled_on.is_some()
     }
 
@@ -287,7 +279,7 @@ impl Poller {
     }
 
     /// Reads every map once; returns the batches to send, syscalls last.
-    pub fn poll(&mut self, interval_s: f64) -> Vec<SampleBatch> {
+    pub(crate) fn poll(&mut self, interval_s: f64) -> Vec<SampleBatch> {
         self.polls += 1;
         let mut batches = Vec::new();
         let mut tcp_samples = Vec::new();

@@ -12,20 +12,20 @@ const WORDS: usize = 2 * MAX_SYSCALLS as usize;
 
 /// The increase of one syscall's counters in one cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyscallDelta {
+pub(crate) struct SyscallDelta {
     /// cgroup v2 id; `None` for the overflow slot (cgroups that found the
     /// table full).
-    pub cgroup_id: Option<u64>,
+    pub(crate) cgroup_id: Option<u64>,
     /// Syscall number.
-    pub nr: u32,
+    pub(crate) nr: u32,
     /// Calls made.
-    pub calls: u64,
+    pub(crate) calls: u64,
     /// Calls that returned an error.
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 /// The user-space side of the syscall slot table.
-pub struct SyscallTable {
+pub(crate) struct SyscallTable {
     counters: MmapArray<SlotCounters>,
     owners: MmapArray<u64>,
     slots: usize,
@@ -33,12 +33,12 @@ pub struct SyscallTable {
     /// Per slot: the owner and the totals at the previous poll.
     prev: Vec<Option<(u64, Box<[u64; WORDS]>)>>,
     /// Slots freed so far.
-    pub evicted: u64,
+    pub(crate) evicted: u64,
 }
 
 impl SyscallTable {
     /// Maps the tables of a loaded hot path.
-    pub fn new(hotpath: &Hotpath) -> Result<Self, HotpathError> {
+    pub(crate) fn new(hotpath: &Hotpath) -> Result<Self, HotpathError> {
         let slots = hotpath.slots as usize;
         Ok(Self {
             counters: hotpath.map_syscall_counters()?,
@@ -51,7 +51,7 @@ impl SyscallTable {
     }
 
     /// Slots with an owner (plus the overflow slot).
-    pub fn used_slots(&self) -> usize {
+    pub(crate) fn used_slots(&self) -> usize {
         (1..self.slots).filter(|&s| self.owners.get(s) != 0).count()
     }
 
@@ -71,7 +71,7 @@ impl SyscallTable {
 
     /// Reads every slot in use. Returns the deltas since the previous poll
     /// and the slots that did not change (candidates for eviction).
-    pub fn poll(&mut self) -> (Vec<SyscallDelta>, Vec<(usize, u64)>) {
+    pub(crate) fn poll(&mut self) -> (Vec<SyscallDelta>, Vec<(usize, u64)>) {
         let mut deltas = Vec::new();
         let mut idle = Vec::new();
         for slot in 0..self.slots {
@@ -113,7 +113,7 @@ impl SyscallTable {
     /// slot back to the free queue. Only for cgroups that no longer exist:
     /// a CPU's cache may still name the slot, but no task of a dead cgroup
     /// makes syscalls.
-    pub fn evict(
+    pub(crate) fn evict(
         &mut self,
         hotpath: &mut Hotpath,
         slot: usize,
@@ -161,12 +161,13 @@ impl SyscallTable {
 }
 
 /// The name of syscall number `nr` on this architecture, or `unknown`.
-pub fn syscall_name(nr: u32) -> &'static str {
+pub(crate) fn syscall_name(nr: u32) -> &'static str {
     syscalls::Sysno::new(nr as usize).map_or("unknown", |s| s.name())
 }
 
+#[cfg(test)]
 /// The number of the syscall called `name` on this architecture.
-pub fn syscall_number(name: &str) -> Option<u32> {
+pub(crate) fn syscall_number(name: &str) -> Option<u32> {
     name.parse::<syscalls::Sysno>().ok().map(|s| s.id() as u32)
 }
 

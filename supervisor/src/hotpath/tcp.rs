@@ -20,12 +20,12 @@ use model::metrics::{
 
 /// The user-space side of the flow table.
 #[derive(Default)]
-pub struct TcpTable {
+pub(crate) struct TcpTable {
     prev: HashMap<FlowKey, FlowStats>,
     /// Flows evicted so far.
-    pub evicted: u64,
+    pub(crate) evicted: u64,
     /// Entries in the kernel map at the last poll.
-    pub entries: usize,
+    pub(crate) entries: usize,
 }
 
 fn sub(a: u64, b: u64) -> u64 {
@@ -34,7 +34,7 @@ fn sub(a: u64, b: u64) -> u64 {
 
 impl TcpTable {
     /// Reads the flow table; returns the samples of what changed.
-    pub fn poll(&mut self, hotpath: &mut Hotpath) -> Result<Vec<Sample>, HotpathError> {
+    pub(crate) fn poll(&mut self, hotpath: &mut Hotpath) -> Result<Vec<Sample>, HotpathError> {
         let map = hotpath
             .ebpf_mut()
             .map_mut(TCP_FLOWS_MAP)
@@ -75,7 +75,7 @@ impl TcpTable {
 }
 
 /// `now - before`, field by field.
-pub fn delta(now: &FlowStats, before: &FlowStats) -> FlowStats {
+pub(crate) fn delta(now: &FlowStats, before: &FlowStats) -> FlowStats {
     let mut d = FlowStats {
         opened: sub(now.opened, before.opened),
         failed: sub(now.failed, before.failed),
@@ -92,7 +92,7 @@ pub fn delta(now: &FlowStats, before: &FlowStats) -> FlowStats {
 }
 
 /// The direction label of a flow.
-pub fn direction_name(direction: u8) -> &'static str {
+pub(crate) fn direction_name(direction: u8) -> &'static str {
     match direction {
         DIR_ACTIVE => "active",
         DIR_PASSIVE => "passive",
@@ -101,7 +101,7 @@ pub fn direction_name(direction: u8) -> &'static str {
 }
 
 /// The remote address of a flow key.
-pub fn peer_addr(key: &FlowKey) -> IpAddr {
+pub(crate) fn peer_addr(key: &FlowKey) -> IpAddr {
     if key.family == 10 {
         IpAddr::V6(Ipv6Addr::from(key.daddr))
     } else {

@@ -14,21 +14,21 @@ use serde::Deserialize;
 pub struct HttpConfig {
     /// Capture HTTP/1.x requests and responses (needs `hotpath.syscalls`:
     /// the capture rides on its `sys_exit` program).
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Distinct `http.route` values kept per container; later routes are
     /// reported as `other` (and counted).
-    pub max_routes: usize,
+    pub(crate) max_routes: usize,
     /// Share of requests (0 to 1) sent on as spans (request events that
     /// rules, the OTLP traces and the event sinks see); errors and slow
     /// requests are always kept. The RED metrics count every request.
-    pub sample_ratio: f64,
+    pub(crate) sample_ratio: f64,
     /// Requests at least this slow are always kept as spans.
     #[serde(with = "humantime_serde")]
-    pub slow_threshold: Duration,
+    pub(crate) slow_threshold: Duration,
     /// Spans per second at most (errors and slow ones included); beyond
     /// it they are dropped and counted
     /// (`eunomia_http_dropped_total{reason="span_rate_limited"}`).
-    pub max_spans_per_second: u32,
+    pub(crate) max_spans_per_second: u32,
 }
 
 impl Default for HttpConfig {
@@ -45,7 +45,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     /// Checks values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             return Err(format!(
                 "http.sample_ratio must be between 0 and 1, not {}",

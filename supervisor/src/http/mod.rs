@@ -4,10 +4,10 @@
 //! into the pipeline as spans (where rules, the event sinks and the OTLP
 //! traces see them), and the source that runs them.
 
-pub mod config;
-pub mod red;
-pub mod request;
-pub mod sampler;
-pub mod source;
+pub(crate) mod config;
+pub(crate) mod red;
+pub(crate) mod request;
+pub(crate) mod sampler;
+pub(crate) mod source;
 
-pub use config::HttpConfig;
+pub(crate) use config::HttpConfig;

@@ -16,29 +16,29 @@ use model::{
 use crate::pipeline::{Sample, SampleValue};
 
 /// The OpenTelemetry HTTP duration buckets, in seconds.
-pub const BOUNDS: [f64; 14] = [
+pub(crate) const BOUNDS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// Series one interval holds at most; requests of further series are
 /// counted (`series_full`) and left out.
-pub const MAX_SERIES: usize = 20_000;
+pub(crate) const MAX_SERIES: usize = 20_000;
 
 /// What a series is keyed by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     /// cgroup v2 id of the process.
-    pub cgroup: u64,
+    pub(crate) cgroup: u64,
     /// A request made (client side) rather than served.
-    pub client: bool,
+    pub(crate) client: bool,
     /// `GET`, ... (the kernel only follows a fixed set of methods).
-    pub method: Arc<str>,
+    pub(crate) method: Arc<str>,
     /// `2xx`, ...
-    pub class: &'static str,
+    pub(crate) class: &'static str,
     /// The bounded route.
-    pub route: Arc<str>,
+    pub(crate) route: Arc<str>,
     /// The server called (client side only).
-    pub server: Option<(IpAddr, u16)>,
+    pub(crate) server: Option<(IpAddr, u16)>,
 }
 
 #[derive(Debug, Default)]
@@ -49,14 +49,14 @@ struct Buckets {
 
 /// The histograms of the current interval.
 #[derive(Debug, Default)]
-pub struct Red {
+pub(crate) struct Red {
     series: HashMap<Key, Buckets>,
 }
 
 impl Red {
     /// Counts one request of `seconds`; false when the interval holds
     /// [`MAX_SERIES`] series already and `key` is new.
-    pub fn observe(&mut self, key: Key, seconds: f64) -> bool {
+    pub(crate) fn observe(&mut self, key: Key, seconds: f64) -> bool {
         if self.series.len() >= MAX_SERIES && !self.series.contains_key(&key) {
             return false;
         }
@@ -67,7 +67,7 @@ impl Red {
     }
 
     /// The interval's histograms as samples; starts a new interval.
-    pub fn drain(&mut self) -> Vec<Sample> {
+    pub(crate) fn drain(&mut self) -> Vec<Sample> {
         self.series
             .drain()
             .map(|(k, b)| {

@@ -18,17 +18,17 @@ const MAX_PATH: usize = 128;
 
 /// The request line and the headers the capture reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Head {
+pub(crate) struct Head {
     /// The method (`GET`, ...).
-    pub method: String,
+    pub(crate) method: String,
     /// The path, without query or fragment, control bytes escaped.
-    pub path: String,
+    pub(crate) path: String,
     /// `(trace id, parent span id)` of a valid `traceparent` header.
-    pub traceparent: Option<([u8; 16], [u8; 8])>,
+    pub(crate) traceparent: Option<([u8; 16], [u8; 8])>,
 }
 
 /// Parses the first bytes of a request; None when they are no request line.
-pub fn parse_head(head: &[u8]) -> Option<Head> {
+pub(crate) fn parse_head(head: &[u8]) -> Option<Head> {
     let line_end = head
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
@@ -87,7 +87,7 @@ fn traceparent(headers: &[u8]) -> Option<([u8; 16], [u8; 8])> {
 
 /// The route of a path: segments that look like identifiers (numbers,
 /// UUIDs, long hex or mixed tokens) become `{id}`.
-pub fn route_of(path: &str) -> String {
+pub(crate) fn route_of(path: &str) -> String {
     if path == "*" {
         return "*".into();
     }
@@ -119,7 +119,7 @@ fn is_id(seg: &str) -> bool {
 }
 
 /// `2xx` for 200, ...
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status / 100 {
         1 => "1xx",
         2 => "2xx",
@@ -130,7 +130,7 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// The address in a record's 16 bytes.
-pub fn addr(family: u16, a: &[u8; 16]) -> IpAddr {
+pub(crate) fn addr(family: u16, a: &[u8; 16]) -> IpAddr {
     if family == 10 {
         IpAddr::V6(Ipv6Addr::from(*a))
     } else {
@@ -141,7 +141,7 @@ pub fn addr(family: u16, a: &[u8; 16]) -> IpAddr {
 /// A record as the ring buffer holds it: its fixed part and the filled
 /// part of its head (the rest of the head zero). None when shorter than
 /// the fixed part.
-pub fn record_from_ring(bytes: &[u8]) -> Option<HttpRecord> {
+pub(crate) fn record_from_ring(bytes: &[u8]) -> Option<HttpRecord> {
     if bytes.len() < HTTP_RECORD_FIXED {
         return None;
     }
@@ -157,24 +157,24 @@ pub fn record_from_ring(bytes: &[u8]) -> Option<HttpRecord> {
 
 /// One request record, decoded: what the metrics, the sampler and the span need.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub(crate) struct Request {
     /// Request line and headers read.
-    pub head: Head,
+    pub(crate) head: Head,
     /// Made by this host (client side) rather than served.
-    pub client: bool,
+    pub(crate) client: bool,
     /// The serving end.
-    pub server: (IpAddr, u16),
+    pub(crate) server: (IpAddr, u16),
     /// The calling end.
-    pub peer: (IpAddr, u16),
+    pub(crate) peer: (IpAddr, u16),
     /// Response status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// From the request's first bytes to the response's.
-    pub duration_ns: u64,
+    pub(crate) duration_ns: u64,
 }
 
 impl Request {
     /// Decodes a record; None when its head is no request line.
-    pub fn decode(r: &HttpRecord) -> Option<Request> {
+    pub(crate) fn decode(r: &HttpRecord) -> Option<Request> {
         let c = r;
         let len = (c.head_len as usize).min(c.head.len());
         let head = parse_head(&c.head[..len])?;
@@ -198,13 +198,13 @@ impl Request {
 
     /// Whether the response is an error (OpenTelemetry: 5xx for a server,
     /// 4xx and 5xx for a client).
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.status >= 500 || (self.client && self.status >= 400)
     }
 
     /// The span event ([`model::span`]): `start_ns` the wall-clock start,
     /// `route` the bounded route, `ids` its trace and span ids.
-    pub fn to_event(
+    pub(crate) fn to_event(
         &self,
         tool: &Arc<str>,
         r: &HttpRecord,

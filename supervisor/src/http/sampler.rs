@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Why a request was kept as a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
+pub(crate) enum Kept {
     /// Chosen by the ratio.
     Sampled,
     /// An error (server 5xx, client 4xx or 5xx).
@@ -18,7 +18,7 @@ pub enum Kept {
 
 impl Kept {
     /// The `reason` label of `eunomia_http_spans_total`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kept::Sampled => "sampled",
             Kept::Error => "error",
@@ -29,7 +29,7 @@ impl Kept {
 
 /// Why a request was not kept (a `reason` of `eunomia_http_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skipped {
+pub(crate) enum Skipped {
     /// Not chosen by the ratio (still counted in the metrics).
     SampledOut,
     /// Over the cap of spans per second.
@@ -38,7 +38,7 @@ pub enum Skipped {
 
 impl Skipped {
     /// The `reason` label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Skipped::SampledOut => "sampled_out",
             Skipped::RateLimited => "span_rate_limited",
@@ -48,18 +48,18 @@ impl Skipped {
 
 /// What the sampler is asked about one request.
 #[derive(Debug, Clone, Copy)]
-pub struct Candidate<'a> {
+pub(crate) struct Candidate<'a> {
     /// The response counts as an error.
-    pub error: bool,
+    pub(crate) error: bool,
     /// Request duration.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The incoming trace id, if the request had a `traceparent`.
-    pub trace_id: Option<&'a [u8; 16]>,
+    pub(crate) trace_id: Option<&'a [u8; 16]>,
 }
 
 /// The sampling state.
 #[derive(Debug)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     ratio: f64,
     slow: Duration,
     cap: u32,
@@ -72,7 +72,7 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler keeping `ratio` of the requests, every one at least
     /// `slow`, and at most `cap` per second.
-    pub fn new(ratio: f64, slow: Duration, cap: u32) -> Sampler {
+    pub(crate) fn new(ratio: f64, slow: Duration, cap: u32) -> Sampler {
         Sampler {
             ratio: ratio.clamp(0.0, 1.0),
             slow,
@@ -84,7 +84,7 @@ impl Sampler {
     }
 
     /// Whether `c` becomes a span, decided at `now`.
-    pub fn decide(&mut self, c: Candidate<'_>, now: Instant) -> Result<Kept, Skipped> {
+    pub(crate) fn decide(&mut self, c: Candidate<'_>, now: Instant) -> Result<Kept, Skipped> {
         let kept = if c.error {
             Kept::Error
         } else if c.duration >= self.slow {

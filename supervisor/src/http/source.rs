@@ -33,23 +33,16 @@ use super::{
 use crate::{
     context::AgentContext,
     host::monotonic_ns,
+    hotpath::HttpMaps,
     pipeline::{Message, PipelineTx, SampleBatch, ToolRecord},
     selfmetrics::{Counter, Registry},
 };
 
 /// The tool name HTTP events carry (`event.tool`).
-pub const TOOL: &str = "http";
+pub(crate) const TOOL: &str = "http";
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
-
-/// The kernel side of the capture, handed over by the loader.
-pub struct HttpMaps {
-    /// Request records.
-    pub ring: RingBuf<MapData>,
-    /// Kernel drop counters, indexed by [`HttpDrop`].
-    pub counters: Array<MapData, u64>,
-}
 
 /// The source's self-metrics.
 struct Counters {
@@ -239,7 +232,7 @@ fn nonzero<const N: usize>(mut b: [u8; N]) -> [u8; N] {
 }
 
 /// Spawns the source.
-pub fn start(
+pub(crate) fn start(
     maps: HttpMaps,
     config: &HttpConfig,
     interval: Duration,

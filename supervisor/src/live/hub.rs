@@ -10,12 +10,12 @@ use super::{ledger::Ledger, snapshot::Snapshot};
 use crate::selfmetrics::Registry;
 
 /// How many snapshots wait for the slowest subscriber.
-pub const CAPACITY: usize = 16;
+pub(crate) const CAPACITY: usize = 16;
 
 /// The publishing side, shared by the agent's consume loop and the control
 /// server.
 #[derive(Debug, Clone)]
-pub struct LiveHub {
+pub(crate) struct LiveHub {
     tx: broadcast::Sender<Arc<Snapshot>>,
     ledger: Ledger,
 }
@@ -31,24 +31,24 @@ impl Default for LiveHub {
 
 impl LiveHub {
     /// Sends `snapshot` to every subscriber (nothing when there is none).
-    pub fn publish(&self, snapshot: Snapshot) {
+    pub(crate) fn publish(&self, snapshot: Snapshot) {
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(Arc::new(snapshot));
         }
     }
 
     /// A new subscriber, seeing snapshots published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Snapshot>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Snapshot>> {
         self.tx.subscribe()
     }
 
     /// The syscall ledger the view fills.
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
     /// Exports the ledger's size and what it had to forget as self-metrics.
-    pub fn register(&self, registry: &Registry) {
+    pub(crate) fn register(&self, registry: &Registry) {
         let ledger = self.ledger.clone();
         registry.observe_gauge(
             "eunomia_live_workloads",

@@ -15,35 +15,35 @@ use serde::{Deserialize, Serialize};
 use super::snapshot::RowKind;
 
 /// How many workloads the ledger remembers.
-pub const MAX_WORKLOADS: usize = 4096;
+pub(crate) const MAX_WORKLOADS: usize = 4096;
 
 /// What the ledger knows about one workload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// The row key (container id, `service:NAME`, `host`).
-    pub key: String,
+    pub(crate) key: String,
     /// What it is.
-    pub kind: RowKind,
+    pub(crate) kind: RowKind,
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// The full container id.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub container_id: String,
+    pub(crate) container_id: String,
     /// The container runtime.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub runtime: String,
+    pub(crate) runtime: String,
     /// When its first syscall was counted (seconds since the Unix epoch).
-    pub first_seen_unix: f64,
+    pub(crate) first_seen_unix: f64,
     /// When its last syscall was counted.
-    pub last_seen_unix: f64,
+    pub(crate) last_seen_unix: f64,
     /// Calls per syscall name since the ledger started.
-    pub syscalls: BTreeMap<String, u64>,
+    pub(crate) syscalls: BTreeMap<String, u64>,
 }
 
 impl Recorded {
     /// Whether `query` names this workload: its name, or a prefix (at least
     /// 4 characters) of its container id.
-    pub fn matches(&self, query: &str) -> bool {
+    pub(crate) fn matches(&self, query: &str) -> bool {
         !query.is_empty()
             && (self.name == query
                 || self.key == query
@@ -59,7 +59,7 @@ struct Inner {
 
 /// The shared ledger (cheap to clone).
 #[derive(Debug, Clone, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -69,7 +69,7 @@ impl Ledger {
     }
 
     /// Adds `calls` of `syscall` made by the workload `who` at `now_unix`.
-    pub fn add(&self, who: &Recorded, syscall: &str, calls: u64, now_unix: f64) {
+    pub(crate) fn add(&self, who: &Recorded, syscall: &str, calls: u64, now_unix: f64) {
         let mut inner = self.lock();
         if !inner.workloads.contains_key(&who.key) && inner.workloads.len() >= MAX_WORKLOADS {
             forget_oldest(&mut inner);
@@ -90,7 +90,7 @@ impl Ledger {
     }
 
     /// The workloads `query` names (see [`Recorded::matches`]).
-    pub fn matching(&self, query: &str) -> Vec<Recorded> {
+    pub(crate) fn matching(&self, query: &str) -> Vec<Recorded> {
         self.lock()
             .workloads
             .values()
@@ -100,17 +100,12 @@ impl Ledger {
     }
 
     /// How many workloads it remembers.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().workloads.len()
     }
 
-    /// Whether it remembers none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// How many workloads were forgotten to stay within [`MAX_WORKLOADS`].
-    pub fn forgotten(&self) -> u64 {
+    pub(crate) fn forgotten(&self) -> u64 {
         self.lock().forgotten
     }
 }

@@ -11,13 +11,15 @@
 //! - [`standalone`]: the hot path, cgroup stats and enrichment run without an
 //!   agent, feeding a view.
 
-pub mod hub;
-pub mod ledger;
-pub mod snapshot;
-pub mod standalone;
-pub mod view;
+pub(crate) mod hub;
+pub(crate) mod ledger;
+pub(crate) mod snapshot;
+pub(crate) mod standalone;
+pub(crate) mod view;
 
-pub use hub::LiveHub;
-pub use ledger::{Ledger, Recorded};
-pub use snapshot::{HttpRates, Peer, Rate, Row, RowKind, Snapshot};
-pub use view::LiveView;
+pub(crate) use hub::LiveHub;
+pub(crate) use ledger::{Ledger, Recorded};
+#[cfg(test)]
+pub(crate) use snapshot::{Rate, RowKind};
+pub(crate) use snapshot::{Row, Snapshot};
+pub(crate) use view::LiveView;

@@ -24,7 +24,7 @@ const CHANNEL: usize = 1024;
 /// Runs the sources until `shutdown`, sending one snapshot per `interval`
 /// to `out` and recording syscalls into `ledger`. Fails when the hot path
 /// cannot be loaded (not root, no BTF, built without BPF).
-pub async fn run(
+pub(crate) async fn run(
     enrich: &EnrichConfig,
     hotpath: &HotpathConfig,
     interval: Duration,
@@ -45,7 +45,9 @@ pub async fn run(
         sources.push(source.task);
         ctx.pids = source.pids;
     }
-    sources.extend(cgroups::start(enrich, interval, &ctx));
+    if let Some(stats) = crate::config::container_stats(enrich) {
+        sources.extend(cgroups::start(&stats, interval, &ctx));
+    }
     let mut resolver = Resolver::new(enrich);
     if let Some(pids) = ctx.pids.map().cloned() {
         resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));

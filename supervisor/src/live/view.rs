@@ -117,7 +117,7 @@ struct Resources {
 
 /// Folds batches into snapshots (see the module docs).
 #[derive(Debug, Default)]
-pub struct LiveView {
+pub(crate) struct LiveView {
     acc: HashMap<String, Acc>,
     /// Every workload seen lately, with the interval it was last active in.
     known: HashMap<String, (Identity, u64)>,
@@ -141,7 +141,7 @@ fn delta(s: &Sample) -> u64 {
 
 impl LiveView {
     /// A view recording syscalls into `ledger`.
-    pub fn new(ledger: Ledger) -> LiveView {
+    pub(crate) fn new(ledger: Ledger) -> LiveView {
         LiveView {
             ledger,
             ..LiveView::default()
@@ -150,7 +150,7 @@ impl LiveView {
 
     /// Takes in one enriched batch; returns the snapshot when the batch
     /// closes an interval (the hot path's syscall batch).
-    pub fn ingest(&mut self, batch: &SampleBatch) -> Option<Snapshot> {
+    pub(crate) fn ingest(&mut self, batch: &SampleBatch) -> Option<Snapshot> {
         let now = now_unix();
         for s in &batch.samples {
             self.sample(s, now);

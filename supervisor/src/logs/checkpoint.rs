@@ -14,16 +14,16 @@ use serde::{Deserialize, Serialize};
 
 /// Where one file was left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
+pub(crate) struct Position {
     /// The file's inode.
-    pub inode: u64,
+    pub(crate) inode: u64,
     /// The first byte not yet handed on.
-    pub offset: u64,
+    pub(crate) offset: u64,
 }
 
 /// The positions of every followed file, by path.
 #[derive(Debug, Default)]
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     file: PathBuf,
     positions: BTreeMap<PathBuf, Position>,
     dirty: bool,
@@ -31,7 +31,7 @@ pub struct Checkpoints {
 
 /// Why the checkpoints could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
+pub(crate) enum CheckpointError {
     /// Reading or writing the file.
     #[error("{path}: {source}")]
     Io {
@@ -52,7 +52,7 @@ pub enum CheckpointError {
 
 impl Checkpoints {
     /// The checkpoints kept in `file`; empty when it does not exist yet.
-    pub fn load(file: &Path) -> Result<Checkpoints, CheckpointError> {
+    pub(crate) fn load(file: &Path) -> Result<Checkpoints, CheckpointError> {
         let mut c = Checkpoints {
             file: file.to_owned(),
             ..Checkpoints::default()
@@ -75,7 +75,7 @@ impl Checkpoints {
     }
 
     /// An empty set that saves to `file`.
-    pub fn empty(file: &Path) -> Checkpoints {
+    pub(crate) fn empty(file: &Path) -> Checkpoints {
         Checkpoints {
             file: file.to_owned(),
             ..Checkpoints::default()
@@ -83,12 +83,12 @@ impl Checkpoints {
     }
 
     /// Where `path` was left, if known.
-    pub fn get(&self, path: &Path) -> Option<Position> {
+    pub(crate) fn get(&self, path: &Path) -> Option<Position> {
         self.positions.get(path).copied()
     }
 
     /// Records where `path` is now.
-    pub fn set(&mut self, path: &Path, pos: Position) {
+    pub(crate) fn set(&mut self, path: &Path, pos: Position) {
         if self.positions.get(path) != Some(&pos) {
             self.positions.insert(path.to_owned(), pos);
             self.dirty = true;
@@ -96,24 +96,26 @@ impl Checkpoints {
     }
 
     /// Keeps only the paths `keep` says are still followed.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
         let before = self.positions.len();
         self.positions.retain(|p, _| keep(p));
         self.dirty |= self.positions.len() != before;
     }
 
+    #[cfg(test)]
     /// Number of files with a position.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.positions.len()
     }
 
+    #[cfg(test)]
     /// Whether no file has a position.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
 
     /// Writes the positions when they changed since the last save.
-    pub fn save(&mut self) -> Result<(), CheckpointError> {
+    pub(crate) fn save(&mut self) -> Result<(), CheckpointError> {
         if !self.dirty {
             return Ok(());
         }

@@ -10,41 +10,41 @@ use serde::Deserialize;
 /// `[logs]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogsConfig {
+pub(crate) struct LogsConfig {
     /// Read the containers' stdout/stderr logs.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Docker's `json-file` logs (`<docker_root>/<id>/<id>-json.log`).
-    pub docker: bool,
+    pub(crate) docker: bool,
     /// CRI pod logs (`<pod_logs_root>/<ns>_<pod>_<uid>/<container>/N.log`).
-    pub cri: bool,
+    pub(crate) cri: bool,
     /// podman's `k8s-file` logs (`<podman_root>/overlay-containers/<id>/userdata/ctr.log`).
-    pub podman: bool,
+    pub(crate) podman: bool,
     /// Where the read position of every file is kept across restarts.
-    pub checkpoint_file: PathBuf,
+    pub(crate) checkpoint_file: PathBuf,
     /// How often the files are checked for new lines.
     #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// How often the runtimes' directories are listed for new containers.
     #[serde(with = "humantime_serde")]
-    pub discover_interval: Duration,
+    pub(crate) discover_interval: Duration,
     /// Files present at the first start (no checkpoint) are read from their
     /// beginning; otherwise from their end. Files that appear later are
     /// always read from their beginning.
-    pub read_existing: bool,
+    pub(crate) read_existing: bool,
     /// Bytes read from one file per poll at most (the read buffer).
-    pub read_bytes: usize,
+    pub(crate) read_bytes: usize,
     /// A line (partial lines joined) is cut at this many bytes.
-    pub max_line_bytes: usize,
+    pub(crate) max_line_bytes: usize,
     /// Files followed at most.
-    pub max_files: usize,
+    pub(crate) max_files: usize,
     /// Lines per second each container may send; beyond, lines are sampled.
-    pub rate_limit: u32,
+    pub(crate) rate_limit: u32,
     /// Lines a container may send at once above the rate.
-    pub burst: u32,
+    pub(crate) burst: u32,
     /// Beyond the rate, one line in this many is kept (the others counted).
-    pub sample_1_in: u32,
+    pub(crate) sample_1_in: u32,
     /// Patterns counted per container; further ones count as `other`.
-    pub max_patterns: usize,
+    pub(crate) max_patterns: usize,
 }
 
 impl Default for LogsConfig {
@@ -71,7 +71,7 @@ impl Default for LogsConfig {
 
 impl LogsConfig {
     /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let positive = [
             ("logs.read_bytes", self.read_bytes),
             ("logs.max_line_bytes", self.max_line_bytes),

@@ -24,30 +24,30 @@ use crate::host::containers::{ContainerFacts, RuntimeFiles, runtimes::is_plain_n
 
 /// One container log file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LogFile {
+pub(crate) struct LogFile {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its format.
-    pub format: LogFormat,
+    pub(crate) format: LogFormat,
     /// Whose it is.
-    pub workload: Arc<Workload>,
+    pub(crate) workload: Arc<Workload>,
 }
 
 /// Where to look.
 #[derive(Debug, Clone, Default)]
-pub struct Roots {
+pub(crate) struct Roots {
     /// Docker's container directory (`None`: not read).
-    pub docker: Option<PathBuf>,
+    pub(crate) docker: Option<PathBuf>,
     /// Podman's storage root.
-    pub podman: Option<PathBuf>,
+    pub(crate) podman: Option<PathBuf>,
     /// The kubelet's pod log directory.
-    pub pods: Option<PathBuf>,
+    pub(crate) pods: Option<PathBuf>,
     /// Where the runtimes' names come from.
-    pub files: RuntimeFiles,
+    pub(crate) files: RuntimeFiles,
 }
 
 /// Every log file found, at most `max`.
-pub fn discover(roots: &Roots, max: usize) -> Vec<LogFile> {
+pub(crate) fn discover(roots: &Roots, max: usize) -> Vec<LogFile> {
     let mut out = Vec::new();
     if let Some(root) = &roots.docker {
         docker(root, &roots.files, &mut out);

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 /// What to do with a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Within the rate: send it.
     Keep,
     /// Beyond the rate, but the sampled one: send it.
@@ -18,7 +18,7 @@ pub enum Decision {
 
 /// One container's bucket.
 #[derive(Debug, Clone)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -29,7 +29,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// A full bucket.
-    pub fn new(rate: u32, burst: u32, sample_1_in: u32) -> RateLimit {
+    pub(crate) fn new(rate: u32, burst: u32, sample_1_in: u32) -> RateLimit {
         let burst = f64::from(burst.max(rate).max(1));
         RateLimit {
             rate: f64::from(rate.max(1)),
@@ -42,7 +42,7 @@ impl RateLimit {
     }
 
     /// Decides about one line arriving at `now`.
-    pub fn decide(&mut self, now: Instant) -> Decision {
+    pub(crate) fn decide(&mut self, now: Instant) -> Decision {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);

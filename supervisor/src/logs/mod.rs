@@ -13,10 +13,10 @@
 //! the pipeline is three-quarters full the source stops reading (the file
 //! is the buffer) rather than crowd out the other sources.
 
-pub mod checkpoint;
-pub mod config;
-pub mod discover;
-pub mod limit;
+pub(crate) mod checkpoint;
+pub(crate) mod config;
+pub(crate) mod discover;
+pub(crate) mod limit;
 pub mod patterns;
 mod source;
 mod stats;
@@ -26,23 +26,26 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use config::LogsConfig;
+pub(crate) use config::LogsConfig;
 pub use source::{LogSource, TOOL, log_event};
 
-use crate::{context::AgentContext, enrich::EnrichConfig};
+use std::path::PathBuf;
+
+use crate::{context::AgentContext, host::containers::RuntimeFiles};
 
 /// Starts the container-log source when `[logs]` enables it (a thread that
 /// polls the files); it ends on shutdown, after saving the checkpoints.
-pub fn start(
+pub(crate) fn start(
     config: &LogsConfig,
-    enrich: &EnrichConfig,
+    files: RuntimeFiles,
+    pod_logs_root: Option<PathBuf>,
     metrics_interval: Duration,
     ctx: &AgentContext,
 ) -> Option<JoinHandle<()>> {
     if !config.enabled {
         return None;
     }
-    let mut source = LogSource::new(config, enrich, ctx.tx.clone(), &ctx.registry);
+    let mut source = LogSource::new(config, files, pod_logs_root, ctx.tx.clone(), &ctx.registry);
     let shutdown = ctx.shutdown.clone();
     let poll = config.poll_interval;
     Some(tokio::task::spawn_blocking(move || {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use parsers::logs::{Level, Pattern};
 
 /// The pattern of lines beyond the bound.
-pub const OTHER: &str = "other";
+pub(crate) const OTHER: &str = "other";
 
 #[derive(Debug)]
 struct Entry {
@@ -24,7 +24,7 @@ pub struct PatternCounts {
     entries: HashMap<(Level, u64), Entry>,
     overflow: HashMap<Level, u64>,
     /// Lines counted under `other` since the start.
-    pub overflowed: u64,
+    pub(crate) overflowed: u64,
 }
 
 impl PatternCounts {
@@ -61,7 +61,7 @@ impl PatternCounts {
 
     /// The counts since the last call, `(level, pattern, lines)`, non-zero
     /// ones only; the patterns stay known.
-    pub fn take(&mut self) -> Vec<(Level, String, u64)> {
+    pub(crate) fn take(&mut self) -> Vec<(Level, String, u64)> {
         let mut out: Vec<_> = self
             .entries
             .iter_mut()

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -28,7 +28,6 @@ use super::{
     tail::{PollOutcome, Seen, Start, Tailer},
 };
 use crate::{
-    enrich::EnrichConfig,
     host::containers::RuntimeFiles,
     pipeline::{Message, PipelineTx, Sample, SampleBatch, SampleValue, ToolRecord},
     selfmetrics::Registry,
@@ -37,7 +36,7 @@ use crate::{
 /// The `tool` of log events and the pipeline source name.
 pub const TOOL: &str = "logs";
 /// Messages per container, level and pattern (counter samples).
-pub const MESSAGES: &str = "eunomia_container_log_messages_total";
+pub(crate) const MESSAGES: &str = "eunomia_container_log_messages_total";
 /// How often the checkpoints are written (when they changed).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -75,23 +74,20 @@ pub struct LogSource {
 }
 
 impl LogSource {
-    /// A source reading the runtimes' roots of `enrich`.
-    pub fn new(
+    /// A source reading the runtimes' roots in `files` and the kubelet's
+    /// pod log directories, as far as `config` turns each on.
+    pub(crate) fn new(
         config: &LogsConfig,
-        enrich: &EnrichConfig,
+        files: RuntimeFiles,
+        pod_logs_root: Option<PathBuf>,
         tx: PipelineTx,
         registry: &Arc<Registry>,
     ) -> LogSource {
-        let opt = |on: bool, p: &Path| on.then(|| EnrichConfig::optional(p)).flatten();
         let roots = Roots {
-            docker: opt(config.docker, &enrich.docker_root),
-            podman: opt(config.podman, &enrich.podman_root),
-            pods: opt(config.cri, &enrich.pod_logs_root),
-            files: RuntimeFiles {
-                docker_root: EnrichConfig::optional(&enrich.docker_root),
-                podman_root: EnrichConfig::optional(&enrich.podman_root),
-                containerd_state: EnrichConfig::optional(&enrich.containerd_state),
-            },
+            docker: files.docker_root.clone().filter(|_| config.docker),
+            podman: files.podman_root.clone().filter(|_| config.podman),
+            pods: pod_logs_root.filter(|_| config.cri),
+            files,
         };
         let stats = Stats::new(registry);
         let checkpoints = Checkpoints::load(&config.checkpoint_file).unwrap_or_else(|e| {
@@ -114,7 +110,12 @@ impl LogSource {
 
     /// Polls until `shutdown`, then saves the checkpoints and reports the
     /// last counts.
-    pub fn run(&mut self, poll: Duration, metrics_every: Duration, shutdown: &CancellationToken) {
+    pub(crate) fn run(
+        &mut self,
+        poll: Duration,
+        metrics_every: Duration,
+        shutdown: &CancellationToken,
+    ) {
         let mut discovered = None::<Instant>;
         let mut reported = Instant::now();
         let mut saved = Instant::now();
@@ -141,7 +142,7 @@ impl LogSource {
     }
 
     /// Follows the files discovery finds; marks those it no longer finds.
-    pub fn discover(&mut self) {
+    pub(crate) fn discover(&mut self) {
         let found = discover(&self.roots, self.config.max_files);
         for f in self.files.values_mut() {
             f.missing = true;
@@ -203,7 +204,7 @@ impl LogSource {
 
     /// Reads every file once; true when some file had more to read than
     /// its budget (poll again at once).
-    pub fn poll_all(&mut self) -> bool {
+    pub(crate) fn poll_all(&mut self) -> bool {
         let mut busy = false;
         let mut gone = Vec::new();
         let reserve = self.tx.max_room() / 4;

@@ -2,7 +2,7 @@
 //! rotation by rename and copy-truncate, a restart from the checkpoints,
 //! malformed lines, the rate limit.
 
-use std::io::Write as _;
+use std::{io::Write as _, path::Path};
 
 use tokio::sync::mpsc;
 
@@ -12,7 +12,8 @@ use crate::pipeline;
 struct Fixture {
     dir: tempfile::TempDir,
     config: LogsConfig,
-    enrich: EnrichConfig,
+    files: RuntimeFiles,
+    pods: PathBuf,
     registry: Arc<Registry>,
 }
 
@@ -24,17 +25,16 @@ impl Fixture {
             read_existing: true,
             ..LogsConfig::default()
         };
-        let enrich = EnrichConfig {
-            docker_root: dir.path().join("docker"),
-            podman_root: dir.path().join("podman"),
-            pod_logs_root: dir.path().join("pods"),
-            containerd_state: dir.path().join("containerd"),
-            ..EnrichConfig::default()
+        let files = RuntimeFiles {
+            docker_root: Some(dir.path().join("docker")),
+            podman_root: Some(dir.path().join("podman")),
+            containerd_state: Some(dir.path().join("containerd")),
         };
         Fixture {
+            pods: dir.path().join("pods"),
             dir,
             config,
-            enrich,
+            files,
             registry: Registry::new(),
         }
     }
@@ -42,7 +42,13 @@ impl Fixture {
     fn source(&self) -> (LogSource, mpsc::Receiver<Message>) {
         let (tx, rx) = pipeline::channel(100_000);
         (
-            LogSource::new(&self.config, &self.enrich, tx, &self.registry),
+            LogSource::new(
+                &self.config,
+                self.files.clone(),
+                Some(self.pods.clone()),
+                tx,
+                &self.registry,
+            ),
             rx,
         )
     }

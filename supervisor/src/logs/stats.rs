@@ -8,47 +8,47 @@ use parsers::logs::{LogFormat, LogLineError};
 use crate::selfmetrics::{Counter, Gauge, Registry};
 
 /// Lines read, by format.
-pub const LINES: &str = "eunomia_logs_lines_total";
+pub(crate) const LINES: &str = "eunomia_logs_lines_total";
 /// Lines not in their file's format, by format and reason.
-pub const MALFORMED: &str = "eunomia_logs_malformed_lines_total";
+pub(crate) const MALFORMED: &str = "eunomia_logs_malformed_lines_total";
 /// Lines dropped, by reason and container.
-pub const DROPPED: &str = "eunomia_logs_dropped_total";
+pub(crate) const DROPPED: &str = "eunomia_logs_dropped_total";
 /// Lines counted under the pattern `other`, by container.
-pub const OVERFLOW: &str = "eunomia_logs_pattern_overflow_total";
+pub(crate) const OVERFLOW: &str = "eunomia_logs_pattern_overflow_total";
 /// Lines cut at `max_line_bytes`, and files found truncated.
-pub const TRUNCATED: &str = "eunomia_logs_truncated_total";
+pub(crate) const TRUNCATED: &str = "eunomia_logs_truncated_total";
 /// Rotations by rename followed.
-pub const ROTATIONS: &str = "eunomia_logs_rotations_total";
+pub(crate) const ROTATIONS: &str = "eunomia_logs_rotations_total";
 /// Checkpoint saves that failed.
-pub const CHECKPOINT_ERRORS: &str = "eunomia_logs_checkpoint_errors_total";
+pub(crate) const CHECKPOINT_ERRORS: &str = "eunomia_logs_checkpoint_errors_total";
 /// Files followed.
-pub const FILES: &str = "eunomia_logs_files";
+pub(crate) const FILES: &str = "eunomia_logs_files";
 /// Bytes held in memory.
-pub const BUFFERED: &str = "eunomia_logs_buffered_bytes";
+pub(crate) const BUFFERED: &str = "eunomia_logs_buffered_bytes";
 
 /// The counters that do not depend on a container.
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     registry: Arc<Registry>,
     lines: HashMap<LogFormat, Counter>,
     malformed: HashMap<(LogFormat, LogLineError), Counter>,
     /// Lines cut.
-    pub cut_lines: Counter,
+    pub(crate) cut_lines: Counter,
     /// Files found truncated.
-    pub truncated_files: Counter,
+    pub(crate) truncated_files: Counter,
     /// Rotations followed.
-    pub rotations: Counter,
+    pub(crate) rotations: Counter,
     /// Checkpoint saves that failed.
-    pub checkpoint_errors: Counter,
+    pub(crate) checkpoint_errors: Counter,
     /// Files followed.
-    pub files: Gauge,
+    pub(crate) files: Gauge,
     /// Bytes buffered.
-    pub buffered: Gauge,
+    pub(crate) buffered: Gauge,
 }
 
 impl Stats {
     /// Registers the counters in `registry`.
-    pub fn new(registry: &Arc<Registry>) -> Stats {
+    pub(crate) fn new(registry: &Arc<Registry>) -> Stats {
         let truncated = |what| {
             registry.counter(
                 TRUNCATED,
@@ -82,7 +82,7 @@ impl Stats {
     }
 
     /// Counts a line read from a file in `format`.
-    pub fn line(&mut self, format: LogFormat) {
+    pub(crate) fn line(&mut self, format: LogFormat) {
         let registry = &self.registry;
         self.lines
             .entry(format)
@@ -97,7 +97,7 @@ impl Stats {
     }
 
     /// Counts a malformed line.
-    pub fn malformed(&mut self, format: LogFormat, why: LogLineError) {
+    pub(crate) fn malformed(&mut self, format: LogFormat, why: LogLineError) {
         let registry = &self.registry;
         self.malformed
             .entry((format, why))
@@ -112,7 +112,7 @@ impl Stats {
     }
 
     /// The per-container counters of the container named `name`.
-    pub fn container(&self, name: &str) -> ContainerStats {
+    pub(crate) fn container(&self, name: &str) -> ContainerStats {
         let dropped = |reason| {
             self.registry.counter(
                 DROPPED,
@@ -134,11 +134,11 @@ impl Stats {
 
 /// One container's drop counters.
 #[derive(Debug, Clone)]
-pub struct ContainerStats {
+pub(crate) struct ContainerStats {
     /// Sampled out above the rate limit.
-    pub rate_limited: Counter,
+    pub(crate) rate_limited: Counter,
     /// Refused by the full pipeline.
-    pub pipeline_full: Counter,
+    pub(crate) pipeline_full: Counter,
     /// Counted under `other`.
-    pub overflow: Counter,
+    pub(crate) overflow: Counter,
 }

@@ -56,15 +56,15 @@ pub struct PollOutcome {
     /// Bytes read.
     pub bytes: u64,
     /// Rotations by rename followed.
-    pub rotated: u32,
+    pub(crate) rotated: u32,
     /// The file was found truncated (copy-truncate) and reread.
-    pub truncated_file: u32,
+    pub(crate) truncated_file: u32,
     /// Lines longer than the bound, cut.
-    pub cut_lines: u32,
+    pub(crate) cut_lines: u32,
     /// The path no longer exists and everything was read.
-    pub gone: bool,
+    pub(crate) gone: bool,
     /// Stopped early because the receiver had no room.
-    pub stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 #[derive(Debug)]
@@ -174,13 +174,8 @@ impl Tailer {
         t
     }
 
-    /// The path followed.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The inode and offset to resume from after a restart.
-    pub fn checkpoint(&self) -> Option<(u64, u64)> {
+    pub(crate) fn checkpoint(&self) -> Option<(u64, u64)> {
         if let (Some(inode), Some(from)) = (self.pending_inode, self.joiner.pending_from()) {
             // A partial line waits: everything after it is newer.
             return Some((inode, from));
@@ -190,7 +185,7 @@ impl Tailer {
     }
 
     /// Bytes held in memory (incomplete lines and partial lines).
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         let held = |o: &Option<Open>| o.as_ref().map_or(0, |o| o.buf.capacity());
         let olds: usize = self.olds.iter().map(|o| o.buf.capacity()).sum();
         held(&self.cur) + olds + self.joiner.pending_bytes()

@@ -20,7 +20,7 @@
 //! (for syscall hooks, the syscall slow path every syscall of the machine
 //! takes while one is attached; `scripts/bench/cost.sh` measures it).
 
-pub mod procfs;
+pub(crate) mod procfs;
 
 use std::{
     collections::BTreeMap,
@@ -38,14 +38,14 @@ use crate::{context::AgentContext, selfmetrics::Registry, tools::Supervisor};
 /// The fraction of a measured interval during which BPF statistics are
 /// enabled (one tenth: one period of sampled syscall counting, so that a
 /// window sees one sampled window whatever their phases).
-pub const STATS_FRACTION: f64 = 0.1;
+pub(crate) const STATS_FRACTION: f64 = 0.1;
 /// Without a CPU budget, BPF statistics are taken in one interval of this
 /// many.
-pub const STATS_EVERY: u32 = 10;
+pub(crate) const STATS_EVERY: u32 = 10;
 /// The component label of the agent's own process and programs.
-pub const AGENT: &str = "agent";
+pub(crate) const AGENT: &str = "agent";
 /// The component label of all parts together (`eunomia_overhead_cpu_ratio`).
-pub const TOTAL: &str = "total";
+pub(crate) const TOTAL: &str = "total";
 
 const CPU_METRIC: &str = "eunomia_overhead_process_cpu_seconds_total";
 const BPF_SECONDS_METRIC: &str = "eunomia_overhead_bpf_run_seconds_total";
@@ -56,15 +56,15 @@ const PER_RUN_METRIC: &str = "eunomia_overhead_bpf_seconds_per_run";
 
 /// What one part of the agent cost: its totals and its last interval.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Cost {
+pub(crate) struct Cost {
     /// CPU seconds of its process so far (0 for BPF-only parts).
-    pub process_s: f64,
+    pub(crate) process_s: f64,
     /// BPF run seconds so far (estimated from the statistics windows).
-    pub bpf_s: f64,
+    pub(crate) bpf_s: f64,
     /// Share of the machine (all CPUs) over the last interval.
-    pub ratio: f64,
+    pub(crate) ratio: f64,
     /// The part of `ratio` its BPF programs ran.
-    pub bpf_ratio: f64,
+    pub(crate) bpf_ratio: f64,
 }
 
 /// One BPF program's cost.
@@ -90,7 +90,7 @@ struct State {
 
 /// A shared view of the measured cost (cheap to clone).
 #[derive(Clone, Default)]
-pub struct Overhead(Arc<Mutex<State>>);
+pub(crate) struct Overhead(Arc<Mutex<State>>);
 
 impl Overhead {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -99,12 +99,12 @@ impl Overhead {
 
     /// The share of the machine the agent, its tools and their BPF
     /// programs used over the last interval.
-    pub fn total_ratio(&self) -> f64 {
+    pub(crate) fn total_ratio(&self) -> f64 {
         self.lock().total
     }
 
     /// Each component's cost (`agent`, `tool/NAME`).
-    pub fn components(&self) -> Vec<(String, Cost)> {
+    pub(crate) fn components(&self) -> Vec<(String, Cost)> {
         let s = self.lock();
         s.parts
             .iter()
@@ -117,7 +117,7 @@ impl Overhead {
 /// `interval`, their BPF programs every `stats_every` intervals
 /// (self-metrics in the context's registry); returns the view of what it
 /// measured and the task.
-pub fn start(
+pub(crate) fn start(
     interval: Duration,
     stats_every: u32,
     supervisor: Supervisor,

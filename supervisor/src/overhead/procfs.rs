@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 /// User + system CPU seconds process `pid` has used (threads included), or
 /// None when it is gone.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks())
 }
@@ -30,17 +30,17 @@ fn clock_ticks() -> f64 {
 /// Run time and count of one BPF program, as the kernel accounts them
 /// (only while BPF statistics are enabled).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProgStats {
+pub(crate) struct ProgStats {
     /// Nanoseconds the program ran.
-    pub run_ns: u64,
+    pub(crate) run_ns: u64,
     /// Times it ran.
-    pub runs: u64,
+    pub(crate) runs: u64,
 }
 
 /// The BPF programs process `pid` holds open, by program id, with their
 /// run time and count (at most 4096 descriptors looked at; a program held
 /// by several descriptors, or by a link too, counts once).
-pub fn bpf_programs(pid: u32) -> BTreeMap<u32, ProgStats> {
+pub(crate) fn bpf_programs(pid: u32) -> BTreeMap<u32, ProgStats> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
         return BTreeMap::new();
     };
@@ -71,7 +71,7 @@ fn parse_prog(fdinfo: &str) -> Option<(u32, ProgStats)> {
 }
 
 /// Online CPUs (the machine's capacity for the CPU ratios).
-pub fn cpus() -> f64 {
+pub(crate) fn cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 

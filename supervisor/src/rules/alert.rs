@@ -32,7 +32,7 @@ pub enum Severity {
 
 impl Severity {
     /// Every severity, lowest first.
-    pub const ALL: [Severity; 8] = [
+    pub(crate) const ALL: [Severity; 8] = [
         Severity::Debug,
         Severity::Info,
         Severity::Notice,
@@ -44,7 +44,7 @@ impl Severity {
     ];
 
     /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Debug => "debug",
             Severity::Info => "info",
@@ -54,20 +54,6 @@ impl Severity {
             Severity::Critical => "critical",
             Severity::Alert => "alert",
             Severity::Emergency => "emergency",
-        }
-    }
-
-    /// The OpenTelemetry log `SeverityNumber` (1–24).
-    pub fn otlp_number(self) -> i32 {
-        match self {
-            Severity::Debug => 5,
-            Severity::Info => 9,
-            Severity::Notice => 10,
-            Severity::Warning => 13,
-            Severity::Error => 17,
-            Severity::Critical => 18,
-            Severity::Alert => 19,
-            Severity::Emergency => 21,
         }
     }
 }
@@ -108,30 +94,30 @@ impl FromStr for Severity {
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
     /// When the event was received (ns since the Unix epoch).
-    pub ts_ns: u64,
+    pub(crate) ts_ns: u64,
     /// The rule's name.
-    pub rule: Arc<str>,
+    pub(crate) rule: Arc<str>,
     /// The rule's description.
-    pub description: Arc<str>,
+    pub(crate) description: Arc<str>,
     /// The rule's severity.
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     /// The rendered output template.
-    pub output: String,
+    pub(crate) output: String,
     /// The rule's tags.
-    pub tags: Arc<[Box<str>]>,
+    pub(crate) tags: Arc<[Box<str>]>,
     /// The event's kind.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The tool that reported the event.
-    pub tool: Arc<str>,
+    pub(crate) tool: Arc<str>,
     /// The event's fields (process members and typed fields), by stable name.
-    pub fields: BTreeMap<&'static str, serde_json::Value>,
+    pub(crate) fields: BTreeMap<&'static str, serde_json::Value>,
     /// The event's enrichment labels (container, pod).
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Identifies "the same finding" for deduplication (hex in JSON).
     #[serde(serialize_with = "hex")]
-    pub fingerprint: u64,
+    pub(crate) fingerprint: u64,
     /// Duplicates of this finding suppressed since the previous alert of it.
-    pub suppressed: u64,
+    pub(crate) suppressed: u64,
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -183,7 +169,7 @@ impl Alert {
 
 /// The fingerprint of `rule` on the event in `ctx`: FNV-1a over the rule
 /// name and the values of its dedup fields (stable across runs).
-pub fn fingerprint(rule: &Rule, ctx: &Ctx<'_>) -> u64 {
+pub(crate) fn fingerprint(rule: &Rule, ctx: &Ctx<'_>) -> u64 {
     let mut h = Fnv::new();
     h.write(rule.name.as_bytes());
     for f in rule.dedup_by.iter() {
@@ -236,13 +222,13 @@ pub struct ConsoleAlerts<W: std::io::Write + Send> {
 
 impl<W: std::io::Write + Send> ConsoleAlerts<W> {
     /// A console alert writer.
-    pub fn new(out: W, json: bool) -> Self {
+    pub(crate) fn new(out: W, json: bool) -> Self {
         ConsoleAlerts { out, json }
     }
 
     fn write(&mut self, a: &Alert) -> std::io::Result<()> {
         if self.json {
-            let v = crate::schema::alert_object(a);
+            let v = crate::schema::alert_object(a, a.ts_ns);
             serde_json::to_writer(&mut self.out, &v)?;
             writeln!(self.out)
         } else {

@@ -17,24 +17,22 @@ use super::{
 
 /// A named list of values, as defined in a rules file.
 #[derive(Debug, Clone)]
-pub struct ListDef {
+pub(crate) struct ListDef {
     /// The members as written (numbers as their text).
-    pub items: Vec<String>,
-    /// Where it was defined, for messages.
-    pub src: Src,
+    pub(crate) items: Vec<String>,
 }
 
 /// A named condition fragment.
 #[derive(Debug, Clone)]
-pub struct MacroDef {
+pub(crate) struct MacroDef {
     /// The condition text.
-    pub text: String,
+    pub(crate) text: String,
     /// Where it was defined.
-    pub src: Src,
+    pub(crate) src: Src,
 }
 
 /// Compiles conditions against a set of lists and macros.
-pub struct Compiler<'d> {
+pub(crate) struct Compiler<'d> {
     lists: &'d HashMap<String, ListDef>,
     macros: &'d HashMap<String, MacroDef>,
     /// Compiled macros (or the error that made them fail).
@@ -42,12 +40,15 @@ pub struct Compiler<'d> {
     /// Macros being compiled, for cycle detection.
     stack: Vec<String>,
     /// Errors found inside macros (each reported once).
-    pub macro_errors: Vec<RuleError>,
+    pub(crate) macro_errors: Vec<RuleError>,
 }
 
 impl<'d> Compiler<'d> {
     /// A compiler over these definitions.
-    pub fn new(lists: &'d HashMap<String, ListDef>, macros: &'d HashMap<String, MacroDef>) -> Self {
+    pub(crate) fn new(
+        lists: &'d HashMap<String, ListDef>,
+        macros: &'d HashMap<String, MacroDef>,
+    ) -> Self {
         Compiler {
             lists,
             macros,
@@ -58,13 +59,13 @@ impl<'d> Compiler<'d> {
     }
 
     /// Parses and compiles the condition `text` found at `src`.
-    pub fn condition(&mut self, text: &str, src: &Src) -> Result<Node, RuleError> {
+    pub(crate) fn condition(&mut self, text: &str, src: &Src) -> Result<Node, RuleError> {
         let expr = syntax::parse_condition(text).map_err(|e| src.error(e.span, e.message))?;
         self.expr(&expr, src)
     }
 
     /// Compiles every macro, so unused ones are checked too.
-    pub fn check_all_macros(&mut self) {
+    pub(crate) fn check_all_macros(&mut self) {
         let mut names: Vec<&String> = self.macros.keys().collect();
         names.sort();
         for name in names {
@@ -421,7 +422,7 @@ fn number(lit: &Literal, ty: Ty, src: &Src) -> Result<i64, RuleError> {
 }
 
 /// Parses `123`, `-5`, `0x1f`, `0o755`.
-pub fn parse_int(t: &str) -> Option<i64> {
+pub(crate) fn parse_int(t: &str) -> Option<i64> {
     let (neg, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t),

@@ -7,31 +7,31 @@
 use std::{fmt, sync::Arc};
 
 use super::syntax::Span;
-pub use crate::textpos::{Diagnostic as RuleError, SourceFile};
+pub(crate) use crate::textpos::{Diagnostic as RuleError, SourceFile};
 
 /// A string value inside a rules file (a condition, an output template) and
 /// how byte offsets inside the string map to offsets in the file.
 #[derive(Debug, Clone)]
-pub struct Src {
+pub(crate) struct Src {
     /// The file.
-    pub file: Arc<SourceFile>,
+    pub(crate) file: Arc<SourceFile>,
     /// Byte range of the TOML value, quotes included.
-    pub value: std::ops::Range<usize>,
+    pub(crate) value: std::ops::Range<usize>,
     /// The file offset of the string's first byte when the string's bytes
     /// are the file's bytes (no escapes); `None` maps every offset to the
     /// start of the value.
-    pub base: Option<usize>,
+    pub(crate) base: Option<usize>,
 }
 
 impl Src {
     /// The value at `value` of `file`, holding `content` once unescaped.
-    pub fn new(file: Arc<SourceFile>, value: std::ops::Range<usize>, content: &str) -> Src {
+    pub(crate) fn new(file: Arc<SourceFile>, value: std::ops::Range<usize>, content: &str) -> Src {
         let base = raw_base(&file.text, value.clone(), content);
         Src { file, value, base }
     }
 
     /// An error at `span` of the string.
-    pub fn error(&self, span: Span, message: impl Into<String>) -> RuleError {
+    pub(crate) fn error(&self, span: Span, message: impl Into<String>) -> RuleError {
         let (start, end) = match self.base {
             Some(b) => (b + span.start, b + span.end),
             None => (self.value.start, self.value.end),
@@ -40,7 +40,7 @@ impl Src {
     }
 
     /// An error underlining the whole value.
-    pub fn error_whole(&self, message: impl Into<String>) -> RuleError {
+    pub(crate) fn error_whole(&self, message: impl Into<String>) -> RuleError {
         RuleError::at(&self.file, self.value.clone(), message)
     }
 }
@@ -72,7 +72,7 @@ fn raw_base(text: &str, value: std::ops::Range<usize>, content: &str) -> Option<
 /// Every error found while loading rules (loading goes on after an error to
 /// report as many as it can).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct RuleErrors(pub Vec<RuleError>);
+pub struct RuleErrors(pub(crate) Vec<RuleError>);
 
 impl fmt::Display for RuleErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -19,15 +19,15 @@ use super::{
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lineage<'a> {
     /// The parent's uid at its last exec.
-    pub parent_uid: Option<u32>,
+    pub(crate) parent_uid: Option<u32>,
     /// The parent's name at its last exec.
-    pub parent_comm: Option<&'a str>,
+    pub(crate) parent_comm: Option<&'a str>,
     /// This pid's uid at its previous exec.
-    pub prev_uid: Option<u32>,
+    pub(crate) prev_uid: Option<u32>,
     /// This pid's uid at its last exec (for events without a uid column).
-    pub uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     /// The signal target's uid at its last exec.
-    pub target_uid: Option<u32>,
+    pub(crate) target_uid: Option<u32>,
 }
 
 /// Everything a condition can read about one event.
@@ -53,7 +53,7 @@ impl<'a> Ctx<'a> {
 
     /// The value of `f`, if the event has it.
     #[inline]
-    pub fn get(&self, f: FieldRef) -> Option<ValueRef<'a>> {
+    pub(crate) fn get(&self, f: FieldRef) -> Option<ValueRef<'a>> {
         let e = self.event;
         let int = |v: Option<u32>| v.map(|x| ValueRef::Int(i64::from(x)));
         match f {
@@ -102,32 +102,32 @@ impl<'a> Ctx<'a> {
 
 /// A set of event kinds, one bit per [`KINDS`] entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindSet(pub u32);
+pub(crate) struct KindSet(pub(crate) u32);
 
 impl KindSet {
     /// Every kind.
-    pub const ALL: KindSet = KindSet((1u32 << KINDS.len()) - 1);
+    pub(crate) const ALL: KindSet = KindSet((1u32 << KINDS.len()) - 1);
     /// No kind.
-    pub const NONE: KindSet = KindSet(0);
+    pub(crate) const NONE: KindSet = KindSet(0);
 
     /// Whether `kind` is in the set.
     #[inline]
-    pub fn contains(self, kind: parsers::EventKind) -> bool {
+    pub(crate) fn contains(self, kind: parsers::EventKind) -> bool {
         self.0 & (1 << kind_index(kind)) != 0
     }
 
     /// The set of just `kind`.
-    pub fn of(kind: parsers::EventKind) -> KindSet {
+    pub(crate) fn of(kind: parsers::EventKind) -> KindSet {
         KindSet(1 << kind_index(kind))
     }
 
     /// The kinds not in the set.
-    pub fn complement(self) -> KindSet {
+    pub(crate) fn complement(self) -> KindSet {
         KindSet(!self.0 & Self::ALL.0)
     }
 
     /// The kind names, for messages.
-    pub fn names(self) -> Vec<&'static str> {
+    pub(crate) fn names(self) -> Vec<&'static str> {
         KINDS
             .iter()
             .filter(|k| self.contains(**k))
@@ -138,7 +138,7 @@ impl KindSet {
 
 /// A set of strings, linear when small and hashed when large.
 #[derive(Debug, Clone)]
-pub enum StrSet {
+pub(crate) enum StrSet {
     /// Up to [`StrSet::LINEAR_MAX`] members.
     Small(Box<[Box<str>]>),
     /// More.
@@ -147,10 +147,10 @@ pub enum StrSet {
 
 impl StrSet {
     /// Above this many members the set is hashed.
-    pub const LINEAR_MAX: usize = 12;
+    pub(crate) const LINEAR_MAX: usize = 12;
 
     /// A set of `items` (duplicates removed).
-    pub fn new(mut items: Vec<Box<str>>) -> StrSet {
+    pub(crate) fn new(mut items: Vec<Box<str>>) -> StrSet {
         items.sort();
         items.dedup();
         if items.len() <= Self::LINEAR_MAX {
@@ -162,7 +162,7 @@ impl StrSet {
 
     /// Whether `s` is a member.
     #[inline]
-    pub fn contains(&self, s: &str) -> bool {
+    pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(items) => items.iter().any(|i| i.len() == s.len() && **i == *s),
             StrSet::Hashed(set) => set.contains(s),
@@ -172,7 +172,7 @@ impl StrSet {
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
-pub enum Node {
+pub(crate) enum Node {
     /// Always true.
     True,
     /// Always false.
@@ -347,7 +347,7 @@ fn ip(ctx: &Ctx<'_>, f: FieldRef) -> Option<IpAddr> {
 impl Node {
     /// Whether the condition holds for the event in `ctx`. A comparison on a
     /// field the event lacks is false, whatever the operator.
-    pub fn eval(&self, ctx: &Ctx<'_>) -> bool {
+    pub(crate) fn eval(&self, ctx: &Ctx<'_>) -> bool {
         match self {
             Node::True => true,
             Node::False => false,
@@ -388,7 +388,7 @@ impl Node {
     }
 
     /// The event kinds for which the condition can hold (a superset).
-    pub fn kinds(&self) -> KindSet {
+    pub(crate) fn kinds(&self) -> KindSet {
         match self {
             Node::False => KindSet::NONE,
             Node::Kind(set) => *set,

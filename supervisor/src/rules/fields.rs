@@ -11,7 +11,7 @@ use parsers::{EventKind, fields as pf};
 
 /// The type of a field, which decides what literals and operators fit it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
+pub(crate) enum Ty {
     /// Text.
     Str,
     /// Integer.
@@ -30,7 +30,7 @@ pub enum Ty {
 
 impl Ty {
     /// The name used in error messages.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Ty::Str => "text",
             Ty::Int => "an integer",
@@ -43,14 +43,14 @@ impl Ty {
     }
 
     /// Whether `<`, `<=`, `>`, `>=` apply.
-    pub fn is_ordered(self) -> bool {
+    pub(crate) fn is_ordered(self) -> bool {
         matches!(self, Ty::Int | Ty::Float | Ty::Duration)
     }
 }
 
 /// Where a field's value comes from, resolved at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldRef {
+pub(crate) enum FieldRef {
     /// `event.kind`.
     Kind,
     /// `event.tool`: the tool's manifest name.
@@ -87,10 +87,10 @@ pub enum FieldRef {
 
 /// Enrichment labels a rule may name: the model's label keys
 /// ([`model::labels::ALL`]).
-pub const LABELS: &[&str] = model::labels::ALL;
+pub(crate) const LABELS: &[&str] = model::labels::ALL;
 
 /// Every event kind, in declaration order (the index used by rule dispatch).
-pub const KINDS: &[EventKind] = &[
+pub(crate) const KINDS: &[EventKind] = &[
     EventKind::Exec,
     EventKind::Exit,
     EventKind::Open,
@@ -111,12 +111,12 @@ pub const KINDS: &[EventKind] = &[
 ];
 
 /// The position of `kind` in [`KINDS`].
-pub fn kind_index(kind: EventKind) -> usize {
+pub(crate) fn kind_index(kind: EventKind) -> usize {
     kind as usize
 }
 
 /// The kind named `name` (`exec`, `tcp_state`, ...).
-pub fn kind_by_name(name: &str) -> Option<EventKind> {
+pub(crate) fn kind_by_name(name: &str) -> Option<EventKind> {
     KINDS.iter().copied().find(|k| k.as_str() == name)
 }
 
@@ -184,7 +184,7 @@ static DECLARED: std::sync::RwLock<std::collections::BTreeMap<&'static str, Ty>>
 
 /// Makes `name` a field rules can use, of type `ty`: a column of a tool
 /// added through a manifest. A standard name keeps its standard type.
-pub fn declare(name: &str, ty: Ty) {
+pub(crate) fn declare(name: &str, ty: Ty) {
     if event_field_type(name).is_some() || DERIVED.contains(&name) {
         return;
     }
@@ -199,7 +199,7 @@ fn declared(name: &str) -> Option<(&'static str, Ty)> {
 }
 
 /// Resolves a field name to where it is read from and its type.
-pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
+pub(crate) fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
     let r = match name {
         "event.kind" => (FieldRef::Kind, Ty::Kind),
         "event.tool" => (FieldRef::Tool, Ty::Str),
@@ -230,7 +230,7 @@ pub fn resolve(name: &str) -> Option<(FieldRef, Ty)> {
 }
 
 /// Fields the rules engine derives (not in the event model).
-pub const DERIVED: [&str; 8] = [
+pub(crate) const DERIVED: [&str; 8] = [
     "event.kind",
     "event.tool",
     "parent.uid",
@@ -242,7 +242,7 @@ pub const DERIVED: [&str; 8] = [
 ];
 
 /// Every name [`resolve`] accepts, for "did you mean" suggestions and docs.
-pub fn all_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
     DERIVED
         .into_iter()
         .chain(pf::ALL.iter().copied())
@@ -250,7 +250,7 @@ pub fn all_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// The known name closest to `name` (edit distance ≤ 3), if any.
-pub fn suggest(name: &str) -> Option<&'static str> {
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     all_names()
         .map(|n| (edit_distance(name, n), n))
         .filter(|(d, _)| *d <= 3)
@@ -259,7 +259,7 @@ pub fn suggest(name: &str) -> Option<&'static str> {
 }
 
 /// Levenshtein distance over bytes (names are ASCII).
-pub fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {

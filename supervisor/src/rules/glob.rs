@@ -16,13 +16,13 @@ enum Tok {
 
 /// A compiled glob pattern.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Glob {
+pub(crate) struct Glob {
     toks: Box<[Tok]>,
 }
 
 /// Why a pattern is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GlobError {
+pub(crate) enum GlobError {
     /// `[` without `]`.
     #[error("unclosed `[` in glob pattern")]
     UnclosedClass,
@@ -33,7 +33,7 @@ pub enum GlobError {
 
 impl Glob {
     /// Compiles `pattern`.
-    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+    pub(crate) fn new(pattern: &str) -> Result<Glob, GlobError> {
         let mut toks = Vec::new();
         let mut chars = pattern.chars().peekable();
         while let Some(c) = chars.next() {
@@ -55,7 +55,7 @@ impl Glob {
     }
 
     /// Whether `text` matches the whole pattern.
-    pub fn matches(&self, text: &str) -> bool {
+    pub(crate) fn matches(&self, text: &str) -> bool {
         if text.is_ascii() {
             run(&self.toks, text.as_bytes())
         } else {

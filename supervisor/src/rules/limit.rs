@@ -11,11 +11,11 @@ use std::{
 
 /// At most `count` alerts per `per`, e.g. `"10/1m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     /// Alerts allowed per period (also the burst).
-    pub count: u32,
+    pub(crate) count: u32,
     /// The period.
-    pub per: Duration,
+    pub(crate) per: Duration,
 }
 
 impl FromStr for RateLimit {
@@ -68,7 +68,7 @@ impl Bucket {
 
 /// What to do with an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Deliver it; `suppressed` duplicates of it were dropped before.
     Deliver {
         /// Duplicates dropped since the finding was last delivered.
@@ -82,13 +82,13 @@ pub enum Decision {
 
 /// Counters of suppressed alerts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitStats {
+pub(crate) struct LimitStats {
     /// Duplicates dropped.
-    pub duplicates: u64,
+    pub(crate) duplicates: u64,
     /// Alerts dropped by rate limits.
-    pub rate_limited: u64,
+    pub(crate) rate_limited: u64,
     /// Times the fingerprint table was full and had to be cleared.
-    pub table_resets: u64,
+    pub(crate) table_resets: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +99,7 @@ struct Seen {
 
 /// Rate limits and deduplication for one rule set.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     window: Duration,
     capacity: usize,
     seen: HashMap<u64, Seen>,
@@ -107,13 +107,13 @@ pub struct Limiter {
     swept: Instant,
     buckets: Vec<Option<Bucket>>,
     /// What was suppressed so far.
-    pub stats: LimitStats,
+    pub(crate) stats: LimitStats,
 }
 
 impl Limiter {
     /// A limiter deduplicating within `window`, tracking at most `capacity`
     /// findings, with each rule's rate limit (by rule index).
-    pub fn new(
+    pub(crate) fn new(
         window: Duration,
         capacity: usize,
         limits: impl IntoIterator<Item = Option<RateLimit>>,
@@ -133,7 +133,7 @@ impl Limiter {
     }
 
     /// Decides about an alert of rule `rule` with `fingerprint` at `now`.
-    pub fn admit(&mut self, rule: usize, fingerprint: u64, now: Instant) -> Decision {
+    pub(crate) fn admit(&mut self, rule: usize, fingerprint: u64, now: Instant) -> Decision {
         let mut suppressed = 0;
         if let Some(seen) = self.seen.get_mut(&fingerprint) {
             if now.saturating_duration_since(seen.at) < self.window {

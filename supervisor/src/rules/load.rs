@@ -85,12 +85,12 @@ pub struct Loaded {
     /// The rules.
     pub set: RuleSet,
     /// Not errors, but likely mistakes (e.g. a rule that tests every event).
-    pub warnings: Vec<RuleError>,
+    pub(crate) warnings: Vec<RuleError>,
 }
 
 /// The `*.toml` files to load for `paths`: files as given, directories'
 /// `*.toml` files in name order.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
+pub(crate) fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleError> {
     let mut out = Vec::new();
     let trusted = |p: &PathBuf| crate::trust::check(p).map_err(|e| RuleError::file(p, e.advice()));
     for p in paths {
@@ -278,7 +278,6 @@ fn definitions(
     let mut macros = HashMap::new();
     for p in parsed {
         for (name, items) in &p.raw.lists {
-            let src = Src::new(p.file.clone(), items.span(), "");
             let mut texts = Vec::new();
             for item in items.get_ref() {
                 match item.get_ref() {
@@ -294,7 +293,7 @@ fn definitions(
                     )),
                 }
             }
-            lists.insert(name.clone(), ListDef { items: texts, src });
+            lists.insert(name.clone(), ListDef { items: texts });
         }
         for (name, text) in &p.raw.macros {
             if fields::resolve(name).is_some() {

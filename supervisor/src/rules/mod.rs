@@ -14,17 +14,17 @@
 //! The [`Engine`] is the pipeline stage: it takes events one by one, tries
 //! only the rules whose event kinds can match, and emits alerts.
 
-pub mod alert;
-pub mod compile;
-pub mod diag;
-pub mod eval;
-pub mod fields;
-pub mod glob;
-pub mod limit;
-pub mod load;
-pub mod stage;
-pub mod syntax;
-pub mod template;
+pub(crate) mod alert;
+pub(crate) mod compile;
+pub(crate) mod diag;
+pub(crate) mod eval;
+pub(crate) mod fields;
+pub(crate) mod glob;
+pub(crate) mod limit;
+pub(crate) mod load;
+pub(crate) mod stage;
+pub(crate) mod syntax;
+pub(crate) mod template;
 
 use std::{
     collections::HashMap,
@@ -37,10 +37,10 @@ use model::Labels;
 use parsers::{Comm, Event, EventKind};
 
 pub use alert::{Alert, AlertSink, ConsoleAlerts, Severity};
-pub use diag::{RuleError, RuleErrors};
+pub(crate) use diag::{RuleError, RuleErrors};
 pub use eval::{Ctx, Lineage};
 pub use load::{Loaded, load_paths, load_sources, load_str};
-pub use stage::{RulesConfig, RulesStage};
+pub(crate) use stage::{RulesConfig, RulesStage};
 
 use self::{
     eval::{KindSet, Node},
@@ -59,25 +59,25 @@ pub const DEFAULT_RULES_NAME: &str = "<built-in>/default.toml";
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Unique name.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// What it detects.
-    pub description: String,
+    pub(crate) description: String,
     /// How serious a match is.
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     /// Free-form tags (e.g. MITRE techniques).
-    pub tags: Arc<[Box<str>]>,
+    pub(crate) tags: Arc<[Box<str>]>,
     /// The condition.
-    pub condition: Node,
+    pub(crate) condition: Node,
     /// The event kinds the condition can match.
-    pub kinds: KindSet,
+    pub(crate) kinds: KindSet,
     /// The alert text.
-    pub output: Template,
+    pub(crate) output: Template,
     /// At most this many alerts.
-    pub rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<RateLimit>,
     /// The fields whose values identify a finding (for deduplication).
-    pub dedup_by: Box<[FieldRef]>,
+    pub(crate) dedup_by: Box<[FieldRef]>,
     /// `file:line:col` of the definition.
-    pub location: String,
+    pub(crate) location: String,
 }
 
 /// A compiled set of rules with a per-kind index.
@@ -87,12 +87,12 @@ pub struct RuleSet {
     /// For each event kind, the indices of the rules that can match it.
     by_kind: Vec<Box<[u32]>>,
     /// The files the set was loaded from.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 impl RuleSet {
     /// Indexes `rules` by the kinds they can match.
-    pub fn new(rules: Vec<Rule>, files: Vec<PathBuf>) -> RuleSet {
+    pub(crate) fn new(rules: Vec<Rule>, files: Vec<PathBuf>) -> RuleSet {
         let by_kind = KINDS
             .iter()
             .map(|k| {
@@ -112,7 +112,7 @@ impl RuleSet {
     }
 
     /// An empty set.
-    pub fn empty() -> RuleSet {
+    pub(crate) fn empty() -> RuleSet {
         RuleSet::new(Vec::new(), Vec::new())
     }
 
@@ -123,7 +123,7 @@ impl RuleSet {
 
     /// The indices of the rules that can match events of `kind`.
     #[inline]
-    pub fn candidates(&self, kind: EventKind) -> &[u32] {
+    pub(crate) fn candidates(&self, kind: EventKind) -> &[u32] {
         &self.by_kind[kind_index(kind)]
     }
 
@@ -140,7 +140,7 @@ impl RuleSet {
 }
 
 /// The built-in default rules, then `paths` (files and directories).
-pub fn load_with_defaults(paths: &[PathBuf]) -> Result<Loaded, RuleErrors> {
+pub(crate) fn load_with_defaults(paths: &[PathBuf]) -> Result<Loaded, RuleErrors> {
     let mut sources = vec![diag::SourceFile {
         path: DEFAULT_RULES_NAME.into(),
         text: DEFAULT_RULES.to_owned(),
@@ -160,7 +160,7 @@ pub fn load_with_defaults(paths: &[PathBuf]) -> Result<Loaded, RuleErrors> {
 }
 
 /// How many processes the lineage table remembers.
-pub const PROC_TABLE_CAPACITY: usize = 32_768;
+pub(crate) const PROC_TABLE_CAPACITY: usize = 32_768;
 
 /// The uid and name each live pid had at its last exec, for `parent.*` and
 /// `proc.prev_uid`. A pid leaves at its exit (after the exit event itself
@@ -233,13 +233,13 @@ pub struct EngineStats {
     /// Events evaluated.
     pub events: u64,
     /// Rule matches (before rate limits and deduplication).
-    pub matches: u64,
+    pub(crate) matches: u64,
     /// Alerts emitted.
-    pub alerts: u64,
+    pub(crate) alerts: u64,
     /// Suppressed alerts.
-    pub limits: LimitStats,
+    pub(crate) limits: LimitStats,
     /// Times the lineage table was full and cleared.
-    pub proc_table_resets: u64,
+    pub(crate) proc_table_resets: u64,
 }
 
 /// The rules stage: evaluates a [`RuleSet`] on events and emits alerts.
@@ -252,7 +252,7 @@ pub struct Engine {
 }
 
 /// How many findings the deduplication table tracks.
-pub const DEDUP_CAPACITY: usize = 16_384;
+pub(crate) const DEDUP_CAPACITY: usize = 16_384;
 
 impl Engine {
     /// An engine for `set`, deduplicating findings within `dedup_window`.
@@ -277,15 +277,10 @@ impl Engine {
     }
 
     /// Swaps in a reloaded set (rate limits and deduplication start over).
-    pub fn replace(&mut self, set: Arc<RuleSet>) {
+    pub(crate) fn replace(&mut self, set: Arc<RuleSet>) {
         self.stats.limits = add_limits(self.stats.limits, self.limiter.stats);
         self.limiter = Self::limiter(&set, self.dedup_window);
         self.set = set;
-    }
-
-    /// The current rule set.
-    pub fn rules(&self) -> &Arc<RuleSet> {
-        &self.set
     }
 
     /// The counters so far.

@@ -22,22 +22,22 @@ use super::{Alert, AlertSink, Engine, RuleErrors, RuleSet, load, load_paths, loa
 /// `[rules]` of the agent's configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RulesConfig {
+pub(crate) struct RulesConfig {
     /// Evaluate rules at all.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Load the built-in default rules before `files`.
-    pub defaults: bool,
+    pub(crate) defaults: bool,
     /// Rules files and directories (`*.toml`), loaded in order after the
     /// defaults.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Alerts of the same finding within this window are counted, not sent.
     #[serde(with = "humantime_serde")]
-    pub dedup_window: Duration,
+    pub(crate) dedup_window: Duration,
     /// How often to look for changed rules files (`0s`: only on SIGHUP).
     #[serde(with = "humantime_serde")]
-    pub watch_interval: Duration,
+    pub(crate) watch_interval: Duration,
     /// Print alerts on stdout (JSON lines with `--json`).
-    pub console: bool,
+    pub(crate) console: bool,
 }
 
 impl Default for RulesConfig {
@@ -55,7 +55,7 @@ impl Default for RulesConfig {
 
 impl RulesConfig {
     /// Compiles the configured rules.
-    pub fn load(&self) -> Result<Arc<RuleSet>, RuleErrors> {
+    pub(crate) fn load(&self) -> Result<Arc<RuleSet>, RuleErrors> {
         if !self.enabled {
             return Ok(Arc::new(RuleSet::empty()));
         }
@@ -71,21 +71,8 @@ impl RulesConfig {
     }
 }
 
-/// Something the rules can be evaluated on: a pipeline record that may be
-/// an event.
-pub trait MaybeEvent {
-    /// The event, if this is one.
-    fn event(&self) -> Option<&Event>;
-}
-
-impl MaybeEvent for parsers::Record {
-    fn event(&self) -> Option<&Event> {
-        self.as_event()
-    }
-}
-
 /// The engine, its sinks and the receiving end of reloads.
-pub struct RulesStage {
+pub(crate) struct RulesStage {
     engine: Engine,
     sinks: Vec<Box<dyn AlertSink>>,
     updates: Option<watch::Receiver<Arc<RuleSet>>>,
@@ -95,7 +82,7 @@ pub struct RulesStage {
 
 impl RulesStage {
     /// A stage evaluating `set`, counting its alerts in `registry`.
-    pub fn new(set: Arc<RuleSet>, dedup_window: Duration, registry: Arc<Registry>) -> Self {
+    pub(crate) fn new(set: Arc<RuleSet>, dedup_window: Duration, registry: Arc<Registry>) -> Self {
         RulesStage {
             engine: Engine::new(set, dedup_window),
             sinks: Vec::new(),
@@ -106,22 +93,22 @@ impl RulesStage {
     }
 
     /// Adds a destination for alerts (console, Alertmanager, OTLP logs).
-    pub fn add_sink(&mut self, sink: Box<dyn AlertSink>) {
+    pub(crate) fn add_sink(&mut self, sink: Box<dyn AlertSink>) {
         self.sinks.push(sink);
     }
 
     /// Takes reloaded rule sets from `rx`.
-    pub fn follow(&mut self, rx: watch::Receiver<Arc<RuleSet>>) {
+    pub(crate) fn follow(&mut self, rx: watch::Receiver<Arc<RuleSet>>) {
         self.updates = Some(rx);
     }
 
     /// The engine (rules in force, counters).
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
     /// Evaluates the rules on `event` and hands the alerts to every sink.
-    pub fn on_event(&mut self, event: &Event, labels: &dyn Labels) {
+    pub(crate) fn on_event(&mut self, event: &Event, labels: &dyn Labels) {
         if let Some(rx) = &mut self.updates
             && rx.has_changed().unwrap_or(false)
         {
@@ -150,7 +137,7 @@ impl RulesStage {
 /// `[rules]` configuration (the agent's reloader sends one per SIGHUP) and,
 /// every `watch_interval`, when a rules file changed; reloaded sets arrive
 /// on the returned receiver.
-pub fn spawn_reloader(
+pub(crate) fn spawn_reloader(
     config: RulesConfig,
     initial: Arc<RuleSet>,
     mut trigger: watch::Receiver<RulesConfig>,

@@ -35,14 +35,14 @@ use nom::{
 };
 
 /// How deeply parentheses and `not`s may nest before the parser gives up.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 #[path = "syntax_ast.rs"]
 mod ast;
-pub use ast::{CmpOp, Expr, Ident, Item, Literal, Span, StrOp, SyntaxError};
+pub(crate) use ast::{CmpOp, Expr, Ident, Item, Literal, Span, StrOp, SyntaxError};
 
 /// Parses a whole condition.
-pub fn parse_condition(src: &str) -> Result<Expr, SyntaxError> {
+pub(crate) fn parse_condition(src: &str) -> Result<Expr, SyntaxError> {
     let p = P { src };
     if src.trim().is_empty() {
         return Err(SyntaxError {

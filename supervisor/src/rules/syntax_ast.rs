@@ -3,43 +3,43 @@
 
 /// A byte range in the condition text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
+pub(crate) struct Span {
     /// First byte.
-    pub start: usize,
+    pub(crate) start: usize,
     /// One past the last byte.
-    pub end: usize,
+    pub(crate) end: usize,
 }
 
 impl Span {
     /// The span `start..end`.
-    pub fn new(start: usize, end: usize) -> Self {
+    pub(crate) fn new(start: usize, end: usize) -> Self {
         Span { start, end }
     }
 }
 
 /// A name in a condition (field, macro or list) and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ident {
+pub(crate) struct Ident {
     /// The name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// A value as written: quoted text or a bare word, typed later.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Literal {
+pub(crate) struct Literal {
     /// The text, without quotes and with escapes resolved.
-    pub text: String,
+    pub(crate) text: String,
     /// Whether it was quoted.
-    pub quoted: bool,
+    pub(crate) quoted: bool,
     /// Where (quotes included).
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
+pub(crate) enum CmpOp {
     /// `=` (or `==`).
     Eq,
     /// `!=`.
@@ -56,7 +56,7 @@ pub enum CmpOp {
 
 impl CmpOp {
     /// The operator as written.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CmpOp::Eq => "=",
             CmpOp::Ne => "!=",
@@ -70,7 +70,7 @@ impl CmpOp {
 
 /// Text-matching operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrOp {
+pub(crate) enum StrOp {
     /// `contains`.
     Contains,
     /// `startswith`.
@@ -83,7 +83,7 @@ pub enum StrOp {
 
 impl StrOp {
     /// The operator as written.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StrOp::Contains => "contains",
             StrOp::StartsWith => "startswith",
@@ -95,7 +95,7 @@ impl StrOp {
 
 /// One element of an `in (...)` set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     /// A literal value.
     Value(Literal),
     /// A list, by name.
@@ -104,7 +104,7 @@ pub enum Item {
 
 /// A parsed condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// All must hold.
     And(Vec<Expr>),
     /// Any must hold.
@@ -148,9 +148,9 @@ pub enum Expr {
 /// Why a condition does not parse, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
     /// Where, in bytes of the condition text.
-    pub span: Span,
+    pub(crate) span: Span,
 }

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// What a missing field renders as.
-pub const MISSING: &str = "<NA>";
+pub(crate) const MISSING: &str = "<NA>";
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,13 +27,13 @@ enum Piece {
 
 /// A compiled output template.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Template {
+pub(crate) struct Template {
     pieces: Box<[Piece]>,
 }
 
 impl Template {
     /// Compiles `text`, found at `src`.
-    pub fn compile(text: &str, src: &Src) -> Result<Template, RuleError> {
+    pub(crate) fn compile(text: &str, src: &Src) -> Result<Template, RuleError> {
         let mut pieces = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("[[") {
@@ -108,7 +108,7 @@ impl Template {
     }
 
     /// The fields the template shows (optional parts included).
-    pub fn fields(&self) -> Vec<FieldRef> {
+    pub(crate) fn fields(&self) -> Vec<FieldRef> {
         let mut out = Vec::new();
         for p in self.pieces.iter() {
             match p {
@@ -121,7 +121,7 @@ impl Template {
     }
 
     /// Renders the template for the event in `ctx`.
-    pub fn render(&self, ctx: &Ctx<'_>) -> String {
+    pub(crate) fn render(&self, ctx: &Ctx<'_>) -> String {
         let mut out = String::with_capacity(64);
         for p in self.pieces.iter() {
             match p {

@@ -3,7 +3,7 @@
 //! that allows them and denies everything else with EPERM; [`runtime`]
 //! lists what the container runtime needs once the profile is in force.
 
-pub mod profile;
-pub mod runtime;
+pub(crate) mod profile;
+pub(crate) mod runtime;
 
-pub use profile::{Profile, Source};
+pub(crate) use profile::{Profile, Source};

@@ -16,7 +16,7 @@ const EPERM: u32 = 1;
 
 /// Where the syscalls came from.
 #[derive(Debug, Clone, Copy)]
-pub enum Source {
+pub(crate) enum Source {
     /// The running agent's counts since it started.
     Agent,
     /// A recording of this long.
@@ -25,7 +25,7 @@ pub enum Source {
 
 impl Source {
     /// In words, for the profile's comment.
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         match self {
             Source::Agent => "counted by the running agent since it started".into(),
             Source::Recording(d) => format!(
@@ -39,32 +39,32 @@ impl Source {
 /// The profile.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Profile {
+pub(crate) struct Profile {
     /// What this profile is and what it cannot know (ignored by runtimes).
-    pub comment: String,
+    pub(crate) comment: String,
     /// `SCMP_ACT_ERRNO`: every syscall not allowed fails.
-    pub default_action: &'static str,
+    pub(crate) default_action: &'static str,
     /// With EPERM.
-    pub default_errno_ret: u32,
+    pub(crate) default_errno_ret: u32,
     /// This host's architecture (`SCMP_ARCH_X86_64`, `SCMP_ARCH_AARCH64`).
-    pub architectures: Vec<&'static str>,
+    pub(crate) architectures: Vec<&'static str>,
     /// The allow rules.
-    pub syscalls: Vec<Rule>,
+    pub(crate) syscalls: Vec<Rule>,
 }
 
 /// One rule: these syscalls get this action.
 #[derive(Debug, Clone, Serialize)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// The syscalls, by name.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// `SCMP_ACT_ALLOW`.
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// Why they are allowed.
-    pub comment: String,
+    pub(crate) comment: String,
 }
 
 /// The libseccomp name of the architecture this binary runs on.
-pub fn host_architecture() -> &'static str {
+pub(crate) fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "SCMP_ARCH_X86_64",
         "aarch64" => "SCMP_ARCH_AARCH64",
@@ -79,7 +79,7 @@ pub fn host_architecture() -> &'static str {
 
 impl Profile {
     /// The profile allowing what `r` did (and what the runtime needs).
-    pub fn from_recorded(r: &Recorded, source: Source) -> Profile {
+    pub(crate) fn from_recorded(r: &Recorded, source: Source) -> Profile {
         let seen: BTreeSet<String> = r
             .syscalls
             .keys()
@@ -120,7 +120,7 @@ impl Profile {
     }
 
     /// How many syscalls the profile allows.
-    pub fn allowed_count(&self) -> usize {
+    pub(crate) fn allowed_count(&self) -> usize {
         self.syscalls.iter().map(|r| r.names.len()).sum()
     }
 }

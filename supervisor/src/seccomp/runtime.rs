@@ -22,7 +22,7 @@
 //! the rule's comment.
 
 /// What runc (1.0/1.1 and later) calls after installing the filter.
-pub const RUNC_AFTER_FILTER: &[&str] = &[
+pub(crate) const RUNC_AFTER_FILTER: &[&str] = &[
     // finishing the setup
     "capget",
     "capset",

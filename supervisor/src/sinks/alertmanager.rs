@@ -101,7 +101,7 @@ pub enum AlertmanagerError {
 
 impl AlertmanagerConfig {
     /// Checks the URL.
-    pub fn validate(&self) -> Result<(), AlertmanagerError> {
+    pub(crate) fn validate(&self) -> Result<(), AlertmanagerError> {
         Endpoint::parse(&self.url).map(|_| ())
     }
 }
@@ -138,7 +138,7 @@ impl Endpoint {
 }
 
 /// The pipeline side of the sink: queues alerts for the posting task.
-pub struct AlertmanagerSink {
+pub(crate) struct AlertmanagerSink {
     tx: mpsc::Sender<Arc<Alert>>,
     dropped_full: DropCounter,
 }
@@ -163,7 +163,10 @@ const MAX_BATCH: usize = 256;
 
 /// Starts the posting task; it ends, after a last flush, on the context's
 /// `stop` or when the rules stage lets go of the sink.
-pub fn start(config: &AlertmanagerConfig, ctx: &SinkContext) -> Result<Started, AlertmanagerError> {
+pub(crate) fn start(
+    config: &AlertmanagerConfig,
+    ctx: &SinkContext,
+) -> Result<Started, AlertmanagerError> {
     let endpoint = Endpoint::parse(&config.url)?;
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
@@ -302,7 +305,7 @@ impl Poster {
 
 /// `container.id` → `container_id`: Alertmanager label names are
 /// `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn label_name(key: &str) -> String {
+pub(crate) fn label_name(key: &str) -> String {
     let mut s: String = key
         .chars()
         .map(|c| {

@@ -15,7 +15,7 @@ use model::metrics::{
 use crate::pipeline::{Message, Sample, SampleBatch, SampleValue};
 
 /// Prints interval summaries to a writer (stdout in the agent).
-pub struct Console<W: Write> {
+pub(crate) struct Console<W: Write> {
     out: W,
     json: bool,
     top: usize,
@@ -31,59 +31,59 @@ pub struct Console<W: Write> {
 
 /// TCP figures of one interval.
 #[derive(Debug, Default, Serialize)]
-pub struct TcpSummary {
+pub(crate) struct TcpSummary {
     /// Connections this host opened (connect).
-    pub active: u64,
+    pub(crate) active: u64,
     /// Connections this host accepted.
-    pub passive: u64,
+    pub(crate) passive: u64,
     /// Connect attempts that failed.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Resets sent or received.
-    pub resets: u64,
+    pub(crate) resets: u64,
     /// Sessions closed.
-    pub closed: u64,
+    pub(crate) closed: u64,
     /// Bytes sent by closed sessions.
-    pub tx_bytes: u64,
+    pub(crate) tx_bytes: u64,
     /// Bytes received by closed sessions.
-    pub rx_bytes: u64,
+    pub(crate) rx_bytes: u64,
 }
 
 /// One cgroup's syscalls in an interval.
 #[derive(Debug, Serialize)]
-pub struct CgroupEntry {
+pub(crate) struct CgroupEntry {
     /// cgroup v2 id (or `other`).
-    pub cgroup_id: String,
+    pub(crate) cgroup_id: String,
     /// Syscalls.
-    pub syscalls: u64,
+    pub(crate) syscalls: u64,
     /// Syscalls that failed.
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 /// One interval's summary, as printed with `--json`.
 #[derive(Debug, Serialize)]
-pub struct IntervalSummary {
+pub(crate) struct IntervalSummary {
     /// Length of the interval in seconds.
-    pub interval_s: f64,
+    pub(crate) interval_s: f64,
     /// Syscalls made on the host in the interval.
-    pub syscalls_total: u64,
+    pub(crate) syscalls_total: u64,
     /// `syscalls_total / interval_s`.
-    pub syscalls_per_s: f64,
+    pub(crate) syscalls_per_s: f64,
     /// The most frequent syscalls.
-    pub top: Vec<TopEntry>,
+    pub(crate) top: Vec<TopEntry>,
     /// Syscalls that returned an error.
-    pub syscall_errors_total: u64,
+    pub(crate) syscall_errors_total: u64,
     /// The cgroups that made the most syscalls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cgroups: Vec<CgroupEntry>,
+    pub(crate) cgroups: Vec<CgroupEntry>,
     /// TCP sessions (when the TCP probe runs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<TcpSummary>,
+    pub(crate) tcp: Option<TcpSummary>,
     /// Counts the hot path lost or diverted (map full, recursion misses).
     #[serde(skip_serializing_if = "is_zero")]
-    pub hotpath_losses: u64,
+    pub(crate) hotpath_losses: u64,
     /// Records received per supervised tool in the interval.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub tools: BTreeMap<String, u64>,
+    pub(crate) tools: BTreeMap<String, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -92,16 +92,16 @@ fn is_zero(n: &u64) -> bool {
 
 /// One syscall and its count.
 #[derive(Debug, Serialize)]
-pub struct TopEntry {
+pub(crate) struct TopEntry {
     /// Syscall name.
-    pub syscall: String,
+    pub(crate) syscall: String,
     /// Calls in the interval.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl<W: Write> Console<W> {
     /// A console printing the `top` most frequent syscalls per interval.
-    pub fn new(out: W, json: bool, top: usize) -> Self {
+    pub(crate) fn new(out: W, json: bool, top: usize) -> Self {
         Self {
             out,
             json,
@@ -114,13 +114,13 @@ impl<W: Write> Console<W> {
     }
 
     /// Also print every sample batch as one JSON line (`--samples`).
-    pub fn with_samples(mut self, samples: bool) -> Self {
+    pub(crate) fn with_samples(mut self, samples: bool) -> Self {
         self.samples = samples;
         self
     }
 
     /// Takes one pipeline message; prints when it completes an interval.
-    pub fn handle(&mut self, msg: &Message) -> std::io::Result<()> {
+    pub(crate) fn handle(&mut self, msg: &Message) -> std::io::Result<()> {
         match msg {
             Message::Record(r) => {
                 *self.records.entry(r.tool.to_string()).or_default() += 1;
@@ -286,7 +286,7 @@ fn delta_of(s: &Sample) -> u64 {
 }
 
 /// A sample batch as one JSON object (`--samples`).
-pub fn batch_json(batch: &SampleBatch) -> serde_json::Value {
+pub(crate) fn batch_json(batch: &SampleBatch) -> serde_json::Value {
     let samples: Vec<serde_json::Value> = batch
         .samples
         .iter()

@@ -27,9 +27,9 @@ pub struct JsonlConfig {
     /// A file to append to, or `-` for stdout.
     pub path: PathBuf,
     /// Write every event.
-    pub events: bool,
+    pub(crate) events: bool,
     /// Write the metrics every `interval`.
-    pub metrics: bool,
+    pub(crate) metrics: bool,
     /// How often metrics are written.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -53,12 +53,12 @@ impl Default for JsonlConfig {
 impl JsonlConfig {
     /// Whether the sink writes to stdout (`path = "-"`): then stdout is
     /// JSON lines only, and the human summaries and alerts go to stderr.
-    pub fn writes_stdout(&self) -> bool {
+    pub(crate) fn writes_stdout(&self) -> bool {
         self.enabled && self.path.as_os_str() == "-"
     }
 
     /// Checks values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.enabled && (self.queue == 0 || self.interval < Duration::from_millis(100)) {
             return Err("sinks.jsonl: queue must be at least 1 and interval at least 100ms".into());
         }
@@ -87,7 +87,7 @@ struct MetricLine<'a> {
 }
 
 /// The lines of one snapshot.
-pub fn metric_lines(snap: &Snapshot) -> Vec<String> {
+pub(crate) fn metric_lines(snap: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     for m in &snap.metrics {
         for p in &m.points {
@@ -124,14 +124,14 @@ pub fn metric_lines(snap: &Snapshot) -> Vec<String> {
 /// One event as a JSON line in the one schema ([`crate::schema`]):
 /// `"type":"event"`, the parsers' flat object, then the workload labels
 /// (`cgroup.id`, `container.id`, `k8s.pod.name`, ...).
-pub fn event_line(r: &crate::pipeline::ToolRecord) -> Option<String> {
+pub(crate) fn event_line(r: &crate::pipeline::ToolRecord) -> Option<String> {
     r.record.as_event()?;
     serde_json::to_string(&crate::schema::tool_record_object(r)).ok()
 }
 
 /// The handle the consume loop uses.
 #[derive(Debug, Clone)]
-pub struct JsonlSender {
+pub(crate) struct JsonlSender {
     tx: mpsc::Sender<String>,
     events: bool,
     dropped: DropCounter,
@@ -145,7 +145,7 @@ impl EventSink for JsonlSender {
 
 impl JsonlSender {
     /// Queues an event line without waiting.
-    pub fn send_event(&self, e: &crate::pipeline::ToolRecord) {
+    pub(crate) fn send_event(&self, e: &crate::pipeline::ToolRecord) {
         if !self.events {
             return;
         }
@@ -162,15 +162,15 @@ impl JsonlSender {
 #[error("opening {path} for JSON lines: {source}")]
 pub struct JsonlError {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Why.
     #[source]
-    pub source: std::io::Error,
+    pub(crate) source: std::io::Error,
 }
 
 /// Opens the output and starts the writer; events go to the sender it
 /// hands back.
-pub async fn start(config: &JsonlConfig, ctx: &SinkContext) -> Result<Started, JsonlError> {
+pub(crate) async fn start(config: &JsonlConfig, ctx: &SinkContext) -> Result<Started, JsonlError> {
     let out: Box<dyn AsyncWrite + Send + Unpin> = if config.path.as_os_str() == "-" {
         Box::new(tokio::io::stdout())
     } else {

@@ -6,12 +6,12 @@
 //! through one [`SinkStats`] that `eunomia status` and the self-metrics read.
 
 pub mod alertmanager;
-pub mod console;
-pub mod jsonl;
+pub(crate) mod console;
+pub(crate) mod jsonl;
 pub mod otlp;
-pub mod prometheus;
-pub mod publisher;
-pub mod remote_write;
+pub(crate) mod prometheus;
+pub(crate) mod publisher;
+pub(crate) mod remote_write;
 pub mod resource;
 pub mod stats;
 
@@ -49,7 +49,7 @@ pub struct SinksConfig {
 
 impl SinksConfig {
     /// Checks every enabled sink's values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         self.otlp.validate()?;
         self.remote_write.validate()?;
         if let Some(am) = self.alertmanager() {
@@ -62,7 +62,7 @@ impl SinksConfig {
     /// The one rule for every sink: a `[sinks.NAME]` section of the file
     /// (`sinks`, the file's `[sinks]` table) turns its sink on unless it says
     /// `enabled = false`.
-    pub fn enable_configured(&mut self, sinks: &toml::Table) {
+    pub(crate) fn enable_configured(&mut self, sinks: &toml::Table) {
         for (name, section) in sinks {
             if section.get("enabled").is_some() {
                 continue;
@@ -79,12 +79,12 @@ impl SinksConfig {
     }
 
     /// The Alertmanager sink, when configured and enabled.
-    pub fn alertmanager(&self) -> Option<&alertmanager::AlertmanagerConfig> {
+    pub(crate) fn alertmanager(&self) -> Option<&alertmanager::AlertmanagerConfig> {
         self.alertmanager.as_ref().filter(|a| a.enabled)
     }
 
     /// One line per enabled sink: its name and where it sends.
-    pub fn active(&self) -> Vec<String> {
+    pub(crate) fn active(&self) -> Vec<String> {
         let mut out = Vec::new();
         let o = &self.otlp;
         if o.enabled {
@@ -159,7 +159,7 @@ pub struct SinkContext {
 
 impl SinkContext {
     /// The stats of a sink starting now, added to the book.
-    pub fn stats(&self, name: &'static str, target: impl Into<String>) -> Arc<SinkStats> {
+    pub(crate) fn stats(&self, name: &'static str, target: impl Into<String>) -> Arc<SinkStats> {
         let stats = SinkStats::new(name, target.into(), self.registry.clone());
         self.book.add(stats.clone());
         stats
@@ -168,20 +168,20 @@ impl SinkContext {
 
 /// A sink of events: takes one enriched event without ever waiting (a full
 /// queue drops it and counts the drop).
-pub trait EventSink: Send + Sync {
+pub(crate) trait EventSink: Send + Sync {
     /// Queues `record` (an event, with its workload).
     fn offer(&self, record: &ToolRecord);
 }
 
 /// What a started sink hands back.
 #[derive(Default)]
-pub struct Started {
+pub(crate) struct Started {
     /// Tasks that end after the context's `stop` (exporting a last time).
-    pub tasks: Vec<JoinHandle<()>>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
     /// Where events go, if the sink takes events.
-    pub events: Option<Arc<dyn EventSink>>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
     /// Where alerts go, if the sink takes alerts.
-    pub alerts: Option<Box<dyn AlertSink>>,
+    pub(crate) alerts: Option<Box<dyn AlertSink>>,
 }
 
 /// The running sinks.

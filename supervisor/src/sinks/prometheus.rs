@@ -35,10 +35,10 @@ impl Default for PrometheusConfig {
 }
 
 /// The exposition format's content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `s` as a Prometheus label name.
-pub fn label_name(s: &str) -> String {
+pub(crate) fn label_name(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -71,7 +71,7 @@ fn escape_help(v: &str) -> String {
 }
 
 /// The text exposition of `snap`.
-pub fn encode_text(snap: &Snapshot) -> String {
+pub(crate) fn encode_text(snap: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
     for m in &snap.metrics {
         let kind = match m.kind {
@@ -137,7 +137,7 @@ fn sample(out: &mut String, name: &str, suffix: &str, p: &Point, le: Option<&str
 }
 
 /// A float as Prometheus writes it.
-pub fn format_float(v: f64) -> String {
+pub(crate) fn format_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
@@ -156,14 +156,17 @@ pub fn format_float(v: f64) -> String {
 #[error("listening on {addr} for Prometheus scrapes: {source}")]
 pub struct ListenError {
     /// The address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Why.
     #[source]
-    pub source: std::io::Error,
+    pub(crate) source: std::io::Error,
 }
 
 /// Binds the listener and serves `/metrics` until the context's `stop`.
-pub async fn start(config: &PrometheusConfig, ctx: &SinkContext) -> Result<Started, ListenError> {
+pub(crate) async fn start(
+    config: &PrometheusConfig,
+    ctx: &SinkContext,
+) -> Result<Started, ListenError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ListenError {

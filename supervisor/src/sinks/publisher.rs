@@ -39,13 +39,13 @@ impl Publisher {
     }
 
     /// Collects now and publishes the snapshot.
-    pub fn publish(&self) {
+    pub(crate) fn publish(&self) {
         let snap = crate::sync::lock(&self.aggregator).collect();
         self.tx.send_replace(Arc::new(snap));
     }
 
     /// Publishes every `interval` until `stop`.
-    pub fn spawn(&self, interval: Duration, stop: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn spawn(&self, interval: Duration, stop: CancellationToken) -> JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -64,7 +64,7 @@ impl Publisher {
 /// A periodic sink's view of the published snapshots: each snapshot is
 /// handed out at most once, so two exports never carry the same one.
 #[derive(Debug)]
-pub struct Fresh {
+pub(crate) struct Fresh {
     rx: Snapshots,
     last_ns: Option<u64>,
 }
@@ -73,7 +73,7 @@ impl Fresh {
     /// Reads from `rx`, from the next snapshot published on (the one
     /// published when the agent started, before every source had
     /// registered its counters, is not exported).
-    pub fn new(rx: Snapshots) -> Fresh {
+    pub(crate) fn new(rx: Snapshots) -> Fresh {
         let last_ns = Some(rx.borrow().time_ns);
         Fresh { rx, last_ns }
     }
@@ -88,7 +88,7 @@ impl Fresh {
     }
 
     /// Waits until a snapshot not handed out yet is published (cancel-safe).
-    pub async fn next(&mut self) -> Arc<Snapshot> {
+    pub(crate) async fn next(&mut self) -> Arc<Snapshot> {
         loop {
             if let Some(snap) = self.take() {
                 return snap;
@@ -100,7 +100,7 @@ impl Fresh {
     }
 
     /// The latest snapshot, handed out before or not (the last export).
-    pub fn latest(&mut self) -> Arc<Snapshot> {
+    pub(crate) fn latest(&mut self) -> Arc<Snapshot> {
         let snap = self.rx.borrow_and_update().clone();
         self.last_ns = Some(snap.time_ns);
         snap

@@ -17,46 +17,46 @@ use prost::Message as _;
 use serde::Deserialize;
 
 /// The remote-write protocol's messages (prometheus/prompb, version 1).
-pub mod prompb {
+pub(crate) mod prompb {
     /// `prometheus.WriteRequest`.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
+    pub(crate) struct WriteRequest {
         /// The series.
         #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
+        pub(crate) timeseries: Vec<TimeSeries>,
     }
 
     /// `prometheus.TimeSeries`.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
+    pub(crate) struct TimeSeries {
         /// Labels, sorted by name, `__name__` included.
         #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
+        pub(crate) labels: Vec<Label>,
         /// Samples, oldest first.
         #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
+        pub(crate) samples: Vec<Sample>,
     }
 
     /// `prometheus.Label`.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
+    pub(crate) struct Label {
         /// Name.
         #[prost(string, tag = "1")]
-        pub name: String,
+        pub(crate) name: String,
         /// Value.
         #[prost(string, tag = "2")]
-        pub value: String,
+        pub(crate) value: String,
     }
 
     /// `prometheus.Sample`.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
+    pub(crate) struct Sample {
         /// Value.
         #[prost(double, tag = "1")]
         pub value: f64,
         /// Milliseconds since the epoch.
         #[prost(int64, tag = "2")]
-        pub timestamp: i64,
+        pub(crate) timestamp: i64,
     }
 }
 
@@ -69,7 +69,7 @@ pub struct RemoteWriteConfig {
     /// The receiver, e.g. `http://127.0.0.1:9090/api/v1/write`.
     pub url: String,
     /// Extra HTTP headers (e.g. `Authorization`).
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// How often to push.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -77,7 +77,7 @@ pub struct RemoteWriteConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Labels added to every series (e.g. `instance`).
-    pub external_labels: BTreeMap<String, String>,
+    pub(crate) external_labels: BTreeMap<String, String>,
 }
 
 impl Default for RemoteWriteConfig {
@@ -95,7 +95,7 @@ impl Default for RemoteWriteConfig {
 
 impl RemoteWriteConfig {
     /// Checks values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !self.enabled {
             return Ok(());
         }
@@ -128,7 +128,10 @@ impl RemoteWriteConfig {
 }
 
 /// The write request for one snapshot.
-pub fn write_request(snap: &Snapshot, external: &BTreeMap<String, String>) -> prompb::WriteRequest {
+pub(crate) fn write_request(
+    snap: &Snapshot,
+    external: &BTreeMap<String, String>,
+) -> prompb::WriteRequest {
     let ts = (snap.time_ns / 1_000_000) as i64;
     let mut out = Vec::new();
     for m in &snap.metrics {
@@ -225,7 +228,7 @@ fn series(
 }
 
 /// The protobuf of `req`, snappy-compressed (block format) as the protocol wants.
-pub fn encode(req: &prompb::WriteRequest) -> Vec<u8> {
+pub(crate) fn encode(req: &prompb::WriteRequest) -> Vec<u8> {
     let raw = req.encode_to_vec();
     snap::raw::Encoder::new()
         .compress_vec(&raw)
@@ -238,7 +241,10 @@ pub fn encode(req: &prompb::WriteRequest) -> Vec<u8> {
 pub struct RemoteWriteError(#[from] reqwest::Error);
 
 /// Starts the push loop; it pushes once more after the context's `stop`.
-pub fn start(config: &RemoteWriteConfig, ctx: &SinkContext) -> Result<Started, RemoteWriteError> {
+pub(crate) fn start(
+    config: &RemoteWriteConfig,
+    ctx: &SinkContext,
+) -> Result<Started, RemoteWriteError> {
     let mut headers = reqwest::header::HeaderMap::new();
     for (k, v) in &config.headers {
         if let (Ok(k), Ok(v)) = (

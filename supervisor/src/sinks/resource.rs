@@ -14,7 +14,7 @@ use super::otlp::encode::kv;
 
 /// The resource attributes as pairs: the detected ones, then `configured`
 /// (which wins on a shared key).
-pub fn attributes(configured: &BTreeMap<String, String>) -> Vec<(String, String)> {
+pub(crate) fn attributes(configured: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let host = crate::host::hostname();
     let mut attrs: BTreeMap<String, String> = [
         ("service.name", "eunomia".to_owned()),

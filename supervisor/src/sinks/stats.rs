@@ -29,9 +29,9 @@ const DROPPED_HELP: &str = "Data points and log records a sink dropped, by reaso
 #[derive(Debug)]
 pub struct SinkStats {
     /// The sink's name, as in the `sink` label (`otlp`, `prometheus`, ...).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Where it sends (or listens).
-    pub target: String,
+    pub(crate) target: String,
     registry: Arc<Registry>,
     exports_ok: AtomicU64,
     exports_failed: AtomicU64,
@@ -90,7 +90,7 @@ pub struct StatsView {
     /// The sink.
     pub name: &'static str,
     /// Where it sends.
-    pub target: String,
+    pub(crate) target: String,
     /// Whether the last attempt succeeded (true before the first attempt).
     pub up: bool,
     /// When it last delivered (or served).
@@ -104,12 +104,16 @@ pub struct StatsView {
     /// Items dropped, whatever the reason.
     pub dropped: u64,
     /// Requests waiting to be sent.
-    pub backlog: u64,
+    pub(crate) backlog: u64,
 }
 
 impl SinkStats {
     /// Stats of sink `name` sending to `target`, exported into `registry`.
-    pub fn new(name: &'static str, target: String, registry: Arc<Registry>) -> Arc<SinkStats> {
+    pub(crate) fn new(
+        name: &'static str,
+        target: String,
+        registry: Arc<Registry>,
+    ) -> Arc<SinkStats> {
         Arc::new(SinkStats {
             name,
             target,
@@ -124,7 +128,7 @@ impl SinkStats {
 
     /// Counts one export of `signal` that ended with `outcome`; a success
     /// is also the sink's last success.
-    pub fn export(&self, signal: &str, outcome: Outcome) {
+    pub(crate) fn export(&self, signal: &str, outcome: Outcome) {
         self.registry
             .counter(
                 EXPORTS,
@@ -149,7 +153,7 @@ impl SinkStats {
 
     /// Registers the export counter of `signal` and `outcome` at zero, so
     /// the series exists before the first export.
-    pub fn declare_export(&self, signal: &str, outcome: Outcome) {
+    pub(crate) fn declare_export(&self, signal: &str, outcome: Outcome) {
         let labels = [
             ("sink", self.name),
             ("signal", signal),
@@ -159,7 +163,7 @@ impl SinkStats {
     }
 
     /// Counts `n` items of `signal` dropped for `reason`.
-    pub fn dropped(&self, signal: &str, reason: &str, n: u64) {
+    pub(crate) fn dropped(&self, signal: &str, reason: &str, n: u64) {
         self.registry
             .counter(
                 DROPPED,
@@ -172,7 +176,7 @@ impl SinkStats {
 
     /// A handle that counts drops of `signal` for `reason` without a
     /// look-up per item (for queues on the pipeline's path).
-    pub fn drop_counter(self: &Arc<Self>, signal: &str, reason: &str) -> DropCounter {
+    pub(crate) fn drop_counter(self: &Arc<Self>, signal: &str, reason: &str) -> DropCounter {
         DropCounter {
             labelled: self.registry.counter(
                 DROPPED,
@@ -185,27 +189,27 @@ impl SinkStats {
 
     /// Registers the drop counter of `signal` and `reason` at zero, so the
     /// series exists before the first drop.
-    pub fn declare_drops(self: &Arc<Self>, signal: &str, reason: &str) {
+    pub(crate) fn declare_drops(self: &Arc<Self>, signal: &str, reason: &str) {
         let _ = self.drop_counter(signal, reason);
     }
 
     /// Reads the backlog (requests waiting) with `read`.
-    pub fn set_backlog(&self, read: impl Fn() -> u64 + Send + Sync + 'static) {
+    pub(crate) fn set_backlog(&self, read: impl Fn() -> u64 + Send + Sync + 'static) {
         lock(&self.backlog).0 = Some(Box::new(read));
     }
 
     /// Records a delivery (or a served scrape).
-    pub fn success(&self) {
+    pub(crate) fn success(&self) {
         lock(&self.health).last_success = Some(SystemTime::now());
     }
 
     /// Records a failure.
-    pub fn failure(&self, error: impl std::fmt::Display) {
+    pub(crate) fn failure(&self, error: impl std::fmt::Display) {
         lock(&self.health).last_error = Some((SystemTime::now(), error.to_string()));
     }
 
     /// A copy for status.
-    pub fn view(&self) -> StatsView {
+    pub(crate) fn view(&self) -> StatsView {
         let h = lock(&self.health).clone();
         let up = match (&h.last_success, &h.last_error) {
             (_, None) => true,
@@ -228,20 +232,20 @@ impl SinkStats {
 
 /// Counts drops of one signal and reason (see [`SinkStats::drop_counter`]).
 #[derive(Debug, Clone)]
-pub struct DropCounter {
+pub(crate) struct DropCounter {
     labelled: Counter,
     stats: Arc<SinkStats>,
 }
 
 impl DropCounter {
     /// Counts `n` dropped items.
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.labelled.add(n);
         self.stats.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts one dropped item.
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.add(1);
     }
 }
@@ -252,7 +256,7 @@ pub struct SinkBook(Arc<Mutex<Vec<Arc<SinkStats>>>>);
 
 impl SinkBook {
     /// Adds a started sink's stats (replacing an earlier one of its name).
-    pub fn add(&self, stats: Arc<SinkStats>) {
+    pub(crate) fn add(&self, stats: Arc<SinkStats>) {
         let mut all = lock(&self.0);
         all.retain(|s| s.name != stats.name);
         all.push(stats);

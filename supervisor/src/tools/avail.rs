@@ -11,11 +11,11 @@ use serde::Serialize;
 use super::manifest::{Requires, ToolSpec};
 use crate::host::{btf::VMLINUX_BTF, kernel::Kernel};
 /// Directories searched for tool binaries after `$PATH`.
-pub const DEFAULT_TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/sbin"];
+pub(crate) const DEFAULT_TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/local/sbin", "/sbin"];
 
 /// Whether a tool can run here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Availability {
+pub(crate) enum Availability {
     /// Binary found and every requirement met.
     Ready(PathBuf),
     /// The binary is not on the search path.
@@ -29,7 +29,7 @@ pub enum Availability {
 
 impl Availability {
     /// `ready`, `missing binary` or `unsupported: <reason>`.
-    pub fn status(&self) -> String {
+    pub(crate) fn status(&self) -> String {
         match self {
             Availability::Ready(_) => "ready".into(),
             Availability::MissingBinary => "missing binary".into(),
@@ -39,7 +39,7 @@ impl Availability {
     }
 
     /// The short status word for JSON: `ready`, `missing_binary`, `unsupported`.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Availability::Ready(_) => "ready",
             Availability::MissingBinary => "missing_binary",
@@ -51,7 +51,7 @@ impl Availability {
 
 /// Finds `binary`: an absolute or relative path is taken as is; a bare name
 /// is looked up on `$PATH`, then in `extra` dirs, then [`DEFAULT_TOOL_DIRS`].
-pub fn find_binary(binary: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn find_binary(binary: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     if binary.contains('/') {
         let p = PathBuf::from(binary);
         return is_executable(&p).then_some(p);
@@ -73,7 +73,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Checks `spec` on this machine.
-pub fn check(kernel: &Kernel, spec: &ToolSpec, extra_dirs: &[PathBuf]) -> Availability {
+pub(crate) fn check(kernel: &Kernel, spec: &ToolSpec, extra_dirs: &[PathBuf]) -> Availability {
     let Some(path) = find_binary(&spec.binary, extra_dirs) else {
         return Availability::MissingBinary;
     };
@@ -87,7 +87,7 @@ pub fn check(kernel: &Kernel, spec: &ToolSpec, extra_dirs: &[PathBuf]) -> Availa
 }
 
 /// The first requirement this kernel does not meet, as a reason.
-pub fn unmet(kernel: &Kernel, r: &Requires) -> Option<String> {
+pub(crate) fn unmet(kernel: &Kernel, r: &Requires) -> Option<String> {
     if r.btf && !Path::new(VMLINUX_BTF).exists() {
         return Some(format!("needs kernel BTF ({VMLINUX_BTF} is absent)"));
     }
@@ -185,27 +185,27 @@ pub fn unmet(kernel: &Kernel, r: &Requires) -> Option<String> {
 
 /// One row of `eunomia tools list --json`.
 #[derive(Debug, Serialize)]
-pub struct ToolStatus {
+pub(crate) struct ToolStatus {
     /// Manifest name.
-    pub name: String,
+    pub(crate) name: String,
     /// One-line description.
-    pub description: String,
+    pub(crate) description: String,
     /// `ready`, `missing_binary` or `unsupported`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// Why it cannot run, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The binary that would run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub binary: Option<String>,
+    pub(crate) binary: Option<String>,
     /// `events`, `histograms`, `tables` or `stacks`.
-    pub output: &'static str,
+    pub(crate) output: &'static str,
     /// `builtin:<name>` or `generic`.
-    pub parser: String,
+    pub(crate) parser: String,
     /// Whether the running agent has it started; `None` when no agent answers.
-    pub running: Option<bool>,
+    pub(crate) running: Option<bool>,
     /// The manifest file the entry comes from.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 #[cfg(test)]

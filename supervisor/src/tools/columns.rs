@@ -26,7 +26,7 @@ fn standard_namespaces() -> impl Iterator<Item = &'static str> {
 
 /// Why `name` cannot be a column, if it cannot: it is one edit away from a
 /// standard field of its namespace without being one.
-pub fn misspelled(name: &str) -> Option<String> {
+pub(crate) fn misspelled(name: &str) -> Option<String> {
     let (ns, _) = name.split_once('.')?;
     if fields::ALL.contains(&name) || !standard_namespaces().any(|s| s == ns) {
         return None;
@@ -43,7 +43,7 @@ pub fn misspelled(name: &str) -> Option<String> {
 
 /// The byte range of the quoted `name` inside `text[within]` (the first
 /// one), to point an error at it.
-pub fn locate(text: &str, within: Range<usize>, name: &str) -> Option<Range<usize>> {
+pub(crate) fn locate(text: &str, within: Range<usize>, name: &str) -> Option<Range<usize>> {
     let part = text.get(within.clone())?;
     ["\"", "'"].iter().find_map(|q| {
         let quoted = format!("{q}{name}{q}");
@@ -67,7 +67,7 @@ fn rule_type(ty: &str) -> Option<Ty> {
 
 /// Declares the event columns of the manifest's generic tools as fields
 /// rules can use (`ticker.n > 3`), before the rules are compiled.
-pub fn declare_rule_fields(manifest: &Manifest) {
+pub(crate) fn declare_rule_fields(manifest: &Manifest) {
     for tool in manifest.tools() {
         let ParserSpec::Generic(g) = &tool.parser else {
             continue;

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use serde::Deserialize;
 
 /// Where users drop their own manifest files by default.
-pub const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
+pub(crate) const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
 
 /// The tools `eunomia run` supervises out of the box: low-frequency tracers
 /// that feed the default security rules (process execs and exits, listening
@@ -16,7 +16,7 @@ pub const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
 /// set ([`CHEAP_TOOLS`], execs from the hot path) is one line of
 /// configuration away. opensnoop, which the file rules need, reports every
 /// open(2) and is left for the user to enable where that is affordable.
-pub const DEFAULT_TOOLS: &[&str] = &[
+pub(crate) const DEFAULT_TOOLS: &[&str] = &[
     "execsnoop",
     "exitsnoop",
     "tcpstates",
@@ -24,42 +24,36 @@ pub const DEFAULT_TOOLS: &[&str] = &[
     "mountsnoop",
 ];
 
-/// Tools on non-syscall hooks only: with them the agent holds no syscall
-/// tracepoint (execs come from the hot path, signals from sigsnoop); no
-/// mount records, and an exec's parent is read when the exec completes,
-/// not when it starts (see `docs/performance.md`).
-pub const CHEAP_TOOLS: &[&str] = &["exitsnoop", "tcpstates", "sigsnoop"];
-
 /// Which external tools the agent supervises, and how.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolsConfig {
     /// Manifest names of the tools started with `eunomia run`.
-    pub enabled: Vec<String>,
+    pub(crate) enabled: Vec<String>,
     /// A manifest file used instead of the one built into the binary.
-    pub manifest: Option<PathBuf>,
+    pub(crate) manifest: Option<PathBuf>,
     /// Directories whose `*.toml` files add or replace manifest entries
     /// (missing directories are skipped).
-    pub manifest_dirs: Vec<PathBuf>,
+    pub(crate) manifest_dirs: Vec<PathBuf>,
     /// Extra directories searched for tool binaries (after `$PATH`, before
     /// /usr/sbin).
-    pub search_dirs: Vec<PathBuf>,
+    pub(crate) search_dirs: Vec<PathBuf>,
     /// The printing interval of periodic (histogram and table) tools.
     #[serde(with = "humantime_serde")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// First delay before restarting a tool that exited; doubles per
     /// consecutive restart.
     #[serde(with = "humantime_serde")]
-    pub restart_backoff: Duration,
+    pub(crate) restart_backoff: Duration,
     /// The longest delay between restarts.
     #[serde(with = "humantime_serde")]
-    pub restart_backoff_max: Duration,
+    pub(crate) restart_backoff_max: Duration,
     /// A run shorter than this counts as a failed start.
     #[serde(with = "humantime_serde")]
-    pub min_uptime: Duration,
+    pub(crate) min_uptime: Duration,
     /// After this many failed starts in a row, the tool is marked failed and
     /// no longer restarted.
-    pub max_failed_starts: u32,
+    pub(crate) max_failed_starts: u32,
 }
 
 impl Default for ToolsConfig {
@@ -80,7 +74,7 @@ impl Default for ToolsConfig {
 
 impl ToolsConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.interval < Duration::from_secs(1) {
             return Err(format!(
                 "tools.interval = {:?} is too short (the tools print at most once per second)",

@@ -13,18 +13,18 @@ use crate::context::PidLookup;
 pub struct Facts {
     /// Its names (at exec, before the last exec, after renames), escaped
     /// and trimmed as the parsers leave a printed `comm`.
-    pub comms: Vec<String>,
+    pub(crate) comms: Vec<String>,
     /// Its real uids (at fork or exec, later, and `/proc`'s four).
-    pub uids: Vec<u32>,
+    pub(crate) uids: Vec<u32>,
     /// Recent execs as (monotonic ns, comm after it); empty when unknown.
-    pub execs: Vec<(u64, String)>,
+    pub(crate) execs: Vec<(u64, String)>,
     /// Whether the kernel's exec record is known (the pid map has it).
-    pub execs_known: bool,
+    pub(crate) execs_known: bool,
     /// Newlines in the process's strings, per family
     /// (`hotpath_common::FAMILY_*`), as the kernel counted them.
-    pub newlines: [u32; 2],
+    pub(crate) newlines: [u32; 2],
     /// When (monotonic ns) the process last passed a string with a newline.
-    pub newline_ns: u64,
+    pub(crate) newline_ns: u64,
 }
 
 /// Where process facts come from.
@@ -64,7 +64,7 @@ impl KernelFacts {
 }
 
 /// A kernel `comm` buffer as the parsers leave a printed one.
-pub fn comm_text(raw: &[u8]) -> String {
+pub(crate) fn comm_text(raw: &[u8]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     escape::escape_lossy(&raw[..end]).trim_end().to_owned()
 }

@@ -21,11 +21,11 @@ use super::{ToolsConfig, pa};
 use crate::textpos::{Diagnostic, SourceFile};
 
 /// The shipped manifest, embedded so the single binary works anywhere.
-pub const BUILTIN: &str = include_str!("../../../tools-manifest.toml");
+pub(crate) const BUILTIN: &str = include_str!("../../../tools-manifest.toml");
 /// How the embedded manifest is named in messages.
-pub const BUILTIN_NAME: &str = "tools-manifest.toml (built in)";
+pub(crate) const BUILTIN_NAME: &str = "tools-manifest.toml (built in)";
 /// The placeholder in `interval_args` replaced by the interval in seconds.
-pub const SECONDS: &str = "{seconds}";
+pub(crate) const SECONDS: &str = "{seconds}";
 
 /// A manifest that cannot be used: file, line, column, what is wrong and
 /// the offending line, underlined.
@@ -34,7 +34,7 @@ pub type ManifestError = Diagnostic;
 /// What a tool's output is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Output {
+pub(crate) enum Output {
     /// One line per event (execsnoop, opensnoop, tcplife, ...).
     Events,
     /// Log2 histogram blocks printed per interval (biolatency, runqlat, ...).
@@ -57,7 +57,7 @@ impl Output {
     }
 
     /// The TOML word.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Output::Events => "events",
             Output::Histograms => "histograms",
@@ -70,36 +70,36 @@ impl Output {
 /// What a tool needs from the kernel; checked by [`super::avail`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Requires {
+pub(crate) struct Requires {
     /// Kernel BTF (/sys/kernel/btf/vmlinux), for CO-RE and tp_btf programs.
-    pub btf: bool,
+    pub(crate) btf: bool,
     /// Tracepoints as `category/name` (tracefs `events/<category>/<name>`),
     /// including those attached as raw or BTF tracepoints.
-    pub tracepoints: Vec<String>,
+    pub(crate) tracepoints: Vec<String>,
     /// Kernel functions attached with kprobes only.
-    pub kprobes: Vec<String>,
+    pub(crate) kprobes: Vec<String>,
     /// Kernel functions attached with fentry/fexit only.
-    pub fentry: Vec<String>,
+    pub(crate) fentry: Vec<String>,
     /// Kernel functions attached with fentry where it works, else kprobes.
-    pub fentry_or_kprobes: Vec<String>,
+    pub(crate) fentry_or_kprobes: Vec<String>,
     /// Symbols that must be in /proc/kallsyms.
-    pub kernel_symbols: Vec<String>,
+    pub(crate) kernel_symbols: Vec<String>,
     /// `struct.field` the BPF programs read (CO-RE): must exist in kernel BTF.
-    pub btf_members: Vec<String>,
+    pub(crate) btf_members: Vec<String>,
     /// kprobes on functions named on the command line (funclatency, ksnoop).
-    pub dynamic_kprobes: bool,
+    pub(crate) dynamic_kprobes: bool,
     /// Uprobes (user-space function tracing).
-    pub uprobes: bool,
+    pub(crate) uprobes: bool,
     /// perf PMUs (`/sys/bus/event_source/devices/<pmu>`), e.g. `cpu` for
     /// hardware counters.
-    pub pmus: Vec<String>,
+    pub(crate) pmus: Vec<String>,
     /// Files that must exist (e.g. cpufreq's sysfs).
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
 }
 
 /// How a tool's output is parsed.
 #[derive(Debug, Clone)]
-pub enum ParserSpec {
+pub(crate) enum ParserSpec {
     /// A parser compiled into eunomia, by name.
     Builtin(String),
     /// A generic, manifest-described format.
@@ -108,11 +108,11 @@ pub enum ParserSpec {
 
 /// Where an entry comes from.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The file (or [`BUILTIN_NAME`]).
-    pub file: String,
+    pub(crate) file: String,
     /// 1-based line of the entry's `[[tool]]` table.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 impl fmt::Display for Origin {
@@ -125,41 +125,41 @@ impl fmt::Display for Origin {
 #[derive(Debug, Clone)]
 pub struct ToolSpec {
     /// Unique name (`[a-z0-9_-]+`).
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// One line for `tools list`.
-    pub description: String,
+    pub(crate) description: String,
     /// Binary name (looked up) or path.
-    pub binary: String,
+    pub(crate) binary: String,
     /// Arguments after the binary, before the interval and user arguments.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// How stdout is parsed.
-    pub parser: ParserSpec,
+    pub(crate) parser: ParserSpec,
     /// What the output is made of.
-    pub output: Output,
+    pub(crate) output: Output,
     /// What the events are (exec, open, ...), for event tools.
-    pub event_kind: Option<pa::EventKind>,
+    pub(crate) event_kind: Option<pa::EventKind>,
     /// Signal that asks the tool to stop (and print its last block).
-    pub stop_signal: Signal,
+    pub(crate) stop_signal: Signal,
     /// How long to wait for the tool's final output after `stop_signal`.
-    pub stop_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
     /// Arguments that set the printing interval; `{seconds}` is replaced.
-    pub interval_args: Vec<String>,
+    pub(crate) interval_args: Vec<String>,
     /// Arguments the user must give (e.g. `FUNCTION`); the tool does not
     /// start without extra arguments.
-    pub needs_args: Option<String>,
+    pub(crate) needs_args: Option<String>,
     /// The tool prints one report and exits after the interval: a clean exit
     /// starts the next run at once and is not a restart.
-    pub rerun: bool,
+    pub(crate) rerun: bool,
     /// What the kernel must offer.
-    pub requires: Requires,
+    pub(crate) requires: Requires,
     /// Where it is defined.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 impl ToolSpec {
     /// The arguments to run with (after the binary): `args`, the interval
     /// arguments for a periodic tool, then `extra`.
-    pub fn argv(&self, interval: Duration, extra: &[String]) -> Vec<String> {
+    pub(crate) fn argv(&self, interval: Duration, extra: &[String]) -> Vec<String> {
         let secs = interval.as_secs_f64().ceil().max(1.0) as u64;
         let mut argv = self.args.clone();
         argv.extend(
@@ -172,7 +172,7 @@ impl ToolSpec {
     }
 
     /// A fresh parser for one run of the tool.
-    pub fn new_parser(&self) -> Box<dyn pa::ToolParser> {
+    pub(crate) fn new_parser(&self) -> Box<dyn pa::ToolParser> {
         match &self.parser {
             ParserSpec::Builtin(name) => pa::builtin(name)
                 .unwrap_or_else(|| unreachable!("parser {name} was validated on load")),
@@ -183,7 +183,7 @@ impl ToolSpec {
     }
 
     /// `builtin:<name>` or `generic`.
-    pub fn parser_label(&self) -> String {
+    pub(crate) fn parser_label(&self) -> String {
         match &self.parser {
             ParserSpec::Builtin(n) => format!("builtin:{n}"),
             ParserSpec::Generic(_) => "generic".into(),
@@ -198,15 +198,15 @@ pub struct Manifest {
     /// Position of each name in `tools`.
     by_name: HashMap<Arc<str>, usize>,
     /// Files read, in order (for messages).
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 /// Default for `stop_timeout`.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Manifest {
     /// The manifest embedded in the binary.
-    pub fn builtin() -> Manifest {
+    pub(crate) fn builtin() -> Manifest {
         Manifest::parse(BUILTIN, BUILTIN_NAME).expect("the built-in manifest is valid")
     }
 
@@ -259,7 +259,7 @@ impl Manifest {
     }
 
     /// Parses and validates one manifest file's text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
+    pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let tools = super::manifest_check::entries(text, file)?;
         let by_name = tools
             .iter()
@@ -287,18 +287,13 @@ impl Manifest {
     }
 
     /// The tool named `name`.
-    pub fn get(&self, name: &str) -> Option<&ToolSpec> {
+    pub(crate) fn get(&self, name: &str) -> Option<&ToolSpec> {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
 
     /// Every tool, in manifest order.
-    pub fn tools(&self) -> &[ToolSpec] {
+    pub(crate) fn tools(&self) -> &[ToolSpec] {
         &self.tools
-    }
-
-    /// Every name, for messages.
-    pub fn names(&self) -> Vec<&str> {
-        self.tools.iter().map(|t| &*t.name).collect()
     }
 }
 

@@ -5,14 +5,14 @@
 
 pub(crate) mod avail;
 pub(crate) mod columns;
-pub mod config;
+pub(crate) mod config;
 pub(crate) mod facts;
-pub mod manifest;
+pub(crate) mod manifest;
 mod manifest_check;
 mod output;
-pub mod print;
-pub mod runner;
-pub mod stats;
+pub(crate) mod print;
+pub(crate) mod runner;
+pub(crate) mod stats;
 pub(crate) mod stderr;
 pub mod verify;
 
@@ -112,25 +112,25 @@ impl Supervisor {
     }
 
     /// The manifest in use.
-    pub fn manifest(&self) -> Arc<Manifest> {
+    pub(crate) fn manifest(&self) -> Arc<Manifest> {
         self.setup().0
     }
 
     /// The manifest and `[tools]` settings in use.
-    pub fn setup(&self) -> (Arc<Manifest>, ToolsConfig) {
+    pub(crate) fn setup(&self) -> (Arc<Manifest>, ToolsConfig) {
         let s = crate::sync::read(&self.inner.setup);
         (s.0.clone(), s.1.clone())
     }
 
     /// Replaces the manifest and settings for tools started from now on
     /// (running tools keep theirs).
-    pub fn reconfigure(&self, manifest: Manifest, config: ToolsConfig) {
+    pub(crate) fn reconfigure(&self, manifest: Manifest, config: ToolsConfig) {
         *crate::sync::write(&self.inner.setup) = (Arc::new(manifest), config);
     }
 
     /// Whether the tool `spec` describes can run here, with the reason when
     /// it cannot.
-    pub fn availability(&self, spec: &ToolSpec) -> avail::Availability {
+    pub(crate) fn availability(&self, spec: &ToolSpec) -> avail::Availability {
         let (_, config) = self.setup();
         avail::check(&self.inner.kernel, spec, &config.search_dirs)
     }
@@ -196,7 +196,7 @@ impl Supervisor {
 
     /// Asks `name` to stop; its counters when it was active, `None` when it
     /// was not running.
-    pub fn stop(&self, name: &str) -> Option<Arc<ToolStats>> {
+    pub(crate) fn stop(&self, name: &str) -> Option<Arc<ToolStats>> {
         let running = crate::sync::lock(&self.inner.running);
         let r = running.get(name).filter(|r| r.stats.is_active())?;
         r.stop.cancel();
@@ -206,7 +206,7 @@ impl Supervisor {
     /// Records `name` as failed with `reason` without starting it (its
     /// binary is missing or the kernel lacks what it needs), so it is a row
     /// of `eunomia status` and `eunomia_tool_failed{tool} = 1` from the start.
-    pub fn mark_failed(&self, name: &str, reason: String) {
+    pub(crate) fn mark_failed(&self, name: &str, reason: String) {
         let stats = self.inner.book.for_tool(&Arc::from(name));
         stats.fail(reason);
         let stop = CancellationToken::new();
@@ -216,7 +216,7 @@ impl Supervisor {
     }
 
     /// Counters of every tool started so far, by name.
-    pub fn stats(&self) -> Vec<Arc<ToolStats>> {
+    pub(crate) fn stats(&self) -> Vec<Arc<ToolStats>> {
         let running = crate::sync::lock(&self.inner.running);
         let mut all: Vec<_> = running.values().map(|r| r.stats.clone()).collect();
         all.sort_by(|a, b| a.tool.cmp(&b.tool));
@@ -224,13 +224,13 @@ impl Supervisor {
     }
 
     /// Counters of `name`, if it was ever started.
-    pub fn tool_stats(&self, name: &str) -> Option<Arc<ToolStats>> {
+    pub(crate) fn tool_stats(&self, name: &str) -> Option<Arc<ToolStats>> {
         let running = crate::sync::lock(&self.inner.running);
         running.get(name).map(|r| r.stats.clone())
     }
 
     /// Names of the tools starting, running or restarting now.
-    pub fn active(&self) -> Vec<String> {
+    pub(crate) fn active(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .stats()
             .iter()
@@ -243,7 +243,7 @@ impl Supervisor {
 
     /// Refuses further starts and lets go of the pipeline, so it can end
     /// once the running tools have stopped.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         crate::sync::lock(&self.inner.tx).take();
     }
 }
@@ -251,7 +251,7 @@ impl Supervisor {
 /// Loads the manifest of `config` and checks every name of `enabled` in it;
 /// the event columns of its generic tools become fields rules can use.
 /// Errors are bad input (exit code 2 at start-up).
-pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
+pub(crate) fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
     config
         .validate()
         .map_err(|e| BadInput(format!("configuration: {e}")))?;
@@ -274,7 +274,7 @@ pub fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
 /// the rest of the agent runs.
 /// The event kinds the enabled tools report (which string checks the hot
 /// path must make for them); tools the manifest does not have are left out.
-pub fn enabled_event_kinds(config: &ToolsConfig) -> Vec<pa::EventKind> {
+pub(crate) fn enabled_event_kinds(config: &ToolsConfig) -> Vec<pa::EventKind> {
     let Ok(manifest) = Manifest::load(config) else {
         return Vec::new();
     };
@@ -285,7 +285,7 @@ pub fn enabled_event_kinds(config: &ToolsConfig) -> Vec<pa::EventKind> {
         .collect()
 }
 
-pub fn start_enabled(
+pub(crate) fn start_enabled(
     config: &ToolsConfig,
     ctx: &AgentContext,
 ) -> anyhow::Result<(Supervisor, Vec<JoinHandle<()>>)> {

@@ -14,7 +14,7 @@ use super::pa::Record;
 use model::Workload;
 
 /// Prints records to a writer.
-pub struct RecordPrinter<W: Write> {
+pub(crate) struct RecordPrinter<W: Write> {
     out: W,
     json: bool,
     /// Event columns (from the first event) and their widths.
@@ -31,7 +31,7 @@ type Object = Map<String, Value>;
 
 impl<W: Write> RecordPrinter<W> {
     /// A printer of JSON lines (`json`) or text.
-    pub fn new(out: W, json: bool) -> Self {
+    pub(crate) fn new(out: W, json: bool) -> Self {
         Self {
             out,
             json,
@@ -40,14 +40,15 @@ impl<W: Write> RecordPrinter<W> {
         }
     }
 
+    #[cfg(test)]
     /// Prints one record.
-    pub fn print(&mut self, record: &Record) -> std::io::Result<()> {
+    pub(crate) fn print(&mut self, record: &Record) -> std::io::Result<()> {
         self.print_enriched(record, None)
     }
 
     /// Prints one record with the workload enrichment found for it (`None`:
     /// not enriched, no workload columns).
-    pub fn print_enriched(
+    pub(crate) fn print_enriched(
         &mut self,
         record: &Record,
         workload: Option<&Workload>,
@@ -57,7 +58,7 @@ impl<W: Write> RecordPrinter<W> {
     }
 
     /// Prints one record given as its JSON object (what `--follow` receives).
-    pub fn print_object(&mut self, obj: &Object) -> std::io::Result<()> {
+    pub(crate) fn print_object(&mut self, obj: &Object) -> std::io::Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.out, obj)?;
             writeln!(self.out)?;

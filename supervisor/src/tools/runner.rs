@@ -32,8 +32,7 @@ use super::{
 use crate::{context::PidLookup, pipeline::PipelineTx};
 
 /// Longest line passed to a parser; longer lines are cut (and counted).
-pub const MAX_LINE: usize = 64 * 1024;
-pub use super::stderr::STDERR_TAIL;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// A run at least this long resets the restart backoff.
 const STABLE_RUN: Duration = Duration::from_secs(60);
 
@@ -41,21 +40,21 @@ const STABLE_RUN: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// The printing interval for periodic tools.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Arguments appended after the manifest's.
-    pub extra_args: Vec<String>,
+    pub(crate) extra_args: Vec<String>,
     /// First restart delay.
-    pub restart_backoff: Duration,
+    pub(crate) restart_backoff: Duration,
     /// Longest restart delay.
-    pub restart_backoff_max: Duration,
+    pub(crate) restart_backoff_max: Duration,
     /// A run shorter than this is a failed start.
-    pub min_uptime: Duration,
+    pub(crate) min_uptime: Duration,
     /// Failed starts in a row before the tool is marked failed.
-    pub max_failed_starts: u32,
+    pub(crate) max_failed_starts: u32,
     /// Mark the tool failed at once when its first run exits without
     /// printing anything (it could not attach): for the foreground, where
     /// retrying only delays the error.
-    pub fail_fast: bool,
+    pub(crate) fail_fast: bool,
 }
 
 impl RunnerOptions {
@@ -86,16 +85,16 @@ pub struct ToolHandle {
 /// Where a tool's records go: the pipeline, checked against the kernel's
 /// record of processes.
 #[derive(Clone)]
-pub struct Outlet {
+pub(crate) struct Outlet {
     /// The pipeline.
-    pub tx: PipelineTx,
+    pub(crate) tx: PipelineTx,
     /// The kernel's pid map (else `/proc`), to confirm records.
-    pub pids: PidLookup,
+    pub(crate) pids: PidLookup,
 }
 
 /// Starts supervising `spec` (binary at `binary`) with its counters `stats`:
 /// records go to `outlet` until `stop` is cancelled.
-pub fn spawn(
+pub(crate) fn spawn(
     spec: ToolSpec,
     binary: PathBuf,
     opts: RunnerOptions,
@@ -192,7 +191,7 @@ async fn supervise(
 }
 
 /// `restart_backoff * 2^n`, at most `restart_backoff_max`.
-pub fn backoff(opts: &RunnerOptions, n: u32) -> Duration {
+pub(crate) fn backoff(opts: &RunnerOptions, n: u32) -> Duration {
     opts.restart_backoff
         .saturating_mul(1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX))
         .min(opts.restart_backoff_max)

@@ -23,7 +23,7 @@ pub struct StatsBook {
 
 impl StatsBook {
     /// A book exporting into `registry`.
-    pub fn new(registry: Arc<Registry>) -> StatsBook {
+    pub(crate) fn new(registry: Arc<Registry>) -> StatsBook {
         StatsBook {
             registry,
             all: Arc::default(),
@@ -31,7 +31,7 @@ impl StatsBook {
     }
 
     /// The counters of tool `name`, registered on first use.
-    pub fn for_tool(&self, name: &Arc<str>) -> Arc<ToolStats> {
+    pub(crate) fn for_tool(&self, name: &Arc<str>) -> Arc<ToolStats> {
         let mut all = crate::sync::lock(&self.all);
         if let Some(s) = all.iter().find(|s| s.tool == *name) {
             return s.clone();
@@ -63,33 +63,33 @@ pub enum ToolState {
 #[derive(Debug)]
 pub struct ToolStats {
     /// The tool's manifest name.
-    pub tool: Arc<str>,
+    pub(crate) tool: Arc<str>,
     /// Lines read from stdout.
-    pub lines: AtomicU64,
+    pub(crate) lines: AtomicU64,
     /// Records the parser produced.
-    pub records: AtomicU64,
+    pub(crate) records: AtomicU64,
     /// Lines the parser could not parse (skipped).
-    pub parse_errors: AtomicU64,
+    pub(crate) parse_errors: AtomicU64,
     /// Parsed records the kernel did not confirm, per [`Reject`] reason.
-    pub rejected: [AtomicU64; Reject::ALL.len()],
+    pub(crate) rejected: [AtomicU64; Reject::ALL.len()],
     /// Lines that continued a record's text (a newline inside a string).
-    pub continued_lines: AtomicU64,
+    pub(crate) continued_lines: AtomicU64,
     /// Lines longer than [`MAX_LINE`] (cut).
-    pub truncated_lines: AtomicU64,
+    pub(crate) truncated_lines: AtomicU64,
     /// Lines read from stderr.
-    pub stderr_lines: AtomicU64,
+    pub(crate) stderr_lines: AtomicU64,
     /// Stderr lines longer than [`super::stderr::MAX_STDERR_LINE`] (cut).
-    pub stderr_truncated_lines: AtomicU64,
+    pub(crate) stderr_truncated_lines: AtomicU64,
     /// Records dropped because the pipeline was full.
-    pub dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     /// Times the tool was started.
-    pub starts: AtomicU64,
+    pub(crate) starts: AtomicU64,
     /// Times the tool was restarted after an unexpected exit.
-    pub restarts: AtomicU64,
+    pub(crate) restarts: AtomicU64,
     /// Events the tool itself reported lost (`Lost N events` or `lost N
     /// events` on stderr: its perf buffer overflowed before it could read
     /// them).
-    pub lost_events: AtomicU64,
+    pub(crate) lost_events: AtomicU64,
     state: Mutex<ToolState>,
 }
 
@@ -216,12 +216,12 @@ impl ToolStats {
 
     /// Whether the tool is starting, running or restarting (not stopped
     /// and not given up on).
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         !matches!(self.state(), ToolState::Stopped | ToolState::Failed(_))
     }
 
     /// Marks the tool failed with `reason` (it could not be started).
-    pub fn fail(&self, reason: String) {
+    pub(crate) fn fail(&self, reason: String) {
         self.set_state(ToolState::Failed(reason));
     }
 

@@ -20,20 +20,20 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use super::stats::ToolStats;
 
 /// Longest stderr line kept; longer ones are cut (and counted).
-pub const MAX_STDERR_LINE: usize = 4 * 1024;
+pub(crate) const MAX_STDERR_LINE: usize = 4 * 1024;
 /// How many stderr lines are kept for failure messages.
-pub const STDERR_TAIL: usize = 20;
+pub(crate) const STDERR_TAIL: usize = 20;
 /// Lines logged at WARN per run; the rest at DEBUG.
 const WARN_LINES: u32 = STDERR_TAIL as u32;
 
 /// The last stderr lines of a tool, shared with its runner.
-pub type Tail = Arc<Mutex<VecDeque<String>>>;
+pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;
 
 /// The count of a libbpf-tools lost-events line: `Lost N events on CPU #C!`
 /// (execsnoop, opensnoop, runqslower) or `lost N events on CPU #C` (exitsnoop,
 /// tcpstates, killsnoop, mountsnoop, tcplife, sigsnoop, statsnoop, drsnoop,
 /// gethostlatency); any case, `N events` after `lost`.
-pub fn lost_events(line: &str) -> Option<u64> {
+pub(crate) fn lost_events(line: &str) -> Option<u64> {
     let rest = line.trim_start();
     let word = rest.get(..5)?;
     if !word.eq_ignore_ascii_case("lost ") {
@@ -48,7 +48,7 @@ pub fn lost_events(line: &str) -> Option<u64> {
 /// Splits a byte stream into lines of at most `max` bytes: a longer line is
 /// cut to its first `max` bytes and the rest skipped up to its newline.
 #[derive(Debug)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     max: usize,
     pending: Vec<u8>,
     /// Inside an over-long line whose head was already passed on.
@@ -57,7 +57,7 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// A splitter cutting lines at `max` bytes.
-    pub fn new(max: usize) -> LineSplitter {
+    pub(crate) fn new(max: usize) -> LineSplitter {
         LineSplitter {
             max,
             pending: Vec::new(),
@@ -66,7 +66,7 @@ impl LineSplitter {
     }
 
     /// Feeds `data`; calls `line(bytes, cut)` for each complete (or cut) line.
-    pub fn push(&mut self, mut data: &[u8], mut line: impl FnMut(&[u8], bool)) {
+    pub(crate) fn push(&mut self, mut data: &[u8], mut line: impl FnMut(&[u8], bool)) {
         while let Some(i) = data.iter().position(|&b| b == b'\n') {
             let (head, rest) = (&data[..i], &data[i + 1..]);
             data = rest;
@@ -100,7 +100,7 @@ impl LineSplitter {
     }
 
     /// The unterminated last line, if any (at the end of the stream).
-    pub fn finish(&mut self, mut line: impl FnMut(&[u8], bool)) {
+    pub(crate) fn finish(&mut self, mut line: impl FnMut(&[u8], bool)) {
         if !self.pending.is_empty() && !self.skipping {
             line(&self.pending, false);
         }
@@ -111,7 +111,7 @@ impl LineSplitter {
 
 /// Reads `err` until its end (or a read error), counting lost-events lines,
 /// logging the first lines, keeping the last ones in `tail`.
-pub async fn read(
+pub(crate) async fn read(
     mut err: impl AsyncRead + Unpin,
     tool: Arc<str>,
     stats: Arc<ToolStats>,

@@ -43,7 +43,7 @@ pub use super::facts::{Facts, KernelFacts, ProcessFacts};
 /// How long an accepted record waits for a continuation line. A record and
 /// its continuation are one `printf` of the tool, written within
 /// microseconds.
-pub const HOLD: Duration = Duration::from_millis(20);
+pub(crate) const HOLD: Duration = Duration::from_millis(20);
 
 /// How recent an exec must be for a record of it to be accepted.
 const EXEC_WINDOW_NS: u64 = 60_000_000_000;
@@ -79,7 +79,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in the order of [`Reject::index`].
-    pub const ALL: [Reject; 5] = [
+    pub(crate) const ALL: [Reject; 5] = [
         Reject::UnknownPid,
         Reject::CommMismatch,
         Reject::UidMismatch,
@@ -88,7 +88,7 @@ impl Reject {
     ];
 
     /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reject::UnknownPid => "unknown_pid",
             Reject::CommMismatch => "comm_mismatch",
@@ -99,7 +99,7 @@ impl Reject {
     }
 
     /// Position in [`Reject::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -249,7 +249,7 @@ impl Checker {
 
     /// Whether a record or line waits for the next line (release it after
     /// [`HOLD`] without one).
-    pub fn holding(&self) -> bool {
+    pub(crate) fn holding(&self) -> bool {
         self.held.is_some() || self.chain.is_some()
     }
 

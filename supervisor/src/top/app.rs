@@ -17,7 +17,7 @@ use crate::live::{Row, Snapshot};
 
 /// What the event loop does after a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Keep going (redraw).
     Continue,
     /// Leave, restoring the terminal.
@@ -26,34 +26,34 @@ pub enum Action {
 
 /// The view's state.
 #[derive(Debug, Clone)]
-pub struct App {
+pub(crate) struct App {
     /// The latest snapshot.
-    pub snapshot: Option<Snapshot>,
+    pub(crate) snapshot: Option<Snapshot>,
     /// Snapshots received.
-    pub snapshots: u64,
+    pub(crate) snapshots: u64,
     /// Snapshots the agent says this view missed.
-    pub lagged: u64,
+    pub(crate) lagged: u64,
     /// Where the snapshots come from, for the status line.
-    pub source: String,
+    pub(crate) source: String,
     /// The sort column (index into [`ALL`]).
-    pub sort: usize,
+    pub(crate) sort: usize,
     /// Whether the order is descending.
-    pub descending: bool,
+    pub(crate) descending: bool,
     /// The filter in force (lowercase substring).
-    pub filter: String,
+    pub(crate) filter: String,
     /// The filter being typed, while `/` is active.
-    pub editing: Option<String>,
+    pub(crate) editing: Option<String>,
     /// The selected row (index into the visible rows).
-    pub selected: usize,
+    pub(crate) selected: usize,
     /// The key of the workload drilled into.
-    pub drill: Option<String>,
+    pub(crate) drill: Option<String>,
     /// The last error of the feed, shown in the status line.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl App {
     /// A view sorted by syscalls/s, descending.
-    pub fn new(source: String) -> App {
+    pub(crate) fn new(source: String) -> App {
         App {
             snapshot: None,
             snapshots: 0,
@@ -70,12 +70,12 @@ impl App {
     }
 
     /// The sort column.
-    pub fn sort_column(&self) -> Column {
+    pub(crate) fn sort_column(&self) -> Column {
         ALL[self.sort]
     }
 
     /// Sorts by `column` (text ascending, numbers descending).
-    pub fn sort_by(&mut self, column: Column) {
+    pub(crate) fn sort_by(&mut self, column: Column) {
         if let Some(i) = ALL.iter().position(|c| *c == column) {
             self.sort = i;
             self.descending = !column.is_text();
@@ -83,7 +83,7 @@ impl App {
     }
 
     /// Takes in a new snapshot.
-    pub fn update(&mut self, snapshot: Snapshot) {
+    pub(crate) fn update(&mut self, snapshot: Snapshot) {
         self.snapshot = Some(snapshot);
         self.snapshots += 1;
         let n = self.visible().len();
@@ -106,7 +106,7 @@ impl App {
     }
 
     /// The rows shown: filtered and sorted.
-    pub fn visible(&self) -> Vec<&Row> {
+    pub(crate) fn visible(&self) -> Vec<&Row> {
         let Some(s) = &self.snapshot else {
             return Vec::new();
         };
@@ -121,13 +121,13 @@ impl App {
     }
 
     /// The row drilled into, if it was active in the latest snapshot.
-    pub fn drilled(&self) -> Option<&Row> {
+    pub(crate) fn drilled(&self) -> Option<&Row> {
         let key = self.drill.as_ref()?;
         self.snapshot.as_ref()?.rows.iter().find(|r| &r.key == key)
     }
 
     /// Applies one key.
-    pub fn key(&mut self, key: KeyEvent) -> Action {
+    pub(crate) fn key(&mut self, key: KeyEvent) -> Action {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Action::Quit;
         }

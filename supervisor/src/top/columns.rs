@@ -7,7 +7,7 @@ use crate::live::Row;
 
 /// One column of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Column {
+pub(crate) enum Column {
     /// The workload's name.
     Name,
     /// container, service, host.
@@ -45,7 +45,7 @@ pub enum Column {
 }
 
 /// Every column, left to right.
-pub const ALL: [Column; 17] = [
+pub(crate) const ALL: [Column; 17] = [
     Column::Name,
     Column::Kind,
     Column::Namespace,
@@ -66,7 +66,7 @@ pub const ALL: [Column; 17] = [
 ];
 
 /// A rate: one decimal below 10, whole numbers above, `-` for zero.
-pub fn rate(v: f64) -> String {
+pub(crate) fn rate(v: f64) -> String {
     match v {
         v if v <= 0.0 => "-".into(),
         v if v < 10.0 => format!("{v:.1}"),
@@ -75,7 +75,7 @@ pub fn rate(v: f64) -> String {
 }
 
 /// Bytes (or bytes per second) with a binary unit.
-pub fn bytes(v: f64) -> String {
+pub(crate) fn bytes(v: f64) -> String {
     if v <= 0.0 {
         return "-".into();
     }
@@ -95,7 +95,7 @@ pub fn bytes(v: f64) -> String {
 
 impl Column {
     /// The header text.
-    pub fn header(self) -> &'static str {
+    pub(crate) fn header(self) -> &'static str {
         match self {
             Column::Name => "NAME",
             Column::Kind => "KIND",
@@ -118,7 +118,7 @@ impl Column {
     }
 
     /// How wide the column is drawn.
-    pub fn width(self) -> u16 {
+    pub(crate) fn width(self) -> u16 {
         match self {
             Column::Name => 22,
             Column::Kind => 9,
@@ -130,7 +130,7 @@ impl Column {
     }
 
     /// Whether the column holds text (sorted ascending by default).
-    pub fn is_text(self) -> bool {
+    pub(crate) fn is_text(self) -> bool {
         matches!(
             self,
             Column::Name | Column::Kind | Column::Namespace | Column::TopSyscalls
@@ -170,7 +170,7 @@ impl Column {
     }
 
     /// Orders `a` before `b` by this column (ascending).
-    pub fn compare(self, a: &Row, b: &Row) -> Ordering {
+    pub(crate) fn compare(self, a: &Row, b: &Row) -> Ordering {
         if self.is_text() {
             self.text(a).cmp(&self.text(b))
         } else {
@@ -179,7 +179,7 @@ impl Column {
     }
 
     /// The cell of row `r`.
-    pub fn cell(self, r: &Row) -> String {
+    pub(crate) fn cell(self, r: &Row) -> String {
         let http = r.http.as_ref();
         match self {
             Column::Name | Column::Kind | Column::Namespace | Column::TopSyscalls => self.text(r),

@@ -15,7 +15,7 @@ use crate::{
 
 /// What the feed delivers.
 #[derive(Debug)]
-pub enum Update {
+pub(crate) enum Update {
     /// The next snapshot, and how many the agent could not deliver before it.
     Snapshot(Box<Snapshot>, u64),
     /// The feed ended, with why.
@@ -23,7 +23,7 @@ pub enum Update {
 }
 
 /// Streams the agent's snapshots into `tx` until either side goes away.
-pub async fn from_agent(mut client: Client, tx: mpsc::Sender<Update>) {
+pub(crate) async fn from_agent(mut client: Client, tx: mpsc::Sender<Update>) {
     let stream = client
         .stream_snapshots(proto::StreamSnapshotsRequest {})
         .await;
@@ -61,7 +61,7 @@ pub async fn from_agent(mut client: Client, tx: mpsc::Sender<Update>) {
 
 /// Loads the hot path here and feeds its snapshots into `tx` every
 /// `interval` until `shutdown`.
-pub fn standalone(
+pub(crate) fn standalone(
     config: &Config,
     interval: Duration,
     ledger: Ledger,

@@ -4,9 +4,9 @@
 //! (sort, filter, drill-down), [`render`] draws it, and [`feed`] brings
 //! the snapshots, from the running agent or from a hot path loaded here.
 
-pub mod app;
-pub mod columns;
-pub mod feed;
-pub mod render;
+pub(crate) mod app;
+pub(crate) mod columns;
+pub(crate) mod feed;
+pub(crate) mod render;
 
-pub use app::App;
+pub(crate) use app::App;

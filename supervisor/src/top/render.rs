@@ -16,7 +16,7 @@ use super::{
 use crate::live::Row;
 
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, app: &App) {
+pub(crate) fn draw(frame: &mut Frame, app: &App) {
     let [title, body, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),

@@ -13,7 +13,7 @@ use super::span::{Side, SpanIn, TraceParent};
 
 /// The span of an HTTP request event; None for other events or when an
 /// address is missing.
-pub fn span_of(e: &Event, workload: Option<&Workload>) -> Option<SpanIn> {
+pub(crate) fn span_of(e: &Event, workload: Option<&Workload>) -> Option<SpanIn> {
     let side = match e.kind {
         EventKind::HttpServer => Side::Server,
         EventKind::HttpClient => Side::Client,
@@ -62,7 +62,7 @@ fn addr(e: &Event, ip: &str, port: &str) -> Option<SocketAddr> {
 
 /// Who a span's end is, most specific first: the pod (`namespace/name`),
 /// the container's name, the service, the process name, the pid.
-pub fn node_name(w: Option<&Workload>, e: &Event) -> Arc<str> {
+pub(crate) fn node_name(w: Option<&Workload>, e: &Event) -> Arc<str> {
     if let Some(w) = w {
         if let Some(p) = &w.pod
             && let Some(name) = &p.name

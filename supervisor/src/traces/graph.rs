@@ -18,28 +18,28 @@ use super::{link::LinkedSpan, span::Side};
 use crate::pipeline::{Sample, SampleValue};
 
 /// Requests per edge.
-pub const REQUESTS_METRIC: &str = "traces_service_graph_request_total";
+pub(crate) const REQUESTS_METRIC: &str = "traces_service_graph_request_total";
 /// Failed requests per edge.
-pub const FAILED_METRIC: &str = "traces_service_graph_request_failed_total";
+pub(crate) const FAILED_METRIC: &str = "traces_service_graph_request_failed_total";
 /// Server-side durations per edge.
-pub const SERVER_SECONDS_METRIC: &str = "traces_service_graph_request_server_seconds";
+pub(crate) const SERVER_SECONDS_METRIC: &str = "traces_service_graph_request_server_seconds";
 /// Client-side durations per edge.
-pub const CLIENT_SECONDS_METRIC: &str = "traces_service_graph_request_client_seconds";
+pub(crate) const CLIENT_SECONDS_METRIC: &str = "traces_service_graph_request_client_seconds";
 /// Edges not kept because the map was full.
-pub const OVERFLOW_METRIC: &str = "eunomia_service_graph_edges_overflow_total";
+pub(crate) const OVERFLOW_METRIC: &str = "eunomia_service_graph_edges_overflow_total";
 
 /// Log2 buckets of durations in µs (as the hot path's histograms).
 const BUCKETS: usize = 40;
 
 /// Who calls whom, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct EdgeKey {
+pub(crate) struct EdgeKey {
     /// The calling node.
-    pub client: Arc<str>,
+    pub(crate) client: Arc<str>,
     /// The called node.
-    pub server: Arc<str>,
+    pub(crate) server: Arc<str>,
     /// `""` (both ends seen), `virtual_node` (one end elsewhere) or `tcp`.
-    pub connection_type: &'static str,
+    pub(crate) connection_type: &'static str,
 }
 
 /// Counts of one edge (since the edge was first seen, or since the last
@@ -79,34 +79,34 @@ struct Edge {
 
 /// One edge as `eunomia map` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct EdgeView {
+pub(crate) struct EdgeView {
     /// The calling node.
-    pub client: String,
+    pub(crate) client: String,
     /// The called node.
-    pub server: String,
+    pub(crate) server: String,
     /// `""`, `virtual_node` or `tcp`.
-    pub connection_type: String,
+    pub(crate) connection_type: String,
     /// Requests (connections for `tcp`) since first seen.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Failed requests.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Requests per second since first seen.
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// 99th percentile of the client-side (else server-side) duration,
     /// seconds (upper bound of its log2 bucket); None without durations.
-    pub p99_seconds: Option<f64>,
+    pub(crate) p99_seconds: Option<f64>,
 }
 
 /// The map at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct MapView {
+pub(crate) struct MapView {
     /// Every edge, sorted.
-    pub edges: Vec<EdgeView>,
+    pub(crate) edges: Vec<EdgeView>,
 }
 
 /// The service graph of this host, bounded in edges.
 #[derive(Debug)]
-pub struct ServiceGraph {
+pub(crate) struct ServiceGraph {
     edges: HashMap<EdgeKey, Edge>,
     max_edges: usize,
     overflow: u64,
@@ -121,7 +121,7 @@ fn bucket(ns: u64) -> usize {
 
 impl ServiceGraph {
     /// An empty map of at most `max_edges` edges.
-    pub fn new(max_edges: usize) -> ServiceGraph {
+    pub(crate) fn new(max_edges: usize) -> ServiceGraph {
         ServiceGraph {
             edges: HashMap::new(),
             max_edges,
@@ -130,13 +130,9 @@ impl ServiceGraph {
         }
     }
 
-    /// Edges now.
-    pub fn len(&self) -> usize {
-        self.edges.len()
-    }
-
+    #[cfg(test)]
     /// Whether there is no edge.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.edges.is_empty()
     }
 
@@ -154,7 +150,7 @@ impl ServiceGraph {
     }
 
     /// Folds one linked span in (see the module docs for which count).
-    pub fn observe(&mut self, s: &LinkedSpan, now_ns: u64) {
+    pub(crate) fn observe(&mut self, s: &LinkedSpan, now_ns: u64) {
         let span = &s.span;
         let (key, client_ns, server_ns, failed) = match (span.side, &s.peer) {
             (Side::Server, Some(_)) => return, // counted at its client span
@@ -206,7 +202,7 @@ impl ServiceGraph {
 
     /// Counts `connections` new TCP connections from `client` to `server`
     /// (an edge of the hot path's TCP flows).
-    pub fn observe_tcp(
+    pub(crate) fn observe_tcp(
         &mut self,
         client: Arc<str>,
         server: Arc<str>,
@@ -225,12 +221,12 @@ impl ServiceGraph {
     }
 
     /// Forgets edges idle since before `cutoff_ns`.
-    pub fn expire(&mut self, cutoff_ns: u64) {
+    pub(crate) fn expire(&mut self, cutoff_ns: u64) {
         self.edges.retain(|_, e| e.last_ns >= cutoff_ns);
     }
 
     /// The service-graph samples of what changed since the last call.
-    pub fn take_samples(&mut self) -> Vec<Sample> {
+    pub(crate) fn take_samples(&mut self) -> Vec<Sample> {
         let mut out = Vec::new();
         for (k, e) in &mut self.edges {
             if e.delta.is_empty() {
@@ -281,7 +277,7 @@ impl ServiceGraph {
     }
 
     /// The map now, for `eunomia map`.
-    pub fn view(&self, now_ns: u64) -> MapView {
+    pub(crate) fn view(&self, now_ns: u64) -> MapView {
         let mut keys: Vec<&EdgeKey> = self.edges.keys().collect();
         keys.sort();
         let edges = keys

@@ -32,19 +32,19 @@ use super::span::{IdGen, Side, SpanIn};
 
 /// How linking is bounded.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkConfig {
+pub(crate) struct LinkConfig {
     /// How long a span waits for its parent before it is emitted.
-    pub hold: Duration,
+    pub(crate) hold: Duration,
     /// How long a span can be found by later spans.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Clock tolerance of the containment tests.
-    pub slack: Duration,
+    pub(crate) slack: Duration,
     /// The tolerance of a second try when nothing matched within `slack`
     /// (spans timed from when the agent read them are late by how long
     /// their record waited; a busy machine makes that milliseconds).
-    pub loose_slack: Duration,
+    pub(crate) loose_slack: Duration,
     /// Spans kept at most; beyond, the oldest is emitted early.
-    pub max_spans: usize,
+    pub(crate) max_spans: usize,
 }
 
 impl Default for LinkConfig {
@@ -63,7 +63,7 @@ impl Default for LinkConfig {
 /// A server span counts one outcome, a client span two (its server end,
 /// its parent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Server span whose client span is on this host (its parent).
     ServerParentClient,
     /// Server span that kept the application's `traceparent`.
@@ -90,7 +90,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in label order.
-    pub const ALL: [Outcome; 11] = [
+    pub(crate) const ALL: [Outcome; 11] = [
         Outcome::ServerParentClient,
         Outcome::ServerParentTraceparent,
         Outcome::ServerNoParent,
@@ -105,7 +105,7 @@ impl Outcome {
     ];
 
     /// The `outcome` label value.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::ServerParentClient => "server_parent_client",
             Outcome::ServerParentTraceparent => "server_parent_traceparent",
@@ -124,30 +124,30 @@ impl Outcome {
 
 /// The other end of a span's connection, found on this host.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// Its span id.
-    pub span_id: u64,
+    pub(crate) span_id: u64,
     /// Who it is.
-    pub node: Arc<str>,
+    pub(crate) node: Arc<str>,
     /// Its duration.
-    pub duration_ns: u64,
+    pub(crate) duration_ns: u64,
     /// Whether it failed.
-    pub failed: bool,
+    pub(crate) failed: bool,
 }
 
 /// A span with its place in a trace.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LinkedSpan {
+pub(crate) struct LinkedSpan {
     /// The span.
-    pub span: SpanIn,
+    pub(crate) span: SpanIn,
     /// Its id.
-    pub span_id: u64,
+    pub(crate) span_id: u64,
     /// Its trace.
-    pub trace_id: u128,
+    pub(crate) trace_id: u128,
     /// Its parent: a span of this host, or the application's.
-    pub parent_id: Option<u64>,
+    pub(crate) parent_id: Option<u64>,
     /// The other end of its connection, when on this host.
-    pub peer: Option<Peer>,
+    pub(crate) peer: Option<Peer>,
 }
 
 struct Entry {
@@ -165,7 +165,7 @@ struct Entry {
 }
 
 /// The linker: spans in, linked spans out (see the module docs).
-pub struct Linker {
+pub(crate) struct Linker {
     cfg: LinkConfig,
     ids: IdGen,
     spans: HashMap<u64, Entry>,
@@ -179,7 +179,7 @@ pub struct Linker {
 
 impl Linker {
     /// An empty linker.
-    pub fn new(cfg: LinkConfig, ids: IdGen) -> Linker {
+    pub(crate) fn new(cfg: LinkConfig, ids: IdGen) -> Linker {
         Linker {
             cfg,
             ids,
@@ -193,18 +193,20 @@ impl Linker {
         }
     }
 
+    #[cfg(test)]
     /// Spans held now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }
 
+    #[cfg(test)]
     /// Whether no span is held.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
 
     /// Counts per outcome so far.
-    pub fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
         Outcome::ALL
             .iter()
             .copied()
@@ -217,7 +219,7 @@ impl Linker {
 
     /// Takes one finished span that arrived at `now_ns`; returns spans
     /// emitted early to stay within `max_spans`.
-    pub fn push(&mut self, span: SpanIn, now_ns: u64) -> Vec<LinkedSpan> {
+    pub(crate) fn push(&mut self, span: SpanIn, now_ns: u64) -> Vec<LinkedSpan> {
         let mut out = Vec::new();
         while self.spans.len() >= self.cfg.max_spans.max(1) {
             let Some(old) = self.order.front().copied() else {
@@ -260,7 +262,7 @@ impl Linker {
 
     /// Spans whose hold is over at `now_ns`, linked; forgets spans older
     /// than the window.
-    pub fn drain(&mut self, now_ns: u64) -> Vec<LinkedSpan> {
+    pub(crate) fn drain(&mut self, now_ns: u64) -> Vec<LinkedSpan> {
         let hold = self.cfg.hold.as_nanos() as u64;
         let mut out = Vec::new();
         while let Some(&id) = self.pending.front() {
@@ -292,7 +294,7 @@ impl Linker {
     }
 
     /// Every span not yet emitted (at shutdown).
-    pub fn flush(&mut self) -> Vec<LinkedSpan> {
+    pub(crate) fn flush(&mut self) -> Vec<LinkedSpan> {
         self.drain(u64::MAX)
     }
 

@@ -2,9 +2,9 @@
 //! into call chains without writing into requests, and the service graph
 //! folds linked spans into edges client → server.
 
-pub mod event;
-pub mod graph;
-pub mod link;
-pub mod span;
-pub mod stage;
-pub mod svg;
+pub(crate) mod event;
+pub(crate) mod graph;
+pub(crate) mod link;
+pub(crate) mod span;
+pub(crate) mod stage;
+pub(crate) mod svg;

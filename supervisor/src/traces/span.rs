@@ -9,7 +9,7 @@ use std::{
 
 /// Which end of a request a span is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
+pub(crate) enum Side {
     /// This host served the request.
     Server,
     /// This host made the request.
@@ -18,16 +18,16 @@ pub enum Side {
 
 /// A W3C `traceparent` the application put into its request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TraceParent {
+pub(crate) struct TraceParent {
     /// The trace id.
-    pub trace_id: u128,
+    pub(crate) trace_id: u128,
     /// The span id of the application's span that made the request.
-    pub parent_id: u64,
+    pub(crate) parent_id: u64,
 }
 
 impl TraceParent {
     /// Parses the 32 and 16 hex digits of a `traceparent` header's ids.
-    pub fn from_hex(trace_id: &str, parent_id: &str) -> Option<TraceParent> {
+    pub(crate) fn from_hex(trace_id: &str, parent_id: &str) -> Option<TraceParent> {
         let trace_id = u128::from_str_radix(trace_id, 16).ok()?;
         let parent_id = u64::from_str_radix(parent_id, 16).ok()?;
         (trace_id != 0 && parent_id != 0).then_some(TraceParent {
@@ -40,33 +40,33 @@ impl TraceParent {
 /// One finished request, as the linker sees it. Times are in one clock
 /// for every span (nanoseconds).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SpanIn {
+pub(crate) struct SpanIn {
     /// Server or client.
-    pub side: Side,
+    pub(crate) side: Side,
     /// Process id (host namespace).
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Thread that read the request (server) or wrote it (client).
-    pub tid: u32,
+    pub(crate) tid: u32,
     /// When the request started.
-    pub start_ns: u64,
+    pub(crate) start_ns: u64,
     /// When the response was complete.
-    pub end_ns: u64,
+    pub(crate) end_ns: u64,
     /// This end of the connection.
-    pub local: SocketAddr,
+    pub(crate) local: SocketAddr,
     /// The other end.
-    pub remote: SocketAddr,
+    pub(crate) remote: SocketAddr,
     /// HTTP status code (0: none).
-    pub status: u16,
+    pub(crate) status: u16,
     /// The application's own trace context, if the request carried one.
-    pub traceparent: Option<TraceParent>,
+    pub(crate) traceparent: Option<TraceParent>,
     /// Who this end is: container, pod or service name (or the process).
-    pub node: Arc<str>,
+    pub(crate) node: Arc<str>,
 }
 
 impl SpanIn {
     /// The connection as `(client address, server address)`, the same for
     /// both ends of one TCP connection.
-    pub fn conn(&self) -> (SocketAddr, SocketAddr) {
+    pub(crate) fn conn(&self) -> (SocketAddr, SocketAddr) {
         match self.side {
             Side::Client => (self.local, self.remote),
             Side::Server => (self.remote, self.local),
@@ -74,12 +74,12 @@ impl SpanIn {
     }
 
     /// Duration in nanoseconds.
-    pub fn duration_ns(&self) -> u64 {
+    pub(crate) fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
 
     /// Whether the request failed (a 5xx, or no status at all).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.status >= 500 || self.status == 0
     }
 }
@@ -87,7 +87,7 @@ impl SpanIn {
 /// Hands out random, non-zero span and trace ids (splitmix64 over a
 /// per-process random seed; ids need to be unique, not secret).
 #[derive(Debug)]
-pub struct IdGen {
+pub(crate) struct IdGen {
     state: u64,
 }
 
@@ -100,13 +100,14 @@ impl Default for IdGen {
 }
 
 impl IdGen {
+    #[cfg(test)]
     /// A generator with a fixed seed (tests).
-    pub fn seeded(seed: u64) -> IdGen {
+    pub(crate) fn seeded(seed: u64) -> IdGen {
         IdGen { state: seed }
     }
 
     /// The next 64-bit id, never zero.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         loop {
             self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
             let mut z = self.state;
@@ -120,7 +121,7 @@ impl IdGen {
     }
 
     /// The next 128-bit trace id, never zero.
-    pub fn next_u128(&mut self) -> u128 {
+    pub(crate) fn next_u128(&mut self) -> u128 {
         (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64())
     }
 }

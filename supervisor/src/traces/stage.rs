@@ -30,9 +30,9 @@ use crate::{
 };
 
 /// Source name of the service-graph samples.
-pub const SOURCE: &str = "traces";
+pub(crate) const SOURCE: &str = "traces";
 /// Link outcomes, by `outcome`.
-pub const LINKS_METRIC: &str = "eunomia_trace_links_total";
+pub(crate) const LINKS_METRIC: &str = "eunomia_trace_links_total";
 /// Edges at most in the map.
 const MAX_EDGES: usize = 2048;
 /// Spans kept for the control API.
@@ -44,31 +44,31 @@ const EDGE_TTL: Duration = Duration::from_secs(600);
 
 /// One span as the control API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpanView {
+pub(crate) struct SpanView {
     /// 32 hex digits.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// 16 hex digits.
-    pub span_id: String,
+    pub(crate) span_id: String,
     /// 16 hex digits, when it has a parent.
-    pub parent_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
     /// `server` or `client`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Who this end is.
-    pub node: String,
+    pub(crate) node: String,
     /// The other end, when on this host.
-    pub peer: Option<String>,
+    pub(crate) peer: Option<String>,
     /// Process and thread.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Thread.
-    pub tid: u32,
+    pub(crate) tid: u32,
     /// This end's address.
-    pub local: String,
+    pub(crate) local: String,
     /// The other end's address.
-    pub remote: String,
+    pub(crate) remote: String,
     /// HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Duration, ns.
-    pub duration_ns: u64,
+    pub(crate) duration_ns: u64,
 }
 
 impl SpanView {
@@ -96,29 +96,29 @@ impl SpanView {
 
 /// What `eunomia map` gets from the agent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MapState {
+pub(crate) struct MapState {
     /// The service map.
-    pub map: MapView,
+    pub(crate) map: MapView,
     /// The latest linked spans, oldest first.
-    pub spans: VecDeque<SpanView>,
+    pub(crate) spans: VecDeque<SpanView>,
     /// Link outcomes so far.
-    pub links: Vec<(String, u64)>,
+    pub(crate) links: Vec<(String, u64)>,
 }
 
 /// The map as the stage last published it; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct MapHandle(Arc<Mutex<MapState>>);
+pub(crate) struct MapHandle(Arc<Mutex<MapState>>);
 
 impl MapHandle {
     /// The state as one JSON object.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::to_string(&*s).unwrap_or_else(|_| "{}".into())
     }
 }
 
 /// The stage (see the module docs).
-pub struct TracesStage {
+pub(crate) struct TracesStage {
     linker: Linker,
     graph: ServiceGraph,
     handle: MapHandle,
@@ -133,7 +133,7 @@ pub struct TracesStage {
 impl TracesStage {
     /// A stage reporting to `registry` and publishing to `handle` every
     /// `interval`.
-    pub fn new(registry: &Registry, handle: MapHandle, interval: Duration) -> TracesStage {
+    pub(crate) fn new(registry: &Registry, handle: MapHandle, interval: Duration) -> TracesStage {
         let counters = Outcome::ALL
             .iter()
             .map(|o| {
@@ -159,7 +159,7 @@ impl TracesStage {
     }
 
     /// Takes one (enriched) pipeline message.
-    pub fn on_message(&mut self, msg: &Message, now_ns: u64) {
+    pub(crate) fn on_message(&mut self, msg: &Message, now_ns: u64) {
         match msg {
             Message::Record(r) => {
                 let Some(mut span) = r
@@ -244,7 +244,7 @@ impl TracesStage {
 
     /// Every interval: the spans whose hold is over, the service-graph
     /// samples, the link counters and the published map.
-    pub fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
+    pub(crate) fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
         if self.last.elapsed() < self.interval {
             return None;
         }
@@ -254,7 +254,7 @@ impl TracesStage {
     }
 
     /// Emits everything held (at shutdown).
-    pub fn finish(&mut self, now_ns: u64) -> SampleBatch {
+    pub(crate) fn finish(&mut self, now_ns: u64) -> SampleBatch {
         let spans = self.linker.flush();
         self.emit(spans, now_ns);
         self.tick(now_ns, self.last.elapsed().as_secs_f64())

@@ -18,7 +18,7 @@ const MARGIN: f64 = 40.0;
 const TOP: f64 = 70.0;
 
 /// XML text with `& < > " '` escaped.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -90,7 +90,7 @@ fn human_duration(s: f64) -> String {
 }
 
 /// The label of an edge: `rate/s · errors % · p99`.
-pub fn edge_label(e: &EdgeView) -> String {
+pub(crate) fn edge_label(e: &EdgeView) -> String {
     let unit = if e.connection_type == "tcp" {
         "conn"
     } else {
@@ -122,7 +122,7 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// Renders `map` as an SVG document; `title` heads it.
-pub fn render(map: &MapView, title: &str) -> String {
+pub(crate) fn render(map: &MapView, title: &str) -> String {
     let edges = drawn(map);
     let layer = layers(&edges);
     let mut rows: BTreeMap<usize, Vec<&str>> = BTreeMap::new();

@@ -10,7 +10,7 @@ use std::{
     sync::OnceLock,
 };
 
-pub mod mounts;
+pub(crate) mod mounts;
 pub(crate) mod procfs;
 
 pub use mounts::CgroupMounts;

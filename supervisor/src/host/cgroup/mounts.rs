@@ -13,16 +13,16 @@ pub struct CgroupMounts {
     pub v2: Option<PathBuf>,
     /// The v1 hierarchies: mount point and the controllers bound to it
     /// (named hierarchies appear as `name=systemd`).
-    pub v1: Vec<V1Mount>,
+    pub(crate) v1: Vec<V1Mount>,
 }
 
 /// One mounted v1 hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct V1Mount {
+pub(crate) struct V1Mount {
     /// Where it is mounted.
-    pub mount_point: PathBuf,
+    pub(crate) mount_point: PathBuf,
     /// Its controllers (`cpu`, `cpuacct`, `memory`, `name=systemd`, ...).
-    pub controllers: Vec<String>,
+    pub(crate) controllers: Vec<String>,
 }
 
 impl CgroupMounts {
@@ -35,7 +35,7 @@ impl CgroupMounts {
 
     /// Parses the text of a `mountinfo` file. The first `cgroup2` mount wins;
     /// a v1 hierarchy mounted twice is kept once.
-    pub fn parse(mountinfo: &str) -> CgroupMounts {
+    pub(crate) fn parse(mountinfo: &str) -> CgroupMounts {
         let mut mounts = CgroupMounts::default();
         for line in mountinfo.lines() {
             let Some(entry) = parse_line(line) else {

@@ -6,23 +6,23 @@
 
 /// The cgroups one process is in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcCgroups {
+pub(crate) struct ProcCgroups {
     /// The v2 path, if the v2 hierarchy is mounted.
-    pub v2: Option<String>,
+    pub(crate) v2: Option<String>,
     /// The v1 paths: (controllers, path).
-    pub v1: Vec<(String, String)>,
+    pub(crate) v1: Vec<(String, String)>,
 }
 
 impl ProcCgroups {
     /// Reads `/proc/PID/cgroup`; `None` when the process is gone.
-    pub fn read(pid: u32) -> Option<ProcCgroups> {
+    pub(crate) fn read(pid: u32) -> Option<ProcCgroups> {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .ok()
             .map(|text| Self::parse(&text))
     }
 
     /// Parses the text of a `/proc/PID/cgroup` file.
-    pub fn parse(text: &str) -> ProcCgroups {
+    pub(crate) fn parse(text: &str) -> ProcCgroups {
         let mut out = ProcCgroups::default();
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
@@ -43,7 +43,7 @@ impl ProcCgroups {
     /// The v1 paths in the order worth trying for container names: the
     /// systemd hierarchy first (runtimes always place processes there), then
     /// the common controllers.
-    pub fn v1_candidates(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn v1_candidates(&self) -> impl Iterator<Item = &str> {
         const ORDER: &[&str] = &["name=systemd", "cpu", "cpuacct", "memory", "pids"];
         let rank = |controllers: &str| {
             ORDER

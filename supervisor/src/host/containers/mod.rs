@@ -4,8 +4,8 @@
 //! files. Asked by enrichment, the container stats source and the log
 //! source.
 
-pub mod naming;
-pub mod runtimes;
+pub(crate) mod naming;
+pub(crate) mod runtimes;
 
-pub use naming::{Classification, classify};
-pub use runtimes::{ContainerFacts, RuntimeFiles};
+pub(crate) use naming::{Classification, classify};
+pub(crate) use runtimes::{ContainerFacts, RuntimeFiles};

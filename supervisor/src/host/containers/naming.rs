@@ -19,30 +19,30 @@ use model::{QosClass, Runtime};
 
 /// What a cgroup path names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Classification {
+pub(crate) struct Classification {
     /// The outermost container on the path: runtime and full id.
-    pub container: Option<(Runtime, String)>,
+    pub(crate) container: Option<(Runtime, String)>,
     /// The pod: uid (with '-', as Kubernetes spells it) and QoS class.
-    pub pod: Option<(String, QosClass)>,
+    pub(crate) pod: Option<(String, QosClass)>,
     /// The innermost systemd service above any container (`nginx` for
     /// `nginx.service`).
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// `/<namespace>/<id>`, where plain containerd (`ctr`, nerdctl with
     /// the cgroupfs driver) puts its tasks: (namespace, id). Any cgroup can
     /// have this shape, so it names a container only once containerd's
     /// state shows such a task.
-    pub containerd_task: Option<(String, String)>,
+    pub(crate) containerd_task: Option<(String, String)>,
 }
 
 impl Classification {
     /// Whether the path names anything at all.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.container.is_none() && self.pod.is_none() && self.service.is_none()
     }
 }
 
 /// Classifies a cgroup path relative to its hierarchy's root.
-pub fn classify(path: &str) -> Classification {
+pub(crate) fn classify(path: &str) -> Classification {
     let mut out = Classification::default();
     let mut parent = "";
     let mut in_kubepods = false;

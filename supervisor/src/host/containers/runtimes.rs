@@ -21,46 +21,46 @@ use std::{
 use serde::Deserialize;
 
 /// The containerd namespace of the CRI plugin.
-pub const CRI_NAMESPACE: &str = "k8s.io";
+pub(crate) const CRI_NAMESPACE: &str = "k8s.io";
 
 /// What a runtime's files say about one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerFacts {
+pub(crate) struct ContainerFacts {
     /// The container's name (`docker run --name`, the CRI container name).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The image it was started from, as the user named it.
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// The pod, for a CRI container whose bundle names it.
-    pub pod: Option<PodFacts>,
+    pub(crate) pod: Option<PodFacts>,
     /// The CRI pod sandbox (pause container), never an app container.
-    pub sandbox: bool,
+    pub(crate) sandbox: bool,
 }
 
 /// A pod as the CRI annotations name it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PodFacts {
+pub(crate) struct PodFacts {
     /// The pod's name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Its namespace.
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Its uid.
-    pub uid: Option<String>,
+    pub(crate) uid: Option<String>,
 }
 
 /// Where each runtime keeps its per-container files (`None`: not a source).
 #[derive(Debug, Clone, Default)]
-pub struct RuntimeFiles {
+pub(crate) struct RuntimeFiles {
     /// Docker's container directory (`/var/lib/docker/containers`).
-    pub docker_root: Option<PathBuf>,
+    pub(crate) docker_root: Option<PathBuf>,
     /// Podman's storage root (`/var/lib/containers/storage`).
-    pub podman_root: Option<PathBuf>,
+    pub(crate) podman_root: Option<PathBuf>,
     /// containerd's state directory (`/run/containerd`).
-    pub containerd_state: Option<PathBuf>,
+    pub(crate) containerd_state: Option<PathBuf>,
 }
 
 impl RuntimeFiles {
     /// Docker's facts about container `id`.
-    pub fn docker(&self, id: &str) -> Option<ContainerFacts> {
+    pub(crate) fn docker(&self, id: &str) -> Option<ContainerFacts> {
         #[derive(Deserialize)]
         struct Config {
             #[serde(rename = "Name")]
@@ -83,7 +83,7 @@ impl RuntimeFiles {
     }
 
     /// Podman's facts about container `id`.
-    pub fn podman(&self, id: &str) -> Option<ContainerFacts> {
+    pub(crate) fn podman(&self, id: &str) -> Option<ContainerFacts> {
         #[derive(Deserialize)]
         struct Entry {
             id: String,
@@ -113,13 +113,13 @@ impl RuntimeFiles {
 
     /// containerd's facts about container `id` in `namespace`, from its
     /// task bundle; `None` when no such task runs.
-    pub fn containerd(&self, namespace: &str, id: &str) -> Option<ContainerFacts> {
+    pub(crate) fn containerd(&self, namespace: &str, id: &str) -> Option<ContainerFacts> {
         let annotations = self.bundle_annotations(namespace, id)?;
         Some(facts_from_annotations(&annotations, id))
     }
 
     /// Whether containerd runs task `id` in `namespace`.
-    pub fn has_containerd_task(&self, namespace: &str, id: &str) -> bool {
+    pub(crate) fn has_containerd_task(&self, namespace: &str, id: &str) -> bool {
         is_plain_name(namespace)
             && is_plain_name(id)
             && self
@@ -129,7 +129,7 @@ impl RuntimeFiles {
 
     /// The namespace whose task bundle holds `id`: the CRI namespace first,
     /// then every other one.
-    pub fn containerd_namespace_of(&self, id: &str) -> Option<String> {
+    pub(crate) fn containerd_namespace_of(&self, id: &str) -> Option<String> {
         let tasks = self.containerd_tasks()?;
         if tasks.join(CRI_NAMESPACE).join(id).is_dir() {
             return Some(CRI_NAMESPACE.to_owned());
@@ -144,7 +144,11 @@ impl RuntimeFiles {
     /// The CRI app container `name` of the pod with uid `pod_uid` that
     /// containerd runs: its id and facts (the newest bundle when it
     /// restarted); `None` when no such task runs.
-    pub fn cri_container(&self, pod_uid: &str, name: &str) -> Option<(String, ContainerFacts)> {
+    pub(crate) fn cri_container(
+        &self,
+        pod_uid: &str,
+        name: &str,
+    ) -> Option<(String, ContainerFacts)> {
         let dir = self.containerd_tasks()?.join(CRI_NAMESPACE);
         let mut found: Vec<(std::time::SystemTime, String, ContainerFacts)> =
             std::fs::read_dir(dir)
@@ -227,7 +231,7 @@ fn facts_from_annotations(annotations: &HashMap<String, String>, id: &str) -> Co
 
 /// containerd namespaces and ids: letters, digits, `_`, `-`, `.`; never a
 /// path component that walks elsewhere.
-pub fn is_plain_name(s: &str) -> bool {
+pub(crate) fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 76
         && s != "."

@@ -25,15 +25,15 @@ use super::{
 /// `[sinks.otlp.buffer]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BufferConfig {
+pub(crate) struct BufferConfig {
     /// Batches kept in memory.
-    pub max_batches: usize,
+    pub(crate) max_batches: usize,
     /// Encoded bytes kept in memory.
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// Directory to spill to when memory is full (off when absent).
-    pub spill_dir: Option<PathBuf>,
+    pub(crate) spill_dir: Option<PathBuf>,
     /// Bytes kept in the spill directory.
-    pub spill_max_bytes: u64,
+    pub(crate) spill_max_bytes: u64,
 }
 
 impl Default for BufferConfig {
@@ -53,7 +53,7 @@ const FIRST_SEQ: u64 = 1 << 40;
 
 /// One export request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Batch {
+pub(crate) enum Batch {
     /// Metrics.
     Metrics(ExportMetricsServiceRequest),
     /// Logs.
@@ -64,7 +64,7 @@ pub enum Batch {
 
 impl Batch {
     /// `metrics` or `logs`.
-    pub fn signal(&self) -> &'static str {
+    pub(crate) fn signal(&self) -> &'static str {
         match self {
             Batch::Metrics(_) => "metrics",
             Batch::Logs(_) => "logs",
@@ -73,7 +73,7 @@ impl Batch {
     }
 
     /// Data points or log records in it.
-    pub fn items(&self) -> u64 {
+    pub(crate) fn items(&self) -> u64 {
         match self {
             Batch::Metrics(m) => metric_points(m),
             Batch::Logs(l) => log_records(l),
@@ -83,7 +83,7 @@ impl Batch {
 
     /// Two halves of the batch (in order), or the batch itself when it is
     /// one item (or one metric) that cannot be split.
-    pub fn split(self) -> Result<(Batch, Batch), Batch> {
+    pub(crate) fn split(self) -> Result<(Batch, Batch), Batch> {
         match self {
             Batch::Metrics(m) => split_metrics(m)
                 .map(|(a, b)| (Batch::Metrics(a), Batch::Metrics(b)))
@@ -225,20 +225,20 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// A batch taken from the buffer, to be confirmed ([`ExportBuffer::done`])
 /// or given back ([`ExportBuffer::give_back`]).
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The batch.
-    pub batch: Batch,
+    pub(crate) batch: Batch,
     bytes: usize,
     file: Option<PathBuf>,
 }
 
 /// What was dropped to make room: signal and items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     /// `metrics` or `logs`.
-    pub signal: &'static str,
+    pub(crate) signal: &'static str,
     /// Data points or log records.
-    pub items: u64,
+    pub(crate) items: u64,
 }
 
 #[derive(Debug)]
@@ -249,7 +249,7 @@ struct SpillFile {
 
 /// The buffer.
 #[derive(Debug)]
-pub struct ExportBuffer {
+pub(crate) struct ExportBuffer {
     config: BufferConfig,
     mem: VecDeque<Entry>,
     mem_bytes: usize,
@@ -261,7 +261,7 @@ pub struct ExportBuffer {
 impl ExportBuffer {
     /// An empty buffer; with a spill directory, batches spilled by an
     /// earlier run are picked up (in order) first.
-    pub fn new(config: BufferConfig) -> std::io::Result<ExportBuffer> {
+    pub(crate) fn new(config: BufferConfig) -> std::io::Result<ExportBuffer> {
         let mut b = ExportBuffer {
             config,
             mem: VecDeque::new(),
@@ -302,7 +302,7 @@ impl ExportBuffer {
     }
 
     /// Appends `batch`; returns what had to be dropped for it (oldest first).
-    pub fn push(&mut self, batch: Batch) -> Vec<Dropped> {
+    pub(crate) fn push(&mut self, batch: Batch) -> Vec<Dropped> {
         let bytes = batch.encoded_len();
         let mut dropped = Vec::new();
         let mem_full = self.mem.len() >= self.config.max_batches
@@ -367,7 +367,7 @@ impl ExportBuffer {
     /// Writes the batches held in memory to the spill directory, ahead of
     /// the spilled ones, so the next run sends them first; returns how many
     /// were written. Without a spill directory nothing happens.
-    pub fn persist(&mut self) -> std::io::Result<usize> {
+    pub(crate) fn persist(&mut self) -> std::io::Result<usize> {
         let Some(dir) = self.config.spill_dir.clone() else {
             return Ok(0);
         };
@@ -391,7 +391,7 @@ impl ExportBuffer {
     }
 
     /// Takes the oldest batch (from memory, else from disk).
-    pub fn take(&mut self) -> Option<Entry> {
+    pub(crate) fn take(&mut self) -> Option<Entry> {
         if let Some(e) = self.mem.pop_front() {
             self.mem_bytes -= e.bytes;
             return Some(e);
@@ -416,7 +416,7 @@ impl ExportBuffer {
     }
 
     /// Puts a taken batch back at the front (its export failed).
-    pub fn give_back(&mut self, e: Entry) {
+    pub(crate) fn give_back(&mut self, e: Entry) {
         if e.file.is_some() {
             self.disk_bytes += e.bytes as u64;
             self.disk.push_front(SpillFile {
@@ -431,7 +431,7 @@ impl ExportBuffer {
 
     /// Puts `batch` at the front of the queue, in memory (the halves of a
     /// batch the core found too large); nothing is dropped for it.
-    pub fn put_front(&mut self, batch: Batch) {
+    pub(crate) fn put_front(&mut self, batch: Batch) {
         let bytes = batch.encoded_len();
         self.mem_bytes += bytes;
         self.mem.push_front(Entry {
@@ -442,24 +442,24 @@ impl ExportBuffer {
     }
 
     /// Confirms a taken batch was delivered (removes its spill file).
-    pub fn done(&mut self, e: Entry) {
+    pub(crate) fn done(&mut self, e: Entry) {
         if let Some(path) = e.file {
             let _ = std::fs::remove_file(path);
         }
     }
 
     /// Batches held (memory and disk).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.mem.len() + self.disk.len()
     }
 
     /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes held (memory and disk).
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.mem_bytes as u64 + self.disk_bytes
     }
 }

@@ -21,10 +21,10 @@ use model::{EventView, ValueRef};
 use crate::aggregate::{Histogram, MetricKind, MetricSnapshot, Point, PointValue, Snapshot};
 
 /// The instrumentation scope name of everything eunomia exports.
-pub const SCOPE: &str = "eunomia";
+pub(crate) const SCOPE: &str = "eunomia";
 
 /// A string attribute.
-pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {
+pub(crate) fn kv(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue {
@@ -36,7 +36,7 @@ pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {
 
 /// The semantic-conventions key of a model field or label (itself when the
 /// model name already is one, as `container.id` and `k8s.pod.name` are).
-pub fn semconv_key(name: &str) -> &str {
+pub(crate) fn semconv_key(name: &str) -> &str {
     match name {
         "proc.pid" => "process.pid",
         "proc.ppid" => "process.parent_pid",
@@ -261,7 +261,7 @@ pub fn logs_request(records: Vec<LogRecord>, resource: &Resource) -> ExportLogsS
 }
 
 /// Number of data points in a metrics request.
-pub fn metric_points(req: &ExportMetricsServiceRequest) -> u64 {
+pub(crate) fn metric_points(req: &ExportMetricsServiceRequest) -> u64 {
     req.resource_metrics
         .iter()
         .flat_map(|r| &r.scope_metrics)
@@ -276,7 +276,7 @@ pub fn metric_points(req: &ExportMetricsServiceRequest) -> u64 {
 }
 
 /// Number of log records in a logs request.
-pub fn log_records(req: &ExportLogsServiceRequest) -> u64 {
+pub(crate) fn log_records(req: &ExportLogsServiceRequest) -> u64 {
     req.resource_logs
         .iter()
         .flat_map(|r| &r.scope_logs)

@@ -6,10 +6,10 @@
 //! with exponential backoff while the core is unreachable, so what was kept
 //! arrives in order once it is back.
 
-pub mod buffer;
+pub(crate) mod buffer;
 pub mod encode;
 mod sender;
-pub mod traces;
+pub(crate) mod traces;
 
 use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
@@ -45,7 +45,7 @@ use crate::{
 /// Compression of export requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Compression {
+pub(crate) enum Compression {
     /// None.
     None,
     /// gzip.
@@ -56,15 +56,15 @@ pub enum Compression {
 /// `[sinks.otlp.tls]`: for `https://` endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     /// PEM CA bundle to trust (in addition to the system's roots).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// PEM client certificate (mutual TLS).
-    pub cert_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
     /// PEM client key (mutual TLS).
-    pub key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     /// Server name to verify instead of the endpoint's host.
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
 }
 
 /// `[sinks.otlp]`.
@@ -76,17 +76,17 @@ pub struct OtlpConfig {
     /// `http://host:port` or `https://host:port` (default port 4317).
     pub endpoint: String,
     /// Where metrics go instead of `endpoint` (used as is, as OTLP/gRPC does).
-    pub metrics_endpoint: Option<String>,
+    pub(crate) metrics_endpoint: Option<String>,
     /// Where logs go instead of `endpoint`.
-    pub logs_endpoint: Option<String>,
+    pub(crate) logs_endpoint: Option<String>,
     /// Where traces go instead of `endpoint`.
-    pub traces_endpoint: Option<String>,
+    pub(crate) traces_endpoint: Option<String>,
     /// Extra gRPC metadata sent with every request (e.g. an API key).
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// TLS settings for `https://` endpoints.
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
     /// Request compression.
-    pub compression: Compression,
+    pub(crate) compression: Compression,
     /// How often metrics are exported (and log batches flushed).
     #[serde(with = "humantime_serde")]
     pub export_interval: Duration,
@@ -95,27 +95,27 @@ pub struct OtlpConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Export events as OTLP logs.
-    pub logs: bool,
+    pub(crate) logs: bool,
     /// Export span events (HTTP requests) as OTLP traces (else, with
     /// `logs`, as log records).
-    pub traces: bool,
+    pub(crate) traces: bool,
     /// Log records per logs request (a full batch is sent before the interval ends).
-    pub max_logs_per_batch: usize,
+    pub(crate) max_logs_per_batch: usize,
     /// Log records queued between the pipeline and the sink.
     pub logs_queue: usize,
     /// First retry delay after a failed export; doubles up to `max_backoff`.
     #[serde(with = "humantime_serde")]
-    pub initial_backoff: Duration,
+    pub(crate) initial_backoff: Duration,
     /// Longest retry delay.
     #[serde(with = "humantime_serde")]
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
     /// How long the agent's stop may wait for the core: the batches still
     /// undelivered then are spilled (with a spill directory) or dropped and
     /// counted. Keep it below the service manager's stop timeout.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// What is kept while the core is unreachable.
-    pub buffer: BufferConfig,
+    pub(crate) buffer: BufferConfig,
 }
 
 impl Default for OtlpConfig {
@@ -145,7 +145,7 @@ impl Default for OtlpConfig {
 
 impl OtlpConfig {
     /// Checks values; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !self.enabled {
             return Ok(());
         }
@@ -192,23 +192,23 @@ impl OtlpConfig {
 
 impl OtlpConfig {
     /// Where metrics requests go.
-    pub fn metrics_endpoint(&self) -> &str {
+    pub(crate) fn metrics_endpoint(&self) -> &str {
         self.metrics_endpoint.as_deref().unwrap_or(&self.endpoint)
     }
 
     /// Where logs requests go.
-    pub fn logs_endpoint(&self) -> &str {
+    pub(crate) fn logs_endpoint(&self) -> &str {
         self.logs_endpoint.as_deref().unwrap_or(&self.endpoint)
     }
 
     /// Where traces requests go.
-    pub fn traces_endpoint(&self) -> &str {
+    pub(crate) fn traces_endpoint(&self) -> &str {
         self.traces_endpoint.as_deref().unwrap_or(&self.endpoint)
     }
 }
 
 /// Checks that `endpoint` is `http(s)://host[:port]`; `key` names it in the message.
-pub fn check_endpoint(key: &str, endpoint: &str) -> Result<(), String> {
+pub(crate) fn check_endpoint(key: &str, endpoint: &str) -> Result<(), String> {
     let uri = tonic::codegen::http::Uri::from_str(endpoint)
         .map_err(|e| format!("{key} {endpoint:?}: {e}"))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
@@ -247,7 +247,7 @@ pub enum OtlpError {
 
 /// What the consume loop queues for the producer.
 #[derive(Debug)]
-pub enum Item {
+pub(crate) enum Item {
     /// An event as a log record.
     Log(LogRecord),
     /// A span event as a span.
@@ -256,7 +256,7 @@ pub enum Item {
 
 /// The handle the consume loop uses to hand events to the sink.
 #[derive(Debug, Clone)]
-pub struct LogSender {
+pub(crate) struct LogSender {
     tx: mpsc::Sender<Item>,
     logs: bool,
     traces: bool,
@@ -283,7 +283,7 @@ impl EventSink for LogSender {
 impl LogSender {
     /// Queues `ev` as a log record without waiting; drops and counts it
     /// when the queue is full.
-    pub fn send(&self, ev: &dyn EventView) {
+    pub(crate) fn send(&self, ev: &dyn EventView) {
         let record = Item::Log(encode::log_record(ev, now_ns()));
         if self.tx.try_send(record).is_err() {
             self.queue_full.inc();
@@ -293,7 +293,7 @@ impl LogSender {
 
 /// Starts the sink's producer and sender tasks; events go to the sender it
 /// hands back when logs are on.
-pub fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpError> {
+pub(crate) fn start(config: &OtlpConfig, ctx: &SinkContext) -> Result<Started, OtlpError> {
     let metrics_channel = channel(config, config.metrics_endpoint())?;
     let logs_channel = match config.logs_endpoint() == config.metrics_endpoint() {
         true => metrics_channel.clone(),

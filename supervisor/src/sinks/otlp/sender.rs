@@ -38,7 +38,7 @@ use super::{OtlpConfig, Shared, buffer::Batch};
 use crate::sinks::{Outcome as Export, SinkStats};
 
 /// The longest request deadline, as a multiple of `timeout`.
-pub const SLOW_CORE_FACTOR: u32 = 4;
+pub(crate) const SLOW_CORE_FACTOR: u32 = 4;
 
 /// Whether a request ended because its deadline passed: the server's
 /// `DEADLINE_EXCEEDED`, or tonic's own `CANCELLED: Timeout expired`.

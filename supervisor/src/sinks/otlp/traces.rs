@@ -22,15 +22,15 @@ use crate::pipeline::ToolRecord;
 
 /// A span with the workload labels that make its resource.
 #[derive(Debug, Clone)]
-pub struct ResourceSpan {
+pub(crate) struct ResourceSpan {
     /// Workload labels (`container.id`, `k8s.pod.name`, ...), as resource attributes.
-    pub resource: Vec<KeyValue>,
+    pub(crate) resource: Vec<KeyValue>,
     /// The span.
-    pub span: Span,
+    pub(crate) span: Span,
 }
 
 /// The OTLP span of a span event; None for other events or without ids.
-pub fn span_of(rec: &ToolRecord) -> Option<ResourceSpan> {
+pub(crate) fn span_of(rec: &ToolRecord) -> Option<ResourceSpan> {
     let kind = SpanKind::of_name(rec.kind())?;
     let ids = SpanContext::read(rec)?;
     let ev = rec.record.as_event()?;
@@ -132,7 +132,10 @@ fn any_value(v: ValueRef<'_>) -> AnyValue {
 
 /// The export request for a batch of spans: one resource per workload
 /// (the host's attributes plus the workload's), in first-seen order.
-pub fn traces_request(spans: Vec<ResourceSpan>, host: &Resource) -> ExportTraceServiceRequest {
+pub(crate) fn traces_request(
+    spans: Vec<ResourceSpan>,
+    host: &Resource,
+) -> ExportTraceServiceRequest {
     let mut groups: Vec<(Vec<KeyValue>, Vec<Span>)> = Vec::new();
     for s in spans {
         match groups.iter_mut().find(|(r, _)| *r == s.resource) {
@@ -163,7 +166,7 @@ pub fn traces_request(spans: Vec<ResourceSpan>, host: &Resource) -> ExportTraceS
 }
 
 /// Spans in a request.
-pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
+pub(crate) fn span_count(req: &ExportTraceServiceRequest) -> u64 {
     req.resource_spans
         .iter()
         .flat_map(|r| &r.scope_spans)
@@ -172,7 +175,7 @@ pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
 }
 
 /// Halves a traces request at the outermost list with more than one entry.
-pub fn split(
+pub(crate) fn split(
     mut req: ExportTraceServiceRequest,
 ) -> Result<(ExportTraceServiceRequest, ExportTraceServiceRequest), ExportTraceServiceRequest> {
     let rs = &mut req.resource_spans;

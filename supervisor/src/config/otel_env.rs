@@ -30,18 +30,18 @@ use crate::{config::Config, sinks::otlp::Compression};
 
 /// What became of one environment variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvSetting {
+pub(crate) struct EnvSetting {
     /// The variable, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub var: String,
+    pub(crate) var: String,
     /// The configuration key it maps to.
-    pub key: String,
+    pub(crate) key: String,
     /// Applied, or why not.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
 }
 
 /// Whether an environment variable took effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It set the key to the value shown (header values are not shown).
     Applied(String),
     /// The configuration file sets the key; the file's value is used.
@@ -67,26 +67,26 @@ impl fmt::Display for EnvSetting {
 /// An `OTEL_*` variable whose value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}={value:?}: {message}")]
-pub struct EnvError {
+pub(crate) struct EnvError {
     /// The variable.
-    pub var: &'static str,
+    pub(crate) var: &'static str,
     /// Its value (header values are elided).
-    pub value: String,
+    pub(crate) value: String,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Reads one variable; empty counts as unset.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment as a [`Lookup`].
-pub fn process_env(var: &str) -> Option<String> {
+pub(crate) fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Applies the variables `env` yields to `config`; `file` is the parsed
 /// configuration file (empty without one), to know which keys it sets.
-pub fn apply(
+pub(crate) fn apply(
     config: &mut Config,
     file: &toml::Table,
     env: Lookup<'_>,
@@ -329,7 +329,7 @@ fn file_has(table: &toml::Table, key: &str) -> bool {
 
 /// `key1=value1,key2=value2` as the specification's W3C-baggage-like
 /// format: keys and values trimmed, values percent-decoded.
-pub fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for item in text.split(',') {
         if item.trim().is_empty() {

@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod live;
+
 /// eBPF observability and security agent.
 ///
 /// eunomia counts syscalls and TCP connections in the kernel at near-zero cost,
@@ -30,12 +32,12 @@ pub struct Cli {
 
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the agent in the foreground (systemd runs this).
     ///
     /// Loads the hot-path BPF programs, polls their kernel maps every
@@ -73,7 +75,7 @@ pub enum Command {
     /// the running agent's snapshots over the control socket; without an
     /// agent it loads the hot path itself (root). --json prints one
     /// snapshot per interval as a JSON line.
-    Top(crate::cli_live::TopArgs),
+    Top(crate::cli::live::TopArgs),
     /// Watch live HTTP requests: one line each with the workload (container,
     /// pod, service or process), method, path, status, duration and peer.
     ///
@@ -83,7 +85,7 @@ pub enum Command {
     Http(HttpArgs),
     /// Advice from what workloads really did.
     #[command(subcommand)]
-    Advise(crate::cli_live::AdviseCommand),
+    Advise(crate::cli::live::AdviseCommand),
     /// Draw the service map of this host: who calls whom, how often, how
     /// many fail and how slow.
     ///
@@ -118,7 +120,7 @@ pub enum Command {
 
 /// `eunomia rules ...`.
 #[derive(Debug, Subcommand)]
-pub enum RulesCommand {
+pub(crate) enum RulesCommand {
     /// Check rules files: print each error as `file:line:col: message` with
     /// the offending text underlined (exit code 2), or list the rules loaded.
     Check(RulesCheckArgs),
@@ -126,110 +128,110 @@ pub enum RulesCommand {
 
 /// Arguments of `eunomia rules check`.
 #[derive(Debug, Args)]
-pub struct RulesCheckArgs {
+pub(crate) struct RulesCheckArgs {
     /// Rules files or directories (their `*.toml` files, in name order).
     #[arg(value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Load the built-in default rules first, as the agent does, so the
     /// files may use their lists and macros.
     #[arg(long)]
-    pub with_defaults: bool,
+    pub(crate) with_defaults: bool,
     /// One JSON object per line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Arguments of `eunomia flamegraph`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").args(["pid", "cgroup", "container"])))]
-pub struct FlamegraphArgs {
+pub(crate) struct FlamegraphArgs {
     /// Profile this process (all its threads).
     #[arg(long, value_name = "PID")]
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// Profile every process of this cgroup v2 directory (absolute, or
     /// relative to the v2 root, e.g. `system.slice/nginx.service`).
     #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<PathBuf>,
+    pub(crate) cgroup: Option<PathBuf>,
     /// Profile this container: its name, id, or an id prefix of at least 4
     /// digits (docker, podman, containerd, CRI; names from the runtimes'
     /// files where `--config`'s `[enrich]` section says they are).
     #[arg(long, value_name = "NAME|ID")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// Configuration file whose `[enrich]` section applies (default
     /// /etc/eunomia/eunomia.toml when it exists).
     #[arg(long, short, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// How long to sample.
     #[arg(long = "for", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Samples per second per CPU.
     #[arg(long, value_name = "HZ", default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub freq: u64,
+    pub(crate) freq: u64,
     /// Off-CPU time (where it blocks) instead of on-CPU time.
     #[arg(long)]
-    pub off_cpu: bool,
+    pub(crate) off_cpu: bool,
     /// Only user-space frames (skip kernel stacks).
     #[arg(long)]
-    pub user_only: bool,
+    pub(crate) user_only: bool,
     /// How user stacks are unwound: `fp` walks frame pointers in the kernel;
     /// `dwarf` copies the top 16 KiB of each sampled user stack and unwinds
     /// it with the binaries' `.eh_frame` tables (complete stacks for
     /// optimized code built without frame pointers); `auto` picks per
     /// program.
     #[arg(long, value_enum, default_value_t = crate::flamegraph::unwind::UnwindMode::Auto)]
-    pub unwind: crate::flamegraph::unwind::UnwindMode,
+    pub(crate) unwind: crate::flamegraph::unwind::UnwindMode,
     /// Also print what sampling cost: kernel time per sample (needs
     /// `sysctl kernel.bpf_stats_enabled=1`), unwinding time per sample and
     /// stack bytes copied.
     #[arg(long)]
-    pub cost: bool,
+    pub(crate) cost: bool,
     /// Write folded stacks (`frame;frame count` lines) instead of SVG.
     #[arg(long)]
-    pub folded: bool,
+    pub(crate) folded: bool,
     /// Compare with an earlier recording (folded stacks, as `--folded`
     /// writes them): a differential flame graph, red where stacks grew,
     /// blue where they shrank (the earlier one scaled to the same total).
     /// With `--folded`, writes `stack before after` lines.
     #[arg(long, value_name = "BEFORE.folded")]
-    pub diff: Option<PathBuf>,
+    pub(crate) diff: Option<PathBuf>,
     /// The output file.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 }
 
 /// Arguments of `eunomia run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Configuration file (TOML). Without it the built-in defaults apply.
     #[arg(long, short, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Stop after this long (e.g. `5s`, `2m`); default: run until signalled.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// How often to poll the kernel maps (e.g. `1s`); overrides the
     /// configuration's `agent.poll_interval` (default 10s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub interval: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
     /// How many syscalls to show in each interval's summary.
     #[arg(long, value_name = "N", default_value_t = 5)]
-    pub top: usize,
+    pub(crate) top: usize,
     /// Print each interval's summary as one JSON object per line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also print every sample batch the sources produce (per-cgroup
     /// syscalls, TCP sessions, hot-path drop counters) as one JSON object
     /// per line: `{"source", "interval_s", "samples": [...]}`.
     #[arg(long)]
-    pub samples: bool,
+    pub(crate) samples: bool,
     /// The control API's socket; overrides `agent.control_socket`
     /// (default /run/eunomia/eunomia.sock).
     #[arg(long, value_name = "PATH", env = "EUNOMIA_SOCKET")]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
 }
 
 /// `eunomia tools ...`.
 #[derive(Debug, Subcommand)]
-pub enum ToolsCommand {
+pub(crate) enum ToolsCommand {
     /// List every tool of the manifest and whether it can run here.
     ///
     /// STATUS is `ready`, `missing binary` or `unsupported` (with the reason,
@@ -266,88 +268,88 @@ pub enum ToolsCommand {
 }
 
 /// The running agent's control socket.
-pub const DEFAULT_SOCKET: &str = "/run/eunomia/eunomia.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/run/eunomia/eunomia.sock";
 
 /// Where the tools manifest comes from.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ManifestArgs {
+pub(crate) struct ManifestArgs {
     /// Configuration file whose `[tools]` section applies (default
     /// /etc/eunomia/eunomia.toml when it exists).
     #[arg(long, short, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Use this manifest instead of the built-in one.
     #[arg(long, value_name = "FILE")]
-    pub manifest: Option<PathBuf>,
+    pub(crate) manifest: Option<PathBuf>,
     /// Also read every `*.toml` in this directory (repeatable); entries
     /// replace built-in ones of the same name.
     #[arg(long = "manifest-dir", value_name = "DIR")]
-    pub manifest_dirs: Vec<PathBuf>,
+    pub(crate) manifest_dirs: Vec<PathBuf>,
 }
 
 /// Arguments of `eunomia http`.
 #[derive(Debug, Args)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     /// Stop after this long (e.g. `5s`); default: until Ctrl-C.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// One JSON object per request and line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Only requests of this container (a prefix of its id).
     #[arg(long, value_name = "ID")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 /// Arguments of `eunomia tools start`.
 #[derive(Debug, Args)]
-pub struct ToolsStartArgs {
+pub(crate) struct ToolsStartArgs {
     /// The tool's manifest name (see `eunomia tools list`).
-    pub name: String,
+    pub(crate) name: String,
     /// Stop after this long (e.g. `5s`); default: until Ctrl-C.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// One JSON object per record and line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// The printing interval of histogram and table tools.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Run even when the tool looks unsupported on this kernel.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Run in the foreground even when an agent is running.
     #[arg(long)]
-    pub foreground: bool,
+    pub(crate) foreground: bool,
     /// With an agent: after starting the tool, print its live events (JSON
     /// lines with --json) until --for ends or Ctrl-C.
     #[arg(long, conflicts_with = "foreground")]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Only events of this container: its name, id, or an id prefix of at
     /// least 4 digits (in the foreground).
     #[arg(long, value_name = "NAME|ID")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// Only events of this Kubernetes pod: its name or uid (in the foreground).
     #[arg(long, value_name = "NAME")]
-    pub pod: Option<String>,
+    pub(crate) pod: Option<String>,
     /// Only events of pods in this Kubernetes namespace (in the foreground).
     #[arg(long, value_name = "NAME")]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     #[command(flatten)]
-    pub manifest: ManifestArgs,
+    pub(crate) manifest: ManifestArgs,
     /// Arguments passed to the tool after the manifest's.
     #[arg(last = true, value_name = "TOOL_ARGS")]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
 }
 
 /// `eunomia config ...`.
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validate FILE (default: /etc/eunomia/eunomia.toml, or the built-in
     /// defaults when it does not exist); errors name the line and column.
     Check {
@@ -360,32 +362,32 @@ pub enum ConfigCommand {
 
 /// Arguments of `eunomia map`.
 #[derive(Debug, Args)]
-pub struct MapArgs {
+pub(crate) struct MapArgs {
     /// Where the SVG goes (default: stdout).
     #[arg(short, long, value_name = "FILE.svg")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Print the map, the latest spans and the link outcomes as one JSON
     /// object instead.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 /// Arguments of `eunomia status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// One JSON object per line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 /// Parses a human duration such as `5s`, `250ms` or `1m30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 5s, 250ms, 2m)"))?;
     if d.is_zero() {
         return Err("must be greater than zero".into());

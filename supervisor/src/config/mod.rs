@@ -1,6 +1,9 @@
 //! The agent's configuration file (TOML, default `/etc/eunomia/eunomia.toml`).
 //! Every section denies unknown keys; errors name the file, line and column.
 //! Without a file the built-in defaults apply, so `eunomia run` works as is.
+//! [`otel_env`] applies the standard `OTEL_*` environment variables on top.
+
+pub(crate) mod otel_env;
 
 use std::{
     collections::BTreeMap,
@@ -11,64 +14,74 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    aggregate::AggregateConfig, enrich::EnrichConfig, hotpath::HotpathConfig, logs::LogsConfig,
-    rules::RulesConfig, sinks::SinksConfig, tools::ToolsConfig,
+    aggregate::AggregateConfig, cgroups::StatsSettings, enrich::EnrichConfig,
+    hotpath::HotpathConfig, logs::LogsConfig, rules::RulesConfig, sinks::SinksConfig,
+    tools::ToolsConfig,
 };
 
+/// The container stats source's settings from `[enrich]`, when it is on.
+pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
+    enrich.container_stats.then(|| StatsSettings {
+        cgroup_root: enrich.cgroup_root.clone(),
+        max_cgroups: enrich.max_stats_cgroups,
+        files: enrich.runtime_files(),
+    })
+}
+
 /// Where `eunomia run` looks for its configuration when `--config` is absent.
-pub const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/eunomia/eunomia.toml";
 
 /// The documented default configuration file (`eunomia config default`).
-pub const DEFAULT_TEXT: &str = include_str!("../../deploy/eunomia.toml");
+pub(crate) const DEFAULT_TEXT: &str = include_str!("../../../deploy/eunomia.toml");
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// Agent-wide settings.
-    pub agent: AgentConfig,
+    pub(crate) agent: AgentConfig,
     /// The hot-path probes compiled into the binary.
-    pub hotpath: HotpathConfig,
+    pub(crate) hotpath: HotpathConfig,
     /// HTTP/1.x request capture.
-    pub http: crate::http::HttpConfig,
+    pub(crate) http: crate::http::HttpConfig,
     /// The supervised external tools.
-    pub tools: ToolsConfig,
+    pub(crate) tools: ToolsConfig,
     /// Events and samples into metrics.
-    pub aggregate: AggregateConfig,
+    pub(crate) aggregate: AggregateConfig,
     /// Where alerts, metrics and events go.
-    pub sinks: SinksConfig,
+    pub(crate) sinks: SinksConfig,
     /// Container, pod and service labels; container resource metrics.
-    pub enrich: EnrichConfig,
+    pub(crate) enrich: EnrichConfig,
     /// The security rules.
-    pub rules: RulesConfig,
+    pub(crate) rules: RulesConfig,
     /// Container logs (stdout/stderr of containers).
-    pub logs: LogsConfig,
+    pub(crate) logs: LogsConfig,
     /// What the `OTEL_*` environment variables did ([`Config::load`] only).
     #[serde(skip)]
-    pub env: Vec<crate::otel_env::EnvSetting>,
+    pub(crate) env: Vec<crate::config::otel_env::EnvSetting>,
 }
 
 /// Agent-wide settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AgentConfig {
+pub(crate) struct AgentConfig {
     /// How often kernel maps and other polled sources are read.
     #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Messages the pipeline buffers between sources and sinks before it
     /// drops (and counts) new ones.
-    pub channel_capacity: usize,
+    pub(crate) channel_capacity: usize,
     /// The control API's Unix socket (`eunomia tools`, `eunomia status`).
-    pub control_socket: PathBuf,
+    pub(crate) control_socket: PathBuf,
     /// OpenTelemetry resource attributes added to (or replacing) the
     /// detected ones (`service.name`, `host.name`, ...): e.g.
     /// `k8s.cluster.name`, `deployment.environment.name`.
-    pub resource_attributes: BTreeMap<String, String>,
+    pub(crate) resource_attributes: BTreeMap<String, String>,
     /// The most of the machine the agent may cost, in % of all CPUs (its
     /// process, its tools' processes and their BPF programs, as measured
     /// live); above it for a while, the agent degrades (`crate::budget`).
     /// None: no budget.
-    pub cpu_budget: Option<f64>,
+    pub(crate) cpu_budget: Option<f64>,
 }
 
 impl Default for AgentConfig {
@@ -85,7 +98,7 @@ impl Default for AgentConfig {
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -113,7 +126,7 @@ pub enum ConfigError {
     },
     /// An `OTEL_*` environment variable cannot be used.
     #[error("environment: {0}")]
-    Env(#[from] crate::otel_env::EnvError),
+    Env(#[from] crate::config::otel_env::EnvError),
     /// A value is out of its range.
     #[error("{path}: {message}")]
     Invalid {
@@ -127,15 +140,15 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path`, or [`DEFAULT_PATH`] when it exists, or the defaults,
     /// then applies the `OTEL_*` environment variables
-    /// ([`crate::otel_env`]; the file wins where both set a key).
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_with_env(path, &crate::otel_env::process_env)
+    /// ([`crate::config::otel_env`]; the file wins where both set a key).
+    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, &crate::config::otel_env::process_env)
     }
 
     /// [`Config::load`] with the environment given by `env`.
-    pub fn load_with_env(
+    pub(crate) fn load_with_env(
         path: Option<&Path>,
-        env: crate::otel_env::Lookup<'_>,
+        env: crate::config::otel_env::Lookup<'_>,
     ) -> Result<Config, ConfigError> {
         let path = match path {
             Some(path) => Some(path),
@@ -154,18 +167,14 @@ impl Config {
                 PathBuf::from("<built-in defaults>"),
             ),
         };
-        config.env = crate::otel_env::apply(&mut config, &table, env)?;
+        config.env = crate::config::otel_env::apply(&mut config, &table, env)?;
         config.validate(&shown)?;
         Ok(config)
     }
 
-    /// Reads, parses and validates one file (no environment).
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        Self::from_str(&read(path)?, path)
-    }
-
+    #[cfg(test)]
     /// Parses and validates `text`; `path` is only used in error messages.
-    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let (config, _) = Self::parse(text, path)?;
         config.validate(path)?;
         Ok(config)

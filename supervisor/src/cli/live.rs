@@ -9,36 +9,36 @@ use crate::cli::{DEFAULT_SOCKET, parse_duration};
 
 /// Arguments of `eunomia top`.
 #[derive(Debug, Args)]
-pub struct TopArgs {
+pub(crate) struct TopArgs {
     /// Print one snapshot per interval as a JSON line instead of the
     /// terminal view (for scripts).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Stop after this long (e.g. 30s); default: until q or Ctrl-C.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub run_for: Option<Duration>,
+    pub(crate) run_for: Option<Duration>,
     /// Show only workloads whose name, namespace, pod, kind or id contains
     /// this (also `/` in the view).
     #[arg(long, value_name = "TEXT")]
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// Load the hot path in this process even when an agent runs.
     #[arg(long)]
-    pub standalone: bool,
+    pub(crate) standalone: bool,
     /// Without an agent: how often to refresh.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Without an agent: the configuration whose `[enrich]` and `[hotpath]`
     /// sections to use (where the runtimes keep their files).
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 /// `eunomia advise ...`
 #[derive(Debug, Subcommand)]
-pub enum AdviseCommand {
+pub(crate) enum AdviseCommand {
     /// Write a seccomp profile (OCI/Docker JSON) that allows the syscalls a
     /// container really made.
     ///
@@ -64,22 +64,22 @@ pub enum AdviseCommand {
 
 /// Arguments of `eunomia advise seccomp`.
 #[derive(Debug, Args)]
-pub struct SeccompArgs {
+pub(crate) struct SeccompArgs {
     /// The container: its name, or its id (at least 4 leading characters).
     #[arg(long, value_name = "NAME|ID")]
-    pub container: String,
+    pub(crate) container: String,
     /// Record for this long (e.g. 60s) in this process instead of asking
     /// the running agent; required when no agent runs.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-    pub record_for: Option<Duration>,
+    pub(crate) record_for: Option<Duration>,
     /// Write the profile here (default: stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Without an agent: the configuration whose `[enrich]` and `[hotpath]`
     /// sections to use.
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
