@@ -97,6 +97,8 @@ pub enum Counter {
     TcpUntracked = 4,
     /// An exec event found the `EXEC_EVENTS` ring buffer full.
     ExecEventsFull = 5,
+    /// A mount event found the `MOUNT_EVENTS` ring buffer full.
+    MountEventsFull = 6,
 }
 
 /// Number of entries of `COUNTERS`.
@@ -104,13 +106,14 @@ pub const COUNTERS_LEN: u32 = 8;
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 6] = [
+    pub const ALL: [Counter; 7] = [
         Counter::CgroupSlotsFull,
         Counter::TcpSocksFull,
         Counter::TcpFlowsFull,
         Counter::PidCgroupsFull,
         Counter::TcpUntracked,
         Counter::ExecEventsFull,
+        Counter::MountEventsFull,
     ];
 
     /// The map or condition it counts, as exported in the `map` label.
@@ -122,6 +125,7 @@ impl Counter {
             Counter::PidCgroupsFull => "pid_cgroups",
             Counter::TcpUntracked => "tcp_untracked",
             Counter::ExecEventsFull => "exec_events",
+            Counter::MountEventsFull => "mount_events",
         }
     }
 }
@@ -203,10 +207,20 @@ pub enum Offset {
     SockRcvSaddr = 29,
     /// BTF: `struct sock`, `__sk_common.skc_v6_rcv_saddr` (local IPv6).
     SockV6RcvSaddr = 30,
+    /// BTF: `struct task_struct`, `thread_pid` (its `struct pid`).
+    TaskThreadPid = 31,
+    /// BTF: `struct pid`, `level` (the depth of its innermost pid namespace).
+    PidLevel = 32,
+    /// BTF: `struct pid`, `numbers` (one `struct upid` per level).
+    PidNumbers = 33,
+    /// BTF: `struct upid`, `nr` (the pid in that level's namespace).
+    UpidNr = 34,
+    /// BTF: the size of `struct upid` (the stride of `pid.numbers`).
+    UpidSize = 35,
 }
 
 /// Number of entries of `OFFSETS`.
-pub const OFFSETS_LEN: u32 = 31;
+pub const OFFSETS_LEN: u32 = 36;
 
 // ---------------------------------------------------------------------------
 // TCP
@@ -425,6 +439,7 @@ mod pod {
     unsafe impl aya::Pod for super::SockInfo {}
     unsafe impl aya::Pod for super::PidInfo {}
     unsafe impl aya::Pod for super::ExecEvent {}
+    unsafe impl aya::Pod for super::MountEvent {}
 }
 
 pub mod http;
@@ -456,6 +471,11 @@ pub struct ExecEvent {
     pub uid: u32,
     /// Bytes of `args` read (NUL-separated argv, cut at [`EXEC_ARGS_LEN`]).
     pub args_len: u32,
+    /// The process id in its own (innermost) pid namespace: 1 for a
+    /// container's first process; 0 if unknown.
+    pub vpid: u32,
+    /// Padding.
+    pub _pad: u32,
     /// The whole length of argv in bytes (more than `args_len` when cut).
     pub args_full: u64,
     /// cgroup v2 id.
@@ -464,4 +484,62 @@ pub struct ExecEvent {
     pub comm: [u8; 16],
     /// argv, NUL-separated.
     pub args: [u8; EXEC_ARGS_LEN],
+}
+
+// ---------------------------------------------------------------------------
+// Mount events
+// ---------------------------------------------------------------------------
+
+/// Ring buffer of [`MountEvent`]s.
+pub const MOUNT_EVENTS_MAP: &str = "MOUNT_EVENTS";
+/// Its size in bytes (about 300 events).
+pub const MOUNT_EVENTS_BYTES: u32 = 256 * 1024;
+/// Read-only global set to 1 by the loader to report mounts from the
+/// `sys_exit` program.
+pub const MOUNTS_ENABLED_GLOBAL: &str = "MOUNTS_ENABLED";
+/// Bytes of a mount's source and target kept at most (with the NUL).
+pub const MOUNT_PATH_LEN: usize = 256;
+/// Bytes of a mount's filesystem type kept at most (with the NUL).
+pub const MOUNT_FS_LEN: usize = 32;
+/// Bytes of a mount's data string kept at most (with the NUL).
+pub const MOUNT_DATA_LEN: usize = 128;
+
+/// [`MountEvent::op`]: `mount(2)`.
+pub const MOUNT_OP_MOUNT: u32 = 0;
+/// [`MountEvent::op`]: `umount2(2)` (`target`, `flags`).
+pub const MOUNT_OP_UMOUNT: u32 = 1;
+/// [`MountEvent::op`]: `move_mount(2)` (`source` = from path, `target` =
+/// to path, `flags`): the new mount API's step that attaches a mount.
+pub const MOUNT_OP_MOVE: u32 = 2;
+
+/// One mount, umount or move_mount, seen as it returns (the `sys_exit`
+/// program; arguments read from the saved registers and user memory).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MountEvent {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// [`MOUNT_OP_MOUNT`], [`MOUNT_OP_UMOUNT`] or [`MOUNT_OP_MOVE`].
+    pub op: u32,
+    /// The syscall's result (0 or -errno).
+    pub ret: i64,
+    /// The flags argument.
+    pub flags: u64,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// comm.
+    pub comm: [u8; 16],
+    /// Source (mount) or from path (move_mount), NUL-terminated; empty for
+    /// a null pointer.
+    pub source: [u8; MOUNT_PATH_LEN],
+    /// Target (mount, umount) or to path (move_mount), NUL-terminated.
+    pub target: [u8; MOUNT_PATH_LEN],
+    /// Filesystem type (mount), NUL-terminated.
+    pub fs: [u8; MOUNT_FS_LEN],
+    /// Data string (mount), NUL-terminated.
+    pub data: [u8; MOUNT_DATA_LEN],
 }

@@ -15,6 +15,11 @@
 //!   low half of the next `u64` on little-endian); the user registers are
 //!   `user_pt_regs` (pc, sp, frame pointer x29).
 //!
+//! - syscall arguments at `sys_exit`: x86_64 keeps them in di, si, dx,
+//!   r10, r8, r9 (words 14, 13, 12, 7, 9, 8); aarch64 in x0..x5, except
+//!   that x0 holds the result by then and the first argument is `orig_x0`
+//!   (word 34).
+//!
 //! Check both: `AYA_BPF_TARGET_ARCH=aarch64 cargo +nightly check -p
 //! hotpath-ebpf --target bpfel-unknown-none -Z build-std=core` (and without
 //! the variable for the host's).
@@ -29,6 +34,32 @@ const SYSCALL_NR_WORD: usize = 15;
 const SYSCALL_NR_WORD: usize = 35;
 #[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
 compile_error!("hotpath-ebpf: no pt_regs layout for this bpf_target_arch (see arch.rs)");
+
+/// The `u64` words of `pt_regs` that hold syscall arguments 0..=4 at exit.
+#[cfg(bpf_target_arch = "x86_64")]
+const SYSCALL_ARG_WORDS: [usize; 5] = [14, 13, 12, 7, 9];
+#[cfg(bpf_target_arch = "aarch64")]
+const SYSCALL_ARG_WORDS: [usize; 5] = [34, 1, 2, 3, 4];
+
+/// Syscall numbers of the mount family (`mount`, `umount2`, `move_mount`).
+#[cfg(bpf_target_arch = "x86_64")]
+pub const NR_MOUNT: u32 = 165;
+#[cfg(bpf_target_arch = "x86_64")]
+pub const NR_UMOUNT2: u32 = 166;
+#[cfg(bpf_target_arch = "aarch64")]
+pub const NR_MOUNT: u32 = 40;
+#[cfg(bpf_target_arch = "aarch64")]
+pub const NR_UMOUNT2: u32 = 39;
+/// `move_mount` (the same number on every architecture since 5.2).
+pub const NR_MOVE_MOUNT: u32 = 429;
+
+/// Syscall argument `N` (0..=4) in `regs`, a BTF pointer to the `struct
+/// pt_regs` of a `sys_exit` tracepoint.
+#[inline(always)]
+pub fn syscall_arg<const N: usize>(regs: *const u64) -> u64 {
+    // SAFETY: as in `syscall_nr`: a word inside pt_regs, checked against BTF.
+    unsafe { *regs.add(SYSCALL_ARG_WORDS[N]) }
+}
 
 /// The syscall number in `regs`, a BTF pointer to the `struct pt_regs` of a
 /// `sys_exit` tracepoint.

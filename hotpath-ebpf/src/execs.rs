@@ -8,7 +8,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, generated::bpf_probe_read_user,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel, generated::bpf_probe_read_user,
     },
     macros::{btf_tracepoint, map},
     maps::RingBuf,
@@ -39,6 +39,8 @@ pub fn exec_event(ctx: BtfTracePointContext) -> i32 {
         (*ev).uid = bpf_get_current_uid_gid() as u32;
         let task: u64 = ctx.arg(0);
         (*ev).ppid = real_ppid(task).unwrap_or_else(|| PID_CGROUPS.get(&pid).map_or(0, |i| i.ppid));
+        (*ev).vpid = ns_pid(task).unwrap_or(0);
+        (*ev)._pad = 0;
         (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).args_len = 0;
@@ -90,4 +92,33 @@ fn real_ppid(task: u64) -> Option<u32> {
     }
     let tgid: i32 = load(parent, offset(Offset::TaskTgid)?);
     u32::try_from(tgid).ok().filter(|&t| t > 0)
+}
+
+/// Deepest pid-namespace level the kernel allows (`MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// The task's pid in its own pid namespace:
+/// `task->thread_pid->numbers[level].nr` (at `sched_process_exec` the task
+/// is its thread group's leader, so this is its process id there; 1 for a
+/// container's first process). None where the loader found no offsets.
+#[inline(always)]
+fn ns_pid(task: u64) -> Option<u32> {
+    let pid: u64 = load(task, offset(Offset::TaskThreadPid)?);
+    if pid == 0 {
+        return None;
+    }
+    let level: u32 = load(pid, offset(Offset::PidLevel)?);
+    if level >= MAX_PID_NS_LEVEL {
+        return None;
+    }
+    let (numbers, nr, size) = (
+        offset(Offset::PidNumbers)?,
+        offset(Offset::UpidNr)?,
+        offset(Offset::UpidSize)?,
+    );
+    // `numbers` is a flexible array: a variable index needs a checked read.
+    let at = pid + (numbers + nr) as u64 + u64::from(level) * size as u64;
+    // SAFETY: a probe read; a bad address yields an error, not a fault.
+    let vpid: i32 = unsafe { bpf_probe_read_kernel(at as *const i32) }.ok()?;
+    u32::try_from(vpid).ok().filter(|&v| v > 0)
 }

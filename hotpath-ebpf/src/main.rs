@@ -11,6 +11,8 @@
 //!   (cgroup, direction, port/peer), durations and bytes at close.
 //! - [`http`]: HTTP/1.x requests, from the same `sys_exit` program (the read
 //!   and write families, connect, accept, close), to a ring buffer.
+//! - [`mounts`]: mount, umount2 and move_mount, from the same `sys_exit`
+//!   program, one event each through a ring buffer.
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
 //!   pid map (cgroup, uid, comm, exec time per task), the kernel's truth that
 //!   tool records are checked against.
@@ -167,6 +169,7 @@ mod arch;
 mod bench;
 mod execs;
 mod http;
+mod mounts;
 mod pids;
 mod strings;
 mod syscalls;

@@ -40,6 +40,9 @@ pub fn count_sys_exit(ctx: BtfTracePointContext) -> i32 {
             (*c).errors[nr as usize] += 1;
         }
     }
+    if crate::mounts::wanted(nr) {
+        crate::mounts::on_sys_exit(regs, nr, ret);
+    }
     if crate::http::wanted(nr) {
         return crate::http::on_sys_exit(regs, nr, ret);
     }

@@ -14,6 +14,7 @@
 //! | `proc.pid` | int | process id (tgid) | most event tools |
 //! | `proc.tid` | int | thread id | exitsnoop, mountsnoop, runqslower, drsnoop |
 //! | `proc.ppid` | int | parent pid | execsnoop, exitsnoop |
+//! | `proc.vpid` | int | process id in its own pid namespace (1: a container's first process) | hot-path execs |
 //! | `proc.uid` | int | user id | execsnoop `-U`, opensnoop `-U` |
 //! | `proc.comm` | str | process name (≤ 15 bytes in the kernel) | all event tools |
 //! | `proc.args` | str | command line as printed (args joined by spaces) | execsnoop |
@@ -28,12 +29,12 @@
 //! | `signal.num` | int | signal number | killsnoop, sigsnoop, exitsnoop |
 //! | `signal.name` | str | signal name (`SIGTERM`, or strsignal text for exitsnoop) | sigsnoop `-n`, exitsnoop |
 //! | `target.pid` | int | pid a signal was sent to | killsnoop, sigsnoop |
-//! | `mount.op` | str | `mount` or `umount` | mountsnoop |
-//! | `mount.source` | str | mount source | mountsnoop |
-//! | `mount.target` | str | mount point | mountsnoop |
-//! | `mount.fs` | str | filesystem type | mountsnoop |
-//! | `mount.flags` | str | MS_* flags as printed (`0x0`, `MS_RDONLY \| MS_NOSUID`) | mountsnoop |
-//! | `mount.data` | str | mount data string | mountsnoop |
+//! | `mount.op` | str | `mount` or `umount`; `move_mount` from the hot path | mountsnoop, hot-path mounts |
+//! | `mount.source` | str | mount source (move_mount: the from path) | mountsnoop, hot-path mounts |
+//! | `mount.target` | str | mount point (move_mount: the to path) | mountsnoop, hot-path mounts |
+//! | `mount.fs` | str | filesystem type | mountsnoop, hot-path mounts |
+//! | `mount.flags` | str | MS_* flags as printed (`0x0`, `MS_RDONLY \| MS_NOSUID`) | mountsnoop, hot-path mounts |
+//! | `mount.data` | str | mount data string | mountsnoop, hot-path mounts |
 //! | `mount.ns` | int | mount namespace inode | mountsnoop |
 //! | `net.saddr` | ip | local address | tcplife, tcpstates |
 //! | `net.sport` | int | local port | tcplife, tcpstates |
@@ -87,6 +88,8 @@ pub const PROC_PID: &str = "proc.pid";
 pub const PROC_TID: &str = "proc.tid";
 /// Parent process id.
 pub const PROC_PPID: &str = "proc.ppid";
+/// Process id in the process's own (innermost) pid namespace.
+pub const PROC_VPID: &str = "proc.vpid";
 /// User id.
 pub const PROC_UID: &str = "proc.uid";
 /// Process name.
@@ -207,6 +210,7 @@ pub const ALL: &[&str] = &[
     PROC_PID,
     PROC_TID,
     PROC_PPID,
+    PROC_VPID,
     PROC_UID,
     PROC_COMM,
     PROC_ARGS,

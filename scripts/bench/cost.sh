@@ -22,8 +22,9 @@
 # manifest's arguments), default (`eunomia run` with the default
 # configuration), default-TOOL (the default configuration without TOOL),
 # default+TOOL (with TOOL too), legacy (execsnoop, exitsnoop, tcpstates,
-# killsnoop, mountsnoop: the default tool set), cheap (exitsnoop, tcpstates,
-# sigsnoop: no syscall tracepoint, execs from the hot path).
+# killsnoop, mountsnoop: the default tool set until 2026-12-06), cheap
+# (exitsnoop, tcpstates, sigsnoop: no syscall tracepoint, execs and mounts
+# from the hot path; the default tool set since).
 #
 # Env: REPS (default 5), CALLS (default 5000000), CPU (default 1), STATS=0
 # to skip the bpf_stats pass, OUT (JSON, default target/bench/cost.json).

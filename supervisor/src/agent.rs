@@ -63,7 +63,7 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
     let bound = bind_control(&config)?;
     // The manifest before the rules: its generic tools' columns are fields
     // of the rules.
-    crate::tools::load_checked(&config.tools)?;
+    crate::config::load_manifest(&config.tools)?;
     let (tx, mut rx) = pipeline::channel(config.agent.channel_capacity);
     let mut ctx = AgentContext::new(tx, shutdown.clone());
     let registry = ctx.registry.clone();
@@ -140,10 +140,20 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
         live: events,
         view: crate::live::LiveView::new(live.ledger().clone()),
         snapshots: live,
-        traces: crate::traces::stage::TracesStage::new(&registry, map, config.agent.poll_interval),
+        traces: traces_stage(&config, &registry, map),
     };
-    while let Some(mut msg) = rx.recv().await {
-        if let Err(err) = stages.handle(&mut msg) {
+    // held span events leave the traces stage between messages too
+    let mut release = tokio::time::interval(Duration::from_millis(250));
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let handled = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => stages.handle(msg),
+                None => break,
+            },
+            _ = release.tick() => stages.release(),
+        };
+        if let Err(err) = handled {
             // Every source stops (their threads too, which the runtime waits
             // for when it is dropped) before the error ends the agent.
             shutdown.cancel();
@@ -166,6 +176,27 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
     finish(stages, sinks, &stats).await
 }
 
+/// The traces stage, bounded by `[traces]`, sampling by `[http]`.
+fn traces_stage(
+    config: &Config,
+    registry: &Registry,
+    map: crate::traces::stage::MapHandle,
+) -> crate::traces::stage::TracesStage {
+    let h = &config.http;
+    let sampling = crate::traces::sample::SampleConfig {
+        ratio: h.sample_ratio,
+        slow: h.slow_threshold,
+        cap: h.max_spans_per_second,
+    };
+    crate::traces::stage::TracesStage::new(
+        registry,
+        map,
+        config.agent.poll_interval,
+        &config.traces,
+        sampling,
+    )
+}
+
 /// The stages every message goes through, in order.
 struct Stages<W: std::io::Write> {
     enricher: Option<Enricher>,
@@ -186,27 +217,50 @@ struct Stages<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> Stages<W> {
-    fn handle(&mut self, msg: &mut Message) -> anyhow::Result<()> {
+    /// One message from the sources: enriched, then through the traces
+    /// stage (which holds span events and releases those whose hold is
+    /// over), then through the later stages.
+    fn handle(&mut self, mut msg: Message) -> anyhow::Result<()> {
         if let Some(enricher) = self.enricher.as_mut() {
-            enricher.enrich(msg);
+            enricher.enrich(&mut msg);
             if let Some(own) = enricher.self_batch_due(self.self_interval) {
                 self.aggregate(&Message::Samples(own));
             }
         }
-        if let Message::Record(r) = &*msg {
-            self.live.publish(r);
+        let now = crate::host::now_ns();
+        let rest = self.traces.on_message(msg, now);
+        self.release()?;
+        match rest {
+            Some(msg) => self.after_traces(&msg),
+            None => Ok(()),
         }
-        let now = crate::aggregate::now_ns();
-        self.traces.on_message(msg, now);
+    }
+
+    /// The span events the traces stage lets go now, and the service-graph
+    /// samples when due.
+    fn release(&mut self) -> anyhow::Result<()> {
+        let now = crate::host::now_ns();
+        let released = self.traces.release(now);
         if let Some(graph) = self.traces.due(now) {
             self.aggregate(&Message::Samples(graph));
         }
-        if let Message::Samples(batch) = &*msg
+        for record in released {
+            self.after_traces(&Message::Record(record))?;
+        }
+        Ok(())
+    }
+
+    /// The stages after the traces stage.
+    fn after_traces(&mut self, msg: &Message) -> anyhow::Result<()> {
+        if let Message::Record(r) = msg {
+            self.live.publish(r);
+        }
+        if let Message::Samples(batch) = msg
             && let Some(snapshot) = self.view.ingest(batch)
         {
             self.snapshots.publish(snapshot);
         }
-        if let Message::Record(r) = &*msg
+        if let Message::Record(r) = msg
             && let Some(event) = r.record.as_event()
         {
             match r.workload.as_deref() {
@@ -264,6 +318,7 @@ fn start_sources(
     if let Some(source) = started {
         sources.push(source.task);
         sources.extend(source.execs);
+        sources.extend(source.mounts);
         ctx.pids = source.pids;
         counting = Some(source.counting);
         if let Some(maps) = source.http {
@@ -427,7 +482,10 @@ async fn finish<W: std::io::Write>(
 ) -> anyhow::Result<()> {
     let rule_stats = stages.rules.engine().stats();
     let mut stages = stages;
-    let graph = stages.traces.finish(crate::aggregate::now_ns());
+    let (spans, graph) = stages.traces.finish(crate::host::now_ns());
+    for record in spans {
+        stages.after_traces(&Message::Record(record))?;
+    }
     stages.aggregate(&Message::Samples(graph));
     drop(stages);
     if let Some(task) = exporters.rules_task

@@ -32,6 +32,7 @@ pub mod schema;
 pub mod seccomp;
 pub mod selfmetrics;
 pub mod sinks;
+pub mod standalone;
 pub mod sync;
 pub mod systemd;
 #[cfg(test)]

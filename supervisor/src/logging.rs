@@ -6,20 +6,9 @@
 
 use std::io::IsTerminal as _;
 
-use crate::cli::{Cli, Command};
-
 use tracing_subscriber::{
     EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
 };
-
-/// The log level when neither `--log-level` nor `RUST_LOG` says one:
-/// `info` for the agent, `warn` for every other command.
-pub fn default_level(cli: &Cli) -> &'static str {
-    match cli.command {
-        Command::Run(_) => "info",
-        _ => "warn",
-    }
-}
 
 /// Installs the global subscriber. `level` (from `--log-level`) wins over
 /// `RUST_LOG`, which wins over `default`.

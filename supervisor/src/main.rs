@@ -8,7 +8,7 @@ use eunomia::{BadInput, cli::Cli, commands, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(err) = logging::init(cli.log_level.as_deref(), logging::default_level(&cli)) {
+    if let Err(err) = logging::init(cli.log_level.as_deref(), cli.default_log_level()) {
         eprintln!("eunomia: {err:#}");
         return ExitCode::from(2);
     }

@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{BadInput, config::Config, tools};
+use crate::{BadInput, config::Config};
 
 /// What the configuration turns on, as checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub(crate) struct Preflight {
 
 /// Checks `config`; every error is bad input (exit 2) naming what is wrong.
 pub(crate) fn check(config: &Config) -> Result<Preflight, BadInput> {
-    let manifest = tools::load_checked(&config.tools)?;
+    let manifest = crate::config::load_manifest(&config.tools)?;
     let set = config
         .rules
         .load()

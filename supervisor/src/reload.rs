@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Config,
     rules::RulesConfig,
-    tools::{self, RunnerOptions, Supervisor},
+    tools::{RunnerOptions, Supervisor},
 };
 
 /// Settings the command line overrides, applied again to every reloaded
@@ -91,7 +91,7 @@ impl Reloader {
             }
         };
         self.overrides.apply(&mut new);
-        let manifest = match tools::load_checked(&new.tools) {
+        let manifest = match crate::config::load_manifest(&new.tools) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("{e}");

@@ -96,13 +96,6 @@ pub(crate) fn alert_object(a: &impl serde::Serialize, ts_ns: u64) -> Value {
     tagged(Value::Object(obj), "alert", ts_ns)
 }
 
-/// Now, in ns since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

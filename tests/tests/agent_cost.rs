@@ -370,15 +370,34 @@ fn syscall_tracepoints_of(pids: &[u32]) -> Vec<String> {
 }
 
 #[test]
-fn the_cheap_tool_set_sees_execs_without_syscall_tracepoints() {
-    if !kernel_tests_can_run("the_cheap_tool_set_sees_execs_without_syscall_tracepoints") {
+fn the_cheap_tool_set_sees_execs_and_mounts_without_syscall_tracepoints() {
+    if !kernel_tests_can_run("the_cheap_tool_set_sees_execs_and_mounts_without_syscall_tracepoints")
+    {
         return;
     }
     let _serial = kernel_lock();
     // the cheap tool set (docs/performance.md) and the default rules
+    // and a rule on mounts of one directory (the hot path reports them)
+    let mnt = eunomia_tests::temp_dir("cost-mount");
+    let rules = mnt.join("mounts.toml");
+    let target = mnt.join("target");
+    fs::create_dir_all(&target).expect("mount point");
+    let target = target.to_string_lossy().into_owned();
+    fs::write(
+        &rules,
+        format!(
+            "[[rule]]\nname = \"Probe mount\"\ncondition = 'event.kind = mount and mount.target = \"{target}\"'\n\
+             severity = \"notice\"\noutput = \"{{mount.op}} {{mount.source}} {{mount.fs}} {{mount.flags}} {{proc.comm}} {{ret}}\"\n"
+        ),
+    )
+    .expect("write rules");
     let cfg = config(
         "cost-default",
-        "[agent]\npoll_interval = \"1s\"\n[tools]\nenabled = [\"exitsnoop\", \"tcpstates\", \"sigsnoop\"]\n",
+        &format!(
+            "[agent]\npoll_interval = \"1s\"\n[tools]\nenabled = [\"exitsnoop\", \"tcpstates\", \"sigsnoop\"]\n\
+             [rules]\nfiles = [\"{}\"]\n",
+            rules.display()
+        ),
     );
     let mut agent = Agent::start(&["run", "--config", &cfg, "--json"]);
     agent.wait_for_stderr(ATTACHED, Duration::from_secs(30));
@@ -422,8 +441,42 @@ fn the_cheap_tool_set_sees_execs_without_syscall_tracepoints() {
     );
     assert_eq!(alert["proc.args"], format!("{path} marker-arg"), "{line}");
     assert_eq!(alert["proc.comm"], "probe-true", "{line}");
+    // the pid in its own pid namespace: the host's, so the same pid
+    assert!(alert["proc.vpid"].is_u64(), "{line}");
+    assert_eq!(alert["proc.vpid"], alert["proc.pid"], "{line}");
+    // a mount and its umount (in a private mount namespace): seen by the
+    // hot path's syscall probe, no mountsnoop
+    let script = format!("mount -t tmpfs -o ro eunomia-probe {target} && umount {target}");
+    let ok = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .status()
+        .expect("run unshare");
+    assert!(ok.success(), "{script}");
+    let lines = agent.stdout_until(Duration::from_secs(20), |l| {
+        l.iter().filter(|l| l.contains("Probe mount")).count() >= 2
+    });
+    let mounts: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.contains("Probe mount"))
+        .map(|l| serde_json::from_str(l).expect("JSON alert"))
+        .collect();
+    let mount = mounts
+        .iter()
+        .find(|a| a["mount.op"] == "mount")
+        .unwrap_or_else(|| panic!("no mount alert: {lines:#?}"));
+    assert_eq!(mount["tool"], "hotpath.mount", "{mount}");
+    assert_eq!(
+        mount["output"], "mount eunomia-probe tmpfs MS_RDONLY mount 0",
+        "{mount}"
+    );
+    let umount = mounts
+        .iter()
+        .find(|a| a["mount.op"] == "umount")
+        .unwrap_or_else(|| panic!("no umount alert: {lines:#?}"));
+    assert_eq!(umount["proc.comm"], "umount", "{umount}");
     agent.signal(libc::SIGINT);
     let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);
     let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_dir_all(&mnt);
 }

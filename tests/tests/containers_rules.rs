@@ -190,6 +190,14 @@ fn container_lifecycles_are_quiet_and_an_exec_shell_alerts_once() {
     assert_eq!(alert["rule"], SHELL_RULE, "{alert:#}");
     assert_eq!(alert["container.id"], id.as_str(), "{alert:#}");
     assert_eq!(alert["container.name"], name.as_str(), "{alert:#}");
+    // from the hot path: the shell's pid in the container's pid namespace,
+    // not 1 (the entrypoint's) and not its pid on the host
+    assert_eq!(alert["tool"], "hotpath.exec", "{alert:#}");
+    let vpid = alert["proc.vpid"].as_u64().unwrap_or(0);
+    assert!(
+        vpid > 1 && alert["proc.pid"].as_u64() != Some(vpid),
+        "{alert:#}"
+    );
     let output = alert["output"].as_str().unwrap_or_default();
     assert!(
         output.contains(&name) && !output.contains("<NA>") && !output.contains("()"),

@@ -54,6 +54,20 @@ const ONLY_ON_TROUBLE_OR_CONTAINERS: &[(&str, &str)] = &[
         "eunomia_hotpath_map_full_total",
         "only when a kernel map is full",
     ),
+    // the service map's panels run against a real Prometheus in
+    // tests/tests/service_map.rs, on the demo system
+    (
+        "traces_service_graph_request_total",
+        "needs HTTP capture or a container's TCP calls",
+    ),
+    (
+        "traces_service_graph_request_failed_total",
+        "needs HTTP capture",
+    ),
+    (
+        "traces_service_graph_request_server_seconds",
+        "needs HTTP capture",
+    ),
 ];
 
 /// Every panel query of the dashboard, with its panel title.
@@ -78,10 +92,14 @@ fn substitute(expr: &str) -> String {
         .replace("$container", ".*")
 }
 
-/// `eunomia_*` metric names in `expr`, histogram suffixes stripped.
+/// `eunomia_*` and `traces_service_graph_*` metric names in `expr`,
+/// histogram suffixes stripped.
 fn metrics_in(expr: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (i, _) in expr.match_indices("eunomia_") {
+    let starts = expr
+        .match_indices("eunomia_")
+        .chain(expr.match_indices("traces_service_graph_"));
+    for (i, _) in starts {
         let tail = &expr[i..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

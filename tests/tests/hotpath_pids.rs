@@ -18,6 +18,7 @@ fn exited_process_resolves_to_its_cgroup() {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
         execs: false,
+        mounts: false,
         ..HotpathConfig::default()
     };
     let hotpath = Hotpath::load(&config).expect("load the pid probe");

@@ -131,6 +131,7 @@ fn tcp_probe_pauses_and_resumes() {
         tcp: true,
         pids: false,
         execs: false,
+        mounts: false,
         ..HotpathConfig::default()
     };
     let mut hotpath = Hotpath::load(&config).expect("load the TCP probe");

@@ -6,7 +6,11 @@
 //! traces each with the whole chain and its parent links, edges counting
 //! the calls made and the failures injected, the service-graph metrics in
 //! a real Prometheus, and the map SVG naming every service. The thread
-//! pool's link completeness is measured and printed.
+//! pool's link completeness is measured and printed. With sampling on
+//! (`sample_ratio = 0.5`), the map and the service-graph metrics still
+//! count every request, and the spans the OTLP receiver gets form whole
+//! traces (8 spans, every parent link right): the failed ones all, the
+//! others some kept and some dropped, never a part of one.
 
 mod containers_support;
 
@@ -20,6 +24,7 @@ use std::{
 use containers_support::{Runtimes, can_run, run, runtimes, wait_for};
 use eunomia_tests::{
     Agent, eunomia, kernel_lock,
+    otlp::{OtlpReceiver, Received, attr},
     prom::{Prometheus, free_port, value_of},
 };
 use serde_json::Value;
@@ -27,6 +32,8 @@ use serde_json::Value;
 const N: u64 = 40;
 const POOL_N: u64 = 20;
 const FAIL_EVERY: u64 = 5;
+/// Share of the traces kept by ratio.
+const RATIO: f64 = 0.5;
 
 /// The demo containers and network; removed on drop (also when a test fails).
 struct Demo<'a> {
@@ -209,11 +216,13 @@ fn demo_system_traces_edges_and_map() {
     let socket = dir.path().join("eunomia.sock");
     let port = free_port();
     let config = dir.path().join("eunomia.toml");
+    let receiver = OtlpReceiver::start();
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = 1.0\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n",
-            rt.enrich_toml()
+            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = {RATIO}\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
+            rt.enrich_toml(),
+            receiver.endpoint()
         ),
     )
     .unwrap();
@@ -317,24 +326,7 @@ fn demo_system_traces_edges_and_map() {
         })
         .filter(|t| !chain_complete(t, &fe, &api, &auth, &data))
         .collect();
-    let brief = |t: &Vec<&Value>| -> Vec<String> {
-        t.iter()
-            .map(|s| {
-                format!(
-                    "{} {} tid {} {}→{} id {} parent {} dur {}",
-                    s["node"],
-                    s["kind"],
-                    s["tid"],
-                    s["local"],
-                    s["remote"],
-                    s["span_id"],
-                    s["parent_id"],
-                    s["duration_ns"]
-                )
-            })
-            .collect()
-    };
-    let broken: Vec<Vec<String>> = broken.into_iter().map(brief).collect();
+    let broken: Vec<Vec<String>> = broken.into_iter().map(|t| brief(t)).collect();
     let auth_spans: Vec<String> = spans
         .iter()
         .filter(|s| {
@@ -414,6 +406,8 @@ fn demo_system_traces_edges_and_map() {
     let r = prom.wait_for(&q, Duration::from_secs(30), |r| !r.is_empty());
     assert_eq!(value_of(&r[0]), N as f64);
 
+    dashboard_service_map(&prom, &[&fe, &api, &auth, &data, &pool]);
+
     let status = eunomia()
         .args(["status", "--socket"])
         .arg(&socket)
@@ -421,10 +415,152 @@ fn demo_system_traces_edges_and_map() {
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("trace links: "), "{text}");
+    assert!(
+        text.contains("eunomia_http_dropped_total{reason=\"sampled_out\"}"),
+        "{text}"
+    );
     agent.signal(libc::SIGTERM);
     let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);
+
+    // the OTLP spans: whole linked traces, sampled per trace
+    let otlp = otlp_spans(&receiver.received());
+    let mut exported: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for s in &otlp {
+        exported
+            .entry(s["trace_id"].as_str().unwrap())
+            .or_default()
+            .push(s);
+    }
+    let user: Vec<&Vec<&Value>> = exported
+        .values()
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server")
+        })
+        .collect();
+    let partial: Vec<Vec<String>> = user
+        .iter()
+        .filter(|t| t.len() != 8 || !chain_complete(t, &fe, &api, &auth, &data))
+        .map(|t| brief(t))
+        .collect();
+    assert!(partial.is_empty(), "partial traces exported: {partial:#?}");
+    let failed = user
+        .iter()
+        .filter(|t| {
+            t.iter()
+                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server" && s["error"] == true)
+        })
+        .count() as u64;
+    let kept = user.len() as u64;
+    println!(
+        "OTLP: {kept}/{N} user traces exported whole at sample_ratio {RATIO} ({failed} failed, all kept; {} by ratio of {}), {} spans in all",
+        kept - failed,
+        N - injected,
+        otlp.len()
+    );
+    assert_eq!(failed, injected, "every failed trace is kept");
+    assert!(
+        kept > injected && kept < N,
+        "some traces kept by ratio, some dropped: {kept} of {N}"
+    );
     drop(demo);
+}
+
+/// The service-map panels of the shipped Grafana dashboard, run in the
+/// real Prometheus: every query returns data, the node graph's nodes query
+/// names every service and its edges query has the frontend → api edge.
+fn dashboard_service_map(prom: &Prometheus, services: &[&String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/eunomia.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panel = |title: &str| -> Vec<(String, String)> {
+        let p = dash["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"));
+        p["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let q = t["expr"].as_str().unwrap();
+                let q = q
+                    .replace("$instance", ".*")
+                    .replace("$__range", "5m")
+                    .replace("$__rate_interval", "30s");
+                (t["refId"].as_str().unwrap().to_owned(), q)
+            })
+            .collect()
+    };
+    // rates need two scrapes of each series
+    let wait = |q: &str, what: &str, pred: &dyn Fn(&[Value]) -> bool| {
+        prom.wait_for(q, Duration::from_secs(30), |r| pred(r));
+        println!("dashboard: {what} ok");
+    };
+    let graph = panel("Service graph");
+    assert_eq!(graph[0].0, "nodes");
+    wait(&graph[0].1, "node graph nodes", &|r| {
+        services
+            .iter()
+            .all(|name| r.iter().any(|n| n["metric"]["id"] == name.as_str()))
+    });
+    let fe_api = format!("{} -> {}", services[0], services[1]);
+    wait(&graph[1].1, "node graph edges", &|r| {
+        r.iter().any(|e| e["metric"]["id"] == fe_api.as_str())
+    });
+    wait(&graph[2].1, "node graph failed share", &|r| !r.is_empty());
+    for title in [
+        "Requests / s by edge",
+        "Failed requests / s and p99 by edge",
+    ] {
+        for (_, q) in panel(title) {
+            wait(&q, title, &|r| !r.is_empty());
+        }
+    }
+}
+
+/// The spans the receiver got, as `eunomia map --json` shows spans
+/// (`node` the resource's `service.name`), with `error` their status.
+fn otlp_spans(got: &Received) -> Vec<Value> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut out = Vec::new();
+    for rs in got.traces.iter().flat_map(|r| &r.resource_spans) {
+        let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+        let node = attr(attrs, "service.name").unwrap_or("");
+        for s in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+            out.push(serde_json::json!({
+                "trace_id": hex(&s.trace_id),
+                "span_id": hex(&s.span_id),
+                "parent_id": (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id)),
+                "node": node,
+                "kind": if s.kind == 2 { "server" } else { "client" },
+                "error": s.status.as_ref().is_some_and(|st| st.code == 2),
+                "tid": null, "local": null, "remote": null, "duration_ns": s.end_time_unix_nano - s.start_time_unix_nano,
+            }));
+        }
+    }
+    out
+}
+
+/// One line per span, to show a trace that is not right.
+fn brief(t: &[&Value]) -> Vec<String> {
+    t.iter()
+        .map(|s| {
+            format!(
+                "{} {} tid {} {}→{} id {} parent {} dur {}",
+                s["node"],
+                s["kind"],
+                s["tid"],
+                s["local"],
+                s["remote"],
+                s["span_id"],
+                s["parent_id"],
+                s["duration_ns"]
+            )
+        })
+        .collect()
 }
 
 /// Whether one trace holds the frontend's server and client spans, the

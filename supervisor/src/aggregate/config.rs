@@ -256,7 +256,7 @@ pub(crate) fn default_rules() -> Vec<EventRule> {
             Count,
             None,
             &[CONTAINER_ID, CONTAINER, "signal.num"],
-            "kill-family syscalls (killsnoop).",
+            "kill-family syscalls (killsnoop, when enabled).",
         ),
         EventRule::new(
             "signal",
@@ -272,7 +272,7 @@ pub(crate) fn default_rules() -> Vec<EventRule> {
             Count,
             None,
             &["mount.op", "mount.fs"],
-            "mount and umount calls (mountsnoop).",
+            "mount, umount and move_mount calls (the hot path, or mountsnoop).",
         ),
     ]
 }

@@ -15,7 +15,6 @@ mod units;
 use std::{
     fmt::Write as _,
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use hashbrown::HashMap;
@@ -33,6 +32,7 @@ use units::{
 };
 
 use crate::{
+    host::now_ns,
     pipeline::{Message, SampleBatch, SampleValue},
     selfmetrics::{Registry, SelfKind},
 };
@@ -532,14 +532,6 @@ fn merge_self_points(metrics: &mut Vec<MetricSnapshot>, registry: &Registry, sta
             }),
         }
     }
-}
-
-/// Now, in ns since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

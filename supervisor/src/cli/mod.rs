@@ -35,6 +35,17 @@ pub struct Cli {
     pub(crate) command: Command,
 }
 
+impl Cli {
+    /// The log level when neither `--log-level` nor `RUST_LOG` says one:
+    /// `info` for the agent, `warn` for every other command.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Run(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {

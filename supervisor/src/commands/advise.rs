@@ -14,8 +14,9 @@ use crate::{
     cli::live::SeccompArgs,
     config::Config,
     control::proto,
-    live::{Ledger, Recorded, standalone},
+    live::{Ledger, Recorded},
     seccomp::{Profile, Source},
+    standalone,
 };
 
 /// Runs `eunomia advise seccomp`.

@@ -21,7 +21,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<()> {
             serde_json::from_str(&json).context("reading the agent's service map")?;
         let title = format!(
             "Service map of {} ({} edges)",
-            hostname(),
+            crate::host::hostname(),
             state.map.edges.len()
         );
         svg::render(&state.map, &title)
@@ -43,12 +43,4 @@ async fn fetch(args: &MapArgs) -> anyhow::Result<String> {
         .await
         .map_err(remote::answer_error)?;
     Ok(answer.into_inner().json)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "this host".into())
 }

@@ -29,7 +29,7 @@ pub(crate) fn check(args: RulesCheckArgs) -> anyhow::Result<()> {
 /// that does not load adds none (`config check` reports those).
 fn declare_manifest_fields() {
     if let Ok(config) = crate::config::Config::load(None) {
-        let _ = crate::tools::load_checked(&config.tools);
+        let _ = crate::config::load_manifest(&config.tools);
     }
 }
 

@@ -304,6 +304,7 @@ fn start_pid_map(
         syscalls: crate::hotpath::SyscallCounting::Off,
         tcp: false,
         execs: false,
+        mounts: false,
         ..config.hotpath.clone()
     };
     pids_only.check_strings_of(kind);

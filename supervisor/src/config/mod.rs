@@ -19,6 +19,15 @@ use crate::{
     tools::ToolsConfig,
 };
 
+/// Loads and checks the manifest `[tools]` names (`tools::load_checked`),
+/// then declares its generic tools' event columns to the rules, so rules
+/// can test them. Errors are bad input (exit 2).
+pub fn load_manifest(tools: &ToolsConfig) -> Result<crate::tools::Manifest, crate::BadInput> {
+    let manifest = crate::tools::load_checked(tools)?;
+    crate::rules::fields::declare_columns(manifest.event_columns());
+    Ok(manifest)
+}
+
 /// The container stats source's settings from `[enrich]`, when it is on.
 pub(crate) fn container_stats(enrich: &EnrichConfig) -> Option<StatsSettings> {
     enrich.container_stats.then(|| StatsSettings {
@@ -44,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) hotpath: HotpathConfig,
     /// HTTP/1.x request capture.
     pub(crate) http: crate::http::HttpConfig,
+    /// Linking request spans into traces, and the service map.
+    pub(crate) traces: crate::traces::config::TracesConfig,
     /// The supervised external tools.
     pub(crate) tools: ToolsConfig,
     /// Events and samples into metrics.
@@ -356,6 +367,25 @@ mod tests {
         assert!(msg.starts_with("test.toml:3:1: "), "{msg}");
         assert!(!msg.contains("at line"), "the position said twice: {msg}");
         assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn traces_values_out_of_range_name_file_line_and_column() {
+        let c = parse("[traces]\nhold = \"1s\"\nmax_edges = 50\n").unwrap();
+        assert_eq!(
+            (c.traces.hold, c.traces.max_edges),
+            (Duration::from_secs(1), 50)
+        );
+        let msg = parse("[traces]\nhold = \"1s\"\nmax_spans = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("test.toml:3:13: "), "{msg}");
+        assert!(msg.contains("traces.max_spans = 0"), "{msg}");
+        let msg = parse("[traces]\nhold = \"5s\"\nwindow = \"2s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("test.toml:1:1: "), "{msg}");
+        assert!(msg.contains("traces.window"), "{msg}");
     }
 
     #[test]

@@ -69,6 +69,18 @@ impl KernelBtf {
             })
     }
 
+    /// The size in bytes of `struct name` (the stride of an array of it).
+    pub fn struct_size(&self, name: &str) -> Option<u32> {
+        self.btf
+            .resolve_types_by_name(name)
+            .ok()?
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) => u32::try_from(s.size()).ok(),
+                _ => None,
+            })
+    }
+
     /// The structs and unions named `ty`.
     fn composites(&self, ty: &str) -> Vec<btf_rs::Struct> {
         self.btf
@@ -163,5 +175,9 @@ mod tests {
         assert!(btf.func_id("task_struct").is_none());
         assert!(btf.has_member("task_struct", "pid"));
         assert!(!btf.has_member("task_struct", "no_such_field"));
+        // struct upid { int nr; struct pid_namespace *ns; }
+        assert_eq!(btf.struct_size("upid"), Some(16));
+        assert!(btf.member_offset("pid", &["numbers"]).is_some());
+        assert!(btf.struct_size("no_such_struct").is_none());
     }
 }

@@ -35,6 +35,13 @@ pub(crate) fn machine_id() -> Option<String> {
     read_trimmed("/etc/machine-id").or_else(|| read_trimmed("/var/lib/dbus/machine-id"))
 }
 
+/// Now, in ns since the Unix epoch (0 before it).
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// `CLOCK_MONOTONIC` in ns, the clock of `bpf_ktime_get_ns`.
 pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {

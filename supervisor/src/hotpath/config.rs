@@ -25,6 +25,12 @@ pub struct HotpathConfig {
     /// tracepoints (which put every syscall of the machine on the tracing
     /// path). Off while a tool that reports execs (execsnoop) runs.
     pub execs: bool,
+    /// One mount event per mount, umount2 and move_mount, from the syscall
+    /// probe's `sys_exit` program (so only while `syscalls` counts, and
+    /// while it is attached in sampled mode): what mountsnoop reports,
+    /// without its syscall tracepoints. Off while a tool that reports
+    /// mounts (mountsnoop) runs.
+    pub mounts: bool,
     /// Cgroups the syscall table holds at once (2..=65536, including one
     /// overflow slot). Memory: 8 KiB × CPUs × slots.
     #[serde(deserialize_with = "slots")]
@@ -60,6 +66,7 @@ impl Default for HotpathConfig {
             tcp: true,
             pids: true,
             execs: true,
+            mounts: true,
             cgroup_slots: hotpath_common::DEFAULT_CGROUP_SLOTS,
             pid_grace: Duration::from_secs(60),
             uid_changes: false,
@@ -82,12 +89,21 @@ impl HotpathConfig {
                     self.path_strings = true;
                     self.uid_changes = true;
                 }
-                K::Mount => self.mount_strings = true,
+                K::Mount => {
+                    self.mount_strings = true;
+                    self.mounts = false;
+                }
                 K::Exec => self.execs = false,
                 K::Exit | K::Kill | K::Signal | K::TcpState => {}
                 _ => self.uid_changes = true,
             }
         }
+    }
+
+    /// Whether the `sys_exit` program reports mounts: asked for, and the
+    /// syscall probe it rides on is on.
+    pub fn mounts_from_sys_exit(&self) -> bool {
+        self.mounts && self.syscalls.on()
     }
 
     /// Whether any probe is on.
@@ -186,6 +202,8 @@ mod tests {
         let mut c = HotpathConfig::default();
         c.check_strings_of([K::Exec, K::Exit, K::Kill, K::Mount, K::TcpState]);
         assert!(!c.uid_changes && c.mount_strings && !c.path_strings);
+        // mountsnoop reports mounts: the hot path does not too
+        assert!(!c.mounts && !c.mounts_from_sys_exit());
         c.check_strings_of([K::Open]);
         assert!(c.uid_changes && c.path_strings);
     }

@@ -15,8 +15,8 @@ use aya::{
 use hotpath_common::{
     BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, DIR_OVERFLOW,
     EXEC_EVENT_PROG, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
-    FlowStats, MAX_SYSCALLS, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG,
-    PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
+    FlowStats, MAX_SYSCALLS, MOUNTS_ENABLED_GLOBAL, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP,
+    PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
     SYSCALL_COUNTERS_MAP, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG,
     TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
@@ -222,7 +222,11 @@ impl Hotpath {
     /// `config` turns on. A program whose hook this kernel lacks is
     /// reported in [`Hotpath::unavailable`], not fatal.
     pub fn load(config: &HotpathConfig) -> Result<Self, HotpathError> {
-        let mut hp = Self::load_object(config.cgroup_slots, config.http)?;
+        let mut hp = Self::load_object(
+            config.cgroup_slots,
+            config.http,
+            config.mounts_from_sys_exit(),
+        )?;
         let btf = Btf::from_sys_fs().ok();
         let wanted = |p: Probe| match p {
             Probe::Syscalls => config.syscalls.on(),
@@ -299,7 +303,7 @@ impl Hotpath {
             ),
             _ => (BENCH_FLOOR_PROG, Probe::Syscalls, Hook::RawTp("sys_enter")),
         };
-        let mut hp = Self::load_object(2, false)?;
+        let mut hp = Self::load_object(2, false, false)?;
         let btf = Btf::from_sys_fs().ok();
         hp.attach(name, probe, hook, btf.as_ref())
             .map_err(|source| HotpathError::Program {
@@ -309,7 +313,7 @@ impl Hotpath {
         Ok(hp)
     }
 
-    fn load_object(slots: u32, http: bool) -> Result<Self, HotpathError> {
+    fn load_object(slots: u32, http: bool, mounts: bool) -> Result<Self, HotpathError> {
         if OBJECT.is_empty() {
             return Err(HotpathError::NotBuilt);
         }
@@ -321,6 +325,7 @@ impl Hotpath {
             .override_global(SLOTS_GLOBAL, &slots, true)
             .override_global(OFFSETS_GLOBAL, &offsets, true)
             .override_global(HTTP_ENABLED_GLOBAL, &u32::from(http), true)
+            .override_global(MOUNTS_ENABLED_GLOBAL, &u32::from(mounts), true)
             .map_max_entries(SYSCALL_COUNTERS_MAP, cpus * slots)
             .map_max_entries(SLOT_OWNERS_MAP, slots)
             .map_max_entries(CGROUP_SLOTS_MAP, slots)

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP};
 use hotpath_common::{
-    COUNTERS_LEN, COUNTERS_MAP, EXEC_EVENTS_MAP, SLOT_OWNERS_MAP, SYS_EXIT_PROG,
+    COUNTERS_LEN, COUNTERS_MAP, EXEC_EVENTS_MAP, MOUNT_EVENTS_MAP, SLOT_OWNERS_MAP, SYS_EXIT_PROG,
     SYSCALL_COUNTERS_MAP, SlotCounters,
 };
 
@@ -31,6 +31,15 @@ impl Hotpath {
         }
         let map = self.ebpf.take_map(EXEC_EVENTS_MAP)?;
         aya::maps::RingBuf::try_from(map).ok()
+    }
+
+    /// The mount events' ring buffer, taken once (None when mounts are not
+    /// reported or `sys_exit` is not attached).
+    pub fn take_mount_events(&mut self, enabled: bool) -> Option<RingBuf<MapData>> {
+        if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
+            return None;
+        }
+        RingBuf::try_from(self.ebpf.take_map(MOUNT_EVENTS_MAP)?).ok()
     }
 
     /// The HTTP capture's ring buffer and counters, once (None when the

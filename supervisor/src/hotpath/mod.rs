@@ -8,21 +8,24 @@
 //!   turns it into deltas; it frees the slots of dead cgroups.
 //! - [`tcp`] reads the TCP flow table.
 //! - [`pids`] is the pid → cgroup map and its lookup handle.
-//! - [`execs`] reads the exec events' ring buffer into exec records.
+//! - [`execs`] reads the exec events' ring buffer into exec records,
+//!   [`mounts`] the mount events' into mount records (both through [`ring`]).
 //! - [`poller`] is the pipeline source that polls them every interval.
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
-pub(crate) mod config;
-pub(crate) mod execs;
-pub(crate) mod loader;
-pub(crate) mod maps;
-pub(crate) mod mmap;
+pub mod config;
+pub mod execs;
+pub mod loader;
+pub mod maps;
+pub mod mmap;
+pub mod mounts;
 pub(crate) mod offsets;
-pub(crate) mod pids;
-pub(crate) mod poller;
-pub(crate) mod syscalls;
-pub(crate) mod tcp;
+pub mod pids;
+pub mod poller;
+pub(crate) mod ring;
+pub mod syscalls;
+pub mod tcp;
 
 pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};

@@ -101,6 +101,14 @@ pub(crate) fn compute() -> [u32; OFFSETS_LEN as usize] {
                 btf.member_offset("mm_struct", &["arg_end"]),
             );
             set(
+                Offset::TaskThreadPid,
+                btf.member_offset("task_struct", &["thread_pid"]),
+            );
+            set(Offset::PidLevel, btf.member_offset("pid", &["level"]));
+            set(Offset::PidNumbers, btf.member_offset("pid", &["numbers"]));
+            set(Offset::UpidNr, btf.member_offset("upid", &["nr"]));
+            set(Offset::UpidSize, btf.struct_size("upid"));
+            set(
                 Offset::CssSetDflCgrp,
                 btf.member_offset("css_set", &["dfl_cgrp"]),
             );

@@ -92,6 +92,8 @@ pub(crate) struct HotpathSource {
     pub(crate) execs: Option<JoinHandle<()>>,
     /// The HTTP capture's maps, for the HTTP source, when it is on.
     pub(crate) http: Option<HttpMaps>,
+    /// The mount events' reader, when `sys_exit` reports mounts.
+    pub(crate) mounts: Option<JoinHandle<()>>,
 }
 
 /// Loads and attaches the configured probes, then spawns the poller. Returns
@@ -108,9 +110,18 @@ pub(crate) fn start(
     let execs = hotpath
         .take_exec_events()
         .and_then(|ring| super::execs::start(ring, ctx));
+    if config.mounts && !config.syscalls.on() {
+        tracing::warn!(
+            "mounts are not reported: they ride on the syscall probe, which [hotpath] syscalls turns off (enable mountsnoop to see them)"
+        );
+    }
+    let mounts = hotpath
+        .take_mount_events(config.mounts_from_sys_exit())
+        .and_then(|ring| super::mounts::start(ring, ctx));
     let http = hotpath.take_http(config.http)?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
     poller.http = config.http;
+    poller.mounts = mounts.is_some();
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
         && let Err(err) = poller.start_sampling()
@@ -136,6 +147,7 @@ pub(crate) fn start(
         counting,
         execs,
         http,
+        mounts,
     }))
 }
 
@@ -162,6 +174,9 @@ pub(crate) struct Poller {
     control: SyscallControl,
     /// HTTP capture rides on the syscall probe: it must stay attached.
     http: bool,
+    /// Mounts are reported from the syscall probe: sampled, they are seen
+    /// only while it is attached.
+    mounts: bool,
 }
 
 impl Poller {
@@ -201,6 +216,7 @@ impl Poller {
             sampled_on: None,
             control: SyscallControl::default(),
             http: false,
+            mounts: false,
         })
     }
 
@@ -214,6 +230,12 @@ impl Poller {
         }
         self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;
         self.sampled_on = Some(Duration::ZERO);
+        if self.mounts {
+            tracing::warn!(
+                fraction = SAMPLED_FRACTION,
+                "syscalls sampled: mounts are seen only while the syscall probe is attached (enable mountsnoop to see every mount)"
+            );
+        }
         Ok(())
     }
 

@@ -18,15 +18,17 @@ pub struct HttpConfig {
     /// Distinct `http.route` values kept per container; later routes are
     /// reported as `other` (and counted).
     pub(crate) max_routes: usize,
-    /// Share of requests (0 to 1) sent on as spans (request events that
-    /// rules, the OTLP traces and the event sinks see); errors and slow
-    /// requests are always kept. The RED metrics count every request.
+    /// Share of traces (0 to 1) sent on as spans (request events that
+    /// rules, the OTLP traces and the event sinks see), decided per linked
+    /// trace (`crate::traces::sample`); a trace with an error or a slow
+    /// span is always kept. The RED metrics and the service map count
+    /// every request.
     pub(crate) sample_ratio: f64,
-    /// Requests at least this slow are always kept as spans.
+    /// A span at least this slow keeps its trace.
     #[serde(with = "humantime_serde")]
     pub(crate) slow_threshold: Duration,
-    /// Spans per second at most (errors and slow ones included); beyond
-    /// it they are dropped and counted
+    /// Spans per second at most (errors and slow ones included), whole
+    /// traces at a time; beyond it they are dropped and counted
     /// (`eunomia_http_dropped_total{reason="span_rate_limited"}`).
     pub(crate) max_spans_per_second: u32,
 }

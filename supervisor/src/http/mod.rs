@@ -1,13 +1,13 @@
 //! HTTP/1.x requests seen by the hot path (`hotpath-ebpf/src/http.rs`):
 //! the `[http]` configuration, the decoding of request records, the RED
-//! histograms aggregated here, the sampler that picks which requests go on
-//! into the pipeline as spans (where rules, the event sinks and the OTLP
-//! traces see them), and the source that runs them.
+//! histograms aggregated here, and the source that runs them and sends
+//! every request on as a span event (linked and sampled per trace by
+//! `crate::traces`, then seen by rules, the event sinks and the OTLP
+//! traces).
 
 pub(crate) mod config;
 pub(crate) mod red;
 pub(crate) mod request;
-pub(crate) mod sampler;
 pub(crate) mod source;
 
 pub(crate) use config::HttpConfig;

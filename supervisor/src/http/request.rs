@@ -196,12 +196,6 @@ impl Request {
         })
     }
 
-    /// Whether the response is an error (OpenTelemetry: 5xx for a server,
-    /// 4xx and 5xx for a client).
-    pub(crate) fn is_error(&self) -> bool {
-        self.status >= 500 || (self.client && self.status >= 400)
-    }
-
     /// The span event ([`model::span`]): `start_ns` the wall-clock start,
     /// `route` the bounded route, `ids` its trace and span ids.
     pub(crate) fn to_event(

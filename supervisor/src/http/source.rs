@@ -2,24 +2,23 @@
 //! ring buffer (every [`HTTP_DRAIN_MS`], or sooner when the kernel wakes it
 //! because a quarter of the ring is waiting), counts every request in the RED
 //! histograms ([`super::red`], sent once per interval as samples), and
-//! sends only the requests the sampler keeps ([`super::sampler`]) into the
-//! pipeline as span events. Whatever is not delivered, in the kernel or
-//! here, is counted in `eunomia_http_dropped_total{reason}` (a self-metric,
-//! so `eunomia status` shows it).
+//! sends every request into the pipeline as a span event: the traces stage
+//! links them, counts every one in the service map, and samples them per
+//! trace on their way to the sinks (`crate::traces::export`). Whatever is
+//! not delivered, in the kernel or here, is counted in
+//! `eunomia_http_dropped_total{reason}` (a self-metric, so `eunomia status`
+//! shows it).
 
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop, HttpRecord};
 use model::{
-    metrics::{
-        HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE,
-        HTTP_SPANS_METRIC,
-    },
+    metrics::{HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE},
     span::SpanContext,
 };
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
@@ -28,7 +27,6 @@ use super::{
     HttpConfig,
     red::{Key, Red},
     request::{Request, record_from_ring, route_of, status_class},
-    sampler::{Candidate, Kept, Sampler, Skipped},
 };
 use crate::{
     context::AgentContext,
@@ -51,8 +49,6 @@ struct Counters {
     unparsable: Counter,
     series_full: Counter,
     pipeline_full: Counter,
-    skipped: [Counter; 2],
-    spans: [Counter; 3],
     kernel: Vec<Counter>,
 }
 
@@ -63,13 +59,6 @@ impl Counters {
                 HTTP_DROPPED_METRIC,
                 "HTTP requests (or their spans) not delivered, by reason.",
                 &[("reason", reason)],
-            )
-        };
-        let spans = |k: Kept| {
-            r.counter(
-                HTTP_SPANS_METRIC,
-                "HTTP requests sent on as spans, by why they were kept.",
-                &[("reason", k.name())],
             )
         };
         Counters {
@@ -86,23 +75,17 @@ impl Counters {
             unparsable: dropped("unparsable"),
             series_full: dropped("series_full"),
             pipeline_full: dropped("pipeline_full"),
-            skipped: [
-                dropped(Skipped::SampledOut.name()),
-                dropped(Skipped::RateLimited.name()),
-            ],
-            spans: [Kept::Sampled, Kept::Error, Kept::Slow].map(spans),
             kernel: HttpDrop::ALL.iter().map(|d| dropped(d.name())).collect(),
         }
     }
 }
 
-/// Per-record state: routes per cgroup, the RED histograms, the sampler.
+/// Per-record state: routes per cgroup, the RED histograms.
 struct State {
     tool: Arc<str>,
     max_routes: usize,
     routes: HashMap<u64, HashSet<Arc<str>>>,
     red: Red,
-    sampler: Sampler,
     counts: Counters,
     /// Wall clock minus monotonic clock (ns), to date kernel times.
     wall_offset: i128,
@@ -115,11 +98,6 @@ impl State {
             max_routes: config.max_routes,
             routes: HashMap::new(),
             red: Red::default(),
-            sampler: Sampler::new(
-                config.sample_ratio,
-                config.slow_threshold,
-                config.max_spans_per_second,
-            ),
             counts: Counters::new(registry),
             wall_offset: 0,
         }
@@ -145,7 +123,7 @@ impl State {
 
     /// Dates kernel (monotonic) times from now on.
     fn sync_clock(&mut self) {
-        let wall = crate::aggregate::now_ns() as i128;
+        let wall = crate::host::now_ns() as i128;
         self.wall_offset = wall - monotonic_ns() as i128;
     }
 
@@ -173,18 +151,7 @@ impl State {
         if !self.red.observe(key, req.duration_ns as f64 / 1e9) {
             self.counts.series_full.inc();
         }
-        let candidate = Candidate {
-            error: req.is_error(),
-            duration: Duration::from_nanos(req.duration_ns),
-            trace_id: req.head.traceparent.as_ref().map(|(t, _)| t),
-        };
-        match self.sampler.decide(candidate, Instant::now()) {
-            Ok(kept) => {
-                self.counts.spans[kept as usize].inc();
-                self.send_span(&req, &r, &route, tx);
-            }
-            Err(why) => self.counts.skipped[why as usize].inc(),
-        }
+        self.send_span(&req, &r, &route, tx);
     }
 
     fn send_span(&self, req: &Request, r: &HttpRecord, route: &str, tx: &PipelineTx) {

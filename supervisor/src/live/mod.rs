@@ -8,13 +8,12 @@
 //! - [`ledger`]: every syscall each container made since the view started
 //!   (what a seccomp profile needs).
 //! - [`hub`]: snapshots fanned out to the control API's subscribers.
-//! - [`standalone`]: the hot path, cgroup stats and enrichment run without an
-//!   agent, feeding a view.
+//!
+//! Without an agent, [`crate::standalone`] feeds a view.
 
 pub(crate) mod hub;
 pub(crate) mod ledger;
 pub(crate) mod snapshot;
-pub(crate) mod standalone;
 pub(crate) mod view;
 
 pub(crate) use hub::LiveHub;

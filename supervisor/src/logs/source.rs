@@ -327,7 +327,7 @@ impl Lines<'_> {
 /// (control bytes escaped), level, pattern, stream and trace ids.
 pub fn log_event(tool: Arc<str>, line: &JoinedLine<'_>, insight: Insight) -> Event {
     let mut ev = Event::new(tool, EventKind::Log);
-    ev.ts_ns = line.ts_ns.unwrap_or_else(crate::aggregate::now_ns);
+    ev.ts_ns = line.ts_ns.unwrap_or_else(crate::host::now_ns);
     ev.fields.reserve(6);
     ev.push(
         fields::LOG_BODY,

@@ -150,6 +150,7 @@ fn event_field_type(name: &str) -> Option<Ty> {
         | pf::TRACE_ID
         | pf::SPAN_ID => Ty::Str,
         pf::PROC_EXIT_CODE
+        | pf::PROC_VPID
         | pf::RET
         | pf::ERROR
         | pf::FILE_FLAGS
@@ -252,25 +253,33 @@ pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
 /// The known name closest to `name` (edit distance ≤ 3), if any.
 pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     all_names()
-        .map(|n| (edit_distance(name, n), n))
+        .map(|n| (strsim::levenshtein(name, n), n))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
 }
 
-/// Levenshtein distance over bytes (names are ASCII).
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+/// The rules type of a generic tool's column type (the manifest's
+/// `type`); `None` for columns that are not event fields (times, skipped).
+fn column_type(ty: &str) -> Option<Ty> {
+    Some(match ty {
+        "str" | "rest" => Ty::Str,
+        "int" | "hex" => Ty::Int,
+        "float" => Ty::Float,
+        "ip" => Ty::Ip,
+        d if d.starts_with("duration_") => Ty::Duration,
+        _ => return None,
+    })
+}
+
+/// Declares the event columns of generic tools (name, manifest type) as
+/// fields rules can use (`ticker.n > 3`), before the rules are compiled.
+pub(crate) fn declare_columns<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (name, ty) in columns {
+        if let Some(ty) = column_type(ty) {
+            declare(name, ty);
         }
-        prev = cur;
     }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -562,6 +562,41 @@ fn default_shell_in_container() {
     assert!(default_alerts(&[in_container(cat)]).is_empty());
 }
 
+/// An exec record of the hot path (`hotpath.exec`): `vpid` is the pid in
+/// the process's own pid namespace.
+fn hotpath_exec(comm: &str, pid: u32, ppid: u32, vpid: u32) -> Event {
+    let mut e = Event::new(std::sync::Arc::from("hotpath.exec"), EventKind::Exec);
+    (e.pid, e.ppid, e.uid) = (Some(pid), Some(ppid), Some(0));
+    e.comm = Some(parsers::Comm::from_utf8_lossy(comm.as_bytes()));
+    e.push(pf::RET, Value::Int(0));
+    e.push(pf::PROC_ARGS, Value::Str(format!("/bin/{comm}").into()));
+    e.push(pf::PROC_VPID, Value::Int(i64::from(vpid)));
+    e
+}
+
+#[test]
+fn default_container_entrypoint_is_pid_1_of_its_namespace() {
+    // the shim (an exec seen earlier) is the parent of both shells below
+    let shim = || in_container(hotpath_exec("containerd-shim", 4_000_001, 1, 4_000_001));
+    let shell = SHELL_RULE;
+    // the entrypoint: pid 1 in the container's namespace
+    let entry = hotpath_exec("sh", 4_000_002, 4_000_001, 1);
+    assert!(default_alerts(&[shim(), in_container(entry)]).is_empty());
+    // a `docker exec` shell already reparented to the shim: not pid 1
+    let exec = hotpath_exec("sh", 4_000_003, 4_000_001, 7);
+    assert_eq!(default_alerts(&[shim(), in_container(exec)]), [shell]);
+    // the host's pid namespace (vpid = pid): the parent decides
+    let host_ns = hotpath_exec("sh", 4_000_004, 4_000_001, 4_000_004);
+    assert!(default_alerts(&[shim(), in_container(host_ns)]).is_empty());
+    // execsnoop's records carry no vpid: the parent decides
+    let snoop = exec_line("16:44:23 0     sh               4000005 4000001  0 /bin/sh ");
+    assert!(default_alerts(&[shim(), in_container(snoop)]).is_empty());
+    let snoop = exec_line("16:44:23 0     sh               4000006 4000099  0 /bin/sh ");
+    assert_eq!(default_alerts(&[in_container(snoop)]), [shell]);
+}
+
+const SHELL_RULE: &str = "Shell spawned in a container";
+
 #[test]
 fn default_sensitive_files() {
     for path in [
@@ -707,6 +742,17 @@ fn default_mount_in_container() {
         "16:44:47 umount           27616   27616   4026531832  umount(\"/mnt/host\", 0x0) = 0",
     );
     assert!(default_alerts(&[in_container(umount)]).is_empty());
+    // the hot path's move_mount (the new mount API's attach step)
+    let mut moved = Event::new(std::sync::Arc::from("hotpath.mount"), EventKind::Mount);
+    (moved.pid, moved.comm) = (Some(27617), Some(parsers::Comm::from_utf8_lossy(b"evil")));
+    moved.push(pf::MOUNT_OP, Value::Str("move_mount".into()));
+    moved.push(pf::MOUNT_SOURCE, Value::Str("".into()));
+    moved.push(pf::MOUNT_TARGET, Value::Str("/mnt/host".into()));
+    moved.push(pf::RET, Value::Int(0));
+    assert_eq!(
+        default_alerts(&[in_container(moved)]),
+        ["Mount inside a container"]
+    );
 }
 
 #[test]

@@ -235,7 +235,7 @@ impl<W: Write> Console<W> {
     fn print(&mut self, s: &IntervalSummary) -> std::io::Result<()> {
         if self.json {
             let v = serde_json::to_value(s)?;
-            let v = crate::schema::tagged(v, "summary", crate::schema::now_ns());
+            let v = crate::schema::tagged(v, "summary", crate::host::now_ns());
             serde_json::to_writer(&mut self.out, &v)?;
             return writeln!(self.out);
         }
@@ -318,7 +318,7 @@ pub(crate) fn batch_json(batch: &SampleBatch) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "type": "samples",
-        "ts_ns": crate::schema::now_ns(),
+        "ts_ns": crate::host::now_ns(),
         "source": batch.source,
         "interval_s": batch.interval_s,
         "samples": samples,

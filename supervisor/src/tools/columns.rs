@@ -4,18 +4,14 @@
 //! the field it resembles) instead of becoming a field no rule or metric
 //! reads. New fields in a standard namespace (`net.proto`) are fine.
 //!
-//! The event columns of generic tools are declared to the rules engine
-//! ([`declare_rule_fields`]), so rules can test them.
+//! The event columns of generic tools ([`Manifest::event_columns`]) are
+//! declared to the rules engine, so rules can test them.
 
 use std::ops::Range;
 
 use parsers::fields;
 
 use super::{Manifest, manifest::ParserSpec};
-use crate::rules::{
-    self,
-    fields::{Ty, edit_distance},
-};
 
 /// The namespaces of the standard field names (`proc`, `file`, ...).
 fn standard_namespaces() -> impl Iterator<Item = &'static str> {
@@ -33,8 +29,8 @@ pub(crate) fn misspelled(name: &str) -> Option<String> {
     }
     let nearest = fields::ALL
         .iter()
-        .filter(|f| f.starts_with(&format!("{ns}.")) && edit_distance(name, f) <= 1)
-        .min_by_key(|f| edit_distance(name, f))?;
+        .filter(|f| f.starts_with(&format!("{ns}.")) && strsim::levenshtein(name, f) <= 1)
+        .min_by_key(|f| strsim::levenshtein(name, f))?;
     Some(format!(
         "column `{name}` looks like a misspelling of the standard field `{nearest}`; \
          a field of the tool's own takes a name of its own"
@@ -52,40 +48,27 @@ pub(crate) fn locate(text: &str, within: Range<usize>, name: &str) -> Option<Ran
     })
 }
 
-/// The rules type of a generic column type; `None` for columns that are
-/// not event fields (times, skipped columns).
-fn rule_type(ty: &str) -> Option<Ty> {
-    Some(match ty {
-        "str" | "rest" => Ty::Str,
-        "int" | "hex" => Ty::Int,
-        "float" => Ty::Float,
-        "ip" => Ty::Ip,
-        d if d.starts_with("duration_") => Ty::Duration,
-        _ => return None,
-    })
-}
-
-/// Declares the event columns of the manifest's generic tools as fields
-/// rules can use (`ticker.n > 3`), before the rules are compiled.
-pub(crate) fn declare_rule_fields(manifest: &Manifest) {
-    for tool in manifest.tools() {
-        let ParserSpec::Generic(g) = &tool.parser else {
-            continue;
-        };
-        if !matches!(g.format, parsers::Format::Columns | parsers::Format::Fixed) {
-            continue;
-        }
-        for c in &g.columns {
-            if let Some(ty) = rule_type(&c.ty) {
-                rules::fields::declare(&c.name, ty);
+impl Manifest {
+    /// The event columns of the generic tools, with their manifest type:
+    /// what rules may test once they are declared to them.
+    pub(crate) fn event_columns(&self) -> Vec<(&str, &str)> {
+        let mut out = Vec::new();
+        for tool in self.tools() {
+            let ParserSpec::Generic(g) = &tool.parser else {
+                continue;
+            };
+            if matches!(g.format, parsers::Format::Columns | parsers::Format::Fixed) {
+                out.extend(g.columns.iter().map(|c| (&*c.name, &*c.ty)));
             }
         }
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules;
 
     #[test]
     fn a_name_one_edit_from_a_standard_field_is_refused() {
@@ -122,7 +105,7 @@ mod tests {
             "{unknown:?}"
         );
         let manifest = Manifest::parse(text, "m.toml").unwrap();
-        declare_rule_fields(&manifest);
+        rules::fields::declare_columns(manifest.event_columns());
         let set = rules::load::load_str("r.toml", rule).unwrap().set;
         let mut parser = manifest.get("counter").unwrap().new_parser();
         let (records, _) = parsers::parse_all(parser.as_mut(), b"42 3 x y\n42 2 x y\n");

@@ -9,20 +9,17 @@ use serde::Deserialize;
 pub(crate) const DEFAULT_MANIFEST_DIR: &str = "/etc/eunomia/tools.d";
 
 /// The tools `eunomia run` supervises out of the box: low-frequency tracers
-/// that feed the default security rules (process execs and exits, listening
-/// sockets, signals, mounts). execsnoop, killsnoop and mountsnoop sit on
-/// syscall tracepoints, which put every syscall of the machine on the
-/// tracing path (about 55 ns each here, `docs/performance.md`); the cheaper
-/// set ([`CHEAP_TOOLS`], execs from the hot path) is one line of
-/// configuration away. opensnoop, which the file rules need, reports every
-/// open(2) and is left for the user to enable where that is affordable.
-pub(crate) const DEFAULT_TOOLS: &[&str] = &[
-    "execsnoop",
-    "exitsnoop",
-    "tcpstates",
-    "killsnoop",
-    "mountsnoop",
-];
+/// that feed the default security rules (process exits, listening sockets,
+/// signals), all on non-syscall hooks, so the agent holds no syscall
+/// tracepoint but the hot path's counter: execs come from the hot path
+/// (`sched_process_exec`), mounts from its syscall probe (`sys_exit`),
+/// signals from sigsnoop (`signal_generate`). execsnoop, killsnoop and
+/// mountsnoop stay available; each sits on syscall tracepoints, which put
+/// every syscall of the machine on the tracing path (about 55 ns here,
+/// `docs/performance.md`). opensnoop, which the file rules need, reports
+/// every open(2) and is left for the user to enable where that is
+/// affordable.
+pub(crate) const DEFAULT_TOOLS: &[&str] = &["exitsnoop", "tcpstates", "sigsnoop"];
 
 /// Which external tools the agent supervises, and how.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

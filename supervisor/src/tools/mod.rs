@@ -248,8 +248,7 @@ impl Supervisor {
     }
 }
 
-/// Loads the manifest of `config` and checks every name of `enabled` in it;
-/// the event columns of its generic tools become fields rules can use.
+/// Loads the manifest of `config` and checks every name of `enabled` in it.
 /// Errors are bad input (exit code 2 at start-up).
 pub(crate) fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
     config
@@ -264,7 +263,6 @@ pub(crate) fn load_checked(config: &ToolsConfig) -> Result<Manifest, BadInput> {
             )));
         }
     }
-    columns::declare_rule_fields(&manifest);
     Ok(manifest)
 }
 

@@ -1,6 +1,6 @@
 //! Where `eunomia top` gets its snapshots: the running agent's
 //! `StreamSnapshots`, or a hot path loaded by this process
-//! ([`crate::live::standalone`]) when no agent runs.
+//! ([`crate::standalone`]) when no agent runs.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Config,
     control::{client::Client, proto},
-    live::{Ledger, Snapshot, standalone},
+    live::{Ledger, Snapshot},
 };
 
 /// What the feed delivers.
@@ -80,7 +80,8 @@ pub(crate) fn standalone(
         }
     });
     tokio::spawn(async move {
-        let r = standalone::run(&enrich, &hotpath, interval, ledger, snap_tx, shutdown).await;
+        let r =
+            crate::standalone::run(&enrich, &hotpath, interval, ledger, snap_tx, shutdown).await;
         let why = match r {
             Ok(()) => "stopped".to_owned(),
             Err(e) => format!("cannot load the hot path: {e}"),

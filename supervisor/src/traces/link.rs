@@ -219,7 +219,14 @@ impl Linker {
 
     /// Takes one finished span that arrived at `now_ns`; returns spans
     /// emitted early to stay within `max_spans`.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, span: SpanIn, now_ns: u64) -> Vec<LinkedSpan> {
+        self.push_span(span, now_ns).1
+    }
+
+    /// [`Linker::push`], with the id the span gets (its
+    /// [`LinkedSpan::span_id`] when it is emitted).
+    pub(crate) fn push_span(&mut self, span: SpanIn, now_ns: u64) -> (u64, Vec<LinkedSpan>) {
         let mut out = Vec::new();
         while self.spans.len() >= self.cfg.max_spans.max(1) {
             let Some(old) = self.order.front().copied() else {
@@ -257,7 +264,22 @@ impl Linker {
         self.link_thread(id, thread);
         self.by_conn.entry(conn).or_default().push(id);
         self.by_thread.entry(thread).or_default().push(id);
-        out
+        (id, out)
+    }
+
+    /// The spans still held whose trace has an id already (a part of it
+    /// was emitted, or it carries the application's), with that id: what
+    /// else is known of a trace when its first spans leave the hold.
+    pub(crate) fn held_in_traces(&self) -> impl Iterator<Item = (u128, &SpanIn)> + '_ {
+        self.pending
+            .iter()
+            .filter_map(|id| self.spans.get(id))
+            .filter(|e| !e.emitted)
+            .filter_map(|e| {
+                let r = self.spans.get(&self.root(e.id))?;
+                let trace = r.trace.or(r.span.traceparent.map(|tp| tp.trace_id))?;
+                Some((trace, &e.span))
+            })
     }
 
     /// Spans whose hold is over at `now_ns`, linked; forgets spans older

@@ -1,9 +1,12 @@
-//! The traces stage: HTTP request events become spans, linked into traces
-//! (the linker), folded into the service map (the graph); the hot path's
-//! TCP connections add TCP edges. Every interval it emits the
-//! service-graph samples, updates `eunomia_trace_links_total{outcome}` and
-//! publishes the map and the latest spans for the control API
-//! (`eunomia map`).
+//! The traces stage: HTTP request events (every request, before any
+//! sampling) become spans, linked into traces (the linker) and folded into
+//! the service map (the graph); the hot path's TCP connections add TCP
+//! edges. The events themselves are held while their spans are (`[traces]
+//! hold`), then go on to the later stages and the sinks with the linked
+//! trace and parent ids, sampled per trace ([`super::export`]). Every
+//! interval it emits the service-graph samples, updates
+//! `eunomia_trace_links_total{outcome}` and publishes the map and the
+//! latest spans for the control API (`eunomia map`).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -19,13 +22,16 @@ use model::{
 use serde::{Deserialize, Serialize};
 
 use super::{
+    config::TracesConfig,
     event::span_of,
+    export::SpanExport,
     graph::{MapView, ServiceGraph},
-    link::{LinkConfig, LinkedSpan, Linker, Outcome},
+    link::{LinkedSpan, Linker, Outcome},
+    sample::SampleConfig,
     span::{IdGen, Side},
 };
 use crate::{
-    pipeline::{Message, Sample, SampleBatch, SampleValue},
+    pipeline::{Message, Sample, SampleBatch, SampleValue, ToolRecord},
     selfmetrics::{Counter, Registry},
 };
 
@@ -33,8 +39,6 @@ use crate::{
 pub(crate) const SOURCE: &str = "traces";
 /// Link outcomes, by `outcome`.
 pub(crate) const LINKS_METRIC: &str = "eunomia_trace_links_total";
-/// Edges at most in the map.
-const MAX_EDGES: usize = 2048;
 /// Spans kept for the control API.
 const RECENT_SPANS: usize = 2048;
 /// Server addresses remembered (address → node), for TCP edges.
@@ -120,6 +124,9 @@ impl MapHandle {
 /// The stage (see the module docs).
 pub(crate) struct TracesStage {
     linker: Linker,
+    export: SpanExport,
+    /// Spans the linker emitted early (evicted), for the next release.
+    early: Vec<LinkedSpan>,
     graph: ServiceGraph,
     handle: MapHandle,
     counters: Vec<(Outcome, Counter, u64)>,
@@ -131,9 +138,15 @@ pub(crate) struct TracesStage {
 }
 
 impl TracesStage {
-    /// A stage reporting to `registry` and publishing to `handle` every
-    /// `interval`.
-    pub(crate) fn new(registry: &Registry, handle: MapHandle, interval: Duration) -> TracesStage {
+    /// A stage bounded by `config`, sampling span events by `sampling`,
+    /// reporting to `registry` and publishing to `handle` every `interval`.
+    pub(crate) fn new(
+        registry: &Registry,
+        handle: MapHandle,
+        interval: Duration,
+        config: &TracesConfig,
+        sampling: SampleConfig,
+    ) -> TracesStage {
         let counters = Outcome::ALL
             .iter()
             .map(|o| {
@@ -146,8 +159,10 @@ impl TracesStage {
             })
             .collect();
         TracesStage {
-            linker: Linker::new(LinkConfig::default(), IdGen::default()),
-            graph: ServiceGraph::new(MAX_EDGES),
+            linker: Linker::new(config.link(), IdGen::default()),
+            export: SpanExport::new(registry, sampling, config.window),
+            early: Vec::new(),
+            graph: ServiceGraph::new(config.max_edges),
             handle,
             counters,
             interval,
@@ -158,16 +173,18 @@ impl TracesStage {
         }
     }
 
-    /// Takes one (enriched) pipeline message.
-    pub(crate) fn on_message(&mut self, msg: &Message, now_ns: u64) {
-        match msg {
+    /// Takes one (enriched) pipeline message: a span event is held (it
+    /// comes back out of [`TracesStage::release`]), anything else is
+    /// handed back for the later stages.
+    pub(crate) fn on_message(&mut self, msg: Message, now_ns: u64) -> Option<Message> {
+        match &msg {
             Message::Record(r) => {
                 let Some(mut span) = r
                     .record
                     .as_event()
                     .and_then(|e| span_of(e, r.workload.as_deref()))
                 else {
-                    return;
+                    return Some(msg);
                 };
                 if span.node.starts_with("pid ") {
                     span.node = self.process_name(span.pid);
@@ -178,16 +195,40 @@ impl TracesStage {
                     }
                     self.servers.insert(span.local, span.node.clone());
                 }
-                let early = self.linker.push(span, now_ns);
-                self.emit(early, now_ns);
+                let (id, early) = self.linker.push_span(span, now_ns);
+                self.early.extend(early);
+                let Message::Record(r) = msg else {
+                    unreachable!("matched above")
+                };
+                self.export.hold(id, r);
+                None
             }
-            Message::Samples(b) if b.source == TCP_SOURCE => {
-                for s in &b.samples {
-                    self.on_tcp(s, now_ns);
+            Message::Samples(b) => {
+                if b.source == TCP_SOURCE {
+                    for s in &b.samples {
+                        self.on_tcp(s, now_ns);
+                    }
                 }
+                Some(msg)
             }
-            Message::Samples(_) => {}
         }
+    }
+
+    /// The span events whose hold is over at `now_ns` and whose trace is
+    /// kept, with their linked ids (every span of them counted in the
+    /// service map first).
+    pub(crate) fn release(&mut self, now_ns: u64) -> Vec<ToolRecord> {
+        let drained = self.linker.drain(now_ns);
+        self.pass_on(drained, now_ns)
+    }
+
+    /// Counts `spans` in the map; their events whose trace is kept.
+    fn pass_on(&mut self, drained: Vec<LinkedSpan>, now_ns: u64) -> Vec<ToolRecord> {
+        let mut spans = std::mem::take(&mut self.early);
+        spans.extend(drained);
+        self.emit(&spans, now_ns);
+        self.export
+            .release(&spans, self.linker.held_in_traces(), now_ns)
     }
 
     /// A process outside any workload, by its name (`/proc/PID/comm`,
@@ -232,18 +273,18 @@ impl TracesStage {
         self.graph.observe_tcp(client, server, n, now_ns);
     }
 
-    fn emit(&mut self, spans: Vec<LinkedSpan>, now_ns: u64) {
+    fn emit(&mut self, spans: &[LinkedSpan], now_ns: u64) {
         for s in spans {
-            self.graph.observe(&s, now_ns);
+            self.graph.observe(s, now_ns);
             if self.recent.len() >= RECENT_SPANS {
                 self.recent.pop_front();
             }
-            self.recent.push_back(SpanView::of(&s));
+            self.recent.push_back(SpanView::of(s));
         }
     }
 
-    /// Every interval: the spans whose hold is over, the service-graph
-    /// samples, the link counters and the published map.
+    /// Every interval: the service-graph samples, the link counters and
+    /// the published map.
     pub(crate) fn due(&mut self, now_ns: u64) -> Option<SampleBatch> {
         if self.last.elapsed() < self.interval {
             return None;
@@ -253,16 +294,18 @@ impl TracesStage {
         Some(self.tick(now_ns, interval_s))
     }
 
-    /// Emits everything held (at shutdown).
-    pub(crate) fn finish(&mut self, now_ns: u64) -> SampleBatch {
-        let spans = self.linker.flush();
-        self.emit(spans, now_ns);
-        self.tick(now_ns, self.last.elapsed().as_secs_f64())
+    /// Releases everything held (at shutdown): the span events that go
+    /// on, and the last service-graph samples.
+    pub(crate) fn finish(&mut self, now_ns: u64) -> (Vec<ToolRecord>, SampleBatch) {
+        let flushed = self.linker.flush();
+        let released = self.pass_on(flushed, now_ns);
+        (
+            released,
+            self.tick(now_ns, self.last.elapsed().as_secs_f64()),
+        )
     }
 
     fn tick(&mut self, now_ns: u64, interval_s: f64) -> SampleBatch {
-        let spans = self.linker.drain(now_ns);
-        self.emit(spans, now_ns);
         self.graph
             .expire(now_ns.saturating_sub(EDGE_TTL.as_nanos() as u64));
         let counts: HashMap<Outcome, u64> = self.linker.counts().collect();

@@ -1,6 +1,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 
-use model::{Event, EventKind, Record, Value, fields as f};
+use model::{Event, EventKind, EventView, Record, Value, fields as f};
 
 use super::*;
 use crate::pipeline::ToolRecord;
@@ -32,21 +32,41 @@ fn request(
     Message::Record(ToolRecord::new("http".into(), Record::Event(e)))
 }
 
+fn stage(registry: &Registry, handle: MapHandle) -> TracesStage {
+    TracesStage::new(
+        registry,
+        handle,
+        Duration::ZERO,
+        &TracesConfig::default(),
+        SampleConfig::default(),
+    )
+}
+
 #[test]
 fn events_become_linked_spans_metrics_and_a_map() {
     use EventKind::*;
     let registry = Registry::new();
     let handle = MapHandle::default();
-    let mut stage = TracesStage::new(&registry, handle.clone(), Duration::ZERO);
+    let mut stage = stage(&registry, handle.clone());
     let msgs = [
         request(HttpServer, 2, (12, 58), (1, 5000), 2, 500),
         request(HttpClient, 1, (10, 60), (1, 5000), 2, 500),
         request(HttpServer, 1, (0, 100), (9, 6000), 1, 500),
     ];
-    for m in &msgs {
-        stage.on_message(m, 0);
+    for m in msgs {
+        assert!(stage.on_message(m, 0).is_none(), "span events are held");
     }
-    let batch = stage.finish(1000 * MS);
+    assert!(stage.release(0).is_empty(), "held for the hold");
+    let (released, batch) = stage.finish(1000 * MS);
+    // every event goes on (ratio 1) with the linked ids: one trace, the
+    // client's server span its child
+    let ids: Vec<_> = released
+        .iter()
+        .map(|r| model::span::SpanContext::read(r).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|c| c.trace_id == ids[0].trace_id));
+    assert_eq!(ids.iter().filter(|c| c.parent_span_id.is_none()).count(), 1);
     assert_eq!(batch.source, SOURCE);
     let total = |server: &str| {
         batch
@@ -85,7 +105,7 @@ fn events_become_linked_spans_metrics_and_a_map() {
 #[test]
 fn tcp_connections_of_workloads_make_tcp_edges() {
     let registry = Registry::new();
-    let mut stage = TracesStage::new(&registry, MapHandle::default(), Duration::ZERO);
+    let mut stage = stage(&registry, MapHandle::default());
     let tcp = |labels: Vec<(&'static str, &str)>| {
         Message::Samples(SampleBatch {
             source: TCP_SOURCE,
@@ -104,9 +124,9 @@ fn tcp_connections_of_workloads_make_tcp_edges() {
     ];
     let mut named = base.clone();
     named.push((CONTAINER_NAME, "api"));
-    stage.on_message(&tcp(named), 1);
-    stage.on_message(&tcp(base), 1); // a host process: no node
-    let batch = stage.finish(2);
+    stage.on_message(tcp(named), 1);
+    stage.on_message(tcp(base), 1); // a host process: no node
+    let (_, batch) = stage.finish(2);
     let edge: Vec<_> = batch
         .samples
         .iter()
@@ -120,8 +140,75 @@ fn tcp_connections_of_workloads_make_tcp_edges() {
 
 #[test]
 fn processes_outside_workloads_are_named_by_their_comm() {
-    let mut stage = TracesStage::new(&Registry::new(), MapHandle::default(), Duration::ZERO);
+    let mut stage = stage(&Registry::new(), MapHandle::default());
     let me = stage.process_name(std::process::id());
     assert!(!me.starts_with("pid "), "{me}");
     assert_eq!(&*stage.process_name(u32::MAX), &format!("pid {}", u32::MAX));
+}
+
+#[test]
+fn traces_are_sampled_whole_and_every_span_is_counted() {
+    use EventKind::*;
+    let registry = Registry::new();
+    let never = SampleConfig {
+        ratio: 0.0,
+        ..SampleConfig::default()
+    };
+    let mut stage = TracesStage::new(
+        &registry,
+        MapHandle::default(),
+        Duration::ZERO,
+        &TracesConfig::default(),
+        never,
+    );
+    // two chains of three spans: in the first only the leaf failed
+    let msgs = [
+        request(HttpServer, 2, (12, 58), (1, 5000), 2, 503),
+        request(HttpClient, 1, (10, 60), (1, 5000), 2, 503),
+        request(HttpServer, 1, (0, 100), (9, 6000), 1, 200),
+        request(HttpServer, 4, (212, 258), (3, 5001), 4, 200),
+        request(HttpClient, 3, (210, 260), (3, 5001), 4, 200),
+        request(HttpServer, 3, (200, 300), (9, 6001), 3, 200),
+    ];
+    for m in msgs {
+        assert!(stage.on_message(m, 0).is_none());
+    }
+    let hold = TracesConfig::default().hold.as_nanos() as u64;
+    let released = stage.release(hold);
+    assert_eq!(released.len(), 3, "the failed trace, whole");
+    let ids: Vec<_> = released
+        .iter()
+        .map(|r| model::span::SpanContext::read(r).unwrap())
+        .collect();
+    assert!(ids.iter().all(|c| c.trace_id == ids[0].trace_id));
+    let statuses: Vec<_> = released
+        .iter()
+        .map(|r| r.get(f::HTTP_STATUS).map(|v| format!("{v:?}")))
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| s.is_some()).count(), 3);
+    let metric = |name: &str, reason: &str| {
+        registry
+            .read()
+            .into_iter()
+            .find(|p| p.name == name && p.labels.iter().any(|(_, v)| v == reason))
+            .map_or(0.0, |p| p.value)
+    };
+    assert_eq!(metric(model::metrics::HTTP_SPANS_METRIC, "error"), 3.0);
+    assert_eq!(
+        metric(model::metrics::HTTP_DROPPED_METRIC, "sampled_out"),
+        3.0
+    );
+    // the map counts both traces' calls
+    let (_, batch) = stage.finish(hold);
+    let calls: u64 = batch
+        .samples
+        .iter()
+        .filter(|s| s.metric == super::super::graph::REQUESTS_METRIC && s.label("client").is_some())
+        .filter(|s| s.label("connection_type") == Some(""))
+        .map(|s| match s.value {
+            SampleValue::Delta(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(calls, 2, "{:#?}", batch.samples);
 }

@@ -92,6 +92,7 @@ fn main() {
         tcp: true,
         pids: false,
         execs: false,
+        mounts: false,
         ..HotpathConfig::default()
     };
     let loaded = if args.floor {

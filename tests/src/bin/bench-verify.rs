@@ -30,6 +30,7 @@ fn main() {
         syscalls: eunomia::hotpath::SyscallCounting::Off,
         tcp: false,
         execs: false,
+        mounts: false,
         ..HotpathConfig::default()
     };
     config.check_strings_of([EventKind::Open]);

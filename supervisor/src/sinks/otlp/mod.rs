@@ -37,10 +37,7 @@ use self::{
     traces::ResourceSpan,
 };
 use super::{EventSink, SinkContext, SinkStats, Started, publisher::Fresh, stats::DropCounter};
-use crate::{
-    aggregate::{Snapshot, now_ns},
-    pipeline::ToolRecord,
-};
+use crate::{aggregate::Snapshot, host::now_ns, pipeline::ToolRecord};
 
 /// Compression of export requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -9,12 +9,12 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ledger, LiveView, Snapshot};
 use crate::{
     cgroups,
     context::AgentContext,
     enrich::{EnrichConfig, Enricher, Resolver},
     hotpath::{self, HotpathConfig, HotpathError},
+    live::{Ledger, LiveView, Snapshot},
     pipeline::{self, Message},
 };
 
@@ -39,6 +39,7 @@ pub(crate) async fn run(
         path_strings: false,
         mount_strings: false,
         execs: false,
+        mounts: false,
         ..hotpath.clone()
     };
     if let Some(source) = hotpath::poller::start(&config, interval, &ctx)? {

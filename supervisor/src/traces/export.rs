@@ -1,0 +1,127 @@
+//! The span events on their way to the sinks: every HTTP span event is
+//! held here while the linker holds its span, then gets the linked trace
+//! id, span id and parent (the application's own `traceparent` kept, see
+//! [`super::link`]) and goes on, or not, as its whole trace is sampled
+//! ([`super::sample`]). Every span goes on or is counted:
+//! `eunomia_http_spans_total{reason}` (kept: sampled, error, slow) and
+//! `eunomia_http_dropped_total{reason}` (sampled_out, span_rate_limited),
+//! self-metrics that `eunomia status` shows.
+
+use std::{collections::HashMap, time::Duration};
+
+use model::{
+    Record,
+    metrics::{HTTP_DROPPED_METRIC, HTTP_SPANS_METRIC},
+    span::SpanContext,
+};
+
+use super::{
+    link::LinkedSpan,
+    sample::{Kept, SampleConfig, Skipped, TraceSampler},
+    span::SpanIn,
+};
+use crate::{
+    pipeline::ToolRecord,
+    selfmetrics::{Counter, Registry},
+};
+
+/// Span events held, and the sampler deciding which go on.
+pub(crate) struct SpanExport {
+    records: HashMap<u64, ToolRecord>,
+    sampler: TraceSampler,
+    kept: [Counter; 3],
+    dropped: [Counter; 2],
+}
+
+impl SpanExport {
+    /// Sampling by `cfg`, decisions remembered for `window`.
+    pub(crate) fn new(registry: &Registry, cfg: SampleConfig, window: Duration) -> SpanExport {
+        let kept = |k: Kept| {
+            registry.counter(
+                HTTP_SPANS_METRIC,
+                "HTTP requests sent on as spans, by why their trace was kept.",
+                &[("reason", k.name())],
+            )
+        };
+        let dropped = |s: Skipped| {
+            registry.counter(
+                HTTP_DROPPED_METRIC,
+                "HTTP requests (or their spans) not delivered, by reason.",
+                &[("reason", s.name())],
+            )
+        };
+        SpanExport {
+            records: HashMap::new(),
+            sampler: TraceSampler::new(cfg, window),
+            kept: [Kept::Sampled, Kept::Slow, Kept::Error].map(kept),
+            dropped: [Skipped::SampledOut, Skipped::RateLimited].map(dropped),
+        }
+    }
+
+    /// Holds the event of the span the linker calls `id`.
+    pub(crate) fn hold(&mut self, id: u64, record: ToolRecord) {
+        self.records.insert(id, record);
+    }
+
+    /// The events of `spans` (just emitted by the linker) whose trace is
+    /// kept, with their linked ids; `held` are the spans the linker still
+    /// holds with their trace (what else is known of each trace).
+    pub(crate) fn release<'a>(
+        &mut self,
+        spans: &[LinkedSpan],
+        held: impl Iterator<Item = (u128, &'a SpanIn)>,
+        now_ns: u64,
+    ) -> Vec<ToolRecord> {
+        if spans.is_empty() {
+            return Vec::new();
+        }
+        let cfg = *self.sampler.config();
+        let mut traces: Vec<(u128, Option<Kept>, Vec<&LinkedSpan>)> = Vec::new();
+        let mut index: HashMap<u128, usize> = HashMap::new();
+        for s in spans {
+            let i = *index.entry(s.trace_id).or_insert_with(|| {
+                traces.push((s.trace_id, None, Vec::new()));
+                traces.len() - 1
+            });
+            traces[i].1 = traces[i].1.max(cfg.notable(&s.span));
+            traces[i].2.push(s);
+        }
+        for (trace, span) in held {
+            if let Some(&i) = index.get(&trace) {
+                traces[i].1 = traces[i].1.max(cfg.notable(span));
+            }
+        }
+        let mut out = Vec::new();
+        for (trace, notable, members) in traces {
+            let decision = self
+                .sampler
+                .decide(trace, notable, members.len() as u64, now_ns);
+            for s in members {
+                let Some(mut record) = self.records.remove(&s.span_id) else {
+                    continue;
+                };
+                match decision {
+                    Ok(k) => {
+                        self.kept[k as usize].inc();
+                        write_ids(&mut record, s);
+                        out.push(record);
+                    }
+                    Err(why) => self.dropped[why as usize].inc(),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Puts the linked ids into the span event (replacing the source's).
+fn write_ids(record: &mut ToolRecord, s: &LinkedSpan) {
+    if let Record::Event(e) = &mut record.record {
+        SpanContext {
+            trace_id: s.trace_id.to_be_bytes(),
+            span_id: s.span_id.to_be_bytes(),
+            parent_span_id: s.parent_id.map(u64::to_be_bytes),
+        }
+        .write(e);
+    }
+}
