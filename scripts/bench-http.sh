@@ -7,20 +7,32 @@
 #   http      `eunomia run` with its hot path and the HTTP capture
 #
 # For each server (the tests crate's `http-echo`, and nginx when installed)
-# wrk loads it on loopback (keep-alive, CONNS connections, SECS seconds).
-# Reported per configuration: requests/s (and the ratio to `none`), wrk's
-# p99 latency, the machine's CPU per request (ns, from /proc/stat: kernel,
-# BPF and the agent's user space together), and for `hotpath`/`http` the
-# run time of the `sys_exit` program per request (bpf_stats, from the
-# agent's program fdinfo): its difference is what the capture adds in the
-# kernel per request. The `http` runs also report the requests the kernel
-# delivered and dropped (eunomia_http_records_total,
-# eunomia_http_dropped_total without the requests sampled out of the spans,
-# which the metrics still count, from the agent's JSON-lines sink).
+# wrk loads it on loopback (keep-alive, CONNS connections, SECS seconds),
+# then the tests crate's `rate-load` holds RATE requests/s for SECS seconds
+# (latency from when each request was due: no coordinated omission).
+# Reported per configuration:
+#   - requests/s under wrk (and the ratio to `none` and `hotpath`);
+#   - CPU per request (ns): the CPU time of the server, wrk and the agent
+#     (user and system: the BPF programs run in the server's and wrk's
+#     syscalls) over wrk's requests, so other load on the machine does not
+#     count; the difference `http` - `hotpath` is what the capture adds,
+#     kernel and agent together (target: at most 1000 ns);
+#   - the machine's CPU per request (/proc/stat, everything that ran);
+#   - the run time of the `sys_exit` program per request and per record
+#     (bpf_stats, from the agent's program fdinfo): its difference is what
+#     the capture adds in the kernel. wrk's connections are new, so both
+#     sides of each request are captured: two records per request, one
+#     per side;
+#   - p99 latency at the fixed rate (rate-load) and under wrk;
+#   - for `http`: the requests the kernel delivered and dropped
+#     (eunomia_http_records_total, eunomia_http_dropped_total without the
+#     requests sampled out of the spans, which the metrics still count,
+#     from the agent's JSON-lines sink).
+# The load average (`uptime`) is printed before and after.
 #
-# Environment: REPS (default 3), SECS (default 5), CONNS (default 8),
-# PROFILE (release, default, or debug: the build to use), SERVERS
-# (default "echo nginx"), OUT (JSON, default target/bench-http.json).
+# Environment: REPS (default 3), SECS (default 5), CONNS (default 8), RATE
+# (default 5000), PROFILE (release, default, or debug: the build to use),
+# SERVERS (default "echo nginx"), OUT (JSON, default target/bench-http.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,6 +40,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 REPS=${REPS:-3}
 SECS=${SECS:-5}
 CONNS=${CONNS:-8}
+RATE=${RATE:-5000}
 PROFILE=${PROFILE:-release}
 SERVERS=${SERVERS:-echo nginx}
 OUT=${OUT:-target/bench-http.json}
@@ -39,9 +52,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v wrk >/dev/null || { echo "bench-http: wrk is not installed (scripts/setup.sh)" >&2; exit 1; }
 if [ "$PROFILE" = release ]; then
-    cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo
+    cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo --bin rate-load
 else
-    cargo build -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo
+    cargo build -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo --bin rate-load
 fi
 BIN=$TARGET/$PROFILE
 mkdir -p "$(dirname "$OUT")"
@@ -109,6 +122,15 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
 }
 
+# CPU time (ticks) of the processes $@ and their children (nginx's worker)
+proc_ticks() {
+    local t=0 p
+    for p in "$@" $(for q in "$@"; do pgrep -P "$q"; done); do
+        t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
+
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat; }
 
 # run_time_ns and run_cnt of the agent's count_sys_exit program
@@ -127,6 +149,7 @@ prog_stats() {
     echo "0 0"
 }
 
+echo "bench-http: load before: $(uptime)" >&2
 results="$WORK/results.txt"
 : >"$results"
 hz=$(getconf CLK_TCK)
@@ -147,9 +170,20 @@ for server in $SERVERS; do
             fi
             read -r t0 c0 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
             ticks0=$(cpu_ticks)
-            wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/bench/path" >"$WORK/wrk.txt"
+            pt0=$(proc_ticks "$SERVER_PID" $agent)
+            # wrk's own CPU (user + system ticks) from its rusage
+            wrk_ticks=$(python3 -c '
+import os, resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    subprocess.run(sys.argv[2:], stdout=out, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(round((r.ru_utime + r.ru_stime) * os.sysconf("SC_CLK_TCK")))
+' "$WORK/wrk.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/bench/path")
+            pt1=$(proc_ticks "$SERVER_PID" $agent)
             ticks1=$(cpu_ticks)
             read -r t1 c1 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
+            "$BIN/rate-load" "$port" /bench/fixed "$RATE" "$SECS" "$CONNS" >"$WORK/rate.json"
+            read -r fixed_p99 fixed_reqs < <(python3 -c 'import json,sys; j = json.load(open(sys.argv[1])); print(j["p99_ms"], j["requests"])' "$WORK/rate.json")
             reqs=$(awk '/requests in/{print $1}' "$WORK/wrk.txt")
             rps=$(awk '/^Requests\/sec/{print $2}' "$WORK/wrk.txt")
             p99=$(awk '$1=="99%"{print $2}' "$WORK/wrk.txt")
@@ -165,29 +199,37 @@ for server in $SERVERS; do
                 dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
                 rm -f "$WORK/http.jsonl"
             fi
-            echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0}" >>"$results"
-            echo "  $server rep $rep $mode: $rps req/s, p99 $p99" >&2
+            echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0} $((pt1 - pt0 + wrk_ticks)) $fixed_p99 $fixed_reqs" >>"$results"
+            echo "  $server rep $rep $mode: $rps req/s, p99 $p99, p99 at $RATE/s ${fixed_p99}ms" >&2
         done
     done
 done
 
-python3 - "$results" "$OUT" <<'PY'
+python3 - "$results" "$OUT" "$RATE" <<'PY'
 import json, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+rate = sys.argv[3]
 out = {}
+keys = ("rps", "cpu_ns_per_req", "machine_cpu_ns_per_req", "bpf_ns_per_req", "fixed_p99_ms",
+        "requests", "expected_records", "delivered", "dropped")
 for server in sorted({r[0] for r in rows}):
     per = {}
     for r in rows:
         if r[0] != server:
             continue
-        _, rep, mode, reqs, rps, p99, ticks, hz, bpf_ns, bpf_cnt, delivered, dropped = r
+        (_, rep, mode, reqs, rps, p99, ticks, hz, bpf_ns, bpf_cnt, delivered, dropped,
+         proc_ticks, fixed_p99, fixed_reqs) = r
         reqs = int(reqs)
         per.setdefault(mode, []).append({
             "rps": float(rps),
             "p99": p99,
-            "cpu_ns_per_req": int(ticks) / int(hz) * 1e9 / max(reqs, 1),
+            "fixed_p99_ms": float(fixed_p99),
+            "cpu_ns_per_req": int(proc_ticks) / int(hz) * 1e9 / max(reqs, 1),
+            "machine_cpu_ns_per_req": int(ticks) / int(hz) * 1e9 / max(reqs, 1),
             "bpf_ns_per_req": int(bpf_ns) / max(reqs, 1),
             "requests": reqs,
+            # both sides of every request (wrk's and rate-load's)
+            "expected_records": 2 * (reqs + int(fixed_reqs)),
             "delivered": float(delivered),
             "dropped": float(dropped),
         })
@@ -195,8 +237,9 @@ for server in sorted({r[0] for r in rows}):
     spread = lambda m, k: (min(x[k] for x in per[m]), max(x[k] for x in per[m]))
     s = {"runs": per}
     for m in per:
-        s[m] = {k: med(m, k) for k in ("rps", "cpu_ns_per_req", "bpf_ns_per_req", "requests", "delivered", "dropped")}
+        s[m] = {k: med(m, k) for k in keys}
         s[m]["rps_spread"] = spread(m, "rps")
+        s[m]["fixed_p99_spread"] = spread(m, "fixed_p99_ms")
         s[m]["p99"] = [x["p99"] for x in per[m]]
     if "none" in per:
         for m in ("hotpath", "http"):
@@ -204,24 +247,34 @@ for server in sorted({r[0] for r in rows}):
                 s[m]["rps_ratio_to_none"] = s[m]["rps"] / s["none"]["rps"]
     if "hotpath" in per and "http" in per:
         # paired by repetition: what the capture adds, per request
-        add_bpf = [h["bpf_ns_per_req"] - b["bpf_ns_per_req"] for h, b in zip(per["http"], per["hotpath"])]
-        add_cpu = [h["cpu_ns_per_req"] - b["cpu_ns_per_req"] for h, b in zip(per["http"], per["hotpath"])]
-        s["added_bpf_ns_per_request"] = {"median": statistics.median(add_bpf), "runs": add_bpf}
-        s["added_cpu_ns_per_request"] = {"median": statistics.median(add_cpu), "runs": add_cpu}
-        s["rps_ratio_http_to_hotpath"] = s["http"]["rps"] / s["hotpath"]["rps"]
+        def added(k):
+            runs = [h[k] - b[k] for h, b in zip(per["http"], per["hotpath"])]
+            return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+        s["added_cpu_ns_per_request"] = added("cpu_ns_per_req")
+        s["added_machine_cpu_ns_per_request"] = added("machine_cpu_ns_per_req")
+        s["added_bpf_ns_per_request"] = added("bpf_ns_per_req")
+        ratios = [h["rps"] / b["rps"] for h, b in zip(per["http"], per["hotpath"])]
+        s["rps_ratio_http_to_hotpath"] = {"median": statistics.median(ratios), "runs": ratios}
     out[server] = s
     print(f"== {server}")
     for m in ("none", "hotpath", "http"):
         if m in s:
             v = s[m]
-            print(f"  {m:8} {v['rps']:>10.0f} req/s (spread {v['rps_spread'][0]:.0f}-{v['rps_spread'][1]:.0f})"
-                  f"  cpu {v['cpu_ns_per_req']:>8.0f} ns/req  sys_exit prog {v['bpf_ns_per_req']:>6.0f} ns/req"
-                  f"  p99 {','.join(v['p99'])}"
-                  + (f"  delivered {v['delivered']:.0f} dropped {v['dropped']:.0f}" if m == "http" else ""))
-    if "added_bpf_ns_per_request" in s:
-        print(f"  HTTP capture adds: {s['added_bpf_ns_per_request']['median']:.0f} ns/request in the kernel program (runs {', '.join(f'{x:.0f}' for x in s['added_bpf_ns_per_request']['runs'])}),"
-              f" {s['added_cpu_ns_per_request']['median']:.0f} ns/request of machine CPU (runs {', '.join(f'{x:.0f}' for x in s['added_cpu_ns_per_request']['runs'])}),"
-              f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']:.3f}")
+            print(f"  {m:8} {v['rps']:>8.0f} req/s ({v['rps_spread'][0]:.0f}-{v['rps_spread'][1]:.0f})"
+                  f"  cpu {v['cpu_ns_per_req']:>6.0f} ns/req (machine {v['machine_cpu_ns_per_req']:.0f})"
+                  f"  sys_exit prog {v['bpf_ns_per_req']:>5.0f} ns/req"
+                  f"  p99 at {rate}/s {v['fixed_p99_ms']:.2f} ms ({v['fixed_p99_spread'][0]:.2f}-{v['fixed_p99_spread'][1]:.2f})"
+                  f"  wrk p99 {','.join(v['p99'])}"
+                  + (f"  records {v['delivered']:.0f} of {v['expected_records']:.0f}, dropped {v['dropped']:.0f}" if m == "http" else ""))
+    if "added_cpu_ns_per_request" in s:
+        f = lambda a: f"{a['median']:.0f} ns (runs {', '.join(f'{x:.0f}' for x in a['runs'])})"
+        print(f"  HTTP capture adds per request (both sides): CPU {f(s['added_cpu_ns_per_request'])}"
+              f" [target <= 1000]; sys_exit program {f(s['added_bpf_ns_per_request'])},"
+              f" {s['added_bpf_ns_per_request']['median'] / 2:.0f} ns per side;"
+              f" machine CPU {f(s['added_machine_cpu_ns_per_request'])};"
+              f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']['median']:.3f}"
+              f" (runs {', '.join(f'{x:.3f}' for x in s['rps_ratio_http_to_hotpath']['runs'])})")
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
+echo "bench-http: load after: $(uptime)" >&2
 echo "written $OUT" >&2

@@ -1,6 +1,6 @@
 //! Types of the HTTP/1.x capture (`hotpath-ebpf/src/http.rs`): the
-//! per-connection state kept in the kernel, the per-request record sent to
-//! user space through a ring buffer, and the counters of what the kernel
+//! per-connection state kept in the kernel, which is also the per-request
+//! record sent to user space through a ring buffer, and the counters of what the kernel
 //! could not deliver.
 //!
 //! The capture rides on the syscall exit hook (`tp_btf/sys_exit`, the
@@ -12,7 +12,7 @@
 /// headers: method, path, `traceparent` when it comes early).
 pub const HTTP_HEAD_LEN: usize = 256;
 
-/// `HTTP_CONNS`: LRU hash, `tgid << 32 | fd` → [`HttpConn`].
+/// `HTTP_CONNS`: LRU hash, `tgid << 32 | fd` → [`HttpRecord`].
 pub const HTTP_CONNS_MAP: &str = "HTTP_CONNS";
 /// Capacity of `HTTP_CONNS`. An evicted connection's pending request is
 /// lost; its response is then counted as [`HttpDrop::Unmatched`].
@@ -39,6 +39,11 @@ pub const fn http_sock_slot(key: u64) -> u32 {
 pub const HTTP_EVENTS_MAP: &str = "HTTP_EVENTS";
 /// Size of `HTTP_EVENTS` in bytes (a power of two, page aligned).
 pub const HTTP_EVENTS_BYTES: u32 = 4 << 20;
+/// Bytes waiting in `HTTP_EVENTS` from which a record wakes the agent;
+/// below, records wait for its drain timer ([`HTTP_DRAIN_MS`]).
+pub const HTTP_WAKEUP_BYTES: u32 = HTTP_EVENTS_BYTES / 4;
+/// How often the agent drains `HTTP_EVENTS` without being woken (ms).
+pub const HTTP_DRAIN_MS: u64 = 100;
 /// `HTTP_COUNTERS`: array of u64 indexed by [`HttpDrop`].
 pub const HTTP_COUNTERS_MAP: &str = "HTTP_COUNTERS";
 /// Entries of `HTTP_COUNTERS`.
@@ -46,11 +51,11 @@ pub const HTTP_COUNTERS_LEN: u32 = 8;
 /// Read-only global: 1 turns the capture on (set by the loader).
 pub const HTTP_ENABLED_GLOBAL: &str = "HTTP_ENABLED";
 
-/// [`HttpConn::state`]: no request in flight.
+/// [`HttpRecord::kind`]: no request in flight.
 pub const HTTP_IDLE: u8 = 0;
-/// [`HttpConn::state`]: a request was read (this side serves).
+/// [`HttpRecord::kind`]: a request was read (this side serves).
 pub const HTTP_SERVER: u8 = 1;
-/// [`HttpConn::state`]: a request was written (this side calls).
+/// [`HttpRecord::kind`]: a request was written (this side calls).
 pub const HTTP_CLIENT: u8 = 2;
 
 /// Requests the kernel saw but could not deliver, by reason.
@@ -82,17 +87,25 @@ impl HttpDrop {
     }
 }
 
-/// A connection the capture follows: a TCP socket of a process (by its
-/// fd) on which an HTTP/1.x message was seen, with its request in flight.
+/// A connection the capture follows (the value of `HTTP_CONNS`): a TCP
+/// socket of a process (by its fd) on which an HTTP/1.x message was seen,
+/// with its request in flight. At the response the fields after `head_len`
+/// are filled in place and the record's first [`HTTP_RECORD_FIXED`] +
+/// `head_len` bytes go to the ring buffer as they are (the head last, so
+/// only its filled part is sent).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct HttpConn {
-    /// When the pending request was read or written (`bpf_ktime_get_ns`).
+pub struct HttpRecord {
+    /// When the request's first bytes were read or written (`bpf_ktime_get_ns`).
     pub start_ns: u64,
+    /// When the response's first bytes were written (server) or read (client).
+    pub end_ns: u64,
     /// cgroup v2 id of the process.
     pub cgroup_id: u64,
     /// Bytes of the pending request so far.
     pub req_bytes: u64,
+    /// Bytes of the response's first write or read.
+    pub resp_bytes: u64,
     /// Local address (IPv4 in the first 4 bytes).
     pub laddr: [u8; 16],
     /// Remote address.
@@ -103,41 +116,29 @@ pub struct HttpConn {
     pub rport: u16,
     /// AF_INET (2) or AF_INET6 (10).
     pub family: u16,
-    /// [`HTTP_IDLE`], [`HTTP_SERVER`] or [`HTTP_CLIENT`].
-    pub state: u8,
-    /// Padding.
-    pub _pad: u8,
+    /// The response's status code.
+    pub status: u16,
+    /// Process id.
+    pub pid: u32,
     /// The thread that read or wrote the request.
     pub tid: u32,
+    /// [`HTTP_IDLE`], [`HTTP_SERVER`] or [`HTTP_CLIENT`] (in a record sent:
+    /// the side).
+    pub kind: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
     /// Bytes of `head` filled.
     pub head_len: u32,
     /// The request's first bytes.
     pub head: [u8; HTTP_HEAD_LEN],
 }
 
-/// One request and its response, as the kernel matched them.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct HttpRecord {
-    /// The connection at the response: request start, sizes, addresses, head.
-    pub conn: HttpConn,
-    /// When the response's first bytes were written (server) or read (client).
-    pub end_ns: u64,
-    /// Bytes of the response's first write or read.
-    pub resp_bytes: u64,
-    /// Process id.
-    pub pid: u32,
-    /// The response's status code.
-    pub status: u16,
-    /// [`HTTP_SERVER`] or [`HTTP_CLIENT`].
-    pub kind: u8,
-    /// Padding.
-    pub _pad: u8,
-}
+/// Bytes of an [`HttpRecord`] before its head: a record in the ring buffer
+/// is these and then `head_len` bytes.
+pub const HTTP_RECORD_FIXED: usize = core::mem::offset_of!(HttpRecord, head);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: #[repr(C)] plain data, padding explicit.
-    unsafe impl aya::Pod for super::HttpConn {}
     unsafe impl aya::Pod for super::HttpRecord {}
 }

@@ -26,7 +26,7 @@
 //! Whatever the kernel cannot deliver is counted in `HTTP_COUNTERS`.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user},
@@ -38,8 +38,8 @@ use hotpath_common::{
     Offset,
     http::{
         HTTP_CLIENT, HTTP_CONNS_MAX, HTTP_COUNTERS_LEN, HTTP_EVENTS_BYTES, HTTP_HEAD_LEN,
-        HTTP_IDLE, HTTP_SERVER, HTTP_SOCK_IGNORED, HTTP_SOCKS_LEN, HttpConn, HttpDrop, HttpRecord,
-        http_sock_slot,
+        HTTP_IDLE, HTTP_RECORD_FIXED, HTTP_SERVER, HTTP_SOCK_IGNORED, HTTP_SOCKS_LEN,
+        HTTP_WAKEUP_BYTES, HttpDrop, HttpRecord, http_sock_slot,
     },
 };
 
@@ -50,7 +50,7 @@ use crate::{AF_INET, IPPROTO_TCP, offset};
 static HTTP_ENABLED: u32 = 0;
 
 #[map]
-static HTTP_CONNS: LruHashMap<u64, HttpConn> = LruHashMap::with_max_entries(HTTP_CONNS_MAX, 0);
+static HTTP_CONNS: LruHashMap<u64, HttpRecord> = LruHashMap::with_max_entries(HTTP_CONNS_MAX, 0);
 
 #[map]
 static HTTP_EVENTS: RingBuf = RingBuf::with_byte_size(HTTP_EVENTS_BYTES, 0);
@@ -63,7 +63,7 @@ static HTTP_SOCKS: Array<u64> = Array::with_max_entries(HTTP_SOCKS_LEN, 0);
 
 /// A zeroed connection to fill before inserting (too big for the stack).
 #[map]
-static HTTP_SCRATCH: PerCpuArray<HttpConn> = PerCpuArray::with_max_entries(1, 0);
+static HTTP_SCRATCH: PerCpuArray<HttpRecord> = PerCpuArray::with_max_entries(1, 0);
 
 // x86_64 syscall numbers.
 const NR_READ: u32 = 0;
@@ -135,7 +135,8 @@ pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
     // SAFETY: regs is the BTF pointer of the tracepoint; the verifier
     // checks these loads against struct pt_regs.
     let (a0, a1) = unsafe { (*regs.add(REG_DI), *regs.add(REG_SI)) };
-    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = pid_tgid >> 32;
     match nr {
         NR_CLOSE => forget(tgid << 32 | (a0 & 0xffff_ffff)),
         NR_CONNECT if ret == 0 || ret == EINPROGRESS => {
@@ -162,7 +163,7 @@ pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
                 NR_SENDFILE => Buf::None,
                 _ => Buf::Plain,
             };
-            if on_data(key, a1, kind, ret as u64, write) == Some(false) {
+            if on_data(key, pid_tgid, a1, kind, ret as u64, write) == Some(false) {
                 // SAFETY: as above.
                 unsafe { *slot = key | HTTP_SOCK_IGNORED };
             }
@@ -282,7 +283,7 @@ fn classify(b: &[u8; 16], n: u64) -> Head {
 /// One read or write of `ret` bytes on connection `key`. `Some(false)`
 /// when the socket's first bytes (at least 16 of them) were no HTTP.
 #[inline(always)]
-fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool> {
+fn on_data(key: u64, pid_tgid: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool> {
     let (addr, n) = data_at(arg, kind, ret);
     let mut b = [0u8; 16];
     if addr != 0 {
@@ -306,13 +307,14 @@ fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool>
     };
     // SAFETY: a pointer into the map value; this task's own connection.
     let c = unsafe { &mut *conn };
-    match (head, write, c.state) {
+    match (head, write, c.kind) {
         (Head::Request, _, state) => {
             if state != HTTP_IDLE {
                 count(HttpDrop::Replaced);
             }
             start(
                 c,
+                pid_tgid,
                 addr,
                 n,
                 ret,
@@ -321,7 +323,7 @@ fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool>
         }
         (Head::Response(status), true, HTTP_SERVER)
         | (Head::Response(status), false, HTTP_CLIENT) => {
-            emit(c, ret, status);
+            emit(c, pid_tgid, ret, status);
         }
         (Head::Response(_), ..) => count(HttpDrop::Unmatched),
         (Head::Other, false, HTTP_SERVER) | (Head::Other, true, HTTP_CLIENT) => {
@@ -334,11 +336,11 @@ fn on_data(key: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool>
 
 /// A request begins: its time, thread, size and first bytes.
 #[inline(always)]
-fn start(c: &mut HttpConn, addr: u64, n: u64, ret: u64, state: u8) {
-    c.state = state;
+fn start(c: &mut HttpRecord, pid_tgid: u64, addr: u64, n: u64, ret: u64, kind: u8) {
+    c.kind = kind;
     // SAFETY: helper without preconditions.
     c.start_ns = unsafe { bpf_ktime_get_ns() };
-    c.tid = bpf_get_current_pid_tgid() as u32;
+    c.tid = pid_tgid as u32;
     c.req_bytes = ret;
     let m = if n < HTTP_HEAD_LEN as u64 {
         n
@@ -350,38 +352,53 @@ fn start(c: &mut HttpConn, addr: u64, n: u64, ret: u64, state: u8) {
     unsafe { bpf_probe_read_user(c.head.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
 }
 
-/// The response to the pending request: one record to user space.
+/// The response to the pending request: the connection's record, filled
+/// in place, to user space (only the filled part of its head).
 #[inline(always)]
-fn emit(c: &mut HttpConn, ret: u64, status: u16) {
-    let kind = c.state;
-    c.state = HTTP_IDLE;
-    let Some(mut entry) = HTTP_EVENTS.reserve::<HttpRecord>(0) else {
+fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
+    // SAFETY: helper without preconditions.
+    c.end_ns = unsafe { bpf_ktime_get_ns() };
+    c.resp_bytes = ret;
+    c.pid = (pid_tgid >> 32) as u32;
+    c.status = status;
+    let head = c.head_len as usize;
+    let len = HTTP_RECORD_FIXED
+        + if head < HTTP_HEAD_LEN {
+            head
+        } else {
+            HTTP_HEAD_LEN
+        };
+    // SAFETY: len <= size_of::<HttpRecord>(), all of it plain data.
+    let bytes = unsafe { core::slice::from_raw_parts(c as *const HttpRecord as *const u8, len) };
+    if HTTP_EVENTS.output::<[u8]>(bytes, wakeup(len)).is_err() {
         count(HttpDrop::RingFull);
-        return;
-    };
-    let r = entry.as_mut_ptr();
-    // SAFETY: r points at a reserved record of the right size.
-    unsafe {
-        bpf_probe_read_kernel(
-            &raw mut (*r).conn as *mut _,
-            core::mem::size_of::<HttpConn>() as u32,
-            c as *const HttpConn as *const _,
-        );
-        (*r).end_ns = bpf_ktime_get_ns();
-        (*r).resp_bytes = ret;
-        (*r).pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        (*r).status = status;
-        (*r).kind = kind;
-        (*r)._pad = 0;
     }
-    // flags 0: the kernel wakes the agent only when it had caught up
-    entry.submit(0);
+    c.kind = HTTP_IDLE;
+}
+
+/// The agent drains the ring on a timer: a record wakes it only when it
+/// fills the ring past a quarter (once per drain). A wakeup per record,
+/// the default when the agent has caught up, costs an irq_work, a
+/// self-IPI: several µs on a virtual machine, more than the rest of the
+/// capture.
+#[inline(always)]
+fn wakeup(len: usize) -> u64 {
+    // producer minus consumer position, before this record
+    let waiting = HTTP_EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    // with the ring's 8-byte header, rounded up to 8
+    let record = (len as u64 + 8 + 7) & !7;
+    let threshold = HTTP_WAKEUP_BYTES as u64;
+    if waiting < threshold && waiting + record >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
 }
 
 /// Starts following `key` if its fd is a TCP socket: its addresses and
 /// the process's cgroup.
 #[inline(never)]
-fn new_conn(key: u64) -> Option<*mut HttpConn> {
+fn new_conn(key: u64) -> Option<*mut HttpRecord> {
     let sk = socket_of(key & 0xffff_ffff)?;
     let protocol: u16 = kernel(sk + offset(Offset::SockProtocol)? as u64);
     let family: u16 = kernel(sk + offset(Offset::SockFamily)? as u64);
@@ -391,7 +408,7 @@ fn new_conn(key: u64) -> Option<*mut HttpConn> {
     let c = HTTP_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch entry.
     let c = unsafe { &mut *c };
-    c.state = HTTP_IDLE;
+    c.kind = HTTP_IDLE;
     c.family = family;
     // SAFETY: helper without preconditions.
     c.cgroup_id = unsafe { bpf_get_current_cgroup_id() };

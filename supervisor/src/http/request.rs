@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use hotpath_common::http::{HTTP_CLIENT, HttpRecord};
+use hotpath_common::http::{HTTP_CLIENT, HTTP_RECORD_FIXED, HttpRecord};
 use model::{
     Event, EventKind, Value, fields as f,
     span::{SpanContext, from_hex},
@@ -138,6 +138,23 @@ pub(crate) fn addr(family: u16, a: &[u8; 16]) -> IpAddr {
     }
 }
 
+/// A record as the ring buffer holds it: its fixed part and the filled
+/// part of its head (the rest of the head zero). None when shorter than
+/// the fixed part.
+pub(crate) fn record_from_ring(bytes: &[u8]) -> Option<HttpRecord> {
+    if bytes.len() < HTTP_RECORD_FIXED {
+        return None;
+    }
+    let len = bytes.len().min(std::mem::size_of::<HttpRecord>());
+    // SAFETY: HttpRecord is plain data (integers and byte arrays), for
+    // which all zeros and any bytes are valid; `len` bytes fit in it.
+    unsafe {
+        let mut r: HttpRecord = std::mem::zeroed();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut r).cast::<u8>(), len);
+        Some(r)
+    }
+}
+
 /// One request record, decoded: what the metrics, the sampler and the span need.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Request {
@@ -158,10 +175,10 @@ pub(crate) struct Request {
 impl Request {
     /// Decodes a record; None when its head is no request line.
     pub(crate) fn decode(r: &HttpRecord) -> Option<Request> {
-        let c = &r.conn;
+        let c = r;
         let len = (c.head_len as usize).min(c.head.len());
         let head = parse_head(&c.head[..len])?;
-        let client = r.kind == HTTP_CLIENT;
+        let client = c.kind == HTTP_CLIENT;
         let local = (addr(c.family, &c.laddr), c.lport);
         let remote = (addr(c.family, &c.raddr), c.rport);
         let (server, peer) = if client {
@@ -175,7 +192,7 @@ impl Request {
             server,
             peer,
             status: r.status,
-            duration_ns: r.end_ns.saturating_sub(c.start_ns),
+            duration_ns: c.end_ns.saturating_sub(c.start_ns),
         })
     }
 
@@ -196,7 +213,7 @@ impl Request {
         let mut e = Event::new(tool.clone(), kind);
         e.ts_ns = start_ns;
         e.pid = Some(r.pid);
-        e.tid = Some(r.conn.tid);
+        e.tid = Some(r.tid);
         let h = &self.head;
         e.push(f::HTTP_METHOD, Value::Str(h.method.as_str().into()));
         e.push(f::URL_PATH, Value::Str(h.path.as_str().into()));
@@ -207,7 +224,7 @@ impl Request {
             Value::Str(status_class(self.status).into()),
         );
         e.push(f::DURATION, Value::Duration(self.duration_ns));
-        e.push(f::HTTP_REQUEST_SIZE, Value::Int(r.conn.req_bytes as i64));
+        e.push(f::HTTP_REQUEST_SIZE, Value::Int(r.req_bytes as i64));
         e.push(f::HTTP_RESPONSE_SIZE, Value::Int(r.resp_bytes as i64));
         e.push(f::SERVER_ADDRESS, Value::Ip(self.server.0));
         e.push(f::SERVER_PORT, Value::Int(i64::from(self.server.1)));
@@ -251,6 +268,21 @@ mod tests {
         let bad =
             parse_head(b"GET / HTTP/1.1\r\ntraceparent: 00-zz-00f067aa0ba902b7-01\r\n").unwrap();
         assert_eq!(bad.traceparent, None);
+    }
+
+    #[test]
+    fn records_from_the_ring() {
+        assert!(record_from_ring(&[0; HTTP_RECORD_FIXED - 1]).is_none());
+        let mut bytes = vec![0u8; HTTP_RECORD_FIXED];
+        bytes.extend_from_slice(b"GET /x HTTP/1.1\r\n");
+        let n = (bytes.len() - HTTP_RECORD_FIXED) as u32;
+        let at = std::mem::offset_of!(HttpRecord, head_len);
+        bytes[at..at + 4].copy_from_slice(&n.to_ne_bytes());
+        let r = record_from_ring(&bytes).unwrap();
+        assert_eq!(r.head_len, n);
+        assert_eq!(&r.head[..n as usize], b"GET /x HTTP/1.1\r\n");
+        assert!(r.head[n as usize..].iter().all(|&b| b == 0));
+        assert_eq!(Request::decode(&r).unwrap().head.path, "/x");
     }
 
     #[test]

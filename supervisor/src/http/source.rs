@@ -1,5 +1,6 @@
 //! The HTTP source: reads the request records the kernel matched from the
-//! ring buffer (woken by its fd), counts every request in the RED
+//! ring buffer (every [`HTTP_DRAIN_MS`], or sooner when the kernel wakes it
+//! because a quarter of the ring is waiting), counts every request in the RED
 //! histograms ([`super::red`], sent once per interval as samples), and
 //! sends every request into the pipeline as a span event: the traces stage
 //! links them, counts every one in the service map, and samples them per
@@ -15,7 +16,7 @@ use std::{
 };
 
 use aya::maps::{Array, MapData, RingBuf};
-use hotpath_common::http::{HttpDrop, HttpRecord};
+use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop, HttpRecord};
 use model::{
     metrics::{HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE},
     span::SpanContext,
@@ -25,7 +26,7 @@ use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use super::{
     HttpConfig,
     red::{Key, Red},
-    request::{Request, route_of, status_class},
+    request::{Request, record_from_ring, route_of, status_class},
 };
 use crate::{
     context::AgentContext,
@@ -135,17 +136,15 @@ impl State {
     /// One record from the ring buffer.
     fn record(&mut self, bytes: &[u8], tx: &PipelineTx) {
         self.counts.records.inc();
-        if bytes.len() < std::mem::size_of::<HttpRecord>() {
+        let Some(r) = record_from_ring(bytes) else {
             self.counts.unparsable.inc();
             return;
-        }
-        // SAFETY: at least size_of::<HttpRecord>() bytes of plain data.
-        let r: HttpRecord = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        };
         let Some(req) = Request::decode(&r) else {
             self.counts.unparsable.inc();
             return;
         };
-        let cgroup = r.conn.cgroup_id;
+        let cgroup = r.cgroup_id;
         let route = self.bounded_route(cgroup, &route_of(&req.head.path));
         let key = Key {
             cgroup,
@@ -177,7 +176,7 @@ impl State {
             span_id: nonzero(fastrand::u64(..).to_be_bytes()),
             parent_span_id: req.head.traceparent.map(|(_, p)| p),
         };
-        let start = (r.conn.start_ns as i128 + self.wall_offset).max(0) as u64;
+        let start = (r.start_ns as i128 + self.wall_offset).max(0) as u64;
         let event = req.to_event(&self.tool, r, route, &ids, start);
         let msg = ToolRecord::new(self.tool.clone(), model::Record::Event(event));
         if !tx.send(Message::Record(msg)) {
@@ -241,6 +240,8 @@ async fn run(
     ctx: AgentContext,
 ) {
     let mut tick = tokio::time::interval(interval);
+    let mut drain = tokio::time::interval(Duration::from_millis(HTTP_DRAIN_MS));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = [0u64; HttpDrop::ALL.len()];
     let tx = ctx.tx.clone();
     state.sync_clock();
@@ -250,6 +251,11 @@ async fn run(
             _ = tick.tick() => {
                 state.sync_clock();
                 state.flush(&kernel, &mut seen, &tx);
+            }
+            _ = drain.tick() => {
+                while let Some(item) = ring.get_mut().next() {
+                    state.record(&item, &tx);
+                }
             }
             guard = ring.readable_mut() => {
                 let Ok(mut guard) = guard else { break };
