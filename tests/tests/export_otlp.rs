@@ -222,10 +222,13 @@ fn otlp_outage_loses_nothing_and_keeps_order() {
         })
         .map(|(_, _, v)| v as usize)
         .expect("successful metrics exports self-metric");
-    assert_eq!(
-        ok_metrics,
-        r.metrics.len() - 1,
-        "exports counted vs received"
+    // The count is taken when the last batch is collected; the sender
+    // delivers one batch at a time, so at most one earlier export can still
+    // be in flight then (received here, counted only after).
+    let received_before_last = r.metrics.len() - 1;
+    assert!(
+        (received_before_last.saturating_sub(1)..=received_before_last).contains(&ok_metrics),
+        "exports counted {ok_metrics} vs received before the last {received_before_last}"
     );
     let failures =
         last_value(&r, "eunomia_sink_exports_total", "outcome", "failure").unwrap_or(0.0);

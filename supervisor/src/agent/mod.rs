@@ -1,7 +1,7 @@
 //! The agent: starts the sinks, the rules and every configured source (hot
 //! path, cgroup statistics, supervised tools), then runs each pipeline
-//! message through the stages — enrich → rules → aggregate → console/logs —
-//! until SIGINT, SIGTERM or the end of `--for`. On shutdown the sources
+//! message through the stages ([`stages`]: enrich → traces → rules →
+//! aggregate → event sinks → console) until SIGINT, SIGTERM or the end of `--for`. On shutdown the sources
 //! flush their last interval, the pipeline drains, and the sinks export one
 //! last time.
 
@@ -15,8 +15,12 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+mod stages;
+
+use stages::{Stages, traces_stage};
+
 use crate::{
-    aggregate::{Aggregator, SharedAggregator},
+    aggregate::Aggregator,
     cgroups,
     config::Config,
     context::AgentContext,
@@ -174,108 +178,6 @@ pub(crate) async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> 
         rules_task,
     };
     finish(stages, sinks, &stats).await
-}
-
-/// The traces stage, bounded by `[traces]`, sampling by `[http]`.
-fn traces_stage(
-    config: &Config,
-    registry: &Registry,
-    map: crate::traces::stage::MapHandle,
-) -> crate::traces::stage::TracesStage {
-    let h = &config.http;
-    let sampling = crate::traces::sample::SampleConfig {
-        ratio: h.sample_ratio,
-        slow: h.slow_threshold,
-        cap: h.max_spans_per_second,
-    };
-    crate::traces::stage::TracesStage::new(
-        registry,
-        map,
-        config.agent.poll_interval,
-        &config.traces,
-        sampling,
-    )
-}
-
-/// The stages every message goes through, in order.
-struct Stages<W: std::io::Write> {
-    enricher: Option<Enricher>,
-    /// How often the enricher reports its own counters.
-    self_interval: Duration,
-    rules: RulesStage,
-    aggregator: SharedAggregator,
-    console: Console<W>,
-    events: sinks::EventSinks,
-    /// Live events for the control API's subscribers.
-    live: EventHub,
-    /// Interval snapshots of every workload (`eunomia top`) and the
-    /// syscall ledger (`eunomia advise seccomp`).
-    view: crate::live::LiveView,
-    snapshots: crate::live::LiveHub,
-    /// Spans linked into traces, the service map (`eunomia map`).
-    traces: crate::traces::stage::TracesStage,
-}
-
-impl<W: std::io::Write> Stages<W> {
-    /// One message from the sources: enriched, then through the traces
-    /// stage (which holds span events and releases those whose hold is
-    /// over), then through the later stages.
-    fn handle(&mut self, mut msg: Message) -> anyhow::Result<()> {
-        if let Some(enricher) = self.enricher.as_mut() {
-            enricher.enrich(&mut msg);
-            if let Some(own) = enricher.self_batch_due(self.self_interval) {
-                self.aggregate(&Message::Samples(own));
-            }
-        }
-        let now = crate::host::now_ns();
-        let rest = self.traces.on_message(msg, now);
-        self.release()?;
-        match rest {
-            Some(msg) => self.after_traces(&msg),
-            None => Ok(()),
-        }
-    }
-
-    /// The span events the traces stage lets go now, and the service-graph
-    /// samples when due.
-    fn release(&mut self) -> anyhow::Result<()> {
-        let now = crate::host::now_ns();
-        let released = self.traces.release(now);
-        if let Some(graph) = self.traces.due(now) {
-            self.aggregate(&Message::Samples(graph));
-        }
-        for record in released {
-            self.after_traces(&Message::Record(record))?;
-        }
-        Ok(())
-    }
-
-    /// The stages after the traces stage.
-    fn after_traces(&mut self, msg: &Message) -> anyhow::Result<()> {
-        if let Message::Record(r) = msg {
-            self.live.publish(r);
-        }
-        if let Message::Samples(batch) = msg
-            && let Some(snapshot) = self.view.ingest(batch)
-        {
-            self.snapshots.publish(snapshot);
-        }
-        if let Message::Record(r) = msg
-            && let Some(event) = r.record.as_event()
-        {
-            match r.workload.as_deref() {
-                Some(workload) => self.rules.on_event(event, workload),
-                None => self.rules.on_event(event, &model::NoLabels),
-            }
-        }
-        self.aggregate(msg);
-        self.events.offer(msg);
-        self.console.handle(msg).context("writing to stdout")
-    }
-
-    fn aggregate(&self, msg: &Message) {
-        crate::sync::lock(&self.aggregator).ingest(msg);
-    }
 }
 
 /// The enrichment stage, with the kubelet's pod list kept current by a
