@@ -9,7 +9,6 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 use super::remote;
 use crate::{cli::HttpArgs, control::proto, http::source::TOOL};
@@ -23,49 +22,23 @@ async fn follow(args: HttpArgs) -> anyhow::Result<()> {
     let mut client = remote::connect(&args.socket)
         .await
         .context("`eunomia http` shows what a running agent sees (start it with `eunomia run`)")?;
-    let mut stream = client
-        .stream_events(proto::StreamEventsRequest {
-            tools: vec![TOOL.into()],
-            container_id: args.container.clone().unwrap_or_default(),
-            ..Default::default()
-        })
-        .await
-        .map_err(remote::answer_error)?
-        .into_inner();
-    let shutdown = CancellationToken::new();
-    crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let mut out = std::io::stdout().lock();
     if !args.json {
-        writeln!(out, "{}", header())?;
+        remote::written(writeln!(out, "{}", header()))?;
     }
-    loop {
-        let line = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            m = stream.message() => match m.map_err(remote::answer_error)? {
-                Some(line) => line,
-                None => return Ok(()),
-            },
-        };
-        if line.lagged > 0 {
-            eprintln!(
-                "eunomia: {} requests missed (this reader was too slow)",
-                line.lagged
-            );
-        }
+    let request = proto::StreamEventsRequest {
+        tools: vec![TOOL.into()],
+        container_id: args.container.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    remote::follow(&mut client, request, args.run_for, "requests", |line| {
         let text = match args.json {
-            true => line.json,
-            false => {
-                let obj: Map<String, Value> = serde_json::from_str(&line.json)
-                    .with_context(|| format!("the agent sent no JSON object: {}", line.json))?;
-                row(&obj)
-            }
+            true => line.to_owned(),
+            false => row(&remote::json_object(line)?),
         };
-        match writeln!(out, "{text}").and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e).context("writing to stdout"),
-        }
-    }
+        remote::written(writeln!(out, "{text}").and_then(|()| out.flush()))
+    })
+    .await
 }
 
 /// The column titles.

@@ -1,7 +1,10 @@
 //! Helpers of the commands that talk to a running agent over its control
 //! socket (`tools list|start|stop`, `status`).
 
-use std::{future::Future, path::Path};
+use std::{future::Future, path::Path, time::Duration};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     BadInput,
@@ -79,4 +82,62 @@ pub(crate) fn counters_row(c: &proto::ToolCounters) -> String {
         "{:<16} {state:<16} {:<10} {:<10} {:<10} {:<10} {:<10} {}",
         c.name, c.lines, c.records, c.parse_errors, c.rejected, c.dropped, c.restarts
     )
+}
+
+/// Streams the agent's events that `request` selects and hands each line
+/// (one JSON object) to `show` until `run_for`, Ctrl-C or the agent ends
+/// the stream. Lines missed by a slow reader are reported on stderr as
+/// `what`; a reader gone from stdout (`| head`) ends the stream quietly.
+pub(crate) async fn follow(
+    client: &mut Client,
+    request: proto::StreamEventsRequest,
+    run_for: Option<Duration>,
+    what: &str,
+    mut show: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut stream = client
+        .stream_events(request)
+        .await
+        .map_err(answer_error)?
+        .into_inner();
+    let shutdown = CancellationToken::new();
+    crate::agent::spawn_signal_watch(shutdown.clone(), run_for)?;
+    loop {
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = stream.message() => match m.map_err(answer_error)? {
+                Some(line) => line,
+                None => return Ok(()),
+            },
+        };
+        if line.lagged > 0 {
+            eprintln!(
+                "eunomia: {} {what} missed (this reader was too slow)",
+                line.lagged
+            );
+        }
+        if let Err(err) = show(&line.json) {
+            let broken_pipe = err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+            return if broken_pipe { Ok(()) } else { Err(err) };
+        }
+    }
+}
+
+/// One streamed line as the JSON object it must be.
+pub(crate) fn json_object(
+    line: &str,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(line)
+        .with_context(|| format!("the agent sent a line that is not a JSON object: {line}"))
+}
+
+/// `r`, an error writing to stdout with that context (a closed pipe is
+/// left bare so [`follow`] can tell it).
+pub(crate) fn written(r: std::io::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        r => Ok(r?),
+    }
 }

@@ -431,42 +431,13 @@ async fn follow(
     client: &mut crate::control::client::Client,
     args: &ToolsStartArgs,
 ) -> anyhow::Result<()> {
-    let mut stream = client
-        .stream_events(proto::StreamEventsRequest {
-            tools: vec![args.name.clone()],
-            ..Default::default()
-        })
-        .await
-        .map_err(remote::answer_error)?
-        .into_inner();
-    let shutdown = CancellationToken::new();
-    crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let mut printer = RecordPrinter::new(std::io::stdout().lock(), args.json);
-    loop {
-        let line = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            m = stream.message() => match m.map_err(remote::answer_error)? {
-                Some(line) => line,
-                None => return Ok(()),
-            },
-        };
-        if line.lagged > 0 {
-            eprintln!(
-                "eunomia: {} records missed (this reader was too slow)",
-                line.lagged
-            );
-        }
-        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line.json)
-            .with_context(|| {
-                format!(
-                    "the agent sent a line that is not a JSON object: {}",
-                    line.json
-                )
-            })?;
-        match printer.print_object(&obj) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e).context("writing to stdout"),
-        }
-    }
+    let request = proto::StreamEventsRequest {
+        tools: vec![args.name.clone()],
+        ..Default::default()
+    };
+    remote::follow(client, request, args.run_for, "records", |line| {
+        remote::written(printer.print_object(&remote::json_object(line)?))
+    })
+    .await
 }
