@@ -188,7 +188,6 @@ fn split3(s: &str) -> Option<(&str, &str, &str)> {
 mod tests {
     use super::*;
 
-
     #[test]
     fn pods_and_containers_from_log_directories() {
         let root = tempfile::tempdir().unwrap();

@@ -253,7 +253,6 @@ fn non_empty(s: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
 
-
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
