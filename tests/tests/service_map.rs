@@ -160,6 +160,18 @@ fn map_json(socket: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("map JSON")
 }
 
+/// The agent's counts of what it could not deliver of the HTTP capture
+/// (`eunomia_http_dropped_total` series above zero), for failure messages.
+fn http_drops(port: u16) -> Vec<String> {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("eunomia_http_dropped_total") && !l.ends_with(" 0"))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn edge<'v>(map: &'v Value, client: &str, server: &str) -> Option<&'v Value> {
     map["map"]["edges"]
         .as_array()?
@@ -239,9 +251,10 @@ fn demo_system_traces_edges_and_map() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not every call in the map: {:#}\nlinks: {}",
+            "not every call in the map: {:#}\nlinks: {}\ndropped: {:?}",
             map["map"],
-            map["links"]
+            map["links"],
+            http_drops(port)
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -250,7 +263,8 @@ fn demo_system_traces_edges_and_map() {
     assert_eq!(
         (count(fe_api, "requests"), count(fe_api, "failed")),
         (N, injected),
-        "{map:#}"
+        "{map:#}\ndropped: {:?}",
+        http_drops(port)
     );
     let api_data = edge(&map, &api, &data);
     assert_eq!(
