@@ -22,6 +22,11 @@ use crate::{
 /// Messages buffered between the sources and the fold.
 const CHANNEL: usize = 1024;
 
+/// Messages buffered between the HTTP capture and the printer: a burst of
+/// requests waits here rather than being dropped (the source keeps a
+/// quarter free, see `http::source`).
+const HTTP_CHANNEL: usize = 16_384;
+
 /// Runs the sources until `shutdown`, sending one snapshot per `interval`
 /// to `out` and recording syscalls into `ledger`. Fails when the hot path
 /// cannot be loaded (not root, no BTF, built without BPF).
@@ -93,7 +98,7 @@ pub(crate) async fn http(
     mut lost: impl FnMut(&NotShown),
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let (tx, mut rx) = pipeline::channel(CHANNEL);
+    let (tx, mut rx) = pipeline::channel(HTTP_CHANNEL);
     let mut ctx = AgentContext::new(tx, shutdown.clone());
     let hotpath = HotpathConfig {
         // the capture rides on the syscall probe's `sys_exit` program

@@ -127,14 +127,7 @@ async fn capture_here(args: &HttpArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         remote::written(writeln!(out, "{text}").and_then(|()| out.flush()))
     };
-    let lost = |n: &crate::standalone::NotShown| {
-        let total: u64 = n.iter().map(|(_, c)| c).sum();
-        let why: Vec<String> = n.iter().map(|(r, c)| format!("{r} {c}")).collect();
-        eprintln!(
-            "eunomia: {total} requests not shown ({}; see docs/metrics.md, eunomia_http_dropped_total)",
-            why.join(", ")
-        );
-    };
+    let lost = |n: &crate::standalone::NotShown| eprintln!("eunomia: {}", not_shown(n));
     let result = crate::standalone::http(&config, INTERVAL, shutdown, ready, show, lost).await;
     match result {
         Err(err) if broken_pipe(&err) => Ok(()),
@@ -143,6 +136,21 @@ async fn capture_here(args: &HttpArgs) -> anyhow::Result<()> {
         )),
         ok => ok,
     }
+}
+
+/// What the capture could not deliver, as a line for stderr.
+fn not_shown(n: &crate::standalone::NotShown) -> String {
+    let total: u64 = n.iter().map(|(_, c)| c).sum();
+    let why: Vec<String> = n.iter().map(|(r, c)| format!("{r} {c}")).collect();
+    let flood = ["ring_full", "pipeline_busy", "pipeline_full"];
+    let hint = match n.iter().any(|(r, _)| flood.contains(&r.as_str())) {
+        true => "more requests than this view can print; ",
+        false => "",
+    };
+    format!(
+        "{total} requests not shown ({}: {hint}eunomia_http_dropped_total in docs/metrics.md)",
+        why.join(", ")
+    )
 }
 
 /// Whether `err` is stdout closed by its reader (`| head`).
@@ -249,5 +257,20 @@ mod tests {
         );
         assert!(line.ends_with("-> 1.2.3.4:80"), "{line}");
         assert_eq!(header().split_whitespace().count(), 8);
+    }
+
+    #[test]
+    fn requests_not_shown_are_counted_by_reason() {
+        let flood = vec![("pipeline_busy".into(), 900), ("ring_full".into(), 100)];
+        assert_eq!(
+            not_shown(&flood),
+            "1000 requests not shown (pipeline_busy 900, ring_full 100: more requests than \
+             this view can print; eunomia_http_dropped_total in docs/metrics.md)"
+        );
+        let unmatched = vec![("unmatched_response".into(), 2)];
+        assert_eq!(
+            not_shown(&unmatched),
+            "2 requests not shown (unmatched_response 2: eunomia_http_dropped_total in docs/metrics.md)"
+        );
     }
 }
