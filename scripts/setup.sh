@@ -23,8 +23,8 @@ PACKAGES=(
                                     # it refuses this hybrid cgroup layout and podman would prefer it)
   busybox-static                  # the rootfs of the test images (no registry is reachable)
   tmux                            # `eunomia top` is tested in a real terminal (keys in, pane out)
-  nginx wrk                       # a real web server for the HTTP capture (tests/http_nginx.rs,
-                                  # scripts/bench-http.sh) and its load generator
+  nginx wrk curl openssl          # a real web server for the HTTP capture (tests/http_nginx.rs,
+                                  # also over TLS; scripts/bench-http.sh) and its clients
 )
 
 missing=()
