@@ -5,7 +5,8 @@
 //! and count exactly N (its first requests included: none is left without
 //! the container's labels); the OTLP spans of its requests carry the
 //! container as resource attributes; and `eunomia http --standalone
-//! --json`, run beside the agent, names the container in every request.
+//! --json`, run beside the agent, names the container in every request
+//! (and with `--container`, shows its requests and not its callers').
 
 mod containers_support;
 
@@ -213,6 +214,37 @@ fn container_requests_carry_the_container_in_metrics_spans_and_the_live_view() {
         (key("5xx"), failed as u64),
     ]);
     assert_eq!(series, want);
+
+    // `--container` (an id prefix): the container's requests, not its
+    // callers' on the host
+    let mut only = Agent::spawn({
+        let mut c = eunomia();
+        c.args(["http", "--standalone", "--json", "--for", "120s"])
+            .args(["--container", &web.id[..12], "--config"])
+            .arg(&config);
+        c
+    });
+    only.wait_for_stderr("HTTP capture attached", Duration::from_secs(60));
+    let again = format!("{tok}x");
+    assert_eq!(call(port, &again).len(), N);
+    let ours = |l: &str| l.contains(&format!("/{again}/"));
+    let (code, lines) = only.stop_when(Duration::from_secs(30), |l| {
+        l.iter().filter(|l| ours(l)).count() >= N
+    });
+    assert_eq!(code, 0);
+    let shown: Vec<Value> = lines
+        .iter()
+        .filter(|l| ours(l))
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(shown.len(), N, "{lines:#?}");
+    assert!(
+        shown
+            .iter()
+            .all(|v| v["kind"] == "http_server" && v["container.id"] == web.id.as_str()),
+        "{shown:#?}"
+    );
+
     drop(web);
     agent.signal(libc::SIGTERM);
     let (code, _) = agent.finish(Duration::from_secs(30));

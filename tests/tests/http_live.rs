@@ -1,7 +1,8 @@
 //! `eunomia http` without an agent: it loads the HTTP capture itself and
 //! prints every request it sees, one line each (even with `sample_ratio =
 //! 0`, which would keep none of the 200s as spans in an agent), server and
-//! client side, with the workload and the peer; its `--help` says which
+//! client side, with the workload and the peer; it captures itself too
+//! when the running agent's capture is off; its `--help` says which
 //! requests are shown, and a bad configuration is bad input.
 
 mod hotpath_support;
@@ -100,6 +101,51 @@ fn http_without_agent_prints_every_request() {
     .map(|(s, c, n)| ((s.to_owned(), c.to_owned()), n))
     .collect();
     assert_eq!(counts, want, "{lines:#?}");
+}
+
+#[test]
+fn http_captures_itself_when_the_agent_does_not() {
+    if !kernel_tests_can_run("http_captures_itself_when_the_agent_does_not") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("eunomia.toml");
+    std::fs::write(&config, "[tools]\nenabled = []\n[http]\nenabled = false\n").unwrap();
+    // an agent on this test process's socket, its HTTP capture off
+    let mut agent = Agent::start(&["run", "--config", config.to_str().unwrap()]);
+    agent.wait_for_stderr("control API listening", Duration::from_secs(30));
+    let mut live = Agent::start(&["http", "--json", "--for", "120s"]);
+    live.wait_for_stderr(ATTACHED, Duration::from_secs(60));
+    assert!(
+        live.stderr_seen
+            .iter()
+            .any(|l| l.contains("does not capture HTTP") && l.contains("capturing here")),
+        "{:?}",
+        live.stderr_seen
+    );
+    let srv_cg = TestCgroup::create("http-live-off-srv");
+    let server = serve(&srv_cg);
+    let tok = token();
+    let paths = vec![format!("/off/{tok}"); 3];
+    assert_eq!(get(&srv_cg, server.port, &[], &paths), [200; 3]);
+    let ours = |lines: &[String]| lines.iter().filter(|l| l.contains(&tok)).count();
+    let (code, lines) = live.stop_when(Duration::from_secs(30), |l| ours(l) >= 6);
+    drop(server);
+    assert_eq!(code, 0);
+    let kinds: BTreeMap<String, usize> = lines
+        .iter()
+        .filter(|l| l.contains(&tok))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .fold(BTreeMap::new(), |mut m, v| {
+            *m.entry(v["kind"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
+            m
+        });
+    let want = BTreeMap::from([("http_client".to_owned(), 3), ("http_server".to_owned(), 3)]);
+    assert_eq!(kinds, want, "{lines:#?}");
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.finish(Duration::from_secs(20)).0, 0);
 }
 
 #[test]
