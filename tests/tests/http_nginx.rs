@@ -1,7 +1,8 @@
 //! The HTTP capture on a real web server: nginx (master and one worker) in
 //! a cgroup the test creates, called by the tests crate's client with
 //! known paths and statuses (200, 404, 500), keep-alive and not, and one
-//! request carrying a `traceparent`, and curl over TLS to a second port.
+//! request carrying a `traceparent`, chunked responses on one keep-alive
+//! connection (curl), and curl over TLS to a second port.
 //! The agent's RED histograms of the nginx cgroup count exactly what was
 //! sent per route and status class, the OTLP receiver gets the traced
 //! request as a SERVER span (nginx) and a CLIENT span (the caller) that
@@ -50,7 +51,8 @@ impl Drop for Nginx {
 }
 
 /// Starts nginx in `cgroup` with its files under `dir`: on `port` 200 on
-/// `/ok/` and `/`, 404 on `/missing/`, 500 on `/fail/`; on `tls_port` 200
+/// `/ok/` and `/`, 404 on `/missing/`, 500 on `/fail/`, 200 chunked on
+/// `/chunked/` (to a client that accepts gzip); on `tls_port` 200
 /// over TLS (a self-signed certificate).
 fn nginx(cgroup: &TestCgroup, dir: &Path, port: u16, tls_port: u16) -> Nginx {
     let d = dir.display();
@@ -75,6 +77,8 @@ fn nginx(cgroup: &TestCgroup, dir: &Path, port: u16, tls_port: u16) -> Nginx {
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
              server {{\n    listen 127.0.0.1:{port};\n\
              location /missing/ {{ return 404; }}\n    location /fail/ {{ return 500; }}\n\
+             location /chunked/ {{ gzip on; gzip_types text/plain; gzip_min_length 0;\n\
+             default_type text/plain; return 200 \"chunked, compressed\\n\"; }}\n\
              location / {{ return 200 \"ok\\n\"; }}\n  }}\n\
              server {{\n    listen 127.0.0.1:{tls_port} ssl;\n    ssl_certificate {d}/cert.pem;\n\
              ssl_certificate_key {d}/key.pem;\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
@@ -166,6 +170,40 @@ fn nginx_requests_counted_and_traceparent_kept_in_spans() {
         [200]
     );
 
+    // chunked responses (gzip: no Content-Length), three on one connection
+    let url = format!("http://127.0.0.1:{port}/chunked/{tok}");
+    let curl = cli_cg
+        .command("curl", &["-s", "-H", "Accept-Encoding: gzip"])
+        .args([
+            "-w",
+            "%{http_code} %{num_connects} %header{transfer-encoding}\n",
+        ])
+        .args([
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+        ])
+        .output()
+        .expect("run curl");
+    let answers = String::from_utf8_lossy(&curl.stdout);
+    let answers: Vec<&str> = answers.lines().collect();
+    assert_eq!(answers.len(), 3, "{curl:?}");
+    assert!(answers[0].starts_with("200 1 "), "{answers:?}");
+    assert!(
+        answers[1..].iter().all(|a| a.starts_with("200 0 ")),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|a| a.ends_with(" chunked")),
+        "{answers:?}"
+    );
+
     // HTTP inside TLS: encrypted, so no record on either side
     for _ in 0..5 {
         let url = format!("https://127.0.0.1:{tls_port}/tls/{tok}");
@@ -188,6 +226,7 @@ fn nginx_requests_counted_and_traceparent_kept_in_spans() {
         (format!("/missing/{tok} 4xx"), 4),
         (format!("/fail/{tok} 5xx"), 3),
         (format!("/traced/{tok} 2xx"), 1),
+        (format!("/chunked/{tok} 2xx"), 3),
     ]);
     let mut counts = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(20);
