@@ -51,7 +51,7 @@ fn http_without_agent_prints_every_request() {
     assert!(
         live.stderr_seen
             .iter()
-            .any(|l| l.contains("no agent at") && l.contains("capturing here")),
+            .any(|l| l.contains("no agent at") && l.contains("loading the HTTP capture here")),
         "{:?}",
         live.stderr_seen
     );
@@ -120,7 +120,8 @@ fn http_captures_itself_when_the_agent_does_not() {
     assert!(
         live.stderr_seen
             .iter()
-            .any(|l| l.contains("does not capture HTTP") && l.contains("capturing here")),
+            .any(|l| l.contains("does not capture HTTP")
+                && l.contains("loading the HTTP capture here")),
         "{:?}",
         live.stderr_seen
     );

@@ -52,7 +52,7 @@ async fn agent_to_follow(args: &HttpArgs) -> anyhow::Result<Option<Client>> {
     }
     let Some(mut client) = remote::connect_if_running(&args.socket).await? else {
         eprintln!(
-            "eunomia: no agent at {}: capturing here (every request on connections opened from now on)",
+            "eunomia: no agent at {}: loading the HTTP capture here",
             args.socket.display()
         );
         return Ok(None);
@@ -70,7 +70,7 @@ async fn agent_to_follow(args: &HttpArgs) -> anyhow::Result<Option<Client>> {
         return Ok(Some(client));
     }
     eprintln!(
-        "eunomia: the agent at {} does not capture HTTP ([http] enabled = false): capturing here (every request on connections opened from now on)",
+        "eunomia: the agent at {} does not capture HTTP ([http] enabled = false): loading the HTTP capture here",
         args.socket.display()
     );
     Ok(None)
@@ -103,7 +103,9 @@ async fn capture_here(args: &HttpArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::agent::spawn_signal_watch(shutdown.clone(), args.run_for)?;
     let ready = || {
-        eprintln!("eunomia: HTTP capture attached");
+        eprintln!(
+            "eunomia: HTTP capture attached: every request on connections opened from now on"
+        );
         match args.json {
             true => Ok(()),
             false => remote::written(writeln!(std::io::stdout(), "{}", header())),
