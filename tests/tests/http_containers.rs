@@ -6,7 +6,10 @@
 //! the container's labels); the OTLP spans of its requests carry the
 //! container as resource attributes; and `eunomia http --standalone
 //! --json`, run beside the agent, names the container in every request
-//! (and with `--container`, shows its requests and not its callers').
+//! (and with `--container`, shows its requests and not its callers'). A
+//! container removed right after its requests keeps them: with a 4 s poll
+//! interval its histograms are most often sent after it is gone, and
+//! still carry its name (the resolver's cache, filled by its span events).
 
 mod containers_support;
 
@@ -315,4 +318,77 @@ fn http_token() -> String {
         .bytes()
         .map(|d| (b'a' + (d - b'0')) as char)
         .collect()
+}
+
+#[test]
+fn a_container_removed_before_the_interval_ends_keeps_its_requests() {
+    if !can_run("a_container_removed_before_the_interval_ends_keeps_its_requests") {
+        return;
+    }
+    let _k = kernel_lock();
+    let rt = runtimes();
+    demo_image(rt);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("eunomia.toml");
+    // a long interval: the histograms are sent after the container is gone
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\npoll_interval = \"4s\"\n[tools]\nenabled = []\n[http]\nenabled = true\n\
+             [enrich]\n{}\n[sinks.jsonl]\nenabled = true\npath = \"{}\"\ninterval = \"1s\"\n",
+            rt.enrich_toml(),
+            out.display(),
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&["run", "--for", "120s", "--config", config.to_str().unwrap()]);
+    agent.wait_for_stderr("HTTP capture on", Duration::from_secs(60));
+    let port = free_port();
+    let name = format!("http-brief-{}", std::process::id());
+    let id = run(rt
+        .docker()
+        .args([
+            "run",
+            "-d",
+            "--network",
+            "host",
+            "--name",
+            &name,
+            DEMO_IMAGE,
+        ])
+        .args(["serve", "--port", &port.to_string()]));
+    let web = Container { rt, id, name };
+    let pid = run(rt
+        .docker()
+        .args(["inspect", "-f", "{{.State.Pid}}", &web.id]));
+    let cgroup = cgroup_id(&pid);
+    wait_for(Duration::from_secs(20), "the container listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let tok = http_token();
+    assert_eq!(call(port, &tok), [200; N]);
+    let (id, name) = (web.id.clone(), web.name.clone());
+    drop(web);
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let mut series = BTreeMap::new();
+    wait_for(
+        Duration::from_secs(20),
+        "the container's RED series",
+        || {
+            series = red_series(&read(), cgroup, &tok);
+            series.values().sum::<u64>() >= N as u64
+        },
+    );
+    agent.signal(libc::SIGTERM);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let want = BTreeMap::from([((id, name, "2xx".to_owned()), N as u64)]);
+    assert_eq!(series, want);
 }
