@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use containers_support::{Runtimes, can_run, run, runtimes, wait_for};
+use containers_support::{DEMO_IMAGE, Runtimes, can_run, demo_image, run, runtimes, wait_for};
 use eunomia_tests::{
     Agent, eunomia, kernel_lock,
     otlp::{OtlpReceiver, Received, attr},
@@ -57,42 +57,9 @@ impl Drop for Demo<'_> {
     }
 }
 
-/// Builds the static service binary with rustc (std only).
-fn build_service(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/demo-svc.rs");
-    let out = dir.join("demo-svc");
-    run(Command::new("rustc")
-        .args([
-            "--edition",
-            "2024",
-            "-O",
-            "-C",
-            "target-feature=+crt-static",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out));
-    out
-}
-
 impl<'a> Demo<'a> {
     fn start(rt: &'a Runtimes) -> Demo<'a> {
-        let dir = rt.base.join("demo");
-        std::fs::create_dir_all(dir.join("image")).unwrap();
-        let bin = build_service(&dir);
-        std::fs::copy(&bin, dir.join("image/demo-svc")).unwrap();
-        let tar = dir.join("demo.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(dir.join("image"))
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
-        run(rt
-            .docker()
-            .args(["import", "--change", r#"ENTRYPOINT ["/demo-svc"]"#])
-            .arg(&tar)
-            .arg("eunomia.test/demo:1"));
+        let bin = demo_image(rt);
         let pid = std::process::id();
         let subnet = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
         let prefix = format!("demo{pid}");
@@ -147,7 +114,7 @@ impl<'a> Demo<'a> {
                 .docker()
                 .args(["run", "-d", "--name", &format!("{}-{name}", demo.prefix)])
                 .args(["--network", &demo.net, "--ip", &ip(n)])
-                .arg("eunomia.test/demo:1")
+                .arg(DEMO_IMAGE)
                 .args(["serve", "--port", "8080"])
                 .args(&args));
             demo.ips.insert(name, ip(n));
