@@ -171,7 +171,17 @@ impl Resolver {
             IdLookup::Found(path) => self.build(Some(id), path),
             IdLookup::Gone => {
                 self.stats.gone += 1;
-                cached(Workload::unknown(Some(id)), false)
+                // A cgroup gone keeps what was known of it while it lived
+                // (its container, waiting for a name): what it did before
+                // it went is still reported, labelled.
+                match self.by_id.peek(&id) {
+                    Some(known) => Cached {
+                        workload: known.workload.clone(),
+                        at: Instant::now(),
+                        pending: false,
+                    },
+                    None => cached(Workload::unknown(Some(id)), false),
+                }
             }
         };
         let workload = entry.workload.clone();
@@ -444,5 +454,48 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         r.by_pid(4_194_402);
         assert_eq!(r.cache_sizes().by_pid, 1, "the two expired pids are gone");
+    }
+
+    #[test]
+    fn a_cgroup_gone_keeps_the_workload_known_while_it_lived() {
+        use std::os::unix::fs::MetadataExt as _;
+        let id = "4f1d0c2a9b3e".repeat(5) + "abcd";
+        let Some(root) = CgroupMounts::detect().v2 else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no cgroup v2 hierarchy in CI"
+            );
+            eprintln!("skipped: no cgroup v2 hierarchy here");
+            return;
+        };
+        let dir = root.join(format!("eunomia-resolver-{}.slice", std::process::id()));
+        let scope = dir.join(format!("docker-{id}.scope"));
+        if let Err(e) = std::fs::create_dir_all(&scope) {
+            assert!(std::env::var_os("CI").is_none(), "cgroupfs in CI: {e}");
+            eprintln!("skipped: cannot make a cgroup (needs root): {e}");
+            return;
+        }
+        let cgroup_id = std::fs::metadata(&scope).unwrap().ino();
+        let config = EnrichConfig {
+            refresh: Duration::from_millis(10),
+            ..EnrichConfig::default()
+        };
+        let mut r = Resolver::new(&config);
+        let alive = r.by_cgroup_id(cgroup_id);
+        let _ = std::fs::remove_dir(&scope);
+        let _ = std::fs::remove_dir(&dir);
+        assert_eq!(
+            alive.container.as_ref().map(|c| c.id.as_str()),
+            Some(id.as_str()),
+            "{alive:?}"
+        );
+        // no runtime knows it, so its name may still appear: asked again
+        std::thread::sleep(Duration::from_millis(20));
+        let gone = r.by_cgroup_id(cgroup_id);
+        assert_eq!(
+            gone.container.as_ref().map(|c| c.id.as_str()),
+            Some(id.as_str())
+        );
+        assert_eq!(r.stats.gone, 1, "the second lookup found the cgroup gone");
     }
 }
