@@ -7,7 +7,9 @@
 //! `eunomia_http_dropped_total{reason}` (sampled_out, span_rate_limited),
 //! self-metrics that `eunomia status` shows.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use model::{
     Record,
@@ -53,7 +55,7 @@ impl SpanExport {
             )
         };
         SpanExport {
-            records: HashMap::new(),
+            records: HashMap::default(),
             tool: TOOL.into(),
             sampler: TraceSampler::new(cfg, window),
             kept: [Kept::Sampled, Kept::Slow, Kept::Error].map(kept),
@@ -68,14 +70,13 @@ impl SpanExport {
 
     /// Whether a span alone keeps its trace (an error, or slow): only
     /// such held spans change a decision.
-    pub(crate) fn notable(&self) -> impl Fn(&SpanIn) -> bool + use<> {
-        let cfg = *self.sampler.config();
-        move |s| cfg.notable(s).is_some()
+    pub(crate) fn is_notable(&self, s: &SpanIn) -> bool {
+        self.sampler.config().notable(s).is_some()
     }
 
     /// The events of `spans` (just emitted by the linker) whose trace is
-    /// kept, with their linked ids; `held` are the spans the linker still
-    /// holds with their trace (what else is known of each trace).
+    /// kept, with their linked ids; `held` are the notable spans the linker
+    /// still holds with their trace (what else is known of each trace).
     pub(crate) fn release<'a>(
         &mut self,
         spans: &[LinkedSpan],
@@ -87,7 +88,7 @@ impl SpanExport {
         }
         let cfg = *self.sampler.config();
         let mut traces: Vec<(u128, Option<Kept>, Vec<&LinkedSpan>)> = Vec::new();
-        let mut index: HashMap<u128, usize> = HashMap::new();
+        let mut index: HashMap<u128, usize> = HashMap::default();
         for s in spans {
             let i = *index.entry(s.trace_id).or_insert_with(|| {
                 traces.push((s.trace_id, None, Vec::new()));

@@ -279,23 +279,27 @@ impl Linker {
         (id, out)
     }
 
-    /// The spans still held for which `wanted` holds and whose trace has
-    /// an id already (a part of it was emitted, or it carries the
-    /// application's), with that id: what else is known of a trace when its
-    /// first spans leave the hold.
+    /// Of the spans `ids`, those still held whose trace has an id already
+    /// (a part of it was emitted, or it carries the application's), with
+    /// that id: what else is known of a trace when its first spans leave
+    /// the hold.
     pub(crate) fn held_in_traces<'a>(
         &'a self,
-        wanted: impl Fn(&SpanIn) -> bool + 'a,
+        ids: &'a [u64],
     ) -> impl Iterator<Item = (u128, &'a SpanIn)> + 'a {
-        self.pending
-            .iter()
+        ids.iter()
             .filter_map(|id| self.spans.get(id))
-            .filter(move |e| !e.emitted && wanted(&e.span))
+            .filter(|e| !e.emitted)
             .filter_map(|e| {
                 let r = self.spans.get(&self.root(e.id))?;
                 let trace = r.trace.or(r.span.traceparent.map(|tp| tp.trace_id))?;
                 Some((trace, &e.span))
             })
+    }
+
+    /// Whether span `id` is held and not emitted yet.
+    pub(crate) fn is_held(&self, id: u64) -> bool {
+        self.spans.get(&id).is_some_and(|e| !e.emitted)
     }
 
     /// Spans whose hold is over at `now_ns`, linked; forgets spans older

@@ -22,6 +22,7 @@ use model::{
     metrics::{CONNECTIONS_METRIC, TCP_SOURCE},
     request::HttpRequest,
 };
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -135,10 +136,13 @@ pub(crate) struct TracesStage {
     counters: Vec<(Outcome, Counter, u64)>,
     interval: Duration,
     last: Instant,
-    servers: HashMap<SocketAddr, Arc<str>>,
+    servers: FxHashMap<SocketAddr, Arc<str>>,
     comms: HashMap<u32, Arc<str>>,
+    /// The spans held that alone keep their trace (errors, slow ones):
+    /// the only held spans that change a sampling decision.
+    notable: Vec<u64>,
     /// Node names by pid, with the workload they were made of.
-    nodes: HashMap<u32, (Arc<Workload>, Arc<str>)>,
+    nodes: FxHashMap<u32, (Arc<Workload>, Arc<str>)>,
     recent: VecDeque<LinkedSpan>,
 }
 
@@ -172,9 +176,10 @@ impl TracesStage {
             counters,
             interval,
             last: Instant::now(),
-            servers: HashMap::new(),
+            servers: FxHashMap::default(),
             comms: HashMap::new(),
-            nodes: HashMap::new(),
+            nodes: FxHashMap::default(),
+            notable: Vec::new(),
             recent: VecDeque::new(),
         }
     }
@@ -215,8 +220,12 @@ impl TracesStage {
                 self.servers.insert(span.local, span.node.clone());
             }
         }
+        let notable = self.export.is_notable(&span);
         let (id, early) = self.linker.push_span(span, now_ns);
         self.early.extend(early);
+        if notable {
+            self.notable.push(id);
+        }
         self.export.hold(id, r);
     }
 
@@ -252,12 +261,10 @@ impl TracesStage {
         let mut spans = std::mem::take(&mut self.early);
         spans.extend(drained);
         self.emit(&spans, now_ns);
-        let notable = self.export.notable();
-        self.export.release(
-            &spans,
-            self.linker.held_in_traces(move |s| notable(s)),
-            now_ns,
-        )
+        let linker = &self.linker;
+        self.notable.retain(|id| linker.is_held(*id));
+        self.export
+            .release(&spans, linker.held_in_traces(&self.notable), now_ns)
     }
 
     /// A process outside any workload, by its name (`/proc/PID/comm`,
