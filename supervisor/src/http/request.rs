@@ -12,8 +12,9 @@ use std::{
 use hotpath_common::http::{HTTP_CLIENT, HTTP_RECORD_FIXED, HttpRecord};
 pub(crate) use model::request::status_class;
 use model::{
-    request::{HttpRequest, PathText},
-    span::{SpanKind, from_hex},
+    Record, ToolRecord,
+    request::{HttpRequest, PathText, TOOL},
+    span::{SpanContext, SpanKind, from_hex},
 };
 
 /// Longest path kept (bytes); longer ones are cut.
@@ -208,6 +209,26 @@ pub(crate) fn request_of(
         response_size: r.resp_bytes,
         traceparent: head.traceparent,
         workload: None,
+    }
+}
+
+/// The span event of a request that is not linked (`eunomia http` without
+/// an agent): the trace id and parent of its own `traceparent`, else a new
+/// trace; a new span id.
+pub(crate) fn unlinked_event(r: HttpRequest) -> ToolRecord {
+    let nonzero = |v: u128| v.max(1);
+    let ids = SpanContext {
+        trace_id: r
+            .traceparent
+            .map_or_else(|| nonzero(fastrand::u128(..)).to_be_bytes(), |(t, _)| t),
+        span_id: (nonzero(u128::from(fastrand::u64(..))) as u64).to_be_bytes(),
+        parent_span_id: r.traceparent.map(|(_, p)| p),
+    };
+    let tool: Arc<str> = TOOL.into();
+    ToolRecord {
+        record: Record::Event(r.to_event(tool.clone(), &ids)),
+        tool,
+        workload: r.workload,
     }
 }
 
