@@ -17,6 +17,8 @@
 #     syscalls) over wrk's requests, so other load on the machine does not
 #     count; the difference `http` - `hotpath` is what the capture adds,
 #     kernel and agent together (target: at most 1000 ns);
+#   - of that, the agent's process alone (user and system: decoding,
+#     linking, the RED histograms; the BPF programs run in the others);
 #   - the machine's CPU per request (/proc/stat, everything that ran);
 #   - the run time of the `sys_exit` program per request and per record
 #     (bpf_stats, from the agent's program fdinfo): its difference is what
@@ -32,7 +34,9 @@
 #
 # Environment: REPS (default 3), SECS (default 5), CONNS (default 8), RATE
 # (default 5000), PROFILE (release, default, or debug: the build to use),
-# SERVERS (default "echo nginx"), OUT (JSON, default target/bench-http.json).
+# SERVERS (default "echo nginx"), OUT (JSON, default target/bench-http.json),
+# BIN_DIR (use the eunomia, http-echo and rate-load binaries there and build
+# nothing: to compare two builds, run it for each, alternating).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -51,12 +55,14 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 command -v wrk >/dev/null || { echo "bench-http: wrk is not installed (scripts/setup.sh)" >&2; exit 1; }
-if [ "$PROFILE" = release ]; then
+if [ -n "${BIN_DIR:-}" ]; then
+    :
+elif [ "$PROFILE" = release ]; then
     cargo build --release -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo --bin rate-load
 else
     cargo build -q -p eunomia -p eunomia-tests --bin eunomia --bin http-echo --bin rate-load
 fi
-BIN=$TARGET/$PROFILE
+BIN=${BIN_DIR:-$TARGET/$PROFILE}
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -171,6 +177,7 @@ for server in $SERVERS; do
             read -r t0 c0 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
             ticks0=$(cpu_ticks)
             pt0=$(proc_ticks "$SERVER_PID" $agent)
+            at0=$([ -n "$agent" ] && proc_ticks "$agent" || echo 0)
             # wrk's own CPU (user + system ticks) from its rusage
             wrk_ticks=$(python3 -c '
 import os, resource, subprocess, sys
@@ -180,6 +187,7 @@ r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(round((r.ru_utime + r.ru_stime) * os.sysconf("SC_CLK_TCK")))
 ' "$WORK/wrk.txt" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/bench/path")
             pt1=$(proc_ticks "$SERVER_PID" $agent)
+            at1=$([ -n "$agent" ] && proc_ticks "$agent" || echo 0)
             ticks1=$(cpu_ticks)
             read -r t1 c1 <<<"$( [ -n "$agent" ] && prog_stats "$agent" || echo "0 0")"
             "$BIN/rate-load" "$port" /bench/fixed "$RATE" "$SECS" "$CONNS" >"$WORK/rate.json"
@@ -199,7 +207,7 @@ print(round((r.ru_utime + r.ru_stime) * os.sysconf("SC_CLK_TCK")))
                 dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
                 rm -f "$WORK/http.jsonl"
             fi
-            echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0} $((pt1 - pt0 + wrk_ticks)) $fixed_p99 $fixed_reqs" >>"$results"
+            echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0} $((pt1 - pt0 + wrk_ticks)) $fixed_p99 $fixed_reqs $((at1 - at0))" >>"$results"
             echo "  $server rep $rep $mode: $rps req/s, p99 $p99, p99 at $RATE/s ${fixed_p99}ms" >&2
         done
     done
@@ -210,7 +218,7 @@ import json, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 rate = sys.argv[3]
 out = {}
-keys = ("rps", "cpu_ns_per_req", "machine_cpu_ns_per_req", "bpf_ns_per_req", "fixed_p99_ms",
+keys = ("rps", "cpu_ns_per_req", "agent_cpu_ns_per_req", "machine_cpu_ns_per_req", "bpf_ns_per_req", "fixed_p99_ms",
         "requests", "expected_records", "delivered", "dropped")
 for server in sorted({r[0] for r in rows}):
     per = {}
@@ -218,13 +226,14 @@ for server in sorted({r[0] for r in rows}):
         if r[0] != server:
             continue
         (_, rep, mode, reqs, rps, p99, ticks, hz, bpf_ns, bpf_cnt, delivered, dropped,
-         proc_ticks, fixed_p99, fixed_reqs) = r
+         proc_ticks, fixed_p99, fixed_reqs, agent_ticks) = r
         reqs = int(reqs)
         per.setdefault(mode, []).append({
             "rps": float(rps),
             "p99": p99,
             "fixed_p99_ms": float(fixed_p99),
             "cpu_ns_per_req": int(proc_ticks) / int(hz) * 1e9 / max(reqs, 1),
+            "agent_cpu_ns_per_req": int(agent_ticks) / int(hz) * 1e9 / max(reqs, 1),
             "machine_cpu_ns_per_req": int(ticks) / int(hz) * 1e9 / max(reqs, 1),
             "bpf_ns_per_req": int(bpf_ns) / max(reqs, 1),
             "requests": reqs,
@@ -251,6 +260,7 @@ for server in sorted({r[0] for r in rows}):
             runs = [h[k] - b[k] for h, b in zip(per["http"], per["hotpath"])]
             return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
         s["added_cpu_ns_per_request"] = added("cpu_ns_per_req")
+        s["added_agent_cpu_ns_per_request"] = added("agent_cpu_ns_per_req")
         s["added_machine_cpu_ns_per_request"] = added("machine_cpu_ns_per_req")
         s["added_bpf_ns_per_request"] = added("bpf_ns_per_req")
         ratios = [h["rps"] / b["rps"] for h, b in zip(per["http"], per["hotpath"])]
@@ -261,7 +271,7 @@ for server in sorted({r[0] for r in rows}):
         if m in s:
             v = s[m]
             print(f"  {m:8} {v['rps']:>8.0f} req/s ({v['rps_spread'][0]:.0f}-{v['rps_spread'][1]:.0f})"
-                  f"  cpu {v['cpu_ns_per_req']:>6.0f} ns/req (machine {v['machine_cpu_ns_per_req']:.0f})"
+                  f"  cpu {v['cpu_ns_per_req']:>6.0f} ns/req (agent {v['agent_cpu_ns_per_req']:.0f}, machine {v['machine_cpu_ns_per_req']:.0f})"
                   f"  sys_exit prog {v['bpf_ns_per_req']:>5.0f} ns/req"
                   f"  p99 at {rate}/s {v['fixed_p99_ms']:.2f} ms ({v['fixed_p99_spread'][0]:.2f}-{v['fixed_p99_spread'][1]:.2f})"
                   f"  wrk p99 {','.join(v['p99'])}"
@@ -269,7 +279,7 @@ for server in sorted({r[0] for r in rows}):
     if "added_cpu_ns_per_request" in s:
         f = lambda a: f"{a['median']:.0f} ns (runs {', '.join(f'{x:.0f}' for x in a['runs'])})"
         print(f"  HTTP capture adds per request (both sides): CPU {f(s['added_cpu_ns_per_request'])}"
-              f" [target <= 1000]; sys_exit program {f(s['added_bpf_ns_per_request'])},"
+              f" [target <= 1000], of which the agent's process {f(s['added_agent_cpu_ns_per_request'])}; sys_exit program {f(s['added_bpf_ns_per_request'])},"
               f" {s['added_bpf_ns_per_request']['median'] / 2:.0f} ns per side;"
               f" machine CPU {f(s['added_machine_cpu_ns_per_request'])};"
               f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']['median']:.3f}"

@@ -10,7 +10,9 @@
 //! - [`fields`], [`labels`] and [`metrics`]: every field name, label key
 //!   and hot-path sample name.
 //! - [`span`]: an HTTP request as a span (an event of kind `http_server` or
-//!   `http_client` with trace and span ids), read and written by [`span::SpanContext`].
+//!   `http_client` with trace and span ids), read and written by [`span::SpanContext`];
+//!   [`request::HttpRequest`]: the compact request every captured request is
+//!   until its trace is kept (then it becomes that span event).
 //! - [`Workload`]: who an event came from (container, pod, service), as
 //!   enrichment finds it; read through [`Labels`].
 //! - [`ToolRecord`] and [`EventView`]: the enriched event and how rules,
@@ -24,6 +26,7 @@ pub mod fields;
 pub mod labels;
 pub mod metrics;
 mod record;
+pub mod request;
 mod smallstr;
 pub mod span;
 mod value;

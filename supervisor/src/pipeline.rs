@@ -19,6 +19,11 @@ pub enum Message {
     Record(ToolRecord),
     /// Values polled at one instant from one source.
     Samples(SampleBatch),
+    /// HTTP requests, every one the kernel delivered, compact
+    /// ([`model::request`]): enrichment names their workload, the traces
+    /// stage links them, counts them in the service map and turns those
+    /// whose trace is kept into span events (records) for the later stages.
+    Requests(Vec<model::request::HttpRequest>),
 }
 
 /// Samples read at one poll from one source.
@@ -111,6 +116,7 @@ pub(crate) const SOURCES: [&str; 8] = [
 fn source_slot(msg: &Message) -> usize {
     let name = match msg {
         Message::Samples(b) => b.source,
+        Message::Requests(_) => "hotpath.http",
         Message::Record(r) if &*r.tool == "logs" => "logs",
         Message::Record(r) if &*r.tool == "http" => "hotpath.http",
         Message::Record(_) => "tools",

@@ -137,10 +137,15 @@ pub(crate) async fn http(
     let mut result = ready();
     while let Some(mut msg) = rx.recv().await {
         match &msg {
-            Message::Record(r) if result.is_ok() && &*r.tool == crate::http::source::TOOL => {
+            Message::Requests(_) if result.is_ok() => {
                 enricher.enrich(&mut msg);
-                if let Message::Record(r) = &msg {
-                    result = show(r);
+                if let Message::Requests(requests) = msg {
+                    for r in requests {
+                        result = show(&crate::http::request::unlinked_event(r));
+                        if result.is_err() {
+                            break;
+                        }
+                    }
                 }
             }
             Message::Samples(b) if b.source == model::metrics::HTTP_SOURCE => {

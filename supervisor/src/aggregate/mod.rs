@@ -207,6 +207,8 @@ impl Aggregator {
                 parsers::Record::Table(t) => self.ingest_table(t),
                 parsers::Record::Stack(_) => {}
             },
+            // the traces stage takes them (their RED metrics come as samples)
+            Message::Requests(_) => {}
         }
     }
 

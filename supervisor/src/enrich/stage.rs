@@ -1,11 +1,18 @@
 //! The enrichment stage: every message passes here between the sources and
 //! the rest of the pipeline. Samples that carry a `cgroup.id` (or
 //! `cgroup.path`) label get the workload's labels appended; records from
-//! tools that name a pid get the workload attached.
+//! tools that name a pid, and HTTP requests, get the workload attached.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use model::labels::{CGROUP_ID, CGROUP_PATH, CONTAINER_ID, SERVICE};
+use model::{
+    Workload,
+    labels::{CGROUP_ID, CGROUP_PATH, CONTAINER_ID, SERVICE},
+    request::HttpRequest,
+};
 
 use crate::pipeline::{Message, Sample, SampleBatch, SampleValue, ToolRecord};
 
@@ -108,6 +115,29 @@ impl Enricher {
         match msg {
             Message::Samples(batch) => self.enrich_batch(batch),
             Message::Record(record) => self.enrich_record(record),
+            Message::Requests(requests) => self.enrich_requests(requests),
+        }
+    }
+
+    /// Attaches the workload of each request's cgroup (the kernel read it
+    /// with the request: no pid lookup), by its pid when that cgroup is
+    /// gone. Requests of one cgroup in a row share one lookup.
+    fn enrich_requests(&mut self, requests: &mut [HttpRequest]) {
+        let mut last: Option<(u64, Arc<Workload>)> = None;
+        for r in requests.iter_mut().filter(|r| r.workload.is_none()) {
+            let workload = match &last {
+                Some((id, w)) if *id == r.cgroup_id => w.clone(),
+                _ => {
+                    let w = self.resolver.by_cgroup_id(r.cgroup_id);
+                    if !w.is_known() {
+                        r.workload = Some(self.resolver.by_pid(r.pid));
+                        continue;
+                    }
+                    last = Some((r.cgroup_id, w.clone()));
+                    w
+                }
+            };
+            r.workload = Some(workload);
         }
     }
 

@@ -32,7 +32,7 @@ pub(crate) struct Key {
     /// A request made (client side) rather than served.
     pub(crate) client: bool,
     /// `GET`, ... (the kernel only follows a fixed set of methods).
-    pub(crate) method: Arc<str>,
+    pub(crate) method: &'static str,
     /// `2xx`, ...
     pub(crate) class: &'static str,
     /// The bounded route.
@@ -73,7 +73,7 @@ impl Red {
             .map(|(k, b)| {
                 let mut labels = vec![
                     (CGROUP_ID, k.cgroup.to_string()),
-                    (model::fields::HTTP_METHOD, k.method.to_string()),
+                    (model::fields::HTTP_METHOD, k.method.to_owned()),
                     (model::fields::HTTP_STATUS_CLASS, k.class.to_owned()),
                     (model::fields::HTTP_ROUTE, k.route.to_string()),
                 ];
@@ -106,7 +106,7 @@ mod tests {
         Key {
             cgroup: 7,
             client,
-            method: "GET".into(),
+            method: "GET",
             class: "2xx",
             route: route.into(),
             server: client.then(|| ("10.0.0.1".parse().unwrap(), 80)),

@@ -1,34 +1,46 @@
 //! What a request record says: the method, path and `traceparent` from
 //! the request's first bytes (untrusted: only what parses is used, text is
-//! escaped), the route template, and the event handed to the pipeline.
+//! escaped), the route template, and the compact request
+//! ([`model::request::HttpRequest`]) handed to the pipeline. Nothing here
+//! allocates: text goes into buffers the caller reuses.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
 use hotpath_common::http::{HTTP_CLIENT, HTTP_RECORD_FIXED, HttpRecord};
+pub(crate) use model::request::status_class;
 use model::{
-    Event, EventKind, Value, fields as f,
-    span::{SpanContext, from_hex},
+    Record, ToolRecord,
+    request::{HttpRequest, PathText, TOOL},
+    span::{SpanContext, SpanKind, from_hex},
 };
 
 /// Longest path kept (bytes); longer ones are cut.
 const MAX_PATH: usize = 128;
 
-/// The request line and the headers the capture reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Head {
-    /// The method (`GET`, ...).
-    pub(crate) method: String,
-    /// The path, without query or fragment, control bytes escaped.
-    pub(crate) path: String,
+/// The methods named as they are; any other is `_OTHER` (as the
+/// OpenTelemetry HTTP conventions name it).
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+];
+
+/// The request line and the headers the capture reads, borrowed from the
+/// record (nothing allocated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head<'a> {
+    /// The method (`GET`, ..., `_OTHER`).
+    pub(crate) method: &'static str,
+    /// The path's bytes, without query or fragment, cut at [`MAX_PATH`]
+    /// (not escaped yet: [`escape_into`]).
+    pub(crate) path: &'a [u8],
     /// `(trace id, parent span id)` of a valid `traceparent` header.
     pub(crate) traceparent: Option<([u8; 16], [u8; 8])>,
 }
 
 /// Parses the first bytes of a request; None when they are no request line.
-pub(crate) fn parse_head(head: &[u8]) -> Option<Head> {
+pub(crate) fn parse_head(head: &[u8]) -> Option<Head<'_>> {
     let line_end = head
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
@@ -44,28 +56,34 @@ pub(crate) fn parse_head(head: &[u8]) -> Option<Head> {
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(target.len());
-    let mut path = escape(&target[..path_end.min(MAX_PATH)]);
-    if path.is_empty() {
-        path.push('/');
-    }
     Some(Head {
-        method: String::from_utf8_lossy(method).into_owned(),
-        path,
+        method: METHODS
+            .iter()
+            .find(|m| m.as_bytes() == method)
+            .copied()
+            .unwrap_or("_OTHER"),
+        path: &target[..path_end.min(MAX_PATH)],
         traceparent: traceparent(&head[line_end..]),
     })
 }
 
-/// Printable ASCII kept, everything else as `\xNN`.
-fn escape(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
+/// `out` becomes the path `b`: printable ASCII kept, everything else as
+/// `\xNN`; `/` when empty.
+pub(crate) fn escape_into(out: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.clear();
     for &c in b {
         if c.is_ascii_graphic() {
-            s.push(c as char);
+            out.push(c as char);
         } else {
-            s.push_str(&format!("\\x{c:02x}"));
+            out.push_str("\\x");
+            out.push(DIGITS[(c >> 4) as usize] as char);
+            out.push(DIGITS[(c & 15) as usize] as char);
         }
     }
-    s
+    if out.is_empty() {
+        out.push('/');
+    }
 }
 
 /// The `traceparent` header (W3C trace context, version 00) among `headers`.
@@ -85,13 +103,14 @@ fn traceparent(headers: &[u8]) -> Option<([u8; 16], [u8; 8])> {
     })
 }
 
-/// The route of a path: segments that look like identifiers (numbers,
-/// UUIDs, long hex or mixed tokens) become `{id}`.
-pub(crate) fn route_of(path: &str) -> String {
+/// `out` becomes the route of `path`: segments that look like identifiers
+/// (numbers, UUIDs, long hex or mixed tokens) become `{id}`.
+pub(crate) fn route_into(out: &mut String, path: &str) {
+    out.clear();
     if path == "*" {
-        return "*".into();
+        out.push('*');
+        return;
     }
-    let mut out = String::with_capacity(path.len());
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -102,6 +121,13 @@ pub(crate) fn route_of(path: &str) -> String {
             out.push_str(seg);
         }
     }
+}
+
+/// The route of a path (see [`route_into`]).
+#[cfg(test)]
+pub(crate) fn route_of(path: &str) -> String {
+    let mut out = String::new();
+    route_into(&mut out, path);
     out
 }
 
@@ -116,17 +142,6 @@ fn is_id(seg: &str) -> bool {
         || (hex && b.len() >= 8 && digits > 0)
         || (b.len() >= 16 && digits > 0)
         || seg.contains("\\x")
-}
-
-/// `2xx` for 200, ...
-pub(crate) fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
 }
 
 /// The address in a record's 16 bytes.
@@ -155,101 +170,95 @@ pub(crate) fn record_from_ring(bytes: &[u8]) -> Option<HttpRecord> {
     }
 }
 
-/// One request record, decoded: what the metrics, the sampler and the span need.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Request {
-    /// Request line and headers read.
-    pub(crate) head: Head,
-    /// Made by this host (client side) rather than served.
-    pub(crate) client: bool,
-    /// The serving end.
-    pub(crate) server: (IpAddr, u16),
-    /// The calling end.
-    pub(crate) peer: (IpAddr, u16),
-    /// Response status code.
-    pub(crate) status: u16,
-    /// From the request's first bytes to the response's.
-    pub(crate) duration_ns: u64,
+/// A record's fixed part as a request: everything but the method, path,
+/// route and trace context (which come from its head, [`parse_head`]),
+/// and its workload. `start_ns` is the request's start on the wall clock.
+pub(crate) fn request_of(
+    r: &HttpRecord,
+    head: &Head<'_>,
+    path: PathText,
+    route: Arc<str>,
+    start_ns: u64,
+) -> HttpRequest {
+    let client = r.kind == HTTP_CLIENT;
+    let local = SocketAddr::new(addr(r.family, &r.laddr), r.lport);
+    let remote = SocketAddr::new(addr(r.family, &r.raddr), r.rport);
+    let (server, peer) = if client {
+        (remote, local)
+    } else {
+        (local, remote)
+    };
+    HttpRequest {
+        kind: if client {
+            SpanKind::Client
+        } else {
+            SpanKind::Server
+        },
+        pid: r.pid,
+        tid: r.tid,
+        cgroup_id: r.cgroup_id,
+        start_ns,
+        duration_ns: r.end_ns.saturating_sub(r.start_ns),
+        server,
+        client: peer,
+        status: r.status,
+        method: head.method,
+        path,
+        route,
+        request_size: r.req_bytes,
+        response_size: r.resp_bytes,
+        traceparent: head.traceparent,
+        workload: None,
+    }
 }
 
-impl Request {
-    /// Decodes a record; None when its head is no request line.
-    pub(crate) fn decode(r: &HttpRecord) -> Option<Request> {
-        let c = r;
-        let len = (c.head_len as usize).min(c.head.len());
-        let head = parse_head(&c.head[..len])?;
-        let client = c.kind == HTTP_CLIENT;
-        let local = (addr(c.family, &c.laddr), c.lport);
-        let remote = (addr(c.family, &c.raddr), c.rport);
-        let (server, peer) = if client {
-            (remote, local)
-        } else {
-            (local, remote)
-        };
-        Some(Request {
-            head,
-            client,
-            server,
-            peer,
-            status: r.status,
-            duration_ns: c.end_ns.saturating_sub(c.start_ns),
-        })
+/// The span event of a request that is not linked (`eunomia http` without
+/// an agent): the trace id and parent of its own `traceparent`, else a new
+/// trace; a new span id.
+pub(crate) fn unlinked_event(r: HttpRequest) -> ToolRecord {
+    let nonzero = |v: u128| v.max(1);
+    let ids = SpanContext {
+        trace_id: r
+            .traceparent
+            .map_or_else(|| nonzero(fastrand::u128(..)).to_be_bytes(), |(t, _)| t),
+        span_id: (nonzero(u128::from(fastrand::u64(..))) as u64).to_be_bytes(),
+        parent_span_id: r.traceparent.map(|(_, p)| p),
+    };
+    let tool: Arc<str> = TOOL.into();
+    ToolRecord {
+        record: Record::Event(r.to_event(tool.clone(), &ids)),
+        tool,
+        workload: r.workload,
     }
+}
 
-    /// The span event ([`model::span`]): `start_ns` the wall-clock start,
-    /// `route` the bounded route, `ids` its trace and span ids.
-    pub(crate) fn to_event(
-        &self,
-        tool: &Arc<str>,
-        r: &HttpRecord,
-        route: &str,
-        ids: &SpanContext,
-        start_ns: u64,
-    ) -> Event {
-        let kind = match self.client {
-            true => EventKind::HttpClient,
-            false => EventKind::HttpServer,
-        };
-        let mut e = Event::new(tool.clone(), kind);
-        e.ts_ns = start_ns;
-        e.pid = Some(r.pid);
-        e.tid = Some(r.tid);
-        let h = &self.head;
-        e.push(f::HTTP_METHOD, Value::Str(h.method.as_str().into()));
-        e.push(f::URL_PATH, Value::Str(h.path.as_str().into()));
-        e.push(f::HTTP_ROUTE, Value::Str(route.into()));
-        e.push(f::HTTP_STATUS, Value::Int(i64::from(self.status)));
-        e.push(
-            f::HTTP_STATUS_CLASS,
-            Value::Str(status_class(self.status).into()),
-        );
-        e.push(f::DURATION, Value::Duration(self.duration_ns));
-        e.push(f::HTTP_REQUEST_SIZE, Value::Int(r.req_bytes as i64));
-        e.push(f::HTTP_RESPONSE_SIZE, Value::Int(r.resp_bytes as i64));
-        e.push(f::SERVER_ADDRESS, Value::Ip(self.server.0));
-        e.push(f::SERVER_PORT, Value::Int(i64::from(self.server.1)));
-        e.push(f::CLIENT_ADDRESS, Value::Ip(self.peer.0));
-        e.push(f::CLIENT_PORT, Value::Int(i64::from(self.peer.1)));
-        ids.write(&mut e);
-        e
-    }
+/// The filled part of a record's head.
+pub(crate) fn head_bytes(r: &HttpRecord) -> &[u8] {
+    &r.head[..(r.head_len as usize).min(r.head.len())]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn path_of(head: &[u8]) -> String {
+        let mut s = String::new();
+        escape_into(&mut s, parse_head(head).unwrap().path);
+        s
+    }
+
     #[test]
     fn request_lines() {
         let h = parse_head(b"GET /users/42?x=1 HTTP/1.1\r\nHost: a\r\n").unwrap();
-        assert_eq!((h.method.as_str(), h.path.as_str()), ("GET", "/users/42"));
+        assert_eq!((h.method, h.path), ("GET", &b"/users/42"[..]));
         assert_eq!(h.traceparent, None);
-        let h = parse_head(b"POST /a\x1b[2J HTTP/1.1\r\n").unwrap();
-        assert_eq!(h.path, "/a\\x1b[2J");
+        assert_eq!(path_of(b"POST /a\x1b[2J HTTP/1.1\r\n"), "/a\\x1b[2J");
         assert!(parse_head(b"\x16\x03\x01\x02").is_none());
         assert!(parse_head(b"get / HTTP/1.1").is_none());
+        assert_eq!(parse_head(b"BREW / HTTP/1.1").unwrap().method, "_OTHER");
         // cut in the middle of the path (the head is 256 bytes at most)
-        assert_eq!(parse_head(b"GET /abc").unwrap().path, "/abc");
+        assert_eq!(path_of(b"GET /abc"), "/abc");
+        assert_eq!(path_of(b"GET ?x HTTP/1.1"), "/");
     }
 
     #[test]
@@ -280,9 +289,15 @@ mod tests {
         bytes[at..at + 4].copy_from_slice(&n.to_ne_bytes());
         let r = record_from_ring(&bytes).unwrap();
         assert_eq!(r.head_len, n);
-        assert_eq!(&r.head[..n as usize], b"GET /x HTTP/1.1\r\n");
+        assert_eq!(head_bytes(&r), b"GET /x HTTP/1.1\r\n");
         assert!(r.head[n as usize..].iter().all(|&b| b == 0));
-        assert_eq!(Request::decode(&r).unwrap().head.path, "/x");
+        let head = parse_head(head_bytes(&r)).unwrap();
+        assert_eq!(head.path, b"/x");
+        let req = request_of(&r, &head, PathText::Route, "/x".into(), 5);
+        assert_eq!(
+            (req.kind, req.method, req.path()),
+            (SpanKind::Server, "GET", "/x")
+        );
     }
 
     #[test]
@@ -294,6 +309,7 @@ mod tests {
         );
         assert_eq!(route_of("/static/app.js"), "/static/app.js");
         assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("*"), "*");
         assert_eq!(route_of("/a/deadbeef12"), "/a/{id}");
         assert_eq!(status_class(404), "4xx");
     }

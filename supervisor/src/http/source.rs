@@ -2,12 +2,15 @@
 //! ring buffer (every [`HTTP_DRAIN_MS`], or sooner when the kernel wakes it
 //! because a quarter of the ring is waiting), counts every request in the RED
 //! histograms ([`super::red`], sent once per interval as samples), and
-//! sends every request into the pipeline as a span event: the traces stage
-//! links them, counts every one in the service map, and samples them per
-//! trace on their way to the sinks (`crate::traces::export`). Whatever is
-//! not delivered, in the kernel or here, is counted in
-//! `eunomia_http_dropped_total{reason}` (a self-metric, so `eunomia status`
-//! shows it).
+//! sends every request into the pipeline as a compact request
+//! ([`model::request::HttpRequest`]), the requests of one drain in one
+//! message: the traces stage links them, counts every one in the service
+//! map, and turns those whose trace is sampled into span events on their
+//! way to the sinks (`crate::traces::export`). Decoding allocates nothing
+//! per request in the common case (text goes into reused buffers, routes
+//! are shared, short paths inline). Whatever is not delivered, in the
+//! kernel or here, is counted in `eunomia_http_dropped_total{reason}` (a
+//! self-metric, so `eunomia status` shows it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,32 +19,38 @@ use std::{
 };
 
 use aya::maps::{Array, MapData, RingBuf};
-use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop, HttpRecord};
+use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop};
 use model::{
+    SmallStr,
     metrics::{HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE},
-    span::SpanContext,
+    request::{HttpRequest, PathText},
 };
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
 
 use super::{
     HttpConfig,
     red::{Key, Red},
-    request::{Request, record_from_ring, route_of, status_class},
+    request::{
+        escape_into, head_bytes, parse_head, record_from_ring, request_of, route_into, status_class,
+    },
 };
 use crate::{
     context::AgentContext,
     host::monotonic_ns,
     hotpath::HttpMaps,
-    pipeline::{Message, PipelineTx, SampleBatch, ToolRecord},
+    pipeline::{Message, PipelineTx, SampleBatch},
     selfmetrics::{Counter, Registry},
 };
 
 /// The tool name HTTP events carry (`event.tool`).
-pub(crate) const TOOL: &str = "http";
+pub(crate) const TOOL: &str = model::request::TOOL;
 
-/// Span events are not sent while less than 1/RESERVED_SHARE of the
+/// Requests are not sent on while less than 1/RESERVED_SHARE of the
 /// pipeline's room is left: that part stays for the other sources.
 const RESERVED_SHARE: usize = 4;
+
+/// Requests in one pipeline message at most.
+const BATCH: usize = 1024;
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
@@ -86,31 +95,43 @@ impl Counters {
     }
 }
 
-/// Per-record state: routes per cgroup, the RED histograms.
+/// Per-record state: routes per cgroup, the RED histograms, the requests
+/// of this drain.
 struct State {
-    tool: Arc<str>,
     max_routes: usize,
     routes: HashMap<u64, HashSet<Arc<str>>>,
     red: Red,
     counts: Counters,
     /// Wall clock minus monotonic clock (ns), to date kernel times.
     wall_offset: i128,
+    /// The requests not sent on yet.
+    batch: Vec<HttpRequest>,
+    /// The route of requests beyond `max_routes`.
+    other: Arc<str>,
+    /// Reused text buffers: the escaped path, the route.
+    path: String,
+    route: String,
 }
 
 impl State {
     fn new(config: &HttpConfig, registry: &Registry) -> State {
         State {
-            tool: TOOL.into(),
             max_routes: config.max_routes,
             routes: HashMap::new(),
             red: Red::default(),
             counts: Counters::new(registry),
             wall_offset: 0,
+            batch: Vec::with_capacity(BATCH),
+            other: "other".into(),
+            path: String::new(),
+            route: String::new(),
         }
     }
 
-    /// `route`, or `other` when the cgroup has its fill of routes.
-    fn bounded_route(&mut self, cgroup: u64, route: &str) -> Arc<str> {
+    /// `route`, or `other` when the cgroup has its fill of routes (shared:
+    /// no allocation for a route seen before).
+    fn bounded_route(&mut self, cgroup: u64) -> Arc<str> {
+        let route = self.route.as_str();
         if self.routes.len() >= MAX_CGROUPS && !self.routes.contains_key(&cgroup) {
             self.routes.clear();
         }
@@ -124,7 +145,7 @@ impl State {
             return r;
         }
         self.counts.route_overflow.inc();
-        "other".into()
+        self.other.clone()
     }
 
     /// Dates kernel (monotonic) times from now on.
@@ -133,54 +154,63 @@ impl State {
         self.wall_offset = wall - monotonic_ns() as i128;
     }
 
-    /// One record from the ring buffer.
+    /// One record from the ring buffer: counted in the RED histograms,
+    /// kept for the next [`State::send`].
     fn record(&mut self, bytes: &[u8], tx: &PipelineTx) {
         self.counts.records.inc();
         let Some(r) = record_from_ring(bytes) else {
             self.counts.unparsable.inc();
             return;
         };
-        let Some(req) = Request::decode(&r) else {
+        let Some(head) = parse_head(head_bytes(&r)) else {
             self.counts.unparsable.inc();
             return;
         };
+        escape_into(&mut self.path, head.path);
+        route_into(&mut self.route, &self.path);
         let cgroup = r.cgroup_id;
-        let route = self.bounded_route(cgroup, &route_of(&req.head.path));
+        let route = self.bounded_route(cgroup);
+        let path = if *route == *self.path {
+            PathText::Route
+        } else {
+            PathText::Own(SmallStr::new(&self.path))
+        };
+        let start = (r.start_ns as i128 + self.wall_offset).max(0) as u64;
+        let req = request_of(&r, &head, path, route, start);
         let key = Key {
             cgroup,
-            client: req.client,
-            method: req.head.method.as_str().into(),
+            client: r.kind == hotpath_common::http::HTTP_CLIENT,
+            method: req.method,
             class: status_class(req.status),
-            route: route.clone(),
-            server: req.client.then_some(req.server),
+            route: req.route.clone(),
+            server: (r.kind == hotpath_common::http::HTTP_CLIENT)
+                .then_some((req.server.ip(), req.server.port())),
         };
         if !self.red.observe(key, req.duration_ns as f64 / 1e9) {
             self.counts.series_full.inc();
         }
-        self.send_span(&req, &r, &route, tx);
+        self.batch.push(req);
+        if self.batch.len() >= BATCH {
+            self.send(tx);
+        }
     }
 
-    fn send_span(&self, req: &Request, r: &HttpRecord, route: &str, tx: &PipelineTx) {
-        // every request is a message: under a flood of requests they must
-        // not crowd out the other sources (the RED histograms still count
-        // the request)
-        if tx.room() < tx.max_room() / RESERVED_SHARE {
-            self.counts.pipeline_busy.inc();
+    /// Sends the requests kept on, in one message.
+    fn send(&mut self, tx: &PipelineTx) {
+        if self.batch.is_empty() {
             return;
         }
-        let ids = SpanContext {
-            trace_id: req
-                .head
-                .traceparent
-                .map_or_else(|| nonzero(fastrand::u128(..).to_be_bytes()), |(t, _)| t),
-            span_id: nonzero(fastrand::u64(..).to_be_bytes()),
-            parent_span_id: req.head.traceparent.map(|(_, p)| p),
-        };
-        let start = (r.start_ns as i128 + self.wall_offset).max(0) as u64;
-        let event = req.to_event(&self.tool, r, route, &ids, start);
-        let msg = ToolRecord::new(self.tool.clone(), model::Record::Event(event));
-        if !tx.send(Message::Record(msg)) {
-            self.counts.pipeline_full.inc();
+        let n = self.batch.len() as u64;
+        // under a flood of requests they must not crowd out the other
+        // sources (the RED histograms still count them)
+        if tx.room() < tx.max_room() / RESERVED_SHARE {
+            self.counts.pipeline_busy.add(n);
+            self.batch.clear();
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if !tx.send(Message::Requests(batch)) {
+            self.counts.pipeline_full.add(n);
         }
     }
 
@@ -201,14 +231,6 @@ impl State {
             }));
         }
     }
-}
-
-/// Ids are never all zero.
-fn nonzero<const N: usize>(mut b: [u8; N]) -> [u8; N] {
-    if b.iter().all(|&x| x == 0) {
-        b[N - 1] = 1;
-    }
-    b
 }
 
 /// Spawns the source.
@@ -256,6 +278,7 @@ async fn run(
                 while let Some(item) = ring.get_mut().next() {
                     state.record(&item, &tx);
                 }
+                state.send(&tx);
             }
             guard = ring.readable_mut() => {
                 let Ok(mut guard) = guard else { break };
@@ -264,6 +287,7 @@ async fn run(
                     state.record(&item, &tx);
                 }
                 guard.clear_ready();
+                state.send(&tx);
             }
         }
     }
@@ -271,5 +295,6 @@ async fn run(
     while let Some(item) = ring.get_mut().next() {
         state.record(&item, &tx);
     }
+    state.send(&tx);
     state.flush(&kernel, &mut seen, &tx);
 }

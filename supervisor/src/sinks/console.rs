@@ -154,6 +154,8 @@ impl<W: Write> Console<W> {
                     _ => Ok(()),
                 }
             }
+            // the traces stage takes them: they never reach the sinks
+            Message::Requests(_) => Ok(()),
         }
     }
 

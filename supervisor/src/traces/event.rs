@@ -1,134 +1,107 @@
-//! From the HTTP source's span events (and their workload) to the
-//! linker's [`SpanIn`]. The event's time is the request's start (the
-//! kernel's time, on the wall clock), its end that plus the duration. A
-//! `parent_span_id` on the event comes from the request's own
-//! `traceparent` (the source gives none otherwise): that is the
+//! From the HTTP source's requests (and their workload) to the linker's
+//! [`SpanIn`]. A request's start is the kernel's time on the wall clock,
+//! its end that plus the duration. A request's own `traceparent` is the
 //! application's trace, which linking keeps.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use model::{Event, EventKind, Value, Workload, fields as f};
+use model::{Workload, request::HttpRequest, span::SpanKind};
 
 use super::span::{Side, SpanIn, TraceParent};
 
-/// The span of an HTTP request event; None for other events or when an
-/// address is missing.
-pub(crate) fn span_of(e: &Event, workload: Option<&Workload>) -> Option<SpanIn> {
-    let side = match e.kind {
-        EventKind::HttpServer => Side::Server,
-        EventKind::HttpClient => Side::Client,
-        _ => return None,
+/// The span of a request; `node` names its end ([`node_name`]).
+pub(crate) fn span_of(r: &HttpRequest, node: Arc<str>) -> SpanIn {
+    let side = match r.kind {
+        SpanKind::Server => Side::Server,
+        SpanKind::Client => Side::Client,
     };
-    let server = addr(e, f::SERVER_ADDRESS, f::SERVER_PORT)?;
-    let client = addr(e, f::CLIENT_ADDRESS, f::CLIENT_PORT)?;
     let (local, remote) = match side {
-        Side::Server => (server, client),
-        Side::Client => (client, server),
+        Side::Server => (r.server, r.client),
+        Side::Client => (r.client, r.server),
     };
-    let duration = match e.field(f::DURATION) {
-        Some(Value::Duration(ns)) => *ns,
-        _ => 0,
-    };
-    let text = |name| e.field(name).and_then(Value::as_str);
-    let traceparent = match (text(f::TRACE_ID), text(f::TRACE_PARENT_ID)) {
-        (Some(t), Some(p)) => TraceParent::from_hex(t, p),
-        _ => None,
-    };
-    let pid = e.pid.unwrap_or(0);
-    Some(SpanIn {
+    SpanIn {
         side,
-        pid,
-        tid: e.tid.unwrap_or(pid),
-        start_ns: e.ts_ns,
-        end_ns: e.ts_ns.saturating_add(duration),
+        pid: r.pid,
+        tid: r.tid,
+        start_ns: r.start_ns,
+        end_ns: r.start_ns.saturating_add(r.duration_ns),
         local,
         remote,
-        status: e
-            .field(f::HTTP_STATUS)
-            .and_then(Value::as_int)
-            .map_or(0, |s| s.clamp(0, 999) as u16),
-        traceparent,
-        node: node_name(workload, e),
-    })
-}
-
-fn addr(e: &Event, ip: &str, port: &str) -> Option<SocketAddr> {
-    let Some(Value::Ip(ip)) = e.field(ip) else {
-        return None;
-    };
-    let port = e.field(port).and_then(Value::as_int)?;
-    Some(SocketAddr::new(*ip, u16::try_from(port).ok()?))
+        status: r.status.min(999),
+        traceparent: r
+            .traceparent
+            .and_then(|(t, p)| TraceParent::from_bytes(t, p)),
+        node,
+    }
 }
 
 /// Who a span's end is, most specific first: the pod (`namespace/name`),
-/// the container's name, the service, the process name, the pid.
-pub(crate) fn node_name(w: Option<&Workload>, e: &Event) -> Arc<str> {
-    if let Some(w) = w {
-        if let Some(p) = &w.pod
-            && let Some(name) = &p.name
-        {
-            return match &p.namespace {
-                Some(ns) => format!("{ns}/{name}").into(),
-                None => name.as_str().into(),
-            };
-        }
-        if let Some(name) = w.container.as_ref().and_then(|c| c.name.as_deref()) {
-            return name.into();
-        }
-        if let Some(s) = &w.service {
-            return s.as_str().into();
-        }
+/// the container's name, the service; None for a process outside any
+/// workload (named by the caller: its process name, else its pid).
+pub(crate) fn node_name(w: Option<&Workload>) -> Option<Arc<str>> {
+    let w = w?;
+    if let Some(p) = &w.pod
+        && let Some(name) = &p.name
+    {
+        return Some(match &p.namespace {
+            Some(ns) => format!("{ns}/{name}").into(),
+            None => name.as_str().into(),
+        });
     }
-    match (&e.comm, e.pid) {
-        (Some(c), _) => c.as_str().into(),
-        (None, Some(pid)) => format!("pid {pid}").into(),
-        (None, None) => "unknown".into(),
+    if let Some(name) = w.container.as_ref().and_then(|c| c.name.as_deref()) {
+        return Some(name.into());
     }
+    w.service.as_deref().map(Into::into)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
+    use model::request::PathText;
 
     use super::*;
 
-    fn event(kind: EventKind) -> Event {
-        let mut e = Event::new("http".into(), kind);
-        e.pid = Some(7);
-        e.tid = Some(8);
-        e.ts_ns = 1_000_000;
-        let ip = |d| Value::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, d)));
-        e.push(f::SERVER_ADDRESS, ip(2));
-        e.push(f::SERVER_PORT, Value::Int(80));
-        e.push(f::CLIENT_ADDRESS, ip(1));
-        e.push(f::CLIENT_PORT, Value::Int(40000));
-        e.push(f::DURATION, Value::Duration(250_000));
-        e.push(f::HTTP_STATUS, Value::Int(503));
-        e
+    pub(crate) fn request(kind: SpanKind) -> HttpRequest {
+        HttpRequest {
+            kind,
+            pid: 7,
+            tid: 8,
+            cgroup_id: 1,
+            start_ns: 1_000_000,
+            duration_ns: 250_000,
+            server: "10.0.0.2:80".parse().unwrap(),
+            client: "10.0.0.1:40000".parse().unwrap(),
+            status: 503,
+            method: "GET",
+            path: PathText::Route,
+            route: "/".into(),
+            request_size: 1,
+            response_size: 1,
+            traceparent: None,
+            workload: None,
+        }
     }
 
     #[test]
-    fn server_and_client_events() {
-        let s = span_of(&event(EventKind::HttpServer), None).unwrap();
+    fn server_and_client_requests() {
+        let s = span_of(&request(SpanKind::Server), "a".into());
         assert_eq!((s.side, s.pid, s.tid, s.status), (Side::Server, 7, 8, 503));
         assert_eq!((s.start_ns, s.end_ns), (1_000_000, 1_250_000));
         assert_eq!(s.local.to_string(), "10.0.0.2:80");
         assert_eq!(s.remote.to_string(), "10.0.0.1:40000");
-        assert_eq!(&*s.node, "pid 7");
-        let c = span_of(&event(EventKind::HttpClient), None).unwrap();
+        let c = span_of(&request(SpanKind::Client), "b".into());
         assert_eq!(c.local.to_string(), "10.0.0.1:40000");
         assert_eq!(c.conn(), s.conn());
-        assert!(span_of(&Event::new("x".into(), EventKind::Exec), None).is_none());
     }
 
     #[test]
     fn traceparent_and_names() {
-        let mut e = event(EventKind::HttpServer);
-        e.push(
-            f::TRACE_ID,
-            Value::Str("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-        );
-        e.push(f::TRACE_PARENT_ID, Value::Str("00f067aa0ba902b7".into()));
+        let mut r = request(SpanKind::Server);
+        r.traceparent = Some((
+            model::span::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            model::span::from_hex("00f067aa0ba902b7").unwrap(),
+        ));
+        let s = span_of(&r, "x".into());
+        assert_eq!(s.traceparent.unwrap().parent_id, 0x00f067aa0ba902b7);
         let w = Workload {
             container: Some(model::Container {
                 id: "abc".into(),
@@ -140,8 +113,8 @@ mod tests {
             }),
             ..Workload::default()
         };
-        let s = span_of(&e, Some(&w)).unwrap();
-        assert_eq!(s.traceparent.unwrap().parent_id, 0x00f067aa0ba902b7);
-        assert_eq!(&*s.node, "api");
+        assert_eq!(node_name(Some(&w)).as_deref(), Some("api"));
+        assert_eq!(node_name(None), None);
+        assert_eq!(node_name(Some(&Workload::default())), None);
     }
 }

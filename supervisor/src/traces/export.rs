@@ -1,17 +1,20 @@
-//! The span events on their way to the sinks: every HTTP span event is
-//! held here while the linker holds its span, then gets the linked trace
-//! id, span id and parent (the application's own `traceparent` kept, see
-//! [`super::link`]) and goes on, or not, as its whole trace is sampled
-//! ([`super::sample`]). Every span goes on or is counted:
+//! The span events on their way to the sinks: every HTTP request is held
+//! here (compact) while the linker holds its span; when its whole trace is
+//! sampled ([`super::sample`]) it becomes a span event with the linked
+//! trace id, span id and parent (the application's own `traceparent` kept,
+//! see [`super::link`]) and goes on; otherwise it is only counted. Every span goes on or is counted:
 //! `eunomia_http_spans_total{reason}` (kept: sampled, error, slow) and
 //! `eunomia_http_dropped_total{reason}` (sampled_out, span_rate_limited),
 //! self-metrics that `eunomia status` shows.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use model::{
     Record,
     metrics::{HTTP_DROPPED_METRIC, HTTP_SPANS_METRIC},
+    request::{HttpRequest, TOOL},
     span::SpanContext,
 };
 
@@ -25,9 +28,10 @@ use crate::{
     selfmetrics::{Counter, Registry},
 };
 
-/// Span events held, and the sampler deciding which go on.
+/// Requests held, and the sampler deciding which go on.
 pub(crate) struct SpanExport {
-    records: HashMap<u64, ToolRecord>,
+    records: HashMap<u64, HttpRequest>,
+    tool: std::sync::Arc<str>,
     sampler: TraceSampler,
     kept: [Counter; 3],
     dropped: [Counter; 2],
@@ -51,21 +55,28 @@ impl SpanExport {
             )
         };
         SpanExport {
-            records: HashMap::new(),
+            records: HashMap::default(),
+            tool: TOOL.into(),
             sampler: TraceSampler::new(cfg, window),
             kept: [Kept::Sampled, Kept::Slow, Kept::Error].map(kept),
             dropped: [Skipped::SampledOut, Skipped::RateLimited].map(dropped),
         }
     }
 
-    /// Holds the event of the span the linker calls `id`.
-    pub(crate) fn hold(&mut self, id: u64, record: ToolRecord) {
-        self.records.insert(id, record);
+    /// Holds the request of the span the linker calls `id`.
+    pub(crate) fn hold(&mut self, id: u64, request: HttpRequest) {
+        self.records.insert(id, request);
+    }
+
+    /// Whether a span alone keeps its trace (an error, or slow): only
+    /// such held spans change a decision.
+    pub(crate) fn is_notable(&self, s: &SpanIn) -> bool {
+        self.sampler.config().notable(s).is_some()
     }
 
     /// The events of `spans` (just emitted by the linker) whose trace is
-    /// kept, with their linked ids; `held` are the spans the linker still
-    /// holds with their trace (what else is known of each trace).
+    /// kept, with their linked ids; `held` are the notable spans the linker
+    /// still holds with their trace (what else is known of each trace).
     pub(crate) fn release<'a>(
         &mut self,
         spans: &[LinkedSpan],
@@ -77,7 +88,7 @@ impl SpanExport {
         }
         let cfg = *self.sampler.config();
         let mut traces: Vec<(u128, Option<Kept>, Vec<&LinkedSpan>)> = Vec::new();
-        let mut index: HashMap<u128, usize> = HashMap::new();
+        let mut index: HashMap<u128, usize> = HashMap::default();
         for s in spans {
             let i = *index.entry(s.trace_id).or_insert_with(|| {
                 traces.push((s.trace_id, None, Vec::new()));
@@ -97,14 +108,13 @@ impl SpanExport {
                 .sampler
                 .decide(trace, notable, members.len() as u64, now_ns);
             for s in members {
-                let Some(mut record) = self.records.remove(&s.span_id) else {
+                let Some(request) = self.records.remove(&s.span_id) else {
                     continue;
                 };
                 match decision {
                     Ok(k) => {
                         self.kept[k as usize].inc();
-                        write_ids(&mut record, s);
-                        out.push(record);
+                        out.push(span_event(&self.tool, request, s));
                     }
                     Err(why) => self.dropped[why as usize].inc(),
                 }
@@ -114,14 +124,17 @@ impl SpanExport {
     }
 }
 
-/// Puts the linked ids into the span event (replacing the source's).
-fn write_ids(record: &mut ToolRecord, s: &LinkedSpan) {
-    if let Record::Event(e) = &mut record.record {
-        SpanContext {
-            trace_id: s.trace_id.to_be_bytes(),
-            span_id: s.span_id.to_be_bytes(),
-            parent_span_id: s.parent_id.map(u64::to_be_bytes),
-        }
-        .write(e);
+/// The span event of `request`, with the linked ids of its span `s`.
+fn span_event(tool: &std::sync::Arc<str>, request: HttpRequest, s: &LinkedSpan) -> ToolRecord {
+    let ids = SpanContext {
+        trace_id: s.trace_id.to_be_bytes(),
+        span_id: s.span_id.to_be_bytes(),
+        parent_span_id: s.parent_id.map(u64::to_be_bytes),
+    };
+    let event = request.to_event(tool.clone(), &ids);
+    ToolRecord {
+        tool: tool.clone(),
+        record: Record::Event(event),
+        workload: request.workload,
     }
 }

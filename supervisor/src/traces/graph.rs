@@ -10,7 +10,9 @@
 //! address (`connection_type="virtual_node"`). TCP connections without
 //! HTTP make `connection_type="tcp"` edges, counting connections.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Serialize;
 
@@ -123,7 +125,7 @@ impl ServiceGraph {
     /// An empty map of at most `max_edges` edges.
     pub(crate) fn new(max_edges: usize) -> ServiceGraph {
         ServiceGraph {
-            edges: HashMap::new(),
+            edges: HashMap::default(),
             max_edges,
             overflow: 0,
             overflow_reported: 0,

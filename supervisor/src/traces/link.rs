@@ -16,19 +16,28 @@
 //! for `window` to be found by later spans. Memory is bounded by both and
 //! by `max_spans`. What cannot be linked is counted by [`Outcome`].
 //!
+//! Cost per span does not grow with the window: a connection's index
+//! holds only its spans not paired yet, a thread's is searched from its
+//! newest span back to its previous server span, and both searches stop at
+//! spans that ended too early to be contained (spans arrive in about the
+//! order they end: the kernel's one ring buffer; [`ORDER_SLACK`] allows for
+//! the rest).
+//!
 //! What this cannot see: work handed to another thread (a thread pool, an
 //! event loop serving many requests on one thread: several server spans
 //! on the thread contain the call, counted as `client_parent_ambiguous`),
 //! and connections whose other end is not on this host.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::span::{IdGen, Side, SpanIn};
+
+/// How much later than a span's end a span that ended before it may
+/// arrive and still be found by the searches (ns): records are written to
+/// one ring buffer as requests end, so they arrive in nearly that order.
+const ORDER_SLACK: u64 = 2_000_000_000;
 
 /// How linking is bounded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,8 +180,10 @@ pub(crate) struct Linker {
     spans: HashMap<u64, Entry>,
     order: VecDeque<u64>,
     pending: VecDeque<u64>,
-    by_conn: HashMap<(SocketAddr, SocketAddr), Vec<u64>>,
-    by_thread: HashMap<(u32, u32), Vec<u64>>,
+    /// Spans not paired yet, by connection, in arrival order.
+    by_conn: HashMap<(SocketAddr, SocketAddr), VecDeque<u64>>,
+    /// Spans by thread, in arrival order.
+    by_thread: HashMap<(u32, u32), VecDeque<u64>>,
     counts: [u64; Outcome::ALL.len()],
     seq: u64,
 }
@@ -183,11 +194,11 @@ impl Linker {
         Linker {
             cfg,
             ids,
-            spans: HashMap::new(),
+            spans: HashMap::default(),
             order: VecDeque::new(),
             pending: VecDeque::new(),
-            by_conn: HashMap::new(),
-            by_thread: HashMap::new(),
+            by_conn: HashMap::default(),
+            by_thread: HashMap::default(),
             counts: [0; Outcome::ALL.len()],
             seq: 0,
         }
@@ -260,19 +271,23 @@ impl Linker {
         );
         self.order.push_back(id);
         self.pending.push_back(id);
-        self.link_conn(id, conn);
+        if !self.link_conn(id, conn) {
+            self.by_conn.entry(conn).or_default().push_back(id);
+        }
         self.link_thread(id, thread);
-        self.by_conn.entry(conn).or_default().push(id);
-        self.by_thread.entry(thread).or_default().push(id);
+        self.by_thread.entry(thread).or_default().push_back(id);
         (id, out)
     }
 
-    /// The spans still held whose trace has an id already (a part of it
-    /// was emitted, or it carries the application's), with that id: what
-    /// else is known of a trace when its first spans leave the hold.
-    pub(crate) fn held_in_traces(&self) -> impl Iterator<Item = (u128, &SpanIn)> + '_ {
-        self.pending
-            .iter()
+    /// Of the spans `ids`, those still held whose trace has an id already
+    /// (a part of it was emitted, or it carries the application's), with
+    /// that id: what else is known of a trace when its first spans leave
+    /// the hold.
+    pub(crate) fn held_in_traces<'a>(
+        &'a self,
+        ids: &'a [u64],
+    ) -> impl Iterator<Item = (u128, &'a SpanIn)> + 'a {
+        ids.iter()
             .filter_map(|id| self.spans.get(id))
             .filter(|e| !e.emitted)
             .filter_map(|e| {
@@ -280,6 +295,11 @@ impl Linker {
                 let trace = r.trace.or(r.span.traceparent.map(|tp| tp.trace_id))?;
                 Some((trace, &e.span))
             })
+    }
+
+    /// Whether span `id` is held and not emitted yet.
+    pub(crate) fn is_held(&self, id: u64) -> bool {
+        self.spans.get(&id).is_some_and(|e| !e.emitted)
     }
 
     /// Spans whose hold is over at `now_ns`, linked; forgets spans older
@@ -335,15 +355,22 @@ impl Linker {
     }
 
     /// Pairs `id` with the other end of its connection: within the strict
-    /// slack, else within the loose one; the nearest in time wins.
-    fn link_conn(&mut self, id: u64, conn: (SocketAddr, SocketAddr)) {
+    /// slack, else within the loose one; the nearest in time wins. False
+    /// when it found none (`id` waits in the connection's index).
+    fn link_conn(&mut self, id: u64, conn: (SocketAddr, SocketAddr)) -> bool {
         let me = &self.spans[&id].span;
+        let [strict, loose] = self.slacks();
+        // a candidate ends after me.start - loose
+        let early = me
+            .start_ns
+            .saturating_sub(loose.saturating_add(ORDER_SLACK));
         let candidates = |slack| {
             self.by_conn
                 .get(&conn)
                 .into_iter()
-                .flatten()
+                .flat_map(|v| v.iter().rev())
                 .filter_map(|o| self.spans.get(o))
+                .take_while(|o| o.span.end_ns >= early)
                 .filter(|o| o.span.side != me.side && o.peer.is_none())
                 .filter(move |o| match me.side {
                     Side::Client => Self::contains(me, &o.span, slack),
@@ -354,10 +381,10 @@ impl Linker {
                 })
                 .map(|o| o.id)
         };
-        let [strict, loose] = self.slacks();
         let Some(other) = candidates(strict).or_else(|| candidates(loose)) else {
-            return;
+            return false;
         };
+        forget(&mut self.by_conn, conn, other);
         self.spans.get_mut(&id).expect("just inserted").peer = Some(other);
         self.spans.get_mut(&other).expect("found").peer = Some(id);
         let (client, server) = match self.spans[&id].span.side {
@@ -367,6 +394,7 @@ impl Linker {
         if self.spans[&server].span.traceparent.is_none() {
             self.set_parent(server, client);
         }
+        true
     }
 
     /// Links a server span to the client calls its thread made while
@@ -382,17 +410,37 @@ impl Linker {
             return;
         }
         let [_, loose] = self.slacks();
-        let on_thread: Vec<&Entry> = self
+        // newest first: the calls since its previous server span, that
+        // span, and (when the two overlap) the calls before it that could
+        // lie within this one
+        let early = me
+            .span
+            .start_ns
+            .saturating_sub(loose.saturating_add(ORDER_SLACK));
+        let mut prev: Option<&Entry> = None;
+        let mut on_thread: Vec<&Entry> = Vec::new();
+        for o in self
             .by_thread
             .get(&thread)
             .into_iter()
-            .flatten()
+            .flat_map(|v| v.iter().rev())
             .filter_map(|o| self.spans.get(o))
-            .collect();
-        let prev = on_thread
-            .iter()
-            .filter(|o| o.span.side == Side::Server && o.id != id)
-            .max_by_key(|o| o.seq);
+        {
+            if o.id == id {
+                continue;
+            }
+            if o.span.end_ns < early {
+                break;
+            }
+            if prev.is_none() && o.span.side == Side::Server {
+                prev = Some(o);
+                if o.span.end_ns <= me.span.start_ns.saturating_add(loose) {
+                    break;
+                }
+                continue;
+            }
+            on_thread.push(o);
+        }
         let concurrent =
             prev.is_some_and(|p| p.span.end_ns > me.span.start_ns.saturating_add(loose));
         let after = prev.map_or(0, |p| p.seq);
@@ -533,15 +581,22 @@ impl Linker {
         let Some(e) = self.spans.remove(&id) else {
             return;
         };
-        forget(&mut self.by_conn, e.span.conn(), id);
+        if e.peer.is_none() {
+            forget(&mut self.by_conn, e.span.conn(), id);
+        }
         forget(&mut self.by_thread, (e.span.pid, e.span.tid), id);
     }
 }
 
-/// Takes `id` out of the index list of `key`.
-fn forget<K: std::hash::Hash + Eq>(index: &mut HashMap<K, Vec<u64>>, key: K, id: u64) {
+/// Takes `id` out of the index list of `key` (lists are in arrival order
+/// and spans leave in about that order: the front is tried first).
+fn forget<K: std::hash::Hash + Eq>(index: &mut HashMap<K, VecDeque<u64>>, key: K, id: u64) {
     if let Some(v) = index.get_mut(&key) {
-        v.retain(|x| *x != id);
+        if v.front() == Some(&id) {
+            v.pop_front();
+        } else if let Some(i) = v.iter().rposition(|x| *x == id) {
+            v.remove(i);
+        }
         if v.is_empty() {
             index.remove(&key);
         }

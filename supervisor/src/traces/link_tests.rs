@@ -385,3 +385,51 @@ fn late_records_still_link_and_a_tight_server_takes_a_loose_call() {
         .unwrap();
     assert_eq!(call.parent_id, Some(second.span_id));
 }
+
+/// A keep-alive connection and a busy thread: what each new span searches
+/// stays small however many spans the window holds (the connection's index
+/// holds its unpaired spans only, the thread's is searched back to its
+/// previous server span), and the links are still right.
+#[test]
+fn searches_do_not_grow_with_the_window() {
+    use Side::*;
+    let mut l = linker();
+    let mut out = Vec::new();
+    for i in 0..20_000u64 {
+        let t = i * 10;
+        // the server answers first, the client reads it after
+        for s in [
+            span(
+                Server,
+                "nginx",
+                (2, 2),
+                (t + 1, t + 4),
+                "10.0.0.2:80",
+                "10.0.0.1:5000",
+            ),
+            span(
+                Client,
+                "wrk",
+                (1, 1),
+                (t, t + 5),
+                "10.0.0.1:5000",
+                "10.0.0.2:80",
+            ),
+        ] {
+            let now = s.end_ns;
+            out.extend(l.push(s, now));
+        }
+        out.extend(l.drain(t * MS));
+    }
+    let unpaired: usize = l.by_conn.values().map(VecDeque::len).sum();
+    assert!(unpaired <= 1, "{unpaired} unpaired spans indexed");
+    out.extend(l.flush());
+    assert_eq!(out.len(), 40_000);
+    let linked = out.iter().filter(|s| s.peer.is_some()).count();
+    assert_eq!(linked, 40_000, "every span has its other end");
+    let servers_with_parent = out
+        .iter()
+        .filter(|s| s.span.side == Server && s.parent_id.is_some())
+        .count();
+    assert_eq!(servers_with_parent, 20_000);
+}

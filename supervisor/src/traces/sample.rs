@@ -12,10 +12,9 @@
 //! go on; those already dropped stay dropped). Decisions are remembered
 //! for the linker's window, bounded in number.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    time::Duration,
-};
+use std::{collections::VecDeque, time::Duration};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::span::{Side, SpanIn};
 
@@ -118,7 +117,7 @@ impl TraceSampler {
                 ..cfg
             },
             remember: remember.as_nanos() as u64,
-            decided: HashMap::new(),
+            decided: HashMap::default(),
             order: VecDeque::new(),
             window_ns: 0,
             in_window: 0,

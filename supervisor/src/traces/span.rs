@@ -26,10 +26,11 @@ pub(crate) struct TraceParent {
 }
 
 impl TraceParent {
-    /// Parses the 32 and 16 hex digits of a `traceparent` header's ids.
-    pub(crate) fn from_hex(trace_id: &str, parent_id: &str) -> Option<TraceParent> {
-        let trace_id = u128::from_str_radix(trace_id, 16).ok()?;
-        let parent_id = u64::from_str_radix(parent_id, 16).ok()?;
+    /// The ids of a `traceparent` header (trace id, parent span id, big
+    /// endian as written); None when either is zero.
+    pub(crate) fn from_bytes(trace_id: [u8; 16], parent_id: [u8; 8]) -> Option<TraceParent> {
+        let trace_id = u128::from_be_bytes(trace_id);
+        let parent_id = u64::from_be_bytes(parent_id);
         (trace_id != 0 && parent_id != 0).then_some(TraceParent {
             trace_id,
             parent_id,
@@ -131,13 +132,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traceparent_hex() {
-        let t =
-            TraceParent::from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7").unwrap();
+    fn traceparent_bytes() {
+        use model::span::from_hex;
+        let t = TraceParent::from_bytes(
+            from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            from_hex("00f067aa0ba902b7").unwrap(),
+        )
+        .unwrap();
         assert_eq!(t.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
         assert_eq!(t.parent_id, 0x00f067aa0ba902b7);
-        assert!(TraceParent::from_hex("zz", "00f067aa0ba902b7").is_none());
-        assert!(TraceParent::from_hex("0", "1").is_none());
+        assert!(TraceParent::from_bytes([0; 16], [1; 8]).is_none());
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The traces stage: HTTP request events (every request, before any
+//! The traces stage: HTTP requests (every request, compact, before any
 //! sampling) become spans, linked into traces (the linker) and folded into
 //! the service map (the graph); the hot path's TCP connections add TCP
-//! edges. The events themselves are held while their spans are (`[traces]
-//! hold`), then go on to the later stages and the sinks with the linked
-//! trace and parent ids, sampled per trace ([`super::export`]). Every
+//! edges. The requests themselves are held while their spans are
+//! (`[traces] hold`); those whose trace is kept ([`super::export`]) then
+//! go on to the later stages and the sinks as span events with the linked
+//! trace and parent ids. Every
 //! interval it emits the service-graph samples, updates
 //! `eunomia_trace_links_total{outcome}` and publishes the map and the
 //! latest spans for the control API (`eunomia map`).
@@ -16,14 +17,17 @@ use std::{
 };
 
 use model::{
+    Workload,
     labels::{CONTAINER_NAME, K8S_NAMESPACE, K8S_POD_NAME, SERVICE},
     metrics::{CONNECTIONS_METRIC, TCP_SOURCE},
+    request::HttpRequest,
 };
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
     config::TracesConfig,
-    event::span_of,
+    event::{node_name, span_of},
     export::SpanExport,
     graph::{MapView, ServiceGraph},
     link::{LinkedSpan, Linker, Outcome},
@@ -132,9 +136,14 @@ pub(crate) struct TracesStage {
     counters: Vec<(Outcome, Counter, u64)>,
     interval: Duration,
     last: Instant,
-    servers: HashMap<SocketAddr, Arc<str>>,
+    servers: FxHashMap<SocketAddr, Arc<str>>,
     comms: HashMap<u32, Arc<str>>,
-    recent: VecDeque<SpanView>,
+    /// The spans held that alone keep their trace (errors, slow ones):
+    /// the only held spans that change a sampling decision.
+    notable: Vec<u64>,
+    /// Node names by pid, with the workload they were made of.
+    nodes: FxHashMap<u32, (Arc<Workload>, Arc<str>)>,
+    recent: VecDeque<LinkedSpan>,
 }
 
 impl TracesStage {
@@ -167,40 +176,24 @@ impl TracesStage {
             counters,
             interval,
             last: Instant::now(),
-            servers: HashMap::new(),
+            servers: FxHashMap::default(),
             comms: HashMap::new(),
+            nodes: FxHashMap::default(),
+            notable: Vec::new(),
             recent: VecDeque::new(),
         }
     }
 
-    /// Takes one (enriched) pipeline message: a span event is held (it
-    /// comes back out of [`TracesStage::release`]), anything else is
-    /// handed back for the later stages.
+    /// Takes one (enriched) pipeline message: HTTP requests are held (the
+    /// span events of those whose trace is kept come out of
+    /// [`TracesStage::release`]), anything else is handed back for the
+    /// later stages.
     pub(crate) fn on_message(&mut self, msg: Message, now_ns: u64) -> Option<Message> {
-        match &msg {
-            Message::Record(r) => {
-                let Some(mut span) = r
-                    .record
-                    .as_event()
-                    .and_then(|e| span_of(e, r.workload.as_deref()))
-                else {
-                    return Some(msg);
-                };
-                if span.node.starts_with("pid ") {
-                    span.node = self.process_name(span.pid);
+        match msg {
+            Message::Requests(requests) => {
+                for r in requests {
+                    self.on_request(r, now_ns);
                 }
-                if span.side == Side::Server {
-                    if self.servers.len() >= MAX_ADDRS && !self.servers.contains_key(&span.local) {
-                        self.servers.clear();
-                    }
-                    self.servers.insert(span.local, span.node.clone());
-                }
-                let (id, early) = self.linker.push_span(span, now_ns);
-                self.early.extend(early);
-                let Message::Record(r) = msg else {
-                    unreachable!("matched above")
-                };
-                self.export.hold(id, r);
                 None
             }
             Message::Samples(b) => {
@@ -209,9 +202,50 @@ impl TracesStage {
                         self.on_tcp(s, now_ns);
                     }
                 }
-                Some(msg)
+                Some(Message::Samples(b))
+            }
+            msg @ Message::Record(_) => Some(msg),
+        }
+    }
+
+    /// One request: its span to the linker, the request held for export.
+    fn on_request(&mut self, r: HttpRequest, now_ns: u64) {
+        let node = self.node_of(&r);
+        let span = span_of(&r, node);
+        if span.side == Side::Server {
+            if self.servers.len() >= MAX_ADDRS && !self.servers.contains_key(&span.local) {
+                self.servers.clear();
+            }
+            if self.servers.get(&span.local) != Some(&span.node) {
+                self.servers.insert(span.local, span.node.clone());
             }
         }
+        let notable = self.export.is_notable(&span);
+        let (id, early) = self.linker.push_span(span, now_ns);
+        self.early.extend(early);
+        if notable {
+            self.notable.push(id);
+        }
+        self.export.hold(id, r);
+    }
+
+    /// The node of a request's end: its workload's name, else its
+    /// process's (remembered per pid with the workload it was made of).
+    fn node_of(&mut self, r: &HttpRequest) -> Arc<str> {
+        let w = r.workload.as_ref();
+        if let Some((known, node)) = self.nodes.get(&r.pid)
+            && w.is_some_and(|w| Arc::ptr_eq(w, known))
+        {
+            return node.clone();
+        }
+        let node = node_name(w.map(|w| &**w)).unwrap_or_else(|| self.process_name(r.pid));
+        if let Some(w) = w {
+            if self.nodes.len() >= MAX_ADDRS {
+                self.nodes.clear();
+            }
+            self.nodes.insert(r.pid, (w.clone(), node.clone()));
+        }
+        node
     }
 
     /// The span events whose hold is over at `now_ns` and whose trace is
@@ -227,8 +261,10 @@ impl TracesStage {
         let mut spans = std::mem::take(&mut self.early);
         spans.extend(drained);
         self.emit(&spans, now_ns);
+        let linker = &self.linker;
+        self.notable.retain(|id| linker.is_held(*id));
         self.export
-            .release(&spans, self.linker.held_in_traces(), now_ns)
+            .release(&spans, linker.held_in_traces(&self.notable), now_ns)
     }
 
     /// A process outside any workload, by its name (`/proc/PID/comm`,
@@ -276,10 +312,13 @@ impl TracesStage {
     fn emit(&mut self, spans: &[LinkedSpan], now_ns: u64) {
         for s in spans {
             self.graph.observe(s, now_ns);
+        }
+        // only the latest are shown: formatted when published
+        for s in &spans[spans.len().saturating_sub(RECENT_SPANS)..] {
             if self.recent.len() >= RECENT_SPANS {
                 self.recent.pop_front();
             }
-            self.recent.push_back(SpanView::of(s));
+            self.recent.push_back(s.clone());
         }
     }
 
@@ -316,7 +355,7 @@ impl TracesStage {
         }
         let state = MapState {
             map: self.graph.view(now_ns),
-            spans: self.recent.clone(),
+            spans: self.recent.iter().map(SpanView::of).collect(),
             links: counts
                 .iter()
                 .map(|(o, n)| (o.name().to_owned(), *n))

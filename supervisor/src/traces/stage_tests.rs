@@ -1,35 +1,48 @@
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use model::{Event, EventKind, EventView, Record, Value, fields as f};
+use model::{
+    EventView, Workload, fields as f,
+    request::{HttpRequest, PathText},
+    span::SpanKind,
+};
 
 use super::*;
-use crate::pipeline::ToolRecord;
 
 const MS: u64 = 1_000_000;
 
-/// An HTTP event of `pid`/`tid` ending at `end` ms after `dur` ms, from
-/// 10.0.0.c:cport to 10.0.0.s:80.
+/// An HTTP request of `pid`/`tid` (the service `svcPID`) ending at `end`
+/// ms after `dur` ms, from 10.0.0.c:cport to 10.0.0.s:80.
 fn request(
-    kind: EventKind,
+    kind: SpanKind,
     pid: u32,
     ms: (u64, u64),
     client: (u8, u16),
     server: u8,
-    status: i64,
+    status: u16,
 ) -> Message {
-    let mut e = Event::new("http".into(), kind);
-    e.pid = Some(pid);
-    e.tid = Some(pid);
-    e.comm = Some(format!("svc{pid}").as_str().into());
-    e.ts_ns = ms.0 * MS;
-    let ip = |d| Value::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, d)));
-    e.push(f::SERVER_ADDRESS, ip(server));
-    e.push(f::SERVER_PORT, Value::Int(80));
-    e.push(f::CLIENT_ADDRESS, ip(client.0));
-    e.push(f::CLIENT_PORT, Value::Int(i64::from(client.1)));
-    e.push(f::DURATION, Value::Duration((ms.1 - ms.0) * MS));
-    e.push(f::HTTP_STATUS, Value::Int(status));
-    Message::Record(ToolRecord::new("http".into(), Record::Event(e)))
+    let ip = |d| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+    let workload = Workload {
+        service: Some(format!("svc{pid}")),
+        ..Workload::default()
+    };
+    Message::Requests(vec![HttpRequest {
+        kind,
+        pid,
+        tid: pid,
+        cgroup_id: 1,
+        start_ns: ms.0 * MS,
+        duration_ns: (ms.1 - ms.0) * MS,
+        server: SocketAddr::new(ip(server), 80),
+        client: SocketAddr::new(ip(client.0), client.1),
+        status,
+        method: "GET",
+        path: PathText::Route,
+        route: "/".into(),
+        request_size: 10,
+        response_size: 20,
+        traceparent: None,
+        workload: Some(Arc::new(workload)),
+    }])
 }
 
 fn stage(registry: &Registry, handle: MapHandle) -> TracesStage {
@@ -44,14 +57,14 @@ fn stage(registry: &Registry, handle: MapHandle) -> TracesStage {
 
 #[test]
 fn events_become_linked_spans_metrics_and_a_map() {
-    use EventKind::*;
+    use SpanKind::*;
     let registry = Registry::new();
     let handle = MapHandle::default();
     let mut stage = stage(&registry, handle.clone());
     let msgs = [
-        request(HttpServer, 2, (12, 58), (1, 5000), 2, 500),
-        request(HttpClient, 1, (10, 60), (1, 5000), 2, 500),
-        request(HttpServer, 1, (0, 100), (9, 6000), 1, 500),
+        request(Server, 2, (12, 58), (1, 5000), 2, 500),
+        request(Client, 1, (10, 60), (1, 5000), 2, 500),
+        request(Server, 1, (0, 100), (9, 6000), 1, 500),
     ];
     for m in msgs {
         assert!(stage.on_message(m, 0).is_none(), "span events are held");
@@ -148,7 +161,7 @@ fn processes_outside_workloads_are_named_by_their_comm() {
 
 #[test]
 fn traces_are_sampled_whole_and_every_span_is_counted() {
-    use EventKind::*;
+    use SpanKind::*;
     let registry = Registry::new();
     let never = SampleConfig {
         ratio: 0.0,
@@ -163,12 +176,12 @@ fn traces_are_sampled_whole_and_every_span_is_counted() {
     );
     // two chains of three spans: in the first only the leaf failed
     let msgs = [
-        request(HttpServer, 2, (12, 58), (1, 5000), 2, 503),
-        request(HttpClient, 1, (10, 60), (1, 5000), 2, 503),
-        request(HttpServer, 1, (0, 100), (9, 6000), 1, 200),
-        request(HttpServer, 4, (212, 258), (3, 5001), 4, 200),
-        request(HttpClient, 3, (210, 260), (3, 5001), 4, 200),
-        request(HttpServer, 3, (200, 300), (9, 6001), 3, 200),
+        request(Server, 2, (12, 58), (1, 5000), 2, 503),
+        request(Client, 1, (10, 60), (1, 5000), 2, 503),
+        request(Server, 1, (0, 100), (9, 6000), 1, 200),
+        request(Server, 4, (212, 258), (3, 5001), 4, 200),
+        request(Client, 3, (210, 260), (3, 5001), 4, 200),
+        request(Server, 3, (200, 300), (9, 6001), 3, 200),
     ];
     for m in msgs {
         assert!(stage.on_message(m, 0).is_none());
