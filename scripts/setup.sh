@@ -23,6 +23,8 @@ PACKAGES=(
                                     # it refuses this hybrid cgroup layout and podman would prefer it)
   busybox-static                  # the rootfs of the test images (no registry is reachable)
   tmux                            # `eunomia top` is tested in a real terminal (keys in, pane out)
+  nginx wrk curl openssl          # a real web server for the HTTP capture (tests/http_nginx.rs,
+                                  # also over TLS; scripts/bench-http.sh) and its clients
 )
 
 missing=()
@@ -36,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" crun- >/dev/null \
     || fail "apt-get install ${missing[*]}"
   # The Debian packages start their services; tests start their own instances.
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter nginx; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
     pkill -x "${svc#prometheus-}" >/dev/null 2>&1 || true
   done

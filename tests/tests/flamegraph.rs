@@ -4,56 +4,16 @@
 use std::{
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
 
 mod containers_support;
+mod flamegraph_support;
 
-use eunomia_tests::{eunomia, kernel_lock, kernel_tests_can_run, temp_dir};
+use eunomia_tests::{kernel_lock, kernel_tests_can_run, temp_dir};
+use flamegraph_support::*;
 
 const HOT: &str = "eunomia_test_hot_spin";
-
-/// Starts the hot-loop workload for `secs` seconds; returns it and its pid.
-fn start_hot_loop(secs: u32) -> (Child, u32) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hot-loop"))
-        .arg(secs.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hot-loop");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read pid");
-    let pid = line.trim().parse().expect("pid line");
-    (child, pid)
-}
-
-/// Runs `eunomia flamegraph ARGS` and returns (exit code, stdout, stderr).
-fn flamegraph(args: &[&str]) -> (i32, String, String) {
-    let out = eunomia()
-        .arg("flamegraph")
-        .args(args)
-        .output()
-        .expect("run eunomia flamegraph");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Samples per innermost frame of a folded file, largest first.
-fn self_counts(folded: &str) -> Vec<(String, u64)> {
-    let mut counts = std::collections::HashMap::<String, u64>::new();
-    for line in folded.lines() {
-        let (stack, n) = line.rsplit_once(' ').expect("`stack count` line");
-        let leaf = stack.rsplit(';').next().unwrap_or(stack);
-        *counts.entry(leaf.to_owned()).or_default() += n.parse::<u64>().expect("count");
-    }
-    let mut v: Vec<_> = counts.into_iter().collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
-    v
-}
 
 #[test]
 fn hot_function_has_the_largest_share() {
@@ -120,24 +80,6 @@ fn process_exiting_during_sampling_still_renders() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("went away"), "{stderr}");
     assert!(std::fs::read_to_string(&svg).unwrap().contains(HOT));
-}
-
-/// Builds tests/fixtures/sleepy.c with frame pointers into `dir`.
-fn build_sleepy(dir: &Path) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sleepy.c");
-    let bin = dir.join("sleepy");
-    let out = Command::new("cc")
-        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("cc (gcc, from build-essential)");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
 }
 
 #[test]
@@ -209,25 +151,6 @@ fn off_cpu_graph_shows_where_a_process_sleeps() {
     assert!(us > 1_000_000, "only {us} us blocked in {stack}");
 }
 
-/// Compiles tests/fixtures/NAME.c with `flags` into `dir`.
-fn cc(dir: &Path, name: &str, flags: &[&str]) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/{name}.c"));
-    let bin = dir.join(name);
-    let out = Command::new("cc")
-        .args(flags)
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("cc (gcc, from build-essential)");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
-}
-
 #[test]
 fn jit_code_is_named_from_the_perf_map() {
     if !kernel_tests_can_run("jit_code_is_named_from_the_perf_map") {
@@ -257,36 +180,6 @@ fn jit_code_is_named_from_the_perf_map() {
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     assert_eq!(counts[0].0, "eunomia_jit_hot_loop", "{counts:?}");
     assert!(counts[0].1 * 2 > total, "{counts:?}");
-}
-
-/// Builds tests/fixtures/nofp.c at -O2 into `dir`, without frame pointers
-/// (or with them when `fp`).
-fn build_nofp(dir: &Path) -> std::path::PathBuf {
-    cc(dir, "nofp", &["-O2", "-g", "-fomit-frame-pointer"])
-}
-
-/// Starts a workload that prints its pid first; returns it and the pid.
-fn start_printing_pid(bin: &Path, secs: u32) -> (Child, String) {
-    let mut child = Command::new(bin)
-        .arg(secs.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start workload");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read pid");
-    (child, line.trim().to_owned())
-}
-
-/// The folded stack with the most samples whose leaf is `leaf`.
-fn heaviest_with_leaf(folded: &str, leaf: &str) -> Option<(String, u64)> {
-    folded
-        .lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .map(|(st, n)| (st.to_owned(), n.parse::<u64>().expect("count")))
-        .filter(|(st, _)| st.rsplit(';').next() == Some(leaf))
-        .max_by_key(|(_, n)| *n)
 }
 
 const NOFP_CHAIN: &str = "main;eunomia_nofp_outer;eunomia_nofp_middle;eunomia_nofp_hot_inner";
@@ -614,8 +507,4 @@ fn missing_pid_is_bad_input() {
 fn two_targets_are_refused() {
     let (code, _, stderr) = flamegraph(&["--pid", "1", "--cgroup", "/", "-o", "/dev/null"]);
     assert_eq!(code, 2, "{stderr}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }

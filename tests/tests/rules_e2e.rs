@@ -6,200 +6,22 @@
 //!
 //! The container rules (shell, listening socket, mount in a container) need
 //! the enrichment stage; their evaluator tests run on parsed tool output in
-//! `supervisor/src/rules/tests.rs`.
+//! `supervisor/src/rules/default_tests.rs`.
 
 use std::{
-    io::{BufRead as _, BufReader},
     net::TcpStream,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    path::Path,
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
-use eunomia_tests::{
-    alertmanager::{ALERTMANAGER, Alertmanager},
-    eunomia, kernel_lock, kernel_tests_can_run,
-};
+use eunomia_tests::{alertmanager::Alertmanager, kernel_lock};
 use serde_json::Value;
 
-// ------------------------------------------------------------ helpers
+mod rules_support;
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(base: &str, tag: &str) -> TempDir {
-        let p = PathBuf::from(base).join(format!("eunomia-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `eunomia run` with a config file; stdout and stderr collected as they come.
-struct AgentRun {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl AgentRun {
-    fn start(config: &Path) -> AgentRun {
-        let mut child = eunomia()
-            .args(["run", "--json", "--for", "120s", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn eunomia run");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        AgentRun {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The alerts printed so far (JSON lines with `"type": "alert"`).
-    fn alerts(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["type"] == "alert")
-            .collect()
-    }
-
-    fn stderr_has(&self, needle: &str) -> bool {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(needle))
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap().join("\n")
-        )
-    }
-
-    fn hup(&self) {
-        // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) },
-            0
-        );
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(mut self) -> i32 {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not stop:\n{}",
-                self.dump()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for AgentRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn collect<R: std::io::Read + Send + 'static>(r: R) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let _ = Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn tools_present(tools: &[&str]) -> bool {
-    tools
-        .iter()
-        .all(|t| Path::new("/usr/sbin").join(t).exists())
-}
-
-/// Whether the kernel tests can run here and the tools and peers exist.
-fn can_run(test: &str, tools: &[&str], alertmanager: bool) -> bool {
-    if !kernel_tests_can_run(test) {
-        return false;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !tools_present(&[t]))
-        .chain((alertmanager && !Path::new(ALERTMANAGER).exists()).then_some(ALERTMANAGER))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !ci,
-        "{test}: missing {missing:?} (install libbpf-tools and prometheus-alertmanager)"
-    );
-    eprintln!("SKIP {test}: missing {missing:?}");
-    false
-}
-
-fn has_alert(alerts: &[Value], rule: &str, field: &str, value: &Value) -> bool {
-    alerts
-        .iter()
-        .any(|a| a["rule"] == rule && &a[field] == value)
-}
+use rules_support::*;
 
 // ------------------------------------------------------------ tests
 
@@ -552,36 +374,6 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_rules() {
         "the old rule is gone"
     );
     assert_eq!(agent.stop(), 0);
-}
-
-/// `http-echo serve` on a free port; killed on drop.
-struct EchoServer {
-    child: Child,
-    port: u16,
-}
-
-impl EchoServer {
-    fn start() -> EchoServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http-echo"))
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn http-echo serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("port line");
-        let v: Value = serde_json::from_str(&line).expect("port JSON");
-        let port = v["port"].as_u64().expect("port") as u16;
-        EchoServer { child, port }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

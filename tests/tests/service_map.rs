@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use containers_support::{Runtimes, can_run, run, runtimes, wait_for};
+use containers_support::{DEMO_IMAGE, Runtimes, can_run, demo_image, run, runtimes, wait_for};
 use eunomia_tests::{
     Agent, eunomia, kernel_lock,
     otlp::{OtlpReceiver, Received, attr},
@@ -57,42 +57,9 @@ impl Drop for Demo<'_> {
     }
 }
 
-/// Builds the static service binary with rustc (std only).
-fn build_service(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/demo-svc.rs");
-    let out = dir.join("demo-svc");
-    run(Command::new("rustc")
-        .args([
-            "--edition",
-            "2024",
-            "-O",
-            "-C",
-            "target-feature=+crt-static",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out));
-    out
-}
-
 impl<'a> Demo<'a> {
     fn start(rt: &'a Runtimes) -> Demo<'a> {
-        let dir = rt.base.join("demo");
-        std::fs::create_dir_all(dir.join("image")).unwrap();
-        let bin = build_service(&dir);
-        std::fs::copy(&bin, dir.join("image/demo-svc")).unwrap();
-        let tar = dir.join("demo.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(dir.join("image"))
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
-        run(rt
-            .docker()
-            .args(["import", "--change", r#"ENTRYPOINT ["/demo-svc"]"#])
-            .arg(&tar)
-            .arg("eunomia.test/demo:1"));
+        let bin = demo_image(rt);
         let pid = std::process::id();
         let subnet = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
         let prefix = format!("demo{pid}");
@@ -147,7 +114,7 @@ impl<'a> Demo<'a> {
                 .docker()
                 .args(["run", "-d", "--name", &format!("{}-{name}", demo.prefix)])
                 .args(["--network", &demo.net, "--ip", &ip(n)])
-                .arg("eunomia.test/demo:1")
+                .arg(DEMO_IMAGE)
                 .args(["serve", "--port", "8080"])
                 .args(&args));
             demo.ips.insert(name, ip(n));
@@ -191,6 +158,18 @@ fn map_json(socket: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("map JSON")
+}
+
+/// The agent's counts of what it could not deliver of the HTTP capture
+/// (`eunomia_http_dropped_total` series above zero), for failure messages.
+fn http_drops(port: u16) -> Vec<String> {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("eunomia_http_dropped_total") && !l.ends_with(" 0"))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn edge<'v>(map: &'v Value, client: &str, server: &str) -> Option<&'v Value> {
@@ -272,9 +251,10 @@ fn demo_system_traces_edges_and_map() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not every call in the map: {:#}\nlinks: {}",
+            "not every call in the map: {:#}\nlinks: {}\ndropped: {:?}",
             map["map"],
-            map["links"]
+            map["links"],
+            http_drops(port)
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -283,7 +263,8 @@ fn demo_system_traces_edges_and_map() {
     assert_eq!(
         (count(fe_api, "requests"), count(fe_api, "failed")),
         (N, injected),
-        "{map:#}"
+        "{map:#}\ndropped: {:?}",
+        http_drops(port)
     );
     let api_data = edge(&map, &api, &data);
     assert_eq!(

@@ -90,9 +90,23 @@ pub(crate) enum Command {
     /// Watch live HTTP requests: one line each with the workload (container,
     /// pod, service or process), method, path, status, duration and peer.
     ///
-    /// Reads the running agent's span events over the control socket: every
-    /// error and slow request and `[http] sample_ratio` of the others.
-    /// --json prints each as a JSON line (its span event).
+    /// Without an agent, this command loads the HTTP capture itself (root)
+    /// and shows every request it sees, server and client side. Only
+    /// connections opened after it started are followed (a keep-alive
+    /// connection opened before stays unseen), and HTTP/1.x only (TLS and
+    /// other protocols are ignored). Requests the capture could not deliver
+    /// (a full ring buffer, a response without its request, a second
+    /// request pipelined in one read) are counted on stderr, by reason.
+    ///
+    /// With an agent running whose HTTP capture is on (`[http] enabled =
+    /// true`), its span events are read over the control socket instead:
+    /// only the requests it keeps as spans (every error and slow request
+    /// and `[http] sample_ratio` of the others). --standalone loads the
+    /// capture here anyway, to see every request; an agent whose capture
+    /// is off is not followed.
+    ///
+    /// --json prints each request as a JSON line (its span event, with the
+    /// workload's labels).
     Http(HttpArgs),
     /// Advice from what workloads really did.
     #[command(subcommand)]
@@ -309,6 +323,14 @@ pub(crate) struct HttpArgs {
     /// Only requests of this container (a prefix of its id).
     #[arg(long, value_name = "ID")]
     pub(crate) container: Option<String>,
+    /// Load the HTTP capture in this process even when an agent runs, to
+    /// see every request rather than the agent's sampled spans.
+    #[arg(long)]
+    pub(crate) standalone: bool,
+    /// Without an agent: the configuration whose `[enrich]`, `[hotpath]`
+    /// and `[http]` sections to use (where the runtimes keep their files).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// The running agent's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, env = "EUNOMIA_SOCKET")]
     pub(crate) socket: PathBuf,

@@ -188,25 +188,11 @@ fn split3(s: &str) -> Option<(&str, &str, &str)> {
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn temp(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("eunomia-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
     #[test]
     fn pods_and_containers_from_log_directories() {
-        let root = temp("pods");
-        let pods = root.0.join("pods");
-        let containers = root.0.join("containers");
+        let root = tempfile::tempdir().unwrap();
+        let pods = root.path().join("pods");
+        let containers = root.path().join("containers");
         std::fs::create_dir_all(
             pods.join("shop_web-7d9f_5a1b2c3d-0000-1111-2222-333344445555/nginx"),
         )

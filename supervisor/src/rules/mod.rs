@@ -332,6 +332,9 @@ fn add_limits(a: LimitStats, b: LimitStats) -> LimitStats {
 mod tests;
 
 #[cfg(test)]
+mod default_tests;
+
+#[cfg(test)]
 mod proc_table_tests {
     use super::*;
 

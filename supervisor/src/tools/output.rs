@@ -184,4 +184,9 @@ impl Output<'_> {
     pub(super) fn holding(&self) -> bool {
         self.checker.holding()
     }
+
+    /// How long it waits for the next line.
+    pub(super) fn hold_for(&self) -> std::time::Duration {
+        self.checker.hold_for()
+    }
 }

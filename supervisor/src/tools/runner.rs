@@ -357,7 +357,7 @@ async fn read_until_end(
                 }
             },
             // a record that may continue on the next line waits that long
-            _ = tokio::time::sleep(super::verify::HOLD), if out.holding() => out.release(),
+            _ = tokio::time::sleep(out.hold_for()), if out.holding() => out.release(),
             _ = stop.cancelled(), if stopping.is_none() => {
                 tracing::debug!(tool = %spec.name, signal = %spec.stop_signal, "stopping");
                 kill_group(pid, spec.stop_signal);

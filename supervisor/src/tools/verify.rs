@@ -45,6 +45,11 @@ pub use super::facts::{Facts, KernelFacts, ProcessFacts};
 /// microseconds.
 pub(crate) const HOLD: Duration = Duration::from_millis(20);
 
+/// How long an accepted record waits when the kernel counted newlines its
+/// process passed that no line accounted for yet: the tool writes those
+/// lines next, but a loaded machine may stall it between two writes.
+pub(crate) const HOLD_OWED: Duration = Duration::from_secs(1);
+
 /// How recent an exec must be for a record of it to be accepted.
 const EXEC_WINDOW_NS: u64 = 60_000_000_000;
 
@@ -75,16 +80,21 @@ pub enum Reject {
     NoExec,
     /// The exec it names was already claimed by another record.
     ExecClaimed,
+    /// A line after a record that was sent before the lines its process's
+    /// counted newlines still owed it: text after a newline, or a record
+    /// that cannot be told from one.
+    LateText,
 }
 
 impl Reject {
     /// Every reason, in the order of [`Reject::index`].
-    pub(crate) const ALL: [Reject; 5] = [
+    pub(crate) const ALL: [Reject; 6] = [
         Reject::UnknownPid,
         Reject::CommMismatch,
         Reject::UidMismatch,
         Reject::NoExec,
         Reject::ExecClaimed,
+        Reject::LateText,
     ];
 
     /// The `reason` label value.
@@ -95,6 +105,7 @@ impl Reject {
             Reject::UidMismatch => "uid_mismatch",
             Reject::NoExec => "no_exec",
             Reject::ExecClaimed => "exec_claimed",
+            Reject::LateText => "late_text",
         }
     }
 
@@ -213,6 +224,9 @@ pub struct Checker {
     /// The last accepted event that ends in text, awaiting continuations,
     /// with how many more lines the kernel's count allows it.
     held: Option<(Record, u32)>,
+    /// A record sent (its hold over) before the lines the kernel's count
+    /// says it still owed: (pid, lines owed).
+    owed: Option<(u32, u32)>,
     /// A line that did not parse, and the lines after it.
     chain: Option<Chain>,
     /// Newlines accounted for, per pid and in all (since `base`).
@@ -236,6 +250,7 @@ impl Checker {
             facts,
             family,
             held: None,
+            owed: None,
             chain: None,
             consumed: HashMap::new(),
             consumed_total: 0,
@@ -248,9 +263,18 @@ impl Checker {
     }
 
     /// Whether a record or line waits for the next line (release it after
-    /// [`HOLD`] without one).
+    /// [`Checker::hold_for`] without one).
     pub(crate) fn holding(&self) -> bool {
         self.held.is_some() || self.chain.is_some()
+    }
+
+    /// How long what is held waits for the next line: [`HOLD_OWED`] while
+    /// the held record's process owes it lines, [`HOLD`] otherwise.
+    pub(crate) fn hold_for(&self) -> Duration {
+        match &self.held {
+            Some((_, left)) if *left > 0 && self.family.is_some() => HOLD_OWED,
+            _ => HOLD,
+        }
     }
 
     /// Takes one line: accepted records go to `out`, everything else to
@@ -262,7 +286,9 @@ impl Checker {
         out: &mut Vec<Record>,
         note: &mut dyn FnMut(Verdict),
     ) {
-        if self.family.is_some() && self.continue_counted(parser, line, note) {
+        if self.family.is_some()
+            && (self.continue_owed(parser, line, note) || self.continue_counted(parser, line, note))
+        {
             return;
         }
         if let Some(chain) = self.chain.take() {
@@ -336,6 +362,32 @@ impl Checker {
             self.consume(pid, 1);
         }
         note(Verdict::Continued);
+        true
+    }
+
+    /// Where a record was sent before the lines it was owed: the next lines
+    /// are rejected, one per newline owed, unless one is a record of that
+    /// same process. The tool prints a record's lines one after the other,
+    /// so these are its text after the newlines, however late they come; a
+    /// record of another process among them cannot be told from that text.
+    fn continue_owed(
+        &mut self,
+        parser: &mut dyn ToolParser,
+        line: &[u8],
+        note: &mut dyn FnMut(Verdict),
+    ) -> bool {
+        let Some((pid, left)) = self.owed else {
+            return false;
+        };
+        if let Parsed::Verified(recs, _) = self.parse_verify(parser, line)
+            && records_of(&recs, pid)
+        {
+            self.owed = None;
+            return false;
+        }
+        self.owed = (left > 1).then_some((pid, left - 1));
+        self.consume(pid, 1);
+        note(Verdict::Rejected(Reject::LateText, excerpt(line)));
         true
     }
 
@@ -497,6 +549,12 @@ impl Checker {
                     self.line(parser, &l, out, note);
                 }
             }
+        }
+        if let Some((Record::Event(ev), left)) = &self.held
+            && *left > 0
+            && self.family.is_some()
+        {
+            self.owed = Some((ev.pid.unwrap_or(0), *left));
         }
         self.release(out);
     }

@@ -237,6 +237,49 @@ fn counted_newlines_decide_what_continues_a_path() {
 }
 
 #[test]
+fn text_after_a_newline_that_comes_after_the_hold_is_not_a_record() {
+    // the tool stalled between the attacker's record and its continuation:
+    // the record was sent, and the line that looks like sshd's open is late
+    // text, rejected; a genuine record after the owed line is accepted
+    let counts = HashMap::from([(100, [1, 0]), (200, [0, 0])]);
+    let forged: &[u8] = b"03:11:30 0       200    sshd               3   0 00000000 /etc/shadow";
+    let (evs, notes) = run_with(
+        fake(Some(counts)),
+        Some(EventKind::Open),
+        "opensnoop",
+        &[
+            OPEN_HEADER,
+            b"03:11:30 65534   100    attacker           3   0 00000000 y",
+            RELEASE,
+            forged,
+            forged,
+        ],
+    );
+    assert_eq!(notes, ["late_text"]);
+    assert_eq!(
+        evs.iter().map(|e| e.pid).collect::<Vec<_>>(),
+        [Some(100), Some(200)]
+    );
+    assert_eq!(evs[0].field("file.path").and_then(Value::as_str), Some("y"));
+}
+
+#[test]
+fn a_record_owed_lines_waits_longer_than_one_that_is_not() {
+    let counts = HashMap::from([(100, [1, 0]), (200, [0, 0])]);
+    let mut parser = parsers::builtin("opensnoop").unwrap();
+    let mut checker = Checker::new(fake(Some(counts)), Some(EventKind::Open));
+    let (mut out, mut note) = (Vec::new(), |_: Verdict| {});
+    checker.line(parser.as_mut(), OPEN_HEADER, &mut out, &mut note);
+    let sshd: &[u8] = b"03:11:30 0       200    sshd               3   0 00000000 /etc/hosts";
+    checker.line(parser.as_mut(), sshd, &mut out, &mut note);
+    assert_eq!(checker.hold_for(), HOLD);
+    let attacker: &[u8] = b"03:11:30 65534   100    attacker           3   0 00000000 y";
+    checker.line(parser.as_mut(), attacker, &mut out, &mut note);
+    assert!(checker.holding());
+    assert_eq!(checker.hold_for(), HOLD_OWED);
+}
+
+#[test]
 fn a_mount_string_with_newlines_is_joined_whole() {
     let counts = HashMap::from([(100, [0, 2]), (200, [0, 0])]);
     let (evs, notes) = run_with(

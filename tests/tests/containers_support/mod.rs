@@ -489,6 +489,50 @@ fn clean_stale() {
     }
 }
 
+/// The Docker image of the demo service (`scripts/demo/demo-svc.rs`).
+pub const DEMO_IMAGE: &str = "eunomia.test/demo:1";
+
+/// Builds the demo service static with rustc (std only) and imports it
+/// into Docker as [`DEMO_IMAGE`] (`FROM scratch`, the binary its
+/// entrypoint), once per test process; returns the binary, which runs on
+/// the host too.
+pub fn demo_image(rt: &Runtimes) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = rt.base.join("demo");
+            std::fs::create_dir_all(dir.join("image")).unwrap();
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/demo-svc.rs");
+            let bin = dir.join("demo-svc");
+            run(Command::new("rustc")
+                .args([
+                    "--edition",
+                    "2024",
+                    "-O",
+                    "-C",
+                    "target-feature=+crt-static",
+                ])
+                .arg(&src)
+                .arg("-o")
+                .arg(&bin));
+            std::fs::copy(&bin, dir.join("image/demo-svc")).unwrap();
+            let tar = dir.join("demo.tar");
+            run(Command::new("tar")
+                .arg("-C")
+                .arg(dir.join("image"))
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."));
+            run(rt
+                .docker()
+                .args(["import", "--change", r#"ENTRYPOINT ["/demo-svc"]"#])
+                .arg(&tar)
+                .arg(DEMO_IMAGE));
+            bin
+        })
+        .clone()
+}
+
 /// Runs `cmd`, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd

@@ -253,20 +253,6 @@ fn non_empty(s: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn temp(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("eunomia-rt-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -274,14 +260,14 @@ mod tests {
 
     #[test]
     fn docker_name_and_image() {
-        let root = temp("docker");
+        let root = tempfile::tempdir().unwrap();
         write(
-            &root.0.join("abc/config.v2.json"),
+            &root.path().join("abc/config.v2.json"),
             r#"{"Name":"/web-1","ID":"abc","Config":{"Image":"eunomia.test/busybox:1"}}"#,
         );
-        write(&root.0.join("bad/config.v2.json"), "{not json");
+        write(&root.path().join("bad/config.v2.json"), "{not json");
         let files = RuntimeFiles {
-            docker_root: Some(root.0.clone()),
+            docker_root: Some(root.path().to_path_buf()),
             ..RuntimeFiles::default()
         };
         let facts = files.docker("abc").unwrap();
@@ -293,13 +279,13 @@ mod tests {
 
     #[test]
     fn podman_name_and_image_from_storage() {
-        let root = temp("podman");
+        let root = tempfile::tempdir().unwrap();
         write(
-            &root.0.join("overlay-containers/containers.json"),
+            &root.path().join("overlay-containers/containers.json"),
             r#"[{"id":"ed5f","names":["e16pod"],"image":"45e8","metadata":"{\"image-name\":\"eunomia.test/busybox:1\",\"name\":\"e16pod\"}"}]"#,
         );
         let files = RuntimeFiles {
-            podman_root: Some(root.0.clone()),
+            podman_root: Some(root.path().to_path_buf()),
             ..RuntimeFiles::default()
         };
         let facts = files.podman("ed5f").unwrap();
@@ -310,8 +296,8 @@ mod tests {
 
     #[test]
     fn containerd_plain_and_cri_bundles() {
-        let root = temp("containerd");
-        let tasks = root.0.join("io.containerd.runtime.v2.task");
+        let root = tempfile::tempdir().unwrap();
+        let tasks = root.path().join("io.containerd.runtime.v2.task");
         write(
             &tasks.join("e16ns/e16ctr1/config.json"),
             r#"{"annotations":{"io.eunomia.x":"y"}}"#,
@@ -328,7 +314,7 @@ mod tests {
         write(&tasks.join("k8s.io/aaaa/config.json"), &cri("container"));
         write(&tasks.join("k8s.io/bbbb/config.json"), &cri("sandbox"));
         let files = RuntimeFiles {
-            containerd_state: Some(root.0.clone()),
+            containerd_state: Some(root.path().to_path_buf()),
             ..RuntimeFiles::default()
         };
         let plain = files.containerd("e16ns", "e16ctr1").unwrap();
