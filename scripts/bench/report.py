@@ -159,10 +159,11 @@ for name, v in result["rules_events_per_s"].items():
         rows.append((f"rules: {name} M events/s", f"{v / 1e6:.2f}", ">= 2"))
 for name, v in result["pipeline_events_per_s"].items():
     if v:
-        rows.append((f"pipeline: {name} M events/s", f"{v / 1e6:.2f}", ">= 1"))
+        target = "(earlier path, for the ratio)" if name.endswith("_messages") else ">= 1"
+        rows.append((f"pipeline: {name} M events/s", f"{v / 1e6:.2f}", target))
 if "otlp_logs_per_cpu_s" in result:
     o = result["otlp_logs_per_cpu_s"]
-    rows.append(("pipeline: otlp_logs_encode M events per CPU-s [min, max] (x old path)",
+    rows.append(("pipeline: otlp_logs_encode M events per CPU-s [min, max] (x old)",
                  f"{o['median'] / 1e6:.2f} [{o['min'] / 1e6:.2f}, {o['max'] / 1e6:.2f}] ({o['ratio']:.1f}x)",
                  ">= 1"))
 
