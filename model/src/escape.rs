@@ -36,10 +36,13 @@ pub fn escape_str(s: &str) -> Cow<'_, str> {
 /// Bytes as text: invalid UTF-8 replaced (U+FFFD), control characters
 /// escaped. Borrowed in the common case of clean UTF-8.
 pub fn escape_lossy(b: &[u8]) -> Cow<'_, str> {
-    // Fast path: printable ASCII needs neither decoding nor escaping.
-    if b.iter().all(|&c| (0x20..0x7f).contains(&c)) {
-        // SAFETY-free: printable ASCII is valid UTF-8.
-        return Cow::Borrowed(std::str::from_utf8(b).unwrap_or_default());
+    // Fast path: printable ASCII needs neither decoding nor escaping. The
+    // check does not stop at the first miss, so it runs as a vector loop,
+    // and it is the only pass over the bytes (this runs on every argument
+    // list and process name a tool prints).
+    if b.iter().fold(true, |ok, &c| ok & (0x20..0x7f).contains(&c)) {
+        // SAFETY: every byte is printable ASCII, which is valid UTF-8.
+        return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(b) });
     }
     match String::from_utf8_lossy(b) {
         Cow::Borrowed(s) => escape_str(s),
@@ -59,6 +62,19 @@ mod tests {
         assert_eq!(escape_lossy(b"bad \xff utf8"), "bad \u{fffd} utf8");
         assert_eq!(escape_str("c1 \u{9b}x"), "c1 \\x9bx");
         assert_eq!(escape_lossy(b"back\\slash"), "back\\slash");
+    }
+
+    #[test]
+    fn the_fast_path_borrows_printable_ascii_only() {
+        let long: Vec<u8> = (0x20u8..0x7f).cycle().take(200).collect();
+        assert!(matches!(escape_lossy(&long), Cow::Borrowed(s) if s.as_bytes() == long));
+        for bad in [0x1f, 0x7f, 0x80, 0xc2, 0xff] {
+            let mut b = long.clone();
+            b[150] = bad;
+            let out = escape_lossy(&b);
+            assert!(matches!(out, Cow::Owned(_)), "{bad:#x}");
+            assert!(!out.chars().any(char::is_control), "{out:?}");
+        }
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Parse throughput of the hot parsers against a baseline that only splits
 //! the same text into lines with `memchr`, measured in one run.
 //!
-//! `CARGO_TARGET_DIR=/work/target-parsers cargo bench -p parsers --bench throughput`
+//! `cargo bench -p parsers --bench throughput` (`-- summary-only` for the
+//! summary alone, as `scripts/bench.sh` runs it)
 //!
-//! Besides criterion's report, prints one summary line per workload:
-//! lines/s for the baseline and the parser, and their ratio.
+//! Besides criterion's report, prints one summary line per workload: lines
+//! per CPU-second of the baseline and the parser, in [`REPS`] alternating
+//! repetitions (medians, the parser's range in brackets: the machine is
+//! shared), and the median of the per-repetition ratios.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -116,26 +119,52 @@ fn rate(text: &[u8], budget: Duration, mut f: impl FnMut(&[u8]) -> usize) -> (f6
     (wall, cpu)
 }
 
-/// One line per workload: baseline and parser rates (per CPU-second, and
-/// per wall-clock second in brackets) and the ratio of the CPU rates.
+/// Alternating repetitions of the summary.
+const REPS: usize = 5;
+
+/// The median of `v`.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One line per workload: baseline and parser rates per CPU-second
+/// (medians of [`REPS`] alternating repetitions; in brackets the baseline's
+/// wall-clock rate, and the parser's CPU range and wall-clock rate) and the
+/// median ratio of the CPU rates.
 fn summary() {
-    println!("\nlines per CPU-second (per wall-clock second)");
-    println!("workload        memchr split                parse   parse/split");
+    println!("\nlines per CPU-second, medians of {REPS} alternating reps");
+    println!("workload   memchr split (wall)   parse ([min, max] wall)   parse/split");
     for (name, tool, variant) in WORKLOADS {
         let text = workload(tool, variant, 20_000);
-        let (base_wall, base) = rate(&text, Duration::from_secs(1), split_only);
         let mut p = builtin(tool).expect("builtin");
         let mut out = Vec::with_capacity(512);
-        let (parsed_wall, parsed) = rate(&text, Duration::from_secs(2), |t| {
-            parse(p.as_mut(), t, &mut out)
-        });
+        let (mut base, mut base_wall, mut parsed, mut parsed_wall, mut ratio) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..REPS {
+            let (w, c) = rate(&text, Duration::from_millis(300), split_only);
+            base.push(c);
+            base_wall.push(w);
+            let (w, pc) = rate(&text, Duration::from_millis(600), |t| {
+                parse(p.as_mut(), t, &mut out)
+            });
+            parsed.push(pc);
+            parsed_wall.push(w);
+            ratio.push(pc / c);
+        }
+        let (lo, hi) = (
+            parsed.iter().copied().fold(f64::MAX, f64::min),
+            parsed.iter().copied().fold(0.0, f64::max),
+        );
         println!(
-            "{name:<10} {:>7.2}M ({:>6.2}M) {:>7.2}M ({:>5.2}M) {:>9.4}",
-            base / 1e6,
-            base_wall / 1e6,
-            parsed / 1e6,
-            parsed_wall / 1e6,
-            parsed / base
+            "{name:<10} {:>7.2}M ({:>6.2}M) {:>7.2}M ([{:.2}, {:.2}] {:>5.2}M) {:>9.4}",
+            median(&mut base) / 1e6,
+            median(&mut base_wall) / 1e6,
+            median(&mut parsed) / 1e6,
+            lo / 1e6,
+            hi / 1e6,
+            median(&mut parsed_wall) / 1e6,
+            median(&mut ratio)
         );
     }
 }

@@ -1,11 +1,17 @@
 //! Pipeline throughput on one core: synthetic, already-enriched events
 //! (`exec` and `tcp_session`, spread over containers, commands and ports)
 //! through aggregation, with one OTLP metrics encode per batch as an export
-//! interval would do; and the events-as-logs path (log record + protobuf
-//! encode). Prints events/s and the process's resident memory before and
-//! after, to show it stays flat while millions of events go through.
+//! interval would do; and the events-as-logs path as the OTLP sink takes it
+//! (`otlp_logs_encode`: each event encoded to log-record bytes, the records
+//! framed as one request), beside the earlier path that built the
+//! `opentelemetry-proto` messages and encoded them
+//! (`otlp_logs_encode_messages`, for the ratio). Before criterion, prints
+//! the two logs paths' rates per CPU-second of this thread, in alternating
+//! repetitions (median and range; the machine is shared). Prints events/s
+//! and the process's resident memory before and after, to show it stays
+//! flat while millions of events go through.
 //!
-//! `CARGO_TARGET_DIR=/work/target-export cargo bench -p eunomia --bench pipeline`
+//! `cargo bench -p eunomia --bench pipeline`
 
 use std::{
     hint::black_box,
@@ -16,9 +22,13 @@ use std::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use eunomia::{
     aggregate::{AggregateConfig, Aggregator},
-    sinks::otlp::encode::{log_record, logs_request, metrics_request},
+    sinks::otlp::{
+        encode::{log_record, logs_request, metrics_request},
+        logs_wire::{LogsBuilder, log_record_bytes},
+    },
     sinks::resource::resource,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use parsers::{Event, EventKind, Value, fields};
 use prost::Message as _;
 
@@ -86,11 +96,74 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn aggregate_and_encode(
-    a: &mut Aggregator,
-    evs: &[Event],
-    res: &opentelemetry_proto::tonic::resource::v1::Resource,
-) -> usize {
+/// This thread's CPU time in ns (first field of /proc/thread-self/schedstat).
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The sink's logs path: each event to its record's bytes (what the event
+/// handle queues), the records framed as one request.
+fn logs_encode(builder: &mut LogsBuilder, logs: &[Event], res: &Resource) -> usize {
+    for e in logs {
+        builder.push_encoded(&log_record_bytes(e, 0));
+    }
+    builder.finish(res).bytes().len()
+}
+
+/// The earlier path: `opentelemetry-proto` messages, then prost's encode.
+fn logs_encode_messages(logs: &[Event], res: &Resource) -> usize {
+    let records = logs.iter().map(|e| log_record(e, 0)).collect();
+    logs_request(records, res).encode_to_vec().len()
+}
+
+/// Events per CPU-second of `f` (which encodes `n` events) over `rounds`.
+fn per_cpu_s(n: usize, rounds: usize, mut f: impl FnMut() -> usize) -> f64 {
+    let start = cpu_ns();
+    for _ in 0..rounds {
+        black_box(f());
+    }
+    (n * rounds) as f64 / ((cpu_ns() - start).max(1) as f64 / 1e9)
+}
+
+/// Median, min and max.
+fn median_range(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// The logs paths per CPU-second, alternating, `REPS` times: one line the
+/// benchmark report reads.
+fn logs_summary(logs: &[Event], res: &Resource) {
+    const REPS: usize = 7;
+    let mut builder = LogsBuilder::default();
+    let (mut wire, mut messages) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        wire.push(per_cpu_s(logs.len(), 30, || {
+            logs_encode(&mut builder, logs, res)
+        }));
+        messages.push(per_cpu_s(logs.len(), 10, || {
+            logs_encode_messages(logs, res)
+        }));
+    }
+    let ratios = wire.iter().zip(&messages).map(|(w, m)| w / m).collect();
+    let (w, w_lo, w_hi) = median_range(wire);
+    let (m, m_lo, m_hi) = median_range(messages);
+    let (r, r_lo, r_hi) = median_range(ratios);
+    println!(
+        "otlp_logs_encode per CPU-s: {:.3}M [{:.3}, {:.3}] messages path {:.3}M [{:.3}, {:.3}] ratio {r:.2} [{r_lo:.2}, {r_hi:.2}] ({REPS} alternating reps, medians [min, max])",
+        w / 1e6,
+        w_lo / 1e6,
+        w_hi / 1e6,
+        m / 1e6,
+        m_lo / 1e6,
+        m_hi / 1e6,
+    );
+}
+
+fn aggregate_and_encode(a: &mut Aggregator, evs: &[Event], res: &Resource) -> usize {
     for e in evs {
         a.ingest_event(e);
     }
@@ -121,6 +194,8 @@ fn bench(c: &mut Criterion) {
         rss_after
     );
 
+    logs_summary(&evs[..10_000], &res);
+
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.measurement_time(Duration::from_secs(10));
@@ -130,11 +205,12 @@ fn bench(c: &mut Criterion) {
     });
     let logs = &evs[..10_000];
     g.throughput(Throughput::Elements(logs.len() as u64));
+    let mut builder = LogsBuilder::default();
     g.bench_function("otlp_logs_encode", |b| {
-        b.iter(|| {
-            let records = logs.iter().map(|e| log_record(e, 0)).collect();
-            black_box(logs_request(records, &res).encode_to_vec().len())
-        })
+        b.iter(|| black_box(logs_encode(&mut builder, logs, &res)))
+    });
+    g.bench_function("otlp_logs_encode_messages", |b| {
+        b.iter(|| black_box(logs_encode_messages(logs, &res)))
     });
     g.finish();
     eprintln!("pipeline: {} KiB RSS at the end", rss_kib());

@@ -1,6 +1,6 @@
 //! Network tools: tcplife, tcpstates and gethostlatency.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use nom::Parser;
 
@@ -11,9 +11,31 @@ use crate::text::{
     self, Res, clock, comm, decimal, expect, has_token, id, padded, token, trim, trim_end, ws, ws0,
 };
 
+/// A dotted-quad IPv4 address as std reads one (four octets of 1–3 digits,
+/// no leading zero, at most 255), without the UTF-8 check and the generic
+/// address parser: most of tcplife's addresses. `None` leaves the token to
+/// std's parser, so what is accepted and what it means do not change.
+fn ipv4_fast(t: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = t.split(|b| *b == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        let leading_zero = p.len() > 1 && p[0] == b'0';
+        if p.is_empty() || p.len() > 3 || leading_zero || !p.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = p.iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
+        *o = u8::try_from(v).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
 /// An IP address column.
 fn ip(i: &[u8]) -> Res<'_, IpAddr> {
     let (r, t) = token(i)?;
+    if let Some(v4) = ipv4_fast(t) {
+        return Ok((r, IpAddr::V4(v4)));
+    }
     let parsed = std::str::from_utf8(t).ok().and_then(|s| s.parse().ok());
     match parsed {
         Some(a) => Ok((r, a)),
@@ -221,5 +243,50 @@ impl EventSyntax for Gethostlatency {
         ev.push(f::LATENCY, Value::Duration(lat));
         ev.push(f::DNS_HOST, Value::str_lossy(host));
         Ok((&i[i.len()..], ()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipv4_fast_path_reads_what_std_reads() {
+        let mut tokens: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "0.01.0.0",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4a",
+            "1000.1.1.1",
+            "::1",
+            "::ffff:1.2.3.4",
+            "fe80::1",
+            "",
+            "a.b.c.d",
+            "+1.2.3.4",
+            "1.2.3.-4",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        for a in [0, 1, 9, 10, 99, 100, 199, 249, 250, 255, 256, 999] {
+            tokens.push(format!("{a}.{a}.7.{a}"));
+            tokens.push(format!("10.0.{a}.0{a}"));
+        }
+        for t in tokens {
+            let std: Option<IpAddr> = t.parse().ok();
+            let ours = ip(t.as_bytes()).ok().map(|(_, a)| a);
+            assert_eq!(ours, std, "{t:?}");
+            if let Some(fast) = ipv4_fast(t.as_bytes()) {
+                assert_eq!(Some(IpAddr::V4(fast)), std, "{t:?}");
+            }
+        }
     }
 }

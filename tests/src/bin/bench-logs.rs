@@ -17,11 +17,10 @@ use eunomia::{
         tail::{Seen, Start, Tailer},
     },
     pipeline::ToolRecord,
-    sinks::otlp::encode::log_record,
+    sinks::otlp::logs_wire::encode_log_record,
 };
 use model::{Container, Runtime, Workload};
 use parsers::{Record, logs::LogFormat};
-use prost::Message as _;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.
@@ -75,7 +74,7 @@ fn main() {
                     workload: Some(workload.clone()),
                 };
                 buf.clear();
-                let _ = log_record(&record, 0).encode(&mut buf);
+                encode_log_record(&record, 0, &mut buf);
                 encoded += buf.len() as u64;
             }
         });

@@ -17,10 +17,7 @@ use opentelemetry_proto::tonic::collector::{
 use prost::Message as _;
 use serde::Deserialize;
 
-use super::{
-    encode::{log_records, metric_points},
-    traces,
-};
+use super::{encode::metric_points, logs_wire::LogsBatch, traces};
 
 /// `[sinks.otlp.buffer]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,8 +53,8 @@ const FIRST_SEQ: u64 = 1 << 40;
 pub(crate) enum Batch {
     /// Metrics.
     Metrics(ExportMetricsServiceRequest),
-    /// Logs.
-    Logs(ExportLogsServiceRequest),
+    /// Logs (encoded as they are sent).
+    Logs(LogsBatch),
     /// Traces (spans).
     Traces(ExportTraceServiceRequest),
 }
@@ -76,7 +73,7 @@ impl Batch {
     pub(crate) fn items(&self) -> u64 {
         match self {
             Batch::Metrics(m) => metric_points(m),
-            Batch::Logs(l) => log_records(l),
+            Batch::Logs(l) => l.records(),
             Batch::Traces(t) => traces::span_count(t),
         }
     }
@@ -88,9 +85,7 @@ impl Batch {
             Batch::Metrics(m) => split_metrics(m)
                 .map(|(a, b)| (Batch::Metrics(a), Batch::Metrics(b)))
                 .map_err(Batch::Metrics),
-            Batch::Logs(l) => split_logs(l)
-                .map(|(a, b)| (Batch::Logs(a), Batch::Logs(b)))
-                .map_err(Batch::Logs),
+            Batch::Logs(l) => split_logs(l).map(|(a, b)| (Batch::Logs(a), Batch::Logs(b))),
             Batch::Traces(t) => traces::split(t)
                 .map(|(a, b)| (Batch::Traces(a), Batch::Traces(b)))
                 .map_err(Batch::Traces),
@@ -100,7 +95,7 @@ impl Batch {
     fn encoded_len(&self) -> usize {
         match self {
             Batch::Metrics(m) => m.encoded_len(),
-            Batch::Logs(l) => l.encoded_len(),
+            Batch::Logs(l) => l.bytes().len(),
             Batch::Traces(t) => t.encoded_len(),
         }
     }
@@ -108,7 +103,7 @@ impl Batch {
     fn encode(&self) -> Vec<u8> {
         let (tag, body) = match self {
             Batch::Metrics(m) => (b'M', m.encode_to_vec()),
-            Batch::Logs(l) => (b'L', l.encode_to_vec()),
+            Batch::Logs(l) => (b'L', l.bytes().to_vec()),
             Batch::Traces(t) => (b'T', t.encode_to_vec()),
         };
         let mut out = Vec::with_capacity(body.len() + 1);
@@ -123,7 +118,7 @@ impl Batch {
             b'M' => ExportMetricsServiceRequest::decode(body)
                 .ok()
                 .map(Batch::Metrics),
-            b'L' => ExportLogsServiceRequest::decode(body).ok().map(Batch::Logs),
+            b'L' => LogsBatch::decode(body).map(Batch::Logs),
             b'T' => ExportTraceServiceRequest::decode(body)
                 .ok()
                 .map(Batch::Traces),
@@ -132,8 +127,20 @@ impl Batch {
     }
 }
 
+/// Halves an encoded logs request (decoded, split, encoded again: a batch
+/// too large for the core is rare), or gives it back whole.
+fn split_logs(batch: LogsBatch) -> Result<(LogsBatch, LogsBatch), Batch> {
+    let Some(req) = batch.to_request() else {
+        return Err(Batch::Logs(batch));
+    };
+    match split_logs_request(req) {
+        Ok((a, b)) => Ok((LogsBatch::from_request(&a), LogsBatch::from_request(&b))),
+        Err(_) => Err(Batch::Logs(batch)),
+    }
+}
+
 /// Halves a logs request at the outermost list with more than one entry.
-fn split_logs(
+fn split_logs_request(
     mut req: ExportLogsServiceRequest,
 ) -> Result<(ExportLogsServiceRequest, ExportLogsServiceRequest), ExportLogsServiceRequest> {
     let rs = &mut req.resource_logs;

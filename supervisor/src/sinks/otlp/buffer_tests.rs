@@ -11,7 +11,10 @@ fn batch(n: usize) -> Batch {
             ..Default::default()
         })
         .collect();
-    Batch::Logs(logs_request(records, &Resource::default()))
+    Batch::Logs(LogsBatch::from_request(&logs_request(
+        records,
+        &Resource::default(),
+    )))
 }
 
 fn drain(b: &mut ExportBuffer) -> Vec<u64> {

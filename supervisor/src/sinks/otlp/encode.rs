@@ -222,7 +222,8 @@ fn container_log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
 
 /// Hex digits to bytes; empty when they are not hex.
 fn hex_bytes(hex: &str) -> Vec<u8> {
-    if !hex.len().is_multiple_of(2) {
+    // Digits only: `from_str_radix` alone would take a sign (`+a`).
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Vec::new();
     }
     (0..hex.len())

@@ -8,6 +8,8 @@
 
 pub(crate) mod buffer;
 pub mod encode;
+pub mod logs_wire;
+mod raw;
 mod sender;
 pub(crate) mod traces;
 
@@ -16,11 +18,9 @@ use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc, time::D
 use model::EventView;
 use opentelemetry_proto::tonic::{
     collector::{
-        logs::v1::logs_service_client::LogsServiceClient,
         metrics::v1::metrics_service_client::MetricsServiceClient,
         trace::v1::trace_service_client::TraceServiceClient,
     },
-    logs::v1::LogRecord,
     resource::v1::Resource,
 };
 use serde::Deserialize;
@@ -34,6 +34,8 @@ use tonic::{
 
 use self::{
     buffer::{Batch, BufferConfig, ExportBuffer},
+    logs_wire::LogsBuilder,
+    raw::RawLogsClient,
     traces::ResourceSpan,
 };
 use super::{EventSink, SinkContext, SinkStats, Started, publisher::Fresh, stats::DropCounter};
@@ -245,10 +247,10 @@ pub enum OtlpError {
 /// What the consume loop queues for the producer.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// An event as a log record.
-    Log(LogRecord),
+    /// An event as the bytes of a log record ([`logs_wire`]).
+    Log(Vec<u8>),
     /// A span event as a span.
-    Span(ResourceSpan),
+    Span(Box<ResourceSpan>),
 }
 
 /// The handle the consume loop uses to hand events to the sink.
@@ -266,7 +268,7 @@ impl EventSink for LogSender {
         if self.traces
             && let Some(span) = traces::span_of(record)
         {
-            if self.tx.try_send(Item::Span(span)).is_err() {
+            if self.tx.try_send(Item::Span(Box::new(span))).is_err() {
                 self.spans_full.inc();
             }
             return;
@@ -281,8 +283,8 @@ impl LogSender {
     /// Queues `ev` as a log record without waiting; drops and counts it
     /// when the queue is full.
     pub(crate) fn send(&self, ev: &dyn EventView) {
-        let record = Item::Log(encode::log_record(ev, now_ns()));
-        if self.tx.try_send(record).is_err() {
+        let record = logs_wire::log_record_bytes(ev, now_ns());
+        if self.tx.try_send(Item::Log(record)).is_err() {
             self.queue_full.inc();
         }
     }
@@ -433,12 +435,8 @@ fn metrics_client(ch: Channel, c: Compression) -> MetricsServiceClient<Channel> 
     }
 }
 
-fn logs_client(ch: Channel, c: Compression) -> LogsServiceClient<Channel> {
-    let client = LogsServiceClient::new(ch);
-    match c {
-        Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
-        Compression::None => client,
-    }
+fn logs_client(ch: Channel, c: Compression) -> RawLogsClient {
+    RawLogsClient::new(ch, c == Compression::Gzip)
 }
 
 fn traces_client(ch: Channel, c: Compression) -> TraceServiceClient<Channel> {
@@ -515,11 +513,11 @@ impl Producer {
 
     /// Sends the pending log records and spans, each as one request.
     async fn flush_logs(&self, pending: &mut Pending) {
-        let Pending { logs, spans } = std::mem::take(pending);
-        if !logs.is_empty() {
-            self.push(Batch::Logs(encode::logs_request(logs, &self.resource)))
-                .await;
+        if !pending.logs.is_empty() {
+            let batch = pending.logs.finish(&self.resource);
+            self.push(Batch::Logs(batch)).await;
         }
+        let spans = std::mem::take(&mut pending.spans);
         if !spans.is_empty() {
             let req = traces::traces_request(spans, &self.resource);
             self.push(Batch::Traces(req)).await;
@@ -538,7 +536,7 @@ impl Producer {
 /// Log records and spans waiting for the next request.
 #[derive(Debug, Default)]
 struct Pending {
-    logs: Vec<LogRecord>,
+    logs: LogsBuilder,
     spans: Vec<ResourceSpan>,
 }
 
@@ -547,11 +545,11 @@ impl Pending {
     fn push(&mut self, item: Item) -> usize {
         match item {
             Item::Log(r) => {
-                self.logs.push(r);
-                self.logs.len()
+                self.logs.push_encoded(&r);
+                self.logs.len() as usize
             }
             Item::Span(s) => {
-                self.spans.push(s);
+                self.spans.push(*s);
                 self.spans.len()
             }
         }

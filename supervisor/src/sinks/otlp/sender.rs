@@ -26,7 +26,6 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::{
-    logs::v1::logs_service_client::LogsServiceClient,
     metrics::v1::metrics_service_client::MetricsServiceClient,
     trace::v1::trace_service_client::TraceServiceClient,
 };
@@ -34,7 +33,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, metadata::MetadataMap, transport::Channel};
 
-use super::{OtlpConfig, Shared, buffer::Batch};
+use super::{OtlpConfig, Shared, buffer::Batch, raw::RawLogsClient};
 use crate::sinks::{Outcome as Export, SinkStats};
 
 /// The longest request deadline, as a multiple of `timeout`.
@@ -63,7 +62,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub(super) struct Sender {
     pub(super) config: OtlpConfig,
     pub(super) metrics: MetricsServiceClient<Channel>,
-    pub(super) logs: LogsServiceClient<Channel>,
+    pub(super) logs: RawLogsClient,
     pub(super) traces: TraceServiceClient<Channel>,
     pub(super) headers: MetadataMap,
     pub(super) shared: std::sync::Arc<Shared>,
@@ -302,7 +301,7 @@ impl Sender {
                 })
             }
             Batch::Logs(l) => {
-                let mut req = Request::new(l.clone());
+                let mut req = Request::new(l.bytes().clone());
                 *req.metadata_mut() = self.headers.clone();
                 req.set_timeout(deadline);
                 self.logs.clone().export(req).await.map(|r| {
