@@ -8,6 +8,7 @@ pub(crate) mod event;
 pub(crate) mod export;
 pub(crate) mod graph;
 pub(crate) mod link;
+mod outcome;
 pub(crate) mod sample;
 pub(crate) mod span;
 pub(crate) mod stage;
