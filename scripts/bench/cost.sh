@@ -15,7 +15,8 @@
 # runs ("BPF net ns"); the added ns not spent in BPF programs is the
 # kernel's dispatch (the syscall slow path and tracepoint callbacks).
 #
-# Modes (MODES to choose): none, floor, syscalls (the hot path's syscall
+# Modes (MODES to choose): none, floor, floor-exit (an empty program of the
+# hot path's own kind on its own hook: tp_btf `sys_exit`), syscalls (the hot path's syscall
 # probe), pids (the hot path's pid map), hotpath (syscalls + tcp + pids),
 # sampled (the hot path with `syscalls = "sampled"`), execsnoop, killsnoop, sigsnoop,
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
@@ -113,9 +114,11 @@ start() {
   PID=
   case $1 in
   none) ;;
-  floor)
+  floor | floor-exit)
     mkfifo "$WORK/fifo"
-    "$BIN/bench-floor" bench_floor <"$WORK/fifo" >"$WORK/floor.log" 2>&1 &
+    local prog=bench_floor
+    [ "$1" = floor-exit ] && prog=bench_exit_floor
+    "$BIN/bench-floor" "$prog" <"$WORK/fifo" >"$WORK/floor.log" 2>&1 &
     PID=$!
     exec 3>"$WORK/fifo"
     wait_for "$WORK/floor.log" attached
