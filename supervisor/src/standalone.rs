@@ -57,7 +57,7 @@ pub(crate) async fn run(
     }
     let mut resolver = Resolver::new(enrich);
     if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
     }
     // The sources hold the only senders: the loop ends when they stop.
     drop(ctx);
@@ -128,7 +128,7 @@ pub(crate) async fn http(
     );
     let mut resolver = Resolver::new(&config.enrich);
     if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
     }
     let registry = ctx.registry.clone();
     drop(ctx);

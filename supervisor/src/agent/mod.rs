@@ -190,7 +190,7 @@ fn start_enricher(
     let mut resolver = Resolver::new(config);
     // Exited processes resolve through the hot path's pid -> cgroup map.
     if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
     }
     let pods = kubelet::SharedKubeletPods::default();
     if let Some(task) =

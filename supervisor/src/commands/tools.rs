@@ -236,7 +236,9 @@ async fn foreground(
         enricher: config.enrich.enabled.then(|| {
             let mut resolver = Resolver::new(&config.enrich);
             if let Some(pids) = pid_map {
-                resolver.set_pid_lookup(std::sync::Arc::new(move |pid| pids.cgroup_of_pid(pid)));
+                resolver.set_pid_lookup(std::sync::Arc::new(move |pid| {
+                    pids.process(pid).map(|p| p.cgroup_id)
+                }));
             }
             Enricher::new(resolver)
         }),

@@ -60,18 +60,8 @@ impl Checker {
             return Ok(ok);
         }
         let recorded = self.facts.recorded(pid);
-        if let Some(facts) = &recorded
-            && self.family.is_none()
-        {
-            let mut cache = self.cache.borrow_mut();
-            if cache.len() >= CACHE_MAX {
-                // only the last 200 ms are of use: a few hundred entries
-                cache.retain(|_, (at, _)| now.saturating_sub(*at) < CACHE_NS);
-                if cache.len() >= CACHE_MAX {
-                    cache.clear();
-                }
-            }
-            cache.insert(pid, (now, facts.clone()));
+        if let Some(facts) = &recorded {
+            self.remember(pid, now, facts);
         }
         let counted = recorded.as_ref().zip(self.family);
         let recent = |f: &Facts| {
@@ -93,10 +83,33 @@ impl Checker {
         }
         // Not what the kernel recorded (or not recorded): a live process may
         // have been renamed by a thread, changed uid, or predate the agent.
-        match self.facts.live(pid) {
-            Some(live) => self.check(ev, pid, &live, pending).or(first),
-            None => first,
+        let Some(live) = self.facts.live(pid) else {
+            return first;
+        };
+        let ok = self.check(ev, pid, &live, pending);
+        if ok.is_ok() {
+            // /proc is the costly question (a process older than the agent
+            // asks it for every record): its answer is kept as long.
+            self.remember(pid, now, &live);
         }
+        ok.or(first)
+    }
+
+    /// Keeps what was learnt of `pid` for [`CACHE_NS`], where newlines are
+    /// not counted (a count must always be fresh).
+    fn remember(&self, pid: u32, now: u64, facts: &Facts) {
+        if self.family.is_some() {
+            return;
+        }
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CACHE_MAX {
+            // only the last 200 ms are of use: a few hundred entries
+            cache.retain(|_, (at, _)| now.saturating_sub(*at) < CACHE_NS);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(pid, (now, facts.clone()));
     }
 
     /// Whether `facts` confirm `ev`; the exec it claims, if any.

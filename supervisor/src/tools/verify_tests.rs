@@ -334,3 +334,37 @@ fn a_decoy_record_cannot_use_up_the_newline_count() {
         "{paths:?}"
     );
 }
+
+/// A process the kernel did not record (older than the agent): only
+/// `/proc` knows it; counts how often it is asked.
+struct OlderThanTheAgent(std::sync::atomic::AtomicU32);
+
+impl ProcessFacts for OlderThanTheAgent {
+    fn recorded(&self, _pid: u32) -> Option<Facts> {
+        None
+    }
+    fn live(&self, _pid: u32) -> Option<Facts> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Facts {
+            comms: vec!["nginx".to_owned()],
+            uids: vec![0],
+            ..Facts::default()
+        })
+    }
+    fn newlines(&self, _family: u32) -> Option<u64> {
+        None
+    }
+}
+
+#[test]
+fn proc_is_asked_once_for_a_burst_of_records_of_an_old_process() {
+    let facts = Arc::new(OlderThanTheAgent(Default::default()));
+    let line: &[u8] = b"16:44:42 7100    nginx            15        7000    0     ";
+    let mut lines = vec![b"TIME     PID     COMM             SIG       TPID    RESULT" as &[u8]];
+    lines.extend(std::iter::repeat_n(line, 50));
+    let (evs, notes) = run_with(facts.clone(), Some(EventKind::Signal), "sigsnoop", &lines);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(evs.len(), 50);
+    let asked = facts.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(asked < 5, "/proc asked {asked} times for 50 records");
+}
