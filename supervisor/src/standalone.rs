@@ -56,9 +56,7 @@ pub(crate) async fn run(
         sources.extend(cgroups::start(&stats, interval, &ctx));
     }
     let mut resolver = Resolver::new(enrich);
-    if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
-    }
+    resolver.set_pid_lookup(Arc::new(ctx.pids.clone()));
     // The sources hold the only senders: the loop ends when they stop.
     drop(ctx);
     let mut enricher = Enricher::new(resolver);
@@ -127,9 +125,7 @@ pub(crate) async fn http(
             .context("starting the HTTP source")?,
     );
     let mut resolver = Resolver::new(&config.enrich);
-    if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
-    }
+    resolver.set_pid_lookup(Arc::new(ctx.pids.clone()));
     let registry = ctx.registry.clone();
     drop(ctx);
     let mut enricher = Enricher::new(resolver);

@@ -189,9 +189,7 @@ fn start_enricher(
 ) -> anyhow::Result<Enricher> {
     let mut resolver = Resolver::new(config);
     // Exited processes resolve through the hot path's pid -> cgroup map.
-    if let Some(pids) = ctx.pids.map().cloned() {
-        resolver.set_pid_lookup(Arc::new(move |pid| pids.process(pid).map(|p| p.cgroup_id)));
-    }
+    resolver.set_pid_lookup(Arc::new(ctx.pids.clone()));
     let pods = kubelet::SharedKubeletPods::default();
     if let Some(task) =
         kubelet::start(config, pods.clone(), ctx.shutdown.clone()).context("enrich.kubelet")?

@@ -229,17 +229,13 @@ async fn foreground(
             }
             other => anyhow::Error::new(other),
         })?;
-    let pid_map = ctx.pids.map().cloned();
+    let pids = ctx.pids.clone();
     drop(ctx);
     let mut out = Output {
         printer: RecordPrinter::new(std::io::stdout().lock(), args.json),
         enricher: config.enrich.enabled.then(|| {
             let mut resolver = Resolver::new(&config.enrich);
-            if let Some(pids) = pid_map {
-                resolver.set_pid_lookup(std::sync::Arc::new(move |pid| {
-                    pids.process(pid).map(|p| p.cgroup_id)
-                }));
-            }
+            resolver.set_pid_lookup(std::sync::Arc::new(pids));
             Enricher::new(resolver)
         }),
         filter: filter_of(&args),

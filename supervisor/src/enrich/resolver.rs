@@ -45,6 +45,15 @@ where
     }
 }
 
+/// The hot path's pid map, asked alone: the resolver caches its own `/proc`
+/// answers, where [`crate::context::KernelPids::cgroup_of_pid`] would read
+/// `/proc` again on every miss.
+impl PidCgroupLookup for crate::context::PidLookup {
+    fn cgroup_of_pid(&self, pid: u32) -> Option<u64> {
+        self.map()?.process(pid).map(|p| p.cgroup_id)
+    }
+}
+
 /// Counters of the resolver (self-observability).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ResolverStats {
