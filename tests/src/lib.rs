@@ -349,6 +349,17 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Where the cgroup v2 hierarchy is: `/sys/fs/cgroup/unified` on hybrid
+/// hosts, else `/sys/fs/cgroup`.
+pub fn cgroup2_root() -> PathBuf {
+    let hybrid = PathBuf::from("/sys/fs/cgroup/unified");
+    if hybrid.join("cgroup.procs").exists() {
+        hybrid
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
+}
+
 /// A manifest entry for a tool that exists only as manifest data: a shell
 /// script printing a `PID COMM N` header, then a numbered line every 100 ms
 /// naming itself (its pid and its comm, `sh`: records are checked against

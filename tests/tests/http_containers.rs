@@ -12,6 +12,8 @@
 //! still carry its name (the resolver's cache, filled by its span events).
 
 mod containers_support;
+mod hotpath_support;
+mod http_support;
 
 use std::{collections::BTreeMap, os::unix::fs::MetadataExt as _, time::Duration};
 
@@ -48,32 +50,16 @@ fn cgroup_id(pid: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .expect("a cgroup v2 line");
-    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .find(|r| std::path::Path::new(r).join("cgroup.procs").exists())
-        .unwrap();
-    std::fs::metadata(format!("{root}{path}")).unwrap().ino()
+    let dir = eunomia_tests::cgroup2_root().join(path.trim_start_matches('/'));
+    std::fs::metadata(dir).unwrap().ino()
 }
 
 /// Sends the N requests from the host (no keep-alive: one connection
 /// each, as the first requests of a new container come); returns the
 /// statuses.
 fn call(port: u16, tok: &str) -> Vec<u64> {
-    let addr = format!("127.0.0.1:{port}");
     let paths: Vec<String> = (1..=N).map(|i| format!("/{tok}/{i}")).collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_http-echo"))
-        .args(["get", "--addr", &addr])
-        .args(&paths)
-        .output()
-        .expect("run http-echo get");
-    assert!(out.status.success(), "{out:?}");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("statuses JSON");
-    v["statuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_u64().unwrap())
-        .collect()
+    http_support::get_here(port, &[], &paths)
 }
 
 #[test]

@@ -19,6 +19,8 @@ use std::{
 use eunomia_tests::{alertmanager::Alertmanager, kernel_lock};
 use serde_json::Value;
 
+mod hotpath_support;
+mod http_support;
 mod rules_support;
 
 use rules_support::*;
@@ -413,7 +415,7 @@ fn a_rule_on_http_fields_fires_in_the_real_alertmanager() {
     wait_until(Duration::from_secs(30), "the hot path", || {
         agent.stderr_has("hot path attached")
     });
-    let server = EchoServer::start();
+    let server = http_support::serve_here();
     let addr = format!("127.0.0.1:{}", server.port);
     let get = |path: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_http-echo"))

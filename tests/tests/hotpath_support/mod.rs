@@ -33,16 +33,7 @@ pub fn start_sampling_agent(secs: u32) -> Agent {
     agent
 }
 
-/// Where the cgroup v2 hierarchy is: `/sys/fs/cgroup/unified` on hybrid
-/// hosts, else `/sys/fs/cgroup`.
-pub fn cgroup2_root() -> PathBuf {
-    let hybrid = PathBuf::from("/sys/fs/cgroup/unified");
-    if hybrid.join("cgroup.procs").exists() {
-        hybrid
-    } else {
-        PathBuf::from("/sys/fs/cgroup")
-    }
-}
+pub use eunomia_tests::cgroup2_root;
 
 /// A child cgroup of the v2 root, removed on drop.
 pub struct TestCgroup {

@@ -1,6 +1,6 @@
 //! Helpers of the rules end-to-end tests: a temporary directory, the agent
 //! run with its output collected, waiting, the tools and Alertmanager a test
-//! needs, and a small HTTP server.
+//! needs (the HTTP server is `http_support`'s).
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -187,34 +187,4 @@ pub(crate) fn has_alert(alerts: &[Value], rule: &str, field: &str, value: &Value
     alerts
         .iter()
         .any(|a| a["rule"] == rule && &a[field] == value)
-}
-
-/// `http-echo serve` on a free port; killed on drop.
-pub(crate) struct EchoServer {
-    child: Child,
-    pub(crate) port: u16,
-}
-
-impl EchoServer {
-    pub(crate) fn start() -> EchoServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http-echo"))
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn http-echo serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("port line");
-        let v: Value = serde_json::from_str(&line).expect("port JSON");
-        let port = v["port"].as_u64().expect("port") as u16;
-        EchoServer { child, port }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
