@@ -154,6 +154,11 @@ fn exact_sum(h: &Histogram) -> Option<f64> {
 /// attributes are `tool`, `kind` and every field. A container's log line
 /// (kind `log`) is the record it is: its body, its severity, its trace and
 /// span ids ([`container_log_record`]).
+///
+/// The sink sends [`super::logs_wire`]'s bytes, not this message: this is
+/// the reference those bytes are tested against (field for field, in
+/// `logs_wire_tests.rs`) and the pipeline bench's baseline, so a change to
+/// the mapping is made in both and the test holds them together.
 pub fn log_record(ev: &dyn EventView, observed_ns: u64) -> LogRecord {
     if ev.kind() == "log" {
         return container_log_record(ev, observed_ns);
