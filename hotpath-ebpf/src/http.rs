@@ -188,15 +188,27 @@ fn follow(key: u64) {
 }
 
 /// The fd of `key` was closed.
+///
+/// The hook runs at the syscall's exit, after the kernel freed the fd
+/// number: another thread of the process may already hold it again, a
+/// socket it accepted or connected (and followed) in between. That socket
+/// is left alone; its own `follow` forgot what the closed one left.
 #[inline(always)]
 fn forget(key: u64) {
     if let Some(slot) = HTTP_SOCKS.get_ptr_mut(http_sock_slot(key)) {
         // SAFETY: a pointer into the array's value.
-        if unsafe { *slot } & !HTTP_SOCK_IGNORED == key {
+        if unsafe { *slot } & !HTTP_SOCK_IGNORED == key && !reopened_as_socket(key) {
             unsafe { *slot = 0 };
             let _ = HTTP_CONNS.remove(&key);
         }
     }
+}
+
+/// Whether the fd of `key`, just closed, is a socket again (reused by
+/// another thread before the close's exit hook ran).
+#[inline(never)]
+fn reopened_as_socket(key: u64) -> bool {
+    socket_of(key & 0xffff_ffff).is_some()
 }
 
 /// Reads a `T` from user memory.

@@ -172,6 +172,26 @@ fn http_drops(port: u16) -> Vec<String> {
         .collect()
 }
 
+/// The map's edges, one short line each (a failure message's first
+/// lines survive where a long one is cut).
+fn edges_brief(map: &Value) -> String {
+    let edges = map["map"]["edges"].as_array().cloned().unwrap_or_default();
+    edges
+        .iter()
+        .map(|e| {
+            format!(
+                "{} -> {} [{}]: {} requests, {} failed",
+                e["client"].as_str().unwrap_or("?"),
+                e["server"].as_str().unwrap_or("?"),
+                e["connection_type"].as_str().unwrap_or("?"),
+                count(Some(e), "requests"),
+                count(Some(e), "failed")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn edge<'v>(map: &'v Value, client: &str, server: &str) -> Option<&'v Value> {
     map["map"]["edges"]
         .as_array()?
@@ -251,10 +271,10 @@ fn demo_system_traces_edges_and_map() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not every call in the map: {:#}\nlinks: {}\ndropped: {:?}",
-            map["map"],
+            "not every call in the map; dropped: {:?}\nlinks: {}\nedges:\n{}",
+            http_drops(port),
             map["links"],
-            http_drops(port)
+            edges_brief(&map)
         );
         std::thread::sleep(Duration::from_millis(500));
     };

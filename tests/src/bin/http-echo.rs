@@ -9,9 +9,12 @@
 //!   counted; `Connection: close` closes after the response.
 //!
 //! `http-echo get --addr A [--keepalive] [--pipeline] [--body N]
-//! [--header-bytes N] [--traceparent TP] [--method M] PATH...` sends one
-//! request per PATH (in order; pipelined: all written before any response
-//! is read) and prints `{"statuses":[...]}`.
+//! [--header-bytes N] [--traceparent TP] [--method M] [--threads T] PATH...`
+//! sends one request per PATH (in order; pipelined: all written before any
+//! response is read) and prints `{"statuses":[...]}`. With `--threads T`
+//! the paths are shared out over T threads of this process, each sending
+//! its share in turn (a new connection each, unless keep-alive): fd
+//! numbers freed by one thread are taken by another all the time.
 //!
 //! `http-echo raw --addr A --bytes HEX` writes raw bytes and reads until EOF
 //! (TLS-like or binary traffic on an HTTP port).
@@ -57,7 +60,8 @@ fn main() {
                 traceparent: opt("--traceparent"),
                 method: opt("--method").unwrap_or_else(|| "GET".into()),
             };
-            let statuses = client.run(&paths);
+            let threads = opt("--threads").map_or(1, |t| t.parse().expect("threads"));
+            let statuses = client.run_threads(&paths, threads);
             println!("{}", serde_json::json!({ "statuses": statuses }));
         }
         Some("raw") => {
@@ -173,6 +177,28 @@ impl Client {
         let mut req = req.into_bytes();
         req.extend(std::iter::repeat_n(b'b', self.body));
         req
+    }
+
+    /// [`Client::run`] over `threads` threads, each taking every
+    /// `threads`-th path; the statuses in the order of `paths`.
+    fn run_threads(&self, paths: &[String], threads: usize) -> Vec<u16> {
+        let threads = threads.max(1);
+        let shares: Vec<Vec<u16>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let share: Vec<String> =
+                        paths.iter().skip(t).step_by(threads).cloned().collect();
+                    s.spawn(move || self.run(&share))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("client thread"))
+                .collect()
+        });
+        (0..paths.len())
+            .map(|i| shares[i % threads][i / threads])
+            .collect()
     }
 
     fn run(&self, paths: &[String]) -> Vec<u16> {
