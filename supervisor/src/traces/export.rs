@@ -7,7 +7,7 @@
 //! `eunomia_http_dropped_total{reason}` (sampled_out, span_rate_limited),
 //! self-metrics that `eunomia status` shows.
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -21,7 +21,7 @@ use model::{
 use super::{
     link::LinkedSpan,
     sample::{Kept, SampleConfig, Skipped, TraceSampler},
-    span::SpanIn,
+    span::{SpanIds, SpanIn},
 };
 use crate::{
     pipeline::ToolRecord,
@@ -30,7 +30,12 @@ use crate::{
 
 /// Requests held, and the sampler deciding which go on.
 pub(crate) struct SpanExport {
-    records: HashMap<u64, HttpRequest>,
+    /// The requests held, in their spans' arrival order: `records[i]` is
+    /// that of span number `base + i` (None once released).
+    records: VecDeque<Option<HttpRequest>>,
+    base: u64,
+    /// The linker's span ids, to find a span's number.
+    ids: SpanIds,
     tool: std::sync::Arc<str>,
     sampler: TraceSampler,
     kept: [Counter; 3],
@@ -38,8 +43,14 @@ pub(crate) struct SpanExport {
 }
 
 impl SpanExport {
-    /// Sampling by `cfg`, decisions remembered for `window`.
-    pub(crate) fn new(registry: &Registry, cfg: SampleConfig, window: Duration) -> SpanExport {
+    /// Sampling by `cfg`, decisions remembered for `window`, requests
+    /// held by the span ids of the linker that hands out `ids`.
+    pub(crate) fn new(
+        registry: &Registry,
+        cfg: SampleConfig,
+        window: Duration,
+        ids: SpanIds,
+    ) -> SpanExport {
         let kept = |k: Kept| {
             registry.counter(
                 HTTP_SPANS_METRIC,
@@ -55,7 +66,9 @@ impl SpanExport {
             )
         };
         SpanExport {
-            records: HashMap::default(),
+            records: VecDeque::new(),
+            base: 0,
+            ids,
             tool: TOOL.into(),
             sampler: TraceSampler::new(cfg, window),
             kept: [Kept::Sampled, Kept::Slow, Kept::Error].map(kept),
@@ -65,7 +78,31 @@ impl SpanExport {
 
     /// Holds the request of the span the linker calls `id`.
     pub(crate) fn hold(&mut self, id: u64, request: HttpRequest) {
-        self.records.insert(id, request);
+        let seq = self.ids.seq(id);
+        if self.records.is_empty() {
+            self.base = seq;
+        }
+        // the linker hands out numbers in order: this is the back
+        while seq < self.base {
+            self.records.push_front(None);
+            self.base -= 1;
+        }
+        let i = (seq - self.base) as usize;
+        if i >= self.records.len() {
+            self.records.resize_with(i + 1, || None);
+        }
+        self.records[i] = Some(request);
+    }
+
+    /// The request of span `id`, no longer held.
+    fn take(&mut self, id: u64) -> Option<HttpRequest> {
+        let i = self.ids.seq(id).wrapping_sub(self.base);
+        let request = self.records.get_mut(usize::try_from(i).ok()?)?.take();
+        while self.records.front().is_some_and(Option::is_none) {
+            self.records.pop_front();
+            self.base += 1;
+        }
+        request
     }
 
     /// Whether a span alone keeps its trace (an error, or slow): only
@@ -108,7 +145,7 @@ impl SpanExport {
                 .sampler
                 .decide(trace, notable, members.len() as u64, now_ns);
             for s in members {
-                let Some(request) = self.records.remove(&s.span_id) else {
+                let Some(request) = self.take(s.span_id) else {
                     continue;
                 };
                 match decision {

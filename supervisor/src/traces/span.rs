@@ -85,6 +85,72 @@ impl SpanIn {
     }
 }
 
+/// The splitmix64 increment.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The inverse of an odd `a` modulo 2^64 (Newton's iteration).
+const fn inverse(a: u64) -> u64 {
+    let mut x = a;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+const M1: u64 = 0xbf58_476d_1ce4_e5b9;
+const M2: u64 = 0x94d0_49bb_1331_11eb;
+
+/// splitmix64's output function: a bijection of u64 that maps only 0 to 0.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(M1);
+    z = (z ^ (z >> 27)).wrapping_mul(M2);
+    z ^ (z >> 31)
+}
+
+/// The inverse of [`mix`].
+fn unmix(mut z: u64) -> u64 {
+    z ^= (z >> 31) ^ (z >> 62);
+    z = z.wrapping_mul(inverse(M2));
+    z ^= (z >> 27) ^ (z >> 54);
+    z = z.wrapping_mul(inverse(M1));
+    z ^ (z >> 30) ^ (z >> 60)
+}
+
+/// Span ids from the linker's arrival numbers, both ways: random-looking
+/// and unique (splitmix64 over a per-process random key, as [`IdGen`]),
+/// and the number back from an id with no table (the linker keeps its
+/// spans in arrival order and finds one by its id in O(1)). Never zero
+/// for numbers below 2^63.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanIds {
+    key: u64,
+}
+
+impl SpanIds {
+    /// Ids keyed by `seed`: the one number whose id would be zero is at or
+    /// above 2^63.
+    pub(crate) fn new(seed: u64) -> SpanIds {
+        let zero_at = seed | (1 << 63);
+        SpanIds {
+            key: zero_at.wrapping_mul(GOLDEN).wrapping_neg(),
+        }
+    }
+
+    /// The id of arrival number `seq`.
+    pub(crate) fn id(self, seq: u64) -> u64 {
+        mix(self.key.wrapping_add(seq.wrapping_mul(GOLDEN)))
+    }
+
+    /// The arrival number of `id` (any u64 gives one: callers check it).
+    pub(crate) fn seq(self, id: u64) -> u64 {
+        unmix(id)
+            .wrapping_sub(self.key)
+            .wrapping_mul(inverse(GOLDEN))
+    }
+}
+
 /// Hands out random, non-zero span and trace ids (splitmix64 over a
 /// per-process random seed; ids need to be unique, not secret).
 #[derive(Debug)]
@@ -142,6 +208,24 @@ mod tests {
         assert_eq!(t.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
         assert_eq!(t.parent_id, 0x00f067aa0ba902b7);
         assert!(TraceParent::from_bytes([0; 16], [1; 8]).is_none());
+    }
+
+    #[test]
+    fn span_ids_give_back_their_number() {
+        for seed in [0, 1, 7, u64::MAX, 0x1234_5678_9abc_def0] {
+            let ids = SpanIds::new(seed);
+            let a: Vec<u64> = (0..1000).map(|n| ids.id(n)).collect();
+            let set: std::collections::HashSet<_> = a.iter().collect();
+            assert_eq!(set.len(), a.len());
+            for (n, id) in a.iter().enumerate() {
+                assert_ne!(*id, 0);
+                assert_eq!(ids.seq(*id), n as u64);
+            }
+            let zero_at = ids.seq(0);
+            assert!(zero_at >= 1 << 63, "{zero_at}");
+            assert_eq!(ids.id(zero_at), 0);
+        }
+        assert_ne!(SpanIds::new(1).id(5), SpanIds::new(2).id(5));
     }
 
     #[test]

@@ -167,9 +167,10 @@ impl TracesStage {
                 (*o, c, 0)
             })
             .collect();
+        let linker = Linker::new(config.link(), IdGen::default());
         TracesStage {
-            linker: Linker::new(config.link(), IdGen::default()),
-            export: SpanExport::new(registry, sampling, config.window),
+            export: SpanExport::new(registry, sampling, config.window, linker.span_ids()),
+            linker,
             early: Vec::new(),
             graph: ServiceGraph::new(config.max_edges),
             handle,
