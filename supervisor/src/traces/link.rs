@@ -87,6 +87,17 @@ pub(crate) struct Peer {
     pub(crate) failed: bool,
 }
 
+impl Peer {
+    fn of(e: &Entry) -> Peer {
+        Peer {
+            span_id: e.id,
+            node: e.span.node.clone(),
+            duration_ns: e.span.duration_ns(),
+            failed: e.span.failed(),
+        }
+    }
+}
+
 /// A span with its place in a trace.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LinkedSpan {
@@ -108,6 +119,8 @@ struct Entry {
     arrived_ns: u64,
     parent: Option<u64>,
     peer: Option<u64>,
+    /// The peer, when it left before this span was emitted.
+    peer_left: Option<Peer>,
     ambiguous: bool,
     /// Arrival number.
     seq: u64,
@@ -233,6 +246,7 @@ impl Linker {
             arrived_ns: now_ns,
             parent: None,
             peer: None,
+            peer_left: None,
             ambiguous: false,
             seq,
             trace: None,
@@ -505,12 +519,10 @@ impl Linker {
         );
         let span = e.span.clone();
         let parent_id = parent.or(tp.map(|t| t.parent_id));
-        let peer = peer.and_then(|p| self.get(p)).map(|p| Peer {
-            span_id: p.id,
-            node: p.span.node.clone(),
-            duration_ns: p.span.duration_ns(),
-            failed: p.span.failed(),
-        });
+        let peer = match peer.and_then(|p| self.get(p)) {
+            Some(p) => Some(Peer::of(p)),
+            None => self.get_mut(id).and_then(|e| e.peer_left.take()),
+        };
         let outcomes: &[Outcome] = match side {
             Side::Server if parent.is_some() => &[Outcome::ServerParentClient],
             Side::Server if tp.is_some() => &[Outcome::ServerParentTraceparent],
@@ -547,8 +559,16 @@ impl Linker {
             return;
         };
         self.base += 1;
-        if e.peer.is_none() {
-            forget(&mut self.by_conn, e.span.conn(), e.id);
+        match e.peer {
+            None => forget(&mut self.by_conn, e.span.conn(), e.id),
+            // it leaves first (evicted): its peer still names it
+            Some(p) => {
+                if let Some(p) = self.get_mut(p)
+                    && !p.emitted
+                {
+                    p.peer_left = Some(Peer::of(&e));
+                }
+            }
         }
         forget(&mut self.by_thread, (e.span.pid, e.span.tid), e.id);
     }

@@ -433,3 +433,28 @@ fn searches_do_not_grow_with_the_window() {
         .count();
     assert_eq!(servers_with_parent, 20_000);
 }
+
+#[test]
+fn a_client_whose_server_span_was_evicted_first_still_names_it() {
+    let cfg = LinkConfig {
+        max_spans: 2,
+        ..cfg()
+    };
+    let mut l = Linker::new(cfg, IdGen::seeded(3));
+    // data's server span, then api's call to it: paired; then two more
+    // spans evict both, the server span first
+    let spans = chain();
+    let mut out = Vec::new();
+    for s in spans.into_iter().take(4) {
+        let now = s.end_ns;
+        out.extend(l.push(s, now));
+    }
+    let data = by_node(&out, "data", Side::Server);
+    let api = by_node(&out, "api", Side::Client);
+    let peer = api.peer.as_ref().expect("its server is on this host");
+    assert_eq!((&*peer.node, peer.span_id), ("data", data.span_id));
+    assert_eq!(data.peer.as_ref().map(|p| p.span_id), Some(api.span_id));
+    assert_eq!(data.parent_id, Some(api.span_id));
+    assert_eq!(count(&l, Outcome::ClientServerOnHost), 1);
+    assert_eq!(count(&l, Outcome::Evicted), 2);
+}
