@@ -94,15 +94,32 @@ impl SpanExport {
         self.records[i] = Some(request);
     }
 
-    /// The request of span `id`, no longer held.
-    fn take(&mut self, id: u64) -> Option<HttpRequest> {
+    /// The request of span `id`, no longer held: moved out when `keep`,
+    /// else dropped where it is (None then too).
+    fn take(&mut self, id: u64, keep: bool) -> Option<HttpRequest> {
         let i = self.ids.seq(id).wrapping_sub(self.base);
-        let request = self.records.get_mut(usize::try_from(i).ok()?)?.take();
+        let slot = self.records.get_mut(usize::try_from(i).ok()?)?;
+        let request = match keep {
+            true => slot.take(),
+            false => {
+                *slot = None;
+                None
+            }
+        };
         while self.records.front().is_some_and(Option::is_none) {
             self.records.pop_front();
             self.base += 1;
         }
         request
+    }
+
+    /// Whether the request of span `id` is held.
+    fn is_held(&self, id: u64) -> bool {
+        let i = self.ids.seq(id).wrapping_sub(self.base);
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.records.get(i))
+            .is_some_and(Option::is_some)
     }
 
     /// Whether a span alone keeps its trace (an error, or slow): only
@@ -124,41 +141,73 @@ impl SpanExport {
             return Vec::new();
         }
         let cfg = *self.sampler.config();
-        let mut traces: Vec<(u128, Option<Kept>, Vec<&LinkedSpan>)> = Vec::new();
+        // the traces in order of their first span; each one's spans as a
+        // chain through `next` (no allocation per trace)
+        let mut traces: Vec<Trace> = Vec::new();
+        let mut next = vec![usize::MAX; spans.len()];
         let mut index: HashMap<u128, usize> = HashMap::default();
-        for s in spans {
-            let i = *index.entry(s.trace_id).or_insert_with(|| {
-                traces.push((s.trace_id, None, Vec::new()));
+        for (i, s) in spans.iter().enumerate() {
+            let t = *index.entry(s.trace_id).or_insert_with(|| {
+                traces.push(Trace {
+                    id: s.trace_id,
+                    notable: None,
+                    first: i,
+                    last: i,
+                    spans: 0,
+                });
                 traces.len() - 1
             });
-            traces[i].1 = traces[i].1.max(cfg.notable(&s.span));
-            traces[i].2.push(s);
+            let t = &mut traces[t];
+            t.notable = t.notable.max(cfg.notable(&s.span));
+            if t.spans > 0 {
+                next[t.last] = i;
+            }
+            t.last = i;
+            t.spans += 1;
         }
         for (trace, span) in held {
             if let Some(&i) = index.get(&trace) {
-                traces[i].1 = traces[i].1.max(cfg.notable(span));
+                traces[i].notable = traces[i].notable.max(cfg.notable(span));
             }
         }
         let mut out = Vec::new();
-        for (trace, notable, members) in traces {
-            let decision = self
-                .sampler
-                .decide(trace, notable, members.len() as u64, now_ns);
-            for s in members {
-                let Some(request) = self.take(s.span_id) else {
+        for t in traces {
+            let decision = self.sampler.decide(t.id, t.notable, t.spans, now_ns);
+            let mut i = t.first;
+            while i != usize::MAX {
+                let s = &spans[i];
+                i = next[i];
+                if !self.is_held(s.span_id) {
                     continue;
-                };
+                }
                 match decision {
                     Ok(k) => {
                         self.kept[k as usize].inc();
-                        out.push(span_event(&self.tool, request, s));
+                        if let Some(request) = self.take(s.span_id, true) {
+                            out.push(span_event(&self.tool, request, s));
+                        }
                     }
-                    Err(why) => self.dropped[why as usize].inc(),
+                    Err(why) => {
+                        self.dropped[why as usize].inc();
+                        self.take(s.span_id, false);
+                    }
                 }
             }
         }
         out
     }
+}
+
+/// One trace among the spans released at once.
+struct Trace {
+    id: u128,
+    /// The strongest reason among its known spans.
+    notable: Option<Kept>,
+    /// Its first and last span (indexes).
+    first: usize,
+    last: usize,
+    /// How many.
+    spans: u64,
 }
 
 /// The span event of `request`, with the linked ids of its span `s`.

@@ -261,11 +261,16 @@ impl TracesStage {
     fn pass_on(&mut self, drained: Vec<LinkedSpan>, now_ns: u64) -> Vec<ToolRecord> {
         let mut spans = std::mem::take(&mut self.early);
         spans.extend(drained);
-        self.emit(&spans, now_ns);
+        for s in &spans {
+            self.graph.observe(s, now_ns);
+        }
         let linker = &self.linker;
         self.notable.retain(|id| linker.is_held(*id));
-        self.export
-            .release(&spans, linker.held_in_traces(&self.notable), now_ns)
+        let released = self
+            .export
+            .release(&spans, linker.held_in_traces(&self.notable), now_ns);
+        self.keep_recent(spans);
+        released
     }
 
     /// A process outside any workload, by its name (`/proc/PID/comm`,
@@ -310,16 +315,15 @@ impl TracesStage {
         self.graph.observe_tcp(client, server, n, now_ns);
     }
 
-    fn emit(&mut self, spans: &[LinkedSpan], now_ns: u64) {
-        for s in spans {
-            self.graph.observe(s, now_ns);
-        }
-        // only the latest are shown: formatted when published
-        for s in &spans[spans.len().saturating_sub(RECENT_SPANS)..] {
+    /// Keeps the latest spans for the control API (formatted when
+    /// published).
+    fn keep_recent(&mut self, mut spans: Vec<LinkedSpan>) {
+        let tail = spans.len().saturating_sub(RECENT_SPANS);
+        for s in spans.drain(tail..) {
             if self.recent.len() >= RECENT_SPANS {
                 self.recent.pop_front();
             }
-            self.recent.push_back(s.clone());
+            self.recent.push_back(s);
         }
     }
 
