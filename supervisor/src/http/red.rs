@@ -6,7 +6,9 @@
 //! them cumulative, enrichment adds the container and pod). Rate, errors
 //! and duration all come from these histograms.
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use model::{
     labels::CGROUP_ID,

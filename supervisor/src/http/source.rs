@@ -12,11 +12,7 @@
 //! kernel or here, is counted in `eunomia_http_dropped_total{reason}` (a
 //! self-metric, so `eunomia status` shows it).
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop};
@@ -25,6 +21,7 @@ use model::{
     metrics::{HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE},
     request::{HttpRequest, PathText},
 };
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
 
 use super::{
@@ -117,7 +114,7 @@ impl State {
     fn new(config: &HttpConfig, registry: &Registry) -> State {
         State {
             max_routes: config.max_routes,
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             red: Red::default(),
             counts: Counters::new(registry),
             wall_offset: 0,
