@@ -34,7 +34,9 @@ pub(crate) const OVERFLOW_METRIC: &str = "eunomia_service_graph_edges_overflow_t
 const BUCKETS: usize = 40;
 
 /// Who calls whom, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+// equality is the derived one's (content), only faster: Hash agrees
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Debug, Clone, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub(crate) struct EdgeKey {
     /// The calling node.
     pub(crate) client: Arc<str>,
@@ -42,6 +44,17 @@ pub(crate) struct EdgeKey {
     pub(crate) server: Arc<str>,
     /// `""` (both ends seen), `virtual_node` (one end elsewhere) or `tcp`.
     pub(crate) connection_type: &'static str,
+}
+
+impl PartialEq for EdgeKey {
+    /// By content, the shared names first by pointer (the stage hands out
+    /// one `Arc` per node: most lookups compare no bytes).
+    fn eq(&self, o: &EdgeKey) -> bool {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        same(&self.client, &o.client)
+            && same(&self.server, &o.server)
+            && self.connection_type == o.connection_type
+    }
 }
 
 /// Counts of one edge (since the edge was first seen, or since the last
@@ -139,14 +152,19 @@ impl ServiceGraph {
     }
 
     fn edge(&mut self, key: EdgeKey, now_ns: u64) -> Option<&mut Edge> {
-        if !self.edges.contains_key(&key) && self.edges.len() >= self.max_edges {
-            self.overflow += 1;
-            return None;
-        }
-        let e = self.edges.entry(key).or_insert_with(|| Edge {
-            first_ns: now_ns,
-            ..Edge::default()
-        });
+        use std::collections::hash_map::Entry;
+        let full = self.edges.len() >= self.max_edges;
+        let e = match self.edges.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.overflow += 1;
+                return None;
+            }
+            Entry::Vacant(v) => v.insert(Edge {
+                first_ns: now_ns,
+                ..Edge::default()
+            }),
+        };
         e.last_ns = now_ns;
         Some(e)
     }
