@@ -36,6 +36,11 @@ pub(crate) struct SpanExport {
     base: u64,
     /// The linker's span ids, to find a span's number.
     ids: SpanIds,
+    /// Reused by [`SpanExport::release`]: the traces of a release, each
+    /// one's spans chained by index, the traces by id.
+    traces: Vec<Trace>,
+    next: Vec<usize>,
+    index: HashMap<u128, usize>,
     tool: std::sync::Arc<str>,
     sampler: TraceSampler,
     kept: [Counter; 3],
@@ -69,6 +74,9 @@ impl SpanExport {
             records: VecDeque::new(),
             base: 0,
             ids,
+            traces: Vec::new(),
+            next: Vec::new(),
+            index: HashMap::default(),
             tool: TOOL.into(),
             sampler: TraceSampler::new(cfg, window),
             kept: [Kept::Sampled, Kept::Slow, Kept::Error].map(kept),
@@ -143,9 +151,13 @@ impl SpanExport {
         let cfg = *self.sampler.config();
         // the traces in order of their first span; each one's spans as a
         // chain through `next` (no allocation per trace)
-        let mut traces: Vec<Trace> = Vec::new();
-        let mut next = vec![usize::MAX; spans.len()];
-        let mut index: HashMap<u128, usize> = HashMap::default();
+        let (mut traces, mut next, mut index) = (
+            std::mem::take(&mut self.traces),
+            std::mem::take(&mut self.next),
+            std::mem::take(&mut self.index),
+        );
+        next.clear();
+        next.resize(spans.len(), usize::MAX);
         for (i, s) in spans.iter().enumerate() {
             let t = *index.entry(s.trace_id).or_insert_with(|| {
                 traces.push(Trace {
@@ -171,7 +183,7 @@ impl SpanExport {
             }
         }
         let mut out = Vec::new();
-        for t in traces {
+        for t in traces.drain(..) {
             let decision = self.sampler.decide(t.id, t.notable, t.spans, now_ns);
             let mut i = t.first;
             while i != usize::MAX {
@@ -194,6 +206,8 @@ impl SpanExport {
                 }
             }
         }
+        index.clear();
+        (self.traces, self.next, self.index) = (traces, next, index);
         out
     }
 }

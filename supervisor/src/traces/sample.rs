@@ -12,7 +12,10 @@
 //! go on; those already dropped stay dropped). Decisions are remembered
 //! for the linker's window, bounded in number.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{
+    collections::{VecDeque, hash_map::Entry},
+    time::Duration,
+};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -143,16 +146,22 @@ impl TraceSampler {
             self.window_ns = now_ns;
             self.in_window = 0;
         }
-        let decision = match (self.decided.get(&trace).copied(), notable) {
-            (Some(Err(Skipped::SampledOut)), Some(k)) => Ok(k),
-            (Some(d), _) => d,
-            (None, _) => {
-                let d = self.first(trace, notable, spans);
-                self.order.push_back((now_ns, trace));
+        let first = self.first(trace, notable, spans);
+        let decision = match self.decided.entry(trace) {
+            Entry::Occupied(mut known) => {
+                let d = match (*known.get(), notable) {
+                    (Err(Skipped::SampledOut), Some(k)) => Ok(k),
+                    (d, _) => d,
+                };
+                *known.get_mut() = d;
                 d
             }
+            Entry::Vacant(new) => {
+                new.insert(first);
+                self.order.push_back((now_ns, trace));
+                first
+            }
         };
-        self.decided.insert(trace, decision);
         if decision.is_ok() {
             self.in_window += spans;
         }
