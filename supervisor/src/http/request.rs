@@ -141,7 +141,7 @@ fn is_id(seg: &str) -> bool {
     digits == b.len()
         || (hex && b.len() >= 8 && digits > 0)
         || (b.len() >= 16 && digits > 0)
-        || seg.contains("\\x")
+        || b.windows(2).any(|w| matches!(w, [b'\\', b'x']))
 }
 
 /// The address in a record's 16 bytes.

@@ -53,7 +53,8 @@ impl PartialEq for EdgeKey {
         let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
         same(&self.client, &o.client)
             && same(&self.server, &o.server)
-            && self.connection_type == o.connection_type
+            && (std::ptr::eq(self.connection_type, o.connection_type)
+                || self.connection_type == o.connection_type)
     }
 }
 
