@@ -424,6 +424,9 @@ pub const BENCH_FLOOR_PROG: &str = "bench_floor";
 /// An empty tp_btf program for `sys_exit` (where the syscall probe runs), for
 /// the benchmark's comparison of the two hooks.
 pub const BENCH_EXIT_FLOOR_PROG: &str = "bench_exit_floor";
+/// An empty raw tracepoint program for `sys_exit`: separates the hook
+/// (enter or exit) from the program kind (raw or BTF) in the benchmark.
+pub const BENCH_EXIT_RAW_FLOOR_PROG: &str = "bench_exit_raw_floor";
 /// An empty `inet_sock_set_state` (tp_btf) program: the floor of the TCP
 /// probe, only for the benchmark.
 pub const BENCH_TCP_FLOOR_PROG: &str = "bench_tcp_floor";

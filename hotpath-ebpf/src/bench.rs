@@ -20,6 +20,14 @@ pub fn bench_exit_floor(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// An empty raw `sys_exit` program: with the two above, tells whether a
+/// difference is the hook's or the program kind's. Only the benchmark
+/// attaches it.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn bench_exit_raw_floor(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
 /// An empty `inet_sock_set_state` program: the floor cost of any probe on
 /// that hook. Only the benchmark attaches it.
 #[btf_tracepoint(function = "inet_sock_set_state")]

@@ -16,7 +16,8 @@
 # kernel's dispatch (the syscall slow path and tracepoint callbacks).
 #
 # Modes (MODES to choose): none, floor, floor-exit (an empty program of the
-# hot path's own kind on its own hook: tp_btf `sys_exit`), syscalls (the hot path's syscall
+# hot path's own kind on its own hook: tp_btf `sys_exit`), floor-exit-raw (an
+# empty raw tracepoint on `sys_exit`), syscalls (the hot path's syscall
 # probe), pids (the hot path's pid map), hotpath (syscalls + tcp + pids),
 # sampled (the hot path with `syscalls = "sampled"`), execsnoop, killsnoop, sigsnoop,
 # mountsnoop, exitsnoop, tcpstates (the libbpf-tool alone, with the
@@ -114,10 +115,11 @@ start() {
   PID=
   case $1 in
   none) ;;
-  floor | floor-exit)
+  floor | floor-exit | floor-exit-raw)
     mkfifo "$WORK/fifo"
     local prog=bench_floor
     [ "$1" = floor-exit ] && prog=bench_exit_floor
+    [ "$1" = floor-exit-raw ] && prog=bench_exit_raw_floor
     "$BIN/bench-floor" "$prog" <"$WORK/fifo" >"$WORK/floor.log" 2>&1 &
     PID=$!
     exec 3>"$WORK/fifo"

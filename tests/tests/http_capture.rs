@@ -154,8 +154,9 @@ fn http_requests_counted_per_route_and_status() {
     let pipelined_server = server_counts.remove(&(r("pipe"), 200)).unwrap_or(0);
     let mut client_counts = count_by(&client_events);
     let pipelined_client = client_counts.remove(&(r("pipe"), 200)).unwrap_or(0);
-    assert_eq!(server_counts, want, "server side");
-    assert_eq!(client_counts, want, "client side");
+    let drops = http_drops(&lines);
+    assert_eq!(server_counts, want, "server side; dropped: {drops:?}");
+    assert_eq!(client_counts, want, "client side; dropped: {drops:?}");
     assert!(pipelined_server >= 1 && pipelined_client >= 1);
 
     // the pipelined requests the kernel could not match are counted
@@ -268,6 +269,33 @@ fn http_requests_counted_per_route_and_status() {
 /// Whether metric line `l` is a series of `cg`'s.
 fn of_cgroup(l: &Value, cg: &TestCgroup) -> bool {
     l["labels"]["cgroup.id"].as_str() == Some(cg.id.to_string().as_str())
+}
+
+/// The non-zero `eunomia_http_dropped_total` reasons and the delivered
+/// records, for failure messages.
+fn http_drops(lines: &[Value]) -> Vec<(String, u64)> {
+    let mut reasons: Vec<String> = lines
+        .iter()
+        .filter(|l| l["type"] == "metric" && l["name"] == "eunomia_http_dropped_total")
+        .filter_map(|l| l["labels"]["reason"].as_str().map(str::to_owned))
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    let mut out: Vec<(String, u64)> = reasons
+        .into_iter()
+        .map(|r| {
+            let v = last_metric(lines, "eunomia_http_dropped_total", &r);
+            (r, v)
+        })
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    let records = lines
+        .iter()
+        .filter(|l| l["type"] == "metric" && l["name"] == "eunomia_http_records_total")
+        .filter_map(|l| l["value"].as_f64())
+        .fold(0.0, f64::max) as u64;
+    out.push(("(records delivered)".to_owned(), records));
+    out
 }
 
 /// The last value of self-metric `name{reason}` in the JSON-lines output.

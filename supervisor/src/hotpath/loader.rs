@@ -13,12 +13,12 @@ use aya::{
     },
 };
 use hotpath_common::{
-    BENCH_EXIT_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG, CGROUP_SLOTS_MAP, DIR_OVERFLOW,
-    EXEC_EVENT_PROG, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG, FREE_SLOTS_MAP, FlowKey,
-    FlowStats, MAX_SYSCALLS, MOUNTS_ENABLED_GLOBAL, NEWLINES_MAP, OFFSETS_GLOBAL, PID_CGROUPS_MAP,
-    PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP, SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG,
-    SYSCALL_COUNTERS_MAP, TASK_CREATED_PROG, TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG,
-    TCP_SEND_RESET_PROG, TCP_STATE_PROG,
+    BENCH_EXIT_FLOOR_PROG, BENCH_EXIT_RAW_FLOOR_PROG, BENCH_FLOOR_PROG, BENCH_TCP_FLOOR_PROG,
+    CGROUP_SLOTS_MAP, DIR_OVERFLOW, EXEC_EVENT_PROG, EXEC_PROG, EXIT_PROG, FAMILY_PATHS, FORK_PROG,
+    FREE_SLOTS_MAP, FlowKey, FlowStats, MAX_SYSCALLS, MOUNTS_ENABLED_GLOBAL, NEWLINES_MAP,
+    OFFSETS_GLOBAL, PID_CGROUPS_MAP, PID_MOVED_PROG, PID_RENAMED_PROG, SLOT_OWNERS_MAP,
+    SLOTS_GLOBAL, STRING_PROGS, SYS_EXIT_PROG, SYSCALL_COUNTERS_MAP, TASK_CREATED_PROG,
+    TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
 use hotpath_common::http::HTTP_ENABLED_GLOBAL;
@@ -286,7 +286,8 @@ impl Hotpath {
 
     /// Loads the object and attaches only one of the benchmark's empty
     /// programs: `bench_floor` (raw tracepoint `sys_enter`, the floor of any
-    /// syscall probe), `bench_exit_floor` (tp_btf `sys_exit`) or
+    /// syscall probe), `bench_exit_floor` (tp_btf `sys_exit`),
+    /// `bench_exit_raw_floor` (raw tracepoint `sys_exit`) or
     /// `bench_tcp_floor` (tp_btf `inet_sock_set_state`, the floor of the
     /// TCP probe), for `scripts/bench-overhead.sh`.
     pub fn load_bench(program: &str) -> Result<Self, HotpathError> {
@@ -295,6 +296,11 @@ impl Hotpath {
                 BENCH_EXIT_FLOOR_PROG,
                 Probe::Syscalls,
                 Hook::BtfTp("sys_exit"),
+            ),
+            BENCH_EXIT_RAW_FLOOR_PROG => (
+                BENCH_EXIT_RAW_FLOOR_PROG,
+                Probe::Syscalls,
+                Hook::RawTp("sys_exit"),
             ),
             BENCH_TCP_FLOOR_PROG => (
                 BENCH_TCP_FLOOR_PROG,

@@ -1,7 +1,7 @@
 //! Benchmark helper: attaches only one of eunomia's empty benchmark
 //! programs — `bench_floor` (raw tracepoint `sys_enter`, the cost floor of
-//! any syscall probe; the default) or `bench_exit_floor` (tp_btf
-//! `sys_exit`) — prints `attached`, and keeps it attached until stdin closes
+//! any syscall probe; the default), `bench_exit_floor` (tp_btf
+//! `sys_exit`) or `bench_exit_raw_floor` (raw tracepoint `sys_exit`) — prints `attached`, and keeps it attached until stdin closes
 //! or a signal ends the process. Used by `scripts/bench-overhead.sh`.
 //! Usage: `bench-floor [PROGRAM]`.
 
