@@ -97,9 +97,11 @@ impl SpanExport {
         }
         let i = (seq - self.base) as usize;
         if i >= self.records.len() {
-            self.records.resize_with(i + 1, || None);
+            self.records.resize_with(i, || None);
+            self.records.push_back(Some(request));
+        } else {
+            self.records[i] = Some(request);
         }
-        self.records[i] = Some(request);
     }
 
     /// The request of span `id`, no longer held: moved out when `keep`,

@@ -220,13 +220,20 @@ impl Linker {
     /// emitted early to stay within `max_spans`.
     #[cfg(test)]
     pub(crate) fn push(&mut self, span: SpanIn, now_ns: u64) -> Vec<LinkedSpan> {
-        self.push_span(span, now_ns).1
+        let mut out = Vec::new();
+        self.push_span(span, now_ns, &mut out);
+        out
     }
 
-    /// [`Linker::push`], with the id the span gets (its
-    /// [`LinkedSpan::span_id`] when it is emitted).
-    pub(crate) fn push_span(&mut self, span: SpanIn, now_ns: u64) -> (u64, Vec<LinkedSpan>) {
-        let mut out = Vec::new();
+    /// [`Linker::push`], the spans emitted early appended to `out`;
+    /// returns the id the span gets (its [`LinkedSpan::span_id`] when it
+    /// is emitted).
+    pub(crate) fn push_span(
+        &mut self,
+        span: SpanIn,
+        now_ns: u64,
+        out: &mut Vec<LinkedSpan>,
+    ) -> u64 {
         while self.spans.len() >= self.cfg.max_spans.max(1) {
             let Some(&Entry { id, emitted, .. }) = self.spans.front() else {
                 break;
@@ -257,7 +264,7 @@ impl Linker {
         }
         self.link_thread(id, thread);
         self.by_thread.entry(thread).or_default().push_back(id);
-        (id, out)
+        id
     }
 
     /// Of the spans `ids`, those still held whose trace has an id already

@@ -45,6 +45,9 @@ pub(crate) const SOURCE: &str = "traces";
 pub(crate) const LINKS_METRIC: &str = "eunomia_trace_links_total";
 /// Spans kept for the control API.
 const RECENT_SPANS: usize = 2048;
+/// Room for spans kept between releases at most (the list of spans
+/// emitted early is reused).
+const REUSE_SPANS: usize = 8192;
 /// Server addresses remembered (address → node), for TCP edges.
 const MAX_ADDRS: usize = 4096;
 /// Edges idle this long leave the map.
@@ -222,8 +225,7 @@ impl TracesStage {
             }
         }
         let notable = self.export.is_notable(&span);
-        let (id, early) = self.linker.push_span(span, now_ns);
-        self.early.extend(early);
+        let id = self.linker.push_span(span, now_ns, &mut self.early);
         if notable {
             self.notable.push(id);
         }
@@ -259,8 +261,14 @@ impl TracesStage {
 
     /// Counts `spans` in the map; their events whose trace is kept.
     fn pass_on(&mut self, drained: Vec<LinkedSpan>, now_ns: u64) -> Vec<ToolRecord> {
-        let mut spans = std::mem::take(&mut self.early);
-        spans.extend(drained);
+        let spans = match self.early.is_empty() {
+            true => drained,
+            false => {
+                let mut spans = std::mem::take(&mut self.early);
+                spans.extend(drained);
+                spans
+            }
+        };
         for s in &spans {
             self.graph.observe(s, now_ns);
         }
@@ -324,6 +332,11 @@ impl TracesStage {
                 self.recent.pop_front();
             }
             self.recent.push_back(s);
+        }
+        // the next evicted spans go into its room (when not too large)
+        if self.early.is_empty() && spans.capacity() <= REUSE_SPANS {
+            spans.clear();
+            self.early = spans;
         }
     }
 
