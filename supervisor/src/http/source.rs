@@ -12,7 +12,7 @@
 //! kernel or here, is counted in `eunomia_http_dropped_total{reason}` (a
 //! self-metric, so `eunomia status` shows it).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop};
@@ -48,6 +48,11 @@ const RESERVED_SHARE: usize = 4;
 
 /// Requests in one pipeline message at most.
 const BATCH: usize = 1024;
+
+/// Requests held back at most while the pipeline is busy (a few seconds of
+/// a busy web server, about 4 MB); beyond, the oldest are dropped and
+/// counted as `pipeline_busy`.
+const HOLD_MAX: usize = 16 * BATCH;
 
 /// Cgroups whose routes are remembered at once; beyond, the table restarts.
 const MAX_CGROUPS: usize = 4096;
@@ -101,8 +106,12 @@ struct State {
     counts: Counters,
     /// Wall clock minus monotonic clock (ns), to date kernel times.
     wall_offset: i128,
-    /// The requests not sent on yet.
+    /// The requests of the drain under way.
     batch: Vec<HttpRequest>,
+    /// Batches held back while the pipeline is busy, oldest first.
+    held: VecDeque<Vec<HttpRequest>>,
+    /// Requests in `held`.
+    held_len: usize,
     /// The route of requests beyond `max_routes`.
     other: Arc<str>,
     /// Reused text buffers: the escaped path, the route.
@@ -119,6 +128,8 @@ impl State {
             counts: Counters::new(registry),
             wall_offset: 0,
             batch: Vec::with_capacity(BATCH),
+            held: VecDeque::new(),
+            held_len: 0,
             other: "other".into(),
             path: String::new(),
             route: String::new(),
@@ -192,22 +203,42 @@ impl State {
         }
     }
 
-    /// Sends the requests kept on, in one message.
+    /// Sends the drain's requests on in one message, after those held
+    /// before. While less than 1/[`RESERVED_SHARE`] of the pipeline is free
+    /// they are held instead (a flood of requests must not crowd out the
+    /// other sources), up to [`HOLD_MAX`]: a short stall loses nothing,
+    /// a long one drops the oldest (the RED histograms count them all).
     fn send(&mut self, tx: &PipelineTx) {
-        if self.batch.is_empty() {
-            return;
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.held_len += batch.len();
+            self.held.push_back(batch);
         }
-        let n = self.batch.len() as u64;
-        // under a flood of requests they must not crowd out the other
-        // sources (the RED histograms still count them)
-        if tx.room() < tx.max_room() / RESERVED_SHARE {
-            self.counts.pipeline_busy.add(n);
-            self.batch.clear();
-            return;
+        while tx.room() >= tx.max_room() / RESERVED_SHARE {
+            let Some(batch) = self.take_held() else { break };
+            let n = batch.len() as u64;
+            if !tx.send(Message::Requests(batch)) {
+                self.counts.pipeline_full.add(n);
+            }
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        if !tx.send(Message::Requests(batch)) {
-            self.counts.pipeline_full.add(n);
+        while self.held_len > HOLD_MAX {
+            let Some(batch) = self.take_held() else { break };
+            self.counts.pipeline_busy.add(batch.len() as u64);
+        }
+    }
+
+    /// The oldest held batch.
+    fn take_held(&mut self) -> Option<Vec<HttpRequest>> {
+        let batch = self.held.pop_front()?;
+        self.held_len -= batch.len();
+        Some(batch)
+    }
+
+    /// At the end: sends what the pipeline takes, counts the rest.
+    fn finish(&mut self, tx: &PipelineTx) {
+        self.send(tx);
+        while let Some(batch) = self.take_held() {
+            self.counts.pipeline_busy.add(batch.len() as u64);
         }
     }
 
@@ -292,6 +323,93 @@ async fn run(
     while let Some(item) = ring.get_mut().next() {
         state.record(&item, &tx);
     }
-    state.send(&tx);
+    state.finish(&tx);
     state.flush(&kernel, &mut seen, &tx);
+}
+
+#[cfg(test)]
+mod tests {
+    use model::request::{HttpRequest, PathText};
+    use model::span::SpanKind;
+
+    use super::*;
+    use crate::pipeline::channel;
+
+    fn requests(n: usize) -> Vec<HttpRequest> {
+        (0..n)
+            .map(|i| HttpRequest {
+                kind: SpanKind::Server,
+                pid: 7,
+                tid: 8,
+                cgroup_id: 1,
+                start_ns: i as u64,
+                duration_ns: 1,
+                server: "10.0.0.2:80".parse().unwrap(),
+                client: "10.0.0.1:40000".parse().unwrap(),
+                status: 200,
+                method: "GET",
+                path: PathText::Route,
+                route: "/".into(),
+                request_size: 1,
+                response_size: 1,
+                traceparent: None,
+                workload: None,
+            })
+            .collect()
+    }
+
+    fn sent(rx: &mut tokio::sync::mpsc::Receiver<Message>) -> usize {
+        let mut n = 0;
+        while let Ok(m) = rx.try_recv() {
+            if let Message::Requests(r) = m {
+                n += r.len();
+            }
+        }
+        n
+    }
+
+    /// Fills the pipeline (8 messages) up to `used`.
+    fn pipeline(used: usize) -> (PipelineTx, tokio::sync::mpsc::Receiver<Message>) {
+        let (tx, rx) = channel(8);
+        for _ in 0..used {
+            assert!(tx.send(Message::Requests(Vec::new())));
+        }
+        (tx, rx)
+    }
+
+    #[test]
+    fn requests_wait_while_the_pipeline_is_busy_and_go_on_after() {
+        let mut state = State::new(&HttpConfig::default(), &Registry::new());
+        let (tx, mut rx) = pipeline(7);
+        state.batch = requests(10);
+        state.send(&tx);
+        state.batch = requests(5);
+        state.send(&tx);
+        assert_eq!(state.held_len, 15, "held while 1 of 8 is free");
+        assert_eq!(sent(&mut rx), 0);
+        state.send(&tx);
+        assert_eq!(sent(&mut rx), 15, "in order, once there is room");
+        assert_eq!(state.held_len, 0);
+        assert_eq!(state.counts.pipeline_busy.get(), 0);
+    }
+
+    #[test]
+    fn a_long_stall_drops_the_oldest_and_counts_them() {
+        let mut state = State::new(&HttpConfig::default(), &Registry::new());
+        let (tx, mut rx) = pipeline(7);
+        for _ in 0..HOLD_MAX / BATCH + 2 {
+            state.batch = requests(BATCH);
+            state.send(&tx);
+        }
+        assert_eq!(state.held_len, HOLD_MAX);
+        assert_eq!(state.counts.pipeline_busy.get(), 2 * BATCH as u64);
+        // the end: what the pipeline cannot take is counted too
+        state.finish(&tx);
+        assert_eq!(state.held_len, 0);
+        assert_eq!(
+            state.counts.pipeline_busy.get(),
+            (HOLD_MAX + 2 * BATCH) as u64
+        );
+        assert_eq!(sent(&mut rx), 0);
+    }
 }
