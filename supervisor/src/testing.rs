@@ -1,6 +1,34 @@
 //! Test helpers shared by the unit tests of several modules.
 
-use model::{EventView, ValueRef};
+use model::{
+    EventView, ValueRef,
+    request::{HttpRequest, PathText},
+    span::SpanKind,
+};
+
+/// An HTTP request (200, 250 µs from 1 ms after the epoch, pid 7 thread 8,
+/// cgroup 1, 10.0.0.1:40000 → 10.0.0.2:80, `GET /`), for the HTTP source's
+/// and the traces stage's tests.
+pub(crate) fn http_request(kind: SpanKind) -> HttpRequest {
+    HttpRequest {
+        kind,
+        pid: 7,
+        tid: 8,
+        cgroup_id: 1,
+        start_ns: 1_000_000,
+        duration_ns: 250_000,
+        server: "10.0.0.2:80".parse().unwrap(),
+        client: "10.0.0.1:40000".parse().unwrap(),
+        status: 200,
+        method: "GET",
+        path: PathText::Route,
+        route: "/".into(),
+        request_size: 1,
+        response_size: 1,
+        traceparent: None,
+        workload: None,
+    }
+}
 
 /// A self-contained event with fields under any name (labels included), for
 /// the aggregation and sink tests.

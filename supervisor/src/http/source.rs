@@ -329,32 +329,14 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
-    use model::request::{HttpRequest, PathText};
-    use model::span::SpanKind;
+    use model::{request::HttpRequest, span::SpanKind};
 
     use super::*;
     use crate::pipeline::channel;
 
     fn requests(n: usize) -> Vec<HttpRequest> {
         (0..n)
-            .map(|i| HttpRequest {
-                kind: SpanKind::Server,
-                pid: 7,
-                tid: 8,
-                cgroup_id: 1,
-                start_ns: i as u64,
-                duration_ns: 1,
-                server: "10.0.0.2:80".parse().unwrap(),
-                client: "10.0.0.1:40000".parse().unwrap(),
-                status: 200,
-                method: "GET",
-                path: PathText::Route,
-                route: "/".into(),
-                request_size: 1,
-                response_size: 1,
-                traceparent: None,
-                workload: None,
-            })
+            .map(|_| crate::testing::http_request(SpanKind::Server))
             .collect()
     }
 

@@ -56,28 +56,13 @@ pub(crate) fn node_name(w: Option<&Workload>) -> Option<Arc<str>> {
 
 #[cfg(test)]
 mod tests {
-    use model::request::PathText;
-
     use super::*;
 
-    pub(crate) fn request(kind: SpanKind) -> HttpRequest {
+    /// The shared test request, failed (503).
+    fn request(kind: SpanKind) -> HttpRequest {
         HttpRequest {
-            kind,
-            pid: 7,
-            tid: 8,
-            cgroup_id: 1,
-            start_ns: 1_000_000,
-            duration_ns: 250_000,
-            server: "10.0.0.2:80".parse().unwrap(),
-            client: "10.0.0.1:40000".parse().unwrap(),
             status: 503,
-            method: "GET",
-            path: PathText::Route,
-            route: "/".into(),
-            request_size: 1,
-            response_size: 1,
-            traceparent: None,
-            workload: None,
+            ..crate::testing::http_request(kind)
         }
     }
 
