@@ -104,11 +104,17 @@ impl SpanExport {
         }
     }
 
+    /// Where the request of span `id` is in `records`, when in its range.
+    fn index(&self, id: u64) -> Option<usize> {
+        let i = self.ids.seq(id).wrapping_sub(self.base);
+        usize::try_from(i).ok().filter(|i| *i < self.records.len())
+    }
+
     /// The request of span `id`, no longer held: moved out when `keep`,
     /// else dropped where it is (None then too).
     fn take(&mut self, id: u64, keep: bool) -> Option<HttpRequest> {
-        let i = self.ids.seq(id).wrapping_sub(self.base);
-        let slot = self.records.get_mut(usize::try_from(i).ok()?)?;
+        let i = self.index(id)?;
+        let slot = &mut self.records[i];
         let request = match keep {
             true => slot.take(),
             false => {
@@ -125,11 +131,7 @@ impl SpanExport {
 
     /// Whether the request of span `id` is held.
     fn is_held(&self, id: u64) -> bool {
-        let i = self.ids.seq(id).wrapping_sub(self.base);
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| self.records.get(i))
-            .is_some_and(Option::is_some)
+        self.index(id).is_some_and(|i| self.records[i].is_some())
     }
 
     /// Whether a span alone keeps its trace (an error, or slow): only

@@ -146,7 +146,7 @@ impl TraceSampler {
             self.window_ns = now_ns;
             self.in_window = 0;
         }
-        let first = self.first(trace, notable, spans);
+        let (cfg, in_window) = (&self.cfg, self.in_window);
         let decision = match self.decided.entry(trace) {
             Entry::Occupied(mut known) => {
                 let d = match (*known.get(), notable) {
@@ -157,6 +157,7 @@ impl TraceSampler {
                 d
             }
             Entry::Vacant(new) => {
+                let first = first(cfg, in_window, trace, notable, spans);
                 new.insert(first);
                 self.order.push_back((now_ns, trace));
                 first
@@ -168,27 +169,6 @@ impl TraceSampler {
         decision
     }
 
-    fn first(&self, trace: u128, notable: Option<Kept>, spans: u64) -> Result<Kept, Skipped> {
-        let kept = match notable {
-            Some(k) => k,
-            None if self.by_ratio(trace) => Kept::Sampled,
-            None => return Err(Skipped::SampledOut),
-        };
-        if self.in_window.saturating_add(spans) > u64::from(self.cfg.cap) {
-            return Err(Skipped::RateLimited);
-        }
-        Ok(kept)
-    }
-
-    /// The trace id's low 56 bits against the ratio's share of 2^56.
-    fn by_ratio(&self, trace: u128) -> bool {
-        if self.cfg.ratio >= 1.0 {
-            return true;
-        }
-        let low = (trace as u64) & ((1u64 << 56) - 1);
-        (low as f64) < self.cfg.ratio * (1u64 << 56) as f64
-    }
-
     fn expire(&mut self, now_ns: u64) {
         while let Some(&(t, trace)) = self.order.front() {
             if t.saturating_add(self.remember) > now_ns && self.order.len() <= MAX_DECISIONS {
@@ -198,6 +178,35 @@ impl TraceSampler {
             self.decided.remove(&trace);
         }
     }
+}
+
+/// The decision on a trace seen for the first time, `in_window` spans
+/// already kept this second.
+fn first(
+    cfg: &SampleConfig,
+    in_window: u64,
+    trace: u128,
+    notable: Option<Kept>,
+    spans: u64,
+) -> Result<Kept, Skipped> {
+    let kept = match notable {
+        Some(k) => k,
+        None if by_ratio(cfg, trace) => Kept::Sampled,
+        None => return Err(Skipped::SampledOut),
+    };
+    if in_window.saturating_add(spans) > u64::from(cfg.cap) {
+        return Err(Skipped::RateLimited);
+    }
+    Ok(kept)
+}
+
+/// The trace id's low 56 bits against the ratio's share of 2^56.
+fn by_ratio(cfg: &SampleConfig, trace: u128) -> bool {
+    if cfg.ratio >= 1.0 {
+        return true;
+    }
+    let low = (trace as u64) & ((1u64 << 56) - 1);
+    (low as f64) < cfg.ratio * (1u64 << 56) as f64
 }
 
 #[cfg(test)]
