@@ -7,7 +7,34 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de::Error as _};
 
-use super::link::LinkConfig;
+/// How linking is bounded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LinkConfig {
+    /// How long a span waits for its parent before it is emitted.
+    pub(crate) hold: Duration,
+    /// How long a span can be found by later spans.
+    pub(crate) window: Duration,
+    /// Clock tolerance of the containment tests.
+    pub(crate) slack: Duration,
+    /// The tolerance of a second try when nothing matched within `slack`
+    /// (spans timed from when the agent read them are late by how long
+    /// their record waited; a busy machine makes that milliseconds).
+    pub(crate) loose_slack: Duration,
+    /// Spans kept at most; beyond, the oldest is emitted early.
+    pub(crate) max_spans: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            hold: Duration::from_secs(2),
+            window: Duration::from_secs(10),
+            slack: Duration::from_micros(500),
+            loose_slack: Duration::from_millis(100),
+            max_spans: 100_000,
+        }
+    }
+}
 
 /// `[traces]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

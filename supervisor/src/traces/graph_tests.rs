@@ -2,7 +2,8 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::traces::{
-    link::{LinkConfig, Linker},
+    config::LinkConfig,
+    link::Linker,
     span::{IdGen, SpanIn},
 };
 

@@ -32,11 +32,14 @@
 //! on the thread contain the call, counted as `client_parent_ambiguous`),
 //! and connections whose other end is not on this host.
 
-use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::span::{IdGen, Side, SpanIds, SpanIn};
+use super::{
+    config::LinkConfig,
+    span::{IdGen, Side, SpanIds, SpanIn},
+};
 
 pub(crate) use super::outcome::Outcome;
 
@@ -44,35 +47,6 @@ pub(crate) use super::outcome::Outcome;
 /// arrive and still be found by the searches (ns): records are written to
 /// one ring buffer as requests end, so they arrive in nearly that order.
 const ORDER_SLACK: u64 = 2_000_000_000;
-
-/// How linking is bounded.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct LinkConfig {
-    /// How long a span waits for its parent before it is emitted.
-    pub(crate) hold: Duration,
-    /// How long a span can be found by later spans.
-    pub(crate) window: Duration,
-    /// Clock tolerance of the containment tests.
-    pub(crate) slack: Duration,
-    /// The tolerance of a second try when nothing matched within `slack`
-    /// (spans timed from when the agent read them are late by how long
-    /// their record waited; a busy machine makes that milliseconds).
-    pub(crate) loose_slack: Duration,
-    /// Spans kept at most; beyond, the oldest is emitted early.
-    pub(crate) max_spans: usize,
-}
-
-impl Default for LinkConfig {
-    fn default() -> Self {
-        LinkConfig {
-            hold: Duration::from_secs(2),
-            window: Duration::from_secs(10),
-            slack: Duration::from_micros(500),
-            loose_slack: Duration::from_millis(100),
-            max_spans: 100_000,
-        }
-    }
-}
 
 /// The other end of a span's connection, found on this host.
 #[derive(Debug, Clone, PartialEq)]
