@@ -294,74 +294,129 @@ fn classify(b: &[u8; 16], n: u64) -> Head {
 
 /// One read or write of `ret` bytes on connection `key`. `Some(false)`
 /// when the socket's first bytes (at least 16 of them) were no HTTP.
+///
+/// Reading user memory is the capture's main cost (about 150 ns a read
+/// in this VM, most of it the helper's fixed work: hardened usercopy's
+/// checks of the destination), so each transfer is read once where a
+/// request may start: straight into the head it would keep.
 #[inline(always)]
 fn on_data(key: u64, pid_tgid: u64, arg: u64, kind: Buf, ret: u64, write: bool) -> Option<bool> {
     let (addr, n) = data_at(arg, kind, ret);
-    let mut b = [0u8; 16];
-    if addr != 0 {
-        let m = if n < 16 { n } else { 16 };
-        // SAFETY: the helper checks the address; m <= 16.
-        unsafe { bpf_probe_read_user(b.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+    let conn = HTTP_CONNS.get_ptr_mut(&key);
+    if addr == 0 {
+        // sendfile: bytes only
+        if let Some(c) = conn {
+            // SAFETY: a pointer into the map value; this task's own connection.
+            more_bytes(unsafe { &mut *c }, write, ret);
+        }
+        return Some(true);
     }
-    let head = if addr == 0 {
-        Head::Other
-    } else {
-        classify(&b, n)
+    let Some(c) = conn else {
+        return first_bytes(key, pid_tgid, addr, n, ret, write);
     };
-    let conn = match HTTP_CONNS.get_ptr_mut(&key) {
-        Some(c) => c,
-        None if head == Head::Other => return Some(addr == 0 || n < 16),
-        None => match new_conn(key) {
-            Some(c) => c,
-            // not a TCP socket (a Unix socket, UDP, ...): never again
-            None => return Some(false),
-        },
-    };
-    // SAFETY: a pointer into the map value; this task's own connection.
-    let c = unsafe { &mut *conn };
-    match (head, write, c.kind) {
-        (Head::Request, _, state) => {
-            if state != HTTP_IDLE {
-                count(HttpDrop::Replaced);
-            }
-            start(
-                c,
-                pid_tgid,
-                addr,
-                n,
-                ret,
-                if write { HTTP_CLIENT } else { HTTP_SERVER },
-            );
+    // SAFETY: as above.
+    let c = unsafe { &mut *c };
+    if c.kind == HTTP_IDLE {
+        let m = read_head(&mut c.head, addr, n);
+        match classify(first16(&c.head), n) {
+            Head::Request => start(c, pid_tgid, m, ret, side(write)),
+            Head::Response(_) => count(HttpDrop::Unmatched),
+            Head::Other => {}
+        }
+        return Some(true);
+    }
+    let mut b = [0u8; 16];
+    let m = if n < 16 { n } else { 16 };
+    // SAFETY: the helper checks the address; m <= 16.
+    unsafe { bpf_probe_read_user(b.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+    match (classify(&b, n), write, c.kind) {
+        (Head::Request, ..) => {
+            count(HttpDrop::Replaced);
+            let m = read_head(&mut c.head, addr, n);
+            start(c, pid_tgid, m, ret, side(write));
         }
         (Head::Response(status), true, HTTP_SERVER)
-        | (Head::Response(status), false, HTTP_CLIENT) => {
-            emit(c, pid_tgid, ret, status);
-        }
+        | (Head::Response(status), false, HTTP_CLIENT) => emit(c, pid_tgid, ret, status),
         (Head::Response(_), ..) => count(HttpDrop::Unmatched),
-        (Head::Other, false, HTTP_SERVER) | (Head::Other, true, HTTP_CLIENT) => {
-            c.req_bytes += ret;
-        }
-        _ => {}
+        (Head::Other, ..) => more_bytes(c, write, ret),
     }
     Some(true)
 }
 
-/// A request begins: its time, thread, size and first bytes.
+/// The first bytes seen on a followed socket: a request line starts
+/// following the connection (its head read once, into the record that
+/// becomes the connection's). `Some(false)` when at least 16 bytes are no
+/// HTTP, or the socket is no TCP one.
 #[inline(always)]
-fn start(c: &mut HttpRecord, pid_tgid: u64, addr: u64, n: u64, ret: u64, kind: u8) {
-    c.kind = kind;
-    // SAFETY: helper without preconditions.
-    c.start_ns = unsafe { bpf_ktime_get_ns() };
-    c.tid = pid_tgid as u32;
-    c.req_bytes = ret;
+fn first_bytes(key: u64, pid_tgid: u64, addr: u64, n: u64, ret: u64, write: bool) -> Option<bool> {
+    let scratch = HTTP_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch entry.
+    let m = read_head(unsafe { &mut (*scratch).head }, addr, n);
+    match classify(first16(unsafe { &(*scratch).head }), n) {
+        Head::Request => {}
+        Head::Response(_) => {
+            count(HttpDrop::Unmatched);
+            return Some(true);
+        }
+        Head::Other => return Some(n < 16),
+    }
+    let Some(c) = new_conn(key) else {
+        // not a TCP socket (a Unix socket, UDP, ...): never again
+        return Some(false);
+    };
+    // SAFETY: a pointer into the map value; this task's own connection.
+    start(unsafe { &mut *c }, pid_tgid, m, ret, side(write));
+    Some(true)
+}
+
+/// Bytes after a request's first ones in its direction (headers split over
+/// reads, a body) add to its size.
+#[inline(always)]
+fn more_bytes(c: &mut HttpRecord, write: bool, ret: u64) {
+    if (c.kind == HTTP_SERVER && !write) || (c.kind == HTTP_CLIENT && write) {
+        c.req_bytes += ret;
+    }
+}
+
+/// The side of a request whose line was written (client) or read (server).
+#[inline(always)]
+fn side(write: bool) -> u8 {
+    if write { HTTP_CLIENT } else { HTTP_SERVER }
+}
+
+/// Reads the first `min(n, HTTP_HEAD_LEN)` bytes at `addr` into `head`:
+/// how many.
+#[inline(always)]
+fn read_head(head: &mut [u8; HTTP_HEAD_LEN], addr: u64, n: u64) -> u64 {
     let m = if n < HTTP_HEAD_LEN as u64 {
         n
     } else {
         HTTP_HEAD_LEN as u64
     };
-    c.head_len = m as u32;
     // SAFETY: m <= HTTP_HEAD_LEN, the size of `head`.
-    unsafe { bpf_probe_read_user(c.head.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+    unsafe { bpf_probe_read_user(head.as_mut_ptr() as *mut _, m as u32, addr as *const _) };
+    m
+}
+
+const _: () = assert!(HTTP_HEAD_LEN >= 16);
+
+/// The first 16 bytes of a head, what [`classify`] looks at.
+#[inline(always)]
+fn first16(head: &[u8; HTTP_HEAD_LEN]) -> &[u8; 16] {
+    // SAFETY: HTTP_HEAD_LEN >= 16; [u8; 16] has alignment 1.
+    unsafe { &*(head.as_ptr() as *const [u8; 16]) }
+}
+
+/// A request begins: its time, thread and size; its first `m` bytes are
+/// in the head already.
+#[inline(always)]
+fn start(c: &mut HttpRecord, pid_tgid: u64, m: u64, ret: u64, kind: u8) {
+    c.kind = kind;
+    // SAFETY: helper without preconditions.
+    c.start_ns = unsafe { bpf_ktime_get_ns() };
+    c.tid = pid_tgid as u32;
+    c.req_bytes = ret;
+    c.head_len = m as u32;
 }
 
 /// The response to the pending request: the connection's record, filled
