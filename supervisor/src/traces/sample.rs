@@ -9,8 +9,9 @@
 //! what is known of it then (its spans released now and those still
 //! held). A later span follows that decision, except that an error or a
 //! slow span turns a trace sampled out into a kept one (its later spans
-//! go on; those already dropped stay dropped). Decisions are remembered
-//! for the linker's window, bounded in number.
+//! go on; those already dropped stay dropped). Decisions to keep or cap a
+//! trace are remembered for the linker's window, bounded in number; one
+//! to sample it out is not (its id gives it again).
 
 use std::{
     collections::{VecDeque, hash_map::Entry},
@@ -158,8 +159,14 @@ impl TraceSampler {
             }
             Entry::Vacant(new) => {
                 let first = first(cfg, in_window, trace, notable, spans);
-                new.insert(first);
-                self.order.push_back((now_ns, trace));
+                // A trace sampled out by its id is not remembered: its id
+                // decides the same way again, and a notable span then keeps
+                // it as remembering would. Most traces are sampled out, so
+                // the table holds only the few that are kept or capped.
+                if first != Err(Skipped::SampledOut) {
+                    new.insert(first);
+                    self.order.push_back((now_ns, trace));
+                }
                 first
             }
         };

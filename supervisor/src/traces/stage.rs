@@ -140,7 +140,7 @@ pub(crate) struct TracesStage {
     interval: Duration,
     last: Instant,
     servers: FxHashMap<SocketAddr, Arc<str>>,
-    comms: HashMap<u32, Arc<str>>,
+    comms: FxHashMap<u32, Arc<str>>,
     /// The spans held that alone keep their trace (errors, slow ones):
     /// the only held spans that change a sampling decision.
     notable: Vec<u64>,
@@ -181,7 +181,7 @@ impl TracesStage {
             interval,
             last: Instant::now(),
             servers: FxHashMap::default(),
-            comms: HashMap::new(),
+            comms: FxHashMap::default(),
             nodes: FxHashMap::default(),
             notable: Vec::new(),
             recent: VecDeque::new(),
