@@ -284,6 +284,13 @@ for server in sorted({r[0] for r in rows}):
               f" machine CPU {f(s['added_machine_cpu_ns_per_request'])};"
               f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']['median']:.3f}"
               f" (runs {', '.join(f'{x:.3f}' for x in s['rps_ratio_http_to_hotpath']['runs'])})")
+        # a server whose clients are elsewhere has one side captured per
+        # request: what the kernel program and the agent add per side
+        side = (s['added_bpf_ns_per_request']['median'] + s['added_agent_cpu_ns_per_request']['median']) / 2
+        s["added_ns_per_side"] = side
+        print(f"  per captured side (a request whose client is not on this host): sys_exit program"
+              f" {s['added_bpf_ns_per_request']['median'] / 2:.0f} ns + agent {s['added_agent_cpu_ns_per_request']['median'] / 2:.0f} ns"
+              f" = {side:.0f} ns")
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
 echo "bench-http: load after: $(uptime)" >&2
