@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn traces_sampled_out_by_their_id_take_no_room() {
+        let mut s = sampler(0.0, 1000);
+        for t in 1..10_000u128 {
+            assert_eq!(s.decide(t, None, 1, S), Err(Skipped::SampledOut));
+        }
+        assert!(s.decided.is_empty() && s.order.is_empty());
+        // a notable span still keeps its trace, and that is remembered
+        assert_eq!(s.decide(5, Some(Kept::Error), 1, S), Ok(Kept::Error));
+        assert_eq!(s.decide(5, None, 1, S), Ok(Kept::Error));
+        assert_eq!(s.decided.len(), 1);
+    }
+
+    #[test]
     fn the_cap_bounds_every_second_and_keeps_traces_whole() {
         let mut s = sampler(1.0, 5);
         assert!(s.decide(1, None, 4, S).is_ok());
