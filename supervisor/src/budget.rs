@@ -4,7 +4,9 @@
 //!
 //! When the cost stays above the budget for [`SUSTAIN`] intervals in a row,
 //! the agent degrades one step, in this order:
-//! 1. syscall counting from exact to sampled (when it counts exactly);
+//! 1. syscall counting from exact to sampled (when it counts exactly, and
+//!    the HTTP capture is off: it runs in the syscall probe, which must then
+//!    stay attached);
 //! 2. the costliest running tool stopped; then the next costliest, one per
 //!    [`SUSTAIN`] intervals, while the cost stays above.
 //!

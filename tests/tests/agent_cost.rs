@@ -346,6 +346,53 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     assert_eq!(code, 0);
 }
 
+/// With the HTTP capture on, the syscall probe must stay attached (the
+/// capture runs in it): a budget below the cost takes no sampling step, and
+/// says so. Before, it logged and counted a step the probe had refused.
+#[test]
+fn a_budget_leaves_the_syscall_probe_to_the_http_capture() {
+    if !kernel_tests_can_run("a_budget_leaves_the_syscall_probe_to_the_http_capture") {
+        return;
+    }
+    let _serial = kernel_lock();
+    let cfg = config(
+        "cost-budget-http",
+        "[agent]\npoll_interval = \"1s\"\ncpu_budget = 0.001\n\
+         [hotpath]\ntcp = false\n[http]\nenabled = true\n[tools]\nenabled = []\n\
+         [rules]\nenabled = false\n",
+    );
+    let _load = Load::start();
+    let mut agent = Agent::start(&["run", "--config", &cfg]);
+    agent.wait_for_stderr(
+        "syscall counting stays exact while the HTTP capture runs",
+        Duration::from_secs(30),
+    );
+    // the cost above the budget, measured with the probe attached...
+    wait_status("the probe's cost measured", Duration::from_secs(30), |s| {
+        probe_ratio(s).is_some_and(|r| r > 0.0)
+    });
+    // ...for well over the 3 intervals after which a step would be taken
+    std::thread::sleep(Duration::from_secs(8));
+    let s = status();
+    let sampled = metric(
+        &s,
+        "eunomia_budget_actions_total",
+        &[("action", "sample_syscalls")],
+    );
+    assert!(
+        sampled.is_none_or(|n| n == 0.0),
+        "a sampling step counted: {sampled:?}"
+    );
+    assert_eq!(metric(&s, "eunomia_budget_degraded_steps", &[]), Some(0.0));
+    assert!(
+        probe_ratio(&s).is_some_and(|r| r > 0.0),
+        "the probe still runs: {s:#}"
+    );
+    agent.signal(libc::SIGINT);
+    let (code, _) = agent.finish(Duration::from_secs(30));
+    assert_eq!(code, 0);
+}
+
 /// Syscall tracepoints that processes `pids` hold, from `bpftool perf
 /// list`, but the hot path's syscall counter (`sys_exit`, the floor): any
 /// `sys_enter` hook, or a `sys_exit_*` one.

@@ -251,7 +251,15 @@ fn start_sources(
     sources.push(task);
     if let Some(percent) = config.agent.cpu_budget {
         let budget = crate::budget::Budget::new(percent);
-        let counting = counting.filter(|_| hotpath.syscalls.on());
+        // the HTTP capture runs in the syscall probe, which must then stay
+        // attached: no sampling step, or the budget would count a step the
+        // probe refused
+        let counting = counting.filter(|_| hotpath.syscalls.on() && !config.http.enabled);
+        if config.http.enabled && hotpath.syscalls == hotpath::SyscallCounting::Exact {
+            tracing::info!(
+                "CPU budget: syscall counting stays exact while the HTTP capture runs (it rides on the syscall probe); the budget's steps are the tools"
+            );
+        }
         sources.push(crate::budget::start(
             budget,
             interval,
