@@ -48,6 +48,9 @@ pub const HTTP_DRAIN_MS: u64 = 100;
 pub const HTTP_COUNTERS_MAP: &str = "HTTP_COUNTERS";
 /// Entries of `HTTP_COUNTERS`.
 pub const HTTP_COUNTERS_LEN: u32 = 8;
+/// `HTTP_PAUSED`: array of one u32, set to 1 by the agent to pause the
+/// capture (its CPU budget) and back to 0 to resume it.
+pub const HTTP_PAUSED_MAP: &str = "HTTP_PAUSED";
 /// Read-only global: 1 turns the capture on (set by the loader).
 pub const HTTP_ENABLED_GLOBAL: &str = "HTTP_ENABLED";
 

@@ -61,6 +61,13 @@ static HTTP_COUNTERS: Array<u64> = Array::with_max_entries(HTTP_COUNTERS_LEN, 0)
 #[map]
 static HTTP_SOCKS: Array<u64> = Array::with_max_entries(HTTP_SOCKS_LEN, 0);
 
+/// 1 while the agent has the capture paused (its CPU budget): transfers
+/// are not looked at; sockets are still followed and forgotten, so it
+/// resumes where it was (a request pending across the pause is lost, and
+/// counted as `replaced_request` or `unmatched_response` after it).
+#[map]
+static HTTP_PAUSED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// A zeroed connection to fill before inserting (too big for the stack).
 #[map]
 static HTTP_SCRATCH: PerCpuArray<HttpRecord> = PerCpuArray::with_max_entries(1, 0);
@@ -151,6 +158,9 @@ pub(crate) fn on_sys_exit(regs: *const u64, nr: u32, ret: i64) -> i32 {
             // SAFETY: a pointer into the array's value.
             if unsafe { *slot } != key {
                 // not a socket we follow, or one marked ignored
+                return 0;
+            }
+            if HTTP_PAUSED.get(0).is_some_and(|p| *p != 0) {
                 return 0;
             }
             let write = matches!(

@@ -4,10 +4,12 @@
 //!
 //! When the cost stays above the budget for [`SUSTAIN`] intervals in a row,
 //! the agent degrades one step, in this order:
-//! 1. syscall counting from exact to sampled (when it counts exactly, and
+//! 1. the HTTP capture paused, when it runs (the agent's own share of the
+//!    cost at that moment is taken as what the pause saves);
+//! 2. syscall counting from exact to sampled (when it counts exactly, and
 //!    the HTTP capture is off: it runs in the syscall probe, which must then
 //!    stay attached);
-//! 2. the costliest running tool stopped; then the next costliest, one per
+//! 3. the costliest running tool stopped; then the next costliest, one per
 //!    [`SUSTAIN`] intervals, while the cost stays above.
 //!
 //! Every step is logged (a warning naming the cost, the budget and what was
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 use crate::{
     context::AgentContext,
     hotpath::{SAMPLED_FRACTION, SyscallCounting, poller::SyscallControl},
+    http::pause::HttpPause,
     overhead::Overhead,
     selfmetrics::Registry,
     tools::{RunnerOptions, Supervisor},
@@ -38,6 +41,8 @@ pub(crate) const RECOVER_BELOW: f64 = 0.8;
 /// One degradation step.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Action {
+    /// The HTTP capture paused.
+    PauseHttp,
     /// Syscall counting switched from exact to sampled.
     SampleSyscalls,
     /// A tool stopped.
@@ -47,6 +52,7 @@ pub(crate) enum Action {
 impl Action {
     fn name(&self) -> &'static str {
         match self {
+            Action::PauseHttp => "pause_http",
             Action::SampleSyscalls => "sample_syscalls",
             Action::StopTool(_) => "stop_tool",
         }
@@ -54,6 +60,7 @@ impl Action {
 
     fn target(&self) -> &str {
         match self {
+            Action::PauseHttp => "hotpath.http",
             Action::SampleSyscalls => "hotpath.syscalls",
             Action::StopTool(t) => t,
         }
@@ -79,16 +86,20 @@ pub(crate) struct Budget {
     limit: f64,
     /// Steps taken, with the share of the machine each saved.
     steps: Vec<(Action, f64)>,
+    /// Whether the HTTP capture runs (and can be paused).
+    http: bool,
     above: u32,
     below: u32,
 }
 
 impl Budget {
-    /// A budget of `percent` % of the machine.
-    pub(crate) fn new(percent: f64) -> Budget {
+    /// A budget of `percent` % of the machine; `http` when the HTTP capture
+    /// runs.
+    pub(crate) fn new(percent: f64, http: bool) -> Budget {
         Budget {
             limit: percent / 100.0,
             steps: Vec::new(),
+            http,
             above: 0,
             below: 0,
         }
@@ -116,7 +127,10 @@ impl Budget {
                 return Decision::Hold;
             }
             self.above = 0;
-            let step = if exact && !self.steps.iter().any(|s| s.0 == Action::SampleSyscalls) {
+            let taken = |a: &Action| self.steps.iter().any(|s| s.0 == *a);
+            let step = if self.http && !taken(&Action::PauseHttp) {
+                Some((Action::PauseHttp, agent))
+            } else if exact && !taken(&Action::SampleSyscalls) {
                 Some((Action::SampleSyscalls, agent * (1.0 - SAMPLED_FRACTION)))
             } else {
                 tools
@@ -160,6 +174,7 @@ pub(crate) fn start(
     interval: Duration,
     overhead: Overhead,
     counting: Option<(SyscallControl, SyscallCounting)>,
+    http: Option<HttpPause>,
     supervisor: Supervisor,
     ctx: &AgentContext,
 ) -> JoinHandle<()> {
@@ -206,6 +221,7 @@ pub(crate) fn start(
             let mut step = Step {
                 supervisor: &supervisor,
                 control: control.as_ref(),
+                http: http.as_ref(),
                 registry: &registry,
                 exact: &mut exact,
             };
@@ -219,6 +235,7 @@ pub(crate) fn start(
 struct Step<'a> {
     supervisor: &'a Supervisor,
     control: Option<&'a SyscallControl>,
+    http: Option<&'a HttpPause>,
     registry: &'a Registry,
     exact: &'a mut bool,
 }
@@ -230,6 +247,7 @@ impl Step<'_> {
         let Step {
             supervisor,
             control,
+            http,
             registry,
             exact,
         } = self;
@@ -240,6 +258,11 @@ impl Step<'_> {
         };
         let (cost_pct, bpf_pct) = (cost * 100.0, bpf * 100.0);
         match (action, undo) {
+            (Action::PauseHttp, _) => {
+                if let Some(Err(e)) = http.map(|h| h.set(!undo)) {
+                    tracing::warn!("CPU budget: could not switch the HTTP capture: {e}");
+                }
+            }
             (Action::SampleSyscalls, false) => {
                 if let Some(c) = control {
                     c.request(SyscallCounting::Sampled);
@@ -305,7 +328,7 @@ mod tests {
 
     #[test]
     fn degrades_in_order_after_a_sustained_excess() {
-        let mut b = Budget::new(1.0);
+        let mut b = Budget::new(1.0, false);
         // two intervals above: not yet
         assert_eq!(b.decide(0.05, 0.03, &tools(), true), Decision::Hold);
         assert_eq!(b.decide(0.05, 0.03, &tools(), true), Decision::Hold);
@@ -326,7 +349,7 @@ mod tests {
 
     #[test]
     fn an_excess_that_does_not_last_changes_nothing() {
-        let mut b = Budget::new(1.0);
+        let mut b = Budget::new(1.0, false);
         for _ in 0..10 {
             assert_eq!(b.decide(0.05, 0.03, &tools(), true), Decision::Hold);
             assert_eq!(b.decide(0.05, 0.03, &tools(), true), Decision::Hold);
@@ -337,7 +360,7 @@ mod tests {
 
     #[test]
     fn recovers_last_step_first_when_well_under() {
-        let mut b = Budget::new(1.0);
+        let mut b = Budget::new(1.0, false);
         for _ in 0..3 {
             b.decide(0.05, 0.03, &tools(), true);
         }
@@ -361,8 +384,47 @@ mod tests {
     }
 
     #[test]
+    fn pauses_the_http_capture_first_and_resumes_it_last() {
+        let mut b = Budget::new(1.0, true);
+        for _ in 0..2 {
+            assert_eq!(b.decide(0.05, 0.03, &tools(), false), Decision::Hold);
+        }
+        assert_eq!(
+            b.decide(0.05, 0.03, &tools(), false),
+            Decision::Degrade(Action::PauseHttp)
+        );
+        for _ in 0..2 {
+            b.decide(0.02, 0.003, &tools(), false);
+        }
+        assert_eq!(
+            b.decide(0.02, 0.003, &tools(), false),
+            Decision::Degrade(Action::StopTool("tcpstates".into()))
+        );
+        // well under: the tool first, the capture when its cost at the
+        // pause (0.03) fits under 80% of the budget again
+        for _ in 0..3 {
+            b.decide(0.001, 0.001, &tools(), false);
+        }
+        assert_eq!(b.steps(), 1);
+        for _ in 0..6 {
+            assert_eq!(b.decide(0.001, 0.001, &tools(), false), Decision::Hold);
+        }
+        let mut b2 = Budget::new(5.0, true);
+        for _ in 0..3 {
+            b2.decide(0.06, 0.03, &tools(), false);
+        }
+        for _ in 0..2 {
+            assert_eq!(b2.decide(0.001, 0.001, &tools(), false), Decision::Hold);
+        }
+        assert_eq!(
+            b2.decide(0.001, 0.001, &tools(), false),
+            Decision::Recover(Action::PauseHttp)
+        );
+    }
+
+    #[test]
     fn nothing_left_to_degrade_holds() {
-        let mut b = Budget::new(1.0);
+        let mut b = Budget::new(1.0, false);
         for _ in 0..9 {
             assert_eq!(b.decide(0.05, 0.0, &[], false), Decision::Hold);
         }

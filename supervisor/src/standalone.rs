@@ -120,10 +120,9 @@ pub(crate) async fn http(
         .context("the HTTP capture did not attach (its sys_exit program is not loaded)")?;
     let mut tasks = vec![source.task];
     ctx.pids = source.pids;
-    tasks.push(
-        crate::http::source::start(maps, &config.http, interval, &ctx)
-            .context("starting the HTTP source")?,
-    );
+    let (http, _pause) = crate::http::source::start(maps, &config.http, interval, &ctx)
+        .context("starting the HTTP source")?;
+    tasks.push(http);
     let mut resolver = Resolver::new(&config.enrich);
     resolver.set_pid_lookup(Arc::new(ctx.pids.clone()));
     let registry = ctx.registry.clone();

@@ -3,6 +3,9 @@
 //! counts syscalls sampled when asked (scaled, marked as estimates), and
 //! holds a CPU budget set below what it costs under load.
 
+mod hotpath_support;
+mod http_support;
+
 use std::{
     fs,
     process::{Child, Command},
@@ -10,6 +13,7 @@ use std::{
 };
 
 use eunomia_tests::{Agent, eunomia, kernel_lock, kernel_tests_can_run, temp_dir};
+use http_support::{get_here, serve_here};
 use serde_json::Value;
 
 const ATTACHED: &str = "hot path attached";
@@ -346,12 +350,13 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     assert_eq!(code, 0);
 }
 
-/// With the HTTP capture on, the syscall probe must stay attached (the
-/// capture runs in it): a budget below the cost takes no sampling step, and
-/// says so. Before, it logged and counted a step the probe had refused.
+/// With the HTTP capture on, a budget below the cost pauses the capture
+/// first: requests made then are not captured, and the syscall probe (the
+/// capture runs in it) stays attached, so there is no sampling step. Before,
+/// the budget logged and counted a sampling step the probe had refused.
 #[test]
-fn a_budget_leaves_the_syscall_probe_to_the_http_capture() {
-    if !kernel_tests_can_run("a_budget_leaves_the_syscall_probe_to_the_http_capture") {
+fn a_budget_pauses_the_http_capture_first() {
+    if !kernel_tests_can_run("a_budget_pauses_the_http_capture_first") {
         return;
     }
     let _serial = kernel_lock();
@@ -367,13 +372,31 @@ fn a_budget_leaves_the_syscall_probe_to_the_http_capture() {
         "syscall counting stays exact while the HTTP capture runs",
         Duration::from_secs(30),
     );
-    // the cost above the budget, measured with the probe attached...
-    wait_status("the probe's cost measured", Duration::from_secs(30), |s| {
-        probe_ratio(s).is_some_and(|r| r > 0.0)
+    agent.wait_for_stderr("action=\"pause_http\"", Duration::from_secs(60));
+    let records = |s: &Value| metric(s, "eunomia_http_records_total", &[]);
+    let before = wait_status("the HTTP source's count", Duration::from_secs(10), |s| {
+        records(s).is_some()
     });
-    // ...for well over the 3 intervals after which a step would be taken
-    std::thread::sleep(Duration::from_secs(8));
+    let server = serve_here();
+    let paths: Vec<String> = (0..200).map(|i| format!("/paused/{i}")).collect();
+    let statuses = get_here(server.port, &[], &paths);
+    assert_eq!(statuses.len(), 200, "the requests were answered");
+    // two drains and a poll interval later
+    std::thread::sleep(Duration::from_secs(3));
     let s = status();
+    assert_eq!(
+        records(&s),
+        records(&before),
+        "no request captured while paused"
+    );
+    assert_eq!(
+        metric(
+            &s,
+            "eunomia_budget_actions_total",
+            &[("action", "pause_http"), ("direction", "degrade")],
+        ),
+        Some(1.0)
+    );
     let sampled = metric(
         &s,
         "eunomia_budget_actions_total",
@@ -383,7 +406,6 @@ fn a_budget_leaves_the_syscall_probe_to_the_http_capture() {
         sampled.is_none_or(|n| n == 0.0),
         "a sampling step counted: {sampled:?}"
     );
-    assert_eq!(metric(&s, "eunomia_budget_degraded_steps", &[]), Some(0.0));
     assert!(
         probe_ratio(&s).is_some_and(|r| r > 0.0),
         "the probe still runs: {s:#}"

@@ -215,6 +215,7 @@ fn start_sources(
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;
+    let mut http_pause = None;
     if let Some(source) = started {
         sources.push(source.task);
         sources.extend(source.execs);
@@ -223,7 +224,10 @@ fn start_sources(
         counting = Some(source.counting);
         if let Some(maps) = source.http {
             match crate::http::source::start(maps, &config.http, interval, ctx) {
-                Ok(_) => tracing::info!("HTTP capture on"),
+                Ok((_, pause)) => {
+                    http_pause = Some(pause);
+                    tracing::info!("HTTP capture on");
+                }
                 Err(err) => tracing::warn!("HTTP capture unavailable: {err}"),
             }
         }
@@ -250,14 +254,14 @@ fn start_sources(
     let (overhead, task) = crate::overhead::start(interval, stats_every, supervisor.clone(), ctx);
     sources.push(task);
     if let Some(percent) = config.agent.cpu_budget {
-        let budget = crate::budget::Budget::new(percent);
+        let budget = crate::budget::Budget::new(percent, http_pause.is_some());
         // the HTTP capture runs in the syscall probe, which must then stay
         // attached: no sampling step, or the budget would count a step the
         // probe refused
         let counting = counting.filter(|_| hotpath.syscalls.on() && !config.http.enabled);
         if config.http.enabled && hotpath.syscalls == hotpath::SyscallCounting::Exact {
             tracing::info!(
-                "CPU budget: syscall counting stays exact while the HTTP capture runs (it rides on the syscall probe); the budget's steps are the tools"
+                "CPU budget: syscall counting stays exact while the HTTP capture runs (it rides on the syscall probe); the budget's steps are the HTTP capture paused, then the tools"
             );
         }
         sources.push(crate::budget::start(
@@ -265,6 +269,7 @@ fn start_sources(
             interval,
             overhead,
             counting.map(|c| (c, hotpath.syscalls)),
+            http_pause,
             supervisor.clone(),
             ctx,
         ));

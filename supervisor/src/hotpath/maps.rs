@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::maps::{Array, MapData, RingBuf};
-use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP};
+use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP, HTTP_PAUSED_MAP};
 use hotpath_common::{
     COUNTERS_LEN, COUNTERS_MAP, EXEC_EVENTS_MAP, MOUNT_EVENTS_MAP, SLOT_OWNERS_MAP, SYS_EXIT_PROG,
     SYSCALL_COUNTERS_MAP, SlotCounters,
@@ -20,6 +20,8 @@ pub(crate) struct HttpMaps {
     pub(crate) ring: RingBuf<MapData>,
     /// Kernel drop counters, indexed by `hotpath_common::http::HttpDrop`.
     pub(crate) counters: Array<MapData, u64>,
+    /// The pause switch (one u32: 1 paused).
+    pub(crate) paused: Array<MapData, u32>,
 }
 
 impl Hotpath {
@@ -42,7 +44,7 @@ impl Hotpath {
         RingBuf::try_from(self.ebpf.take_map(MOUNT_EVENTS_MAP)?).ok()
     }
 
-    /// The HTTP capture's ring buffer and counters, once (None when the
+    /// The HTTP capture's ring buffer, counters and pause switch, once (None when the
     /// capture is off or `sys_exit` is not attached).
     pub(crate) fn take_http(&mut self, enabled: bool) -> Result<Option<HttpMaps>, HotpathError> {
         if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
@@ -58,7 +60,16 @@ impl Hotpath {
             .take_map(HTTP_COUNTERS_MAP)
             .ok_or_else(|| missing(HTTP_COUNTERS_MAP))?;
         let counters = aya::maps::Array::try_from(counters).map_err(map_err(HTTP_COUNTERS_MAP))?;
-        Ok(Some(HttpMaps { ring, counters }))
+        let paused = self
+            .ebpf
+            .take_map(HTTP_PAUSED_MAP)
+            .ok_or_else(|| missing(HTTP_PAUSED_MAP))?;
+        let paused = aya::maps::Array::try_from(paused).map_err(map_err(HTTP_PAUSED_MAP))?;
+        Ok(Some(HttpMaps {
+            ring,
+            counters,
+            paused,
+        }))
     }
 
     /// A cloneable handle on the pid → cgroup map (None when the pid probe is off).

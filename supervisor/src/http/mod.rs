@@ -6,6 +6,7 @@
 //! traces).
 
 pub(crate) mod config;
+pub(crate) mod pause;
 pub(crate) mod red;
 pub(crate) mod request;
 pub(crate) mod source;

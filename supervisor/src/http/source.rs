@@ -26,6 +26,7 @@ use tokio::{io::unix::AsyncFd, task::JoinHandle};
 
 use super::{
     HttpConfig,
+    pause::HttpPause,
     red::{Key, Red},
     request::{
         escape_into, head_bytes, parse_head, record_from_ring, request_of, route_into, status_class,
@@ -261,25 +262,24 @@ impl State {
     }
 }
 
-/// Spawns the source.
+/// Spawns the source; with it, the capture's pause switch.
 pub(crate) fn start(
     maps: HttpMaps,
     config: &HttpConfig,
     interval: Duration,
     ctx: &AgentContext,
-) -> std::io::Result<JoinHandle<()>> {
-    let HttpMaps { ring, counters } = maps;
+) -> std::io::Result<(JoinHandle<()>, HttpPause)> {
+    let HttpMaps {
+        ring,
+        counters,
+        paused,
+    } = maps;
     // SAFETY: the ring buffer owns its descriptor, and the AsyncFd owns
     // the ring buffer until the task ends.
     let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
     let state = State::new(config, &ctx.registry);
-    Ok(tokio::spawn(run(
-        ring,
-        counters,
-        state,
-        interval,
-        ctx.clone(),
-    )))
+    let task = tokio::spawn(run(ring, counters, state, interval, ctx.clone()));
+    Ok((task, HttpPause::new(paused)))
 }
 
 async fn run(
