@@ -6,9 +6,8 @@
 //! the agent degrades one step, in this order:
 //! 1. the HTTP capture paused, when it runs (the agent's own share of the
 //!    cost at that moment is taken as what the pause saves);
-//! 2. syscall counting from exact to sampled (when it counts exactly, and
-//!    the HTTP capture is off: it runs in the syscall probe, which must then
-//!    stay attached);
+//! 2. syscall counting from exact to sampled (when it counts exactly; the
+//!    HTTP capture runs in the syscall probe, so only once it is paused);
 //! 3. the costliest running tool stopped; then the next costliest, one per
 //!    [`SUSTAIN`] intervals, while the cost stays above.
 //!
@@ -387,11 +386,20 @@ mod tests {
     fn pauses_the_http_capture_first_and_resumes_it_last() {
         let mut b = Budget::new(1.0, true);
         for _ in 0..2 {
-            assert_eq!(b.decide(0.05, 0.03, &tools(), false), Decision::Hold);
+            assert_eq!(b.decide(0.05, 0.03, &tools(), true), Decision::Hold);
         }
         assert_eq!(
-            b.decide(0.05, 0.03, &tools(), false),
+            b.decide(0.05, 0.03, &tools(), true),
             Decision::Degrade(Action::PauseHttp)
+        );
+        // then syscall counting (the probe is free once the capture is
+        // paused), then the tools
+        for _ in 0..2 {
+            b.decide(0.02, 0.01, &tools(), true);
+        }
+        assert_eq!(
+            b.decide(0.02, 0.01, &tools(), true),
+            Decision::Degrade(Action::SampleSyscalls)
         );
         for _ in 0..2 {
             b.decide(0.02, 0.003, &tools(), false);
@@ -400,12 +408,17 @@ mod tests {
             b.decide(0.02, 0.003, &tools(), false),
             Decision::Degrade(Action::StopTool("tcpstates".into()))
         );
-        // well under: the tool first, the capture when its cost at the
-        // pause (0.03) fits under 80% of the budget again
+        // well under: the tool first, then exact counting (0.009 saved),
+        // the capture only when its cost at the pause (0.03) fits under 80%
+        // of the budget again
         for _ in 0..3 {
             b.decide(0.001, 0.001, &tools(), false);
         }
-        assert_eq!(b.steps(), 1);
+        assert_eq!(b.steps(), 2);
+        for _ in 0..6 {
+            b.decide(0.0005, 0.0005, &tools(), false);
+        }
+        assert_eq!(b.steps(), 2, "exact counting would not fit");
         for _ in 0..6 {
             assert_eq!(b.decide(0.001, 0.001, &tools(), false), Decision::Hold);
         }

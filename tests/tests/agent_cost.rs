@@ -351,9 +351,10 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
 }
 
 /// With the HTTP capture on, a budget below the cost pauses the capture
-/// first: requests made then are not captured, and the syscall probe (the
-/// capture runs in it) stays attached, so there is no sampling step. Before,
-/// the budget logged and counted a sampling step the probe had refused.
+/// first: requests made then are not captured. Only then is syscall
+/// counting sampled (the capture runs in the syscall probe): before, the
+/// budget's first step was a sampling step the probe refused, logged and
+/// counted all the same.
 #[test]
 fn a_budget_pauses_the_http_capture_first() {
     if !kernel_tests_can_run("a_budget_pauses_the_http_capture_first") {
@@ -368,10 +369,7 @@ fn a_budget_pauses_the_http_capture_first() {
     );
     let _load = Load::start();
     let mut agent = Agent::start(&["run", "--config", &cfg]);
-    agent.wait_for_stderr(
-        "syscall counting stays exact while the HTTP capture runs",
-        Duration::from_secs(30),
-    );
+    agent.wait_for_stderr("the HTTP capture is paused first", Duration::from_secs(30));
     agent.wait_for_stderr("action=\"pause_http\"", Duration::from_secs(60));
     let records = |s: &Value| metric(s, "eunomia_http_records_total", &[]);
     let before = wait_status("the HTTP source's count", Duration::from_secs(10), |s| {
@@ -397,18 +395,22 @@ fn a_budget_pauses_the_http_capture_first() {
         ),
         Some(1.0)
     );
-    let sampled = metric(
-        &s,
-        "eunomia_budget_actions_total",
-        &[("action", "sample_syscalls")],
+    // the next step: syscall counting sampled, which the probe now takes
+    agent.wait_for_stderr("action=\"sample_syscalls\"", Duration::from_secs(60));
+    agent.wait_for_stderr(
+        "syscall counting switched mode=\"sampled\"",
+        Duration::from_secs(30),
     );
-    assert!(
-        sampled.is_none_or(|n| n == 0.0),
-        "a sampling step counted: {sampled:?}"
-    );
-    assert!(
-        probe_ratio(&s).is_some_and(|r| r > 0.0),
-        "the probe still runs: {s:#}"
+    let s = wait_status("the two steps in force", Duration::from_secs(30), |s| {
+        metric(s, "eunomia_budget_degraded_steps", &[]) == Some(2.0)
+    });
+    assert_eq!(
+        metric(
+            &s,
+            "eunomia_budget_actions_total",
+            &[("action", "sample_syscalls"), ("direction", "degrade")],
+        ),
+        Some(1.0)
     );
     agent.signal(libc::SIGINT);
     let (code, _) = agent.finish(Duration::from_secs(30));

@@ -255,13 +255,10 @@ fn start_sources(
     sources.push(task);
     if let Some(percent) = config.agent.cpu_budget {
         let budget = crate::budget::Budget::new(percent, http_pause.is_some());
-        // the HTTP capture runs in the syscall probe, which must then stay
-        // attached: no sampling step, or the budget would count a step the
-        // probe refused
-        let counting = counting.filter(|_| hotpath.syscalls.on() && !config.http.enabled);
-        if config.http.enabled && hotpath.syscalls == hotpath::SyscallCounting::Exact {
+        let counting = counting.filter(|_| hotpath.syscalls.on());
+        if http_pause.is_some() {
             tracing::info!(
-                "CPU budget: syscall counting stays exact while the HTTP capture runs (it rides on the syscall probe); the budget's steps are the HTTP capture paused, then the tools"
+                "CPU budget: the HTTP capture is paused first (syscall counting rides on the same probe and can be sampled only once the capture is paused)"
             );
         }
         sources.push(crate::budget::start(

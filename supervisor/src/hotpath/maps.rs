@@ -2,7 +2,10 @@
 //! their sources once, mmap'd counter tables, the pid → cgroup handle and
 //! the programs' recursion misses.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    sync::{Arc, atomic::AtomicBool},
+};
 
 use aya::maps::{Array, MapData, RingBuf};
 use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP, HTTP_PAUSED_MAP};
@@ -22,6 +25,9 @@ pub(crate) struct HttpMaps {
     pub(crate) counters: Array<MapData, u64>,
     /// The pause switch (one u32: 1 paused).
     pub(crate) paused: Array<MapData, u32>,
+    /// Whether the switch is on, shared with the poller: syscall counting
+    /// may be sampled only while the capture is paused.
+    pub(crate) paused_flag: Arc<AtomicBool>,
 }
 
 impl Hotpath {
@@ -69,6 +75,7 @@ impl Hotpath {
             ring,
             counters,
             paused,
+            paused_flag: Arc::default(),
         }))
     }
 

@@ -19,7 +19,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -120,7 +120,7 @@ pub(crate) fn start(
         .and_then(|ring| super::mounts::start(ring, ctx));
     let http = hotpath.take_http(config.http)?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
-    poller.http = config.http;
+    poller.http = http.as_ref().map(|m| m.paused_flag.clone());
     poller.mounts = mounts.is_some();
     if config.syscalls == SyscallCounting::Sampled
         && poller.syscalls.is_some()
@@ -172,8 +172,9 @@ pub(crate) struct Poller {
     sampled_on: Option<Duration>,
     /// Mode switches asked for from outside.
     control: SyscallControl,
-    /// HTTP capture rides on the syscall probe: it must stay attached.
-    http: bool,
+    /// Set while the HTTP capture runs: it rides on the syscall probe,
+    /// which must stay attached unless the flag says the capture is paused.
+    http: Option<Arc<AtomicBool>>,
     /// Mounts are reported from the syscall probe: sampled, they are seen
     /// only while it is attached.
     mounts: bool,
@@ -215,7 +216,7 @@ impl Poller {
             prev_evicted: [0; 3],
             sampled_on: None,
             control: SyscallControl::default(),
-            http: false,
+            http: None,
             mounts: false,
         })
     }
@@ -223,9 +224,13 @@ impl Poller {
     /// Switches syscall counting to sampled: the probe is detached until
     /// the next [`Poller::sample_window`].
     pub(crate) fn start_sampling(&mut self) -> Result<(), HotpathError> {
-        if self.http {
+        if self
+            .http
+            .as_ref()
+            .is_some_and(|paused| !paused.load(Ordering::Relaxed))
+        {
             return Err(HotpathError::Sampling(
-                "HTTP capture runs in the syscall probe, which must stay attached",
+                "HTTP capture runs in the syscall probe, which must stay attached while it is not paused",
             ));
         }
         self.hotpath.set_program_attached(SYS_EXIT_PROG, false)?;

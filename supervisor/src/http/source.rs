@@ -273,13 +273,14 @@ pub(crate) fn start(
         ring,
         counters,
         paused,
+        paused_flag,
     } = maps;
     // SAFETY: the ring buffer owns its descriptor, and the AsyncFd owns
     // the ring buffer until the task ends.
     let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
     let state = State::new(config, &ctx.registry);
     let task = tokio::spawn(run(ring, counters, state, interval, ctx.clone()));
-    Ok((task, HttpPause::new(paused)))
+    Ok((task, HttpPause::new(paused, paused_flag)))
 }
 
 async fn run(
