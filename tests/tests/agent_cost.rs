@@ -88,6 +88,24 @@ impl Drop for Load {
     }
 }
 
+/// Waits until `steps` budget steps are in force, the last one `action`,
+/// counted once as a degrade step; the status then.
+fn wait_steps(steps: f64, action: &str) -> Value {
+    let s = wait_status("the steps in force", Duration::from_secs(30), |s| {
+        metric(s, "eunomia_budget_degraded_steps", &[]) == Some(steps)
+    });
+    assert_eq!(
+        metric(
+            &s,
+            "eunomia_budget_actions_total",
+            &[("action", action), ("direction", "degrade")],
+        ),
+        Some(1.0),
+        "{action} counted once"
+    );
+    s
+}
+
 /// Polls `eunomia status --json` until `check` is true; panics with the
 /// last status after `timeout`.
 fn wait_status(what: &str, timeout: Duration, check: impl Fn(&Value) -> bool) -> Value {
@@ -305,17 +323,7 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     let cost_before = log_field(&line, "cost_percent").expect("cost_percent") / 100.0;
     assert!(before > 0.0, "the probe's cost before the step: {line}");
     // exported: the step counted, in force (nothing recovers under this budget)
-    let s = wait_status("the step in the metrics", Duration::from_secs(30), |s| {
-        metric(s, "eunomia_budget_degraded_steps", &[]) == Some(1.0)
-    });
-    assert_eq!(
-        metric(
-            &s,
-            "eunomia_budget_actions_total",
-            &[("action", "sample_syscalls"), ("direction", "degrade")],
-        ),
-        Some(1.0)
-    );
+    let s = wait_steps(1.0, "sample_syscalls");
     assert!(
         metric(&s, "eunomia_budget_cpu_ratio", &[]).is_some_and(|b| b < 1e-4),
         "the budget exported"
@@ -401,17 +409,7 @@ fn a_budget_pauses_the_http_capture_first() {
         "syscall counting switched mode=\"sampled\"",
         Duration::from_secs(30),
     );
-    let s = wait_status("the two steps in force", Duration::from_secs(30), |s| {
-        metric(s, "eunomia_budget_degraded_steps", &[]) == Some(2.0)
-    });
-    assert_eq!(
-        metric(
-            &s,
-            "eunomia_budget_actions_total",
-            &[("action", "sample_syscalls"), ("direction", "degrade")],
-        ),
-        Some(1.0)
-    );
+    wait_steps(2.0, "sample_syscalls");
     agent.signal(libc::SIGINT);
     let (code, _) = agent.finish(Duration::from_secs(30));
     assert_eq!(code, 0);
