@@ -149,14 +149,8 @@ impl TraceSampler {
         }
         let (cfg, in_window) = (&self.cfg, self.in_window);
         let decision = match self.decided.entry(trace) {
-            Entry::Occupied(mut known) => {
-                let d = match (*known.get(), notable) {
-                    (Err(Skipped::SampledOut), Some(k)) => Ok(k),
-                    (d, _) => d,
-                };
-                *known.get_mut() = d;
-                d
-            }
+            // only decisions to keep or cap are remembered (below)
+            Entry::Occupied(known) => *known.get(),
             Entry::Vacant(new) => {
                 let first = first(cfg, in_window, trace, notable, spans);
                 // A trace sampled out by its id is not remembered: its id
