@@ -165,11 +165,13 @@ impl Budget {
     }
 }
 
-/// Holds the agent to `budget`, checking every `interval` what `overhead`
-/// measured; `counting` switches the hot path's syscall counting (with the
-/// mode it starts in), None when syscalls are not counted.
+/// Holds the agent to a budget of `percent` % of the machine, checking
+/// every `interval` what `overhead` measured; `counting` switches the hot
+/// path's syscall counting (with the mode it starts in), None when
+/// syscalls are not counted; `http` pauses the HTTP capture, None when it
+/// does not run.
 pub(crate) fn start(
-    mut budget: Budget,
+    percent: f64,
     interval: Duration,
     overhead: Overhead,
     counting: Option<(SyscallControl, SyscallCounting)>,
@@ -179,7 +181,7 @@ pub(crate) fn start(
 ) -> JoinHandle<()> {
     let registry = ctx.registry.clone();
     let shutdown = ctx.shutdown.clone();
-    let percent = budget.limit * 100.0;
+    let mut budget = Budget::new(percent, http.is_some());
     let steps = registry.gauge(
         "eunomia_budget_degraded_steps",
         "Degradation steps the CPU budget has in force (0: none).",
@@ -192,6 +194,11 @@ pub(crate) fn start(
         move || percent / 100.0,
     );
     tracing::info!(cpu_budget_percent = percent, "CPU budget in force");
+    if http.is_some() {
+        tracing::info!(
+            "CPU budget: the HTTP capture is paused first (syscall counting rides on the same probe and can be sampled only once the capture is paused)"
+        );
+    }
     tokio::spawn(async move {
         let mut exact = counting
             .as_ref()

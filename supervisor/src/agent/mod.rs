@@ -254,15 +254,9 @@ fn start_sources(
     let (overhead, task) = crate::overhead::start(interval, stats_every, supervisor.clone(), ctx);
     sources.push(task);
     if let Some(percent) = config.agent.cpu_budget {
-        let budget = crate::budget::Budget::new(percent, http_pause.is_some());
         let counting = counting.filter(|_| hotpath.syscalls.on());
-        if http_pause.is_some() {
-            tracing::info!(
-                "CPU budget: the HTTP capture is paused first (syscall counting rides on the same probe and can be sampled only once the capture is paused)"
-            );
-        }
         sources.push(crate::budget::start(
-            budget,
+            percent,
             interval,
             overhead,
             counting.map(|c| (c, hotpath.syscalls)),
