@@ -43,5 +43,5 @@ bench_median() {
 # Busy CPU seconds of the whole machine so far (all CPUs, from /proc/stat:
 # everything but idle and iowait).
 bench_machine_busy_s() {
-  awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy / 100; exit }' /proc/stat
+  awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; printf "%.2f\n", busy / 100; exit }' /proc/stat
 }

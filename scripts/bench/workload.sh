@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Workload overhead: nginx serving a small static file on loopback, loaded by
 # wrk, (a) with nothing else running, (b) with `eunomia run` in its default
-# configuration, (c) with the hot path alone. Alternating runs, REPS
+# configuration, (c) with the hot path alone, (d) with the floor: an empty
+# BPF program on the raw `sys_enter` tracepoint (tests' bench-floor), what
+# any agent that counts syscalls with a tracepoint costs at the least, so
+# its ratio to `none` bounds what (b) and (c) can reach. Alternating runs, REPS
 # repetitions, medians; the ratios to `none` are taken within each
 # repetition and reported as median, min and max. Prints one JSON object on
 # stdout.
@@ -52,6 +55,7 @@ CONF
 stop_all() {
   [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
   [ -n "${AGENT:-}" ] && kill -INT "$AGENT" 2>/dev/null || true
+  [ -n "${FLOOR:-}" ] && kill "$FLOOR" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap stop_all EXIT
@@ -63,6 +67,20 @@ start_agent() {
   AGENT=$!
   sleep 2 # probes attached, tools started
   kill -0 "$AGENT" 2>/dev/null || { cat "$WORK/agent.log" >&2; exit 1; }
+}
+
+# Attaches the floor program (held until stop_floor); sets FLOOR.
+start_floor() {
+  rm -f "$WORK/fifo"; mkfifo "$WORK/fifo"
+  "${BIN:-target/release}/bench-floor" bench_floor <"$WORK/fifo" >"$WORK/floor.log" 2>&1 &
+  FLOOR=$!
+  exec 3>"$WORK/fifo"
+  for _ in $(seq 100); do grep -q attached "$WORK/floor.log" 2>/dev/null && return; sleep 0.1; done
+  cat "$WORK/floor.log" >&2; exit 1
+}
+
+stop_floor() {
+  exec 3>&-; wait "$FLOOR" || true; FLOOR=""
 }
 
 stop_agent() {
@@ -102,18 +120,20 @@ run_mode() {
       start_agent "$([ "$1" = default ] && echo "$DEFAULT_CONFIG" || echo "$HOTPATH_CONFIG")"
       cpu0=$(bench_cgroup_cpu_us "$CG")
       components_snap "$WORK/comp0.json" ;;
+    floor) start_floor ;;
   esac
   busy0=$(bench_machine_busy_s)
   result=$(${LOAD:-load})
   busy1=$(bench_machine_busy_s)
-  if [ "$1" != none ] && [ -z "${LOAD:-}" ]; then
+  [ "$1" = floor ] && stop_floor
+  if [ "$1" != none ] && [ "$1" != floor ] && [ -z "${LOAD:-}" ]; then
     # the agent's own measurement of each component during the run (its
     # statistics windows are a tenth of each 10 s interval: an estimate)
     components_snap "$WORK/comp1.json"
     python3 scripts/bench/components.py diff "$WORK/comp0.json" "$WORK/comp1.json" \
       "$(awk -v r="${result%% *}" -v d="$DURATION" 'BEGIN { print r * d / 1e6 }')" >> "$WORK/components.$1"
   fi
-  if [ "$1" != none ]; then cpu1=$(bench_cgroup_cpu_us "$CG"); stop_agent; fi
+  case $1 in default|hotpath) cpu1=$(bench_cgroup_cpu_us "$CG"); stop_agent ;; esac
   echo "$result $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.4f", (b - a) / 1e6 }') \
 $(awk -v a="$busy0" -v b="$busy1" 'BEGIN { printf "%.2f", b - a }')"
 }
@@ -124,14 +144,14 @@ declare -A RPS P99 CPU BUSY RATIO
 for rep in $(seq "$REPS"); do
   declare -A REP=()
   # Alternate the order so drift in the machine does not favour one mode.
-  if [ $((rep % 2)) -eq 1 ]; then order="none hotpath default"; else order="default hotpath none"; fi
+  if [ $((rep % 2)) -eq 1 ]; then order="none floor hotpath default"; else order="default hotpath floor none"; fi
   for mode in $order; do
     read -r rps p99 cpu busy < <(run_mode "$mode")
     echo "bench: rep $rep $mode: $rps req/s, p99 $p99 ms, eunomia cpu ${cpu}s, machine busy ${busy}s" >&2
     RPS[$mode]+="$rps "; P99[$mode]+="$p99 "; CPU[$mode]+="$cpu "; REP[$mode]=$rps
     BUSY[$mode]+="$(awk -v b="$busy" -v r="$rps" -v d="$DURATION" 'BEGIN { printf "%.4f", b / (r * d / 1e6) }') "
   done
-  for mode in default hotpath; do
+  for mode in default hotpath floor; do
     RATIO[$mode]+="$(awk -v a="${REP[$mode]}" -v b="${REP[none]}" 'BEGIN { printf "%.4f", a / b }') "
   done
 done
@@ -153,16 +173,16 @@ hot=$(bench_median ${RPS[hotpath]})
 # The last run's per-component figures of each mode (live overhead metrics).
 comp() { [ -s "$WORK/components.$1" ] && tail -1 "$WORK/components.$1" || echo '{}'; }
 printf '{"components_cpu_s_per_million_requests": {"default": %s, "hotpath": %s}, ' "$(comp default)" "$(comp hotpath)"
-printf '"reps": %s, "duration_s": %s, %s, %s, %s, "rps_ratio_default": %s, "rps_ratio_hotpath": %s, "rps_ratio_default_per_rep": [%s], "rps_ratio_hotpath_per_rep": [%s]}\n' \
-  "$REPS" "$DURATION" "$(json_mode none)" "$(json_mode default)" "$(json_mode hotpath)" \
-  "$(bench_median ${RATIO[default]})" "$(bench_median ${RATIO[hotpath]})" \
-  "$(spread ${RATIO[default]})" "$(spread ${RATIO[hotpath]})"
+printf '"reps": %s, "duration_s": %s, %s, %s, %s, %s, "rps_ratio_default": %s, "rps_ratio_hotpath": %s, "rps_ratio_floor": %s, "rps_ratio_default_per_rep": [%s], "rps_ratio_hotpath_per_rep": [%s], "rps_ratio_floor_per_rep": [%s]}\n' \
+  "$REPS" "$DURATION" "$(json_mode none)" "$(json_mode default)" "$(json_mode hotpath)" "$(json_mode floor)" \
+  "$(bench_median ${RATIO[default]})" "$(bench_median ${RATIO[hotpath]})" "$(bench_median ${RATIO[floor]})" \
+  "$(spread ${RATIO[default]})" "$(spread ${RATIO[hotpath]})" "$(spread ${RATIO[floor]})"
 
 # The fixed-rate part: its own JSON object on a second line.
 RATE=${RATE:-$(awk -v b="$base" 'BEGIN { printf "%d", b * 0.4 }')}
 declare -A FP50 FP99 FCPU FR99 FRCPU
 for rep in $(seq "$REPS"); do
-  if [ $((rep % 2)) -eq 1 ]; then order="none hotpath default"; else order="default hotpath none"; fi
+  if [ $((rep % 2)) -eq 1 ]; then order="none floor hotpath default"; else order="default hotpath floor none"; fi
   declare -A R99=() RCPU=()
   for mode in $order; do
     read -r p50 p99 n _ busy < <(LOAD=load_fixed run_mode "$mode")
@@ -171,7 +191,7 @@ for rep in $(seq "$REPS"); do
     FP50[$mode]+="$p50 "; FP99[$mode]+="$p99 "; FCPU[$mode]+="$cpu_per_m "
     R99[$mode]=$p99; RCPU[$mode]=$cpu_per_m
   done
-  for mode in default hotpath; do
+  for mode in default hotpath floor; do
     FR99[$mode]+="$(awk -v a="${R99[$mode]}" -v b="${R99[none]}" 'BEGIN { printf "%.4f", a / b }') "
     FRCPU[$mode]+="$(awk -v a="${RCPU[$mode]}" -v b="${RCPU[none]}" 'BEGIN { printf "%.4f", a / b }') "
   done
@@ -180,6 +200,7 @@ fixed_mode() {
   printf '"%s": {"p50_ms": %s, "p99_ms": %s, "machine_cpu_s_per_million_requests": %s}' "$1" \
     "$(bench_median ${FP50[$1]})" "$(bench_median ${FP99[$1]})" "$(bench_median ${FCPU[$1]})"
 }
-printf '{"fixed_rate": %s, "reps": %s, %s, %s, %s, "p99_ratio_default": [%s], "p99_ratio_hotpath": [%s], "cpu_ratio_default": [%s], "cpu_ratio_hotpath": [%s]}\n' \
-  "$RATE" "$REPS" "$(fixed_mode none)" "$(fixed_mode default)" "$(fixed_mode hotpath)" \
-  "$(spread ${FR99[default]})" "$(spread ${FR99[hotpath]})" "$(spread ${FRCPU[default]})" "$(spread ${FRCPU[hotpath]})"
+printf '{"fixed_rate": %s, "reps": %s, %s, %s, %s, %s, "p99_ratio_default": [%s], "p99_ratio_hotpath": [%s], "p99_ratio_floor": [%s], "cpu_ratio_default": [%s], "cpu_ratio_hotpath": [%s], "cpu_ratio_floor": [%s]}\n' \
+  "$RATE" "$REPS" "$(fixed_mode none)" "$(fixed_mode default)" "$(fixed_mode hotpath)" "$(fixed_mode floor)" \
+  "$(spread ${FR99[default]})" "$(spread ${FR99[hotpath]})" "$(spread ${FR99[floor]})" \
+  "$(spread ${FRCPU[default]})" "$(spread ${FRCPU[hotpath]})" "$(spread ${FRCPU[floor]})"
