@@ -41,10 +41,7 @@ pub(crate) struct Head<'a> {
 
 /// Parses the first bytes of a request; None when they are no request line.
 pub(crate) fn parse_head(head: &[u8]) -> Option<Head<'_>> {
-    let line_end = head
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(head.len());
+    let line_end = memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len());
     let line = &head[..line_end];
     let mut parts = line.splitn(3, |&b| b == b' ');
     let method = parts.next()?;
@@ -86,20 +83,39 @@ pub(crate) fn escape_into(out: &mut String, b: &[u8]) {
     }
 }
 
-/// The `traceparent` header (W3C trace context, version 00) among `headers`.
+/// The `traceparent` header (W3C trace context, version 00) among `headers`
+/// (its name in any case, blanks around it allowed). Every request's
+/// headers are looked through: a line is only read further when it starts
+/// with the name.
 fn traceparent(headers: &[u8]) -> Option<([u8; 16], [u8; 8])> {
-    headers.split(|&b| b == b'\n').find_map(|line| {
-        let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
-        if !name.trim_ascii().eq_ignore_ascii_case(b"traceparent") {
+    const NAME: &[u8] = b"traceparent";
+    lines(headers).find_map(|line| {
+        let line = line.trim_ascii_start();
+        let named = line.get(..NAME.len())?.eq_ignore_ascii_case(NAME);
+        let value = line[NAME.len()..].trim_ascii_start().strip_prefix(b":")?;
+        if !named {
             return None;
         }
-        let v = std::str::from_utf8(value[1..].trim_ascii()).ok()?;
+        let v = std::str::from_utf8(value.trim_ascii()).ok()?;
         let mut it = v.split('-');
         let (version, trace, parent, _flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
         if version != "00" {
             return None;
         }
         Some((from_hex(trace)?, from_hex(parent)?))
+    })
+}
+
+/// The lines of `b` (split at `\n`).
+fn lines(mut b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if b.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', b).unwrap_or(b.len());
+        let line = &b[..end];
+        b = b.get(end + 1..).unwrap_or_default();
+        Some(line)
     })
 }
 
@@ -111,15 +127,16 @@ pub(crate) fn route_into(out: &mut String, path: &str) {
         out.push('*');
         return;
     }
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
+    let mut start = 0;
+    loop {
+        let end = memchr::memchr(b'/', &path.as_bytes()[start..]).map_or(path.len(), |i| start + i);
+        let seg = &path[start..end];
+        out.push_str(if is_id(seg) { "{id}" } else { seg });
+        if end == path.len() {
+            return;
         }
-        if is_id(seg) {
-            out.push_str("{id}");
-        } else {
-            out.push_str(seg);
-        }
+        out.push('/');
+        start = end + 1;
     }
 }
 
@@ -277,6 +294,24 @@ mod tests {
         let bad =
             parse_head(b"GET / HTTP/1.1\r\ntraceparent: 00-zz-00f067aa0ba902b7-01\r\n").unwrap();
         assert_eq!(bad.traceparent, None);
+        // blanks around the name, and names that only start like it
+        let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for (line, found) in [
+            (&b"  TRACEPARENT :"[..], true),
+            (b"traceparent:", true),
+            (b"traceparentx:", false),
+            (b"x-traceparent:", false),
+            (b"traceparent", false),
+        ] {
+            let head = [&b"GET / HTTP/1.1\r\n"[..], line, tp, b"\r\n"].concat();
+            let h = parse_head(&head).unwrap();
+            assert_eq!(
+                h.traceparent.is_some(),
+                found,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]

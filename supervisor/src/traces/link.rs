@@ -32,7 +32,12 @@
 //! on the thread contain the call, counted as `client_parent_ambiguous`),
 //! and connections whose other end is not on this host.
 
-use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    num::{NonZeroU64, NonZeroU128},
+    sync::Arc,
+};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -87,20 +92,39 @@ pub(crate) struct LinkedSpan {
     pub(crate) peer: Option<Peer>,
 }
 
+/// A span held, with what linking found for it. Ids are never zero, so
+/// the optional ones take no room beyond the id (the ring holds
+/// `max_spans` of these: its size is the linker's memory and cache
+/// traffic per span; the arrival number is not kept, the id gives it).
 struct Entry {
     span: SpanIn,
     id: u64,
     arrived_ns: u64,
-    parent: Option<u64>,
-    peer: Option<u64>,
+    parent: Option<NonZeroU64>,
+    peer: Option<NonZeroU64>,
     /// The peer, when it left before this span was emitted.
     peer_left: Option<Peer>,
     ambiguous: bool,
-    /// Arrival number.
-    seq: u64,
     /// The trace id handed out, for a root (or a span once emitted).
-    trace: Option<u128>,
+    trace: Option<NonZeroU128>,
     emitted: bool,
+}
+
+impl Entry {
+    fn parent(&self) -> Option<u64> {
+        self.parent.map(NonZeroU64::get)
+    }
+
+    fn peer(&self) -> Option<u64> {
+        self.peer.map(NonZeroU64::get)
+    }
+
+    /// The trace id handed out, else the application's.
+    fn trace_or_traceparent(&self) -> Option<u128> {
+        self.trace
+            .map(NonZeroU128::get)
+            .or(self.span.traceparent.map(|tp| tp.trace_id.get()))
+    }
 }
 
 /// The linker: spans in, linked spans out (see the module docs).
@@ -229,7 +253,6 @@ impl Linker {
             peer: None,
             peer_left: None,
             ambiguous: false,
-            seq,
             trace: None,
             emitted: false,
         });
@@ -253,8 +276,7 @@ impl Linker {
             .filter_map(|id| self.get(*id))
             .filter(|e| !e.emitted)
             .filter_map(|e| {
-                let r = self.get(self.root(e.id))?;
-                let trace = r.trace.or(r.span.traceparent.map(|tp| tp.trace_id))?;
+                let trace = self.get(self.root(e.id))?.trace_or_traceparent()?;
                 Some((trace, &e.span))
             })
     }
@@ -345,8 +367,8 @@ impl Linker {
             return false;
         };
         forget(&mut self.by_conn, conn, other);
-        self.get_mut(id).expect("just inserted").peer = Some(other);
-        self.get_mut(other).expect("found").peer = Some(id);
+        self.get_mut(id).expect("just inserted").peer = NonZeroU64::new(other);
+        self.get_mut(other).expect("found").peer = NonZeroU64::new(id);
         let (client, server) = match self.entry(id).span.side {
             Side::Client => (id, other),
             Side::Server => (other, id),
@@ -403,7 +425,8 @@ impl Linker {
         }
         let concurrent =
             prev.is_some_and(|p| p.span.end_ns > me.span.start_ns.saturating_add(loose));
-        let after = prev.map_or(0, |p| p.seq);
+        let seq = |e: &Entry| self.span_ids.seq(e.id);
+        let after = prev.map_or(0, seq);
         let calls = |o: &&&Entry| {
             o.span.side == Side::Client
                 && o.span.traceparent.is_none()
@@ -412,14 +435,14 @@ impl Linker {
         let mine: Vec<u64> = on_thread
             .iter()
             .filter(calls)
-            .filter(|o| o.seq > after && o.parent.is_none() && !o.ambiguous)
+            .filter(|o| seq(o) > after && o.parent.is_none() && !o.ambiguous)
             .map(|o| o.id)
             .collect();
         let contested: Vec<u64> = match prev {
             Some(p) if concurrent => on_thread
                 .iter()
                 .filter(calls)
-                .filter(|o| o.parent == Some(p.id) && !o.emitted)
+                .filter(|o| o.parent() == Some(p.id) && !o.emitted)
                 .map(|o| o.id)
                 .collect(),
             _ => Vec::new(),
@@ -442,7 +465,7 @@ impl Linker {
     /// The root above `id` (bounded walk).
     fn root(&self, mut id: u64) -> u64 {
         for _ in 0..64 {
-            match self.get(id).and_then(|e| e.parent) {
+            match self.get(id).and_then(Entry::parent) {
                 Some(p) if self.index(p).is_some() => id = p,
                 _ => break,
             }
@@ -457,14 +480,13 @@ impl Linker {
             return;
         }
         let child_trace = self.entry(child).trace;
-        self.get_mut(child).expect("known").parent = Some(parent);
+        self.get_mut(child).expect("known").parent = NonZeroU64::new(parent);
         let Some(t) = child_trace else { return };
         let root = self.root(parent);
         let r = self.get_mut(root).expect("known");
-        let root_trace = r.trace.or(r.span.traceparent.map(|tp| tp.trace_id));
-        match root_trace {
+        match r.trace_or_traceparent() {
             None => r.trace = Some(t),
-            Some(rt) if rt == t => {}
+            Some(rt) if rt == t.get() => {}
             Some(_) => self.count(Outcome::SplitTrace),
         }
     }
@@ -473,16 +495,14 @@ impl Linker {
     /// handed out now).
     fn trace_of(&mut self, id: u64) -> u128 {
         if let Some(t) = self.entry(id).trace {
-            return t;
+            return t.get();
         }
         let root = self.root(id);
-        let r = self.entry(root);
-        let t = match (r.trace, r.span.traceparent) {
-            (Some(t), _) => t,
-            (None, Some(tp)) => tp.trace_id,
-            (None, None) => self.ids.next_u128(),
+        let t = match self.entry(root).trace_or_traceparent() {
+            Some(t) => t,
+            None => self.ids.next_u128(),
         };
-        self.get_mut(root).expect("known").trace = Some(t);
+        self.get_mut(root).expect("known").trace = NonZeroU128::new(t);
         t
     }
 
@@ -490,10 +510,10 @@ impl Linker {
         let trace_id = self.trace_of(id);
         let e = self.get_mut(id).expect("known");
         e.emitted = true;
-        e.trace = Some(trace_id);
+        e.trace = NonZeroU128::new(trace_id);
         let (parent, peer, side, tp, ambiguous) = (
-            e.parent,
-            e.peer,
+            e.parent(),
+            e.peer(),
             e.span.side,
             e.span.traceparent,
             e.ambiguous,
@@ -540,7 +560,7 @@ impl Linker {
             return;
         };
         self.base += 1;
-        match e.peer {
+        match e.peer() {
             None => forget(&mut self.by_conn, e.span.conn(), e.id),
             // it leaves first (evicted): its peer still names it
             Some(p) => {

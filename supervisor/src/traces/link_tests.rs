@@ -174,11 +174,11 @@ fn the_applications_traceparent_is_kept() {
     let mut l = linker();
     let mut spans = chain();
     let app = TraceParent {
-        trace_id: 0xabc,
+        trace_id: std::num::NonZeroU128::new(0xabc).unwrap(),
         parent_id: 0x123,
     };
     let own = TraceParent {
-        trace_id: 0xabc,
+        trace_id: std::num::NonZeroU128::new(0xabc).unwrap(),
         parent_id: 0x456,
     };
     spans[4].traceparent = Some(app); // frontend got one from its caller
@@ -457,4 +457,13 @@ fn a_client_whose_server_span_was_evicted_first_still_names_it() {
     assert_eq!(data.parent_id, Some(api.span_id));
     assert_eq!(count(&l, Outcome::ClientServerOnHost), 1);
     assert_eq!(count(&l, Outcome::Evicted), 2);
+}
+
+#[test]
+fn a_held_span_stays_small() {
+    // the ring holds max_spans (100k by default) of these: every byte is
+    // 100 kB of memory and cache traffic per span (304 bytes before ids
+    // took no room of their own)
+    let size = std::mem::size_of::<Entry>();
+    assert!(size <= 240, "Entry is {size} bytes");
 }

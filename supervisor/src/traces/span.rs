@@ -4,6 +4,7 @@
 use std::{
     hash::{BuildHasher, RandomState},
     net::SocketAddr,
+    num::NonZeroU128,
     sync::Arc,
 };
 
@@ -19,8 +20,9 @@ pub(crate) enum Side {
 /// A W3C `traceparent` the application put into its request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct TraceParent {
-    /// The trace id.
-    pub(crate) trace_id: u128,
+    /// The trace id (non-zero: a span's optional traceparent takes no
+    /// room beyond it).
+    pub(crate) trace_id: NonZeroU128,
     /// The span id of the application's span that made the request.
     pub(crate) parent_id: u64,
 }
@@ -29,9 +31,9 @@ impl TraceParent {
     /// The ids of a `traceparent` header (trace id, parent span id, big
     /// endian as written); None when either is zero.
     pub(crate) fn from_bytes(trace_id: [u8; 16], parent_id: [u8; 8]) -> Option<TraceParent> {
-        let trace_id = u128::from_be_bytes(trace_id);
         let parent_id = u64::from_be_bytes(parent_id);
-        (trace_id != 0 && parent_id != 0).then_some(TraceParent {
+        let trace_id = NonZeroU128::new(u128::from_be_bytes(trace_id))?;
+        (parent_id != 0).then_some(TraceParent {
             trace_id,
             parent_id,
         })
@@ -202,7 +204,7 @@ mod tests {
             from_hex("00f067aa0ba902b7").unwrap(),
         )
         .unwrap();
-        assert_eq!(t.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(t.trace_id.get(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
         assert_eq!(t.parent_id, 0x00f067aa0ba902b7);
         assert!(TraceParent::from_bytes([0; 16], [1; 8]).is_none());
     }
