@@ -146,7 +146,7 @@ pub(crate) struct TracesStage {
     notable: Vec<u64>,
     /// Node names by pid, with the workload they were made of.
     nodes: FxHashMap<u32, (Arc<Workload>, Arc<str>)>,
-    recent: VecDeque<LinkedSpan>,
+    recent: Recent<LinkedSpan>,
 }
 
 impl TracesStage {
@@ -184,7 +184,7 @@ impl TracesStage {
             comms: FxHashMap::default(),
             nodes: FxHashMap::default(),
             notable: Vec::new(),
-            recent: VecDeque::new(),
+            recent: Recent::default(),
         }
     }
 
@@ -325,18 +325,14 @@ impl TracesStage {
 
     /// Keeps the latest spans for the control API (formatted when
     /// published).
-    fn keep_recent(&mut self, mut spans: Vec<LinkedSpan>) {
-        let tail = spans.len().saturating_sub(RECENT_SPANS);
-        for s in spans.drain(tail..) {
-            if self.recent.len() >= RECENT_SPANS {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(s);
-        }
+    fn keep_recent(&mut self, spans: Vec<LinkedSpan>) {
+        let Some(mut old) = self.recent.keep(spans) else {
+            return;
+        };
         // the next evicted spans go into its room (when not too large)
-        if self.early.is_empty() && spans.capacity() <= REUSE_SPANS {
-            spans.clear();
-            self.early = spans;
+        if self.early.is_empty() && old.capacity() <= REUSE_SPANS {
+            old.clear();
+            self.early = old;
         }
     }
 
@@ -373,7 +369,7 @@ impl TracesStage {
         }
         let state = MapState {
             map: self.graph.view(now_ns),
-            spans: self.recent.iter().map(SpanView::of).collect(),
+            spans: self.recent.latest().map(SpanView::of).collect(),
             links: counts
                 .iter()
                 .map(|(o, n)| (o.name().to_owned(), *n))
@@ -385,6 +381,49 @@ impl TracesStage {
             interval_s,
             samples: self.graph.take_samples(),
         }
+    }
+}
+
+/// The latest [`RECENT_SPANS`] spans, kept as the batches they were
+/// released in: a batch is moved, not its spans (most are never shown).
+struct Recent<T> {
+    batches: VecDeque<Vec<T>>,
+    /// Spans in `batches`.
+    len: usize,
+}
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Recent {
+            batches: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Recent<T> {
+    /// Keeps `spans`; returns the last batch no longer among the latest
+    /// (for its room).
+    fn keep(&mut self, mut spans: Vec<T>) -> Option<Vec<T>> {
+        if spans.len() > RECENT_SPANS {
+            spans.drain(..spans.len() - RECENT_SPANS);
+        }
+        self.len += spans.len();
+        self.batches.push_back(spans);
+        let mut old = None;
+        while let Some(front) = self.batches.front()
+            && self.len - front.len() >= RECENT_SPANS
+        {
+            self.len -= front.len();
+            old = self.batches.pop_front();
+        }
+        old
+    }
+
+    /// The latest spans, oldest first.
+    fn latest(&self) -> impl Iterator<Item = &T> {
+        let skip = self.len.saturating_sub(RECENT_SPANS);
+        self.batches.iter().flatten().skip(skip)
     }
 }
 

@@ -225,3 +225,17 @@ fn traces_are_sampled_whole_and_every_span_is_counted() {
         .sum();
     assert_eq!(calls, 2, "{:#?}", batch.samples);
 }
+
+#[test]
+fn the_latest_spans_are_kept_whatever_the_batches() {
+    let mut r = Recent::default();
+    let mut next = 0;
+    for n in [3, RECENT_SPANS - 1, 1, RECENT_SPANS + 5, 0, 7, 2] {
+        r.keep((next..next + n).collect());
+        next += n;
+        let latest: Vec<usize> = r.latest().copied().collect();
+        let want: Vec<usize> = (next.saturating_sub(RECENT_SPANS)..next).collect();
+        assert_eq!(latest, want, "after a batch of {n}");
+        assert!(r.len < 2 * RECENT_SPANS + 8, "{} held", r.len);
+    }
+}
