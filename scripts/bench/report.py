@@ -90,6 +90,8 @@ if w:
          spread(w, "default"), "target >= 0.97"),
         ("workload: req/s ratio hot path / none, median [min, max] of reps",
          spread(w, "hotpath"), "target >= 0.98"),
+        ("workload: req/s ratio floor / none (an empty program: the VM's resolution)",
+         spread(w, "floor") if "rps_ratio_floor" in w else "n/a", ""),
         ("workload: p99 ms none / default / hot path",
          f"{w['none']['p99_ms']} / {w['default']['p99_ms']} / {w['hotpath']['p99_ms']}", ""),
         ("workload: machine CPU s per M requests none / default / hot path",
@@ -113,6 +115,8 @@ if fr:
         ("fixed rate: p99 ratio hot path / none", med(fr["p99_ratio_hotpath"]), ""),
         ("fixed rate: machine CPU per request default / none", med(fr["cpu_ratio_default"]), "target <= 1.03"),
         ("fixed rate: machine CPU per request hot path / none", med(fr["cpu_ratio_hotpath"]), ""),
+        ("fixed rate: p99 / machine CPU per request, floor / none",
+         f'{med(fr["p99_ratio_floor"])} / {med(fr["cpu_ratio_floor"])}' if "cpu_ratio_floor" in fr else "n/a", ""),
     ]
 
 
