@@ -55,7 +55,6 @@ CONF
 stop_all() {
   [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
   [ -n "${AGENT:-}" ] && kill -INT "$AGENT" 2>/dev/null || true
-  [ -n "${FLOOR:-}" ] && kill "$FLOOR" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap stop_all EXIT
@@ -69,7 +68,9 @@ start_agent() {
   kill -0 "$AGENT" 2>/dev/null || { cat "$WORK/agent.log" >&2; exit 1; }
 }
 
-# Attaches the floor program (held until stop_floor); sets FLOOR.
+# Attaches the floor program (held until stop_floor); sets FLOOR. Like the
+# agent, it is started inside run_mode's subshell: if that dies, the fifo's
+# writer closes and bench-floor exits on its own.
 start_floor() {
   rm -f "$WORK/fifo"; mkfifo "$WORK/fifo"
   "${BIN:-target/release}/bench-floor" bench_floor <"$WORK/fifo" >"$WORK/floor.log" 2>&1 &

@@ -90,12 +90,11 @@ pub(crate) fn escape_into(out: &mut String, b: &[u8]) {
 fn traceparent(headers: &[u8]) -> Option<([u8; 16], [u8; 8])> {
     const NAME: &[u8] = b"traceparent";
     lines(headers).find_map(|line| {
-        let line = line.trim_ascii_start();
-        let named = line.get(..NAME.len())?.eq_ignore_ascii_case(NAME);
-        let value = line[NAME.len()..].trim_ascii_start().strip_prefix(b":")?;
-        if !named {
+        let (name, rest) = line.trim_ascii_start().split_at_checked(NAME.len())?;
+        if !name.eq_ignore_ascii_case(NAME) {
             return None;
         }
+        let value = rest.trim_ascii_start().strip_prefix(b":")?;
         let v = std::str::from_utf8(value.trim_ascii()).ok()?;
         let mut it = v.split('-');
         let (version, trace, parent, _flags) = (it.next()?, it.next()?, it.next()?, it.next()?);
