@@ -4,7 +4,10 @@
 #
 #   none      nothing attached
 #   hotpath   `eunomia run` with its hot path, [http] enabled = false
-#   http      `eunomia run` with its hot path and the HTTP capture
+#   http      `eunomia run` with its hot path and the HTTP capture as
+#             configured by default (`[http] records = "sampled"`: the RED
+#             histograms counted in the kernel, records only for spans)
+#   http-all  the same with `records = "all"` (a record for every request)
 #
 # For each server (the tests crate's `http-echo`, and nginx when installed)
 # wrk loads it on loopback (keep-alive, CONNS connections, SECS seconds),
@@ -34,7 +37,8 @@
 #
 # Environment: REPS (default 3), SECS (default 5), CONNS (default 8), RATE
 # (default 5000), PROFILE (release, default, or debug: the build to use),
-# SERVERS (default "echo nginx"), OUT (JSON, default target/bench-http.json),
+# SERVERS (default "echo nginx"), MODES (default "none hotpath http http-all"),
+# OUT (JSON, default target/bench-http.json),
 # BIN_DIR (use the eunomia, http-echo and rate-load binaries there and build
 # nothing: to compare two builds, run it for each, alternating).
 set -euo pipefail
@@ -48,6 +52,7 @@ RATE=${RATE:-5000}
 PROFILE=${PROFILE:-release}
 SERVERS=${SERVERS:-echo nginx}
 OUT=${OUT:-target/bench-http.json}
+MODES=${MODES:-none hotpath http http-all}
 TARGET=${CARGO_TARGET_DIR:-target}
 
 if [ "$(id -u)" != 0 ]; then
@@ -70,14 +75,16 @@ old_stats=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -qw kernel.bpf_stats_enabled=$old_stats; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 
-for mode in hotpath http; do
-    enabled=$([ $mode = http ] && echo true || echo false)
+for mode in hotpath http http-all; do
+    enabled=$([ $mode = hotpath ] && echo false || echo true)
+    records=$([ $mode = http-all ] && echo all || echo sampled)
     cat >"$WORK/$mode.toml" <<EOC
 [agent]
 poll_interval = "1s"
 control_socket = "$WORK/$mode.sock"
 [http]
 enabled = $enabled
+records = "$records"
 [tools]
 enabled = []
 [rules]
@@ -165,7 +172,7 @@ for server in $SERVERS; do
         continue
     fi
     for rep in $(seq "$REPS"); do
-        for mode in none hotpath http; do
+        for mode in $MODES; do
             start_server "$server"
             port=$PORT
             agent=
@@ -202,10 +209,10 @@ print(round((r.ru_utime + r.ru_stime) * os.sysconf("SC_CLK_TCK")))
             stop_server
             delivered=0
             dropped=0
-            if [ $mode = http ]; then
-                delivered=$(grep '"name":"eunomia_http_records_total"' "$WORK/http.jsonl" | tail -1 | sed 's/.*"value":\([0-9.]*\).*/\1/')
-                dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/http.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
-                rm -f "$WORK/http.jsonl"
+            if [ $mode != none ] && [ $mode != hotpath ]; then
+                delivered=$(grep '"name":"eunomia_http_records_total"' "$WORK/$mode.jsonl" | tail -1 | sed 's/.*"value":\([0-9.]*\).*/\1/')
+                dropped=$(grep '"name":"eunomia_http_dropped_total"' "$WORK/$mode.jsonl" | sed 's/.*"reason":"\([a-z_]*\)".*"value":\([0-9.]*\).*/\1 \2/' | sort -u -k1,1 -k2,2nr | awk '!seen[$1]++ && $1 != "sampled_out" && $1 != "span_rate_limited" {s+=$2} END{print s+0}')
+                rm -f "$WORK/$mode.jsonl"
             fi
             echo "$server $rep $mode $reqs $rps $p99 $(( (ticks1 - ticks0) )) $hz $((t1 - t0)) $((c1 - c0)) ${delivered:-0} ${dropped:-0} $((pt1 - pt0 + wrk_ticks)) $fixed_p99 $fixed_reqs $((at1 - at0))" >>"$results"
             echo "  $server rep $rep $mode: $rps req/s, p99 $p99, p99 at $RATE/s ${fixed_p99}ms" >&2
@@ -218,6 +225,31 @@ import json, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 rate = sys.argv[3]
 out = {}
+
+def added(s, per, m):
+    """What configuration m adds to the hot path, paired by repetition."""
+    def diff(k):
+        runs = [h[k] - b[k] for h, b in zip(per[m], per["hotpath"])]
+        return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+    a = s.setdefault("added", {}).setdefault(m, {})
+    for k in ("cpu_ns_per_req", "agent_cpu_ns_per_req", "machine_cpu_ns_per_req", "bpf_ns_per_req"):
+        a[k] = diff(k)
+    ratios = [h["rps"] / b["rps"] for h, b in zip(per[m], per["hotpath"])]
+    a["rps_ratio_to_hotpath"] = {"median": statistics.median(ratios), "runs": ratios}
+    f = lambda x: f"{x['median']:.0f} ns (runs {', '.join(f'{y:.0f}' for y in x['runs'])})"
+    print(f"  {m} adds per request (both sides): CPU {f(a['cpu_ns_per_req'])} [target <= 1000],"
+          f" of which the agent's process {f(a['agent_cpu_ns_per_req'])}; sys_exit program {f(a['bpf_ns_per_req'])};"
+          f" machine CPU {f(a['machine_cpu_ns_per_req'])};"
+          f" req/s ratio to hotpath {a['rps_ratio_to_hotpath']['median']:.3f}"
+          f" (runs {', '.join(f'{y:.3f}' for y in a['rps_ratio_to_hotpath']['runs'])})")
+    # a server whose clients are elsewhere has one side captured per
+    # request: what the kernel program and the agent add per side
+    side = (a["bpf_ns_per_req"]["median"] + a["agent_cpu_ns_per_req"]["median"]) / 2
+    a["ns_per_side"] = side
+    print(f"  {m} per captured side (a request whose client is not on this host): sys_exit program"
+          f" {a['bpf_ns_per_req']['median'] / 2:.0f} ns + agent {a['agent_cpu_ns_per_req']['median'] / 2:.0f} ns"
+          f" = {side:.0f} ns")
+
 keys = ("rps", "cpu_ns_per_req", "agent_cpu_ns_per_req", "machine_cpu_ns_per_req", "bpf_ns_per_req", "fixed_p99_ms",
         "requests", "expected_records", "delivered", "dropped")
 for server in sorted({r[0] for r in rows}):
@@ -251,23 +283,12 @@ for server in sorted({r[0] for r in rows}):
         s[m]["fixed_p99_spread"] = spread(m, "fixed_p99_ms")
         s[m]["p99"] = [x["p99"] for x in per[m]]
     if "none" in per:
-        for m in ("hotpath", "http"):
+        for m in ("hotpath", "http", "http-all"):
             if m in per:
                 s[m]["rps_ratio_to_none"] = s[m]["rps"] / s["none"]["rps"]
-    if "hotpath" in per and "http" in per:
-        # paired by repetition: what the capture adds, per request
-        def added(k):
-            runs = [h[k] - b[k] for h, b in zip(per["http"], per["hotpath"])]
-            return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
-        s["added_cpu_ns_per_request"] = added("cpu_ns_per_req")
-        s["added_agent_cpu_ns_per_request"] = added("agent_cpu_ns_per_req")
-        s["added_machine_cpu_ns_per_request"] = added("machine_cpu_ns_per_req")
-        s["added_bpf_ns_per_request"] = added("bpf_ns_per_req")
-        ratios = [h["rps"] / b["rps"] for h, b in zip(per["http"], per["hotpath"])]
-        s["rps_ratio_http_to_hotpath"] = {"median": statistics.median(ratios), "runs": ratios}
     out[server] = s
     print(f"== {server}")
-    for m in ("none", "hotpath", "http"):
+    for m in ("none", "hotpath", "http", "http-all"):
         if m in s:
             v = s[m]
             print(f"  {m:8} {v['rps']:>8.0f} req/s ({v['rps_spread'][0]:.0f}-{v['rps_spread'][1]:.0f})"
@@ -275,22 +296,10 @@ for server in sorted({r[0] for r in rows}):
                   f"  sys_exit prog {v['bpf_ns_per_req']:>5.0f} ns/req"
                   f"  p99 at {rate}/s {v['fixed_p99_ms']:.2f} ms ({v['fixed_p99_spread'][0]:.2f}-{v['fixed_p99_spread'][1]:.2f})"
                   f"  wrk p99 {','.join(v['p99'])}"
-                  + (f"  records {v['delivered']:.0f} of {v['expected_records']:.0f}, dropped {v['dropped']:.0f}" if m == "http" else ""))
-    if "added_cpu_ns_per_request" in s:
-        f = lambda a: f"{a['median']:.0f} ns (runs {', '.join(f'{x:.0f}' for x in a['runs'])})"
-        print(f"  HTTP capture adds per request (both sides): CPU {f(s['added_cpu_ns_per_request'])}"
-              f" [target <= 1000], of which the agent's process {f(s['added_agent_cpu_ns_per_request'])}; sys_exit program {f(s['added_bpf_ns_per_request'])},"
-              f" {s['added_bpf_ns_per_request']['median'] / 2:.0f} ns per side;"
-              f" machine CPU {f(s['added_machine_cpu_ns_per_request'])};"
-              f" req/s ratio http/hotpath {s['rps_ratio_http_to_hotpath']['median']:.3f}"
-              f" (runs {', '.join(f'{x:.3f}' for x in s['rps_ratio_http_to_hotpath']['runs'])})")
-        # a server whose clients are elsewhere has one side captured per
-        # request: what the kernel program and the agent add per side
-        side = (s['added_bpf_ns_per_request']['median'] + s['added_agent_cpu_ns_per_request']['median']) / 2
-        s["added_ns_per_side"] = side
-        print(f"  per captured side (a request whose client is not on this host): sys_exit program"
-              f" {s['added_bpf_ns_per_request']['median'] / 2:.0f} ns + agent {s['added_agent_cpu_ns_per_request']['median'] / 2:.0f} ns"
-              f" = {side:.0f} ns")
+                  + (f"  records {v['delivered']:.0f} of {v['expected_records']:.0f}, dropped {v['dropped']:.0f}" if m.startswith("http") else ""))
+    for m in ("http", "http-all"):
+        if "hotpath" in per and m in per:
+            added(s, per, m)
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
 echo "bench-http: load after: $(uptime)" >&2

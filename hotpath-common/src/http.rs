@@ -61,7 +61,93 @@ pub const HTTP_SERVER: u8 = 1;
 /// [`HttpRecord::kind`]: a request was written (this side calls).
 pub const HTTP_CLIENT: u8 = 2;
 
-/// Requests the kernel saw but could not deliver, by reason.
+/// [`HttpRecord::flags`]: the kernel counted the request in `HTTP_SERIES`
+/// (the agent must not count it again).
+pub const HTTP_FLAG_COUNTED: u8 = 1;
+/// [`HttpRecord::flags`]: the request's call chain is sampled (decided in
+/// the kernel: `hotpath-ebpf/src/http_sample.rs`).
+pub const HTTP_FLAG_SAMPLED: u8 = 2;
+
+/// Read-only global: 1 sends every request to the ring buffer, 0 only
+/// those spans need (sampled, errors, slow, a series' first).
+pub const HTTP_RECORDS_ALL_GLOBAL: &str = "HTTP_RECORDS_ALL";
+/// Read-only global (u64): a call chain is sampled when a random u32 is
+/// below it (`ratio * 2^32`).
+pub const HTTP_SAMPLE_BELOW_GLOBAL: &str = "HTTP_SAMPLE_BELOW";
+/// Read-only global (u64): a request at least this slow (ns) is always
+/// sent.
+pub const HTTP_SLOW_NS_GLOBAL: &str = "HTTP_SLOW_NS";
+
+/// `HTTP_SERIES`: hash, [`HttpSeriesKey`] → [`HttpSeries`]: the RED
+/// histograms of every request, kept in the kernel and read (and emptied)
+/// by the agent once per interval.
+pub const HTTP_SERIES_MAP: &str = "HTTP_SERIES";
+/// Capacity of `HTTP_SERIES` (both generations). A request of a new series
+/// when it is full goes to the ring buffer, counted by the agent.
+pub const HTTP_SERIES_MAX: u32 = 8_192;
+/// `HTTP_SERIES_GEN`: array of one u32, the generation (0 or 1) the kernel
+/// counts into; the agent flips it, then reads and deletes the other one.
+pub const HTTP_SERIES_GEN_MAP: &str = "HTTP_SERIES_GEN";
+/// Bytes of a request line kept in a series key: the method and the path
+/// up to its query.
+pub const HTTP_LINE_LEN: usize = 80;
+/// Upper bounds of the duration buckets (ns): the OpenTelemetry HTTP
+/// buckets (5 ms to 10 s); one more bucket above the last.
+pub const HTTP_BOUNDS_NS: [u64; 14] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    75_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    750_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    7_500_000_000,
+    10_000_000_000,
+];
+
+/// What a RED series is keyed by in the kernel. Every byte is set (the
+/// line zero past `line_len`): the map hashes the whole key.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HttpSeriesKey {
+    /// cgroup v2 id of the process.
+    pub cgroup_id: u64,
+    /// The server's address (client side; zero on the server side).
+    pub addr: [u8; 16],
+    /// AF_INET or AF_INET6 (client side; zero on the server side).
+    pub family: u16,
+    /// The server's port (client side; zero on the server side).
+    pub port: u16,
+    /// The status code's class (2 for 2xx, ...).
+    pub class: u8,
+    /// [`HTTP_SERVER`] or [`HTTP_CLIENT`].
+    pub kind: u8,
+    /// The generation (0 or 1, `HTTP_SERIES_GEN`).
+    pub generation: u8,
+    /// Bytes of `line` filled.
+    pub line_len: u8,
+    /// The request line's first bytes: method, a space, the path up to
+    /// `?`, `#` or the next blank.
+    pub line: [u8; HTTP_LINE_LEN],
+}
+
+/// One series' histogram (added to by every CPU, atomically).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct HttpSeries {
+    /// Sum of the durations (ns).
+    pub sum_ns: u64,
+    /// Requests per bucket ([`HTTP_BOUNDS_NS`], then one above).
+    pub counts: [u64; HTTP_BOUNDS_NS.len() + 1],
+}
+
+/// Requests the kernel saw but did not deliver (or, `SeriesFull`, could
+/// not count), by reason.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpDrop {
@@ -74,11 +160,23 @@ pub enum HttpDrop {
     /// A new request came while one was pending without a response: the
     /// pending one is lost (pipelining, or a response not recognised).
     Replaced = 2,
+    /// `HTTP_SERIES` was full: the request went to the ring buffer instead,
+    /// for the agent to count (not a loss unless the ring was full too).
+    SeriesFull = 3,
+    /// Not sent: its call chain was not sampled (`HTTP_RECORDS_ALL` 0); the
+    /// RED histograms count it all the same.
+    SampledOut = 4,
 }
 
 impl HttpDrop {
     /// Every reason, in index order.
-    pub const ALL: [HttpDrop; 3] = [HttpDrop::RingFull, HttpDrop::Unmatched, HttpDrop::Replaced];
+    pub const ALL: [HttpDrop; 5] = [
+        HttpDrop::RingFull,
+        HttpDrop::Unmatched,
+        HttpDrop::Replaced,
+        HttpDrop::SeriesFull,
+        HttpDrop::SampledOut,
+    ];
 
     /// The `reason` label.
     pub const fn name(self) -> &'static str {
@@ -86,6 +184,8 @@ impl HttpDrop {
             HttpDrop::RingFull => "ring_full",
             HttpDrop::Unmatched => "unmatched_response",
             HttpDrop::Replaced => "replaced_request",
+            HttpDrop::SeriesFull => "kernel_series_full",
+            HttpDrop::SampledOut => "sampled_out",
         }
     }
 }
@@ -128,8 +228,12 @@ pub struct HttpRecord {
     /// [`HTTP_IDLE`], [`HTTP_SERVER`] or [`HTTP_CLIENT`] (in a record sent:
     /// the side).
     pub kind: u8,
-    /// Padding.
-    pub _pad: [u8; 3],
+    /// [`HTTP_FLAG_COUNTED`], [`HTTP_FLAG_SAMPLED`].
+    pub flags: u8,
+    /// Requests started on the connection (wrapping): the n-th request a
+    /// client writes is the n-th its server reads, so both ends name it
+    /// alike.
+    pub seq: u16,
     /// Bytes of `head` filled.
     pub head_len: u32,
     /// The request's first bytes.
@@ -144,4 +248,10 @@ pub const HTTP_RECORD_FIXED: usize = core::mem::offset_of!(HttpRecord, head);
 mod pod {
     // SAFETY: #[repr(C)] plain data, padding explicit.
     unsafe impl aya::Pod for super::HttpRecord {}
+    // SAFETY: as above, no implicit padding (checked below).
+    unsafe impl aya::Pod for super::HttpSeriesKey {}
+    unsafe impl aya::Pod for super::HttpSeries {}
 }
+
+const _: () = assert!(core::mem::size_of::<HttpSeriesKey>() == 32 + HTTP_LINE_LEN);
+const _: () = assert!(HTTP_LINE_LEN <= HTTP_HEAD_LEN && HTTP_LINE_LEN < 256);

@@ -37,17 +37,30 @@ use aya_ebpf::{
 use hotpath_common::{
     Offset,
     http::{
-        HTTP_CLIENT, HTTP_CONNS_MAX, HTTP_COUNTERS_LEN, HTTP_EVENTS_BYTES, HTTP_HEAD_LEN,
-        HTTP_IDLE, HTTP_RECORD_FIXED, HTTP_SERVER, HTTP_SOCK_IGNORED, HTTP_SOCKS_LEN,
-        HTTP_WAKEUP_BYTES, HttpDrop, HttpRecord, http_sock_slot,
+        HTTP_CLIENT, HTTP_CONNS_MAX, HTTP_COUNTERS_LEN, HTTP_EVENTS_BYTES, HTTP_FLAG_COUNTED,
+        HTTP_HEAD_LEN, HTTP_IDLE, HTTP_RECORD_FIXED, HTTP_SERVER, HTTP_SOCK_IGNORED,
+        HTTP_SOCKS_LEN, HTTP_WAKEUP_BYTES, HttpDrop, HttpRecord, http_sock_slot,
     },
 };
 
-use crate::{AF_INET, IPPROTO_TCP, offset};
+use crate::{AF_INET, IPPROTO_TCP, http_series::Counted, offset};
 
 /// Set to 1 by the loader to turn the capture on.
 #[unsafe(no_mangle)]
 static HTTP_ENABLED: u32 = 0;
+
+/// Set to 1 by the loader to send every request to the ring buffer; 0
+/// sends those [`crate::http_sample`] picks (the RED histograms count
+/// every request either way, [`crate::http_series`]).
+#[unsafe(no_mangle)]
+static HTTP_RECORDS_ALL: u32 = 1;
+
+/// Whether every request goes to the ring buffer.
+#[inline(always)]
+fn records_all() -> bool {
+    // SAFETY: reading a read-only global the loader set.
+    unsafe { core::ptr::read_volatile(&HTTP_RECORDS_ALL) != 0 }
+}
 
 #[map]
 static HTTP_CONNS: LruHashMap<u64, HttpRecord> = LruHashMap::with_max_entries(HTTP_CONNS_MAX, 0);
@@ -116,7 +129,7 @@ pub(crate) fn wanted(nr: u32) -> bool {
     on && ((nr < 64 && (LOW_MASK >> nr) & 1 == 1) || nr == NR_ACCEPT4)
 }
 
-fn count(why: HttpDrop) {
+pub(crate) fn count(why: HttpDrop) {
     if let Some(p) = HTTP_COUNTERS.get_ptr_mut(why as u32) {
         crate::add(p, 1);
     }
@@ -427,10 +440,17 @@ fn start(c: &mut HttpRecord, pid_tgid: u64, m: u64, ret: u64, kind: u8) {
     c.tid = pid_tgid as u32;
     c.req_bytes = ret;
     c.head_len = m as u32;
+    c.flags = 0;
+    if !records_all() {
+        crate::http_sample::start(c, pid_tgid as u32);
+    }
 }
 
-/// The response to the pending request: the connection's record, filled
-/// in place, to user space (only the filled part of its head).
+/// The response to the pending request: counted in its RED series, and
+/// the connection's record, filled in place, to user space (only the
+/// filled part of its head) when every record goes there, when the series
+/// is new (the agent learns its path), when the kernel could not count it,
+/// or when its span is wanted ([`crate::http_sample::send`]).
 #[inline(always)]
 fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
     // SAFETY: helper without preconditions.
@@ -438,6 +458,26 @@ fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
     c.resp_bytes = ret;
     c.pid = (pid_tgid >> 32) as u32;
     c.status = status;
+    let dur = c.end_ns.wrapping_sub(c.start_ns);
+    let counted = crate::http_series::count(c, dur, status);
+    if counted != Counted::No {
+        c.flags |= HTTP_FLAG_COUNTED;
+    }
+    // (the decision's bookkeeping runs whatever the other reasons)
+    let wanted = records_all()
+        || crate::http_sample::send(c, pid_tgid as u32, status, dur)
+        || counted != Counted::Known;
+    if wanted {
+        output(c);
+    } else {
+        count(HttpDrop::SampledOut);
+    }
+    c.kind = HTTP_IDLE;
+}
+
+/// The filled part of `c` to the ring buffer.
+#[inline(always)]
+fn output(c: &HttpRecord) {
     let head = c.head_len as usize;
     let len = HTTP_RECORD_FIXED
         + if head < HTTP_HEAD_LEN {
@@ -450,7 +490,6 @@ fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
     if HTTP_EVENTS.output::<[u8]>(bytes, wakeup(len)).is_err() {
         count(HttpDrop::RingFull);
     }
-    c.kind = HTTP_IDLE;
 }
 
 /// The agent drains the ring on a timer: a record wakes it only when it
@@ -486,6 +525,7 @@ fn new_conn(key: u64) -> Option<*mut HttpRecord> {
     // SAFETY: this CPU's scratch entry.
     let c = unsafe { &mut *c };
     c.kind = HTTP_IDLE;
+    c.seq = 0;
     c.family = family;
     // SAFETY: helper without preconditions.
     c.cgroup_id = unsafe { bpf_get_current_cgroup_id() };

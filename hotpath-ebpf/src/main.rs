@@ -10,7 +10,9 @@
 //! - `tcp_set_state`, `tcp_recv_reset`, `tcp_send_reset`: TCP sessions per
 //!   (cgroup, direction, port/peer), durations and bytes at close.
 //! - [`http`]: HTTP/1.x requests, from the same `sys_exit` program (the read
-//!   and write families, connect, accept, close), to a ring buffer.
+//!   and write families, connect, accept, close): every request counted in
+//!   RED histograms in a map ([`http_series`]), a record to a ring buffer
+//!   for those spans need ([`http_sample`]) or for every one.
 //! - [`mounts`]: mount, umount2 and move_mount, from the same `sys_exit`
 //!   program, one event each through a ring buffer.
 //! - `pid_fork`, `pid_exec`, `pid_exit`, `pid_moved`, `pid_renamed`, `uid_*` ([`pids`]): the
@@ -169,6 +171,8 @@ mod arch;
 mod bench;
 mod execs;
 mod http;
+mod http_sample;
+mod http_series;
 mod mounts;
 mod pids;
 mod strings;

@@ -52,6 +52,9 @@ pub struct HttpRequest {
     pub traceparent: Option<([u8; 16], [u8; 8])>,
     /// Who made or served it: set by the enrichment stage.
     pub workload: Option<Arc<Workload>>,
+    /// The kernel sampled its call chain for spans (when it sends only the
+    /// requests spans need: `[http] records = "sampled"`).
+    pub sampled: bool,
 }
 
 /// A request's path: the route itself when equal (no copy), else its own
@@ -140,6 +143,7 @@ mod tests {
             response_size: 20,
             traceparent: None,
             workload: None,
+            sampled: false,
         };
         let ids = SpanContext {
             trace_id: [1; 16],

@@ -109,7 +109,8 @@ pub(crate) async fn http(
         mounts: false,
         path_strings: false,
         mount_strings: false,
-        http: true,
+        // a live view shows every request
+        http: Some(hotpath::HttpCapture::EVERY_REQUEST),
         ..config.hotpath.clone()
     };
     let source = hotpath::poller::start(&hotpath, interval, &ctx)

@@ -27,6 +27,7 @@ pub(crate) fn http_request(kind: SpanKind) -> HttpRequest {
         response_size: 1,
         traceparent: None,
         workload: None,
+        sampled: false,
     }
 }
 

@@ -219,7 +219,7 @@ fn demo_system_traces_edges_and_map() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = {RATIO}\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
+            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nrecords = \"all\"\nsample_ratio = {RATIO}\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
             rt.enrich_toml(),
             receiver.endpoint()
         ),

@@ -211,7 +211,7 @@ fn start_sources(
     let mut sources = Vec::new();
     let mut hotpath = config.hotpath.clone();
     hotpath.check_strings_of(tools::enabled_event_kinds(&config.tools));
-    hotpath.http = config.http.enabled;
+    hotpath.http = config.http.capture();
     let started =
         hotpath::poller::start(&hotpath, interval, ctx).context("loading the hot-path probes")?;
     let mut counting = None;

@@ -25,7 +25,7 @@ pub(super) fn traces_stage(
 ) -> crate::traces::stage::TracesStage {
     let h = &config.http;
     let sampling = crate::traces::sample::SampleConfig {
-        ratio: h.sample_ratio,
+        ratio: h.agent_ratio(),
         slow: h.slow_threshold,
         cap: h.max_spans_per_second,
     };

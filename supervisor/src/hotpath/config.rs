@@ -53,10 +53,43 @@ pub struct HotpathConfig {
     /// runs).
     #[serde(skip)]
     pub mount_strings: bool,
-    /// HTTP capture (set by the agent from `[http] enabled`): rides on the
+    /// HTTP capture (set by the agent from `[http]`): rides on the
     /// syscall probe's `sys_exit` program; its maps go to the HTTP source.
     #[serde(skip)]
-    pub http: bool,
+    pub http: Option<HttpCapture>,
+}
+
+/// What the kernel's HTTP capture sends to user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCapture {
+    /// Every request as a record; else only those spans need (sampled
+    /// call chains, errors, slow ones), the RED histograms being counted
+    /// in the kernel.
+    pub every_request: bool,
+    /// A request is sampled when its lot (32 bits of a hash both ends of
+    /// its connection compute) is below this (`ratio * 2^32`).
+    pub sample_below: u64,
+    /// A request at least this slow (ns) is always sent.
+    pub slow_ns: u64,
+}
+
+impl HttpCapture {
+    /// Every request as a record (`eunomia http`, `[http] records = "all"`).
+    pub const EVERY_REQUEST: HttpCapture = HttpCapture {
+        every_request: true,
+        sample_below: 0,
+        slow_ns: u64::MAX,
+    };
+
+    /// Records for the spans of a share `ratio` (0 to 1) of the call
+    /// chains, and for every request at least `slow` slow or failed.
+    pub fn sampled(ratio: f64, slow: std::time::Duration) -> HttpCapture {
+        HttpCapture {
+            every_request: false,
+            sample_below: (ratio.clamp(0.0, 1.0) * 4_294_967_296.0) as u64,
+            slow_ns: u64::try_from(slow.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 impl Default for HotpathConfig {
@@ -72,7 +105,7 @@ impl Default for HotpathConfig {
             uid_changes: false,
             path_strings: false,
             mount_strings: false,
-            http: false,
+            http: None,
         }
     }
 }

@@ -21,10 +21,12 @@ use hotpath_common::{
     TASK_MOVED_PROG, TCP_FLOWS_MAP, TCP_RECV_RESET_PROG, TCP_SEND_RESET_PROG, TCP_STATE_PROG,
 };
 
-use hotpath_common::http::HTTP_ENABLED_GLOBAL;
+use hotpath_common::http::{
+    HTTP_ENABLED_GLOBAL, HTTP_RECORDS_ALL_GLOBAL, HTTP_SAMPLE_BELOW_GLOBAL, HTTP_SLOW_NS_GLOBAL,
+};
 
 use super::maps::{map_err, missing};
-use super::{HotpathConfig, offsets, pids::PidCgroups};
+use super::{HotpathConfig, HttpCapture, offsets, pids::PidCgroups};
 
 /// The BPF object built from `hotpath-ebpf` (empty when built with AYA_BUILD_SKIP=1).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hotpath"));
@@ -309,7 +311,7 @@ impl Hotpath {
             ),
             _ => (BENCH_FLOOR_PROG, Probe::Syscalls, Hook::RawTp("sys_enter")),
         };
-        let mut hp = Self::load_object(2, false, false)?;
+        let mut hp = Self::load_object(2, None, false)?;
         let btf = Btf::from_sys_fs().ok();
         hp.attach(name, probe, hook, btf.as_ref())
             .map_err(|source| HotpathError::Program {
@@ -319,7 +321,11 @@ impl Hotpath {
         Ok(hp)
     }
 
-    fn load_object(slots: u32, http: bool, mounts: bool) -> Result<Self, HotpathError> {
+    fn load_object(
+        slots: u32,
+        http: Option<HttpCapture>,
+        mounts: bool,
+    ) -> Result<Self, HotpathError> {
         if OBJECT.is_empty() {
             return Err(HotpathError::NotBuilt);
         }
@@ -327,10 +333,15 @@ impl Hotpath {
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
         // Offsets are read-only globals, constants to the verifier.
         let offsets = offsets::compute();
+        let capture = http.unwrap_or(HttpCapture::EVERY_REQUEST);
+        let every = capture.every_request;
         let mut ebpf = EbpfLoader::new()
             .override_global(SLOTS_GLOBAL, &slots, true)
             .override_global(OFFSETS_GLOBAL, &offsets, true)
-            .override_global(HTTP_ENABLED_GLOBAL, &u32::from(http), true)
+            .override_global(HTTP_ENABLED_GLOBAL, &u32::from(http.is_some()), true)
+            .override_global(HTTP_RECORDS_ALL_GLOBAL, &u32::from(every), true)
+            .override_global(HTTP_SAMPLE_BELOW_GLOBAL, &capture.sample_below, true)
+            .override_global(HTTP_SLOW_NS_GLOBAL, &capture.slow_ns, true)
             .override_global(MOUNTS_ENABLED_GLOBAL, &u32::from(mounts), true)
             .map_max_entries(SYSCALL_COUNTERS_MAP, cpus * slots)
             .map_max_entries(SLOT_OWNERS_MAP, slots)

@@ -8,7 +8,10 @@ use std::{
 };
 
 use aya::maps::{Array, MapData, RingBuf};
-use hotpath_common::http::{HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP, HTTP_PAUSED_MAP};
+use hotpath_common::http::{
+    HTTP_COUNTERS_MAP, HTTP_EVENTS_MAP, HTTP_PAUSED_MAP, HTTP_SERIES_GEN_MAP, HTTP_SERIES_MAP,
+    HttpSeries, HttpSeriesKey,
+};
 use hotpath_common::{
     COUNTERS_LEN, COUNTERS_MAP, EXEC_EVENTS_MAP, MOUNT_EVENTS_MAP, SLOT_OWNERS_MAP, SYS_EXIT_PROG,
     SYSCALL_COUNTERS_MAP, SlotCounters,
@@ -25,6 +28,10 @@ pub(crate) struct HttpMaps {
     pub(crate) counters: Array<MapData, u64>,
     /// The pause switch (one u32: 1 paused).
     pub(crate) paused: Array<MapData, u32>,
+    /// The RED histograms counted in the kernel.
+    pub(crate) series: aya::maps::HashMap<MapData, HttpSeriesKey, HttpSeries>,
+    /// The generation the kernel counts into (one u32).
+    pub(crate) series_gen: Array<MapData, u32>,
     /// Whether the switch is on, shared with the poller: syscall counting
     /// may be sampled only while the capture is paused.
     pub(crate) paused_flag: Arc<AtomicBool>,
@@ -56,29 +63,24 @@ impl Hotpath {
         if !enabled || !self.attached.iter().any(|(n, _)| *n == SYS_EXIT_PROG) {
             return Ok(None);
         }
-        let ring = self
-            .ebpf
-            .take_map(HTTP_EVENTS_MAP)
-            .ok_or_else(|| missing(HTTP_EVENTS_MAP))?;
-        let ring = aya::maps::RingBuf::try_from(ring).map_err(map_err(HTTP_EVENTS_MAP))?;
-        let counters = self
-            .ebpf
-            .take_map(HTTP_COUNTERS_MAP)
-            .ok_or_else(|| missing(HTTP_COUNTERS_MAP))?;
-        let counters = aya::maps::Array::try_from(counters).map_err(map_err(HTTP_COUNTERS_MAP))?;
-        let paused = self
-            .ebpf
-            .take_map(HTTP_PAUSED_MAP)
-            .ok_or_else(|| missing(HTTP_PAUSED_MAP))?;
-        let paused = aya::maps::Array::try_from(paused).map_err(map_err(HTTP_PAUSED_MAP))?;
         Ok(Some(HttpMaps {
-            ring,
-            counters,
-            paused,
+            ring: self.take_typed(HTTP_EVENTS_MAP)?,
+            counters: self.take_typed(HTTP_COUNTERS_MAP)?,
+            paused: self.take_typed(HTTP_PAUSED_MAP)?,
+            series: self.take_typed(HTTP_SERIES_MAP)?,
+            series_gen: self.take_typed(HTTP_SERIES_GEN_MAP)?,
             paused_flag: Arc::default(),
         }))
     }
 
+    /// The map `name`, taken once, as its typed handle.
+    fn take_typed<T>(&mut self, name: &'static str) -> Result<T, HotpathError>
+    where
+        T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.take_map(name).ok_or_else(|| missing(name))?;
+        T::try_from(map).map_err(map_err(name))
+    }
     /// A cloneable handle on the pid → cgroup map (None when the pid probe is off).
     pub fn pid_cgroups(&self) -> Option<PidCgroups> {
         self.pids.clone()

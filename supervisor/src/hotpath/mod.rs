@@ -27,7 +27,7 @@ pub(crate) mod ring;
 pub(crate) mod syscalls;
 pub(crate) mod tcp;
 
-pub use config::{HotpathConfig, SAMPLED_FRACTION, SyscallCounting};
+pub use config::{HotpathConfig, HttpCapture, SAMPLED_FRACTION, SyscallCounting};
 pub use loader::{Hotpath, HotpathError, Probe};
 pub(crate) use maps::HttpMaps;
 pub use pids::PidCgroups;

@@ -118,7 +118,7 @@ pub(crate) fn start(
     let mounts = hotpath
         .take_mount_events(config.mounts_from_sys_exit())
         .and_then(|ring| super::mounts::start(ring, ctx));
-    let http = hotpath.take_http(config.http)?;
+    let http = hotpath.take_http(config.http.is_some())?;
     let mut poller = Poller::new(hotpath, config.pid_grace, interval)?;
     poller.http = http.as_ref().map(|m| m.paused_flag.clone());
     poller.mounts = mounts.is_some();

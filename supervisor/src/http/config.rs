@@ -1,12 +1,14 @@
-//! The `[http]` section: HTTP/1.x request capture (off by default: its
-//! cost, 0.9 to 1.1 µs of kernel time per request and side and 1.6 to
-//! 6.9 µs of CPU per request with both sides on the host, 2.1 to 2.7 µs of
-//! it the agent's, measured with `scripts/bench-http.sh`, is above the
-//! 1 µs target; `enabled = true` turns it on).
+//! The `[http]` section: HTTP/1.x request capture. Its cost
+//! (`scripts/bench-http.sh`, docs/metrics.md): about 0.55 µs per request
+//! and captured side with `records = "sampled"` (the kernel counts the RED
+//! histograms and sends records for spans only), about 0.9 µs with
+//! `records = "all"`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::hotpath::HttpCapture;
 
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -31,6 +33,42 @@ pub(crate) struct HttpConfig {
     /// traces at a time; beyond it they are dropped and counted
     /// (`eunomia_http_dropped_total{reason="span_rate_limited"}`).
     pub(crate) max_spans_per_second: u32,
+    /// Which requests the kernel sends to the agent as records.
+    pub(crate) records: Records,
+}
+
+/// `http.records`: which requests the kernel sends to the agent. The RED
+/// metrics count every request either way (in the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Records {
+    /// Those spans need: call chains sampled in the kernel at
+    /// `sample_ratio`, errors and slow requests (with the server request
+    /// that made them), and each series' first per interval. Rules, the
+    /// event sinks and the service map see these.
+    Sampled,
+    /// Every request: rules and the service map see each one, and the
+    /// agent samples the spans per trace.
+    All,
+}
+
+impl HttpConfig {
+    /// What the kernel's capture sends (None when it is off).
+    pub(crate) fn capture(&self) -> Option<HttpCapture> {
+        self.enabled.then(|| match self.records {
+            Records::All => HttpCapture::EVERY_REQUEST,
+            Records::Sampled => HttpCapture::sampled(self.sample_ratio, self.slow_threshold),
+        })
+    }
+
+    /// The share of traces the agent keeps by ratio: none when the kernel
+    /// sampled already (it sends the sampled chains flagged).
+    pub(crate) fn agent_ratio(&self) -> f64 {
+        match self.records {
+            Records::All => self.sample_ratio,
+            Records::Sampled => 0.0,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -41,6 +79,7 @@ impl Default for HttpConfig {
             sample_ratio: 0.1,
             slow_threshold: Duration::from_secs(1),
             max_spans_per_second: 500,
+            records: Records::Sampled,
         }
     }
 }

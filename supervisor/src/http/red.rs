@@ -68,6 +68,20 @@ impl Red {
         true
     }
 
+    /// Adds a histogram the kernel counted (`counts` per bucket of
+    /// [`BOUNDS`] and one above, `sum` seconds); false as [`Red::observe`].
+    pub(crate) fn add(&mut self, key: Key, counts: &[u64], sum: f64) -> bool {
+        if self.series.len() >= MAX_SERIES && !self.series.contains_key(&key) {
+            return false;
+        }
+        let b = self.series.entry(key).or_default();
+        for (to, n) in b.counts.iter_mut().zip(counts) {
+            *to += n;
+        }
+        b.sum += sum;
+        true
+    }
+
     /// The interval's histograms as samples; starts a new interval.
     pub(crate) fn drain(&mut self) -> Vec<Sample> {
         self.series
@@ -138,5 +152,22 @@ mod tests {
         assert!((sum - 20.041).abs() < 1e-9);
         assert_eq!(samples[0].label("server.port"), Some("80"));
         assert!(red.drain().is_empty());
+    }
+
+    #[test]
+    fn kernel_histograms_add_to_the_same_series() {
+        let mut red = Red::default();
+        assert!(red.observe(key("/a", false), 0.001));
+        let mut counts = [0u64; BOUNDS.len() + 1];
+        counts[0] = 2;
+        counts[14] = 1;
+        assert!(red.add(key("/a", false), &counts, 12.0));
+        let samples = red.drain();
+        assert_eq!(samples.len(), 1);
+        let SampleValue::Histogram { counts, sum, .. } = &samples[0].value else {
+            panic!("{samples:?}");
+        };
+        assert_eq!((counts[0], counts[14]), (3, 1));
+        assert!((sum - 12.001).abs() < 1e-9);
     }
 }

@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use hotpath_common::http::{HTTP_CLIENT, HTTP_RECORD_FIXED, HttpRecord};
+use hotpath_common::http::{HTTP_CLIENT, HTTP_FLAG_SAMPLED, HTTP_RECORD_FIXED, HttpRecord};
 pub(crate) use model::request::status_class;
 use model::{
     Record, ToolRecord,
@@ -225,6 +225,7 @@ pub(crate) fn request_of(
         response_size: r.resp_bytes,
         traceparent: head.traceparent,
         workload: None,
+        sampled: r.flags & HTTP_FLAG_SAMPLED != 0,
     }
 }
 

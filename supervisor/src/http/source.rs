@@ -1,12 +1,14 @@
 //! The HTTP source: reads the request records the kernel matched from the
 //! ring buffer (every [`HTTP_DRAIN_MS`], or sooner when the kernel wakes it
-//! because a quarter of the ring is waiting), counts every request in the RED
-//! histograms ([`super::red`], sent once per interval as samples), and
-//! sends every request into the pipeline as a compact request
-//! ([`model::request::HttpRequest`]), the requests of one drain in one
-//! message: the traces stage links them, counts every one in the service
-//! map, and turns those whose trace is sampled into span events on their
-//! way to the sinks (`crate::traces::export`). Decoding allocates nothing
+//! because a quarter of the ring is waiting), reads the RED histograms the
+//! kernel counted once per interval ([`super::series`]) into its own
+//! ([`super::red`], with the requests the kernel could not count, sent as
+//! samples), and sends every record into the pipeline as a compact
+//! request ([`model::request::HttpRequest`]), the requests of one drain
+//! in one message: the traces stage links them, counts them in the
+//! service map, and turns those whose trace is kept into span events on
+//! their way to the sinks (`crate::traces::export`). Which requests have a
+//! record is `[http] records`: every one, or those spans need. Decoding allocates nothing
 //! per request in the common case (text goes into reused buffers, routes
 //! are shared, short paths inline). Whatever is not delivered, in the
 //! kernel or here, is counted in `eunomia_http_dropped_total{reason}` (a
@@ -15,7 +17,7 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use aya::maps::{Array, MapData, RingBuf};
-use hotpath_common::http::{HTTP_DRAIN_MS, HttpDrop};
+use hotpath_common::http::{HTTP_CLIENT, HTTP_DRAIN_MS, HTTP_FLAG_COUNTED, HttpDrop};
 use model::{
     SmallStr,
     metrics::{HTTP_DROPPED_METRIC, HTTP_RECORDS_METRIC, HTTP_ROUTE_OVERFLOW_METRIC, HTTP_SOURCE},
@@ -31,6 +33,7 @@ use super::{
     request::{
         escape_into, head_bytes, parse_head, record_from_ring, request_of, route_into, status_class,
     },
+    series::{Counted, GRACE, KernelSeries},
 };
 use crate::{
     context::AgentContext,
@@ -186,21 +189,45 @@ impl State {
         };
         let start = (r.start_ns as i128 + self.wall_offset).max(0) as u64;
         let req = request_of(&r, &head, path, route, start);
-        let key = Key {
-            cgroup,
-            client: r.kind == hotpath_common::http::HTTP_CLIENT,
-            method: req.method,
-            class: status_class(req.status),
-            route: req.route.clone(),
-            server: (r.kind == hotpath_common::http::HTTP_CLIENT)
-                .then_some((req.server.ip(), req.server.port())),
-        };
-        if !self.red.observe(key, req.duration_ns as f64 / 1e9) {
-            self.counts.series_full.inc();
+        if r.flags & HTTP_FLAG_COUNTED == 0 {
+            // the kernel's series map was full: counted here
+            let key = Key {
+                cgroup,
+                client: r.kind == HTTP_CLIENT,
+                method: req.method,
+                class: status_class(req.status),
+                route: req.route.clone(),
+                server: (r.kind == HTTP_CLIENT).then_some((req.server.ip(), req.server.port())),
+            };
+            if !self.red.observe(key, req.duration_ns as f64 / 1e9) {
+                self.counts.series_full.inc();
+            }
         }
         self.batch.push(req);
         if self.batch.len() >= BATCH {
             self.send(tx);
+        }
+    }
+
+    /// A series the kernel counted, folded into the RED histograms under
+    /// the route of its path.
+    fn kernel_series(&mut self, c: &Counted<'_>) {
+        let Some(head) = parse_head(c.line) else {
+            self.counts.unparsable.add(c.counts.iter().sum());
+            return;
+        };
+        escape_into(&mut self.path, head.path);
+        route_into(&mut self.route, &self.path);
+        let key = Key {
+            cgroup: c.cgroup,
+            client: c.client,
+            method: head.method,
+            class: status_class(u16::from(c.class) * 100),
+            route: self.bounded_route(c.cgroup),
+            server: c.server,
+        };
+        if !self.red.add(key, c.counts, c.sum_s) {
+            self.counts.series_full.add(c.counts.iter().sum());
         }
     }
 
@@ -274,18 +301,35 @@ pub(crate) fn start(
         counters,
         paused,
         paused_flag,
+        series,
+        series_gen,
     } = maps;
+    let series = KernelSeries::new(series, series_gen);
     // SAFETY: the ring buffer owns its descriptor, and the AsyncFd owns
     // the ring buffer until the task ends.
     let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
     let state = State::new(config, &ctx.registry);
-    let task = tokio::spawn(run(ring, counters, state, interval, ctx.clone()));
+    let task = tokio::spawn(run(ring, counters, series, state, interval, ctx.clone()));
     Ok((task, HttpPause::new(paused, paused_flag)))
+}
+
+/// Reads the series the kernel counted since the last call into the RED
+/// histograms (`both`: of both generations, at the end).
+async fn read_series(series: &mut KernelSeries, state: &mut State, both: bool) {
+    for _ in 0..=usize::from(both) {
+        if let Err(e) = series.flip() {
+            tracing::warn!("http: flipping the kernel's series generation: {e}");
+            return;
+        }
+        tokio::time::sleep(GRACE).await;
+        series.take(|c| state.kernel_series(c));
+    }
 }
 
 async fn run(
     mut ring: AsyncFd<RingBuf<MapData>>,
     kernel: Array<MapData, u64>,
+    mut series: KernelSeries,
     mut state: State,
     interval: Duration,
     ctx: AgentContext,
@@ -301,6 +345,7 @@ async fn run(
             _ = ctx.shutdown.cancelled() => break,
             _ = tick.tick() => {
                 state.sync_clock();
+                read_series(&mut series, &mut state, false).await;
                 state.flush(&kernel, &mut seen, &tx);
             }
             _ = drain.tick() => {
@@ -325,6 +370,7 @@ async fn run(
         state.record(&item, &tx);
     }
     state.finish(&tx);
+    read_series(&mut series, &mut state, true).await;
     state.flush(&kernel, &mut seen, &tx);
 }
 

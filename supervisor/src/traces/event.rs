@@ -32,6 +32,7 @@ pub(crate) fn span_of(r: &HttpRequest, node: Arc<str>) -> SpanIn {
             .traceparent
             .and_then(|(t, p)| TraceParent::from_bytes(t, p)),
         node,
+        sampled: r.sampled,
     }
 }
 

@@ -30,6 +30,7 @@ fn span(
         status,
         traceparent: None,
         node: node.into(),
+        sampled: false,
     }
 }
 

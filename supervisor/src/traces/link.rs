@@ -43,6 +43,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     config::LinkConfig,
+    index::{ConnSide, forget, other},
     span::{IdGen, Side, SpanIds, SpanIn},
 };
 
@@ -52,6 +53,14 @@ pub(crate) use super::outcome::Outcome;
 /// arrive and still be found by the searches (ns): records are written to
 /// one ring buffer as requests end, so they arrive in nearly that order.
 const ORDER_SLACK: u64 = 2_000_000_000;
+
+/// Spans of the other end of a connection a span is tried against at
+/// most, newest first. On one connection requests follow each other, so
+/// the other end is among the last few; without the bound a connection
+/// whose other end is not captured (a client elsewhere, a side sampled
+/// out) would be scanned over all its spans of the last seconds, for
+/// every span.
+const CANDIDATES: usize = 64;
 
 /// The other end of a span's connection, found on this host.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,8 +150,8 @@ pub(crate) struct Linker {
     base: u64,
     /// The arrival number of the first span not emitted by [`Linker::drain`] yet.
     pending: u64,
-    /// Spans not paired yet, by connection, in arrival order.
-    by_conn: HashMap<(SocketAddr, SocketAddr), VecDeque<u64>>,
+    /// Spans not paired yet, by connection and side, in arrival order.
+    by_conn: HashMap<ConnSide, VecDeque<u64>>,
     /// Spans by thread, in arrival order.
     by_thread: HashMap<(u32, u32), VecDeque<u64>>,
     counts: [u64; Outcome::ALL.len()],
@@ -257,7 +266,8 @@ impl Linker {
             emitted: false,
         });
         if !self.link_conn(id, conn) {
-            self.by_conn.entry(conn).or_default().push_back(id);
+            let side = self.entry(id).span.side;
+            self.by_conn.entry((conn, side)).or_default().push_back(id);
         }
         self.link_thread(id, thread);
         self.by_thread.entry(thread).or_default().push_back(id);
@@ -346,14 +356,16 @@ impl Linker {
         let early = me
             .start_ns
             .saturating_sub(loose.saturating_add(ORDER_SLACK));
+        let waiting = (conn, other(me.side));
         let candidates = |slack| {
             self.by_conn
-                .get(&conn)
+                .get(&waiting)
                 .into_iter()
                 .flat_map(|v| v.iter().rev())
                 .filter_map(|o| self.get(*o))
                 .take_while(|o| o.span.end_ns >= early)
-                .filter(|o| o.span.side != me.side && o.peer.is_none())
+                .take(CANDIDATES)
+                .filter(|o| o.peer.is_none())
                 .filter(move |o| match me.side {
                     Side::Client => Self::contains(me, &o.span, slack),
                     Side::Server => Self::contains(&o.span, me, slack),
@@ -366,7 +378,7 @@ impl Linker {
         let Some(other) = candidates(strict).or_else(|| candidates(loose)) else {
             return false;
         };
-        forget(&mut self.by_conn, conn, other);
+        forget(&mut self.by_conn, waiting, other);
         self.get_mut(id).expect("just inserted").peer = NonZeroU64::new(other);
         self.get_mut(other).expect("found").peer = NonZeroU64::new(id);
         let (client, server) = match self.entry(id).span.side {
@@ -561,7 +573,7 @@ impl Linker {
         };
         self.base += 1;
         match e.peer() {
-            None => forget(&mut self.by_conn, e.span.conn(), e.id),
+            None => forget(&mut self.by_conn, (e.span.conn(), e.span.side), e.id),
             // it leaves first (evicted): its peer still names it
             Some(p) => {
                 if let Some(p) = self.get_mut(p)
@@ -572,21 +584,6 @@ impl Linker {
             }
         }
         forget(&mut self.by_thread, (e.span.pid, e.span.tid), e.id);
-    }
-}
-
-/// Takes `id` out of the index list of `key` (lists are in arrival order
-/// and spans leave in about that order: the front is tried first).
-fn forget<K: std::hash::Hash + Eq>(index: &mut HashMap<K, VecDeque<u64>>, key: K, id: u64) {
-    if let Some(v) = index.get_mut(&key) {
-        if v.front() == Some(&id) {
-            v.pop_front();
-        } else if let Some(i) = v.iter().rposition(|x| *x == id) {
-            v.remove(i);
-        }
-        if v.is_empty() {
-            index.remove(&key);
-        }
     }
 }
 

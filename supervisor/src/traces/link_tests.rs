@@ -29,6 +29,7 @@ fn span(
         status: 200,
         traceparent: None,
         node: node.into(),
+        sampled: false,
     }
 }
 
@@ -432,6 +433,54 @@ fn searches_do_not_grow_with_the_window() {
         .filter(|s| s.span.side == Server && s.parent_id.is_some())
         .count();
     assert_eq!(servers_with_parent, 20_000);
+}
+
+#[test]
+fn a_connection_whose_other_end_is_missing_is_not_scanned_whole() {
+    use Side::*;
+    let mut l = linker();
+    let mut out = Vec::new();
+    // a keep-alive connection whose client is elsewhere: every server span
+    // waits for a client span that never comes (1 ms apart, so all of
+    // them lie within the searches' reach)
+    let server = |t: u64| {
+        span(
+            Server,
+            "web",
+            (2, 2),
+            (t, t + 1),
+            "10.0.0.2:80",
+            "10.0.0.9:5000",
+        )
+    };
+    for t in 0..2_000u64 {
+        let s = server(t);
+        out.extend(l.push(s, t * MS));
+    }
+    // the searches look at the newest CANDIDATES waiting spans of the
+    // other side only: a client span now pairs with the newest, and one
+    // whose server is further back than that is not paired
+    let client = |t: u64| {
+        span(
+            Client,
+            "far",
+            (1, 1),
+            (t, t + 2),
+            "10.0.0.9:5000",
+            "10.0.0.2:80",
+        )
+    };
+    out.extend(l.push(client(1_999), 2_001 * MS));
+    out.extend(l.push(client(1_000 - 1), 2_001 * MS));
+    out.extend(l.flush());
+    let far: Vec<_> = out.iter().filter(|s| &*s.span.node == "far").collect();
+    let peers: Vec<_> = far.iter().map(|s| s.peer.is_some()).collect();
+    assert_eq!(peers, [true, false], "{far:?}");
+    assert_eq!(
+        far[0].peer.as_ref().map(|p| p.duration_ns),
+        Some(MS),
+        "paired with the server span within it"
+    );
 }
 
 #[test]

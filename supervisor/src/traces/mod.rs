@@ -7,6 +7,7 @@ pub(crate) mod config;
 pub(crate) mod event;
 pub(crate) mod export;
 pub(crate) mod graph;
+mod index;
 pub(crate) mod link;
 mod outcome;
 pub(crate) mod sample;

@@ -85,13 +85,16 @@ impl Default for SampleConfig {
 }
 
 impl SampleConfig {
-    /// What `span` alone says about its trace: an error, slow, or neither.
+    /// What `span` alone says about its trace: an error, slow, sampled by
+    /// the kernel, or none of these.
     pub(crate) fn notable(&self, span: &SpanIn) -> Option<Kept> {
         let error = span.status >= 500 || (span.side == Side::Client && span.status >= 400);
         if error {
             Some(Kept::Error)
         } else if span.duration_ns() >= self.slow.as_nanos() as u64 {
             Some(Kept::Slow)
+        } else if span.sampled {
+            Some(Kept::Sampled)
         } else {
             None
         }
@@ -300,6 +303,7 @@ mod tests {
             status,
             traceparent: None,
             node: "a".into(),
+            sampled: false,
         };
         assert_eq!(cfg.notable(&span(Side::Server, 503, 1)), Some(Kept::Error));
         assert_eq!(cfg.notable(&span(Side::Server, 404, 1)), None);

@@ -64,6 +64,8 @@ pub(crate) struct SpanIn {
     pub(crate) traceparent: Option<TraceParent>,
     /// Who this end is: container, pod or service name (or the process).
     pub(crate) node: Arc<str>,
+    /// The kernel sampled its call chain (`HttpRequest::sampled`).
+    pub(crate) sampled: bool,
 }
 
 impl SpanIn {

@@ -42,6 +42,7 @@ fn request(
         response_size: 20,
         traceparent: None,
         workload: Some(Arc::new(workload)),
+        sampled: false,
     }])
 }
 
