@@ -23,6 +23,9 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("cargo:rustc-check-cfg=cfg(hotpath_skipped)");
+    // the programs share their types and helpers with hotpath-common:
+    // aya-build only watches hotpath-ebpf
+    println!("cargo:rerun-if-changed=../hotpath-common/src");
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

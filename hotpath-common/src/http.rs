@@ -255,3 +255,66 @@ mod pod {
 
 const _: () = assert!(core::mem::size_of::<HttpSeriesKey>() == 32 + HTTP_LINE_LEN);
 const _: () = assert!(HTTP_LINE_LEN <= HTTP_HEAD_LEN && HTTP_LINE_LEN < 256);
+
+/// How many of a request head's first bytes a RED series is keyed by:
+/// the method and path, up to the second blank, `?`, `#` or the line's
+/// end, at most [`HTTP_LINE_LEN`]. Runs in the kernel
+/// (`hotpath-ebpf/src/http_series.rs` copies that many bytes as whole
+/// words). One loop that only finds the end: templating identifiers there
+/// too, with a segment's state carried from byte to byte, is more than the
+/// verifier can follow.
+#[inline(always)]
+pub fn series_line_len(head: &[u8; HTTP_HEAD_LEN], head_len: u32) -> usize {
+    let mut end = 0;
+    let mut blanks = 0;
+    while end < HTTP_LINE_LEN && (end as u32) < head_len {
+        let b = head[end];
+        if b == b' ' {
+            blanks += 1;
+        }
+        if blanks == 2 || b == b'?' || b == b'#' || b == b'\r' || b == b'\n' {
+            break;
+        }
+        end += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::{format, string::String};
+
+    use super::*;
+
+    fn line_of(request: &str) -> String {
+        let mut head = [b'x'; HTTP_HEAD_LEN];
+        head[..request.len()].copy_from_slice(request.as_bytes());
+        let n = series_line_len(&head, request.len() as u32);
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    }
+
+    #[test]
+    fn series_lines_hold_the_method_and_path() {
+        let cases = [
+            ("GET /users/17 HTTP/1.1\r\n", "GET /users/17"),
+            (
+                "GET /users/18/posts/2?x=1 HTTP/1.1\r\n",
+                "GET /users/18/posts/2",
+            ),
+            ("POST /api/v1/orders HTTP/1.1\r\n", "POST /api/v1/orders"),
+            ("GET / HTTP/1.1\r\n", "GET /"),
+            ("GET /a#frag HTTP/1.1\r\n", "GET /a"),
+            ("GET /a\r\n", "GET /a"),
+            ("OPTIONS * HTTP/1.1\r\n", "OPTIONS *"),
+            ("GET /12", "GET /12"),
+        ];
+        for (request, want) in cases {
+            assert_eq!(line_of(request), want, "{request:?}");
+        }
+        let long = format!("GET /{} HTTP/1.1\r\n", "a/".repeat(60));
+        let got = line_of(&long);
+        assert_eq!(got.len(), HTTP_LINE_LEN);
+        assert!(long.starts_with(&got));
+    }
+}

@@ -448,9 +448,9 @@ fn start(c: &mut HttpRecord, pid_tgid: u64, m: u64, ret: u64, kind: u8) {
 
 /// The response to the pending request: counted in its RED series, and
 /// the connection's record, filled in place, to user space (only the
-/// filled part of its head) when every record goes there, when the series
-/// is new (the agent learns its path), when the kernel could not count it,
-/// or when its span is wanted ([`crate::http_sample::send`]).
+/// filled part of its head) when every record goes there, when its span is
+/// wanted ([`crate::http_sample::send`]), or when the kernel could not
+/// count it.
 #[inline(always)]
 fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
     // SAFETY: helper without preconditions.
@@ -466,7 +466,7 @@ fn emit(c: &mut HttpRecord, pid_tgid: u64, ret: u64, status: u16) {
     // (the decision's bookkeeping runs whatever the other reasons)
     let wanted = records_all()
         || crate::http_sample::send(c, pid_tgid as u32, status, dur)
-        || counted != Counted::Known;
+        || counted == Counted::No;
     if wanted {
         output(c);
     } else {

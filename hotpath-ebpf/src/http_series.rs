@@ -6,10 +6,10 @@
 //! deletes the series of the generation it left (`supervisor/src/http/series.rs`).
 //!
 //! The path is the request's own, as far as [`HTTP_LINE_LEN`] bytes (the
-//! agent makes routes of it): a service with many distinct paths has many
-//! series. When the map is full a request is not counted here and goes to
-//! the ring buffer for the agent to count, so nothing is lost while the
-//! ring has room.
+//! agent makes routes of it, `/users/{id}`): a service with many distinct
+//! paths has many series. When the map is full a request is not counted
+//! here and goes to the ring buffer for the agent to count, so nothing is
+//! lost while the ring has room.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use hotpath_common::http::{
     HTTP_BOUNDS_NS, HTTP_CLIENT, HTTP_HEAD_LEN, HTTP_LINE_LEN, HTTP_SERIES_MAX, HttpDrop,
-    HttpRecord, HttpSeries, HttpSeriesKey,
+    HttpRecord, HttpSeries, HttpSeriesKey, series_line_len,
 };
 
 use crate::add;
@@ -66,7 +66,7 @@ pub(crate) fn count(c: &HttpRecord, dur: u64, status: u16) -> Counted {
     k.class = (status / 100) as u8;
     k.kind = c.kind;
     k.generation = HTTP_SERIES_GEN.get(0).map_or(0, |g| (*g & 1) as u8);
-    k.line_len = line(k, &c.head, c.head_len);
+    k.line_len = line(k, &c.head, series_line_len(&c.head, c.head_len));
     let b = bucket(dur);
     if add_to(k, b, dur) {
         return Counted::Known;
@@ -117,23 +117,10 @@ fn bucket(dur: u64) -> usize {
 const LINE_WORDS: usize = HTTP_LINE_LEN / 8;
 const _: () = assert!(HTTP_LINE_LEN % 8 == 0);
 
-/// Fills `k.line` with the request line's method and path (up to the
-/// second blank, `?`, `#` or the line's end, at most [`HTTP_LINE_LEN`]
-/// bytes, the rest zero): how many bytes.
+/// Fills `k.line` with the first `end` bytes of `head` (the rest zero), a
+/// word at a time: how many.
 #[inline(always)]
-fn line(k: &mut HttpSeriesKey, head: &[u8; HTTP_HEAD_LEN], head_len: u32) -> u8 {
-    let mut end = 0;
-    let mut blanks = 0;
-    while end < HTTP_LINE_LEN && (end as u32) < head_len {
-        let b = head[end];
-        if b == b' ' {
-            blanks += 1;
-        }
-        if blanks == 2 || b == b'?' || b == b'#' || b == b'\r' || b == b'\n' {
-            break;
-        }
-        end += 1;
-    }
+fn line(k: &mut HttpSeriesKey, head: &[u8; HTTP_HEAD_LEN], end: usize) -> u8 {
     // SAFETY: `head` starts 8-aligned in `HttpRecord` (repr(C), after five
     // u64 fields and 8-byte multiples), `line` in `HttpSeriesKey`
     // likewise; both are plain bytes.

@@ -10,198 +10,29 @@
 //! (`sample_ratio = 0.5`), the map and the service-graph metrics still
 //! count every request, and the spans the OTLP receiver gets form whole
 //! traces (8 spans, every parent link right): the failed ones all, the
-//! others some kept and some dropped, never a part of one.
+//! others some kept and some dropped, never a part of one. This is
+//! `[http] records = "all"`; `service_map_sampled.rs` runs the same
+//! system with the kernel's sampling.
 
 mod containers_support;
+mod demo_support;
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use containers_support::{can_run, runtimes, wait_for};
+use demo_support::{
+    Demo, FAIL_EVERY, N, POOL_N, brief, chain_complete, count, edge, edges_brief, http_drops,
+    map_json, otlp_spans,
 };
-
-use containers_support::{DEMO_IMAGE, Runtimes, can_run, demo_image, run, runtimes, wait_for};
 use eunomia_tests::{
     Agent, eunomia, kernel_lock,
-    otlp::{OtlpReceiver, Received, attr},
+    otlp::OtlpReceiver,
     prom::{Prometheus, free_port, value_of},
 };
 use serde_json::Value;
 
-const N: u64 = 40;
-const POOL_N: u64 = 20;
-const FAIL_EVERY: u64 = 5;
 /// Share of the traces kept by ratio.
 const RATIO: f64 = 0.5;
-
-/// The demo containers and network; removed on drop (also when a test fails).
-struct Demo<'a> {
-    rt: &'a Runtimes,
-    prefix: String,
-    net: String,
-    bin: PathBuf,
-    ips: HashMap<&'static str, String>,
-}
-
-impl Drop for Demo<'_> {
-    fn drop(&mut self) {
-        for name in ["frontend", "api", "auth", "data", "pool"] {
-            let _ = self
-                .rt
-                .docker()
-                .args(["rm", "-f", &format!("{}-{name}", self.prefix)])
-                .output();
-        }
-        let _ = self.rt.docker().args(["network", "rm", &self.net]).output();
-    }
-}
-
-impl<'a> Demo<'a> {
-    fn start(rt: &'a Runtimes) -> Demo<'a> {
-        let bin = demo_image(rt);
-        let pid = std::process::id();
-        let subnet = format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250);
-        let prefix = format!("demo{pid}");
-        let net = format!("{prefix}-net");
-        let mut demo = Demo {
-            rt,
-            prefix,
-            net,
-            bin,
-            ips: HashMap::new(),
-        };
-        run(rt.docker().args([
-            "network",
-            "create",
-            "--subnet",
-            &format!("{subnet}.0/24"),
-            &demo.net,
-        ]));
-        let ip = |n| format!("{subnet}.{n}");
-        let fail = FAIL_EVERY.to_string();
-        let services: [(&str, u8, Vec<String>); 5] = [
-            ("data", 10, vec!["--fail-every".into(), fail]),
-            ("auth", 11, vec![]),
-            (
-                "api",
-                12,
-                vec![
-                    "--call".into(),
-                    format!("auth={}:8080", ip(11)),
-                    "--call".into(),
-                    format!("data={}:8080", ip(10)),
-                ],
-            ),
-            (
-                "frontend",
-                13,
-                vec!["--call".into(), format!("api={}:8080", ip(12))],
-            ),
-            (
-                "pool",
-                14,
-                vec![
-                    "--call".into(),
-                    format!("data={}:8080", ip(10)),
-                    "--pool".into(),
-                    "2".into(),
-                ],
-            ),
-        ];
-        for (name, n, args) in services {
-            run(rt
-                .docker()
-                .args(["run", "-d", "--name", &format!("{}-{name}", demo.prefix)])
-                .args(["--network", &demo.net, "--ip", &ip(n)])
-                .arg(DEMO_IMAGE)
-                .args(["serve", "--port", "8080"])
-                .args(&args));
-            demo.ips.insert(name, ip(n));
-        }
-        for name in ["data", "auth", "api", "frontend", "pool"] {
-            let addr = format!("{}:8080", demo.ips[name]);
-            wait_for(Duration::from_secs(20), name, || {
-                std::net::TcpStream::connect(&addr).is_ok()
-            });
-        }
-        demo
-    }
-
-    fn node(&self, name: &str) -> String {
-        format!("{}-{name}", self.prefix)
-    }
-
-    /// `demo-svc load` against `name`: (ok, failed).
-    fn load(&self, name: &str, n: u64) -> (u64, u64) {
-        let out = run(Command::new(&self.bin).args([
-            "load",
-            "--addr",
-            &format!("{}:8080", self.ips[name]),
-            "--requests",
-            &n.to_string(),
-        ]));
-        let v: Value = serde_json::from_str(out.trim()).expect("load output");
-        (v["ok"].as_u64().unwrap(), v["failed"].as_u64().unwrap())
-    }
-}
-
-fn map_json(socket: &Path) -> Value {
-    let out = eunomia()
-        .args(["map", "--json", "--socket"])
-        .arg(socket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("map JSON")
-}
-
-/// The agent's counts of what it could not deliver of the HTTP capture
-/// (`eunomia_http_dropped_total` series above zero), for failure messages.
-fn http_drops(port: u16) -> Vec<String> {
-    reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
-        .and_then(|r| r.text())
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("eunomia_http_dropped_total") && !l.ends_with(" 0"))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The map's edges, one short line each (a failure message's first
-/// lines survive where a long one is cut).
-fn edges_brief(map: &Value) -> String {
-    let edges = map["map"]["edges"].as_array().cloned().unwrap_or_default();
-    edges
-        .iter()
-        .map(|e| {
-            format!(
-                "{} -> {} [{}]: {} requests, {} failed",
-                e["client"].as_str().unwrap_or("?"),
-                e["server"].as_str().unwrap_or("?"),
-                e["connection_type"].as_str().unwrap_or("?"),
-                count(Some(e), "requests"),
-                count(Some(e), "failed")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn edge<'v>(map: &'v Value, client: &str, server: &str) -> Option<&'v Value> {
-    map["map"]["edges"]
-        .as_array()?
-        .iter()
-        .find(|e| e["client"] == client && e["server"] == server && e["connection_type"] == "")
-}
-
-fn count(e: Option<&Value>, key: &str) -> u64 {
-    e.and_then(|e| e[key].as_u64()).unwrap_or(0)
-}
 
 #[test]
 fn demo_system_traces_edges_and_map() {
@@ -520,80 +351,4 @@ fn dashboard_service_map(prom: &Prometheus, services: &[&String]) {
             wait(&q, title, &|r| !r.is_empty());
         }
     }
-}
-
-/// The spans the receiver got, as `eunomia map --json` shows spans
-/// (`node` the resource's `service.name`), with `error` their status.
-fn otlp_spans(got: &Received) -> Vec<Value> {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut out = Vec::new();
-    for rs in got.traces.iter().flat_map(|r| &r.resource_spans) {
-        let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-        let node = attr(attrs, "service.name").unwrap_or("");
-        for s in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-            out.push(serde_json::json!({
-                "trace_id": hex(&s.trace_id),
-                "span_id": hex(&s.span_id),
-                "parent_id": (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id)),
-                "node": node,
-                "kind": if s.kind == 2 { "server" } else { "client" },
-                "error": s.status.as_ref().is_some_and(|st| st.code == 2),
-                "tid": null, "local": null, "remote": null, "duration_ns": s.end_time_unix_nano - s.start_time_unix_nano,
-            }));
-        }
-    }
-    out
-}
-
-/// One line per span, to show a trace that is not right.
-fn brief(t: &[&Value]) -> Vec<String> {
-    t.iter()
-        .map(|s| {
-            format!(
-                "{} {} tid {} {}→{} id {} parent {} dur {}",
-                s["node"],
-                s["kind"],
-                s["tid"],
-                s["local"],
-                s["remote"],
-                s["span_id"],
-                s["parent_id"],
-                s["duration_ns"]
-            )
-        })
-        .collect()
-}
-
-/// Whether one trace holds the frontend's server and client spans, the
-/// api's server span and its two calls, auth's and data's server spans,
-/// each with its parent in the trace.
-fn chain_complete(t: &[&Value], fe: &str, api: &str, auth: &str, data: &str) -> bool {
-    let find = |node: &str, kind: &str| -> Vec<&Value> {
-        t.iter()
-            .copied()
-            .filter(|s| s["node"] == node && s["kind"] == kind)
-            .collect()
-    };
-    let id = |s: &Value| s["span_id"].as_str().unwrap_or("").to_owned();
-    let parent = |s: &Value| s["parent_id"].as_str().unwrap_or("").to_owned();
-    let (fe_s, fe_c, api_s, api_c, auth_s, data_s) = (
-        find(fe, "server"),
-        find(fe, "client"),
-        find(api, "server"),
-        find(api, "client"),
-        find(auth, "server"),
-        find(data, "server"),
-    );
-    if [&fe_s, &fe_c, &api_s, &auth_s, &data_s]
-        .iter()
-        .any(|v| v.len() != 1)
-        || api_c.len() != 2
-    {
-        return false;
-    }
-    parent(fe_c[0]) == id(fe_s[0])
-        && parent(api_s[0]) == id(fe_c[0])
-        && api_c.iter().all(|c| parent(c) == id(api_s[0]))
-        && api_c.iter().any(|c| parent(auth_s[0]) == id(c))
-        && api_c.iter().any(|c| parent(data_s[0]) == id(c))
 }
