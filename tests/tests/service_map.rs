@@ -19,13 +19,13 @@ mod demo_support;
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
-use containers_support::{can_run, runtimes, wait_for};
+use containers_support::{can_run, runtimes};
 use demo_support::{
     Demo, FAIL_EVERY, N, POOL_N, brief, chain_complete, count, edge, edges_brief, http_drops,
-    map_json, otlp_spans,
+    map_json, otlp_spans, start_agent, user_traces,
 };
 use eunomia_tests::{
-    Agent, eunomia, kernel_lock,
+    eunomia, kernel_lock,
     otlp::OtlpReceiver,
     prom::{Prometheus, free_port, value_of},
 };
@@ -43,38 +43,16 @@ fn demo_system_traces_edges_and_map() {
     let rt = runtimes();
     let demo = Demo::start(rt);
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("eunomia.sock");
     let port = free_port();
-    let config = dir.path().join("eunomia.toml");
     let receiver = OtlpReceiver::start();
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nrecords = \"all\"\nsample_ratio = {RATIO}\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
-            rt.enrich_toml(),
-            receiver.endpoint()
-        ),
-    )
-    .unwrap();
-    let mut agent = Agent::start(&[
-        "run",
-        "--for",
-        "240s",
-        "--config",
-        config.to_str().unwrap(),
-        "--socket",
-        socket.to_str().unwrap(),
-    ]);
-    agent.wait_for_stderr("control API listening", Duration::from_secs(30));
-    // the capture is on once a request to auth shows in the map
+    let (agent, socket) = start_agent(
+        &demo,
+        dir.path(),
+        &format!("records = \"all\"\nsample_ratio = {RATIO}"),
+        port,
+        &receiver,
+    );
     let auth = demo.node("auth");
-    wait_for(Duration::from_secs(60), "HTTP capture attached", || {
-        demo.load("auth", 1);
-        std::thread::sleep(Duration::from_millis(500));
-        map_json(&socket)["map"]["edges"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["server"] == auth.as_str()))
-    });
 
     let prom = Prometheus::start(&format!(
         "  - job_name: eunomia\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
@@ -257,20 +235,7 @@ fn demo_system_traces_edges_and_map() {
 
     // the OTLP spans: whole linked traces, sampled per trace
     let otlp = otlp_spans(&receiver.received());
-    let mut exported: HashMap<&str, Vec<&Value>> = HashMap::new();
-    for s in &otlp {
-        exported
-            .entry(s["trace_id"].as_str().unwrap())
-            .or_default()
-            .push(s);
-    }
-    let user: Vec<&Vec<&Value>> = exported
-        .values()
-        .filter(|t| {
-            t.iter()
-                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server")
-        })
-        .collect();
+    let user = user_traces(&otlp, &fe);
     let partial: Vec<Vec<String>> = user
         .iter()
         .filter(|t| t.len() != 8 || !chain_complete(t, &fe, &api, &auth, &data))

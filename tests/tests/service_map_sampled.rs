@@ -13,11 +13,13 @@
 mod containers_support;
 mod demo_support;
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use containers_support::{can_run, runtimes, wait_for};
-use demo_support::{Demo, FAIL_EVERY, N, brief, chain_complete, map_json, otlp_spans};
-use eunomia_tests::{Agent, kernel_lock, otlp::OtlpReceiver, prom::free_port};
+use demo_support::{
+    Demo, FAIL_EVERY, N, brief, chain_complete, otlp_spans, start_agent, user_traces,
+};
+use eunomia_tests::{kernel_lock, otlp::OtlpReceiver, prom::free_port};
 use serde_json::Value;
 
 #[test]
@@ -29,39 +31,10 @@ fn kernel_sampling_keeps_chains_whole_and_failures_with_their_spine() {
     let rt = runtimes();
     let demo = Demo::start(rt);
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("eunomia.sock");
     let port = free_port();
-    let config = dir.path().join("eunomia.toml");
     let receiver = OtlpReceiver::start();
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\nsample_ratio = 0.5\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
-            rt.enrich_toml(),
-            receiver.endpoint()
-        ),
-    )
-    .unwrap();
-    let mut agent = Agent::start(&[
-        "run",
-        "--for",
-        "240s",
-        "--config",
-        config.to_str().unwrap(),
-        "--socket",
-        socket.to_str().unwrap(),
-    ]);
-    agent.wait_for_stderr("control API listening", Duration::from_secs(30));
-    // the capture is on once a request to auth shows in the map (a
-    // series' first request is always recorded)
+    let (agent, _socket) = start_agent(&demo, dir.path(), "sample_ratio = 0.5", port, &receiver);
     let auth = demo.node("auth");
-    wait_for(Duration::from_secs(60), "HTTP capture attached", || {
-        demo.load("auth", 1);
-        std::thread::sleep(Duration::from_millis(500));
-        map_json(&socket)["map"]["edges"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["server"] == auth.as_str()))
-    });
     let (ok, failed) = demo.load("frontend", N);
     let injected = N / FAIL_EVERY;
     assert_eq!((ok, failed), (N - injected, injected));
@@ -90,20 +63,7 @@ fn kernel_sampling_keeps_chains_whole_and_failures_with_their_spine() {
     assert_eq!(code, 0);
 
     let otlp = otlp_spans(&receiver.received());
-    let mut traces: HashMap<&str, Vec<&Value>> = HashMap::new();
-    for s in &otlp {
-        traces
-            .entry(s["trace_id"].as_str().unwrap())
-            .or_default()
-            .push(s);
-    }
-    let user: Vec<&Vec<&Value>> = traces
-        .values()
-        .filter(|t| {
-            t.iter()
-                .any(|s| s["node"] == fe.as_str() && s["kind"] == "server")
-        })
-        .collect();
+    let user = user_traces(&otlp, &fe);
     let failed_trace = |t: &[&Value]| {
         t.iter()
             .any(|s| s["node"] == fe.as_str() && s["kind"] == "server" && s["error"] == true)

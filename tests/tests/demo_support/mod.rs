@@ -17,8 +17,8 @@ use std::{
 };
 
 use eunomia_tests::{
-    eunomia,
-    otlp::{Received, attr},
+    Agent, eunomia,
+    otlp::{OtlpReceiver, Received, attr},
 };
 use serde_json::Value;
 
@@ -140,6 +140,66 @@ impl<'a> Demo<'a> {
         let v: Value = serde_json::from_str(out.trim()).expect("load output");
         (v["ok"].as_u64().unwrap(), v["failed"].as_u64().unwrap())
     }
+}
+
+/// An agent following the demo system: `http` the `[http]` section's
+/// settings, a Prometheus endpoint on `port`, OTLP to `receiver`, its
+/// control socket in `dir`. Returns once its capture sees a request to
+/// auth in the map (tried once a second: a request the kernel samples out
+/// is not in the map).
+pub fn start_agent(
+    demo: &Demo<'_>,
+    dir: &Path,
+    http: &str,
+    port: u16,
+    receiver: &OtlpReceiver,
+) -> (Agent, PathBuf) {
+    let socket = dir.join("eunomia.sock");
+    let config = dir.join("eunomia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\npoll_interval = \"1s\"\n[http]\nenabled = true\n{http}\nmax_spans_per_second = 100000\n[enrich]\n{}\n[sinks.prometheus]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[sinks.otlp]\nendpoint = \"{}\"\nexport_interval = \"500ms\"\nlogs = false\n",
+            demo.rt.enrich_toml(),
+            receiver.endpoint()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&[
+        "run",
+        "--for",
+        "240s",
+        "--config",
+        config.to_str().unwrap(),
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    agent.wait_for_stderr("control API listening", Duration::from_secs(30));
+    let auth = demo.node("auth");
+    wait_for(Duration::from_secs(60), "HTTP capture attached", || {
+        demo.load("auth", 1);
+        std::thread::sleep(Duration::from_millis(500));
+        map_json(&socket)["map"]["edges"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["server"] == auth.as_str()))
+    });
+    (agent, socket)
+}
+
+/// The spans exported by trace id, those of user requests only (a trace
+/// holding the frontend's server span).
+pub fn user_traces<'a>(otlp: &'a [Value], fe: &str) -> Vec<Vec<&'a Value>> {
+    let mut traces: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for s in otlp {
+        traces
+            .entry(s["trace_id"].as_str().unwrap_or(""))
+            .or_default()
+            .push(s);
+    }
+    traces
+        .into_values()
+        .filter(|t| t.iter().any(|s| s["node"] == fe && s["kind"] == "server"))
+        .collect()
 }
 
 pub fn map_json(socket: &Path) -> Value {
