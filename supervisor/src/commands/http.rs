@@ -134,7 +134,7 @@ async fn capture_here(args: &HttpArgs) -> anyhow::Result<()> {
     match result {
         Err(err) if broken_pipe(&err) => Ok(()),
         Err(err) => Err(err.context(
-            "`eunomia http` without an agent loads the HTTP capture itself (root and a kernel with BTF), or follows an agent started with [http] enabled = true",
+            "`eunomia http` without an agent loads the HTTP capture itself (root and a kernel with BTF), or follows an agent whose capture is on ([http] enabled, the default)",
         )),
         ok => ok,
     }

@@ -1,4 +1,4 @@
-//! The `[http]` section: HTTP/1.x request capture. Its cost
+//! The `[http]` section: HTTP/1.x request capture, on by default. Its cost
 //! (`scripts/bench-http.sh`, docs/metrics.md): about 0.55 µs per request
 //! and captured side with `records = "sampled"` (the kernel counts the RED
 //! histograms and sends records for spans only), about 0.9 µs with
@@ -74,7 +74,7 @@ impl HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            enabled: false,
+            enabled: true,
             max_routes: 100,
             sample_ratio: 0.1,
             slow_threshold: Duration::from_secs(1),
@@ -105,11 +105,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn off_by_default_and_can_be_turned_on() {
-        assert!(!HttpConfig::default().enabled);
-        assert_eq!(HttpConfig::default().validate(), Ok(()));
-        let c: HttpConfig = toml::from_str("enabled = true\n").unwrap();
-        assert!(c.enabled);
+    fn on_by_default_sampled_in_the_kernel_and_can_be_turned_off() {
+        let d = HttpConfig::default();
+        assert!(d.enabled);
+        assert_eq!(d.records, Records::Sampled);
+        assert_eq!(d.validate(), Ok(()));
+        let c = d.capture().expect("captured");
+        assert!(!c.every_request);
+        assert_eq!(c.sample_below, (0.1f64 * 4_294_967_296.0) as u64);
+        assert_eq!(d.agent_ratio(), 0.0, "the kernel sampled already");
+        let c: HttpConfig = toml::from_str("enabled = false\n").unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.capture(), None);
+        let c: HttpConfig = toml::from_str("records = \"all\"\nsample_ratio = 0.3\n").unwrap();
+        assert_eq!(c.capture(), Some(HttpCapture::EVERY_REQUEST));
+        assert_eq!(c.agent_ratio(), 0.3);
+        assert!(toml::from_str::<HttpConfig>("records = \"some\"\n").is_err());
         assert!(toml::from_str::<HttpConfig>("bogus = 1\n").is_err());
         let c: HttpConfig =
             toml::from_str("sample_ratio = 1.5\nslow_threshold = \"250ms\"\n").unwrap();
