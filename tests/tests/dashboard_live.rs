@@ -88,6 +88,7 @@ fn panel_queries() -> Vec<(String, String)> {
 /// Grafana's variables as a dashboard user with "All" selected has them.
 fn substitute(expr: &str) -> String {
     expr.replace("$__rate_interval", "30s")
+        .replace("$__range", "5m")
         .replace("$instance", ".*")
         .replace("$container", ".*")
 }
