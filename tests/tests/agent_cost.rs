@@ -300,13 +300,16 @@ fn a_cpu_budget_below_the_cost_is_honoured() {
     let _serial = kernel_lock();
     // far below anything the agent can cost (its exact syscall probe under a
     // busy getppid loop costs a few % of the machine, its process more than
-    // this): the budget must degrade, however loaded the machine is
+    // this): the budget must degrade, however loaded the machine is. The
+    // HTTP capture is off, so the first step is sampling the syscalls
+    // (`a_budget_pauses_the_http_capture_first` has it on)
     const BUDGET_PERCENT: f64 = 0.001;
     let cfg = config(
         "cost-budget",
         &format!(
             "[agent]\npoll_interval = \"1s\"\ncpu_budget = {BUDGET_PERCENT}\n\
-             [hotpath]\ntcp = false\n[tools]\nenabled = []\n[rules]\nenabled = false\n"
+             [hotpath]\ntcp = false\n[tools]\nenabled = []\n[rules]\nenabled = false\n\
+             [http]\nenabled = false\n"
         ),
     );
     let _load = Load::start();
