@@ -54,20 +54,6 @@ const ONLY_ON_TROUBLE_OR_CONTAINERS: &[(&str, &str)] = &[
         "eunomia_hotpath_map_full_total",
         "only when a kernel map is full",
     ),
-    // the service map's panels run against a real Prometheus in
-    // tests/tests/service_map.rs, on the demo system
-    (
-        "traces_service_graph_request_total",
-        "needs HTTP capture or a container's TCP calls",
-    ),
-    (
-        "traces_service_graph_request_failed_total",
-        "needs HTTP capture",
-    ),
-    (
-        "traces_service_graph_request_server_seconds",
-        "needs HTTP capture",
-    ),
 ];
 
 /// Every panel query of the dashboard, with its panel title.
@@ -88,7 +74,6 @@ fn panel_queries() -> Vec<(String, String)> {
 /// Grafana's variables as a dashboard user with "All" selected has them.
 fn substitute(expr: &str) -> String {
     expr.replace("$__rate_interval", "30s")
-        .replace("$__range", "5m")
         .replace("$instance", ".*")
         .replace("$container", ".*")
 }
@@ -239,6 +224,13 @@ fn every_dashboard_query_returns_data() {
     let mut unverified = BTreeSet::new();
     let mut labels_cache: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
     for (title, expr) in panel_queries() {
+        // the service map's panels run against a real Prometheus in
+        // tests/tests/service_map.rs, on the demo system: here the edges
+        // are whatever HTTP the machine makes (the scrapes), and their
+        // queries make labels (`id`) that no metric has
+        if expr.contains("traces_service_graph_") {
+            continue;
+        }
         let q = substitute(&expr);
         let mut all_present = true;
         for m in metrics_in(&q) {

@@ -14,6 +14,7 @@
 //! - [`offsets`] finds tracepoint-record and kernel-struct offsets at load time.
 //! - [`config`] is the `[hotpath]` configuration section.
 
+pub(crate) mod batch;
 pub(crate) mod config;
 pub(crate) mod execs;
 pub(crate) mod loader;

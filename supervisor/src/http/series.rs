@@ -12,10 +12,13 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use aya::maps::{Array, HashMap, MapData, MapError};
+use std::os::fd::AsFd as _;
+
+use aya::maps::{Array, HashMap, IterableMap as _, MapData, MapError};
 use hotpath_common::http::{HTTP_CLIENT, HttpSeries, HttpSeriesKey};
 
 use super::request::addr;
+use crate::hotpath::batch;
 
 /// How long after a flip the old generation is read.
 pub(crate) const GRACE: Duration = Duration::from_millis(10);
@@ -25,6 +28,8 @@ pub(crate) struct KernelSeries {
     map: HashMap<MapData, HttpSeriesKey, HttpSeries>,
     generation: Array<MapData, u32>,
     current: u32,
+    /// Batched reads failed (said once).
+    one_by_one: bool,
 }
 
 /// One series as the kernel counted it.
@@ -55,6 +60,7 @@ impl KernelSeries {
             map,
             generation,
             current: 0,
+            one_by_one: false,
         }
     }
 
@@ -67,8 +73,38 @@ impl KernelSeries {
 
     /// The series of the generation left at the last flip (call it
     /// [`GRACE`] after), each handed to `each`, then deleted: how many.
+    /// Read and deleted in batches (a system call per thousand series),
+    /// else one by one.
     pub(crate) fn take(&mut self, mut each: impl FnMut(&Counted<'_>)) -> usize {
         let old = (self.current ^ 1) as u8;
+        let fd = self.map.map().fd().as_fd();
+        let all = batch::lookup_all::<HttpSeriesKey, HttpSeries>(fd);
+        if let Err(e) = &all
+            && !self.one_by_one
+        {
+            tracing::warn!("http: batched map reads unavailable ({e}): reading series one by one");
+            self.one_by_one = true;
+        }
+        if let Ok(all) = all {
+            let mut keys = Vec::with_capacity(all.len());
+            for (k, v) in all.iter().filter(|(k, _)| k.generation == old) {
+                each(&counted(k, v));
+                keys.push(*k);
+            }
+            if let Err(e) = batch::delete_all(fd, &keys) {
+                tracing::warn!("http: deleting the series read: {e}");
+                for k in &keys {
+                    let _ = self.map.remove(k);
+                }
+            }
+            return keys.len();
+        }
+        self.take_one_by_one(old, each)
+    }
+
+    /// [`KernelSeries::take`] a series at a time (kernels without batched
+    /// map operations).
+    fn take_one_by_one(&mut self, old: u8, mut each: impl FnMut(&Counted<'_>)) -> usize {
         let keys: Vec<HttpSeriesKey> = self
             .map
             .keys()
