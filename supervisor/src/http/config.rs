@@ -1,5 +1,5 @@
 //! The `[http]` section: HTTP/1.x request capture, on by default. Its cost
-//! (`scripts/bench-http.sh`, docs/metrics.md): about 0.55 µs per request
+//! (`scripts/bench-http.sh`, docs/metrics.md): about 0.4 µs per request
 //! and captured side with `records = "sampled"` (the kernel counts the RED
 //! histograms and sends records for spans only), about 0.9 µs with
 //! `records = "all"`.

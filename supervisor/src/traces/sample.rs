@@ -88,13 +88,19 @@ impl SampleConfig {
     /// What `span` alone says about its trace: an error, slow, sampled by
     /// the kernel, or none of these.
     pub(crate) fn notable(&self, span: &SpanIn) -> Option<Kept> {
+        self.alarm(span)
+            .or_else(|| span.sampled.then_some(Kept::Sampled))
+    }
+
+    /// Whether `span` is an error or slow: what keeps its trace even when
+    /// it was decided otherwise. (A span the kernel sampled is not: every
+    /// span of its chain carries the kernel's decision.)
+    pub(crate) fn alarm(&self, span: &SpanIn) -> Option<Kept> {
         let error = span.status >= 500 || (span.side == Side::Client && span.status >= 400);
         if error {
             Some(Kept::Error)
         } else if span.duration_ns() >= self.slow.as_nanos() as u64 {
             Some(Kept::Slow)
-        } else if span.sampled {
-            Some(Kept::Sampled)
         } else {
             None
         }
@@ -312,5 +318,19 @@ mod tests {
             cfg.notable(&span(Side::Client, 200, 1500)),
             Some(Kept::Slow)
         );
+        // the kernel's decision keeps the trace, but is no alarm (every
+        // span of its chain carries it): only errors and slow spans are
+        let sampled = SpanIn {
+            sampled: true,
+            ..span(Side::Server, 200, 1)
+        };
+        assert_eq!(cfg.notable(&sampled), Some(Kept::Sampled));
+        assert_eq!(cfg.alarm(&sampled), None);
+        let failed = SpanIn {
+            sampled: true,
+            ..span(Side::Server, 500, 1)
+        };
+        assert_eq!(cfg.notable(&failed), Some(Kept::Error));
+        assert_eq!(cfg.alarm(&failed), Some(Kept::Error));
     }
 }
